@@ -1,0 +1,2 @@
+//! sessionctl (being written).
+fn main() {}

@@ -1,0 +1,201 @@
+//! The one trait every kind of session implements.
+
+use std::fmt;
+use std::sync::Arc;
+
+use crate::{Clock, Result, SecretStore, Session, SessionType};
+
+/// Start, stop and rotate one kind of session.
+///
+/// A provider is one long-lived object per session type (holding its HTTP
+/// client, SDK config, live tunnels…), registered with the
+/// [`SessionManager`](crate::SessionManager). The manager does the
+/// bookkeeping (status changes, persistence, single-flight, events); the
+/// provider talks to the service.
+///
+/// # Contract
+///
+/// | method | called with status | returns status | must |
+/// |---|---|---|---|
+/// | [`start`](SessionAction::start) | `pending` | `active` | issue credentials / open the session, make them available (sink, handle), set `expiration` if the service gives one |
+/// | [`stop`](SessionAction::stop) | `stopping` | `inactive` | remove everything start and rotate made available (sink entries, stored temporary secrets, remote session, live connection); succeed if it is already gone (**idempotent**) |
+/// | [`rotate`](SessionAction::rotate) | `rotating` | `active` | issue new credentials and make them available **before** revoking the old ones, so there is no moment with none valid; return [`Error::Unsupported`](crate::Error::Unsupported) if [`Capabilities::rotate`] is false |
+///
+/// - Use [`Session::transition`] to set the returned status; never change the
+///   session's id, type, name or parent.
+/// - Errors name the session ([`Session::label`]) and never contain secrets.
+/// - Read the time only from [`ActionContext::clock`].
+/// - Keep secrets in [`ActionContext::secrets`] under the session's id
+///   ([`SecretKey`](crate::SecretKey)), never in the session's `config`.
+///
+/// # Live connections
+///
+/// Tunnel-style providers (SSM data channel, Boundary `connect`) keep a
+/// connection open after `start`. The provider owns those handles, keyed by
+/// session id, and `stop` closes the one for that session; they live as long
+/// as the provider object, i.e. the process. Such providers set
+/// [`Capabilities::live_connection`], and a process that finds such a session
+/// `active` without holding its handle treats it as `disconnected` (resumable)
+/// rather than trusting the stored status.
+///
+/// # What start, stop and rotate mean per session type
+///
+/// See the table in the [crate documentation](crate#what-start-stop-and-rotate-mean-for-each-session-type).
+///
+/// # Dyn use
+///
+/// The trait uses `async-trait` so that `Box<dyn SessionAction>` and
+/// `Arc<dyn SessionAction>` work (native `async fn` in traits is not
+/// dyn-compatible on Rust 1.95). A compile-time check in this module breaks
+/// the build if it stops being dyn-compatible, `Send` or `Sync`.
+///
+/// *Migration notes*: none yet (0.1 is the first shape).
+#[async_trait::async_trait]
+pub trait SessionAction: Send + Sync + fmt::Debug {
+    /// The session type this provider handles.
+    fn session_type(&self) -> SessionType;
+
+    /// What this provider supports.
+    fn capabilities(&self) -> Capabilities;
+
+    /// Starts `session` (status `pending`) and returns it `active`.
+    async fn start(&self, ctx: &ActionContext, session: &Session) -> Result<Session>;
+
+    /// Stops `session` (status `stopping`) and returns it `inactive`. Idempotent.
+    async fn stop(&self, ctx: &ActionContext, session: &Session) -> Result<Session>;
+
+    /// Replaces the credentials of `session` (status `rotating`) and returns it `active`.
+    async fn rotate(&self, ctx: &ActionContext, session: &Session) -> Result<Session>;
+}
+
+/// What a provider supports, so callers and the conformance suite can adapt.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Capabilities {
+    /// `rotate` replaces credentials; if false it returns `Unsupported`.
+    pub rotate: bool,
+    /// `start` leaves a live connection in this process that `stop` closes.
+    pub live_connection: bool,
+    /// Sessions need a parent session (role chaining).
+    pub requires_parent: bool,
+}
+
+impl Capabilities {
+    /// No capabilities; set the fields you support.
+    pub fn none() -> Self {
+        Self::default()
+    }
+
+    /// Sets [`Capabilities::rotate`].
+    pub fn with_rotate(mut self, rotate: bool) -> Self {
+        self.rotate = rotate;
+        self
+    }
+
+    /// Sets [`Capabilities::live_connection`].
+    pub fn with_live_connection(mut self, live: bool) -> Self {
+        self.live_connection = live;
+        self
+    }
+
+    /// Sets [`Capabilities::requires_parent`].
+    pub fn with_requires_parent(mut self, requires: bool) -> Self {
+        self.requires_parent = requires;
+        self
+    }
+}
+
+/// What a provider gets besides the session: the clock, the secret store,
+/// and the parent session when there is one.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct ActionContext {
+    /// The only source of "now" for expiry decisions.
+    pub clock: Arc<dyn Clock>,
+    /// Where the provider keeps long-lived and issued secrets, keyed by session id.
+    pub secrets: Arc<dyn SecretStore>,
+    /// The parent session, already `active`, for chained sessions.
+    pub parent: Option<Session>,
+}
+
+impl ActionContext {
+    /// A context with no parent.
+    pub fn new(clock: Arc<dyn Clock>, secrets: Arc<dyn SecretStore>) -> Self {
+        Self {
+            clock,
+            secrets,
+            parent: None,
+        }
+    }
+
+    /// Sets the parent session.
+    pub fn with_parent(mut self, parent: Session) -> Self {
+        self.parent = Some(parent);
+        self
+    }
+}
+
+/// The three operations, for events, errors and `last_error`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Operation {
+    /// [`SessionAction::start`].
+    Start,
+    /// [`SessionAction::stop`].
+    Stop,
+    /// [`SessionAction::rotate`].
+    Rotate,
+}
+
+impl Operation {
+    /// `start`, `stop` or `rotate`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Operation::Start => "start",
+            Operation::Stop => "stop",
+            Operation::Rotate => "rotate",
+        }
+    }
+}
+
+impl fmt::Display for Operation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Forwards every method of `SessionAction` through a smart pointer. Writing
+/// it once for both wrappers means a new trait method cannot be forgotten in
+/// one of them.
+macro_rules! forward_session_action {
+    ($($wrapper:ident),*) => {$(
+        #[async_trait::async_trait]
+        impl<T: SessionAction + ?Sized> SessionAction for $wrapper<T> {
+            fn session_type(&self) -> SessionType {
+                (**self).session_type()
+            }
+            fn capabilities(&self) -> Capabilities {
+                (**self).capabilities()
+            }
+            async fn start(&self, ctx: &ActionContext, session: &Session) -> Result<Session> {
+                (**self).start(ctx, session).await
+            }
+            async fn stop(&self, ctx: &ActionContext, session: &Session) -> Result<Session> {
+                (**self).stop(ctx, session).await
+            }
+            async fn rotate(&self, ctx: &ActionContext, session: &Session) -> Result<Session> {
+                (**self).rotate(ctx, session).await
+            }
+        }
+    )*};
+}
+
+forward_session_action!(Box, Arc);
+
+// Breaks the build if `SessionAction` stops being dyn-compatible, `Send` or `Sync`.
+const _: () = {
+    const fn assert_send_sync<T: ?Sized + Send + Sync>() {}
+    assert_send_sync::<dyn SessionAction>();
+    assert_send_sync::<Box<dyn SessionAction>>();
+    assert_send_sync::<Arc<dyn SessionAction>>();
+};

@@ -1,0 +1,120 @@
+//! Where sessions are stored: the [`WorkspaceRepository`] trait and its
+//! in-memory and file implementations.
+
+mod fs;
+mod memory;
+mod set;
+
+pub use fs::{FsWorkspace, FsWorkspaceBuilder, WORKSPACE_ENV, WORKSPACE_SCHEMA_VERSION};
+pub use memory::InMemoryWorkspace;
+pub(crate) use set::SessionSet;
+
+use std::fmt;
+use std::future::Future;
+
+use crate::{Error, Result, Session, SessionId};
+
+/// A store of sessions with optimistic concurrency.
+///
+/// Every stored session carries a revision ([`Session::revision`]), set to 1
+/// on insert and bumped on every update. [`update`](Self::update) and
+/// [`delete`](Self::delete) take the revision the caller read, and fail with
+/// [`Error::Conflict`] if someone else wrote in between, so two writers can
+/// never silently overwrite each other. Implementations also refuse status
+/// changes outside the table of [`SessionStatus`](crate::SessionStatus).
+///
+/// The list order is insertion order.
+#[async_trait::async_trait]
+pub trait WorkspaceRepository: Send + Sync + fmt::Debug {
+    /// All sessions, in insertion order.
+    async fn list(&self) -> Result<Vec<Session>>;
+
+    /// One session; [`Error::NotFound`] if there is none with this id.
+    async fn get(&self, id: SessionId) -> Result<Session>;
+
+    /// Adds a session and returns it with revision 1.
+    ///
+    /// Fails with [`Error::AlreadyExists`] if the id is taken, and with
+    /// [`Error::InvalidInput`] if the session is not valid
+    /// ([`Session::validate`]) or its parent does not exist.
+    async fn insert(&self, session: Session) -> Result<Session>;
+
+    /// Replaces the stored session with the same id and returns it with the
+    /// next revision.
+    ///
+    /// Fails with [`Error::Conflict`] if `session.revision()` is not the
+    /// stored revision, [`Error::InvalidTransition`] if the status change is
+    /// not allowed, [`Error::InvalidInput`] if the type changes or the session
+    /// is not valid, and [`Error::NotFound`] if it was deleted.
+    async fn update(&self, session: Session) -> Result<Session>;
+
+    /// Removes a session and returns what was stored. With
+    /// `expected_revision`, fails with [`Error::Conflict`] if it differs.
+    /// Fails with [`Error::InvalidInput`] while another session names it as
+    /// parent.
+    async fn delete(&self, id: SessionId, expected_revision: Option<u64>) -> Result<Session>;
+}
+
+/// Conveniences on every [`WorkspaceRepository`], including `dyn` ones.
+pub trait WorkspaceRepositoryExt: WorkspaceRepository {
+    /// Finds a session by id, or else by exact name.
+    ///
+    /// Fails with [`Error::NotFound`] if nothing matches and with
+    /// [`Error::InvalidInput`] if several sessions share the name (use the id).
+    fn find(&self, id_or_name: &str) -> impl Future<Output = Result<Session>> + Send {
+        async move {
+            if let Ok(id) = id_or_name.parse::<SessionId>() {
+                return self.get(id).await;
+            }
+            let mut matches = self
+                .list()
+                .await?
+                .into_iter()
+                .filter(|s| s.session_name == id_or_name);
+            match (matches.next(), matches.next()) {
+                (None, _) => Err(Error::not_found(format!("session '{id_or_name}'"))),
+                (Some(session), None) => Ok(session),
+                (Some(a), Some(b)) => Err(Error::invalid_input(
+                    "session",
+                    format!(
+                        "several sessions are named '{id_or_name}' ({}, {}, …); use the id",
+                        a.session_id, b.session_id
+                    ),
+                )),
+            }
+        }
+    }
+}
+
+impl<T: WorkspaceRepository + ?Sized> WorkspaceRepositoryExt for T {}
+
+macro_rules! forward_repository {
+    ($($wrapper:ident),*) => {$(
+        #[async_trait::async_trait]
+        impl<T: WorkspaceRepository + ?Sized> WorkspaceRepository for $wrapper<T> {
+            async fn list(&self) -> Result<Vec<Session>> {
+                (**self).list().await
+            }
+            async fn get(&self, id: SessionId) -> Result<Session> {
+                (**self).get(id).await
+            }
+            async fn insert(&self, session: Session) -> Result<Session> {
+                (**self).insert(session).await
+            }
+            async fn update(&self, session: Session) -> Result<Session> {
+                (**self).update(session).await
+            }
+            async fn delete(&self, id: SessionId, expected_revision: Option<u64>) -> Result<Session> {
+                (**self).delete(id, expected_revision).await
+            }
+        }
+    )*};
+}
+
+use std::sync::Arc;
+forward_repository!(Box, Arc);
+
+const _: () = {
+    const fn assert_send_sync<T: ?Sized + Send + Sync>() {}
+    assert_send_sync::<dyn WorkspaceRepository>();
+};

@@ -1,0 +1,164 @@
+//! The rules every repository enforces, on an in-memory list of sessions.
+//! `InMemoryWorkspace` and `FsWorkspace` both keep one of these, so the rules
+//! are written once.
+
+use std::collections::HashMap;
+
+use crate::{Error, Result, Session, SessionId};
+
+/// Sessions in insertion order, indexed by id.
+#[derive(Debug, Default, Clone)]
+pub(crate) struct SessionSet {
+    sessions: Vec<Session>,
+    index: HashMap<SessionId, usize>,
+}
+
+impl SessionSet {
+    /// Builds the set from stored sessions, refusing duplicate ids.
+    pub(crate) fn from_sessions(sessions: Vec<Session>) -> std::result::Result<Self, SessionId> {
+        let mut index = HashMap::with_capacity(sessions.len());
+        for (i, session) in sessions.iter().enumerate() {
+            if index.insert(session.session_id, i).is_some() {
+                return Err(session.session_id);
+            }
+        }
+        Ok(Self { sessions, index })
+    }
+
+    pub(crate) fn sessions(&self) -> &[Session] {
+        &self.sessions
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.sessions.len()
+    }
+
+    pub(crate) fn position(&self, id: SessionId) -> Option<usize> {
+        self.index.get(&id).copied()
+    }
+
+    pub(crate) fn get(&self, id: SessionId) -> Result<&Session> {
+        self.position(id)
+            .map(|i| &self.sessions[i])
+            .ok_or_else(|| Error::not_found(format!("session {id}")))
+    }
+
+    pub(crate) fn insert(&mut self, mut session: Session) -> Result<Session> {
+        session.validate()?;
+        if let Some(existing) = self.position(session.session_id) {
+            return Err(Error::AlreadyExists {
+                what: self.sessions[existing].label(),
+            });
+        }
+        self.check_parent(&session)?;
+        session.set_revision(1);
+        self.index.insert(session.session_id, self.sessions.len());
+        self.sessions.push(session.clone());
+        Ok(session)
+    }
+
+    pub(crate) fn update(&mut self, mut session: Session) -> Result<Session> {
+        session.validate()?;
+        let i = self
+            .position(session.session_id)
+            .ok_or_else(|| Error::not_found(session.label()))?;
+        let stored = &self.sessions[i];
+        if stored.revision() != session.revision() {
+            return Err(Error::Conflict {
+                what: stored.label(),
+                expected: session.revision(),
+                found: stored.revision(),
+            });
+        }
+        if stored.session_type != session.session_type {
+            return Err(Error::invalid_input(
+                "sessionType",
+                format!(
+                    "{} is {}; the type of a session cannot change",
+                    stored.label(),
+                    stored.session_type
+                ),
+            ));
+        }
+        if !stored.status().can_become(session.status()) {
+            return Err(Error::InvalidTransition {
+                session: stored.label(),
+                from: stored.status(),
+                to: session.status(),
+            });
+        }
+        if session.parent_session_id != stored.parent_session_id {
+            self.check_parent(&session)?;
+        }
+        session.set_revision(stored.revision() + 1);
+        self.sessions[i] = session.clone();
+        Ok(session)
+    }
+
+    pub(crate) fn delete(&mut self, id: SessionId, expected: Option<u64>) -> Result<Session> {
+        let i = self
+            .position(id)
+            .ok_or_else(|| Error::not_found(format!("session {id}")))?;
+        let stored = &self.sessions[i];
+        if let Some(expected) = expected
+            && expected != stored.revision()
+        {
+            return Err(Error::Conflict {
+                what: stored.label(),
+                expected,
+                found: stored.revision(),
+            });
+        }
+        if let Some(child) = self
+            .sessions
+            .iter()
+            .find(|s| s.parent_session_id == Some(id))
+        {
+            return Err(Error::invalid_input(
+                "session",
+                format!(
+                    "{} is the parent of {}; remove or re-parent that first",
+                    stored.label(),
+                    child.label()
+                ),
+            ));
+        }
+        let removed = self.sessions.remove(i);
+        self.index.remove(&id);
+        for slot in self.index.values_mut() {
+            if *slot > i {
+                *slot -= 1;
+            }
+        }
+        Ok(removed)
+    }
+
+    /// The parent must exist and following parents must not loop back.
+    fn check_parent(&self, session: &Session) -> Result<()> {
+        let mut next = session.parent_session_id;
+        let mut hops = 0;
+        while let Some(parent) = next {
+            if parent == session.session_id {
+                return Err(Error::invalid_input(
+                    "parentSessionId",
+                    format!("{} would be its own ancestor", session.label()),
+                ));
+            }
+            let Some(i) = self.position(parent) else {
+                return Err(Error::invalid_input(
+                    "parentSessionId",
+                    format!("{}: parent session {parent} does not exist", session.label()),
+                ));
+            };
+            next = self.sessions[i].parent_session_id;
+            hops += 1;
+            if hops > self.sessions.len() {
+                return Err(Error::invalid_input(
+                    "parentSessionId",
+                    format!("{}: the parent chain loops", session.label()),
+                ));
+            }
+        }
+        Ok(())
+    }
+}

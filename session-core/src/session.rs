@@ -1,0 +1,332 @@
+//! The session record every provider shares.
+
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use time::OffsetDateTime;
+
+use crate::{Error, Result, SessionId, SessionStatus, SessionType};
+
+/// The longest session name accepted, in characters.
+pub const MAX_SESSION_NAME_CHARS: usize = 128;
+
+/// One session of any kind, as stored in a workspace.
+///
+/// The common fields are typed; what only one provider needs lives in
+/// [`config`](Session::config), a JSON object the provider reads and writes
+/// through its own types. Fields this version does not know (written by a
+/// newer version) are kept in `extra` and written back unchanged.
+///
+/// On disk (and in `sessionctl --json`) the field names are camelCase:
+/// `sessionId`, `sessionName`, `sessionType`, `status`, `startDateTime`,
+/// `region`, `expiration`, `parentSessionId`, `lastError`, `config`,
+/// `revision`. Times are RFC 3339 in UTC.
+///
+/// Secrets never live here: they go to a [`SecretStore`](crate::SecretStore)
+/// under the session's id.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+#[non_exhaustive]
+pub struct Session {
+    /// The identifier, fixed at creation.
+    pub session_id: SessionId,
+    /// A human name; not necessarily unique (SSO sessions share account names).
+    pub session_name: String,
+    /// Which provider handles this session.
+    pub session_type: SessionType,
+    status: SessionStatus,
+    /// When the session last became active; cleared by stop.
+    #[serde(
+        default,
+        with = "time::serde::rfc3339::option",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub start_date_time: Option<OffsetDateTime>,
+    /// AWS region, Azure location, or empty where it does not apply.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub region: Option<String>,
+    /// When the current credentials or remote session end, if known.
+    #[serde(
+        default,
+        with = "time::serde::rfc3339::option",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub expiration: Option<OffsetDateTime>,
+    /// The session whose credentials this one is derived from (role chaining).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parent_session_id: Option<SessionId>,
+    /// What went wrong the last time an operation failed; cleared on success.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_error: Option<LastError>,
+    /// The provider's own settings (role ARN, BMC URL, target id, …).
+    #[serde(default)]
+    pub config: ProviderConfig,
+    /// Bumped by the repository on every update; see
+    /// [`WorkspaceRepository::update`](crate::WorkspaceRepository::update).
+    #[serde(default)]
+    revision: u64,
+    /// Fields this version does not know, kept for the round trip.
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+impl Session {
+    /// A new `inactive` session with a fresh id.
+    ///
+    /// The name must be 1 to [`MAX_SESSION_NAME_CHARS`] characters, without
+    /// control characters or surrounding spaces, and must not look like a
+    /// session id (so `sessionctl start NAME` is never ambiguous).
+    ///
+    /// ```
+    /// use session_core::{Session, SessionStatus, SessionType};
+    /// let session = Session::new("dev-admin", SessionType::AwsIamUser)?
+    ///     .with_region("eu-west-1");
+    /// assert_eq!(session.status(), SessionStatus::Inactive);
+    /// assert!(Session::new("  ", SessionType::AwsIamUser).is_err());
+    /// # Ok::<(), session_core::Error>(())
+    /// ```
+    pub fn new(name: impl Into<String>, session_type: SessionType) -> Result<Self> {
+        let name = name.into();
+        validate_name(&name)?;
+        Ok(Self {
+            session_id: SessionId::new(),
+            session_name: name,
+            session_type,
+            status: SessionStatus::Inactive,
+            start_date_time: None,
+            region: None,
+            expiration: None,
+            parent_session_id: None,
+            last_error: None,
+            config: ProviderConfig::default(),
+            revision: 0,
+            extra: Map::new(),
+        })
+    }
+
+    /// Sets the region.
+    pub fn with_region(mut self, region: impl Into<String>) -> Self {
+        self.region = Some(region.into());
+        self
+    }
+
+    /// Sets the parent session.
+    pub fn with_parent(mut self, parent: SessionId) -> Self {
+        self.parent_session_id = Some(parent);
+        self
+    }
+
+    /// Sets the provider configuration from a typed value (see
+    /// [`ProviderConfig::set`]).
+    pub fn with_config<T: Serialize>(mut self, config: &T) -> Result<Self> {
+        self.config.set(config)?;
+        Ok(self)
+    }
+
+    /// The status.
+    pub fn status(&self) -> SessionStatus {
+        self.status
+    }
+
+    /// The revision the repository last stored (0 before the first insert).
+    pub fn revision(&self) -> u64 {
+        self.revision
+    }
+
+    /// Moves to `to` if the transition table of [`SessionStatus`] allows it.
+    ///
+    /// Becoming `active` sets `start_date_time` (if not set) to `now`;
+    /// becoming `inactive` clears `start_date_time` and `expiration`.
+    pub fn transition(&mut self, to: SessionStatus, now: OffsetDateTime) -> Result<()> {
+        if !self.status.can_become(to) {
+            return Err(Error::InvalidTransition {
+                session: self.label(),
+                from: self.status,
+                to,
+            });
+        }
+        match to {
+            SessionStatus::Active if self.start_date_time.is_none() => {
+                self.start_date_time = Some(now);
+            }
+            SessionStatus::Inactive => {
+                self.start_date_time = None;
+                self.expiration = None;
+            }
+            _ => {}
+        }
+        self.status = to;
+        Ok(())
+    }
+
+    /// `session 'name' (id)`: how errors and logs name this session.
+    pub fn label(&self) -> String {
+        format!("session '{}' ({})", self.session_name, self.session_id)
+    }
+
+    /// Whether `expiration` is set and at or before `now`.
+    pub fn is_expired_at(&self, now: OffsetDateTime) -> bool {
+        self.expiration.is_some_and(|exp| exp <= now)
+    }
+
+    /// Records a failed operation in `last_error`.
+    pub fn record_error(&mut self, operation: &str, error: &Error, at: OffsetDateTime) {
+        self.last_error = Some(LastError {
+            operation: operation.to_owned(),
+            category: error.category().to_owned(),
+            message: error.to_string(),
+            at,
+        });
+    }
+
+    /// Checks the invariants a repository enforces on insert and update.
+    pub fn validate(&self) -> Result<()> {
+        validate_name(&self.session_name)?;
+        if self.parent_session_id == Some(self.session_id) {
+            return Err(Error::invalid_input(
+                "parentSessionId",
+                format!("{} cannot be its own parent", self.label()),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Sets the revision. Only repositories call this.
+    pub(crate) fn set_revision(&mut self, revision: u64) {
+        self.revision = revision;
+    }
+
+    /// Overwrites the status without the transition check. For repositories
+    /// and importers that restore a stored record, never for operations.
+    #[doc(hidden)]
+    pub fn restore_status(&mut self, status: SessionStatus) {
+        self.status = status;
+    }
+}
+
+fn validate_name(name: &str) -> Result<()> {
+    let field = "session name";
+    if name.trim().is_empty() {
+        return Err(Error::invalid_input(field, "must not be empty"));
+    }
+    if name.trim() != name {
+        return Err(Error::invalid_input(
+            field,
+            format!("{name:?} has leading or trailing spaces"),
+        ));
+    }
+    if name.chars().count() > MAX_SESSION_NAME_CHARS {
+        return Err(Error::invalid_input(
+            field,
+            format!("longer than {MAX_SESSION_NAME_CHARS} characters"),
+        ));
+    }
+    if name.chars().any(char::is_control) {
+        return Err(Error::invalid_input(
+            field,
+            format!("{name:?} contains control characters"),
+        ));
+    }
+    if name.parse::<SessionId>().is_ok() {
+        return Err(Error::invalid_input(
+            field,
+            format!("{name:?} looks like a session id; choose a name that is not a UUID"),
+        ));
+    }
+    Ok(())
+}
+
+/// The failure recorded on a session by the last operation that failed.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+#[non_exhaustive]
+pub struct LastError {
+    /// `start`, `stop` or `rotate`.
+    pub operation: String,
+    /// [`Error::category`] of the failure.
+    pub category: String,
+    /// The error's message (never contains secrets).
+    pub message: String,
+    /// When it happened.
+    #[serde(with = "time::serde::rfc3339")]
+    pub at: OffsetDateTime,
+}
+
+/// A provider's own settings for one session: a JSON object.
+///
+/// Core does not know the provider types, so it stores the object as JSON and
+/// lets the provider view it through its own `serde` type:
+///
+/// ```
+/// use serde::{Deserialize, Serialize};
+/// use session_core::ProviderConfig;
+///
+/// #[derive(Serialize, Deserialize)]
+/// #[serde(rename_all = "camelCase")]
+/// struct RoleConfig { role_arn: String, external_id: Option<String> }
+///
+/// let mut config: ProviderConfig =
+///     serde_json::from_str(r#"{"roleArn":"arn:aws:iam::1:role/A","addedInV2":true}"#)?;
+/// let mut role: RoleConfig = config.get()?;
+/// role.role_arn = "arn:aws:iam::1:role/B".into();
+/// config.set(&role)?;
+/// // A key the typed view did not know survives the round trip.
+/// assert_eq!(config.as_map()["addedInV2"], true);
+/// assert_eq!(config.as_map()["roleArn"], "arn:aws:iam::1:role/B");
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct ProviderConfig(Map<String, Value>);
+
+impl ProviderConfig {
+    /// Decodes the typed view `T`. Keys `T` does not know are ignored here and
+    /// kept in the object.
+    pub fn get<T: DeserializeOwned>(&self) -> Result<T> {
+        T::deserialize(Value::Object(self.0.clone()))
+            .map_err(|e| Error::invalid_input("session config", e.to_string()))
+    }
+
+    /// Merges the typed view `T` into the object: each key `T` serializes is
+    /// overwritten, a key serialized as `null` is removed, and keys `T` does
+    /// not serialize are kept.
+    pub fn set<T: Serialize>(&mut self, value: &T) -> Result<()> {
+        match serde_json::to_value(value) {
+            Ok(Value::Object(map)) => {
+                for (key, value) in map {
+                    if value.is_null() {
+                        self.0.remove(&key);
+                    } else {
+                        self.0.insert(key, value);
+                    }
+                }
+                Ok(())
+            }
+            Ok(other) => Err(Error::invalid_input(
+                "session config",
+                format!("must serialize to a JSON object, not {other}"),
+            )),
+            Err(e) => Err(Error::invalid_input("session config", e.to_string())),
+        }
+    }
+
+    /// The raw object.
+    pub fn as_map(&self) -> &Map<String, Value> {
+        &self.0
+    }
+
+    /// The raw object, mutable.
+    pub fn as_map_mut(&mut self) -> &mut Map<String, Value> {
+        &mut self.0
+    }
+
+    /// A string value, if the key holds one.
+    pub fn get_str(&self, key: &str) -> Option<&str> {
+        self.0.get(key).and_then(Value::as_str)
+    }
+
+    /// Whether there are no keys.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}

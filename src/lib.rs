@@ -1,0 +1,2 @@
+//! `session-sdk`: placeholder facade (filled below).
+pub use session_core as core;
