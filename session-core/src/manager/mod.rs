@@ -1,1 +1,584 @@
-//! Placeholder.
+//! Runs start, stop and rotate with persistence, single-flight and events.
+
+mod events;
+mod scheduler;
+
+pub use events::{SessionEvent, SessionEventKind};
+pub use scheduler::{RotationPolicy, RotationScheduler, SchedulerHandle};
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::{Arc, Mutex};
+
+use futures::FutureExt;
+use futures::future::{BoxFuture, Shared};
+use tokio::sync::broadcast;
+use tracing::Instrument;
+
+use crate::{
+    ActionContext, Clock, Error, InMemorySecretStore, Operation, Result, SecretStore, Session,
+    SessionAction, SessionId, SessionStatus, SessionType, SystemClock, WorkspaceRepository,
+    WorkspaceRepositoryExt,
+};
+
+/// How many events a slow subscriber may fall behind before it misses some
+/// (it then gets `RecvError::Lagged` and should re-list the workspace).
+const EVENT_CAPACITY: usize = 256;
+
+/// How often the final write of an operation is retried when another writer
+/// changed the session meanwhile (each retry re-reads it first).
+const CONFLICT_RETRIES: usize = 5;
+
+/// The deepest parent chain the manager follows when starting parents.
+const MAX_PARENT_DEPTH: usize = 16;
+
+type OpFuture = Shared<BoxFuture<'static, Result<Session>>>;
+
+/// Runs operations on the sessions of one workspace.
+///
+/// For each operation the manager:
+/// 1. finds the session by id or name;
+/// 2. persists the transitional status (`pending`, `rotating`, `stopping`)
+///    before calling the provider, so other processes see it;
+/// 3. calls the provider registered for the session's type;
+/// 4. persists the result, or on failure returns the session to a consistent
+///    status (see the table on [`SessionStatus`]) with the error recorded in
+///    [`Session::last_error`];
+/// 5. publishes a [`SessionEvent`].
+///
+/// Operations are **single-flight per session**: concurrent calls of the same
+/// operation on one session share one provider call and its result, and
+/// different operations on one session run one after another. An operation
+/// runs on its own task, so it completes and persists its result even if
+/// every caller stops waiting.
+///
+/// `start` of an `active` session and `stop` of an `inactive` one return the
+/// session unchanged without calling the provider. Starting a session with a
+/// parent starts the parent first if it is not `active`.
+///
+/// Cloning is cheap; clones share everything.
+#[derive(Clone)]
+pub struct SessionManager {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    repository: Arc<dyn WorkspaceRepository>,
+    secrets: Arc<dyn SecretStore>,
+    clock: Arc<dyn Clock>,
+    providers: HashMap<SessionType, Arc<dyn SessionAction>>,
+    events: broadcast::Sender<SessionEvent>,
+    inflight: Mutex<HashMap<(SessionId, Operation), (u64, OpFuture)>>,
+    gates: Mutex<HashMap<SessionId, Arc<tokio::sync::Mutex<()>>>>,
+    next_flight: std::sync::atomic::AtomicU64,
+}
+
+impl fmt::Debug for SessionManager {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut providers: Vec<_> = self.inner.providers.keys().map(|t| t.as_str()).collect();
+        providers.sort_unstable();
+        f.debug_struct("SessionManager")
+            .field("repository", &self.inner.repository)
+            .field("secrets", &self.inner.secrets)
+            .field("providers", &providers)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Builds a [`SessionManager`].
+#[derive(Default)]
+pub struct SessionManagerBuilder {
+    repository: Option<Arc<dyn WorkspaceRepository>>,
+    secrets: Option<Arc<dyn SecretStore>>,
+    clock: Option<Arc<dyn Clock>>,
+    providers: Vec<Arc<dyn SessionAction>>,
+}
+
+impl fmt::Debug for SessionManagerBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SessionManagerBuilder")
+            .field("repository", &self.repository)
+            .field("secrets", &self.secrets)
+            .field("providers", &self.providers.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl SessionManagerBuilder {
+    /// Where sessions are stored (required).
+    pub fn repository(mut self, repository: Arc<dyn WorkspaceRepository>) -> Self {
+        self.repository = Some(repository);
+        self
+    }
+
+    /// Where secrets are kept. Defaults to an [`InMemorySecretStore`], which
+    /// forgets everything when the process ends.
+    pub fn secrets(mut self, secrets: Arc<dyn SecretStore>) -> Self {
+        self.secrets = Some(secrets);
+        self
+    }
+
+    /// The clock for expiry decisions. Defaults to [`SystemClock`].
+    pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = Some(clock);
+        self
+    }
+
+    /// Registers the provider for its [`SessionAction::session_type`].
+    pub fn provider(mut self, provider: Arc<dyn SessionAction>) -> Self {
+        self.providers.push(provider);
+        self
+    }
+
+    /// Checks the settings: a repository is required and each session type
+    /// may have one provider only.
+    pub fn build(self) -> Result<SessionManager> {
+        let repository = self.repository.ok_or_else(|| {
+            Error::invalid_input("repository", "a SessionManager needs a workspace repository")
+        })?;
+        let mut providers = HashMap::new();
+        for provider in self.providers {
+            let session_type = provider.session_type();
+            if providers.insert(session_type.clone(), provider).is_some() {
+                return Err(Error::invalid_input(
+                    "provider",
+                    format!("two providers are registered for session type {session_type}"),
+                ));
+            }
+        }
+        let (events, _) = broadcast::channel(EVENT_CAPACITY);
+        Ok(SessionManager {
+            inner: Arc::new(Inner {
+                repository,
+                secrets: self
+                    .secrets
+                    .unwrap_or_else(|| Arc::new(InMemorySecretStore::new())),
+                clock: self.clock.unwrap_or_else(|| Arc::new(SystemClock)),
+                providers,
+                events,
+                inflight: Mutex::new(HashMap::new()),
+                gates: Mutex::new(HashMap::new()),
+                next_flight: std::sync::atomic::AtomicU64::new(0),
+            }),
+        })
+    }
+}
+
+impl SessionManager {
+    /// A builder.
+    pub fn builder() -> SessionManagerBuilder {
+        SessionManagerBuilder::default()
+    }
+
+    /// The repository.
+    pub fn repository(&self) -> &Arc<dyn WorkspaceRepository> {
+        &self.inner.repository
+    }
+
+    /// The secret store.
+    pub fn secrets(&self) -> &Arc<dyn SecretStore> {
+        &self.inner.secrets
+    }
+
+    /// The clock.
+    pub fn clock(&self) -> &Arc<dyn Clock> {
+        &self.inner.clock
+    }
+
+    /// The provider registered for `session_type`, if any.
+    pub fn provider(&self, session_type: &SessionType) -> Option<&Arc<dyn SessionAction>> {
+        self.inner.providers.get(session_type)
+    }
+
+    /// Receives every event from now on.
+    pub fn subscribe(&self) -> broadcast::Receiver<SessionEvent> {
+        self.inner.events.subscribe()
+    }
+
+    /// All sessions.
+    pub async fn list(&self) -> Result<Vec<Session>> {
+        self.inner.repository.list().await
+    }
+
+    /// A session by id or name.
+    pub async fn find(&self, id_or_name: &str) -> Result<Session> {
+        self.inner.repository.find(id_or_name).await
+    }
+
+    /// Adds a new session (status must be `inactive`).
+    pub async fn add(&self, session: Session) -> Result<Session> {
+        if session.status() != SessionStatus::Inactive {
+            return Err(Error::invalid_input(
+                "status",
+                format!(
+                    "{} is {}; new sessions are added inactive",
+                    session.label(),
+                    session.status()
+                ),
+            ));
+        }
+        self.inner.repository.insert(session).await
+    }
+
+    /// Starts a session by id or name; see the [type docs](Self).
+    pub async fn start(&self, id_or_name: &str) -> Result<Session> {
+        let id = self.find(id_or_name).await?.session_id;
+        self.run(Operation::Start, id).await
+    }
+
+    /// Stops a session by id or name. Idempotent.
+    pub async fn stop(&self, id_or_name: &str) -> Result<Session> {
+        let id = self.find(id_or_name).await?.session_id;
+        self.run(Operation::Stop, id).await
+    }
+
+    /// Rotates the credentials of a session by id or name.
+    pub async fn rotate(&self, id_or_name: &str) -> Result<Session> {
+        let id = self.find(id_or_name).await?.session_id;
+        self.run(Operation::Rotate, id).await
+    }
+
+    /// Runs `operation` on the session with this id.
+    pub async fn run(&self, operation: Operation, id: SessionId) -> Result<Session> {
+        self.flight(operation, id).await
+    }
+
+    /// Stops a session if it is live, deletes its secrets and removes it.
+    /// Refused while another session names it as parent.
+    pub async fn remove(&self, id_or_name: &str) -> Result<Session> {
+        let session = self.find(id_or_name).await?;
+        let id = session.session_id;
+        if let Some(child) = self
+            .list()
+            .await?
+            .into_iter()
+            .find(|s| s.parent_session_id == Some(id))
+        {
+            return Err(Error::invalid_input(
+                "session",
+                format!(
+                    "{} is the parent of {}; remove that first",
+                    session.label(),
+                    child.label()
+                ),
+            ));
+        }
+        if session.status().is_live() {
+            self.run(Operation::Stop, id).await?;
+        }
+        let gate = self.inner.gate(id);
+        let _held = gate.lock().await;
+        let removed = self.inner.repository.delete(id, None).await?;
+        self.inner.secrets.delete_session(id).await?;
+        self.inner.forget_gate(id);
+        Ok(removed)
+    }
+
+    /// Joins the flight of `operation` on `id`, or starts one.
+    fn flight(&self, operation: Operation, id: SessionId) -> OpFuture {
+        let mut inflight = self
+            .inner
+            .inflight
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        if let Some((_, running)) = inflight.get(&(id, operation)) {
+            tracing::debug!(session_id = %id, %operation, "joining an operation in flight");
+            return running.clone();
+        }
+        let flight = self
+            .inner
+            .next_flight
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let inner = Arc::clone(&self.inner);
+        let task = tokio::spawn(async move {
+            let result = Inner::execute(&inner, operation, id, 0).await;
+            let mut inflight = inner.inflight.lock().unwrap_or_else(|e| e.into_inner());
+            if inflight
+                .get(&(id, operation))
+                .is_some_and(|(f, _)| *f == flight)
+            {
+                inflight.remove(&(id, operation));
+            }
+            result
+        });
+        let shared = async move {
+            task.await.unwrap_or_else(|join| {
+                Err(Error::Cancelled {
+                    operation: format!("{operation} of session {id}"),
+                    reason: join.to_string(),
+                })
+            })
+        }
+        .boxed()
+        .shared();
+        inflight.insert((id, operation), (flight, shared.clone()));
+        shared
+    }
+}
+
+impl Inner {
+    fn gate(&self, id: SessionId) -> Arc<tokio::sync::Mutex<()>> {
+        let mut gates = self.gates.lock().unwrap_or_else(|e| e.into_inner());
+        Arc::clone(gates.entry(id).or_default())
+    }
+
+    fn forget_gate(&self, id: SessionId) {
+        self.gates
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&id);
+    }
+
+    fn provider_for(&self, session: &Session) -> Result<Arc<dyn SessionAction>> {
+        self.providers
+            .get(&session.session_type)
+            .cloned()
+            .ok_or_else(|| {
+                let hint = match &session.session_type {
+                    t if t.is_aws_credentials() || *t == SessionType::AwsSsm => {
+                        " (enable the `aws` feature of session-sdk)"
+                    }
+                    SessionType::Azure => " (enable the `azure` feature of session-sdk)",
+                    SessionType::Redfish => " (enable the `redfish` feature of session-sdk)",
+                    SessionType::Boundary => " (enable the `boundary` feature of session-sdk)",
+                    _ => "",
+                };
+                Error::unsupported(
+                    format!("this program{hint}"),
+                    format!(
+                        "{} sessions: no provider is registered ({})",
+                        session.session_type,
+                        session.label()
+                    ),
+                )
+            })
+    }
+
+    fn context(&self) -> ActionContext {
+        ActionContext::new(Arc::clone(&self.clock), Arc::clone(&self.secrets))
+    }
+
+    fn execute<'a>(
+        inner: &'a Arc<Inner>,
+        operation: Operation,
+        id: SessionId,
+        depth: usize,
+    ) -> BoxFuture<'a, Result<Session>> {
+        async move {
+            let gate = inner.gate(id);
+            let _held = gate.lock().await;
+            let session = inner.repository.get(id).await?;
+            let span = tracing::debug_span!("session", %operation, session_id = %id, name = %session.session_name);
+            let result = match operation {
+                Operation::Start => inner.start(session, depth).instrument(span).await,
+                Operation::Stop => inner.stop(session).instrument(span).await,
+                Operation::Rotate => inner.rotate(session).instrument(span).await,
+            };
+            if let Err(error) = &result {
+                tracing::debug!(session_id = %id, %operation, category = error.category(), "operation failed");
+            }
+            result
+        }
+        .boxed()
+    }
+
+    async fn start(self: &Arc<Self>, session: Session, depth: usize) -> Result<Session> {
+        if session.status() == SessionStatus::Active {
+            return Ok(session);
+        }
+        let provider = self.provider_for(&session)?;
+        let mut ctx = self.context();
+        if let Some(parent_id) = session.parent_session_id {
+            if depth >= MAX_PARENT_DEPTH {
+                return Err(Error::invalid_input(
+                    "parentSessionId",
+                    format!("{}: the parent chain is deeper than {MAX_PARENT_DEPTH}", session.label()),
+                ));
+            }
+            let parent = self.repository.get(parent_id).await?;
+            let parent = if parent.status() == SessionStatus::Active {
+                parent
+            } else {
+                // Not through `flight`: the parent's own gate serializes it,
+                // and a parent chain cannot loop (the repository refuses it).
+                Inner::execute(self, Operation::Start, parent_id, depth + 1).await?
+            };
+            ctx = ctx.with_parent(parent);
+        }
+        let now = self.clock.now();
+        let mut pending = session.clone();
+        pending.transition(SessionStatus::Pending, now)?;
+        let pending = self.repository.update(pending).await?;
+        let outcome = provider.start(&ctx, &pending).await;
+        self.finish(Operation::Start, pending, SessionStatus::Inactive, outcome, SessionStatus::Active)
+            .await
+    }
+
+    async fn stop(self: &Arc<Self>, session: Session) -> Result<Session> {
+        if session.status() == SessionStatus::Inactive {
+            return Ok(session);
+        }
+        let provider = self.provider_for(&session)?;
+        let before = session.status();
+        let mut stopping = session.clone();
+        stopping.transition(SessionStatus::Stopping, self.clock.now())?;
+        let stopping = self.repository.update(stopping).await?;
+        let outcome = provider.stop(&self.context(), &stopping).await;
+        // A failed stop leaves whatever was live; a session caught in another
+        // transitional status is marked expired so the next start or stop
+        // runs from a known state.
+        let fallback = match before {
+            SessionStatus::Active | SessionStatus::Disconnected | SessionStatus::Expired => before,
+            _ => SessionStatus::Expired,
+        };
+        self.finish(Operation::Stop, stopping, fallback, outcome, SessionStatus::Inactive)
+            .await
+    }
+
+    async fn rotate(self: &Arc<Self>, session: Session) -> Result<Session> {
+        let provider = self.provider_for(&session)?;
+        if !provider.capabilities().rotate {
+            return Err(Error::unsupported(
+                provider.session_type().to_string(),
+                format!("rotate ({}); stop and start it instead", session.label()),
+            ));
+        }
+        let before = session.status();
+        let mut rotating = session.clone();
+        rotating.transition(SessionStatus::Rotating, self.clock.now())?;
+        let rotating = self.repository.update(rotating).await?;
+        let outcome = provider.rotate(&self.context(), &rotating).await;
+        let fallback = if before == SessionStatus::Active && rotating.is_expired_at(self.clock.now()) {
+            SessionStatus::Expired
+        } else {
+            before
+        };
+        self.finish(Operation::Rotate, rotating, fallback, outcome, SessionStatus::Active)
+            .await
+    }
+
+    /// Persists the provider's result, or the fallback status with the error.
+    async fn finish(
+        &self,
+        operation: Operation,
+        sent: Session,
+        fallback: SessionStatus,
+        outcome: Result<Session>,
+        expected: SessionStatus,
+    ) -> Result<Session> {
+        let outcome = outcome.and_then(|returned| check_returned(operation, &sent, returned, expected));
+        let now = self.clock.now();
+        match outcome {
+            Ok(returned) => {
+                let stored = self
+                    .persist(&sent, |current| {
+                        current.transition(returned.status(), now)?;
+                        current.start_date_time = returned.start_date_time.or(current.start_date_time);
+                        if returned.status() == SessionStatus::Inactive {
+                            current.start_date_time = None;
+                        }
+                        current.expiration = returned.expiration;
+                        current.config = returned.config.clone();
+                        current.region = returned.region.clone();
+                        current.last_error = None;
+                        Ok(())
+                    })
+                    .await?;
+                let kind = match operation {
+                    Operation::Start => SessionEventKind::Started,
+                    Operation::Stop => SessionEventKind::Stopped,
+                    Operation::Rotate => SessionEventKind::Rotated,
+                };
+                self.publish(&stored, kind);
+                Ok(stored)
+            }
+            Err(error) => {
+                let recorded = self
+                    .persist(&sent, |current| {
+                        current.transition(fallback, now)?;
+                        current.record_error(operation.as_str(), &error, now);
+                        Ok(())
+                    })
+                    .await;
+                match recorded {
+                    Ok(stored) => self.publish(
+                        &stored,
+                        SessionEventKind::Failed {
+                            operation,
+                            error: error.clone(),
+                        },
+                    ),
+                    Err(e) => tracing::warn!(
+                        session_id = %sent.session_id,
+                        category = e.category(),
+                        "could not record a failed {operation}"
+                    ),
+                }
+                Err(error)
+            }
+        }
+    }
+
+    /// Applies `change` to the stored session and writes it, re-reading and
+    /// re-applying if another writer got in between.
+    async fn persist(
+        &self,
+        sent: &Session,
+        change: impl Fn(&mut Session) -> Result<()>,
+    ) -> Result<Session> {
+        let mut current = sent.clone();
+        for _ in 0..CONFLICT_RETRIES {
+            let mut next = current.clone();
+            change(&mut next)?;
+            match self.repository.update(next).await {
+                Err(Error::Conflict { .. }) => {
+                    current = self.repository.get(sent.session_id).await?;
+                }
+                other => return other,
+            }
+        }
+        let found = current.revision();
+        Err(Error::Conflict {
+            what: sent.label(),
+            expected: sent.revision(),
+            found,
+        })
+    }
+
+    fn publish(&self, session: &Session, kind: SessionEventKind) {
+        // No subscriber is not an error.
+        let _ = self.events.send(SessionEvent {
+            session_id: session.session_id,
+            session_name: session.session_name.clone(),
+            status: session.status(),
+            at: self.clock.now(),
+            kind,
+        });
+    }
+}
+
+/// Holds the provider to the contract of [`SessionAction`].
+fn check_returned(
+    operation: Operation,
+    sent: &Session,
+    returned: Session,
+    expected: SessionStatus,
+) -> Result<Session> {
+    let broken = |what: String| {
+        Err(Error::provider(
+            sent.session_type.to_string(),
+            sent.label(),
+            format!("provider broke the SessionAction contract in {operation}: {what}"),
+        ))
+    };
+    if returned.session_id != sent.session_id || returned.session_type != sent.session_type {
+        return broken("it returned a different session".into());
+    }
+    if returned.status() != expected {
+        return broken(format!(
+            "it returned status {} instead of {expected}",
+            returned.status()
+        ));
+    }
+    Ok(returned)
+}

@@ -1,14 +1,792 @@
-//! Placeholder while the file workspace is written.
-use super::WorkspaceRepository;
-/// The environment variable that names the workspace file.
+//! A workspace in one JSON file, safe for several processes at once.
+//!
+//! # File format
+//!
+//! ```json
+//! {
+//!   "version": 1,
+//!   "sessions": [
+//!     {"sessionId":"…","sessionName":"dev","sessionType":"awsIamUser","status":"inactive","config":{},"revision":3},
+//!     …
+//!   ]
+//! }
+//! ```
+//!
+//! One session per line, in insertion order. Keys this version does not know,
+//! at the top level or inside a session, are kept and written back.
+//!
+//! # Safety of the file
+//!
+//! - **Atomic replace**: each write goes to a temporary file in the same
+//!   directory (mode 0600), which is fsynced, then renamed over the workspace
+//!   file, then the directory is fsynced. A reader or a crash sees the old
+//!   file or the new one, never a mix.
+//! - **Cross-process lock**: writers take an exclusive advisory lock on
+//!   `<file>.lock`, re-read the file if another process changed it, apply
+//!   their change and write. Readers need no lock.
+//! - **Backup**: before each replace, the previous file is kept as
+//!   `<file>.bak` (a hard link, so it costs no copy).
+//! - **Never reset**: a file that cannot be read or parsed gives
+//!   [`Error::Corrupt`] or [`Error::Storage`] naming the file (and the line
+//!   and column), and is left untouched; nothing is written until it is fixed
+//!   (for example from `<file>.bak`).
+//! - **Schema version**: files of an older schema go through the migration
+//!   hook ([`FsWorkspaceBuilder::migration`]) when loaded and are written in
+//!   the current schema on the next write; a file of a newer schema is refused.
+
+use std::borrow::Cow;
+use std::fmt;
+use std::fs::{self, File, OpenOptions};
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use serde::Deserialize;
+use serde::de::{self, MapAccess, Visitor};
+use serde_json::value::RawValue;
+use serde_json::{Map, Value};
+
+use super::{SessionSet, WorkspaceRepository};
+use crate::{Error, Result, Session, SessionId};
+
+/// The environment variable that names the workspace file; it overrides the
+/// default location. `sessionctl --workspace` sets the same thing.
 pub const WORKSPACE_ENV: &str = "SESSIONCTL_WORKSPACE";
-/// The schema version this build writes.
+
+/// The schema version this build reads and writes.
 pub const WORKSPACE_SCHEMA_VERSION: u32 = 1;
-/// A workspace in one JSON file.
-#[derive(Debug)]
-pub struct FsWorkspace;
-/// Builder.
-#[derive(Debug)]
-pub struct FsWorkspaceBuilder;
-#[allow(dead_code)]
-fn _a(_: &dyn WorkspaceRepository) {}
+
+const KIND: &str = "workspace file";
+const DEFAULT_LOCK_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// A migration step: rewrites a top-level document of schema `n` into
+/// schema `n + 1`. Errors are reported with the file name.
+pub type Migration = fn(&mut Map<String, Value>) -> std::result::Result<(), String>;
+
+/// Builds an [`FsWorkspace`].
+///
+/// ```
+/// use session_core::FsWorkspace;
+/// let dir = tempfile::tempdir()?;
+/// let workspace = FsWorkspace::builder()
+///     .path(dir.path().join("workspace.json"))
+///     .build()?;
+/// assert!(workspace.path().ends_with("workspace.json"));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Clone, Default)]
+pub struct FsWorkspaceBuilder {
+    path: Option<PathBuf>,
+    lock_timeout: Option<Duration>,
+    migrations: Vec<(u32, Migration)>,
+}
+
+impl fmt::Debug for FsWorkspaceBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("FsWorkspaceBuilder")
+            .field("path", &self.path)
+            .field("lock_timeout", &self.lock_timeout)
+            .field(
+                "migrations",
+                &self.migrations.iter().map(|m| m.0).collect::<Vec<_>>(),
+            )
+            .finish()
+    }
+}
+
+impl FsWorkspaceBuilder {
+    /// An empty builder: the path comes from [`WORKSPACE_ENV`] or the OS
+    /// config directory unless set.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Reads [`WORKSPACE_ENV`] from the process environment.
+    pub fn from_env() -> Self {
+        Self::from_env_iter(std::env::vars_os().filter_map(|(k, v)| {
+            Some((k.into_string().ok()?, v.into_string().ok()?))
+        }))
+    }
+
+    /// Like [`from_env`](Self::from_env) but from the given variables, so
+    /// tests need not change the process environment. Reads only
+    /// [`WORKSPACE_ENV`]; an empty value counts as unset.
+    pub fn from_env_iter(vars: impl IntoIterator<Item = (String, String)>) -> Self {
+        let mut builder = Self::new();
+        for (key, value) in vars {
+            if key == WORKSPACE_ENV && !value.is_empty() {
+                builder.path = Some(PathBuf::from(value));
+            }
+        }
+        builder
+    }
+
+    /// The workspace file.
+    pub fn path(mut self, path: impl Into<PathBuf>) -> Self {
+        self.path = Some(path.into());
+        self
+    }
+
+    /// How long a writer waits for another process's lock (default 30 s)
+    /// before failing with [`Error::Storage`].
+    pub fn lock_timeout(mut self, timeout: Duration) -> Self {
+        self.lock_timeout = Some(timeout);
+        self
+    }
+
+    /// Registers the step that migrates schema `from` to `from + 1`.
+    /// Steps run in order when an older file is loaded.
+    pub fn migration(mut self, from: u32, step: Migration) -> Self {
+        self.migrations.retain(|(v, _)| *v != from);
+        self.migrations.push((from, step));
+        self
+    }
+
+    /// Checks the settings. Does not touch the file system: the file is read
+    /// on first use and created on first write.
+    pub fn build(self) -> Result<FsWorkspace> {
+        let path = match self.path {
+            Some(path) => path,
+            None => default_path()?,
+        };
+        if path.as_os_str().is_empty() {
+            return Err(Error::invalid_input("workspace path", "must not be empty"));
+        }
+        let file_name = path
+            .file_name()
+            .ok_or_else(|| {
+                Error::invalid_input(
+                    "workspace path",
+                    format!("{} does not name a file", path.display()),
+                )
+            })?
+            .to_owned();
+        let sibling = |suffix: &str| {
+            let mut name = file_name.clone();
+            name.push(suffix);
+            path.with_file_name(name)
+        };
+        Ok(FsWorkspace {
+            inner: Arc::new(Inner {
+                lock_path: sibling(".lock"),
+                backup_path: sibling(".bak"),
+                path,
+                lock_timeout: self.lock_timeout.unwrap_or(DEFAULT_LOCK_TIMEOUT),
+                migrations: self.migrations,
+                state: Mutex::new(None),
+            }),
+        })
+    }
+}
+
+/// The default workspace file: `<config dir>/sessionctl/workspace.json`
+/// (`~/.config/sessionctl/workspace.json` on Linux,
+/// `~/Library/Application Support/sessionctl/workspace.json` on macOS).
+pub fn default_path() -> Result<PathBuf> {
+    directories::ProjectDirs::from("", "", "sessionctl")
+        .map(|dirs| dirs.config_dir().join("workspace.json"))
+        .ok_or_else(|| {
+            Error::invalid_input(
+                "workspace path",
+                format!("no home directory to put the workspace in; set {WORKSPACE_ENV}"),
+            )
+        })
+}
+
+/// A [`WorkspaceRepository`] in one JSON file. See the [module
+/// docs](self) for the format and the guarantees.
+///
+/// Cloning is cheap and clones share the in-memory copy.
+#[derive(Clone)]
+pub struct FsWorkspace {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    path: PathBuf,
+    lock_path: PathBuf,
+    backup_path: PathBuf,
+    lock_timeout: Duration,
+    migrations: Vec<(u32, Migration)>,
+    /// What was last read or written, and the file identity it came from.
+    state: Mutex<Option<Loaded>>,
+}
+
+impl fmt::Debug for FsWorkspace {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("FsWorkspace")
+            .field("path", &self.inner.path)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The parsed file, plus each session's JSON text so a write re-serializes
+/// only the sessions that changed.
+struct Loaded {
+    stamp: Option<Stamp>,
+    set: SessionSet,
+    raw: Vec<Box<RawValue>>,
+    extra: Map<String, Value>,
+}
+
+/// Identifies one version of the file cheaply: every write is a new inode
+/// with a new mtime, so an unchanged stamp means an unchanged file.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+struct Stamp {
+    len: u64,
+    modified: Option<std::time::SystemTime>,
+    #[cfg(unix)]
+    ino: u64,
+    #[cfg(unix)]
+    ctime_ns: i64,
+}
+
+impl Stamp {
+    fn of(meta: &fs::Metadata) -> Self {
+        #[cfg(unix)]
+        use std::os::unix::fs::MetadataExt;
+        Stamp {
+            len: meta.len(),
+            modified: meta.modified().ok(),
+            #[cfg(unix)]
+            ino: meta.ino(),
+            #[cfg(unix)]
+            ctime_ns: meta.ctime() * 1_000_000_000 + meta.ctime_nsec(),
+        }
+    }
+}
+
+impl FsWorkspace {
+    /// A builder.
+    pub fn builder() -> FsWorkspaceBuilder {
+        FsWorkspaceBuilder::new()
+    }
+
+    /// The workspace at `path`.
+    pub fn open(path: impl Into<PathBuf>) -> Result<Self> {
+        Self::builder().path(path).build()
+    }
+
+    /// The workspace named by [`WORKSPACE_ENV`], else the default path.
+    pub fn from_env() -> Result<Self> {
+        FsWorkspaceBuilder::from_env().build()
+    }
+
+    /// The workspace file.
+    pub fn path(&self) -> &Path {
+        &self.inner.path
+    }
+
+    /// The backup of the previous version of the file.
+    pub fn backup_path(&self) -> &Path {
+        &self.inner.backup_path
+    }
+
+    /// Reads the file now (if it changed) and reports any problem, without
+    /// waiting for the first operation.
+    pub async fn check(&self) -> Result<usize> {
+        self.blocking(|inner| Ok(inner.fresh()?.as_ref().map_or(0, |l| l.set.len())))
+            .await
+    }
+
+    async fn blocking<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Inner) -> Result<T> + Send + 'static,
+    ) -> Result<T> {
+        let inner = Arc::clone(&self.inner);
+        match tokio::task::spawn_blocking(move || f(&inner)).await {
+            Ok(result) => result,
+            Err(join) => Err(Error::storage(
+                &self.inner.path,
+                format!("workspace I/O task failed: {join}"),
+                None,
+            )),
+        }
+    }
+
+    /// Runs a change under the cross-process lock and writes the result.
+    async fn write<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut SessionSet) -> Result<(T, Vec<SessionId>)> + Send + 'static,
+    ) -> Result<T> {
+        self.blocking(move |inner| inner.write(f)).await
+    }
+}
+
+impl Inner {
+    fn lock_state(&self) -> MutexGuard<'_, Option<Loaded>> {
+        // A panic mid-operation leaves at worst a stale copy, and the stamp
+        // check below reloads it from the file.
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The in-memory copy, reloaded if the file changed since.
+    fn fresh(&self) -> Result<MutexGuard<'_, Option<Loaded>>> {
+        let mut state = self.lock_state();
+        self.refresh(&mut state)?;
+        Ok(state)
+    }
+
+    fn refresh(&self, state: &mut Option<Loaded>) -> Result<()> {
+        let mut file = match File::open(&self.path) {
+            Ok(file) => file,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                let stale = state.as_ref().is_none_or(|l| l.stamp.is_some());
+                if stale {
+                    *state = Some(Loaded::empty());
+                }
+                return Ok(());
+            }
+            Err(e) => return Err(self.io_error("cannot open the workspace file", e)),
+        };
+        let meta = file
+            .metadata()
+            .map_err(|e| self.io_error("cannot read the workspace file's metadata", e))?;
+        let stamp = Stamp::of(&meta);
+        if state.as_ref().is_some_and(|l| l.stamp == Some(stamp)) {
+            return Ok(());
+        }
+        let mut bytes = Vec::with_capacity(meta.len() as usize);
+        file.read_to_end(&mut bytes)
+            .map_err(|e| self.io_error("cannot read the workspace file", e))?;
+        let mut loaded = self.parse(&bytes)?;
+        loaded.stamp = Some(stamp);
+        *state = Some(loaded);
+        Ok(())
+    }
+
+    fn parse(&self, bytes: &[u8]) -> Result<Loaded> {
+        let top: TopLevel<'_> =
+            serde_json::from_slice(bytes).map_err(|e| self.corrupt_at(e.line(), e.column(), e))?;
+        let version = top
+            .version
+            .ok_or_else(|| self.corrupt_at(1, 1, "the \"version\" field is missing"))?;
+        if version > u64::from(WORKSPACE_SCHEMA_VERSION) {
+            return Err(Error::storage(
+                &self.path,
+                format!(
+                    "written by a newer version (schema {version}; this build reads up to {WORKSPACE_SCHEMA_VERSION}); upgrade, or use the backup {}",
+                    self.backup_path.display()
+                ),
+                None,
+            ));
+        }
+        if version < u64::from(WORKSPACE_SCHEMA_VERSION) {
+            return self.migrate(bytes, version as u32);
+        }
+        let raws = top
+            .sessions
+            .ok_or_else(|| self.corrupt_at(1, 1, "the \"sessions\" field is missing"))?;
+        let mut sessions = Vec::with_capacity(raws.len());
+        let mut raw = Vec::with_capacity(raws.len());
+        for item in raws {
+            let session: Session = serde_json::from_str(item.get())
+                .map_err(|e| self.corrupt_in(bytes, item.get(), e))?;
+            session
+                .validate()
+                .map_err(|e| self.corrupt_in(bytes, item.get(), e))?;
+            sessions.push(session);
+            raw.push(item.to_owned());
+        }
+        let set = SessionSet::from_sessions(sessions)
+            .map_err(|id| self.corrupt_at(0, 0, format!("session id {id} appears twice")))?;
+        Ok(Loaded {
+            stamp: None,
+            set,
+            raw,
+            extra: top.extra,
+        })
+    }
+
+    /// Runs the migration steps from `from` up to the current schema on the
+    /// whole document, then parses it. The file itself is rewritten only by
+    /// the next write.
+    fn migrate(&self, bytes: &[u8], from: u32) -> Result<Loaded> {
+        let mut doc: Map<String, Value> =
+            serde_json::from_slice(bytes).map_err(|e| self.corrupt_at(e.line(), e.column(), e))?;
+        for version in from..WORKSPACE_SCHEMA_VERSION {
+            let step = self
+                .migrations
+                .iter()
+                .find(|(v, _)| *v == version)
+                .map(|(_, step)| *step)
+                .ok_or_else(|| {
+                    Error::storage(
+                        &self.path,
+                        format!(
+                            "schema {version} is older than this build can migrate (no step from {version} to {})",
+                            version + 1
+                        ),
+                        None,
+                    )
+                })?;
+            step(&mut doc).map_err(|reason| {
+                Error::storage(
+                    &self.path,
+                    format!("migrating from schema {version}: {reason}"),
+                    None,
+                )
+            })?;
+        }
+        doc.insert("version".into(), Value::from(WORKSPACE_SCHEMA_VERSION));
+        let migrated = serde_json::to_vec(&doc)
+            .map_err(|e| self.corrupt_at(0, 0, format!("after migration: {e}")))?;
+        self.parse(&migrated)
+    }
+
+    fn write<T>(
+        &self,
+        change: impl FnOnce(&mut SessionSet) -> Result<(T, Vec<SessionId>)>,
+    ) -> Result<T> {
+        let mut state = self.lock_state();
+        let _lock = self.lock_file()?;
+        self.refresh(&mut state)?;
+        let loaded = state.as_mut().expect("refresh always leaves a state");
+        // Work on a copy so a failed write leaves memory matching the file.
+        let mut set = loaded.set.clone();
+        let (result, changed) = change(&mut set)?;
+        let mut raw = reconcile_raw(&loaded.set, &loaded.raw, &set, &changed)
+            .map_err(|e| self.corrupt_at(0, 0, format!("cannot encode a session: {e}")))?;
+        let text = render(&raw, &loaded.extra);
+        self.replace(text.as_bytes())?;
+        let meta = fs::metadata(&self.path)
+            .map_err(|e| self.io_error("cannot read the new file's metadata", e))?;
+        loaded.stamp = Some(Stamp::of(&meta));
+        loaded.set = set;
+        std::mem::swap(&mut loaded.raw, &mut raw);
+        Ok(result)
+    }
+
+    /// Takes the cross-process lock, polling up to `lock_timeout`.
+    fn lock_file(&self) -> Result<File> {
+        if let Some(dir) = self.path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            create_private_dir(dir)
+                .map_err(|e| self.io_error("cannot create the workspace directory", e))?;
+        }
+        let file = open_private(&self.lock_path, false)
+            .map_err(|e| self.io_error("cannot open the lock file", e))?;
+        let started = Instant::now();
+        let mut pause = Duration::from_millis(1);
+        loop {
+            match file.try_lock() {
+                Ok(()) => return Ok(file),
+                Err(fs::TryLockError::WouldBlock) => {}
+                Err(fs::TryLockError::Error(e)) => {
+                    return Err(self.io_error("cannot lock the workspace", e));
+                }
+            }
+            if started.elapsed() >= self.lock_timeout {
+                return Err(Error::storage(
+                    &self.path,
+                    format!(
+                        "another process has held the lock {} for over {:?}",
+                        self.lock_path.display(),
+                        self.lock_timeout
+                    ),
+                    None,
+                ));
+            }
+            std::thread::sleep(pause);
+            pause = (pause * 2).min(Duration::from_millis(20));
+        }
+    }
+
+    /// Temp file, fsync, keep the old file as backup, rename, fsync the dir.
+    fn replace(&self, bytes: &[u8]) -> Result<()> {
+        let dir = match self.path.parent() {
+            Some(dir) if !dir.as_os_str().is_empty() => dir.to_path_buf(),
+            _ => PathBuf::from("."),
+        };
+        let file_name = self
+            .path
+            .file_name()
+            .expect("checked by the builder")
+            .to_string_lossy();
+        let tmp = dir.join(format!(".{file_name}.tmp-{}", std::process::id()));
+        let mut file = open_private(&tmp, true)
+            .map_err(|e| self.io_error("cannot create the temporary file", e))?;
+        let written = file.write_all(bytes).and_then(|()| file.sync_all());
+        drop(file);
+        if let Err(e) = written {
+            let _ = fs::remove_file(&tmp);
+            return Err(self.io_error("cannot write the temporary file", e));
+        }
+        self.keep_backup(&dir);
+        if let Err(e) = fs::rename(&tmp, &self.path) {
+            let _ = fs::remove_file(&tmp);
+            return Err(self.io_error("cannot replace the workspace file", e));
+        }
+        sync_dir(&dir).map_err(|e| self.io_error("cannot sync the workspace directory", e))
+    }
+
+    /// Points `<file>.bak` at the current file. Best effort: a failure here
+    /// loses only the backup, never the data being written.
+    fn keep_backup(&self, dir: &Path) {
+        if !self.path.exists() {
+            return;
+        }
+        let staged = dir.join(format!(
+            ".{}.bak-{}",
+            self.path
+                .file_name()
+                .expect("checked by the builder")
+                .to_string_lossy(),
+            std::process::id()
+        ));
+        let _ = fs::remove_file(&staged);
+        let linked = fs::hard_link(&self.path, &staged)
+            .or_else(|_| fs::copy(&self.path, &staged).map(|_| ()));
+        match linked.and_then(|()| fs::rename(&staged, &self.backup_path)) {
+            Ok(()) => {}
+            Err(e) => {
+                let _ = fs::remove_file(&staged);
+                tracing::warn!(path = %self.backup_path.display(), error = %e, "could not keep the workspace backup");
+            }
+        }
+    }
+
+    fn io_error(&self, what: &str, e: std::io::Error) -> Error {
+        Error::storage(&self.path, what, Some(e))
+    }
+
+    fn corrupt_at(&self, line: usize, column: usize, message: impl fmt::Display) -> Error {
+        Error::Corrupt {
+            path: self.path.clone(),
+            kind: KIND.into(),
+            line,
+            column,
+            message: strip_position(&message.to_string()),
+        }
+    }
+
+    /// An error inside one session's text, positioned in the whole file.
+    fn corrupt_in(&self, file: &[u8], item: &str, e: impl ErrorPosition) -> Error {
+        let offset = (item.as_ptr() as usize).saturating_sub(file.as_ptr() as usize);
+        let before = &file[..offset.min(file.len())];
+        let line0 = before.iter().filter(|&&b| b == b'\n').count() + 1;
+        let col0 = offset - before.iter().rposition(|&b| b == b'\n').map_or(0, |p| p + 1) + 1;
+        let (line, column) = match e.position() {
+            Some((1, col)) => (line0, col0 + col - 1),
+            Some((l, col)) => (line0 + l - 1, col),
+            None => (line0, col0),
+        };
+        self.corrupt_at(line, column, e.message())
+    }
+}
+
+/// The position and message of an error found inside one session.
+trait ErrorPosition {
+    fn position(&self) -> Option<(usize, usize)>;
+    fn message(&self) -> String;
+}
+
+impl ErrorPosition for serde_json::Error {
+    fn position(&self) -> Option<(usize, usize)> {
+        Some((self.line(), self.column()))
+    }
+    fn message(&self) -> String {
+        self.to_string()
+    }
+}
+
+impl ErrorPosition for Error {
+    fn position(&self) -> Option<(usize, usize)> {
+        None
+    }
+    fn message(&self) -> String {
+        self.to_string()
+    }
+}
+
+/// serde_json appends " at line L column C"; the position is reported in
+/// its own fields, so drop the duplicate.
+fn strip_position(message: &str) -> String {
+    match message.rfind(" at line ") {
+        Some(i) if message[i..].contains(" column ") => message[..i].to_owned(),
+        _ => message.to_owned(),
+    }
+}
+
+impl Loaded {
+    fn empty() -> Self {
+        Loaded {
+            stamp: None,
+            set: SessionSet::default(),
+            raw: Vec::new(),
+            extra: Map::new(),
+        }
+    }
+}
+
+/// The JSON text of each session of `new`: reused from `old_raw` when the
+/// session did not change, encoded afresh when it is listed in `changed`
+/// or new.
+fn reconcile_raw(
+    old: &SessionSet,
+    old_raw: &[Box<RawValue>],
+    new: &SessionSet,
+    changed: &[SessionId],
+) -> serde_json::Result<Vec<Box<RawValue>>> {
+    new.sessions()
+        .iter()
+        .map(|session| {
+            let id = session.session_id;
+            match old.position(id) {
+                Some(i) if !changed.contains(&id) => Ok(old_raw[i].clone()),
+                _ => RawValue::from_string(serde_json::to_string(session)?),
+            }
+        })
+        .collect()
+}
+
+fn render(raw: &[Box<RawValue>], extra: &Map<String, Value>) -> String {
+    let size: usize = raw.iter().map(|r| r.get().len() + 6).sum();
+    let mut out = String::with_capacity(size + 64);
+    out.push_str("{\n  \"version\": ");
+    out.push_str(&WORKSPACE_SCHEMA_VERSION.to_string());
+    out.push_str(",\n  \"sessions\": [");
+    for (i, session) in raw.iter().enumerate() {
+        out.push_str(if i == 0 { "\n    " } else { ",\n    " });
+        out.push_str(session.get());
+    }
+    out.push_str(if raw.is_empty() { "]" } else { "\n  ]" });
+    for (key, value) in extra {
+        out.push_str(",\n  ");
+        // Keys and values came from valid JSON, so encoding cannot fail.
+        out.push_str(&serde_json::to_string(key).unwrap_or_default());
+        out.push_str(": ");
+        out.push_str(&serde_json::to_string(value).unwrap_or_default());
+    }
+    out.push_str("\n}\n");
+    out
+}
+
+/// The top level, read without buffering the sessions: each session stays
+/// a slice of the input until it is parsed on its own.
+struct TopLevel<'a> {
+    version: Option<u64>,
+    sessions: Option<Vec<&'a RawValue>>,
+    extra: Map<String, Value>,
+}
+
+impl<'de: 'a, 'a> Deserialize<'de> for TopLevel<'a> {
+    fn deserialize<D: de::Deserializer<'de>>(deserializer: D) -> std::result::Result<Self, D::Error> {
+        struct TopVisitor<'a>(std::marker::PhantomData<&'a ()>);
+        impl<'de: 'a, 'a> Visitor<'de> for TopVisitor<'a> {
+            type Value = TopLevel<'a>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a workspace object with \"version\" and \"sessions\"")
+            }
+            fn visit_map<M: MapAccess<'de>>(self, mut map: M) -> std::result::Result<Self::Value, M::Error> {
+                let mut top = TopLevel {
+                    version: None,
+                    sessions: None,
+                    extra: Map::new(),
+                };
+                while let Some(key) = map.next_key::<Cow<'de, str>>()? {
+                    match key.as_ref() {
+                        "version" if top.version.is_none() => top.version = Some(map.next_value()?),
+                        "sessions" if top.sessions.is_none() => {
+                            top.sessions = Some(map.next_value()?)
+                        }
+                        "version" | "sessions" => {
+                            return Err(de::Error::custom(format!("duplicate field \"{key}\"")));
+                        }
+                        _ => {
+                            let value = map.next_value()?;
+                            top.extra.insert(key.into_owned(), value);
+                        }
+                    }
+                }
+                Ok(top)
+            }
+        }
+        deserializer.deserialize_map(TopVisitor(std::marker::PhantomData))
+    }
+}
+
+fn create_private_dir(dir: &Path) -> std::io::Result<()> {
+    if dir.is_dir() {
+        return Ok(());
+    }
+    let mut builder = fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+    builder.create(dir)
+}
+
+/// Opens a file readable and writable only by its owner (0600 on Unix).
+fn open_private(path: &Path, truncate: bool) -> std::io::Result<File> {
+    let mut options = OpenOptions::new();
+    options.read(true).write(true).create(true).truncate(truncate);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let file = options.open(path)?;
+    // `mode` applies only when the file is created; a leftover temp file
+    // from a crashed writer may have other permissions.
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        if file.metadata()?.permissions().mode() & 0o077 != 0 {
+            file.set_permissions(fs::Permissions::from_mode(0o600))?;
+        }
+    }
+    Ok(file)
+}
+
+fn sync_dir(dir: &Path) -> std::io::Result<()> {
+    #[cfg(unix)]
+    {
+        File::open(dir)?.sync_all()
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = dir;
+        Ok(())
+    }
+}
+
+#[async_trait::async_trait]
+impl WorkspaceRepository for FsWorkspace {
+    async fn list(&self) -> Result<Vec<Session>> {
+        self.blocking(|inner| {
+            let state = inner.fresh()?;
+            Ok(state.as_ref().map(|l| l.set.sessions().to_vec()).unwrap_or_default())
+        })
+        .await
+    }
+
+    async fn get(&self, id: SessionId) -> Result<Session> {
+        self.blocking(move |inner| {
+            let state = inner.fresh()?;
+            match state.as_ref() {
+                Some(loaded) => loaded.set.get(id).cloned(),
+                None => Err(Error::not_found(format!("session {id}"))),
+            }
+        })
+        .await
+    }
+
+    async fn insert(&self, session: Session) -> Result<Session> {
+        self.write(move |set| {
+            let id = session.session_id;
+            set.insert(session).map(|s| (s, vec![id]))
+        })
+        .await
+    }
+
+    async fn update(&self, session: Session) -> Result<Session> {
+        self.write(move |set| {
+            let id = session.session_id;
+            set.update(session).map(|s| (s, vec![id]))
+        })
+        .await
+    }
+
+    async fn delete(&self, id: SessionId, expected_revision: Option<u64>) -> Result<Session> {
+        self.write(move |set| set.delete(id, expected_revision).map(|s| (s, Vec::new())))
+            .await
+    }
+}

@@ -5,7 +5,9 @@ mod fs;
 mod memory;
 mod set;
 
-pub use fs::{FsWorkspace, FsWorkspaceBuilder, WORKSPACE_ENV, WORKSPACE_SCHEMA_VERSION};
+pub use fs::{
+    FsWorkspace, FsWorkspaceBuilder, Migration, WORKSPACE_ENV, WORKSPACE_SCHEMA_VERSION, default_path,
+};
 pub use memory::InMemoryWorkspace;
 pub(crate) use set::SessionSet;
 

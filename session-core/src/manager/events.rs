@@ -1,0 +1,42 @@
+//! What the manager tells embedding tools.
+
+use time::OffsetDateTime;
+
+use crate::{Error, Operation, SessionId, SessionStatus};
+
+/// Something that happened to a session, published by the
+/// [`SessionManager`](crate::SessionManager) after it was persisted.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct SessionEvent {
+    /// The session.
+    pub session_id: SessionId,
+    /// Its name at the time.
+    pub session_name: String,
+    /// Its status after the event.
+    pub status: SessionStatus,
+    /// When the manager published it (from the manager's clock).
+    pub at: OffsetDateTime,
+    /// What happened.
+    pub kind: SessionEventKind,
+}
+
+/// The kinds of [`SessionEvent`].
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub enum SessionEventKind {
+    /// The session became active.
+    Started,
+    /// The session became inactive.
+    Stopped,
+    /// The session's credentials were replaced.
+    Rotated,
+    /// An operation failed; the session is back in a consistent status and
+    /// the error is also in its `last_error`.
+    Failed {
+        /// The operation that failed.
+        operation: Operation,
+        /// Why (never contains secrets).
+        error: Error,
+    },
+}

@@ -1,0 +1,241 @@
+//! Rotates active sessions before their credentials expire.
+
+use std::collections::HashMap;
+use std::hash::{Hash, Hasher};
+use std::time::Duration;
+
+use time::OffsetDateTime;
+use tokio::sync::{broadcast, watch};
+use tokio::task::JoinHandle;
+
+use super::SessionManager;
+use crate::{Operation, Session, SessionId, SessionStatus};
+
+/// When the [`RotationScheduler`] rotates.
+///
+/// A session with an `expiration` is rotated at
+/// `expiration − window − jitter`, where the jitter is a fixed pseudo-random
+/// share of [`jitter`](Self::jitter) derived from the session id and
+/// expiration, so many sessions issued together do not all rotate at once.
+/// If the credentials live no longer than the window, rotation happens when
+/// a quarter of their lifetime is left instead, so short-lived credentials do
+/// not rotate in a loop.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct RotationPolicy {
+    /// How long before expiry to rotate. Default 5 minutes.
+    pub window: Duration,
+    /// Up to how much earlier still, per session. Default 60 seconds.
+    pub jitter: Duration,
+    /// After a failed rotation, how long to wait before trying again.
+    /// Default 60 seconds.
+    pub retry_after: Duration,
+    /// How often to re-read the workspace for changes made by other
+    /// processes. Default 60 seconds.
+    pub rescan: Duration,
+}
+
+impl Default for RotationPolicy {
+    fn default() -> Self {
+        Self {
+            window: Duration::from_secs(300),
+            jitter: Duration::from_secs(60),
+            retry_after: Duration::from_secs(60),
+            rescan: Duration::from_secs(60),
+        }
+    }
+}
+
+impl RotationPolicy {
+    /// Sets [`window`](Self::window).
+    pub fn with_window(mut self, window: Duration) -> Self {
+        self.window = window;
+        self
+    }
+
+    /// Sets [`jitter`](Self::jitter).
+    pub fn with_jitter(mut self, jitter: Duration) -> Self {
+        self.jitter = jitter;
+        self
+    }
+
+    /// Sets [`retry_after`](Self::retry_after).
+    pub fn with_retry_after(mut self, retry_after: Duration) -> Self {
+        self.retry_after = retry_after;
+        self
+    }
+
+    /// Sets [`rescan`](Self::rescan).
+    pub fn with_rescan(mut self, rescan: Duration) -> Self {
+        self.rescan = rescan;
+        self
+    }
+
+    /// When `session` is due for rotation, or `None` if it has no expiration
+    /// or is not `active` / `expired`. `issued_at` is when its current
+    /// credentials were issued, if known.
+    pub fn due_at(&self, session: &Session, issued_at: Option<OffsetDateTime>) -> Option<OffsetDateTime> {
+        if !matches!(session.status(), SessionStatus::Active | SessionStatus::Expired) {
+            return None;
+        }
+        let expiration = session.expiration?;
+        let lead = self.window + self.jitter_for(session.session_id, expiration);
+        let lead = time::Duration::try_from(lead).unwrap_or(time::Duration::MAX);
+        match issued_at.or(session.start_date_time) {
+            Some(issued) if expiration - issued <= lead && expiration > issued => {
+                Some(expiration - (expiration - issued) / 4)
+            }
+            _ => Some(expiration - lead),
+        }
+    }
+
+    fn jitter_for(&self, id: SessionId, expiration: OffsetDateTime) -> Duration {
+        let max = self.jitter.as_millis() as u64;
+        if max == 0 {
+            return Duration::ZERO;
+        }
+        // DefaultHasher::new() has fixed keys, so this is deterministic.
+        let mut hasher = std::collections::hash_map::DefaultHasher::new();
+        id.hash(&mut hasher);
+        expiration.unix_timestamp().hash(&mut hasher);
+        Duration::from_millis(hasher.finish() % max)
+    }
+}
+
+/// A background task that rotates each session when it falls due under a
+/// [`RotationPolicy`].
+///
+/// It waits on the manager's [`Clock`](crate::Clock), so with a
+/// [`ManualClock`](crate::ManualClock) a test moves time instead of
+/// sleeping. It wakes when a session is started or rotated, when the next
+/// rotation is due, and every [`rescan`](RotationPolicy::rescan) to see
+/// changes made by other processes. Sessions whose provider cannot rotate
+/// are left alone.
+///
+/// ```no_run
+/// # async fn demo(manager: session_core::SessionManager) {
+/// use session_core::{RotationPolicy, RotationScheduler};
+/// let scheduler = RotationScheduler::spawn(manager, RotationPolicy::default());
+/// // … later:
+/// scheduler.shutdown().await;
+/// # }
+/// ```
+#[derive(Debug)]
+pub struct RotationScheduler;
+
+impl RotationScheduler {
+    /// Starts the task on the current Tokio runtime.
+    pub fn spawn(manager: SessionManager, policy: RotationPolicy) -> SchedulerHandle {
+        let (stop, stopped) = watch::channel(false);
+        let events = manager.subscribe();
+        let task = tokio::spawn(run(manager, policy, events, stopped));
+        SchedulerHandle { stop, task }
+    }
+}
+
+/// Controls a running [`RotationScheduler`]. Dropping it without calling
+/// [`shutdown`](Self::shutdown) also stops the task, at its next wake-up.
+#[derive(Debug)]
+pub struct SchedulerHandle {
+    stop: watch::Sender<bool>,
+    task: JoinHandle<()>,
+}
+
+impl SchedulerHandle {
+    /// Stops the task and waits for it to end. A rotation already handed to
+    /// the manager completes and is persisted; no new one starts.
+    pub async fn shutdown(self) {
+        let _ = self.stop.send(true);
+        let _ = self.task.await;
+    }
+
+    /// Whether the task has ended.
+    pub fn is_finished(&self) -> bool {
+        self.task.is_finished()
+    }
+}
+
+async fn run(
+    manager: SessionManager,
+    policy: RotationPolicy,
+    mut events: broadcast::Receiver<super::SessionEvent>,
+    mut stopped: watch::Receiver<bool>,
+) {
+    let clock = manager.clock().clone();
+    // When this task last rotated a session, and when a rotation last failed.
+    let mut issued: HashMap<SessionId, OffsetDateTime> = HashMap::new();
+    let mut failed: HashMap<SessionId, OffsetDateTime> = HashMap::new();
+    let rescan = time::Duration::try_from(policy.rescan).unwrap_or(time::Duration::MINUTE);
+    let retry_after = time::Duration::try_from(policy.retry_after).unwrap_or(time::Duration::MINUTE);
+    loop {
+        if *stopped.borrow() {
+            return;
+        }
+        let now = clock.now();
+        let mut next_wake = now + rescan;
+        let sessions = match manager.list().await {
+            Ok(sessions) => sessions,
+            Err(error) => {
+                tracing::warn!(category = error.category(), "rotation scheduler cannot list sessions: {error}");
+                Vec::new()
+            }
+        };
+        let live: Vec<SessionId> = sessions.iter().map(|s| s.session_id).collect();
+        issued.retain(|id, _| live.contains(id));
+        failed.retain(|id, _| live.contains(id));
+        for session in &sessions {
+            let rotatable = manager
+                .provider(&session.session_type)
+                .is_some_and(|p| p.capabilities().rotate);
+            if !rotatable {
+                continue;
+            }
+            let Some(mut due) = policy.due_at(session, issued.get(&session.session_id).copied()) else {
+                continue;
+            };
+            if let Some(at) = failed.get(&session.session_id) {
+                due = due.max(*at + retry_after);
+            }
+            if due > now {
+                next_wake = next_wake.min(due);
+                continue;
+            }
+            let id = session.session_id;
+            let outcome = tokio::select! {
+                outcome = manager.run(Operation::Rotate, id) => outcome,
+                _ = stopped.changed() => return,
+            };
+            match outcome {
+                Ok(rotated) => {
+                    let at = clock.now();
+                    issued.insert(id, at);
+                    failed.remove(&id);
+                    // A provider that hands back credentials already due
+                    // would otherwise be rotated again at once, forever.
+                    if policy.due_at(&rotated, Some(at)).is_some_and(|due| due <= at) {
+                        tracing::warn!(session_id = %id, "rotation returned credentials that are already due; retrying later");
+                        failed.insert(id, at);
+                    }
+                }
+                Err(error) => {
+                    tracing::warn!(session_id = %id, category = error.category(), "scheduled rotation failed: {error}");
+                    failed.insert(id, clock.now());
+                }
+            }
+            // Rotating took time and changed the session: plan again.
+            next_wake = clock.now();
+        }
+        if next_wake <= clock.now() {
+            continue;
+        }
+        tokio::select! {
+            _ = clock.sleep_until(next_wake) => {}
+            event = events.recv() => {
+                if let Err(broadcast::error::RecvError::Closed) = event {
+                    return;
+                }
+            }
+            _ = stopped.changed() => return,
+        }
+    }
+}
