@@ -72,8 +72,8 @@ pub use error::{BoxError, Error, ErrorChain, Result};
 pub use id::SessionId;
 pub use manager::*;
 pub use repository::{
-    FsWorkspace, FsWorkspaceBuilder, InMemoryWorkspace, WorkspaceRepository,
-    WorkspaceRepositoryExt,
+    FsWorkspace, FsWorkspaceBuilder, InMemoryWorkspace, WORKSPACE_ENV, WORKSPACE_SCHEMA_VERSION,
+    WorkspaceRepository, WorkspaceRepositoryExt,
 };
 pub use secret::Secret;
 pub use secret_store::{EncryptedFileSecretStore, InMemorySecretStore, SecretKey, SecretStore};
