@@ -1,1 +1,87 @@
-fn main() {}
+//! `FsWorkspace` at 100, 1,000 and 10,000 sessions: cold load, list, and
+//! update-one-and-persist (fsync included). Figures: `benches/README.md`.
+
+use std::path::Path;
+use std::time::Duration;
+
+use criterion::{BenchmarkId, Criterion, criterion_main};
+use session_sdk::{FsWorkspace, Session, SessionStatus, SessionType, WorkspaceRepository};
+
+const SIZES: [usize; 3] = [100, 1_000, 10_000];
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime")
+}
+
+/// A workspace file with `n` realistic sessions, written directly in the
+/// documented format (inserting one by one would fsync `n` times).
+fn fixture(dir: &Path, n: usize) -> std::path::PathBuf {
+    let path = dir.join(format!("ws-{n}.json"));
+    let at = time::macros::datetime!(2030-01-01 0:00 UTC);
+    let sessions: Vec<Session> = (0..n)
+        .map(|i| {
+            let mut s = Session::new(format!("session-{i}"), SessionType::AwsIamRoleChained)
+                .expect("session")
+                .with_region("eu-west-1");
+            let config = s.config.as_map_mut();
+            config.insert(
+                "roleArn".into(),
+                format!("arn:aws:iam::123456789012:role/Role{i}").into(),
+            );
+            config.insert("roleSessionName".into(), "session-sdk".into());
+            config.insert("profile".into(), format!("p{i}").into());
+            s.transition(SessionStatus::Pending, at).expect("t");
+            s.transition(SessionStatus::Active, at).expect("t");
+            s.expiration = Some(at + Duration::from_secs(3600));
+            s
+        })
+        .collect();
+    let doc = serde_json::json!({ "version": 1, "sessions": sessions });
+    std::fs::write(&path, serde_json::to_vec(&doc).expect("json")).expect("write");
+    path
+}
+
+fn bench(c: &mut Criterion) {
+    let dir = tempfile::tempdir().expect("dir");
+    let rt = runtime();
+    let mut group = c.benchmark_group("fs_workspace");
+    group.sample_size(20).measurement_time(Duration::from_secs(4));
+    for n in SIZES {
+        let path = fixture(dir.path(), n);
+
+        group.bench_with_input(BenchmarkId::new("cold_load", n), &path, |b, path| {
+            b.iter(|| {
+                let ws = FsWorkspace::open(path).expect("open");
+                assert_eq!(rt.block_on(ws.check()).expect("load"), n);
+            })
+        });
+
+        let ws = FsWorkspace::open(&path).expect("open");
+        rt.block_on(ws.check()).expect("warm");
+        group.bench_with_input(BenchmarkId::new("list", n), &ws, |b, ws| {
+            b.iter(|| assert_eq!(rt.block_on(ws.list()).expect("list").len(), n))
+        });
+
+        let target = rt.block_on(ws.list()).expect("list")[n / 2].session_id;
+        let mut flip = false;
+        group.bench_with_input(BenchmarkId::new("update_one_persist", n), &ws, |b, ws| {
+            b.iter(|| {
+                let mut s = rt.block_on(ws.get(target)).expect("get");
+                flip = !flip;
+                s.region = Some(if flip { "us-east-1" } else { "eu-west-1" }.into());
+                rt.block_on(ws.update(s)).expect("update");
+            })
+        });
+    }
+    group.finish();
+}
+
+// criterion_group! generates an undocumented pub fn.
+#[allow(missing_docs)]
+mod group {
+    criterion::criterion_group!(benches, super::bench);
+}
+criterion_main!(group::benches);

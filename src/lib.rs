@@ -1,2 +1,60 @@
-//! `session-sdk`: placeholder facade (filled below).
-pub use session_core as core;
+//! `session-sdk`: one model and one trait over local cloud credentials (AWS,
+//! Azure), AWS Systems Manager sessions, HashiCorp Boundary sessions and
+//! Redfish login sessions.
+//!
+//! This facade re-exports [`session_core`] at its root and each provider crate
+//! as a module behind a cargo feature, so a program compiles only the
+//! providers (and cloud SDKs) it uses:
+//!
+//! | feature | module | crate |
+//! |---|---|---|
+//! | (always) | crate root | `session-core`: model, [`SessionAction`], repositories, secret stores, [`SessionManager`] |
+//! | `aws` | `aws` | `session-aws` |
+//! | `azure` | `azure` | `session-azure` |
+//! | `redfish` | `redfish` | `session-redfish` |
+//! | `boundary` | `boundary` | `session-boundary` |
+//! | `keyring` | [`secret_store::KeyringSecretStore`] | the OS keychain as a secret store |
+//!
+//! No feature is on by default. The provider crates are placeholders until
+//! their issues land; see each crate's docs.
+#![cfg_attr(feature = "aws", doc = "\nThis build includes the `aws` provider.")]
+#![cfg_attr(feature = "azure", doc = "\nThis build includes the `azure` provider.")]
+#![cfg_attr(feature = "redfish", doc = "\nThis build includes the `redfish` provider.")]
+#![cfg_attr(feature = "boundary", doc = "\nThis build includes the `boundary` provider.")]
+//!
+//! # Quickstart
+//!
+//! `cargo run --example quickstart` runs a complete session life cycle on a
+//! temporary workspace with a provider defined in the example itself: no
+//! cloud account needed. In short:
+//!
+//! ```no_run
+//! use std::sync::Arc;
+//! use session_sdk::{FsWorkspace, Session, SessionManager, SessionType};
+//! # async fn demo(my_provider: Arc<dyn session_sdk::SessionAction>) -> session_sdk::Result<()> {
+//! let manager = SessionManager::builder()
+//!     .repository(Arc::new(FsWorkspace::from_env()?))
+//!     .provider(my_provider)
+//!     .build()?;
+//! manager.add(Session::new("dev", SessionType::Other("local".into()))?).await?;
+//! let active = manager.start("dev").await?;
+//! println!("{} is {}", active.session_name, active.status());
+//! manager.stop("dev").await?;
+//! # Ok(())
+//! # }
+//! ```
+
+pub use session_core::*;
+
+/// AWS credential and SSM sessions (`session-aws`).
+#[cfg(feature = "aws")]
+pub use session_aws as aws;
+/// Azure sessions (`session-azure`).
+#[cfg(feature = "azure")]
+pub use session_azure as azure;
+/// Boundary sessions (`session-boundary`).
+#[cfg(feature = "boundary")]
+pub use session_boundary as boundary;
+/// Redfish sessions (`session-redfish`).
+#[cfg(feature = "redfish")]
+pub use session_redfish as redfish;

@@ -1,2 +1,527 @@
-//! sessionctl (being written).
-fn main() {}
+//! `sessionctl`: the command line of session-sdk.
+//!
+//! It lists, shows, starts, stops, rotates and removes the sessions of one
+//! workspace file, and keeps their secrets in a secret store.
+//!
+//! ```text
+//! sessionctl [--workspace PATH] list [--json]
+//! sessionctl show ID|NAME [--json]
+//! sessionctl start|stop|rotate|remove ID|NAME
+//! sessionctl secret set ID|NAME SECRET_NAME   < value-on-stdin
+//! sessionctl secret list ID|NAME
+//! sessionctl secret delete ID|NAME SECRET_NAME
+//! ```
+//!
+//! # Settings
+//!
+//! | flag | environment | default |
+//! |---|---|---|
+//! | `--workspace PATH` | `SESSIONCTL_WORKSPACE` | `session_core::repository::default_path()` |
+//! | `--secret-store file\|keyring` | `SESSIONCTL_SECRET_STORE` | `file` |
+//! | `--secrets-file PATH` | `SESSIONCTL_SECRETS_FILE` | `secrets.enc` next to the workspace file |
+//! | (none: never a flag) | `SESSIONCTL_PASSPHRASE` | asked on the terminal without echo |
+//! | `--log LEVEL` | `SESSIONCTL_LOG` | off |
+//!
+//! The secret store is opened only by the commands that need it (`start`,
+//! `stop`, `rotate`, `remove`, `secret …`), so `list` and `show` never ask for
+//! a passphrase.
+//!
+//! # JSON
+//!
+//! `list --json` and `show --json` print sessions as described in [`json`].
+//!
+//! # Errors and exit codes
+//!
+//! An error prints exactly one line on standard error,
+//! `sessionctl: <the error and its causes>`, and exits with 1; a usage error
+//! (unknown flag, bad value) exits with 2. Secret values never appear in
+//! output, errors or logs.
+
+mod json;
+mod output;
+mod secrets;
+
+use std::io::{IsTerminal, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use clap::{Args, Parser, Subcommand};
+use session_core::{
+    Error, ErrorChain, FsWorkspace, FsWorkspaceBuilder, Operation, SecretKey, SecretStore,
+    SessionAction, SessionManager, SystemClock, WorkspaceRepository, WorkspaceRepositoryExt,
+};
+
+use crate::secrets::StoreKind;
+
+/// The text after `--help` of `list` and `show`: the JSON field names.
+macro_rules! json_fields_help {
+    () => {
+        "JSON output (--json):
+  `list --json` prints a JSON array of sessions, `show --json` one session
+  object. Each object is the session exactly as the workspace file stores it.
+  The field names are stable. Optional fields are left out when they have no
+  value; fields written by a newer version are passed through unchanged.
+
+  sessionId        string  the id: a UUID, lower-case and hyphenated
+  sessionName      string  the name (not necessarily unique)
+  sessionType      string  awsIamUser, awsIamRoleChained, awsIamRoleFederated,
+                           awsSsoRole, azure, awsSsm, redfish, boundary, or a
+                           custom type
+  status           string  inactive, pending, active, rotating, stopping,
+                           disconnected or expired
+  startDateTime    string  optional: when it last became active (RFC 3339, UTC)
+  region           string  optional: AWS region or Azure location
+  expiration       string  optional: when the credentials or remote session
+                           end (RFC 3339, UTC)
+  parentSessionId  string  optional: the session it is derived from (role
+                           chaining)
+  lastError        object  optional: the last failed operation, with
+                           operation, category, message and at (RFC 3339)
+  config           object  the provider's settings (never secrets)
+  revision         number  bumped on every write of the session"
+    };
+}
+
+/// The end of `sessionctl --help`.
+const MAIN_AFTER_HELP: &str = "\
+Examples:
+  sessionctl list
+  sessionctl --workspace ./ws.json show prod-admin --json
+  printf '%s' \"$TOKEN\" | sessionctl secret set prod-admin token
+  sessionctl secret list prod-admin
+  sessionctl start prod-admin
+
+Environment:
+  SESSIONCTL_PASSPHRASE  the passphrase of the encrypted secrets file; when it
+                         is unset it is asked on the terminal (without echo),
+                         and with no terminal the command fails. It is never
+                         taken from a flag.
+  SESSIONCTL_WORKSPACE, SESSIONCTL_SECRET_STORE, SESSIONCTL_SECRETS_FILE,
+  SESSIONCTL_LOG         the same as the flags of those names.
+
+list and show never open the secret store, so they need no passphrase.
+
+Exit status: 0 on success; 1 when the operation failed, with one line
+`sessionctl: <error>` on standard error; 2 on a usage error.";
+
+/// Manage the sessions of a session-sdk workspace.
+///
+/// Sessions are named by id or by name (a name must then be unique; use the
+/// id otherwise). Nothing here prints a secret: secret values go in on
+/// standard input and stay in the secret store.
+#[derive(Debug, Parser)]
+#[command(name = "sessionctl", version, propagate_version = true)]
+#[command(after_long_help = MAIN_AFTER_HELP)]
+struct Cli {
+    /// Settings shared by every command.
+    #[command(flatten)]
+    global: Global,
+
+    /// What to do.
+    #[command(subcommand)]
+    command: Command,
+}
+
+/// Flags accepted by every command.
+#[derive(Debug, Args)]
+#[command(next_help_heading = "Global options")]
+struct Global {
+    /// The workspace file [default: the OS config dir's sessionctl/workspace.json].
+    #[arg(long, global = true, value_name = "PATH", env = "SESSIONCTL_WORKSPACE")]
+    workspace: Option<PathBuf>,
+
+    /// Where secrets are kept: an encrypted file or the OS keychain.
+    ///
+    /// `keyring` needs a sessionctl built with the `keyring` feature. The
+    /// file store's passphrase comes from SESSIONCTL_PASSPHRASE or is asked
+    /// on the terminal (never from a flag).
+    #[arg(
+        long,
+        global = true,
+        value_enum,
+        value_name = "STORE",
+        env = "SESSIONCTL_SECRET_STORE",
+        default_value_t = StoreKind::File
+    )]
+    secret_store: StoreKind,
+
+    /// The encrypted secrets file [default: secrets.enc next to the workspace file].
+    #[arg(
+        long,
+        global = true,
+        value_name = "PATH",
+        env = "SESSIONCTL_SECRETS_FILE"
+    )]
+    secrets_file: Option<PathBuf>,
+
+    /// Log to standard error at this level or filter (`info`, `debug`,
+    /// `trace`, `session_core=debug`, …) [default: off].
+    #[arg(long, global = true, value_name = "LEVEL", env = "SESSIONCTL_LOG")]
+    log: Option<String>,
+}
+
+/// The commands.
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// List the sessions of the workspace as a table (or JSON).
+    ///
+    /// The table has the columns NAME, TYPE, STATUS, EXPIRES and ID. A
+    /// workspace file that does not exist yet has no sessions. Does not open
+    /// the secret store.
+    #[command(after_long_help = json_fields_help!())]
+    List(JsonFlag),
+
+    /// Show one session, one `field: value` line each (or JSON).
+    ///
+    /// Does not open the secret store.
+    #[command(after_long_help = json_fields_help!())]
+    Show(ShowArgs),
+
+    /// Start a session: issue its credentials or open its connection.
+    ///
+    /// Starts its parent first if it has one that is not active. Needs the
+    /// provider for the session's type to be built into sessionctl (none is
+    /// yet, so this fails with "does not support") and opens the secret
+    /// store.
+    Start(Target),
+
+    /// Stop a session: remove what start made available.
+    ///
+    /// Stopping an inactive session does nothing.
+    Stop(Target),
+
+    /// Replace the credentials of an active session before they expire.
+    ///
+    /// Needs the provider for the session's type and opens the secret store.
+    Rotate(Target),
+
+    /// Remove a session and delete its secrets.
+    ///
+    /// A live session is stopped first. Refused while another session names
+    /// it as parent. Needs the secret store (to delete the secrets).
+    Remove(Target),
+
+    /// Manage the secrets of a session.
+    #[command(subcommand)]
+    Secret(SecretCommand),
+}
+
+/// The `secret` commands.
+#[derive(Debug, Subcommand)]
+enum SecretCommand {
+    /// Store a secret of a session, reading its value from standard input.
+    ///
+    /// One trailing newline (`\n` or `\r\n`) is removed; an empty value is
+    /// refused. When standard input is a terminal the value is asked for
+    /// without echo. The value is never taken from a flag or an argument, so
+    /// it stays out of shell history and process lists. An existing secret
+    /// of that name is replaced.
+    Set(SecretNameArgs),
+
+    /// List the names of a session's secrets, one a line (never the values).
+    List(Target),
+
+    /// Delete one secret of a session.
+    Delete(SecretNameArgs),
+}
+
+/// `--json`.
+#[derive(Debug, Args)]
+struct JsonFlag {
+    /// Print JSON instead of a table (see the field list below).
+    #[arg(long)]
+    json: bool,
+}
+
+/// The arguments of `show`.
+#[derive(Debug, Args)]
+struct ShowArgs {
+    /// The session's id, or its name if unique.
+    #[arg(value_name = "ID|NAME")]
+    session: String,
+
+    /// Print the session as a JSON object (see the field list below).
+    #[arg(long)]
+    json: bool,
+}
+
+/// One session.
+#[derive(Debug, Args)]
+struct Target {
+    /// The session's id, or its name if unique.
+    #[arg(value_name = "ID|NAME")]
+    session: String,
+}
+
+/// One secret of one session.
+#[derive(Debug, Args)]
+struct SecretNameArgs {
+    /// The session's id, or its name if unique.
+    #[arg(value_name = "ID|NAME")]
+    session: String,
+
+    /// The secret's name: 1-64 characters from A-Z a-z 0-9 . _ -
+    #[arg(value_name = "SECRET_NAME")]
+    name: String,
+}
+
+/// Why a command failed, which decides the exit status.
+#[derive(Debug)]
+enum Failure {
+    /// A bad flag or setting: exit status 2.
+    Usage(String),
+    /// The operation failed: exit status 1.
+    Operation(Error),
+    /// Something outside the library failed (the runtime, standard output):
+    /// exit status 1.
+    Other(String),
+}
+
+impl From<Error> for Failure {
+    fn from(error: Error) -> Self {
+        Failure::Operation(error)
+    }
+}
+
+impl Failure {
+    /// The exit status.
+    fn exit_code(&self) -> u8 {
+        match self {
+            Failure::Usage(_) => 2,
+            Failure::Operation(_) | Failure::Other(_) => 1,
+        }
+    }
+
+    /// The message, on one line.
+    fn message(&self) -> String {
+        let text = match self {
+            Failure::Usage(message) | Failure::Other(message) => message.clone(),
+            Failure::Operation(error) => ErrorChain(error).to_string(),
+        };
+        one_line(&text)
+    }
+}
+
+/// Joins the lines of `text` with spaces so an error is always one line.
+fn one_line(text: &str) -> String {
+    text.split(['\n', '\r'])
+        .map(str::trim)
+        .filter(|part| !part.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// Parses the command line, runs it, and turns a failure into one stderr
+/// line and the exit status.
+fn main() -> ExitCode {
+    // `--help`, `--version` and usage errors exit here (usage errors with 2).
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(failure) => {
+            // If even this write fails there is nowhere left to report it.
+            let _ = writeln!(
+                std::io::stderr().lock(),
+                "sessionctl: {}",
+                failure.message()
+            );
+            ExitCode::from(failure.exit_code())
+        }
+    }
+}
+
+/// Sets up logging and the runtime, then runs the command.
+fn run(cli: Cli) -> Result<(), Failure> {
+    init_logging(cli.global.log.as_deref())?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Failure::Other(format!("cannot start the async runtime: {e}")))?;
+    runtime.block_on(Box::pin(dispatch(cli)))
+}
+
+/// Installs the stderr logger if `--log` / `SESSIONCTL_LOG` asks for one.
+fn init_logging(spec: Option<&str>) -> Result<(), Failure> {
+    let Some(spec) = spec.map(str::trim).filter(|s| !s.is_empty()) else {
+        return Ok(());
+    };
+    let filter = tracing_subscriber::EnvFilter::try_new(spec).map_err(|e| {
+        Failure::Usage(format!(
+            "invalid log level {spec:?} (--log / SESSIONCTL_LOG): {e}; try info, debug or trace"
+        ))
+    })?;
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .try_init()
+        .map_err(|e| Failure::Usage(format!("cannot set up logging: {e}")))
+}
+
+/// Runs one command.
+async fn dispatch(cli: Cli) -> Result<(), Failure> {
+    let Cli { global, command } = cli;
+    let workspace = open_workspace(&global)?;
+    tracing::debug!(path = %workspace.path().display(), "workspace");
+    let mut out = String::new();
+    match command {
+        Command::List(JsonFlag { json }) => {
+            let sessions = workspace.list().await?;
+            out = if json {
+                json::sessions(&sessions)?
+            } else {
+                output::table(&sessions, &SystemClock, workspace.path())
+            };
+        }
+        Command::Show(ShowArgs { session, json }) => {
+            let session = workspace.find(&session).await?;
+            out = if json {
+                json::session(&session)?
+            } else {
+                let all = workspace.list().await?;
+                output::details(&session, &all, &SystemClock)
+            };
+        }
+        Command::Start(Target { session }) => {
+            operate(&global, workspace, Operation::Start, &session, &mut out).await?;
+        }
+        Command::Stop(Target { session }) => {
+            operate(&global, workspace, Operation::Stop, &session, &mut out).await?;
+        }
+        Command::Rotate(Target { session }) => {
+            operate(&global, workspace, Operation::Rotate, &session, &mut out).await?;
+        }
+        Command::Remove(Target { session }) => {
+            let session = workspace.find(&session).await?;
+            let store = secrets::open(&global, workspace.path()).await?;
+            // Reading the store first proves it opens (right passphrase)
+            // before anything is deleted.
+            let count = store.names(session.session_id).await?.len();
+            let manager = manager(workspace, store)?;
+            let removed = manager.remove(&session.session_id.to_string()).await?;
+            out = format!(
+                "removed {} and its {count} secret{}\n",
+                removed.label(),
+                if count == 1 { "" } else { "s" }
+            );
+        }
+        Command::Secret(command) => secret(&global, workspace, command, &mut out).await?,
+    }
+    print(&out)
+}
+
+/// `start`, `stop` and `rotate`.
+async fn operate(
+    global: &Global,
+    workspace: FsWorkspace,
+    operation: Operation,
+    id_or_name: &str,
+    out: &mut String,
+) -> Result<(), Failure> {
+    // Resolve first, so a wrong name fails before any passphrase prompt.
+    let session = workspace.find(id_or_name).await?;
+    let store = secrets::open(global, workspace.path()).await?;
+    let manager = manager(workspace, store)?;
+    let id = session.session_id;
+    tracing::debug!(session_id = %id, %operation, "running");
+    let done = manager.run(operation, id).await?;
+    *out = output::outcome(&done, &SystemClock);
+    Ok(())
+}
+
+/// `secret set`, `secret list` and `secret delete`.
+async fn secret(
+    global: &Global,
+    workspace: FsWorkspace,
+    command: SecretCommand,
+    out: &mut String,
+) -> Result<(), Failure> {
+    match command {
+        SecretCommand::Set(SecretNameArgs { session, name }) => {
+            let session = workspace.find(&session).await?;
+            let key = SecretKey::new(session.session_id, name)?;
+            let store = secrets::open(global, workspace.path()).await?;
+            let value = secrets::read_value(key.name())?;
+            store.put(&key, &value).await?;
+            *out = format!("stored secret {} of {}\n", key.name(), session.label());
+        }
+        SecretCommand::List(Target { session }) => {
+            let session = workspace.find(&session).await?;
+            let store = secrets::open(global, workspace.path()).await?;
+            for name in store.names(session.session_id).await? {
+                out.push_str(&name);
+                out.push('\n');
+            }
+        }
+        SecretCommand::Delete(SecretNameArgs { session, name }) => {
+            let session = workspace.find(&session).await?;
+            let key = SecretKey::new(session.session_id, name)?;
+            let store = secrets::open(global, workspace.path()).await?;
+            if !store.delete(&key).await? {
+                return Err(Error::not_found(format!(
+                    "secret {} of {}",
+                    key.name(),
+                    session.label()
+                ))
+                .into());
+            }
+            *out = format!("deleted secret {} of {}\n", key.name(), session.label());
+        }
+    }
+    Ok(())
+}
+
+/// The workspace named by `--workspace` / `SESSIONCTL_WORKSPACE`, else the
+/// default one. Nothing is read until the first command touches it.
+fn open_workspace(global: &Global) -> Result<FsWorkspace, Failure> {
+    let builder = match global
+        .workspace
+        .as_ref()
+        .filter(|path| !path.as_os_str().is_empty())
+    {
+        Some(path) => FsWorkspace::builder().path(path),
+        None => FsWorkspaceBuilder::from_env(),
+    };
+    Ok(builder.build()?)
+}
+
+/// The manager over `workspace` and `store`, with every built-in provider.
+fn manager(workspace: FsWorkspace, store: Arc<dyn SecretStore>) -> Result<SessionManager, Failure> {
+    let repository: Arc<dyn WorkspaceRepository> = Arc::new(workspace);
+    let mut builder = SessionManager::builder()
+        .repository(repository)
+        .secrets(store)
+        .clock(Arc::new(SystemClock));
+    for provider in providers() {
+        builder = builder.provider(provider);
+    }
+    Ok(builder.build()?)
+}
+
+/// The providers this build of sessionctl can run.
+///
+/// No provider crate is implemented yet, so this is empty and every `start`,
+/// `stop` and `rotate` fails with the library's `Unsupported` error naming
+/// the session type. Each provider issue adds its provider here, behind a
+/// cargo feature of session-cli that enables the provider crate, e.g.
+/// `#[cfg(feature = "aws")] providers.push(Arc::new(session_aws::…));`.
+fn providers() -> Vec<Arc<dyn SessionAction>> {
+    Vec::new()
+}
+
+/// Writes `text` to standard output. A closed pipe (`sessionctl list | head`)
+/// is not an error.
+fn print(text: &str) -> Result<(), Failure> {
+    let mut stdout = std::io::stdout().lock();
+    match stdout
+        .write_all(text.as_bytes())
+        .and_then(|()| stdout.flush())
+    {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        Err(e) => Err(Failure::Other(format!(
+            "cannot write to standard output: {e}"
+        ))),
+    }
+}

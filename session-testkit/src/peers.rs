@@ -1,0 +1,271 @@
+//! External test peers (mock cloud endpoints, emulators, validators).
+//!
+//! `./scripts/test` installs the peers listed in `scripts/peers/` into a cache
+//! folder and exports where they are:
+//!
+//! * `SESSION_PEERS_DIR`: the cache folder (default `.cache/peers`);
+//! * `SESSION_PEERS_PYTHON`: the interpreter of the peers' Python venv;
+//! * `SESSION_PEERS_NODE_MODULES`: the `node_modules` folder of the npm peers.
+//!
+//! A test that needs a peer asks for it through [`require_peer`]. When the
+//! peer is missing, the test fails in CI (`CI=true` or `CI=1`) and is skipped
+//! loudly elsewhere; it never skips silently.
+//!
+//! ```no_run
+//! use session_testkit::peers::{python_with_module, require_peer};
+//!
+//! let Some(python) = require_peer("moto (python)", || python_with_module("moto")) else {
+//!     return; // skipped outside CI; would have panicked in CI
+//! };
+//! // ... start `python -m moto.server` and test against it ...
+//! # let _ = python;
+//! ```
+
+use std::ffi::OsString;
+use std::path::PathBuf;
+use std::process::Command;
+
+/// Environment variable holding the Python interpreter of the peers' venv.
+pub const PYTHON_ENV: &str = "SESSION_PEERS_PYTHON";
+
+/// Environment variable holding the `node_modules` folder of the npm peers.
+pub const NODE_MODULES_ENV: &str = "SESSION_PEERS_NODE_MODULES";
+
+/// How to get a missing peer, quoted in the skip and failure messages.
+pub const INSTALL_HINT: &str = "run ./scripts/test, which installs the test peers listed in \
+     scripts/peers/ into .cache/peers (or $SESSION_PEERS_DIR)";
+
+/// Whether the tests run in CI, where a missing peer is a failure.
+///
+/// True when the environment variable `CI` is `true` or `1` (any case,
+/// surrounding blanks ignored).
+pub fn in_ci() -> bool {
+    ci_value_is_true(std::env::var_os("CI"))
+}
+
+fn ci_value_is_true(value: Option<OsString>) -> bool {
+    value.and_then(|v| v.into_string().ok()).is_some_and(|v| {
+        let v = v.trim();
+        v == "1" || v.eq_ignore_ascii_case("true")
+    })
+}
+
+/// Looks a test peer up with `probe`.
+///
+/// Returns `Some` with what `probe` found when the peer is available. When
+/// `probe` reports it missing (`Err(reason)`):
+///
+/// * in CI (see [`in_ci`]) this panics, naming the peer, the reason and how to
+///   install it, so the test fails;
+/// * elsewhere it prints `SKIPPED (peer missing): ...` to stderr and returns
+///   `None`; the test should then return early.
+///
+/// # Panics
+///
+/// In CI, when the peer is missing.
+pub fn require_peer<T>(name: &str, probe: impl FnOnce() -> Result<T, String>) -> Option<T> {
+    require_peer_with(name, in_ci(), probe)
+}
+
+/// [`require_peer`] with the CI decision passed in instead of read from the
+/// environment.
+///
+/// # Panics
+///
+/// When `ci` is true and the peer is missing.
+pub fn require_peer_with<T>(
+    name: &str,
+    ci: bool,
+    probe: impl FnOnce() -> Result<T, String>,
+) -> Option<T> {
+    match probe() {
+        Ok(found) => Some(found),
+        Err(reason) if ci => panic!(
+            "test peer `{name}` is missing: {reason}. CI is set, so a missing peer is a \
+             failure; {INSTALL_HINT}."
+        ),
+        Err(reason) => {
+            eprintln!(
+                "SKIPPED (peer missing): test peer `{name}` is missing: {reason}; {INSTALL_HINT}. \
+                 (With CI=true this is a failure.)"
+            );
+            None
+        }
+    }
+}
+
+/// The Python interpreter of the peers' venv, from `SESSION_PEERS_PYTHON`.
+///
+/// `None` when the variable is unset or empty, or names no existing file.
+pub fn peers_python() -> Option<PathBuf> {
+    python_from(std::env::var_os(PYTHON_ENV)).ok()
+}
+
+/// The `node_modules` folder of the npm peers, from
+/// `SESSION_PEERS_NODE_MODULES`.
+///
+/// `None` when the variable is unset or empty, or names no existing folder.
+pub fn peers_node_modules() -> Option<PathBuf> {
+    node_modules_from(std::env::var_os(NODE_MODULES_ENV)).ok()
+}
+
+/// A probe for [`require_peer`]: the peers' Python interpreter, provided it
+/// can `import module` (e.g. `"moto"`, `"boto3"`).
+///
+/// # Errors
+///
+/// Why the interpreter or the module is not available.
+pub fn python_with_module(module: &str) -> Result<PathBuf, String> {
+    let python = python_from(std::env::var_os(PYTHON_ENV))?;
+    let output = Command::new(&python)
+        .arg("-c")
+        .arg(format!("import {module}"))
+        .output()
+        .map_err(|e| format!("cannot run {}: {e}", python.display()))?;
+    if output.status.success() {
+        Ok(python)
+    } else {
+        Err(format!(
+            "{} cannot import `{module}`: {}",
+            python.display(),
+            String::from_utf8_lossy(&output.stderr).trim()
+        ))
+    }
+}
+
+/// A probe for [`require_peer`]: the folder of the npm package `package` in
+/// the peers' `node_modules` (e.g. `"oidc-provider"`).
+///
+/// # Errors
+///
+/// Why the package is not available.
+pub fn node_package(package: &str) -> Result<PathBuf, String> {
+    let node_modules = node_modules_from(std::env::var_os(NODE_MODULES_ENV))?;
+    package_in(&node_modules, package)
+}
+
+fn python_from(value: Option<OsString>) -> Result<PathBuf, String> {
+    let path = path_from(PYTHON_ENV, value)?;
+    if path.is_file() {
+        Ok(path)
+    } else {
+        Err(format!("${PYTHON_ENV} = {} is not a file", path.display()))
+    }
+}
+
+fn node_modules_from(value: Option<OsString>) -> Result<PathBuf, String> {
+    let path = path_from(NODE_MODULES_ENV, value)?;
+    if path.is_dir() {
+        Ok(path)
+    } else {
+        Err(format!(
+            "${NODE_MODULES_ENV} = {} is not a folder",
+            path.display()
+        ))
+    }
+}
+
+fn package_in(node_modules: &std::path::Path, package: &str) -> Result<PathBuf, String> {
+    let dir = node_modules.join(package);
+    if dir.join("package.json").is_file() {
+        Ok(dir)
+    } else {
+        Err(format!(
+            "npm package `{package}` is not installed in {}",
+            node_modules.display()
+        ))
+    }
+}
+
+fn path_from(var: &str, value: Option<OsString>) -> Result<PathBuf, String> {
+    match value {
+        Some(v) if !v.is_empty() => Ok(PathBuf::from(v)),
+        _ => Err(format!("${var} is not set")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn missing() -> Result<PathBuf, String> {
+        Err("not installed".to_owned())
+    }
+
+    #[test]
+    #[should_panic(expected = "test peer `fake-peer` is missing: not installed")]
+    fn missing_peer_in_ci_panics() {
+        let _ = require_peer_with("fake-peer", true, missing);
+    }
+
+    #[test]
+    #[should_panic(expected = "./scripts/test")]
+    fn ci_panic_says_how_to_install() {
+        let _ = require_peer_with("fake-peer", true, missing);
+    }
+
+    #[test]
+    fn missing_peer_outside_ci_is_skipped() {
+        assert_eq!(require_peer_with("fake-peer", false, missing), None);
+    }
+
+    #[test]
+    fn present_peer_is_returned_in_and_out_of_ci() {
+        for ci in [true, false] {
+            let found = require_peer_with("fake-peer", ci, || Ok(PathBuf::from("/x/python")));
+            assert_eq!(found, Some(PathBuf::from("/x/python")));
+        }
+    }
+
+    #[test]
+    fn ci_values() {
+        for yes in ["true", "TRUE", "True", "1", " true\n"] {
+            assert!(ci_value_is_true(Some(yes.into())), "{yes:?}");
+        }
+        for no in ["", "0", "false", "yes"] {
+            assert!(!ci_value_is_true(Some(no.into())), "{no:?}");
+        }
+        assert!(!ci_value_is_true(None));
+    }
+
+    #[test]
+    fn python_path_must_be_set_and_exist() {
+        assert!(python_from(None).unwrap_err().contains("not set"));
+        assert!(
+            python_from(Some("".into()))
+                .unwrap_err()
+                .contains("not set")
+        );
+
+        let dir = tempfile::tempdir().unwrap();
+        let missing = dir.path().join("python");
+        assert!(
+            python_from(Some(missing.clone().into()))
+                .unwrap_err()
+                .contains("not a file")
+        );
+
+        std::fs::write(&missing, "").unwrap();
+        assert_eq!(python_from(Some(missing.clone().into())), Ok(missing));
+    }
+
+    #[test]
+    fn node_package_must_have_a_package_json() {
+        assert!(node_modules_from(None).unwrap_err().contains("not set"));
+
+        let dir = tempfile::tempdir().unwrap();
+        let nm = node_modules_from(Some(dir.path().into())).unwrap();
+        assert!(
+            package_in(&nm, "oidc-provider")
+                .unwrap_err()
+                .contains("not installed")
+        );
+
+        std::fs::create_dir(nm.join("oidc-provider")).unwrap();
+        std::fs::write(nm.join("oidc-provider/package.json"), "{}").unwrap();
+        assert_eq!(
+            package_in(&nm, "oidc-provider"),
+            Ok(nm.join("oidc-provider"))
+        );
+    }
+}

@@ -1,0 +1,151 @@
+//! The rotation scheduler, driven by a manual clock: no test sleeps for the
+//! lifetimes involved.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use session_core::{
+    Clock, InMemorySecretStore, InMemoryWorkspace, ManualClock, RotationPolicy, RotationScheduler,
+    Session, SessionEventKind, SessionManager, SessionStatus, SessionType, WorkspaceRepository,
+};
+use session_testkit::{TokenConfig, TokenProvider};
+
+const T0: time::OffsetDateTime = time::macros::datetime!(2030-01-01 0:00 UTC);
+
+fn setup(lifetime: Duration) -> (SessionManager, Arc<TokenProvider>, Arc<ManualClock>, Arc<InMemoryWorkspace>) {
+    let provider = Arc::new(TokenProvider::new(SessionType::Other("test".into()), lifetime));
+    let clock = Arc::new(ManualClock::new(T0));
+    let repo = Arc::new(InMemoryWorkspace::new());
+    let manager = SessionManager::builder()
+        .repository(repo.clone())
+        .secrets(Arc::new(InMemorySecretStore::new()))
+        .clock(clock.clone())
+        .provider(provider.clone())
+        .build()
+        .expect("manager");
+    (manager, provider, clock, repo)
+}
+
+/// Waits (in real time, briefly) until the scheduler is asleep on the clock.
+async fn until_asleep(clock: &ManualClock) {
+    for _ in 0..500 {
+        if clock.sleepers() > 0 {
+            // Let it finish any bookkeeping after registering.
+            tokio::time::sleep(Duration::from_millis(5)).await;
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    panic!("the scheduler never went to sleep");
+}
+
+fn policy() -> RotationPolicy {
+    RotationPolicy::default()
+        .with_window(Duration::from_secs(300))
+        .with_jitter(Duration::ZERO)
+        .with_rescan(Duration::from_secs(3600 * 24))
+}
+
+#[tokio::test]
+async fn rotates_at_expiration_minus_window() {
+    let (manager, provider, clock, repo) = setup(Duration::from_secs(3600));
+    let session = manager
+        .add(Session::new("rotating", SessionType::Other("test".into())).expect("s"))
+        .await
+        .expect("add");
+    manager.start("rotating").await.expect("start");
+    let mut events = manager.subscribe();
+    let scheduler = RotationScheduler::spawn(manager.clone(), policy());
+
+    until_asleep(&clock).await;
+    clock.advance(Duration::from_secs(54 * 60 + 59));
+    until_asleep(&clock).await;
+    assert_eq!(provider.calls.get().2, 0, "not due before expiration - window");
+
+    clock.advance(Duration::from_secs(1));
+    let event = tokio::time::timeout(Duration::from_secs(5), events.recv())
+        .await
+        .expect("a rotation within 5 s of real time")
+        .expect("event");
+    assert!(matches!(event.kind, SessionEventKind::Rotated), "{event:?}");
+    assert_eq!(provider.calls.get().2, 1);
+    let stored = repo.get(session.session_id).await.expect("get");
+    assert_eq!(stored.status(), SessionStatus::Active);
+    assert_eq!(stored.expiration, Some(clock.now() + Duration::from_secs(3600)), "new expiry from the rotation time");
+
+    until_asleep(&clock).await;
+    assert_eq!(provider.calls.get().2, 1, "no second rotation right after the first");
+    scheduler.shutdown().await;
+}
+
+#[tokio::test]
+async fn short_lived_credentials_rotate_at_a_quarter_left_and_failures_back_off() {
+    let (manager, provider, clock, repo) = setup(Duration::from_secs(240));
+    let session = manager
+        .add(Session::new("short", SessionType::Other("test".into())).expect("s"))
+        .await
+        .expect("add");
+    manager.start("short").await.expect("start");
+    let scheduler = RotationScheduler::spawn(manager.clone(), policy().with_retry_after(Duration::from_secs(60)));
+    until_asleep(&clock).await;
+    // 4-minute credentials, 5-minute window: due when 1 minute is left.
+    clock.advance(Duration::from_secs(179));
+    until_asleep(&clock).await;
+    assert_eq!(provider.calls.get().2, 0, "not due with more than a quarter left");
+
+    // Make rotation fail, then let it fall due.
+    let mut stored = repo.get(session.session_id).await.expect("get");
+    stored.config.set(&TokenConfig { fail_rotate: true, ..Default::default() }).expect("config");
+    repo.update(stored).await.expect("update");
+    clock.advance(Duration::from_secs(1));
+    until_asleep(&clock).await;
+    wait_for_calls(&provider, 1).await;
+    clock.advance(Duration::from_secs(30));
+    until_asleep(&clock).await;
+    assert_eq!(provider.calls.get().2, 1, "no retry before retry_after");
+    clock.advance(Duration::from_secs(30));
+    wait_for_calls(&provider, 2).await;
+    scheduler.shutdown().await;
+}
+
+async fn wait_for_calls(provider: &TokenProvider, rotations: usize) {
+    for _ in 0..1000 {
+        if provider.calls.get().2 >= rotations {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    panic!("expected {rotations} rotations, saw {}", provider.calls.get().2);
+}
+
+#[tokio::test]
+async fn shutdown_is_prompt_and_clean() {
+    let (manager, _provider, clock, _repo) = setup(Duration::from_secs(3600));
+    let scheduler = RotationScheduler::spawn(manager, RotationPolicy::default());
+    until_asleep(&clock).await;
+    tokio::time::timeout(Duration::from_secs(2), scheduler.shutdown())
+        .await
+        .expect("shutdown returns while the scheduler sleeps");
+    assert_eq!(clock.sleepers(), 0, "the task no longer waits on the clock");
+}
+
+#[test]
+fn jitter_stays_within_bounds_and_is_deterministic() {
+    let policy = RotationPolicy::default()
+        .with_window(Duration::from_secs(300))
+        .with_jitter(Duration::from_secs(60));
+    let expiration = T0 + Duration::from_secs(3600);
+    let mut distinct = std::collections::HashSet::new();
+    for _ in 0..200 {
+        let mut s = Session::new("j", SessionType::Other("test".into())).expect("s");
+        s.transition(SessionStatus::Pending, T0).expect("t");
+        s.transition(SessionStatus::Active, T0).expect("t");
+        s.expiration = Some(expiration);
+        let due = policy.due_at(&s, None).expect("due");
+        assert!(due <= expiration - Duration::from_secs(300), "never later than the window");
+        assert!(due > expiration - Duration::from_secs(360), "at most the jitter earlier");
+        assert_eq!(policy.due_at(&s, None), Some(due), "deterministic");
+        distinct.insert(due);
+    }
+    assert!(distinct.len() > 50, "sessions are spread out ({} distinct times)", distinct.len());
+}
