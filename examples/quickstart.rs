@@ -11,8 +11,8 @@ use std::time::Duration;
 
 use session_sdk::{
     ActionContext, Capabilities, EncryptedFileSecretStore, FsWorkspace, Result, RotationPolicy,
-    RotationScheduler, Secret, SecretKey, Session, SessionAction, SessionEventKind,
-    SessionManager, SessionStatus, SessionType,
+    RotationScheduler, Secret, SecretKey, Session, SessionAction, SessionEventKind, SessionManager,
+    SessionStatus, SessionType,
 };
 
 /// Issues a random bearer token valid for `lifetime`, kept in the secret store.
@@ -60,8 +60,11 @@ impl SessionAction for LocalTokenProvider {
 }
 
 fn rfc3339(at: Option<time::OffsetDateTime>) -> String {
-    at.and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok())
-        .unwrap_or_else(|| "never".into())
+    at.and_then(|t| {
+        t.format(&time::format_description::well_known::Rfc3339)
+            .ok()
+    })
+    .unwrap_or_else(|| "never".into())
 }
 
 /// A random-looking id without another dependency.
@@ -71,7 +74,8 @@ fn uuid_like() -> String {
 
 #[tokio::main]
 async fn main() -> Result<()> {
-    let dir = tempfile::tempdir().map_err(|e| session_sdk::Error::storage(".", "temp dir", Some(e)))?;
+    let dir =
+        tempfile::tempdir().map_err(|e| session_sdk::Error::storage(".", "temp dir", Some(e)))?;
     let workspace = Arc::new(FsWorkspace::open(dir.path().join("workspace.json"))?);
     let secrets = Arc::new(EncryptedFileSecretStore::open(
         dir.path().join("secrets.enc"),
@@ -89,10 +93,15 @@ async fn main() -> Result<()> {
     tokio::spawn(async move {
         while let Ok(event) = events.recv().await {
             let what = match &event.kind {
-                SessionEventKind::Failed { operation, error } => format!("{operation} failed: {error}"),
+                SessionEventKind::Failed { operation, error } => {
+                    format!("{operation} failed: {error}")
+                }
                 kind => format!("{kind:?}"),
             };
-            println!("  event: {} -> {} ({what})", event.session_name, event.status);
+            println!(
+                "  event: {} -> {} ({what})",
+                event.session_name, event.status
+            );
         }
     });
 

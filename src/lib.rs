@@ -19,8 +19,14 @@
 //! their issues land; see each crate's docs.
 #![cfg_attr(feature = "aws", doc = "\nThis build includes the `aws` provider.")]
 #![cfg_attr(feature = "azure", doc = "\nThis build includes the `azure` provider.")]
-#![cfg_attr(feature = "redfish", doc = "\nThis build includes the `redfish` provider.")]
-#![cfg_attr(feature = "boundary", doc = "\nThis build includes the `boundary` provider.")]
+#![cfg_attr(
+    feature = "redfish",
+    doc = "\nThis build includes the `redfish` provider."
+)]
+#![cfg_attr(
+    feature = "boundary",
+    doc = "\nThis build includes the `boundary` provider."
+)]
 //!
 //! # Quickstart
 //!

@@ -23,7 +23,8 @@ mock! {
 
 fn base_mock() -> MockProvider {
     let mut mock = MockProvider::new();
-    mock.expect_session_type().returning(|| SessionType::Boundary);
+    mock.expect_session_type()
+        .returning(|| SessionType::Boundary);
     mock
 }
 
@@ -47,17 +48,25 @@ async fn rotate_without_the_capability_never_reaches_the_provider() {
     mock.expect_capabilities().returning(Capabilities::none);
     mock.expect_start().times(1).returning(|_, s| {
         let mut s = s.clone();
-        s.transition(SessionStatus::Active, time::macros::datetime!(2030-01-01 0:00 UTC))?;
+        s.transition(
+            SessionStatus::Active,
+            time::macros::datetime!(2030-01-01 0:00 UTC),
+        )?;
         Ok(s)
     });
     mock.expect_rotate().never();
     let (manager, repo, session) = manager_with(mock).await;
     manager.start("tunnel").await.expect("start");
     match manager.rotate("tunnel").await {
-        Err(e @ Error::Unsupported { .. }) => assert!(e.to_string().contains("stop and start"), "{e}"),
+        Err(e @ Error::Unsupported { .. }) => {
+            assert!(e.to_string().contains("stop and start"), "{e}")
+        }
         other => panic!("expected Unsupported, got {other:?}"),
     }
-    assert_eq!(repo.get(session.session_id).await.expect("get").status(), SessionStatus::Active);
+    assert_eq!(
+        repo.get(session.session_id).await.expect("get").status(),
+        SessionStatus::Active
+    );
 }
 
 #[tokio::test]
@@ -82,16 +91,27 @@ async fn a_failed_stop_keeps_the_session_live() {
     let mut mock = base_mock();
     mock.expect_start().returning(|_, s| {
         let mut s = s.clone();
-        s.transition(SessionStatus::Active, time::macros::datetime!(2030-01-01 0:00 UTC))?;
+        s.transition(
+            SessionStatus::Active,
+            time::macros::datetime!(2030-01-01 0:00 UTC),
+        )?;
         Ok(s)
     });
     mock.expect_stop().times(1).returning(|_, s| {
-        Err(Error::Unavailable { target: s.label(), message: "controller down".into(), source: None })
+        Err(Error::Unavailable {
+            target: s.label(),
+            message: "controller down".into(),
+            source: None,
+        })
     });
     let (manager, repo, session) = manager_with(mock).await;
     manager.start("tunnel").await.expect("start");
     manager.stop("tunnel").await.expect_err("stop fails");
     let stored = repo.get(session.session_id).await.expect("get");
-    assert_eq!(stored.status(), SessionStatus::Active, "still live, so still active");
+    assert_eq!(
+        stored.status(),
+        SessionStatus::Active,
+        "still live, so still active"
+    );
     assert_eq!(stored.last_error.expect("recorded").operation, "stop");
 }

@@ -4,9 +4,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::future::BoxFuture;
-use session_core::{
-    ActionContext, Error, ManualClock, Session, SessionAction, SessionStatus,
-};
+use session_core::{ActionContext, Error, ManualClock, Session, SessionAction, SessionStatus};
 
 /// Reads back what a provider made available for a session (a token in the
 /// secret store, a profile in a credentials file, a live connection), as a
@@ -49,8 +47,18 @@ fn moved(session: &Session, to: SessionStatus, clock: &ManualClock) -> Session {
 /// Start → active, rotate → new credentials (or `Unsupported`), stop →
 /// inactive and idempotent, failures typed and naming the session.
 pub async fn action_conformance(provider: &dyn SessionAction, fixture: &ActionFixture) {
-    let ActionFixture { session, ctx, clock, probe, .. } = fixture;
-    assert_eq!(provider.session_type(), session.session_type, "fixture type matches the provider");
+    let ActionFixture {
+        session,
+        ctx,
+        clock,
+        probe,
+        ..
+    } = fixture;
+    assert_eq!(
+        provider.session_type(),
+        session.session_type,
+        "fixture type matches the provider"
+    );
     assert!(
         probe(ctx.clone(), session.clone()).await.is_none(),
         "nothing is available before start"
@@ -61,10 +69,20 @@ pub async fn action_conformance(provider: &dyn SessionAction, fixture: &ActionFi
         .start(ctx, &moved(session, SessionStatus::Pending, clock))
         .await
         .unwrap_or_else(|e| panic!("start failed: {e}"));
-    assert_eq!(started.status(), SessionStatus::Active, "start returns the session active");
+    assert_eq!(
+        started.status(),
+        SessionStatus::Active,
+        "start returns the session active"
+    );
     assert_eq!(started.session_id, session.session_id, "start keeps the id");
-    assert_eq!(started.session_name, session.session_name, "start keeps the name");
-    assert_eq!(started.parent_session_id, session.parent_session_id, "start keeps the parent");
+    assert_eq!(
+        started.session_name, session.session_name,
+        "start keeps the name"
+    );
+    assert_eq!(
+        started.parent_session_id, session.parent_session_id,
+        "start keeps the parent"
+    );
     if let Some(expiration) = started.expiration {
         use session_core::Clock;
         assert!(expiration > clock.now(), "a fresh expiry is in the future");
@@ -81,7 +99,11 @@ pub async fn action_conformance(provider: &dyn SessionAction, fixture: &ActionFi
             .rotate(ctx, &rotating)
             .await
             .unwrap_or_else(|e| panic!("rotate failed: {e}"));
-        assert_eq!(rotated.status(), SessionStatus::Active, "rotate returns the session active");
+        assert_eq!(
+            rotated.status(),
+            SessionStatus::Active,
+            "rotate returns the session active"
+        );
         let second = probe(ctx.clone(), rotated.clone())
             .await
             .expect("rotate leaves credentials available");
@@ -104,7 +126,11 @@ pub async fn action_conformance(provider: &dyn SessionAction, fixture: &ActionFi
         .stop(ctx, &stopping)
         .await
         .unwrap_or_else(|e| panic!("stop failed: {e}"));
-    assert_eq!(stopped.status(), SessionStatus::Inactive, "stop returns the session inactive");
+    assert_eq!(
+        stopped.status(),
+        SessionStatus::Inactive,
+        "stop returns the session inactive"
+    );
     assert!(
         probe(ctx.clone(), stopped.clone()).await.is_none(),
         "stop removes what start made available"
@@ -117,12 +143,16 @@ pub async fn action_conformance(provider: &dyn SessionAction, fixture: &ActionFi
 
     // a failing start is a typed error that names the session
     if let Some(failing) = &fixture.failing_session {
-        match provider.start(ctx, &moved(failing, SessionStatus::Pending, clock)).await {
+        match provider
+            .start(ctx, &moved(failing, SessionStatus::Pending, clock))
+            .await
+        {
             Ok(s) => panic!("start of the failing fixture succeeded: {s:?}"),
             Err(e) => {
                 let text = e.to_string();
                 assert!(
-                    text.contains(&failing.session_name) || text.contains(&failing.session_id.to_string()),
+                    text.contains(&failing.session_name)
+                        || text.contains(&failing.session_id.to_string()),
                     "the error names the session: {text}"
                 );
                 assert_ne!(e.category(), "", "the error has a category");

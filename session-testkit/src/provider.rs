@@ -141,10 +141,13 @@ impl SessionAction for TokenProvider {
     async fn start(&self, ctx: &ActionContext, session: &Session) -> Result<Session> {
         self.calls.start.fetch_add(1, Ordering::SeqCst);
         if let Some(gate) = &self.hold {
-            gate.acquire().await.map_err(|_| Error::Cancelled {
-                operation: "start".into(),
-                reason: "the test gate was closed".into(),
-            })?.forget();
+            gate.acquire()
+                .await
+                .map_err(|_| Error::Cancelled {
+                    operation: "start".into(),
+                    reason: "the test gate was closed".into(),
+                })?
+                .forget();
         }
         let config: TokenConfig = session.config.get()?;
         if config.fail_start {

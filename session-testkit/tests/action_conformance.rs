@@ -5,18 +5,24 @@ use std::time::Duration;
 
 use futures::FutureExt;
 use session_core::{
-    ActionContext, InMemorySecretStore, ManualClock, SecretKey, Session, SessionAction,
-    SessionType,
+    ActionContext, InMemorySecretStore, ManualClock, SecretKey, Session, SessionAction, SessionType,
 };
-use session_testkit::{ActionFixture, TOKEN_SECRET, TokenConfig, TokenProvider, action_conformance};
+use session_testkit::{
+    ActionFixture, TOKEN_SECRET, TokenConfig, TokenProvider, action_conformance,
+};
 
 fn fixture(session_type: SessionType) -> ActionFixture {
-    let clock = Arc::new(ManualClock::new(time::macros::datetime!(2030-01-01 0:00 UTC)));
+    let clock = Arc::new(ManualClock::new(
+        time::macros::datetime!(2030-01-01 0:00 UTC),
+    ));
     let ctx = ActionContext::new(clock.clone(), Arc::new(InMemorySecretStore::new()));
     let session = Session::new("harness", session_type.clone()).expect("session");
     let failing = Session::new("harness-refused", session_type)
         .expect("session")
-        .with_config(&TokenConfig { fail_start: true, ..Default::default() })
+        .with_config(&TokenConfig {
+            fail_start: true,
+            ..Default::default()
+        })
         .expect("config");
     ActionFixture {
         session,
@@ -57,5 +63,9 @@ async fn token_provider_arc() {
 
 #[tokio::test]
 async fn provider_without_rotate_passes_with_unsupported() {
-    action_conformance(&provider().without_rotate(), &fixture(SessionType::Other("test".into()))).await;
+    action_conformance(
+        &provider().without_rotate(),
+        &fixture(SessionType::Other("test".into())),
+    )
+    .await;
 }

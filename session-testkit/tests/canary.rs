@@ -7,8 +7,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use session_core::{
-    EncryptedFileSecretStore, ErrorChain, FsWorkspace, ManualClock, Secret, SecretKey,
-    SecretStore, Session, SessionManager, SessionType, WorkspaceRepository,
+    EncryptedFileSecretStore, ErrorChain, FsWorkspace, ManualClock, Secret, SecretKey, SecretStore,
+    Session, SessionManager, SessionType, WorkspaceRepository,
 };
 use session_testkit::{CANARY, TOKEN_SECRET, TokenConfig, TokenProvider, capture_logs};
 
@@ -25,7 +25,9 @@ async fn canary_never_leaks() {
             .expect("kdf params"),
     );
     let repo = Arc::new(FsWorkspace::open(&workspace_path).expect("workspace"));
-    let clock = Arc::new(ManualClock::new(time::macros::datetime!(2030-01-01 0:00 UTC)));
+    let clock = Arc::new(ManualClock::new(
+        time::macros::datetime!(2030-01-01 0:00 UTC),
+    ));
     let provider = Arc::new(
         TokenProvider::new(SessionType::Other("test".into()), Duration::from_secs(3600))
             .with_token_prefix(CANARY),
@@ -45,22 +47,40 @@ async fn canary_never_leaks() {
         .await
         .expect("add");
     let key = SecretKey::new(session.session_id, "password").expect("key");
-    secrets.put(&key, &Secret::new(format!("{CANARY}-password"))).await.expect("put");
+    secrets
+        .put(&key, &Secret::new(format!("{CANARY}-password")))
+        .await
+        .expect("put");
 
     // Issued tokens carry the canary: start, rotate, a failing rotate, stop.
     let mut printed = Vec::new();
-    printed.push(format!("{:?}", manager.start("canary").await.expect("start")));
+    printed.push(format!(
+        "{:?}",
+        manager.start("canary").await.expect("start")
+    ));
     clock.advance(Duration::from_secs(60));
-    printed.push(format!("{:?}", manager.rotate("canary").await.expect("rotate")));
+    printed.push(format!(
+        "{:?}",
+        manager.rotate("canary").await.expect("rotate")
+    ));
     let token = secrets
         .get(&SecretKey::new(session.session_id, TOKEN_SECRET).expect("key"))
         .await
         .expect("get")
         .expect("a token is stored");
-    assert!(token.expose().starts_with(CANARY), "the canary really went through");
+    assert!(
+        token.expose().starts_with(CANARY),
+        "the canary really went through"
+    );
     printed.push(format!("{token:?} {token}"));
     let mut failing = repo.get(session.session_id).await.expect("get");
-    failing.config.set(&TokenConfig { fail_rotate: true, ..Default::default() }).expect("config");
+    failing
+        .config
+        .set(&TokenConfig {
+            fail_rotate: true,
+            ..Default::default()
+        })
+        .expect("config");
     repo.update(failing).await.expect("update");
     let err = manager.rotate("canary").await.expect_err("fails");
     printed.push(format!("{err:?} {}", ErrorChain(&err)));
@@ -71,11 +91,21 @@ async fn canary_never_leaks() {
     }
 
     let logged = logs.text();
-    assert!(logged.contains("issued a token"), "trace logging was captured: {logged}");
+    assert!(
+        logged.contains("issued a token"),
+        "trace logging was captured: {logged}"
+    );
     for (what, text) in [("logs", logged), ("printed values", printed.join("\n"))] {
-        assert!(!text.contains(CANARY), "the canary leaked into {what}: {text}");
+        assert!(
+            !text.contains(CANARY),
+            "the canary leaked into {what}: {text}"
+        );
     }
-    for path in [&workspace_path, &secrets_path, &repo.backup_path().to_path_buf()] {
+    for path in [
+        &workspace_path,
+        &secrets_path,
+        &repo.backup_path().to_path_buf(),
+    ] {
         let bytes = std::fs::read(path).unwrap_or_default();
         assert!(
             !String::from_utf8_lossy(&bytes).contains(CANARY),
@@ -83,5 +113,8 @@ async fn canary_never_leaks() {
             path.display()
         );
     }
-    assert!(secrets_path.exists() && workspace_path.exists(), "both files were written");
+    assert!(
+        secrets_path.exists() && workspace_path.exists(),
+        "both files were written"
+    );
 }

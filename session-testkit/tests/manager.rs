@@ -27,7 +27,9 @@ fn rig(provider: TokenProvider) -> Rig {
     let provider = Arc::new(provider);
     let repo = Arc::new(InMemoryWorkspace::new());
     let secrets = Arc::new(InMemorySecretStore::new());
-    let clock = Arc::new(ManualClock::new(time::macros::datetime!(2030-01-01 0:00 UTC)));
+    let clock = Arc::new(ManualClock::new(
+        time::macros::datetime!(2030-01-01 0:00 UTC),
+    ));
     let manager = SessionManager::builder()
         .repository(repo.clone())
         .secrets(secrets.clone())
@@ -35,7 +37,13 @@ fn rig(provider: TokenProvider) -> Rig {
         .provider(provider.clone())
         .build()
         .expect("manager");
-    Rig { manager, provider, repo, secrets, clock }
+    Rig {
+        manager,
+        provider,
+        repo,
+        secrets,
+        clock,
+    }
 }
 
 fn hour_provider() -> TokenProvider {
@@ -52,7 +60,11 @@ async fn add(rig: &Rig, name: &str, config: TokenConfig) -> Session {
 
 async fn token(rig: &Rig, session: &Session) -> Option<String> {
     let key = SecretKey::new(session.session_id, TOKEN_SECRET).expect("key");
-    rig.secrets.get(&key).await.expect("get").map(|s| s.expose().to_owned())
+    rig.secrets
+        .get(&key)
+        .await
+        .expect("get")
+        .map(|s| s.expose().to_owned())
 }
 
 #[tokio::test]
@@ -63,30 +75,63 @@ async fn start_rotate_stop_persist_and_publish() {
 
     let started = rig.manager.start("life").await.expect("start");
     assert_eq!(started.status(), SessionStatus::Active);
-    assert_eq!(started.start_date_time, Some(time::macros::datetime!(2030-01-01 0:00 UTC)));
-    assert_eq!(started.expiration, Some(time::macros::datetime!(2030-01-01 1:00 UTC)));
-    assert_eq!(rig.repo.get(session.session_id).await.expect("get"), started, "the result is persisted");
+    assert_eq!(
+        started.start_date_time,
+        Some(time::macros::datetime!(2030-01-01 0:00 UTC))
+    );
+    assert_eq!(
+        started.expiration,
+        Some(time::macros::datetime!(2030-01-01 1:00 UTC))
+    );
+    assert_eq!(
+        rig.repo.get(session.session_id).await.expect("get"),
+        started,
+        "the result is persisted"
+    );
     let first = token(&rig, &session).await.expect("a token after start");
 
     rig.clock.advance(Duration::from_secs(600));
-    let rotated = rig.manager.rotate(&session.session_id.to_string()).await.expect("rotate");
+    let rotated = rig
+        .manager
+        .rotate(&session.session_id.to_string())
+        .await
+        .expect("rotate");
     assert_eq!(rotated.status(), SessionStatus::Active);
-    assert_eq!(rotated.expiration, Some(time::macros::datetime!(2030-01-01 1:10 UTC)));
-    assert_eq!(rotated.start_date_time, started.start_date_time, "rotation keeps the start time");
-    assert_ne!(token(&rig, &session).await.expect("a token after rotate"), first);
+    assert_eq!(
+        rotated.expiration,
+        Some(time::macros::datetime!(2030-01-01 1:10 UTC))
+    );
+    assert_eq!(
+        rotated.start_date_time, started.start_date_time,
+        "rotation keeps the start time"
+    );
+    assert_ne!(
+        token(&rig, &session).await.expect("a token after rotate"),
+        first
+    );
 
     let stopped = rig.manager.stop("life").await.expect("stop");
     assert_eq!(stopped.status(), SessionStatus::Inactive);
     assert_eq!((stopped.start_date_time, stopped.expiration), (None, None));
-    assert!(token(&rig, &session).await.is_none(), "stop removes the token");
+    assert!(
+        token(&rig, &session).await.is_none(),
+        "stop removes the token"
+    );
     let again = rig.manager.stop("life").await.expect("stop is idempotent");
     assert_eq!(again.status(), SessionStatus::Inactive);
-    assert_eq!(rig.provider.calls.get(), (1, 1, 1), "a stop of an inactive session calls nobody");
+    assert_eq!(
+        rig.provider.calls.get(),
+        (1, 1, 1),
+        "a stop of an inactive session calls nobody"
+    );
 
     let kinds: Vec<String> = std::iter::from_fn(|| events.try_recv().ok())
         .map(|e| format!("{:?}/{}", e.kind, e.status))
         .collect();
-    assert_eq!(kinds, ["Started/active", "Rotated/active", "Stopped/inactive"]);
+    assert_eq!(
+        kinds,
+        ["Started/active", "Rotated/active", "Stopped/inactive"]
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -103,19 +148,39 @@ async fn ten_concurrent_starts_make_one_provider_call() {
         .collect();
     // While the provider is held, the session is persisted as pending.
     let deadline = std::time::Instant::now() + Duration::from_secs(5);
-    while rig.repo.get(session.session_id).await.expect("get").status() != SessionStatus::Pending {
-        assert!(std::time::Instant::now() < deadline, "pending was never persisted");
+    while rig
+        .repo
+        .get(session.session_id)
+        .await
+        .expect("get")
+        .status()
+        != SessionStatus::Pending
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "pending was never persisted"
+        );
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     tokio::time::sleep(Duration::from_millis(50)).await;
-    assert!(callers.iter().all(|c| !c.is_finished()), "every caller waits for the one flight");
+    assert!(
+        callers.iter().all(|c| !c.is_finished()),
+        "every caller waits for the one flight"
+    );
     gate.add_permits(10);
     let mut results = Vec::new();
     for caller in callers {
         results.push(caller.await.expect("join").expect("start"));
     }
-    assert_eq!(rig.provider.calls.get().0, 1, "one provider call for ten starts");
-    assert!(results.iter().all(|s| s == &results[0]), "everyone gets the same result");
+    assert_eq!(
+        rig.provider.calls.get().0,
+        1,
+        "one provider call for ten starts"
+    );
+    assert!(
+        results.iter().all(|s| s == &results[0]),
+        "everyone gets the same result"
+    );
     assert_eq!(results[0].status(), SessionStatus::Active);
 }
 
@@ -123,7 +188,15 @@ async fn ten_concurrent_starts_make_one_provider_call() {
 async fn failed_start_returns_to_inactive_with_the_error() {
     let rig = rig(hour_provider());
     let mut events = rig.manager.subscribe();
-    let session = add(&rig, "refused", TokenConfig { fail_start: true, ..Default::default() }).await;
+    let session = add(
+        &rig,
+        "refused",
+        TokenConfig {
+            fail_start: true,
+            ..Default::default()
+        },
+    )
+    .await;
     match rig.manager.start("refused").await {
         Err(e @ Error::Unauthenticated { .. }) => assert!(e.to_string().contains("refused"), "{e}"),
         other => panic!("expected Unauthenticated, got {other:?}"),
@@ -131,9 +204,18 @@ async fn failed_start_returns_to_inactive_with_the_error() {
     let stored = rig.repo.get(session.session_id).await.expect("get");
     assert_eq!(stored.status(), SessionStatus::Inactive);
     let last = stored.last_error.clone().expect("the error is recorded");
-    assert_eq!((last.operation.as_str(), last.category.as_str()), ("start", "unauthenticated"));
+    assert_eq!(
+        (last.operation.as_str(), last.category.as_str()),
+        ("start", "unauthenticated")
+    );
     let event = events.try_recv().expect("a failed event");
-    assert!(matches!(event.kind, SessionEventKind::Failed { operation: Operation::Start, .. }));
+    assert!(matches!(
+        event.kind,
+        SessionEventKind::Failed {
+            operation: Operation::Start,
+            ..
+        }
+    ));
 
     // Fixing the config and starting again clears the error.
     let mut fixed = stored.clone();
@@ -150,20 +232,41 @@ async fn failed_rotate_keeps_valid_credentials_then_expires() {
     rig.manager.start("flaky").await.expect("start");
     let first = token(&rig, &session).await;
     let mut broken = rig.repo.get(session.session_id).await.expect("get");
-    broken.config.set(&TokenConfig { fail_rotate: true, ..Default::default() }).expect("config");
+    broken
+        .config
+        .set(&TokenConfig {
+            fail_rotate: true,
+            ..Default::default()
+        })
+        .expect("config");
     rig.repo.update(broken).await.expect("update");
 
     let err = rig.manager.rotate("flaky").await.expect_err("rotate fails");
     assert!(err.is_retryable(), "Unavailable is retryable");
     let stored = rig.repo.get(session.session_id).await.expect("get");
-    assert_eq!(stored.status(), SessionStatus::Active, "still valid: back to active");
-    assert_eq!(token(&rig, &session).await, first, "the old credentials are untouched");
+    assert_eq!(
+        stored.status(),
+        SessionStatus::Active,
+        "still valid: back to active"
+    );
+    assert_eq!(
+        token(&rig, &session).await,
+        first,
+        "the old credentials are untouched"
+    );
     assert_eq!(stored.last_error.expect("recorded").operation, "rotate");
 
     rig.clock.advance(Duration::from_secs(3601));
-    rig.manager.rotate("flaky").await.expect_err("rotate fails again");
+    rig.manager
+        .rotate("flaky")
+        .await
+        .expect_err("rotate fails again");
     let stored = rig.repo.get(session.session_id).await.expect("get");
-    assert_eq!(stored.status(), SessionStatus::Expired, "past expiry: expired");
+    assert_eq!(
+        stored.status(),
+        SessionStatus::Expired,
+        "past expiry: expired"
+    );
 }
 
 #[tokio::test]
@@ -181,12 +284,19 @@ async fn missing_provider_and_illegal_operations_change_nothing() {
         }
         other => panic!("expected Unsupported, got {other:?}"),
     }
-    assert_eq!(rig.repo.get(orphan.session_id).await.expect("get"), orphan, "nothing persisted");
+    assert_eq!(
+        rig.repo.get(orphan.session_id).await.expect("get"),
+        orphan,
+        "nothing persisted"
+    );
 
     add(&rig, "idle", TokenConfig::default()).await;
     match rig.manager.rotate("idle").await {
         Err(Error::InvalidTransition { from, to, .. }) => {
-            assert_eq!((from, to), (SessionStatus::Inactive, SessionStatus::Rotating));
+            assert_eq!(
+                (from, to),
+                (SessionStatus::Inactive, SessionStatus::Rotating)
+            );
         }
         other => panic!("rotating an inactive session must be InvalidTransition, got {other:?}"),
     }
@@ -199,12 +309,22 @@ async fn starting_a_child_starts_its_parent() {
     let parent = add(&rig, "parent", TokenConfig::default()).await;
     let child = rig
         .manager
-        .add(Session::new("child", test_type()).expect("session").with_parent(parent.session_id))
+        .add(
+            Session::new("child", test_type())
+                .expect("session")
+                .with_parent(parent.session_id),
+        )
         .await
         .expect("add child");
     rig.manager.start("child").await.expect("start child");
-    assert_eq!(rig.repo.get(parent.session_id).await.expect("get").status(), SessionStatus::Active);
-    assert_eq!(rig.repo.get(child.session_id).await.expect("get").status(), SessionStatus::Active);
+    assert_eq!(
+        rig.repo.get(parent.session_id).await.expect("get").status(),
+        SessionStatus::Active
+    );
+    assert_eq!(
+        rig.repo.get(child.session_id).await.expect("get").status(),
+        SessionStatus::Active
+    );
     assert_eq!(rig.provider.calls.get().0, 2);
 
     match rig.manager.remove("parent").await {
@@ -213,15 +333,27 @@ async fn starting_a_child_starts_its_parent() {
     }
     let removed = rig.manager.remove("child").await.expect("remove child");
     assert_eq!(removed.session_id, child.session_id);
-    assert!(token(&rig, &child).await.is_none(), "remove stops and deletes the secrets");
-    assert_eq!(rig.provider.calls.get().1, 1, "remove stopped the live child");
-    rig.manager.remove("parent").await.expect("now the parent can go");
+    assert!(
+        token(&rig, &child).await.is_none(),
+        "remove stops and deletes the secrets"
+    );
+    assert_eq!(
+        rig.provider.calls.get().1,
+        1,
+        "remove stopped the live child"
+    );
+    rig.manager
+        .remove("parent")
+        .await
+        .expect("now the parent can go");
     assert!(rig.repo.list().await.expect("list").is_empty());
 }
 
 #[tokio::test]
 async fn builder_validates() {
-    let err = SessionManager::builder().build().expect_err("no repository");
+    let err = SessionManager::builder()
+        .build()
+        .expect_err("no repository");
     assert!(err.to_string().contains("repository"), "{err}");
     let err = SessionManager::builder()
         .repository(Arc::new(InMemoryWorkspace::new()))

@@ -71,5 +71,12 @@ async fn fs_two_handles_share_the_file() {
         matches!(a.update(via_a).await, Err(Error::Conflict { .. })),
         "a's stale copy must not overwrite b's write"
     );
-    assert_eq!(a.get(stored.session_id).await.expect("get").region.as_deref(), Some("b"));
+    assert_eq!(
+        a.get(stored.session_id)
+            .await
+            .expect("get")
+            .region
+            .as_deref(),
+        Some("b")
+    );
 }

@@ -12,8 +12,18 @@ use session_testkit::{TokenConfig, TokenProvider};
 
 const T0: time::OffsetDateTime = time::macros::datetime!(2030-01-01 0:00 UTC);
 
-fn setup(lifetime: Duration) -> (SessionManager, Arc<TokenProvider>, Arc<ManualClock>, Arc<InMemoryWorkspace>) {
-    let provider = Arc::new(TokenProvider::new(SessionType::Other("test".into()), lifetime));
+fn setup(
+    lifetime: Duration,
+) -> (
+    SessionManager,
+    Arc<TokenProvider>,
+    Arc<ManualClock>,
+    Arc<InMemoryWorkspace>,
+) {
+    let provider = Arc::new(TokenProvider::new(
+        SessionType::Other("test".into()),
+        lifetime,
+    ));
     let clock = Arc::new(ManualClock::new(T0));
     let repo = Arc::new(InMemoryWorkspace::new());
     let manager = SessionManager::builder()
@@ -60,7 +70,11 @@ async fn rotates_at_expiration_minus_window() {
     until_asleep(&clock).await;
     clock.advance(Duration::from_secs(54 * 60 + 59));
     until_asleep(&clock).await;
-    assert_eq!(provider.calls.get().2, 0, "not due before expiration - window");
+    assert_eq!(
+        provider.calls.get().2,
+        0,
+        "not due before expiration - window"
+    );
 
     clock.advance(Duration::from_secs(1));
     let event = tokio::time::timeout(Duration::from_secs(5), events.recv())
@@ -71,10 +85,18 @@ async fn rotates_at_expiration_minus_window() {
     assert_eq!(provider.calls.get().2, 1);
     let stored = repo.get(session.session_id).await.expect("get");
     assert_eq!(stored.status(), SessionStatus::Active);
-    assert_eq!(stored.expiration, Some(clock.now() + Duration::from_secs(3600)), "new expiry from the rotation time");
+    assert_eq!(
+        stored.expiration,
+        Some(clock.now() + Duration::from_secs(3600)),
+        "new expiry from the rotation time"
+    );
 
     until_asleep(&clock).await;
-    assert_eq!(provider.calls.get().2, 1, "no second rotation right after the first");
+    assert_eq!(
+        provider.calls.get().2,
+        1,
+        "no second rotation right after the first"
+    );
     scheduler.shutdown().await;
 }
 
@@ -86,16 +108,29 @@ async fn short_lived_credentials_rotate_at_a_quarter_left_and_failures_back_off(
         .await
         .expect("add");
     manager.start("short").await.expect("start");
-    let scheduler = RotationScheduler::spawn(manager.clone(), policy().with_retry_after(Duration::from_secs(60)));
+    let scheduler = RotationScheduler::spawn(
+        manager.clone(),
+        policy().with_retry_after(Duration::from_secs(60)),
+    );
     until_asleep(&clock).await;
     // 4-minute credentials, 5-minute window: due when 1 minute is left.
     clock.advance(Duration::from_secs(179));
     until_asleep(&clock).await;
-    assert_eq!(provider.calls.get().2, 0, "not due with more than a quarter left");
+    assert_eq!(
+        provider.calls.get().2,
+        0,
+        "not due with more than a quarter left"
+    );
 
     // Make rotation fail, then let it fall due.
     let mut stored = repo.get(session.session_id).await.expect("get");
-    stored.config.set(&TokenConfig { fail_rotate: true, ..Default::default() }).expect("config");
+    stored
+        .config
+        .set(&TokenConfig {
+            fail_rotate: true,
+            ..Default::default()
+        })
+        .expect("config");
     repo.update(stored).await.expect("update");
     clock.advance(Duration::from_secs(1));
     until_asleep(&clock).await;
@@ -115,7 +150,10 @@ async fn wait_for_calls(provider: &TokenProvider, rotations: usize) {
         }
         tokio::time::sleep(Duration::from_millis(2)).await;
     }
-    panic!("expected {rotations} rotations, saw {}", provider.calls.get().2);
+    panic!(
+        "expected {rotations} rotations, saw {}",
+        provider.calls.get().2
+    );
 }
 
 #[tokio::test]
@@ -142,10 +180,20 @@ fn jitter_stays_within_bounds_and_is_deterministic() {
         s.transition(SessionStatus::Active, T0).expect("t");
         s.expiration = Some(expiration);
         let due = policy.due_at(&s, None).expect("due");
-        assert!(due <= expiration - Duration::from_secs(300), "never later than the window");
-        assert!(due > expiration - Duration::from_secs(360), "at most the jitter earlier");
+        assert!(
+            due <= expiration - Duration::from_secs(300),
+            "never later than the window"
+        );
+        assert!(
+            due > expiration - Duration::from_secs(360),
+            "at most the jitter earlier"
+        );
         assert_eq!(policy.due_at(&s, None), Some(due), "deterministic");
         distinct.insert(due);
     }
-    assert!(distinct.len() > 50, "sessions are spread out ({} distinct times)", distinct.len());
+    assert!(
+        distinct.len() > 50,
+        "sessions are spread out ({} distinct times)",
+        distinct.len()
+    );
 }

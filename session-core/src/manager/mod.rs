@@ -134,7 +134,10 @@ impl SessionManagerBuilder {
     /// may have one provider only.
     pub fn build(self) -> Result<SessionManager> {
         let repository = self.repository.ok_or_else(|| {
-            Error::invalid_input("repository", "a SessionManager needs a workspace repository")
+            Error::invalid_input(
+                "repository",
+                "a SessionManager needs a workspace repository",
+            )
         })?;
         let mut providers = HashMap::new();
         for provider in self.providers {
@@ -392,7 +395,10 @@ impl Inner {
             if depth >= MAX_PARENT_DEPTH {
                 return Err(Error::invalid_input(
                     "parentSessionId",
-                    format!("{}: the parent chain is deeper than {MAX_PARENT_DEPTH}", session.label()),
+                    format!(
+                        "{}: the parent chain is deeper than {MAX_PARENT_DEPTH}",
+                        session.label()
+                    ),
                 ));
             }
             let parent = self.repository.get(parent_id).await?;
@@ -410,8 +416,14 @@ impl Inner {
         pending.transition(SessionStatus::Pending, now)?;
         let pending = self.repository.update(pending).await?;
         let outcome = provider.start(&ctx, &pending).await;
-        self.finish(Operation::Start, pending, SessionStatus::Inactive, outcome, SessionStatus::Active)
-            .await
+        self.finish(
+            Operation::Start,
+            pending,
+            SessionStatus::Inactive,
+            outcome,
+            SessionStatus::Active,
+        )
+        .await
     }
 
     async fn stop(self: &Arc<Self>, session: Session) -> Result<Session> {
@@ -431,8 +443,14 @@ impl Inner {
             SessionStatus::Active | SessionStatus::Disconnected | SessionStatus::Expired => before,
             _ => SessionStatus::Expired,
         };
-        self.finish(Operation::Stop, stopping, fallback, outcome, SessionStatus::Inactive)
-            .await
+        self.finish(
+            Operation::Stop,
+            stopping,
+            fallback,
+            outcome,
+            SessionStatus::Inactive,
+        )
+        .await
     }
 
     async fn rotate(self: &Arc<Self>, session: Session) -> Result<Session> {
@@ -448,13 +466,20 @@ impl Inner {
         rotating.transition(SessionStatus::Rotating, self.clock.now())?;
         let rotating = self.repository.update(rotating).await?;
         let outcome = provider.rotate(&self.context(), &rotating).await;
-        let fallback = if before == SessionStatus::Active && rotating.is_expired_at(self.clock.now()) {
-            SessionStatus::Expired
-        } else {
-            before
-        };
-        self.finish(Operation::Rotate, rotating, fallback, outcome, SessionStatus::Active)
-            .await
+        let fallback =
+            if before == SessionStatus::Active && rotating.is_expired_at(self.clock.now()) {
+                SessionStatus::Expired
+            } else {
+                before
+            };
+        self.finish(
+            Operation::Rotate,
+            rotating,
+            fallback,
+            outcome,
+            SessionStatus::Active,
+        )
+        .await
     }
 
     /// Persists the provider's result, or the fallback status with the error.
@@ -466,14 +491,16 @@ impl Inner {
         outcome: Result<Session>,
         expected: SessionStatus,
     ) -> Result<Session> {
-        let outcome = outcome.and_then(|returned| check_returned(operation, &sent, returned, expected));
+        let outcome =
+            outcome.and_then(|returned| check_returned(operation, &sent, returned, expected));
         let now = self.clock.now();
         match outcome {
             Ok(returned) => {
                 let stored = self
                     .persist(&sent, |current| {
                         current.transition(returned.status(), now)?;
-                        current.start_date_time = returned.start_date_time.or(current.start_date_time);
+                        current.start_date_time =
+                            returned.start_date_time.or(current.start_date_time);
                         if returned.status() == SessionStatus::Inactive {
                             current.start_date_time = None;
                         }

@@ -74,8 +74,15 @@ impl RotationPolicy {
     /// When `session` is due for rotation, or `None` if it has no expiration
     /// or is not `active` / `expired`. `issued_at` is when its current
     /// credentials were issued, if known.
-    pub fn due_at(&self, session: &Session, issued_at: Option<OffsetDateTime>) -> Option<OffsetDateTime> {
-        if !matches!(session.status(), SessionStatus::Active | SessionStatus::Expired) {
+    pub fn due_at(
+        &self,
+        session: &Session,
+        issued_at: Option<OffsetDateTime>,
+    ) -> Option<OffsetDateTime> {
+        if !matches!(
+            session.status(),
+            SessionStatus::Active | SessionStatus::Expired
+        ) {
             return None;
         }
         let expiration = session.expiration?;
@@ -166,7 +173,8 @@ async fn run(
     let mut issued: HashMap<SessionId, OffsetDateTime> = HashMap::new();
     let mut failed: HashMap<SessionId, OffsetDateTime> = HashMap::new();
     let rescan = time::Duration::try_from(policy.rescan).unwrap_or(time::Duration::MINUTE);
-    let retry_after = time::Duration::try_from(policy.retry_after).unwrap_or(time::Duration::MINUTE);
+    let retry_after =
+        time::Duration::try_from(policy.retry_after).unwrap_or(time::Duration::MINUTE);
     loop {
         if *stopped.borrow() {
             return;
@@ -176,7 +184,10 @@ async fn run(
         let sessions = match manager.list().await {
             Ok(sessions) => sessions,
             Err(error) => {
-                tracing::warn!(category = error.category(), "rotation scheduler cannot list sessions: {error}");
+                tracing::warn!(
+                    category = error.category(),
+                    "rotation scheduler cannot list sessions: {error}"
+                );
                 Vec::new()
             }
         };
@@ -190,7 +201,8 @@ async fn run(
             if !rotatable {
                 continue;
             }
-            let Some(mut due) = policy.due_at(session, issued.get(&session.session_id).copied()) else {
+            let Some(mut due) = policy.due_at(session, issued.get(&session.session_id).copied())
+            else {
                 continue;
             };
             if let Some(at) = failed.get(&session.session_id) {
@@ -212,7 +224,10 @@ async fn run(
                     failed.remove(&id);
                     // A provider that hands back credentials already due
                     // would otherwise be rotated again at once, forever.
-                    if policy.due_at(&rotated, Some(at)).is_some_and(|due| due <= at) {
+                    if policy
+                        .due_at(&rotated, Some(at))
+                        .is_some_and(|due| due <= at)
+                    {
                         tracing::warn!(session_id = %id, "rotation returned credentials that are already due; retrying later");
                         failed.insert(id, at);
                     }

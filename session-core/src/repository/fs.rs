@@ -1,40 +1,7 @@
-//! A workspace in one JSON file, safe for several processes at once.
-//!
-//! # File format
-//!
-//! ```json
-//! {
-//!   "version": 1,
-//!   "sessions": [
-//!     {"sessionId":"…","sessionName":"dev","sessionType":"awsIamUser","status":"inactive","config":{},"revision":3},
-//!     …
-//!   ]
-//! }
-//! ```
-//!
-//! One session per line, in insertion order. Keys this version does not know,
-//! at the top level or inside a session, are kept and written back.
-//!
-//! # Safety of the file
-//!
-//! - **Atomic replace**: each write goes to a temporary file in the same
-//!   directory (mode 0600), which is fsynced, then renamed over the workspace
-//!   file, then the directory is fsynced. A reader or a crash sees the old
-//!   file or the new one, never a mix.
-//! - **Cross-process lock**: writers take an exclusive advisory lock on
-//!   `<file>.lock`, re-read the file if another process changed it, apply
-//!   their change and write. Readers need no lock.
-//! - **Backup**: before each replace, the previous file is kept as
-//!   `<file>.bak` (a hard link, so it costs no copy).
-//! - **Never reset**: a file that cannot be read or parsed gives
-//!   [`Error::Corrupt`] or [`Error::Storage`] naming the file (and the line
-//!   and column), and is left untouched; nothing is written until it is fixed
-//!   (for example from `<file>.bak`).
-//! - **Schema version**: files of an older schema go through the migration
-//!   hook ([`FsWorkspaceBuilder::migration`]) when loaded and are written in
-//!   the current schema on the next write; a file of a newer schema is refused.
+//! A workspace in one JSON file; see [`FsWorkspace`].
 
 use std::borrow::Cow;
+use std::collections::HashMap;
 use std::fmt;
 use std::fs::{self, File, OpenOptions};
 use std::io::{Read, Write};
@@ -59,6 +26,8 @@ pub const WORKSPACE_SCHEMA_VERSION: u32 = 1;
 
 const KIND: &str = "workspace file";
 const DEFAULT_LOCK_TIMEOUT: Duration = Duration::from_secs(30);
+/// Below this many sessions per extra thread, parsing stays on one thread.
+const PARALLEL_PARSE_MIN: usize = 2_000;
 
 /// A migration step: rewrites a top-level document of schema `n` into
 /// schema `n + 1`. Errors are reported with the file name.
@@ -104,9 +73,10 @@ impl FsWorkspaceBuilder {
 
     /// Reads [`WORKSPACE_ENV`] from the process environment.
     pub fn from_env() -> Self {
-        Self::from_env_iter(std::env::vars_os().filter_map(|(k, v)| {
-            Some((k.into_string().ok()?, v.into_string().ok()?))
-        }))
+        Self::from_env_iter(
+            std::env::vars_os()
+                .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?))),
+        )
     }
 
     /// Like [`from_env`](Self::from_env) but from the given variables, so
@@ -194,8 +164,42 @@ pub fn default_path() -> Result<PathBuf> {
         })
 }
 
-/// A [`WorkspaceRepository`] in one JSON file. See the [module
-/// docs](self) for the format and the guarantees.
+/// A [`WorkspaceRepository`] in one JSON file, safe for several processes
+/// at once.
+///
+/// # File format
+///
+/// ```json
+/// {
+///   "version": 1,
+///   "sessions": [
+///     {"sessionId":"…","sessionName":"dev","sessionType":"awsIamUser","status":"inactive","config":{},"revision":3},
+///     …
+///   ]
+/// }
+/// ```
+///
+/// One session per line, in insertion order. Keys this version does not know,
+/// at the top level or inside a session, are kept and written back.
+///
+/// # Safety of the file
+///
+/// - **Atomic replace**: each write goes to a temporary file in the same
+///   directory (mode 0600), which is fsynced, then renamed over the workspace
+///   file, then the directory is fsynced. A reader or a crash sees the old
+///   file or the new one, never a mix.
+/// - **Cross-process lock**: writers take an exclusive advisory lock on
+///   `<file>.lock`, re-read the file if another process changed it, apply
+///   their change and write. Readers need no lock.
+/// - **Backup**: before each replace, the previous file is kept as
+///   `<file>.bak` (a hard link, so it costs no copy).
+/// - **Never reset**: a file that cannot be read or parsed gives
+///   [`Error::Corrupt`] or [`Error::Storage`] naming the file (and the line
+///   and column), and is left untouched; nothing is written until it is fixed
+///   (for example from `<file>.bak`).
+/// - **Schema version**: files of an older schema go through the migration
+///   hook ([`FsWorkspaceBuilder::migration`]) when loaded and are written in
+///   the current schema on the next write; a file of a newer schema is refused.
 ///
 /// Cloning is cheap and clones share the in-memory copy.
 #[derive(Clone)]
@@ -226,7 +230,8 @@ impl fmt::Debug for FsWorkspace {
 struct Loaded {
     stamp: Option<Stamp>,
     set: SessionSet,
-    raw: Vec<Box<RawValue>>,
+    /// JSON text by session id; a missing entry is encoded at the next write.
+    raw: HashMap<SessionId, Box<RawValue>>,
     extra: Map<String, Value>,
 }
 
@@ -378,16 +383,10 @@ impl Inner {
         let raws = top
             .sessions
             .ok_or_else(|| self.corrupt_at(1, 1, "the \"sessions\" field is missing"))?;
-        let mut sessions = Vec::with_capacity(raws.len());
-        let mut raw = Vec::with_capacity(raws.len());
-        for item in raws {
-            let session: Session = serde_json::from_str(item.get())
-                .map_err(|e| self.corrupt_in(bytes, item.get(), e))?;
-            session
-                .validate()
-                .map_err(|e| self.corrupt_in(bytes, item.get(), e))?;
-            sessions.push(session);
-            raw.push(item.to_owned());
+        let sessions = self.parse_sessions(bytes, &raws)?;
+        let mut raw = HashMap::with_capacity(raws.len());
+        for (session, item) in sessions.iter().zip(&raws) {
+            raw.insert(session.session_id, (*item).to_owned());
         }
         let set = SessionSet::from_sessions(sessions)
             .map_err(|id| self.corrupt_at(0, 0, format!("session id {id} appears twice")))?;
@@ -397,6 +396,48 @@ impl Inner {
             raw,
             extra: top.extra,
         })
+    }
+
+    /// Parses and validates each session. Large workspaces are split over
+    /// the available cores: sessions parse independently, and parsing is
+    /// most of the cost of loading (about 1 µs per session).
+    fn parse_sessions(&self, bytes: &[u8], raws: &[&RawValue]) -> Result<Vec<Session>> {
+        let parse_one = |item: &&RawValue| -> Result<Session> {
+            let session: Session = serde_json::from_str(item.get())
+                .map_err(|e| self.corrupt_in(bytes, item.get(), e))?;
+            session
+                .validate()
+                .map_err(|e| self.corrupt_in(bytes, item.get(), e))?;
+            Ok(session)
+        };
+        let threads = std::thread::available_parallelism()
+            .map_or(1, |n| n.get())
+            .min(raws.len() / PARALLEL_PARSE_MIN + 1);
+        if threads <= 1 {
+            return raws.iter().map(parse_one).collect();
+        }
+        let chunk = raws.len().div_ceil(threads);
+        let parts: Vec<Result<Vec<Session>>> = std::thread::scope(|scope| {
+            let workers: Vec<_> = raws
+                .chunks(chunk)
+                .skip(1)
+                .map(|part| scope.spawn(move || part.iter().map(parse_one).collect()))
+                .collect();
+            // This thread takes the first chunk itself.
+            let mut parts = vec![raws[..chunk].iter().map(parse_one).collect()];
+            parts.extend(workers.into_iter().map(|w| {
+                w.join().unwrap_or_else(|_| {
+                    Err(self.corrupt_at(0, 0, "a session parser thread panicked"))
+                })
+            }));
+            parts
+        });
+        let mut sessions = Vec::with_capacity(raws.len());
+        // The first error in file order wins, as in a sequential parse.
+        for part in parts {
+            sessions.extend(part?);
+        }
+        Ok(sessions)
     }
 
     /// Runs the migration steps from `from` up to the current schema on the
@@ -443,19 +484,31 @@ impl Inner {
         let _lock = self.lock_file()?;
         self.refresh(&mut state)?;
         let loaded = state.as_mut().expect("refresh always leaves a state");
-        // Work on a copy so a failed write leaves memory matching the file.
-        let mut set = loaded.set.clone();
-        let (result, changed) = change(&mut set)?;
-        let mut raw = reconcile_raw(&loaded.set, &loaded.raw, &set, &changed)
-            .map_err(|e| self.corrupt_at(0, 0, format!("cannot encode a session: {e}")))?;
-        let text = render(&raw, &loaded.extra);
-        self.replace(text.as_bytes())?;
-        let meta = fs::metadata(&self.path)
-            .map_err(|e| self.io_error("cannot read the new file's metadata", e))?;
-        loaded.stamp = Some(Stamp::of(&meta));
-        loaded.set = set;
-        std::mem::swap(&mut loaded.raw, &mut raw);
-        Ok(result)
+        // SessionSet checks everything before it mutates, so a refused
+        // change leaves memory as it was; no copy of the set is needed.
+        let (result, changed) = change(&mut loaded.set)?;
+        for id in &changed {
+            loaded.raw.remove(id);
+        }
+        let written = render(loaded)
+            .map_err(|e| self.corrupt_at(0, 0, format!("cannot encode a session: {e}")))
+            .and_then(|text| self.replace(text.as_bytes()))
+            .and_then(|()| {
+                fs::metadata(&self.path)
+                    .map_err(|e| self.io_error("cannot read the new file's metadata", e))
+            });
+        match written {
+            Ok(meta) => {
+                loaded.stamp = Some(Stamp::of(&meta));
+                Ok(result)
+            }
+            Err(e) => {
+                // Memory now holds a change the file does not: forget it so
+                // the next operation reloads the file.
+                *state = None;
+                Err(e)
+            }
+        }
     }
 
     /// Takes the cross-process lock, polling up to `lock_timeout`.
@@ -565,7 +618,12 @@ impl Inner {
         let offset = (item.as_ptr() as usize).saturating_sub(file.as_ptr() as usize);
         let before = &file[..offset.min(file.len())];
         let line0 = before.iter().filter(|&&b| b == b'\n').count() + 1;
-        let col0 = offset - before.iter().rposition(|&b| b == b'\n').map_or(0, |p| p + 1) + 1;
+        let col0 = offset
+            - before
+                .iter()
+                .rposition(|&b| b == b'\n')
+                .map_or(0, |p| p + 1)
+            + 1;
         let (line, column) = match e.position() {
             Some((1, col)) => (line0, col0 + col - 1),
             Some((l, col)) => (line0 + l - 1, col),
@@ -613,53 +671,46 @@ impl Loaded {
         Loaded {
             stamp: None,
             set: SessionSet::default(),
-            raw: Vec::new(),
+            raw: HashMap::new(),
             extra: Map::new(),
         }
     }
 }
 
-/// The JSON text of each session of `new`: reused from `old_raw` when the
-/// session did not change, encoded afresh when it is listed in `changed`
-/// or new.
-fn reconcile_raw(
-    old: &SessionSet,
-    old_raw: &[Box<RawValue>],
-    new: &SessionSet,
-    changed: &[SessionId],
-) -> serde_json::Result<Vec<Box<RawValue>>> {
-    new.sessions()
+/// The whole file: each session's cached JSON text, encoding the ones
+/// that have none yet.
+fn render(loaded: &mut Loaded) -> serde_json::Result<String> {
+    let Loaded {
+        set, raw, extra, ..
+    } = loaded;
+    for session in set.sessions() {
+        if let std::collections::hash_map::Entry::Vacant(slot) = raw.entry(session.session_id) {
+            slot.insert(RawValue::from_string(serde_json::to_string(session)?)?);
+        }
+    }
+    let texts: Vec<&str> = set
+        .sessions()
         .iter()
-        .map(|session| {
-            let id = session.session_id;
-            match old.position(id) {
-                Some(i) if !changed.contains(&id) => Ok(old_raw[i].clone()),
-                _ => RawValue::from_string(serde_json::to_string(session)?),
-            }
-        })
-        .collect()
-}
-
-fn render(raw: &[Box<RawValue>], extra: &Map<String, Value>) -> String {
-    let size: usize = raw.iter().map(|r| r.get().len() + 6).sum();
+        .map(|s| raw[&s.session_id].get())
+        .collect();
+    let size: usize = texts.iter().map(|t| t.len() + 6).sum();
     let mut out = String::with_capacity(size + 64);
     out.push_str("{\n  \"version\": ");
     out.push_str(&WORKSPACE_SCHEMA_VERSION.to_string());
     out.push_str(",\n  \"sessions\": [");
-    for (i, session) in raw.iter().enumerate() {
+    for (i, text) in texts.iter().enumerate() {
         out.push_str(if i == 0 { "\n    " } else { ",\n    " });
-        out.push_str(session.get());
+        out.push_str(text);
     }
-    out.push_str(if raw.is_empty() { "]" } else { "\n  ]" });
-    for (key, value) in extra {
+    out.push_str(if texts.is_empty() { "]" } else { "\n  ]" });
+    for (key, value) in extra.iter() {
         out.push_str(",\n  ");
-        // Keys and values came from valid JSON, so encoding cannot fail.
-        out.push_str(&serde_json::to_string(key).unwrap_or_default());
+        out.push_str(&serde_json::to_string(key)?);
         out.push_str(": ");
-        out.push_str(&serde_json::to_string(value).unwrap_or_default());
+        out.push_str(&serde_json::to_string(value)?);
     }
     out.push_str("\n}\n");
-    out
+    Ok(out)
 }
 
 /// The top level, read without buffering the sessions: each session stays
@@ -671,14 +722,19 @@ struct TopLevel<'a> {
 }
 
 impl<'de: 'a, 'a> Deserialize<'de> for TopLevel<'a> {
-    fn deserialize<D: de::Deserializer<'de>>(deserializer: D) -> std::result::Result<Self, D::Error> {
+    fn deserialize<D: de::Deserializer<'de>>(
+        deserializer: D,
+    ) -> std::result::Result<Self, D::Error> {
         struct TopVisitor<'a>(std::marker::PhantomData<&'a ()>);
         impl<'de: 'a, 'a> Visitor<'de> for TopVisitor<'a> {
             type Value = TopLevel<'a>;
             fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
                 f.write_str("a workspace object with \"version\" and \"sessions\"")
             }
-            fn visit_map<M: MapAccess<'de>>(self, mut map: M) -> std::result::Result<Self::Value, M::Error> {
+            fn visit_map<M: MapAccess<'de>>(
+                self,
+                mut map: M,
+            ) -> std::result::Result<Self::Value, M::Error> {
                 let mut top = TopLevel {
                     version: None,
                     sessions: None,
@@ -720,7 +776,11 @@ fn create_private_dir(dir: &Path) -> std::io::Result<()> {
 /// Opens a file readable and writable only by its owner (0600 on Unix).
 fn open_private(path: &Path, truncate: bool) -> std::io::Result<File> {
     let mut options = OpenOptions::new();
-    options.read(true).write(true).create(true).truncate(truncate);
+    options
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(truncate);
     #[cfg(unix)]
     std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
     let file = options.open(path)?;
@@ -753,7 +813,10 @@ impl WorkspaceRepository for FsWorkspace {
     async fn list(&self) -> Result<Vec<Session>> {
         self.blocking(|inner| {
             let state = inner.fresh()?;
-            Ok(state.as_ref().map(|l| l.set.sessions().to_vec()).unwrap_or_default())
+            Ok(state
+                .as_ref()
+                .map(|l| l.set.sessions().to_vec())
+                .unwrap_or_default())
         })
         .await
     }

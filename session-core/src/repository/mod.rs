@@ -6,7 +6,8 @@ mod memory;
 mod set;
 
 pub use fs::{
-    FsWorkspace, FsWorkspaceBuilder, Migration, WORKSPACE_ENV, WORKSPACE_SCHEMA_VERSION, default_path,
+    FsWorkspace, FsWorkspaceBuilder, Migration, WORKSPACE_ENV, WORKSPACE_SCHEMA_VERSION,
+    default_path,
 };
 pub use memory::InMemoryWorkspace;
 pub(crate) use set::SessionSet;

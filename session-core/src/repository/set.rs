@@ -147,7 +147,10 @@ impl SessionSet {
             let Some(i) = self.position(parent) else {
                 return Err(Error::invalid_input(
                     "parentSessionId",
-                    format!("{}: parent session {parent} does not exist", session.label()),
+                    format!(
+                        "{}: parent session {parent} does not exist",
+                        session.label()
+                    ),
                 ));
             };
             next = self.sessions[i].parent_session_id;
