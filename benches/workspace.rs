@@ -44,6 +44,19 @@ fn fixture(dir: &Path, n: usize) -> std::path::PathBuf {
     path
 }
 
+/// Temp file, write, fsync, rename, fsync the directory: the minimum any
+/// crash-safe replace of the whole file costs.
+fn atomic_write(dir: &Path, bytes: &[u8]) {
+    use std::io::Write;
+    let tmp = dir.join("f.tmp");
+    let mut file = std::fs::File::create(&tmp).expect("create");
+    file.write_all(bytes).expect("write");
+    file.sync_all().expect("fsync");
+    drop(file);
+    std::fs::rename(&tmp, dir.join("f")).expect("rename");
+    std::fs::File::open(dir).expect("dir").sync_all().expect("fsync dir");
+}
+
 fn bench(c: &mut Criterion) {
     let dir = tempfile::tempdir().expect("dir");
     let rt = runtime();
@@ -63,6 +76,26 @@ fn bench(c: &mut Criterion) {
                 ws
             })
         });
+
+        // Baselines in the same run: what any JSON reader pays to parse this
+        // file, and the I/O floor of any atomic replace of it.
+        let bytes = std::fs::read(&path).expect("read");
+        group.bench_with_input(
+            BenchmarkId::new("baseline_serde_value_parse", n),
+            &bytes,
+            |b, bytes| {
+                b.iter_with_large_drop(|| {
+                    serde_json::from_slice::<serde_json::Value>(bytes).expect("parse")
+                })
+            },
+        );
+        let floor_dir = dir.path().join(format!("floor-{n}"));
+        std::fs::create_dir_all(&floor_dir).expect("dir");
+        group.bench_with_input(
+            BenchmarkId::new("baseline_write_fsync_rename", n),
+            &bytes,
+            |b, bytes| b.iter(|| atomic_write(&floor_dir, bytes)),
+        );
 
         let ws = FsWorkspace::open(&path).expect("open");
         rt.block_on(ws.check()).expect("warm");

@@ -227,7 +227,9 @@ fn validate_name(name: &str) -> Result<()> {
             format!("{name:?} contains control characters"),
         ));
     }
-    if name.parse::<SessionId>().is_ok() {
+    // `uuid::Uuid::parse_str` rather than `SessionId::from_str`, whose
+    // error message would be formatted for every ordinary name.
+    if uuid::Uuid::parse_str(name).is_ok() {
         return Err(Error::invalid_input(
             field,
             format!("{name:?} looks like a session id; choose a name that is not a UUID"),

@@ -187,6 +187,20 @@ fn corrupt_file_is_reported_with_position_and_left_untouched() {
         "the file was not touched"
     );
 
+    // Invalid UTF-8 on line 2.
+    let mut bad = b"{\"version\": 1,\n  \"sessions\": [\"".to_vec();
+    bad.extend_from_slice(&[0xff, 0xfe]);
+    bad.extend_from_slice(b"\"]}");
+    std::fs::write(&path, &bad).expect("write");
+    match rt.block_on(ws.list()) {
+        Err(Error::Corrupt { line, column, message, .. }) => {
+            assert_eq!((line, column), (2, 17), "{message}");
+            assert!(message.contains("UTF-8"), "{message}");
+        }
+        other => panic!("expected Corrupt, got {other:?}"),
+    }
+    assert_eq!(std::fs::read(&path).expect("read"), bad, "the file was not touched");
+
     // Not JSON at all, and an empty file.
     for garbage in ["{\"version\": 1, \"sessions\": [", ""] {
         std::fs::write(&path, garbage).expect("write");

@@ -231,8 +231,17 @@ struct Loaded {
     stamp: Option<Stamp>,
     set: SessionSet,
     /// JSON text by session id; a missing entry is encoded at the next write.
-    raw: HashMap<SessionId, Box<RawValue>>,
+    raw: HashMap<SessionId, CachedJson>,
     extra: Map<String, Value>,
+    /// The text the file had when loaded; `CachedJson::InFile` points into it.
+    file: String,
+}
+
+/// One session's JSON text: still where it was in the loaded file (no copy),
+/// or encoded since.
+enum CachedJson {
+    InFile(std::ops::Range<usize>),
+    Encoded(Box<RawValue>),
 }
 
 /// Identifies one version of the file cheaply: every write is a new inode
@@ -355,15 +364,21 @@ impl Inner {
         let mut bytes = Vec::with_capacity(meta.len() as usize);
         file.read_to_end(&mut bytes)
             .map_err(|e| self.io_error("cannot read the workspace file", e))?;
-        let mut loaded = self.parse(&bytes)?;
+        // Checking UTF-8 once here lets serde_json skip it for every string.
+        let text = String::from_utf8(bytes).map_err(|e| {
+            let (line, column) = position_of(e.as_bytes(), e.utf8_error().valid_up_to());
+            self.corrupt_at(line, column, "not valid UTF-8")
+        })?;
+        let mut loaded = self.parse(text)?;
         loaded.stamp = Some(stamp);
         *state = Some(loaded);
         Ok(())
     }
 
-    fn parse(&self, bytes: &[u8]) -> Result<Loaded> {
+    fn parse(&self, text: String) -> Result<Loaded> {
+        let bytes = text.as_bytes();
         let top: TopLevel<'_> =
-            serde_json::from_slice(bytes).map_err(|e| self.corrupt_at(e.line(), e.column(), e))?;
+            serde_json::from_str(&text).map_err(|e| self.corrupt_at(e.line(), e.column(), e))?;
         let version = top
             .version
             .ok_or_else(|| self.corrupt_at(1, 1, "the \"version\" field is missing"))?;
@@ -378,7 +393,7 @@ impl Inner {
             ));
         }
         if version < u64::from(WORKSPACE_SCHEMA_VERSION) {
-            return self.migrate(bytes, version as u32);
+            return self.migrate(&text, version as u32);
         }
         let raws = top
             .sessions
@@ -386,15 +401,21 @@ impl Inner {
         let sessions = self.parse_sessions(bytes, &raws)?;
         let mut raw = HashMap::with_capacity(raws.len());
         for (session, item) in sessions.iter().zip(&raws) {
-            raw.insert(session.session_id, (*item).to_owned());
+            let start = offset_in(bytes, item.get());
+            raw.insert(
+                session.session_id,
+                CachedJson::InFile(start..start + item.get().len()),
+            );
         }
+        let extra = top.extra;
         let set = SessionSet::from_sessions(sessions)
             .map_err(|id| self.corrupt_at(0, 0, format!("session id {id} appears twice")))?;
         Ok(Loaded {
             stamp: None,
             set,
             raw,
-            extra: top.extra,
+            extra,
+            file: text,
         })
     }
 
@@ -443,9 +464,9 @@ impl Inner {
     /// Runs the migration steps from `from` up to the current schema on the
     /// whole document, then parses it. The file itself is rewritten only by
     /// the next write.
-    fn migrate(&self, bytes: &[u8], from: u32) -> Result<Loaded> {
+    fn migrate(&self, text: &str, from: u32) -> Result<Loaded> {
         let mut doc: Map<String, Value> =
-            serde_json::from_slice(bytes).map_err(|e| self.corrupt_at(e.line(), e.column(), e))?;
+            serde_json::from_str(text).map_err(|e| self.corrupt_at(e.line(), e.column(), e))?;
         for version in from..WORKSPACE_SCHEMA_VERSION {
             let step = self
                 .migrations
@@ -471,9 +492,9 @@ impl Inner {
             })?;
         }
         doc.insert("version".into(), Value::from(WORKSPACE_SCHEMA_VERSION));
-        let migrated = serde_json::to_vec(&doc)
+        let migrated = serde_json::to_string(&doc)
             .map_err(|e| self.corrupt_at(0, 0, format!("after migration: {e}")))?;
-        self.parse(&migrated)
+        self.parse(migrated)
     }
 
     fn write<T>(
@@ -615,15 +636,7 @@ impl Inner {
 
     /// An error inside one session's text, positioned in the whole file.
     fn corrupt_in(&self, file: &[u8], item: &str, e: impl ErrorPosition) -> Error {
-        let offset = (item.as_ptr() as usize).saturating_sub(file.as_ptr() as usize);
-        let before = &file[..offset.min(file.len())];
-        let line0 = before.iter().filter(|&&b| b == b'\n').count() + 1;
-        let col0 = offset
-            - before
-                .iter()
-                .rposition(|&b| b == b'\n')
-                .map_or(0, |p| p + 1)
-            + 1;
+        let (line0, col0) = position_of(file, offset_in(file, item));
         let (line, column) = match e.position() {
             Some((1, col)) => (line0, col0 + col - 1),
             Some((l, col)) => (line0 + l - 1, col),
@@ -631,6 +644,22 @@ impl Inner {
         };
         self.corrupt_at(line, column, e.message())
     }
+}
+
+/// Where `item`, a slice of `file`, starts in it.
+fn offset_in(file: &[u8], item: &str) -> usize {
+    (item.as_ptr() as usize).saturating_sub(file.as_ptr() as usize)
+}
+
+/// The 1-based line and column of byte `offset` of `file`.
+fn position_of(file: &[u8], offset: usize) -> (usize, usize) {
+    let before = &file[..offset.min(file.len())];
+    let line = before.iter().filter(|&&b| b == b'\n').count() + 1;
+    let line_start = before
+        .iter()
+        .rposition(|&b| b == b'\n')
+        .map_or(0, |p| p + 1);
+    (line, before.len() - line_start + 1)
 }
 
 /// The position and message of an error found inside one session.
@@ -673,6 +702,7 @@ impl Loaded {
             set: SessionSet::default(),
             raw: HashMap::new(),
             extra: Map::new(),
+            file: String::new(),
         }
     }
 }
@@ -681,17 +711,26 @@ impl Loaded {
 /// that have none yet.
 fn render(loaded: &mut Loaded) -> serde_json::Result<String> {
     let Loaded {
-        set, raw, extra, ..
+        set,
+        raw,
+        extra,
+        file,
+        ..
     } = loaded;
     for session in set.sessions() {
         if let std::collections::hash_map::Entry::Vacant(slot) = raw.entry(session.session_id) {
-            slot.insert(RawValue::from_string(serde_json::to_string(session)?)?);
+            slot.insert(CachedJson::Encoded(RawValue::from_string(
+                serde_json::to_string(session)?,
+            )?));
         }
     }
     let texts: Vec<&str> = set
         .sessions()
         .iter()
-        .map(|s| raw[&s.session_id].get())
+        .map(|s| match &raw[&s.session_id] {
+            CachedJson::InFile(range) => &file[range.clone()],
+            CachedJson::Encoded(text) => text.get(),
+        })
         .collect();
     let size: usize = texts.iter().map(|t| t.len() + 6).sum();
     let mut out = String::with_capacity(size + 64);
