@@ -54,7 +54,10 @@ fn atomic_write(dir: &Path, bytes: &[u8]) {
     file.sync_all().expect("fsync");
     drop(file);
     std::fs::rename(&tmp, dir.join("f")).expect("rename");
-    std::fs::File::open(dir).expect("dir").sync_all().expect("fsync dir");
+    std::fs::File::open(dir)
+        .expect("dir")
+        .sync_all()
+        .expect("fsync dir");
 }
 
 fn bench(c: &mut Criterion) {

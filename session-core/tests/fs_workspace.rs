@@ -144,6 +144,15 @@ fn sigkill_mid_write_leaves_old_or_new_file() {
         "the children wrote between kills ({observed_growth} rounds grew)"
     );
     assert!(last_count > 0);
+    let temporaries: Vec<_> = std::fs::read_dir(dir.path())
+        .expect("ls")
+        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+        .filter(|n| n.contains(".tmp"))
+        .collect();
+    assert!(
+        temporaries.len() <= 2,
+        "killed writers' temporary files do not pile up: {temporaries:?}"
+    );
 }
 
 #[test]
@@ -193,13 +202,22 @@ fn corrupt_file_is_reported_with_position_and_left_untouched() {
     bad.extend_from_slice(b"\"]}");
     std::fs::write(&path, &bad).expect("write");
     match rt.block_on(ws.list()) {
-        Err(Error::Corrupt { line, column, message, .. }) => {
+        Err(Error::Corrupt {
+            line,
+            column,
+            message,
+            ..
+        }) => {
             assert_eq!((line, column), (2, 17), "{message}");
             assert!(message.contains("UTF-8"), "{message}");
         }
         other => panic!("expected Corrupt, got {other:?}"),
     }
-    assert_eq!(std::fs::read(&path).expect("read"), bad, "the file was not touched");
+    assert_eq!(
+        std::fs::read(&path).expect("read"),
+        bad,
+        "the file was not touched"
+    );
 
     // Not JSON at all, and an empty file.
     for garbage in ["{\"version\": 1, \"sessions\": [", ""] {

@@ -577,7 +577,10 @@ impl Inner {
             .file_name()
             .expect("checked by the builder")
             .to_string_lossy();
-        let tmp = dir.join(format!(".{file_name}.tmp-{}", std::process::id()));
+        // One fixed name: writers hold the lock, so only one uses it at a
+        // time, and a file left by a writer killed mid-write is truncated
+        // and reused by the next instead of piling up.
+        let tmp = dir.join(format!(".{file_name}.tmp"));
         let mut file = open_private(&tmp, true)
             .map_err(|e| self.io_error("cannot create the temporary file", e))?;
         let written = file.write_all(bytes).and_then(|()| file.sync_all());
@@ -601,12 +604,11 @@ impl Inner {
             return;
         }
         let staged = dir.join(format!(
-            ".{}.bak-{}",
+            ".{}.bak.tmp",
             self.path
                 .file_name()
                 .expect("checked by the builder")
                 .to_string_lossy(),
-            std::process::id()
         ));
         let _ = fs::remove_file(&staged);
         let linked = fs::hard_link(&self.path, &staged)
