@@ -3,11 +3,11 @@
 use std::borrow::Cow;
 use std::collections::HashMap;
 use std::fmt;
-use std::fs::{self, File, OpenOptions};
-use std::io::{Read, Write};
+use std::fs::{self, File};
+use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde::Deserialize;
 use serde::de::{self, MapAccess, Visitor};
@@ -15,6 +15,7 @@ use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
 use super::{SessionSet, WorkspaceRepository};
+use crate::private_file::{self, LockError};
 use crate::{Error, Result, Session, SessionId};
 
 /// The environment variable that names the workspace file; it overrides the
@@ -534,72 +535,30 @@ impl Inner {
 
     /// Takes the cross-process lock, polling up to `lock_timeout`.
     fn lock_file(&self) -> Result<File> {
-        if let Some(dir) = self.path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            create_private_dir(dir)
-                .map_err(|e| self.io_error("cannot create the workspace directory", e))?;
-        }
-        let file = open_private(&self.lock_path, false)
-            .map_err(|e| self.io_error("cannot open the lock file", e))?;
-        let started = Instant::now();
-        let mut pause = Duration::from_millis(1);
-        loop {
-            match file.try_lock() {
-                Ok(()) => return Ok(file),
-                Err(fs::TryLockError::WouldBlock) => {}
-                Err(fs::TryLockError::Error(e)) => {
-                    return Err(self.io_error("cannot lock the workspace", e));
-                }
-            }
-            if started.elapsed() >= self.lock_timeout {
-                return Err(Error::storage(
-                    &self.path,
-                    format!(
-                        "another process has held the lock {} for over {:?}",
-                        self.lock_path.display(),
-                        self.lock_timeout
-                    ),
-                    None,
-                ));
-            }
-            std::thread::sleep(pause);
-            pause = (pause * 2).min(Duration::from_millis(20));
-        }
+        private_file::lock_exclusive(&self.lock_path, self.lock_timeout).map_err(|e| match e {
+            LockError::Io(e) => self.io_error("cannot lock the workspace", e),
+            LockError::TimedOut => Error::storage(
+                &self.path,
+                format!(
+                    "another process has held the lock {} for over {:?}",
+                    self.lock_path.display(),
+                    self.lock_timeout
+                ),
+                None,
+            ),
+        })
     }
 
     /// Temp file, fsync, keep the old file as backup, rename, fsync the dir.
     fn replace(&self, bytes: &[u8]) -> Result<()> {
-        let dir = match self.path.parent() {
-            Some(dir) if !dir.as_os_str().is_empty() => dir.to_path_buf(),
-            _ => PathBuf::from("."),
-        };
-        let file_name = self
-            .path
-            .file_name()
-            .expect("checked by the builder")
-            .to_string_lossy();
-        // One fixed name: writers hold the lock, so only one uses it at a
-        // time, and a file left by a writer killed mid-write is truncated
-        // and reused by the next instead of piling up.
-        let tmp = dir.join(format!(".{file_name}.tmp"));
-        let mut file = open_private(&tmp, true)
-            .map_err(|e| self.io_error("cannot create the temporary file", e))?;
-        let written = file.write_all(bytes).and_then(|()| file.sync_all());
-        drop(file);
-        if let Err(e) = written {
-            let _ = fs::remove_file(&tmp);
-            return Err(self.io_error("cannot write the temporary file", e));
-        }
-        self.keep_backup(&dir);
-        if let Err(e) = fs::rename(&tmp, &self.path) {
-            let _ = fs::remove_file(&tmp);
-            return Err(self.io_error("cannot replace the workspace file", e));
-        }
-        sync_dir(&dir).map_err(|e| self.io_error("cannot sync the workspace directory", e))
+        private_file::replace_atomically(&self.path, bytes, || self.keep_backup())
+            .map_err(|e| self.io_error(e.step, e.error))
     }
 
     /// Points `<file>.bak` at the current file. Best effort: a failure here
     /// loses only the backup, never the data being written.
-    fn keep_backup(&self, dir: &Path) {
+    fn keep_backup(&self) {
+        let dir = private_file::parent_dir(&self.path);
         if !self.path.exists() {
             return;
         }
@@ -800,52 +759,6 @@ impl<'de: 'a, 'a> Deserialize<'de> for TopLevel<'a> {
             }
         }
         deserializer.deserialize_map(TopVisitor(std::marker::PhantomData))
-    }
-}
-
-fn create_private_dir(dir: &Path) -> std::io::Result<()> {
-    if dir.is_dir() {
-        return Ok(());
-    }
-    let mut builder = fs::DirBuilder::new();
-    builder.recursive(true);
-    #[cfg(unix)]
-    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
-    builder.create(dir)
-}
-
-/// Opens a file readable and writable only by its owner (0600 on Unix).
-fn open_private(path: &Path, truncate: bool) -> std::io::Result<File> {
-    let mut options = OpenOptions::new();
-    options
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(truncate);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    let file = options.open(path)?;
-    // `mode` applies only when the file is created; a leftover temp file
-    // from a crashed writer may have other permissions.
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        if file.metadata()?.permissions().mode() & 0o077 != 0 {
-            file.set_permissions(fs::Permissions::from_mode(0o600))?;
-        }
-    }
-    Ok(file)
-}
-
-fn sync_dir(dir: &Path) -> std::io::Result<()> {
-    #[cfg(unix)]
-    {
-        File::open(dir)?.sync_all()
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = dir;
-        Ok(())
     }
 }
 

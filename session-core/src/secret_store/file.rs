@@ -57,11 +57,11 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
-use std::fs::{self, File, OpenOptions};
-use std::io::{self, Read, Write};
+use std::fs::{self, File};
+use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use argon2::{Algorithm, Argon2, Params, Version};
 use base64::Engine as _;
@@ -72,6 +72,7 @@ use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
 use super::{SecretKey, SecretStore};
+use crate::private_file::{self, LockError};
 use crate::{Error, Result, Secret, SessionId};
 
 const FORMAT: &str = "session-sdk-secrets";
@@ -93,7 +94,6 @@ const MAX_P_COST: u32 = 64;
 /// Larger files are refused as corrupt rather than read into memory.
 const MAX_FILE_LEN: u64 = 256 * 1024 * 1024;
 const DEFAULT_LOCK_TIMEOUT: Duration = Duration::from_secs(30);
-const LOCK_POLL: Duration = Duration::from_millis(10);
 const KIND: &str = "encrypted secret file";
 
 /// The decrypted contents: `"<session id>/<name>"` → value.
@@ -448,7 +448,7 @@ impl Inner {
         change: impl FnOnce(&mut Secrets) -> (T, bool),
     ) -> Result<T> {
         let dir = self.dir();
-        create_private_dir(dir)
+        private_file::create_private_dir(dir)
             .map_err(|e| self.io_error("cannot create the directory of the secret file", e))?;
         let _lock = self.lock(lock_timeout)?;
         let Loaded { kdf, mut secrets } = self.load()?;
@@ -472,7 +472,7 @@ impl Inner {
             }
         };
         let bytes = self.seal(kdf, &secrets)?;
-        self.write_atomically(dir, &bytes)?;
+        self.write_atomically(&bytes)?;
         Ok(result)
     }
 
@@ -702,73 +702,22 @@ impl Inner {
 
     /// Takes the cross-process lock on `<file>.lock`, polling up to `timeout`.
     fn lock(&self, timeout: Duration) -> Result<File> {
-        let file = open_private(&self.lock_path, OpenMode::CreateOrOpen).map_err(|e| {
-            Error::storage(
+        private_file::lock_exclusive(&self.lock_path, timeout).map_err(|e| match e {
+            LockError::Io(e) => {
+                Error::storage(&self.lock_path, "cannot lock the secret file", Some(e))
+            }
+            LockError::TimedOut => Error::storage(
                 &self.lock_path,
-                "cannot open the secret file's lock",
-                Some(e),
-            )
-        })?;
-        let started = Instant::now();
-        loop {
-            match file.try_lock() {
-                Ok(()) => return Ok(file),
-                Err(fs::TryLockError::WouldBlock) => {}
-                Err(fs::TryLockError::Error(e)) => {
-                    return Err(Error::storage(
-                        &self.lock_path,
-                        "cannot lock the secret file",
-                        Some(e),
-                    ));
-                }
-            }
-            if started.elapsed() >= timeout {
-                return Err(Error::storage(
-                    &self.lock_path,
-                    format!("another process has held the lock for over {timeout:?}"),
-                    None,
-                ));
-            }
-            std::thread::sleep(LOCK_POLL);
-        }
+                format!("another process has held the lock for over {timeout:?}"),
+                None,
+            ),
+        })
     }
 
-    /// Writes a temp file in `dir`, fsyncs it, renames it over the file and
-    /// fsyncs the directory.
-    fn write_atomically(&self, dir: &Path, bytes: &[u8]) -> Result<()> {
-        let mut suffix = [0u8; 8];
-        random(&mut suffix)?;
-        let file_name = self
-            .path
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_else(|| "secrets".to_owned());
-        let tmp = dir.join(format!(
-            ".{file_name}.tmp-{}",
-            suffix
-                .iter()
-                .map(|b| format!("{b:02x}"))
-                .collect::<String>()
-        ));
-        let written = open_private(&tmp, OpenMode::CreateNew).and_then(|mut file| {
-            file.write_all(bytes)?;
-            file.sync_all()
-        });
-        if let Err(e) = written {
-            let _ = fs::remove_file(&tmp);
-            return Err(Error::storage(
-                &tmp,
-                "cannot write the new secret file",
-                Some(e),
-            ));
-        }
-        if let Err(e) = fs::rename(&tmp, &self.path) {
-            let _ = fs::remove_file(&tmp);
-            return Err(self.io_error("cannot replace the secret file", e));
-        }
-        sync_dir(dir).map_err(|e| {
-            Error::storage(dir, "cannot sync the directory of the secret file", Some(e))
-        })
+    /// Replaces the file crash-safely (see `private_file::replace_atomically`).
+    fn write_atomically(&self, bytes: &[u8]) -> Result<()> {
+        private_file::replace_atomically(&self.path, bytes, || {})
+            .map_err(|e| self.io_error(e.step, e.error))
     }
 
     fn io_error(&self, message: &str, e: io::Error) -> Error {
@@ -832,46 +781,6 @@ fn decode_plaintext(plaintext: &[u8]) -> std::result::Result<Secrets, ()> {
     }
     let map: BTreeMap<String, Value> = serde_json::from_slice(plaintext).map_err(|_| ())?;
     Ok(map.into_iter().map(|(id, Value(v))| (id, v)).collect())
-}
-
-enum OpenMode {
-    CreateNew,
-    CreateOrOpen,
-}
-
-/// Opens a file for writing, creating it with mode 0600 on Unix.
-fn open_private(path: &Path, mode: OpenMode) -> io::Result<File> {
-    let mut options = OpenOptions::new();
-    options.write(true);
-    match mode {
-        OpenMode::CreateNew => options.create_new(true),
-        OpenMode::CreateOrOpen => options.create(true).truncate(false),
-    };
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    options.open(path)
-}
-
-/// Creates `dir` and any missing parents, with mode 0700 on Unix.
-fn create_private_dir(dir: &Path) -> io::Result<()> {
-    if dir.is_dir() {
-        return Ok(());
-    }
-    let mut builder = fs::DirBuilder::new();
-    builder.recursive(true);
-    #[cfg(unix)]
-    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
-    builder.create(dir)
-}
-
-#[cfg(unix)]
-fn sync_dir(dir: &Path) -> io::Result<()> {
-    File::open(dir)?.sync_all()
-}
-
-#[cfg(not(unix))]
-fn sync_dir(_dir: &Path) -> io::Result<()> {
-    Ok(())
 }
 
 #[cfg(test)]
