@@ -363,3 +363,60 @@ async fn builder_validates() {
         .expect_err("two providers for one type");
     assert!(err.to_string().contains("test"), "{err}");
 }
+
+#[tokio::test]
+async fn start_of_an_active_session_past_its_expiry_starts_it_again() {
+    let rig = rig(hour_provider());
+    let parent = add(&rig, "stale-parent", TokenConfig::default()).await;
+    rig.manager
+        .add(
+            Session::new("stale-child", test_type())
+                .expect("session")
+                .with_parent(parent.session_id),
+        )
+        .await
+        .expect("add child");
+    rig.manager.start("stale-child").await.expect("start");
+    assert_eq!(rig.provider.calls.get().0, 2);
+
+    // Nobody rotated for two hours: both are stored active but expired.
+    rig.clock.advance(Duration::from_secs(7200));
+    assert_eq!(
+        rig.manager
+            .start("stale-parent")
+            .await
+            .expect("start")
+            .status(),
+        SessionStatus::Active
+    );
+    assert_eq!(
+        rig.provider.calls.get().0,
+        3,
+        "an expired 'active' session is started again"
+    );
+    let parent_now = rig.repo.get(parent.session_id).await.expect("get");
+    assert_eq!(
+        parent_now.expiration,
+        Some(time::macros::datetime!(2030-01-01 3:00 UTC)),
+        "fresh credentials"
+    );
+    rig.clock.advance(Duration::from_secs(7200));
+    let restarted = rig.manager.start("stale-child").await.expect("start child");
+    assert_eq!(
+        restarted.expiration,
+        Some(time::macros::datetime!(2030-01-01 5:00 UTC))
+    );
+    assert_eq!(
+        rig.provider.calls.get().0,
+        5,
+        "the expired parent was started first"
+    );
+    assert_eq!(
+        rig.repo
+            .get(parent.session_id)
+            .await
+            .expect("get")
+            .expiration,
+        Some(time::macros::datetime!(2030-01-01 5:00 UTC))
+    );
+}

@@ -271,7 +271,20 @@ impl SessionManager {
         }
         let gate = self.inner.gate(id);
         let _held = gate.lock().await;
-        let removed = self.inner.repository.delete(id, None).await?;
+        // Another caller may have started it between the stop and the gate.
+        let current = self.inner.repository.get(id).await?;
+        if current.status().is_live() {
+            return Err(Error::InvalidTransition {
+                session: current.label(),
+                from: current.status(),
+                to: SessionStatus::Inactive,
+            });
+        }
+        let removed = self
+            .inner
+            .repository
+            .delete(id, Some(current.revision()))
+            .await?;
         self.inner.secrets.delete_session(id).await?;
         self.inner.forget_gate(id);
         Ok(removed)
@@ -386,9 +399,19 @@ impl Inner {
     }
 
     async fn start(self: &Arc<Self>, session: Session, depth: usize) -> Result<Session> {
-        if session.status() == SessionStatus::Active {
-            return Ok(session);
-        }
+        let now = self.clock.now();
+        let session = if session.status() == SessionStatus::Active {
+            if !session.is_expired_at(now) {
+                return Ok(session);
+            }
+            // Stored active, but its credentials ran out (nobody rotated
+            // them, e.g. no process was running): record that, then start.
+            let mut expired = session;
+            expired.transition(SessionStatus::Expired, now)?;
+            self.repository.update(expired).await?
+        } else {
+            session
+        };
         let provider = self.provider_for(&session)?;
         let mut ctx = self.context();
         if let Some(parent_id) = session.parent_session_id {
@@ -402,7 +425,7 @@ impl Inner {
                 ));
             }
             let parent = self.repository.get(parent_id).await?;
-            let parent = if parent.status() == SessionStatus::Active {
+            let parent = if parent.status() == SessionStatus::Active && !parent.is_expired_at(now) {
                 parent
             } else {
                 // Not through `flight`: the parent's own gate serializes it,
