@@ -101,7 +101,7 @@ async fn rotates_at_expiration_minus_window() {
 }
 
 #[tokio::test]
-async fn short_lived_credentials_rotate_at_a_quarter_left_and_failures_back_off() {
+async fn short_lived_credentials_rotate_at_a_quarter_left_and_failures_back_off_exponentially() {
     let (manager, provider, clock, repo) = setup(Duration::from_secs(240));
     let session = manager
         .add(Session::new("short", SessionType::Other("test".into())).expect("s"))
@@ -140,6 +140,13 @@ async fn short_lived_credentials_rotate_at_a_quarter_left_and_failures_back_off(
     assert_eq!(provider.calls.get().2, 1, "no retry before retry_after");
     clock.advance(Duration::from_secs(30));
     wait_for_calls(&provider, 2).await;
+    // A second failure in a row doubles the wait: 120 s, not 60 s.
+    until_asleep(&clock).await;
+    clock.advance(Duration::from_secs(61));
+    until_asleep(&clock).await;
+    assert_eq!(provider.calls.get().2, 2, "backed off past retry_after");
+    clock.advance(Duration::from_secs(60));
+    wait_for_calls(&provider, 3).await;
     scheduler.shutdown().await;
 }
 

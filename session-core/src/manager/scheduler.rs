@@ -28,6 +28,7 @@ pub struct RotationPolicy {
     /// Up to how much earlier still, per session. Default 60 seconds.
     pub jitter: Duration,
     /// After a failed rotation, how long to wait before trying again.
+    /// Each further failure in a row doubles the wait, up to 64 times this.
     /// Default 60 seconds.
     pub retry_after: Duration,
     /// How often to re-read the workspace for changes made by other
@@ -169,9 +170,10 @@ async fn run(
     mut stopped: watch::Receiver<bool>,
 ) {
     let clock = manager.clock().clone();
-    // When this task last rotated a session, and when a rotation last failed.
+    // When this task last rotated a session; when its rotation last failed
+    // and how many times in a row.
     let mut issued: HashMap<SessionId, OffsetDateTime> = HashMap::new();
-    let mut failed: HashMap<SessionId, OffsetDateTime> = HashMap::new();
+    let mut failed: HashMap<SessionId, (OffsetDateTime, u32)> = HashMap::new();
     let rescan = time::Duration::try_from(policy.rescan).unwrap_or(time::Duration::MINUTE);
     let retry_after =
         time::Duration::try_from(policy.retry_after).unwrap_or(time::Duration::MINUTE);
@@ -205,8 +207,9 @@ async fn run(
             else {
                 continue;
             };
-            if let Some(at) = failed.get(&session.session_id) {
-                due = due.max(*at + retry_after);
+            if let Some((at, times)) = failed.get(&session.session_id) {
+                let backoff = 1i32 << (times.saturating_sub(1).min(6));
+                due = due.max(*at + retry_after * backoff);
             }
             if due > now {
                 next_wake = next_wake.min(due);
@@ -221,7 +224,7 @@ async fn run(
                 Ok(rotated) => {
                     let at = clock.now();
                     issued.insert(id, at);
-                    failed.remove(&id);
+                    let before = failed.remove(&id).map_or(0, |f| f.1);
                     // A provider that hands back credentials already due
                     // would otherwise be rotated again at once, forever.
                     if policy
@@ -229,12 +232,13 @@ async fn run(
                         .is_some_and(|due| due <= at)
                     {
                         tracing::warn!(session_id = %id, "rotation returned credentials that are already due; retrying later");
-                        failed.insert(id, at);
+                        failed.insert(id, (at, before + 1));
                     }
                 }
                 Err(error) => {
                     tracing::warn!(session_id = %id, category = error.category(), "scheduled rotation failed: {error}");
-                    failed.insert(id, clock.now());
+                    let times = failed.get(&id).map_or(0, |f| f.1) + 1;
+                    failed.insert(id, (clock.now(), times));
                 }
             }
             // Rotating took time and changed the session: plan again.
