@@ -203,12 +203,12 @@ fn child_writer() {
 #[tokio::test]
 async fn keyring_store_logic() {
     use session_core::secret_store::KeyringSecretStore;
-    use session_testkit::secret_store::shared_memory_credential_builder;
+    use session_testkit::secret_store::MemoryKeychain;
 
     let store = || {
         KeyringSecretStore::new()
             .with_service("session-sdk-conformance")
-            .with_credential_builder(shared_memory_credential_builder())
+            .with_credential_builder(MemoryKeychain::new().builder())
     };
     secret_store_conformance(&store()).await;
     let boxed: Box<dyn SecretStore> = Box::new(store());
