@@ -1,7 +1,9 @@
 //! AWS sessions for `session-sdk`.
 //!
-//! **Status: placeholder.** This crate compiles but does not implement any
-//! session type yet; its issue fills it. It will contain:
+//! **Status: in progress.** This crate so far has the shared pieces: the
+//! credential type ([`AwsCredentials`]), input validation ([`validate`]) and
+//! the sink interface ([`sink::CredentialSink`]). The session types come in
+//! the following commits of its issue:
 //!
 //! - `awsIamUser` (`sts:GetSessionToken`, optional MFA), `awsIamRoleChained`
 //!   (`sts:AssumeRole` with the parent session's credentials),
@@ -11,9 +13,13 @@
 //!   [`session_core::SessionAction`];
 //! - credential sinks: the shared credentials file (lossless edits),
 //!   `credential_process`, and environment / exec;
-//! - `awsSsm`: Systems Manager `StartSession` / `ResumeSession` /
-//!   `TerminateSession` and the data channel that carries a shell or port
-//!   forwarding.
+//! - `awsSsm`: Systems Manager sessions and their data channel.
 //!
 //! See the mapping table in [`session_core`] for what start, stop and rotate
 //! mean for each type.
+
+mod credentials;
+pub mod sink;
+pub mod validate;
+
+pub use credentials::{AwsCredentials, issued, long_term};
