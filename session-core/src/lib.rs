@@ -59,7 +59,7 @@ mod clock;
 mod error;
 mod id;
 mod manager;
-mod private_file;
+pub mod private_file;
 pub mod repository;
 mod secret;
 pub mod secret_store;

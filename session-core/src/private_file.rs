@@ -1,7 +1,8 @@
-//! Crash-safe files readable only by their owner: the primitives shared by
+//! Crash-safe files readable only by their owner: the primitives behind
 //! [`FsWorkspace`](crate::FsWorkspace) and
-//! [`EncryptedFileSecretStore`](crate::EncryptedFileSecretStore), written
-//! once so both get the same guarantees.
+//! [`EncryptedFileSecretStore`](crate::EncryptedFileSecretStore), public so
+//! provider crates that write files other tools read (the AWS credentials
+//! and config files, the SSO token cache) get the same guarantees.
 //!
 //! Written by hand: the pieces are small std calls, but their order (temp
 //! file, fsync, rename, directory fsync) and the permission handling are what
@@ -14,7 +15,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 /// Creates `dir` and its missing parents, with mode 0700 on Unix.
-pub(crate) fn create_private_dir(dir: &Path) -> io::Result<()> {
+pub fn create_private_dir(dir: &Path) -> io::Result<()> {
     if dir.is_dir() {
         return Ok(());
     }
@@ -27,7 +28,7 @@ pub(crate) fn create_private_dir(dir: &Path) -> io::Result<()> {
 
 /// Opens (creating if needed) a file readable and writable only by its
 /// owner: 0600 on Unix, also when it already existed with looser bits.
-pub(crate) fn open_private(path: &Path, truncate: bool) -> io::Result<File> {
+pub fn open_private(path: &Path, truncate: bool) -> io::Result<File> {
     let mut options = OpenOptions::new();
     options
         .read(true)
@@ -50,7 +51,7 @@ pub(crate) fn open_private(path: &Path, truncate: bool) -> io::Result<File> {
 }
 
 /// Makes a rename in `dir` durable.
-pub(crate) fn sync_dir(dir: &Path) -> io::Result<()> {
+pub fn sync_dir(dir: &Path) -> io::Result<()> {
     #[cfg(unix)]
     {
         File::open(dir)?.sync_all()
@@ -63,7 +64,7 @@ pub(crate) fn sync_dir(dir: &Path) -> io::Result<()> {
 }
 
 /// The directory `path` is in (`.` for a bare file name).
-pub(crate) fn parent_dir(path: &Path) -> PathBuf {
+pub fn parent_dir(path: &Path) -> PathBuf {
     match path.parent() {
         Some(dir) if !dir.as_os_str().is_empty() => dir.to_path_buf(),
         _ => PathBuf::from("."),
@@ -72,7 +73,7 @@ pub(crate) fn parent_dir(path: &Path) -> PathBuf {
 
 /// Why [`lock_exclusive`] failed.
 #[derive(Debug)]
-pub(crate) enum LockError {
+pub enum LockError {
     /// The lock file could not be created, opened or locked.
     Io(io::Error),
     /// Another process held the lock for the whole timeout.
@@ -82,7 +83,7 @@ pub(crate) enum LockError {
 /// Takes an exclusive advisory lock on `lock_path` (created 0600, with a
 /// private parent directory), polling up to `timeout`. The lock is released
 /// when the returned file is dropped, also when the process dies.
-pub(crate) fn lock_exclusive(lock_path: &Path, timeout: Duration) -> Result<File, LockError> {
+pub fn lock_exclusive(lock_path: &Path, timeout: Duration) -> Result<File, LockError> {
     create_private_dir(&parent_dir(lock_path)).map_err(LockError::Io)?;
     let file = open_private(lock_path, false).map_err(LockError::Io)?;
     let started = Instant::now();
@@ -103,11 +104,11 @@ pub(crate) fn lock_exclusive(lock_path: &Path, timeout: Duration) -> Result<File
 
 /// Which step of [`replace_atomically`] failed.
 #[derive(Debug)]
-pub(crate) struct ReplaceError {
+pub struct ReplaceError {
     /// What was being done, e.g. `cannot write the temporary file`.
-    pub(crate) step: &'static str,
+    pub step: &'static str,
     /// The I/O error.
-    pub(crate) error: io::Error,
+    pub error: io::Error,
 }
 
 /// Replaces `path` with `bytes` so that a crash at any moment leaves the old
@@ -118,7 +119,7 @@ pub(crate) struct ReplaceError {
 /// The caller must hold the lock that serializes writers of `path`: the
 /// temporary file has one fixed name, so a file left by a writer killed
 /// mid-write is truncated and reused by the next one instead of piling up.
-pub(crate) fn replace_atomically(
+pub fn replace_atomically(
     path: &Path,
     bytes: &[u8],
     before_rename: impl FnOnce(),
