@@ -48,7 +48,10 @@ impl fmt::Debug for AwsCredentials {
         f.debug_struct("AwsCredentials")
             .field("access_key_id", &format_args!("{prefix}…"))
             .field("secret_access_key", &self.secret_access_key)
-            .field("session_token", &self.session_token.as_ref().map(|_| "Secret(<redacted>)"))
+            .field(
+                "session_token",
+                &self.session_token.as_ref().map(|_| "Secret(<redacted>)"),
+            )
             .field("expiration", &self.expiration)
             .finish()
     }
@@ -82,7 +85,9 @@ impl AwsCredentials {
                 let text = at
                     .format(&time::format_description::well_known::Rfc3339)
                     .map_err(|e| Error::invalid_input("expiration", e.to_string()))?;
-                store.put(&key(issued::EXPIRATION)?, &Secret::new(text)).await?
+                store
+                    .put(&key(issued::EXPIRATION)?, &Secret::new(text))
+                    .await?
             }
             None => {
                 store.delete(&key(issued::EXPIRATION)?).await?;
@@ -92,7 +97,10 @@ impl AwsCredentials {
             .put(&key(issued::SECRET_ACCESS_KEY)?, &self.secret_access_key)
             .await?;
         store
-            .put(&key(issued::ACCESS_KEY_ID)?, &Secret::new(self.access_key_id.clone()))
+            .put(
+                &key(issued::ACCESS_KEY_ID)?,
+                &Secret::new(self.access_key_id.clone()),
+            )
             .await
     }
 
@@ -107,8 +115,13 @@ impl AwsCredentials {
         };
         let expiration = match get(issued::EXPIRATION).await? {
             Some(text) => Some(
-                OffsetDateTime::parse(text.expose(), &time::format_description::well_known::Rfc3339)
-                    .map_err(|e| Error::secret_store(format!("stored expiration is not RFC 3339: {e}"), None))?,
+                OffsetDateTime::parse(
+                    text.expose(),
+                    &time::format_description::well_known::Rfc3339,
+                )
+                .map_err(|e| {
+                    Error::secret_store(format!("stored expiration is not RFC 3339: {e}"), None)
+                })?,
             ),
             None => None,
         };
@@ -135,7 +148,10 @@ impl AwsCredentials {
     }
 
     /// The long-term access key of an IAM-user session.
-    pub async fn load_long_term(store: &dyn SecretStore, session: SessionId) -> Result<Option<Self>> {
+    pub async fn load_long_term(
+        store: &dyn SecretStore,
+        session: SessionId,
+    ) -> Result<Option<Self>> {
         let get = |name| async move { store.get(&SecretKey::new(session, name)?).await };
         match (
             get(long_term::ACCESS_KEY_ID).await?,
@@ -160,7 +176,10 @@ impl AwsCredentials {
     ) -> Result<()> {
         crate::validate::access_key_id(access_key_id)?;
         store
-            .put(&SecretKey::new(session, long_term::SECRET_ACCESS_KEY)?, secret_access_key)
+            .put(
+                &SecretKey::new(session, long_term::SECRET_ACCESS_KEY)?,
+                secret_access_key,
+            )
             .await?;
         store
             .put(

@@ -16,7 +16,10 @@ fn check(field: &str, ok: bool, value: &str, rule: &str) -> Result<()> {
     if ok {
         Ok(())
     } else {
-        Err(Error::invalid_input(field, format!("{value:?} must be {rule}")))
+        Err(Error::invalid_input(
+            field,
+            format!("{value:?} must be {rule}"),
+        ))
     }
 }
 
@@ -114,7 +117,10 @@ pub fn tags<'a>(tags: impl IntoIterator<Item = (&'a str, &'a str)>) -> Result<()
         }
     }
     if count > 50 {
-        return Err(Error::invalid_input("tags", format!("{count} tags; at most 50")));
+        return Err(Error::invalid_input(
+            "tags",
+            format!("{count} tags; at most 50"),
+        ));
     }
     Ok(())
 }
@@ -145,7 +151,10 @@ fn iam_arn(field: &str, value: &str, resource: &str) -> Result<()> {
     let parts: Vec<&str> = value.splitn(6, ':').collect();
     let ok = parts.len() == 6
         && parts[0] == "arn"
-        && matches!(parts[1], "aws" | "aws-us-gov" | "aws-cn" | "aws-iso" | "aws-iso-b")
+        && matches!(
+            parts[1],
+            "aws" | "aws-us-gov" | "aws-cn" | "aws-iso" | "aws-iso-b"
+        )
         && parts[2] == "iam"
         && parts[3].is_empty()
         && account_id(parts[4]).is_ok()
@@ -176,7 +185,9 @@ pub fn access_key_id(value: &str) -> Result<()> {
     check(
         "accessKeyId",
         (16..=128).contains(&len)
-            && value.bytes().all(|b| b.is_ascii_uppercase() || b.is_ascii_digit()),
+            && value
+                .bytes()
+                .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit()),
         value,
         "16-128 upper-case letters and digits, like AKIA…",
     )
@@ -189,9 +200,7 @@ pub fn profile_name(value: &str) -> Result<()> {
     let len = value.chars().count();
     check(
         "profile",
-        (1..=64).contains(&len)
-            && chars_ok(value, ".@+-")
-            && !value.starts_with("profile"),
+        (1..=64).contains(&len) && chars_ok(value, ".@+-") && !value.starts_with("profile"),
         value,
         "1-64 characters from A-Z a-z 0-9 _ . @ + - (not starting with \"profile\")",
     )
@@ -208,7 +217,10 @@ mod tests {
         assert!(role_session_name("a").is_err());
         assert!(role_session_name(&"x".repeat(65)).is_err());
         let err = role_session_name("has space").unwrap_err().to_string();
-        assert!(err.contains("roleSessionName") && err.contains("has space"), "{err}");
+        assert!(
+            err.contains("roleSessionName") && err.contains("has space"),
+            "{err}"
+        );
         assert_eq!(session_name_from("dev admin/ü"), "dev-admin--");
         assert_eq!(session_name_from("x"), "x-");
         assert_eq!(session_name_from(&"y".repeat(80)).len(), 64);
@@ -243,7 +255,13 @@ mod tests {
             let err = role_arn("roleArn", bad).unwrap_err().to_string();
             assert!(err.contains("roleArn"), "{err}");
         }
-        assert!(saml_provider_arn("principalArn", "arn:aws:iam::123456789012:saml-provider/IdP").is_ok());
+        assert!(
+            saml_provider_arn(
+                "principalArn",
+                "arn:aws:iam::123456789012:saml-provider/IdP"
+            )
+            .is_ok()
+        );
         assert!(access_key_id("AKIAIOSFODNN7EXAMPLE").is_ok());
         assert!(access_key_id("akiaiosfodnn7example").is_err());
         assert!(external_id("x").is_err());
@@ -266,7 +284,15 @@ mod tests {
     fn profile_names() {
         assert!(profile_name("dev-admin").is_ok());
         assert!(profile_name("default").is_ok());
-        for bad in ["", "has space", "a[b]", "a#b", "a=b", "profile x", "profile"] {
+        for bad in [
+            "",
+            "has space",
+            "a[b]",
+            "a#b",
+            "a=b",
+            "profile x",
+            "profile",
+        ] {
             assert!(profile_name(bad).is_err(), "{bad:?}");
         }
     }

@@ -37,6 +37,8 @@
 //! (unknown flag, bad value) exits with 2. Secret values never appear in
 //! output, errors or logs.
 
+#[cfg(feature = "aws")]
+mod aws;
 mod json;
 mod output;
 mod secrets;
@@ -181,9 +183,13 @@ enum Command {
     /// Start a session: issue its credentials or open its connection.
     ///
     /// Starts its parent first if it has one that is not active. Needs the
-    /// provider for the session's type to be built into sessionctl (none is
-    /// yet, so this fails with "does not support") and opens the secret
-    /// store.
+    /// provider for the session's type to be built into sessionctl (AWS IAM
+    /// user and chained role so far; other types fail with "does not
+    /// support") and opens the secret store. AWS sessions publish their
+    /// credentials to a profile of the shared credentials file
+    /// (AWS_SHARED_CREDENTIALS_FILE, else ~/.aws/credentials) and their
+    /// region to the config file (AWS_CONFIG_FILE, else ~/.aws/config); STS is
+    /// reached at AWS_ENDPOINT_URL_STS / AWS_ENDPOINT_URL if set.
     Start(Target),
 
     /// Stop a session: remove what start made available.
@@ -205,6 +211,11 @@ enum Command {
     /// Manage the secrets of a session.
     #[command(subcommand)]
     Secret(SecretCommand),
+
+    /// Add a session (one subcommand per session type).
+    #[cfg(feature = "aws")]
+    #[command(subcommand)]
+    Add(Box<aws::AddAws>),
 }
 
 /// The `secret` commands.
@@ -407,6 +418,8 @@ async fn dispatch(cli: Cli) -> Result<(), Failure> {
             );
         }
         Command::Secret(command) => secret(&global, workspace, command, &mut out).await?,
+        #[cfg(feature = "aws")]
+        Command::Add(command) => out = aws::add(&global, workspace, *command).await?,
     }
     print(&out)
 }
@@ -493,21 +506,21 @@ fn manager(workspace: FsWorkspace, store: Arc<dyn SecretStore>) -> Result<Sessio
         .repository(repository)
         .secrets(store)
         .clock(Arc::new(SystemClock));
-    for provider in providers() {
+    for provider in providers()? {
         builder = builder.provider(provider);
     }
     Ok(builder.build()?)
 }
 
-/// The providers this build of sessionctl can run.
-///
-/// No provider crate is implemented yet, so this is empty and every `start`,
-/// `stop` and `rotate` fails with the library's `Unsupported` error naming
-/// the session type. Each provider issue adds its provider here, behind a
-/// cargo feature of session-cli that enables the provider crate, e.g.
-/// `#[cfg(feature = "aws")] providers.push(Arc::new(session_aws::…));`.
-fn providers() -> Vec<Arc<dyn SessionAction>> {
-    Vec::new()
+/// The providers this build of sessionctl can run: each provider crate
+/// behind a cargo feature of session-cli (`aws`, on by default). A session
+/// type without one fails with the library's `Unsupported` error naming it.
+fn providers() -> Result<Vec<Arc<dyn SessionAction>>, Failure> {
+    #[allow(unused_mut)]
+    let mut providers: Vec<Arc<dyn SessionAction>> = Vec::new();
+    #[cfg(feature = "aws")]
+    providers.extend(aws::providers()?);
+    Ok(providers)
 }
 
 /// Writes `text` to standard output. A closed pipe (`sessionctl list | head`)

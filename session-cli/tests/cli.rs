@@ -461,17 +461,18 @@ fn remove_with_a_wrong_passphrase_deletes_nothing() {
 #[test]
 fn start_without_a_provider_fails_naming_the_session_type() {
     let fx = Fixture::new();
-    let stored = fx.insert(vec![session("dev", SessionType::AwsIamUser)]);
+    // Redfish has no provider yet (AWS has one since issue 3).
+    let stored = fx.insert(vec![session("dev", SessionType::Redfish)]);
     let out = fx.run_unlocked(&["start", "dev"]);
     let line = out.one_line_error();
-    assert!(line.contains("awsIamUser"), "{line}");
+    assert!(line.contains("redfish"), "{line}");
     assert!(line.contains("does not support"), "{line}");
     let after = fx.stored();
     assert_eq!(after[0].status(), SessionStatus::Inactive);
     assert_eq!(after[0].revision(), stored[0].revision(), "nothing written");
 
     let rotate = fx.run_unlocked(&["rotate", "dev"]);
-    assert!(rotate.one_line_error().contains("awsIamUser"));
+    assert!(rotate.one_line_error().contains("redfish"));
 }
 
 #[test]
@@ -852,4 +853,301 @@ fn files(dir: &Path) -> Vec<PathBuf> {
         }
     }
     found
+}
+
+// ---- AWS (cargo feature `aws`, on by default) -------------------------------
+
+#[cfg(feature = "aws")]
+mod aws {
+    use super::*;
+    use session_aws::{ChainedRoleConfig, long_term};
+    use session_core::SecretKey;
+
+    const KEY_ID: &str = "AKIAIOSFODNN7EXAMPLE";
+    const SECRET: &str = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY-canary";
+
+    fn add_user(fx: &Fixture, extra: &[&str], stdin: &[u8]) -> Run {
+        let mut args = vec!["add", "aws-iam-user", "dev", "--access-key-id", KEY_ID];
+        args.extend_from_slice(extra);
+        let mut command = fx.command(&args);
+        command.env("SESSIONCTL_PASSPHRASE", PASSPHRASE);
+        Fixture::run_with_stdin(command, stdin)
+    }
+
+    fn stored_secret(fx: &Fixture, session: &Session, name: &str) -> Option<String> {
+        let store = fx.store();
+        block_on(async move {
+            store
+                .get(&SecretKey::new(session.session_id, name).expect("key"))
+                .await
+                .expect("get")
+                .map(|s| s.expose().to_owned())
+        })
+    }
+
+    #[test]
+    fn add_aws_iam_user_takes_the_secret_from_stdin_only() {
+        let fx = Fixture::new();
+        let out = add_user(
+            &fx,
+            &["--region", "eu-west-1", "--profile", "dev-prof"],
+            format!("{SECRET}\n").as_bytes(),
+        );
+        assert!(out.ok().starts_with("added session 'dev'"), "{out:#?}");
+        assert!(!out.stdout.contains(SECRET) && !out.stderr.contains(SECRET));
+        let stored = fx.stored();
+        assert_eq!(stored.len(), 1);
+        assert_eq!(stored[0].session_type, SessionType::AwsIamUser);
+        assert_eq!(stored[0].region.as_deref(), Some("eu-west-1"));
+        assert_eq!(stored[0].config.get_str("profile"), Some("dev-prof"));
+        assert_eq!(
+            stored_secret(&fx, &stored[0], long_term::SECRET_ACCESS_KEY).as_deref(),
+            Some(SECRET),
+            "one newline removed"
+        );
+        assert_eq!(
+            stored_secret(&fx, &stored[0], long_term::ACCESS_KEY_ID).as_deref(),
+            Some(KEY_ID)
+        );
+        let file = std::fs::read_to_string(fx.workspace()).expect("workspace");
+        assert!(
+            !file.contains(SECRET),
+            "the secret is not in the workspace file"
+        );
+
+        // There is no flag for the secret: a usage error.
+        let flag = fx.run_unlocked(&[
+            "add",
+            "aws-iam-user",
+            "x",
+            "--access-key-id",
+            KEY_ID,
+            "--secret-access-key",
+            "s",
+        ]);
+        assert_eq!(flag.code, Some(2), "a usage error: {flag:#?}");
+    }
+
+    #[test]
+    fn add_aws_iam_user_reads_a_named_variable_and_validates_first() {
+        let fx = Fixture::new();
+        let mut command = fx.command(&[
+            "add",
+            "aws-iam-user",
+            "ci",
+            "--access-key-id",
+            KEY_ID,
+            "--secret-access-key-env",
+            "MY_SECRET",
+        ]);
+        command
+            .env("SESSIONCTL_PASSPHRASE", PASSPHRASE)
+            .env("MY_SECRET", SECRET);
+        let out = Run::from(command.output().expect("run"));
+        out.ok();
+        let stored = fx.stored();
+        assert_eq!(
+            stored_secret(&fx, &stored[0], long_term::SECRET_ACCESS_KEY).as_deref(),
+            Some(SECRET)
+        );
+
+        let mut unset = fx.command(&[
+            "add",
+            "aws-iam-user",
+            "ci2",
+            "--access-key-id",
+            KEY_ID,
+            "--secret-access-key-env",
+            "NOT_SET_ANYWHERE",
+        ]);
+        unset
+            .env("SESSIONCTL_PASSPHRASE", PASSPHRASE)
+            .env_remove("NOT_SET_ANYWHERE");
+        let line = Run::from(unset.output().expect("run"))
+            .one_line_error()
+            .to_owned();
+        assert!(line.contains("NOT_SET_ANYWHERE"), "{line}");
+
+        for (args, field) in [
+            (vec!["--access-key-id", "not-a-key"], "accessKeyId"),
+            (
+                vec!["--access-key-id", KEY_ID, "--duration-seconds", "60"],
+                "durationSeconds",
+            ),
+            (
+                vec!["--access-key-id", KEY_ID, "--profile", "has space"],
+                "profile",
+            ),
+            (
+                vec!["--access-key-id", KEY_ID, "--mfa-serial", "x"],
+                "mfaSerial",
+            ),
+        ] {
+            let mut all = vec!["add", "aws-iam-user", "bad"];
+            all.extend(args);
+            let mut command = fx.command(&all);
+            command.env("SESSIONCTL_PASSPHRASE", PASSPHRASE);
+            let out = Fixture::run_with_stdin(command, SECRET.as_bytes());
+            assert!(out.one_line_error().contains(field), "{field}: {out:#?}");
+        }
+        assert_eq!(fx.stored().len(), 1, "refused adds store nothing");
+    }
+
+    #[test]
+    fn add_aws_role_chained_links_an_aws_parent() {
+        let fx = Fixture::new();
+        add_user(&fx, &[], SECRET.as_bytes()).ok();
+        let out = fx.run(&[
+            "add",
+            "aws-role-chained",
+            "deploy",
+            "--parent",
+            "dev",
+            "--role-arn",
+            "arn:aws:iam::210987654321:role/Deploy",
+            "--tag",
+            "team=infra",
+            "--transitive-tag-key",
+            "team",
+            "--duration-seconds",
+            "1800",
+        ]);
+        out.ok();
+        let stored = fx.stored();
+        let child = stored
+            .iter()
+            .find(|s| s.session_name == "deploy")
+            .expect("child");
+        assert_eq!(child.parent_session_id, Some(stored[0].session_id));
+        let config: ChainedRoleConfig = child.config.get().expect("config");
+        assert_eq!(config.role_arn, "arn:aws:iam::210987654321:role/Deploy");
+        assert_eq!(config.tags.get("team").map(String::as_str), Some("infra"));
+        assert_eq!(config.duration_seconds, Some(1800));
+
+        fx.insert(vec![session("bmc", SessionType::Redfish)]);
+        let not_aws = fx.run(&[
+            "add",
+            "aws-role-chained",
+            "x",
+            "--parent",
+            "bmc",
+            "--role-arn",
+            "arn:aws:iam::210987654321:role/D",
+        ]);
+        assert!(not_aws.one_line_error().contains("not AWS credentials"));
+        let bad_arn = fx.run(&[
+            "add",
+            "aws-role-chained",
+            "y",
+            "--parent",
+            "dev",
+            "--role-arn",
+            "arn:aws:iam::1:role/D",
+        ]);
+        assert!(bad_arn.one_line_error().contains("roleArn"));
+        let too_long = fx.run(&[
+            "add",
+            "aws-role-chained",
+            "z",
+            "--parent",
+            "dev",
+            "--role-arn",
+            "arn:aws:iam::210987654321:role/D",
+            "--duration-seconds",
+            "7200",
+        ]);
+        assert!(too_long.one_line_error().contains("durationSeconds"));
+        assert_eq!(fx.stored().len(), 3);
+    }
+
+    /// The whole path a user takes: add, start against moto, botocore reads
+    /// the profile from the credentials file and calls STS with it, stop
+    /// leaves the user's own file content byte-identical.
+    #[test]
+    fn start_publishes_a_profile_botocore_uses_and_stop_restores_the_file() {
+        let Some(moto) = session_testkit::MotoServer::start() else {
+            return;
+        };
+        let Some(botocore) = session_testkit::Botocore::new() else {
+            return;
+        };
+        let fx = Fixture::new();
+        let aws_dir = fx.dir.path().join("aws");
+        std::fs::create_dir_all(&aws_dir).expect("dir");
+        let credentials = aws_dir.join("credentials");
+        let config = aws_dir.join("config");
+        let user_content = "# my own keys\r\n[personal]\r\naws_access_key_id = AKIAPERSONAL00000000\r\naws_secret_access_key = personal\r\n";
+        std::fs::write(&credentials, user_content).expect("fixture");
+        let aws = |command: &mut Command| {
+            command
+                .env("SESSIONCTL_PASSPHRASE", PASSPHRASE)
+                .env("AWS_SHARED_CREDENTIALS_FILE", &credentials)
+                .env("AWS_CONFIG_FILE", &config)
+                .env("AWS_ENDPOINT_URL", moto.endpoint_url())
+                .env_remove("AWS_ENDPOINT_URL_STS")
+                .env_remove("AWS_REGION")
+                .env_remove("AWS_DEFAULT_REGION");
+        };
+        add_user(&fx, &["--region", "eu-west-1"], SECRET.as_bytes()).ok();
+
+        let mut start = fx.command(&["start", "dev"]);
+        aws(&mut start);
+        let out = Run::from(start.output().expect("run"));
+        assert!(out.ok().contains("active"), "{out:#?}");
+        let text = std::fs::read_to_string(&credentials).expect("read");
+        assert!(
+            text.starts_with(user_content),
+            "the user's content is untouched at the top"
+        );
+        assert!(text.contains("[dev]") && text.contains("# managed-by: session-sdk session="));
+
+        let result = botocore
+            .script(
+                r#"
+                import boto3, json
+                s = boto3.Session(profile_name="dev")
+                c = s.get_credentials()
+                ident = s.client("sts").get_caller_identity()
+                print(json.dumps({"method": c.method, "region": s.region_name, "account": ident["Account"]}))
+                "#,
+            )
+            .credentials_file(&credentials)
+            .config_file(&config)
+            .endpoint_url(moto.endpoint_url())
+            .run();
+        result.assert_success();
+        let seen: Value = result.json();
+        assert_eq!(seen["method"], "shared-credentials-file");
+        assert_eq!(seen["region"], "eu-west-1", "region from the config file");
+        assert!(seen["account"].is_string());
+
+        let mut stop = fx.command(&["stop", "dev"]);
+        aws(&mut stop);
+        Run::from(stop.output().expect("run")).ok();
+        assert_eq!(
+            std::fs::read_to_string(&credentials).expect("read"),
+            user_content,
+            "byte-identical after stop"
+        );
+        let gone = botocore
+            .script(
+                r#"
+                import boto3, botocore.exceptions
+                try:
+                    boto3.Session(profile_name="dev")
+                    print("still there")
+                except botocore.exceptions.ProfileNotFound:
+                    print("gone")
+                "#,
+            )
+            .credentials_file(&credentials)
+            .config_file(&config)
+            .run();
+        assert_eq!(gone.stdout.trim(), "gone");
+        // The long-term key never reached any file but the encrypted store.
+        for path in [&credentials, &config, &fx.workspace()] {
+            let bytes = std::fs::read(path).unwrap_or_default();
+            assert!(!contains(&bytes, SECRET.as_bytes()), "{}", path.display());
+        }
+    }
 }

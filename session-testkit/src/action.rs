@@ -26,6 +26,11 @@ pub struct ActionFixture {
     pub clock: Arc<ManualClock>,
     /// See [`CredentialProbe`].
     pub probe: CredentialProbe,
+    /// Real time to wait between start and rotate, for peers whose issued
+    /// values change only with wall-clock time (moto's `GetSessionToken`
+    /// returns fixed keys; only its expiry, in whole seconds, moves).
+    /// Zero for everything else.
+    pub pause_before_rotate: Duration,
 }
 
 impl std::fmt::Debug for ActionFixture {
@@ -93,6 +98,9 @@ pub async fn action_conformance(provider: &dyn SessionAction, fixture: &ActionFi
 
     // rotate: rotating -> active with different credentials, or Unsupported
     clock.advance(Duration::from_secs(60));
+    if !fixture.pause_before_rotate.is_zero() {
+        tokio::time::sleep(fixture.pause_before_rotate).await;
+    }
     let rotating = moved(&started, SessionStatus::Rotating, clock);
     let current = if provider.capabilities().rotate {
         let rotated = provider

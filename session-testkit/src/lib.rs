@@ -8,6 +8,8 @@
 //! - [`capture_logs`]: `tracing` output for leak checks; [`CANARY`] is the
 //!   value to look for.
 //! - [`peers`]: finding external test peers (fails in CI when missing).
+//! - [`moto`]: the moto test peer ([`MotoServer`], a local STS/IAM endpoint)
+//!   and [`Botocore`] (boto3 as a subprocess: moto client, independent reader).
 //!
 //! Call the suites from `tests/`, not from `#[cfg(test)]` modules of the crate
 //! under test, so that only one copy of `session-core` is compiled.
@@ -27,3 +29,8 @@ pub use secret_store::secret_store_conformance;
 
 /// A value that must never appear in logs, output, files or `Debug` text.
 pub const CANARY: &str = "CANARY-7f3a-never-print-me";
+
+pub mod moto;
+pub use moto::{Botocore, MotoServer};
+
+pub mod fakes;

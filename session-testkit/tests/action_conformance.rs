@@ -37,6 +37,7 @@ fn fixture(session_type: SessionType) -> ActionFixture {
             }
             .boxed()
         }),
+        pause_before_rotate: Duration::ZERO,
     }
 }
 

@@ -1,6 +1,6 @@
 //! Where started sessions put their credentials so that other programs find
-//! them: the shared credentials file (default), a `credential_process`
-//! profile, or nowhere (environment / exec only).
+//! them: the shared credentials file (default, [`SharedCredentialsFile`]),
+//! a `credential_process` profile, or nowhere (environment / exec only).
 
 use std::fmt;
 
@@ -59,3 +59,8 @@ impl CredentialSink for NoSink {
         Ok(())
     }
 }
+
+pub mod credentials_file;
+mod ini;
+
+pub use credentials_file::SharedCredentialsFile;

@@ -1,0 +1,168 @@
+//! How this crate reaches STS: region, endpoint override (for moto, VPC
+//! endpoints, LocalStack), retries and timeouts.
+
+use std::time::Duration;
+
+use aws_sdk_sts::config::{BehaviorVersion, Region};
+use aws_smithy_types::retry::RetryConfig;
+use aws_smithy_types::timeout::TimeoutConfig;
+use session_core::{Error, Result};
+
+use crate::AwsCredentials;
+
+/// The region used when neither the session nor the config names one.
+pub const DEFAULT_REGION: &str = "us-east-1";
+
+/// Settings for the STS (and later SSO) clients the providers build.
+///
+/// ```
+/// use session_aws::AwsClientConfig;
+/// let config = AwsClientConfig::builder()
+///     .endpoint_url("http://127.0.0.1:5000")
+///     .max_attempts(1)
+///     .build()?;
+/// assert_eq!(config.endpoint_url(), Some("http://127.0.0.1:5000"));
+/// # Ok::<(), session_core::Error>(())
+/// ```
+#[derive(Clone, Debug, Default)]
+pub struct AwsClientConfig {
+    endpoint_url: Option<String>,
+    region: Option<String>,
+    max_attempts: Option<u32>,
+    timeout: Option<Duration>,
+}
+
+/// Builds an [`AwsClientConfig`]; setters never fail, [`build`](Self::build) checks.
+#[derive(Clone, Debug, Default)]
+pub struct AwsClientConfigBuilder {
+    config: AwsClientConfig,
+}
+
+impl AwsClientConfigBuilder {
+    /// Sends every STS call to this URL instead of the AWS endpoint.
+    pub fn endpoint_url(mut self, url: impl Into<String>) -> Self {
+        self.config.endpoint_url = Some(url.into());
+        self
+    }
+
+    /// The region for STS when the session has none (default `us-east-1`).
+    pub fn region(mut self, region: impl Into<String>) -> Self {
+        self.config.region = Some(region.into());
+        self
+    }
+
+    /// Attempts per call including the first (default: the SDK's standard
+    /// retry, 3 attempts). `1` disables retries.
+    pub fn max_attempts(mut self, attempts: u32) -> Self {
+        self.config.max_attempts = Some(attempts);
+        self
+    }
+
+    /// Timeout of one whole call, retries included (default 30 s).
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.config.timeout = Some(timeout);
+        self
+    }
+
+    /// Reads the standard SDK variables `AWS_ENDPOINT_URL_STS`, then
+    /// `AWS_ENDPOINT_URL`, and `AWS_REGION` / `AWS_DEFAULT_REGION`, from the
+    /// given variables (tests pass a map; see [`AwsClientConfig::from_env`]).
+    pub fn env_iter(mut self, vars: impl IntoIterator<Item = (String, String)>) -> Self {
+        let vars: std::collections::HashMap<String, String> =
+            vars.into_iter().filter(|(_, v)| !v.is_empty()).collect();
+        if let Some(url) = vars
+            .get("AWS_ENDPOINT_URL_STS")
+            .or_else(|| vars.get("AWS_ENDPOINT_URL"))
+        {
+            self.config.endpoint_url = Some(url.clone());
+        }
+        if let Some(region) = vars
+            .get("AWS_REGION")
+            .or_else(|| vars.get("AWS_DEFAULT_REGION"))
+        {
+            self.config.region = Some(region.clone());
+        }
+        self
+    }
+
+    /// Checks the settings: the endpoint must be an `http(s)://` URL, the
+    /// attempts at least 1.
+    pub fn build(self) -> Result<AwsClientConfig> {
+        if let Some(url) = &self.config.endpoint_url
+            && !(url.starts_with("http://") || url.starts_with("https://"))
+        {
+            return Err(Error::invalid_input(
+                "endpoint URL",
+                format!("{url:?} must start with http:// or https://"),
+            ));
+        }
+        if self.config.max_attempts == Some(0) {
+            return Err(Error::invalid_input("max attempts", "must be at least 1"));
+        }
+        if let Some(region) = &self.config.region
+            && (region.is_empty()
+                || !region
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-'))
+        {
+            return Err(Error::invalid_input(
+                "region",
+                format!("{region:?} is not a region name like eu-west-1"),
+            ));
+        }
+        Ok(self.config)
+    }
+}
+
+impl AwsClientConfig {
+    /// A builder.
+    pub fn builder() -> AwsClientConfigBuilder {
+        AwsClientConfigBuilder::default()
+    }
+
+    /// From the process environment: `AWS_ENDPOINT_URL_STS`,
+    /// `AWS_ENDPOINT_URL`, `AWS_REGION`, `AWS_DEFAULT_REGION`.
+    pub fn from_env() -> Result<Self> {
+        Self::builder().env_iter(std::env::vars()).build()
+    }
+
+    /// The endpoint override, if any.
+    pub fn endpoint_url(&self) -> Option<&str> {
+        self.endpoint_url.as_deref()
+    }
+
+    /// The region to use for a session in `session_region`.
+    pub fn region_for(&self, session_region: Option<&str>) -> String {
+        session_region
+            .or(self.region.as_deref())
+            .unwrap_or(DEFAULT_REGION)
+            .to_owned()
+    }
+
+    /// An STS client. Signed with `credentials`, or unsigned (for
+    /// `AssumeRoleWithSAML`) when `None`. The client never reads the
+    /// process's own AWS environment or profile files.
+    pub fn sts(&self, region: &str, credentials: Option<&AwsCredentials>) -> aws_sdk_sts::Client {
+        let mut builder = aws_sdk_sts::Config::builder()
+            .behavior_version(BehaviorVersion::latest())
+            .region(Region::new(region.to_owned()))
+            .timeout_config(
+                TimeoutConfig::builder()
+                    .operation_timeout(self.timeout.unwrap_or(Duration::from_secs(30)))
+                    .build(),
+            );
+        builder = match self.max_attempts {
+            Some(attempts) => {
+                builder.retry_config(RetryConfig::standard().with_max_attempts(attempts))
+            }
+            None => builder.retry_config(RetryConfig::standard()),
+        };
+        if let Some(url) = &self.endpoint_url {
+            builder = builder.endpoint_url(url);
+        }
+        if let Some(credentials) = credentials {
+            builder = builder.credentials_provider(credentials.to_sdk("session-aws"));
+        }
+        aws_sdk_sts::Client::from_conf(builder.build())
+    }
+}

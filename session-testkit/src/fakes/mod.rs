@@ -1,0 +1,15 @@
+//! In-process fakes of cloud HTTP APIs that have no public emulator.
+//!
+//! Each fake serves the real wire protocol (paths, JSON member names, header
+//! and query locations, error shapes and status codes, taken from the
+//! official API models) on `127.0.0.1:0`, so the official SDK clients and our
+//! own clients can be pointed at it through their endpoint URL. Tests drive
+//! and inspect the fake's state directly.
+//!
+//! - [`sso::SsoFake`]: AWS IAM Identity Center, both the SSO-OIDC API
+//!   (client registration, device authorization, tokens) and the SSO portal
+//!   API (role credentials, accounts, roles, logout).
+
+pub mod sso;
+
+pub use sso::SsoFake;
