@@ -29,11 +29,13 @@ mod chained;
 mod client;
 mod credentials;
 mod error;
+pub mod federated;
 mod iam_user;
 pub mod mfa;
 mod provide;
 mod publish;
 pub mod sink;
+pub mod sso;
 pub mod validate;
 
 pub use chained::{ChainedRoleConfig, ChainedRoleProvider};

@@ -1,0 +1,1 @@
+//! `awsIamRoleFederated`: a role assumed with a SAML assertion (being written).

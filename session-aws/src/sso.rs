@@ -1,0 +1,1 @@
+//! `awsSsoRole`: IAM Identity Center role credentials (being written).
