@@ -1,13 +1,16 @@
 //! The AWS parts of sessionctl (cargo feature `aws`, on by default): the
 //! providers, and `add aws-iam-user` / `add aws-role-chained`.
 
+use std::path::Path;
 use std::sync::Arc;
+use std::time::Duration;
 
-use clap::{Args, Subcommand};
+use clap::{Args, Subcommand, ValueEnum};
+use session_aws::sink::NoSink;
 use session_aws::sink::{CredentialSink, SharedCredentialsFile};
 use session_aws::{
     AwsClientConfig, AwsCredentials, ChainedRoleConfig, ChainedRoleProvider, CommonAwsConfig,
-    IamUserConfig, IamUserProvider, validate,
+    IamUserConfig, IamUserProvider, SessionCredentialsProvider, validate,
 };
 use session_core::{
     Error, FsWorkspace, Secret, SecretStore, Session, SessionAction, SessionType,
@@ -16,12 +19,55 @@ use session_core::{
 
 use crate::{Failure, Global, secrets};
 
+/// Set in the environment of a command run by `aws exec`, to refuse nesting.
+const EXEC_MARKER: &str = "SESSIONCTL_AWS_SESSION";
+
+/// What `credential-process` keeps valid: botocore refreshes on every call
+/// once less than 15 minutes are left, so serve at least that much.
+const CREDENTIAL_PROCESS_MIN_TTL: Duration = Duration::from_secs(15 * 60);
+
+/// The variables `aws exec` removes before setting its own (as aws-vault
+/// does): anything that could make the child use other credentials.
+const CLEARED_FOR_EXEC: [&str; 8] = [
+    "AWS_ACCESS_KEY_ID",
+    "AWS_SECRET_ACCESS_KEY",
+    "AWS_SESSION_TOKEN",
+    "AWS_SECURITY_TOKEN",
+    "AWS_CREDENTIAL_FILE",
+    "AWS_DEFAULT_PROFILE",
+    "AWS_PROFILE",
+    "AWS_SDK_LOAD_CONFIG",
+];
+
+/// `--aws-sink`: where started AWS sessions publish their credentials.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum SinkChoice {
+    /// Keys in a profile of the shared credentials file; region in the
+    /// config file.
+    CredentialsFile,
+    /// A config-file profile whose `credential_process` runs this sessionctl
+    /// (`aws credential-process`); no keys in any file.
+    CredentialProcess,
+    /// Nowhere; use `aws env` or `aws exec`.
+    None,
+}
+
 /// The AWS providers, configured from the environment: `AWS_ENDPOINT_URL_STS`
 /// / `AWS_ENDPOINT_URL` and `AWS_REGION`, and the credentials and config
 /// files named by `AWS_SHARED_CREDENTIALS_FILE` / `AWS_CONFIG_FILE`.
-pub(crate) fn providers() -> Result<Vec<Arc<dyn SessionAction>>, Failure> {
+pub(crate) fn providers(
+    global: &Global,
+    workspace: &Path,
+) -> Result<Vec<Arc<dyn SessionAction>>, Failure> {
     let client = AwsClientConfig::from_env()?;
-    let sink: Arc<dyn CredentialSink> = Arc::new(SharedCredentialsFile::from_env()?);
+    let sink: Arc<dyn CredentialSink> = match global.aws_sink {
+        SinkChoice::CredentialsFile => Arc::new(SharedCredentialsFile::from_env()?),
+        SinkChoice::CredentialProcess => Arc::new(
+            SharedCredentialsFile::from_env()?
+                .with_credential_process(credential_process_command(global, workspace)?),
+        ),
+        SinkChoice::None => Arc::new(NoSink),
+    };
     Ok(vec![
         Arc::new(IamUserProvider::new(client.clone(), sink.clone())),
         Arc::new(ChainedRoleProvider::new(client, sink)),
@@ -249,4 +295,271 @@ async fn add_chained(workspace: &FsWorkspace, args: AddChainedRole) -> Result<Se
         .with_parent(parent.session_id)
         .with_config(&config)?;
     Ok(workspace.insert(session).await?)
+}
+
+/// The `credential_process` line for this sessionctl, workspace and secret
+/// store; the sink appends the session id. Absolute paths in double quotes:
+/// botocore splits the line like a shell and runs it without one, the Rust
+/// SDK runs it with `sh -c`, and both accept this form.
+fn credential_process_command(global: &Global, workspace: &Path) -> Result<String, Failure> {
+    let quote = |path: &Path| -> Result<String, Failure> {
+        let absolute = std::path::absolute(path)
+            .map_err(|e| Failure::Other(format!("cannot make {} absolute: {e}", path.display())))?;
+        let text = absolute
+            .to_str()
+            .ok_or_else(|| Failure::Usage(format!("{} is not valid UTF-8", absolute.display())))?;
+        if text.contains(['"', '\\', '$', '`', '\n']) {
+            return Err(Failure::Usage(format!(
+                "{text:?} contains characters a credential_process line cannot quote portably"
+            )));
+        }
+        Ok(format!("\"{text}\""))
+    };
+    let exe = std::env::current_exe()
+        .map_err(|e| Failure::Other(format!("cannot find the sessionctl executable: {e}")))?;
+    let mut command = format!("{} --workspace {}", quote(&exe)?, quote(workspace)?);
+    match global.secret_store {
+        secrets::StoreKind::File => {
+            command.push_str(" --secret-store file --secrets-file ");
+            command.push_str(&quote(&secrets::secrets_file(global, workspace))?);
+        }
+        secrets::StoreKind::Keyring => command.push_str(" --secret-store keyring"),
+    }
+    command.push_str(" --aws-sink credential-process aws credential-process");
+    Ok(command)
+}
+
+/// `sessionctl aws …`.
+#[derive(Debug, Subcommand)]
+pub(crate) enum AwsCommand {
+    /// Print `export` lines for the session's credentials, for
+    /// `eval "$(sessionctl aws env NAME)"`.
+    ///
+    /// Starts the session if it is not active and rotates it if it has less
+    /// than 5 minutes left. Refuses to print to a terminal (the keys would
+    /// stay in its scrollback) unless --to-terminal is given. Sets
+    /// AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN,
+    /// AWS_CREDENTIAL_EXPIRATION and, if the session has a region, AWS_REGION
+    /// and AWS_DEFAULT_REGION. These never refresh: prefer `aws exec` or a
+    /// profile for long-running programs.
+    Env(EnvArgs),
+
+    /// Run a command with the session's credentials in its environment.
+    ///
+    /// Removes the AWS_* variables that could select other credentials
+    /// (AWS_PROFILE, AWS_DEFAULT_PROFILE, AWS_SECURITY_TOKEN, …), sets the
+    /// ones `aws env` prints plus SESSIONCTL_AWS_SESSION, and exits with the
+    /// command's status. Refuses to run inside another `aws exec`.
+    Exec(ExecArgs),
+
+    /// Print the session's credentials as credential_process JSON (Version
+    /// 1) for an AWS SDK; what a `--aws-sink credential-process` profile runs.
+    ///
+    /// Serves the stored credentials while they have more than 15 minutes
+    /// left, else rotates (or starts) the session first, holding a lock so
+    /// concurrent callers cause one STS call. Never prompts: errors are one
+    /// line on standard error. With the encrypted secrets file, the calling
+    /// program's environment must carry SESSIONCTL_PASSPHRASE.
+    CredentialProcess(SessionArg),
+}
+
+/// One AWS session.
+#[derive(Debug, Args)]
+pub(crate) struct SessionArg {
+    /// The session's id, or its name if unique.
+    #[arg(value_name = "ID|NAME")]
+    session: String,
+}
+
+/// `aws env`.
+#[derive(Debug, Args)]
+pub(crate) struct EnvArgs {
+    /// The session's id, or its name if unique.
+    #[arg(value_name = "ID|NAME")]
+    session: String,
+
+    /// Print even when standard output is a terminal.
+    #[arg(long)]
+    to_terminal: bool,
+}
+
+/// `aws exec`.
+#[derive(Debug, Args)]
+pub(crate) struct ExecArgs {
+    /// The session's id, or its name if unique.
+    #[arg(value_name = "ID|NAME")]
+    session: String,
+
+    /// The command and its arguments, after `--`.
+    #[arg(last = true, required = true, value_name = "COMMAND")]
+    command: Vec<String>,
+}
+
+/// Runs an `aws` command; returns what to print.
+pub(crate) async fn run(
+    global: &Global,
+    workspace: FsWorkspace,
+    command: AwsCommand,
+) -> Result<String, Failure> {
+    match command {
+        AwsCommand::Env(args) => {
+            use std::io::IsTerminal;
+            if std::io::stdout().is_terminal() && !args.to_terminal {
+                return Err(Failure::Usage(
+                    "refusing to print credentials to a terminal; use eval \"$(sessionctl aws env NAME)\" or --to-terminal".into(),
+                ));
+            }
+            let (session, creds) = credentials(global, workspace, &args.session, None).await?;
+            let mut out = String::new();
+            for (name, value) in variables(&session, &creds)? {
+                out.push_str(&format!("export {name}={}\n", shell_quote(&value)));
+            }
+            Ok(out)
+        }
+        AwsCommand::Exec(args) => {
+            if let Ok(current) = std::env::var(EXEC_MARKER) {
+                return Err(Error::invalid_input(
+                    "aws exec",
+                    format!(
+                        "already inside `sessionctl aws exec` for {current}; nesting would mix two sessions' credentials"
+                    ),
+                )
+                .into());
+            }
+            let (session, creds) = credentials(global, workspace, &args.session, None).await?;
+            let mut child = std::process::Command::new(&args.command[0]);
+            child.args(&args.command[1..]);
+            for name in CLEARED_FOR_EXEC {
+                child.env_remove(name);
+            }
+            for (name, value) in variables(&session, &creds)? {
+                child.env(name, value);
+            }
+            child.env(EXEC_MARKER, &session.session_name);
+            let status = child
+                .status()
+                .map_err(|e| Failure::Other(format!("cannot run {:?}: {e}", args.command[0])))?;
+            match status.code() {
+                Some(0) => Ok(String::new()),
+                Some(code) => Err(Failure::Exit(u8::try_from(code).unwrap_or(1))),
+                None => Err(Failure::Other(format!(
+                    "{:?} was ended by a signal",
+                    args.command[0]
+                ))),
+            }
+        }
+        AwsCommand::CredentialProcess(SessionArg { session }) => {
+            let lock_dir = workspace.path().with_file_name(".sessionctl-locks");
+            let (_, creds) =
+                credentials(global, workspace, &session, Some(lock_dir.as_path())).await?;
+            credential_process_json(&creds)
+        }
+    }
+}
+
+/// The session's credentials, started or rotated as needed. With
+/// `lock_dir`, holds a per-session lock there so concurrent processes make
+/// one STS call (the later ones find fresh credentials after the lock).
+async fn credentials(
+    global: &Global,
+    workspace: FsWorkspace,
+    id_or_name: &str,
+    lock_dir: Option<&Path>,
+) -> Result<(Session, AwsCredentials), Failure> {
+    let session = workspace.find(id_or_name).await?;
+    if !session.session_type.is_aws_credentials() {
+        return Err(Error::invalid_input(
+            "session",
+            format!("{} is not an AWS credential session", session.label()),
+        )
+        .into());
+    }
+    let store = secrets::open(global, workspace.path()).await?;
+    let manager = crate::manager(global, workspace, store)?;
+    let provider = SessionCredentialsProvider::new(manager, session.session_id.to_string());
+    let _lock = match lock_dir {
+        Some(dir) => {
+            let path = dir.join(format!("{}.lock", session.session_id));
+            Some(
+                tokio::task::spawn_blocking(move || {
+                    session_core::private_file::lock_exclusive(&path, Duration::from_secs(120))
+                })
+                .await
+                .map_err(|e| Failure::Other(format!("lock task failed: {e}")))?
+                .map_err(|e| {
+                    Failure::Other(format!(
+                        "cannot take the credential_process lock of {}: {e:?}",
+                        session.label()
+                    ))
+                })?,
+            )
+        }
+        None => None,
+    };
+    let provider = match lock_dir {
+        Some(_) => provider.with_min_ttl(CREDENTIAL_PROCESS_MIN_TTL),
+        None => provider,
+    };
+    let creds = provider.credentials().await?;
+    Ok((session, creds))
+}
+
+/// The variables that hand `creds` to AWS tools.
+fn variables(
+    session: &Session,
+    creds: &AwsCredentials,
+) -> Result<Vec<(&'static str, String)>, Failure> {
+    let mut vars = vec![
+        ("AWS_ACCESS_KEY_ID", creds.access_key_id.clone()),
+        (
+            "AWS_SECRET_ACCESS_KEY",
+            creds.secret_access_key.expose().to_owned(),
+        ),
+    ];
+    if let Some(token) = &creds.session_token {
+        vars.push(("AWS_SESSION_TOKEN", token.expose().to_owned()));
+    }
+    if let Some(at) = creds.expiration {
+        vars.push(("AWS_CREDENTIAL_EXPIRATION", rfc3339_seconds(at)?));
+    }
+    if let Some(region) = &session.region {
+        vars.push(("AWS_REGION", region.clone()));
+        vars.push(("AWS_DEFAULT_REGION", region.clone()));
+    }
+    Ok(vars)
+}
+
+/// `YYYY-MM-DDTHH:MM:SSZ`, the form every SDK parses.
+fn rfc3339_seconds(at: time::OffsetDateTime) -> Result<String, Failure> {
+    let at = at
+        .to_offset(time::UtcOffset::UTC)
+        .replace_nanosecond(0)
+        .map_err(|e| Failure::Other(e.to_string()))?;
+    at.format(&time::format_description::well_known::Rfc3339)
+        .map_err(|e| Failure::Other(e.to_string()))
+}
+
+/// The Version 1 JSON of a credential_process.
+fn credential_process_json(creds: &AwsCredentials) -> Result<String, Failure> {
+    let mut object = serde_json::Map::new();
+    object.insert("Version".into(), 1.into());
+    object.insert("AccessKeyId".into(), creds.access_key_id.clone().into());
+    object.insert(
+        "SecretAccessKey".into(),
+        creds.secret_access_key.expose().into(),
+    );
+    if let Some(token) = &creds.session_token {
+        object.insert("SessionToken".into(), token.expose().into());
+    }
+    if let Some(at) = creds.expiration {
+        object.insert("Expiration".into(), rfc3339_seconds(at)?.into());
+    }
+    let mut text = serde_json::to_string(&object).map_err(|e| Failure::Other(e.to_string()))?;
+    text.push('\n');
+    Ok(text)
+}
+
+/// Single-quotes a value for POSIX shells.
+fn shell_quote(value: &str) -> String {
+    format!("'{}'", value.replace('\'', r"'\''"))
 }

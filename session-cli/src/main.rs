@@ -161,6 +161,21 @@ struct Global {
     /// `trace`, `session_core=debug`, …) [default: off].
     #[arg(long, global = true, value_name = "LEVEL", env = "SESSIONCTL_LOG")]
     log: Option<String>,
+
+    /// Where started AWS sessions make their credentials available: keys in
+    /// a profile of the shared credentials file, a config-file profile whose
+    /// credential_process is this sessionctl, or nowhere (use `aws env` /
+    /// `aws exec`).
+    #[cfg(feature = "aws")]
+    #[arg(
+        long,
+        global = true,
+        value_enum,
+        value_name = "SINK",
+        env = "SESSIONCTL_AWS_SINK",
+        default_value_t = aws::SinkChoice::CredentialsFile
+    )]
+    aws_sink: aws::SinkChoice,
 }
 
 /// The commands.
@@ -216,6 +231,12 @@ enum Command {
     #[cfg(feature = "aws")]
     #[command(subcommand)]
     Add(Box<aws::AddAws>),
+
+    /// Use the credentials of an AWS session: export them, run a command
+    /// with them, or serve them to an AWS SDK as its credential_process.
+    #[cfg(feature = "aws")]
+    #[command(subcommand)]
+    Aws(Box<aws::AwsCommand>),
 }
 
 /// The `secret` commands.
@@ -287,6 +308,10 @@ enum Failure {
     /// Something outside the library failed (the runtime, standard output):
     /// exit status 1.
     Other(String),
+    /// A command run by `aws exec` ended with this status; sessionctl exits
+    /// with it and prints nothing.
+    #[cfg_attr(not(feature = "aws"), allow(dead_code))]
+    Exit(u8),
 }
 
 impl From<Error> for Failure {
@@ -301,6 +326,7 @@ impl Failure {
         match self {
             Failure::Usage(_) => 2,
             Failure::Operation(_) | Failure::Other(_) => 1,
+            Failure::Exit(code) => *code,
         }
     }
 
@@ -309,6 +335,7 @@ impl Failure {
         let text = match self {
             Failure::Usage(message) | Failure::Other(message) => message.clone(),
             Failure::Operation(error) => ErrorChain(error).to_string(),
+            Failure::Exit(_) => String::new(),
         };
         one_line(&text)
     }
@@ -330,6 +357,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
+        Err(Failure::Exit(code)) => ExitCode::from(code),
         Err(failure) => {
             // If even this write fails there is nowhere left to report it.
             let _ = writeln!(
@@ -409,7 +437,7 @@ async fn dispatch(cli: Cli) -> Result<(), Failure> {
             // Reading the store first proves it opens (right passphrase)
             // before anything is deleted.
             let count = store.names(session.session_id).await?.len();
-            let manager = manager(workspace, store)?;
+            let manager = manager(&global, workspace, store)?;
             let removed = manager.remove(&session.session_id.to_string()).await?;
             out = format!(
                 "removed {} and its {count} secret{}\n",
@@ -420,6 +448,8 @@ async fn dispatch(cli: Cli) -> Result<(), Failure> {
         Command::Secret(command) => secret(&global, workspace, command, &mut out).await?,
         #[cfg(feature = "aws")]
         Command::Add(command) => out = aws::add(&global, workspace, *command).await?,
+        #[cfg(feature = "aws")]
+        Command::Aws(command) => out = aws::run(&global, workspace, *command).await?,
     }
     print(&out)
 }
@@ -435,7 +465,7 @@ async fn operate(
     // Resolve first, so a wrong name fails before any passphrase prompt.
     let session = workspace.find(id_or_name).await?;
     let store = secrets::open(global, workspace.path()).await?;
-    let manager = manager(workspace, store)?;
+    let manager = manager(global, workspace, store)?;
     let id = session.session_id;
     tracing::debug!(session_id = %id, %operation, "running");
     let done = manager.run(operation, id).await?;
@@ -500,13 +530,18 @@ fn open_workspace(global: &Global) -> Result<FsWorkspace, Failure> {
 }
 
 /// The manager over `workspace` and `store`, with every built-in provider.
-fn manager(workspace: FsWorkspace, store: Arc<dyn SecretStore>) -> Result<SessionManager, Failure> {
+fn manager(
+    global: &Global,
+    workspace: FsWorkspace,
+    store: Arc<dyn SecretStore>,
+) -> Result<SessionManager, Failure> {
+    let workspace_path = workspace.path().to_path_buf();
     let repository: Arc<dyn WorkspaceRepository> = Arc::new(workspace);
     let mut builder = SessionManager::builder()
         .repository(repository)
         .secrets(store)
         .clock(Arc::new(SystemClock));
-    for provider in providers()? {
+    for provider in providers(global, workspace_path.as_path())? {
         builder = builder.provider(provider);
     }
     Ok(builder.build()?)
@@ -515,11 +550,15 @@ fn manager(workspace: FsWorkspace, store: Arc<dyn SecretStore>) -> Result<Sessio
 /// The providers this build of sessionctl can run: each provider crate
 /// behind a cargo feature of session-cli (`aws`, on by default). A session
 /// type without one fails with the library's `Unsupported` error naming it.
-fn providers() -> Result<Vec<Arc<dyn SessionAction>>, Failure> {
+#[cfg_attr(not(feature = "aws"), allow(unused_variables))]
+fn providers(
+    global: &Global,
+    workspace: &std::path::Path,
+) -> Result<Vec<Arc<dyn SessionAction>>, Failure> {
     #[allow(unused_mut)]
     let mut providers: Vec<Arc<dyn SessionAction>> = Vec::new();
     #[cfg(feature = "aws")]
-    providers.extend(aws::providers()?);
+    providers.extend(aws::providers(global, workspace)?);
     Ok(providers)
 }
 

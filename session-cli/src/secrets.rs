@@ -83,7 +83,7 @@ fn keyring() -> Result<Arc<dyn SecretStore>, Failure> {
 }
 
 /// `--secrets-file`, else `secrets.enc` in the workspace file's directory.
-fn secrets_file(global: &Global, workspace: &Path) -> PathBuf {
+pub(crate) fn secrets_file(global: &Global, workspace: &Path) -> PathBuf {
     match global
         .secrets_file
         .as_ref()

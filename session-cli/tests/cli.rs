@@ -1150,4 +1150,179 @@ mod aws {
             assert!(!contains(&bytes, SECRET.as_bytes()), "{}", path.display());
         }
     }
+
+    /// The environment that points sessionctl at moto and private AWS files.
+    fn moto_env(command: &mut Command, moto: &session_testkit::MotoServer, aws_dir: &Path) {
+        command
+            .env("SESSIONCTL_PASSPHRASE", PASSPHRASE)
+            .env("AWS_SHARED_CREDENTIALS_FILE", aws_dir.join("credentials"))
+            .env("AWS_CONFIG_FILE", aws_dir.join("config"))
+            .env("AWS_ENDPOINT_URL", moto.endpoint_url())
+            .env_remove("AWS_ENDPOINT_URL_STS")
+            .env_remove("AWS_REGION")
+            .env_remove("AWS_DEFAULT_REGION")
+            .env_remove("SESSIONCTL_AWS_SINK")
+            .env_remove("SESSIONCTL_AWS_SESSION");
+    }
+
+    /// `--aws-sink credential-process`: no keys in any file; botocore runs
+    /// sessionctl itself and gets working credentials; concurrent callers
+    /// make one start.
+    #[test]
+    fn credential_process_profile_is_used_by_botocore() {
+        let Some(moto) = session_testkit::MotoServer::start() else {
+            return;
+        };
+        let Some(botocore) = session_testkit::Botocore::new() else {
+            return;
+        };
+        let fx = Fixture::new();
+        let aws_dir = fx.dir.path().join("aws");
+        add_user(&fx, &["--region", "eu-west-1"], SECRET.as_bytes()).ok();
+        let revision_before = fx.stored()[0].revision();
+
+        // Five processes at once on the inactive session: one start.
+        let children: Vec<_> = (0..5)
+            .map(|_| {
+                let mut command = fx.command(&["aws", "credential-process", "dev"]);
+                moto_env(&mut command, &moto, &aws_dir);
+                command.env("SESSIONCTL_AWS_SINK", "credential-process");
+                command
+                    .stdout(Stdio::piped())
+                    .stderr(Stdio::piped())
+                    .spawn()
+                    .expect("spawn")
+            })
+            .collect();
+        let mut outputs = Vec::new();
+        for child in children {
+            let out = Run::from(child.wait_with_output().expect("wait"));
+            outputs.push(json(out.ok()));
+        }
+        for doc in &outputs {
+            assert_eq!(doc["Version"], 1);
+            assert_eq!(doc["AccessKeyId"], outputs[0]["AccessKeyId"]);
+            let expiration = doc["Expiration"].as_str().expect("Expiration");
+            assert!(
+                expiration.ends_with('Z') && expiration.len() == 20,
+                "{expiration}"
+            );
+            assert!(doc["SessionToken"].is_string());
+        }
+        let after = &fx.stored()[0];
+        assert_eq!(after.status(), SessionStatus::Active);
+        assert_eq!(
+            after.revision(),
+            revision_before + 2,
+            "one start (pending, active), not five"
+        );
+
+        let config = std::fs::read_to_string(aws_dir.join("config")).expect("config");
+        assert!(
+            config.contains("[profile dev]") && config.contains("credential_process = \""),
+            "{config}"
+        );
+        let credentials = std::fs::read_to_string(aws_dir.join("credentials")).unwrap_or_default();
+        assert!(
+            !credentials.contains("aws_secret_access_key"),
+            "no keys in the credentials file"
+        );
+
+        let result = botocore
+            .script(
+                r#"
+                import boto3, json
+                s = boto3.Session(profile_name="dev")
+                c = s.get_credentials()
+                frozen = c.get_frozen_credentials()
+                ident = s.client("sts").get_caller_identity()
+                print(json.dumps({"method": c.method, "key": frozen.access_key, "region": s.region_name, "account": ident["Account"]}))
+                "#,
+            )
+            .credentials_file(aws_dir.join("credentials"))
+            .config_file(aws_dir.join("config"))
+            .endpoint_url(moto.endpoint_url())
+            .env("SESSIONCTL_PASSPHRASE", PASSPHRASE)
+            .run();
+        result.assert_success();
+        let seen: Value = result.json();
+        assert_eq!(
+            seen["method"], "custom-process",
+            "botocore ran our credential_process"
+        );
+        assert_eq!(seen["key"], outputs[0]["AccessKeyId"]);
+        assert_eq!(seen["region"], "eu-west-1");
+
+        let mut stop = fx.command(&["stop", "dev"]);
+        moto_env(&mut stop, &moto, &aws_dir);
+        Run::from(stop.output().expect("stop")).ok();
+        let config = std::fs::read_to_string(aws_dir.join("config")).expect("config");
+        assert!(
+            !config.contains("credential_process"),
+            "stop removes the profile: {config}"
+        );
+    }
+
+    #[test]
+    fn env_and_exec_hand_over_the_credentials() {
+        let Some(moto) = session_testkit::MotoServer::start() else {
+            return;
+        };
+        let fx = Fixture::new();
+        let aws_dir = fx.dir.path().join("aws");
+        add_user(&fx, &["--region", "ap-south-1"], SECRET.as_bytes()).ok();
+
+        let mut env = fx.command(&["aws", "env", "dev"]);
+        moto_env(&mut env, &moto, &aws_dir);
+        env.env("SESSIONCTL_AWS_SINK", "none");
+        let out = Run::from(env.output().expect("env"));
+        let text = out.ok().to_owned();
+        for name in [
+            "AWS_ACCESS_KEY_ID",
+            "AWS_SECRET_ACCESS_KEY",
+            "AWS_SESSION_TOKEN",
+            "AWS_CREDENTIAL_EXPIRATION",
+            "AWS_REGION",
+            "AWS_DEFAULT_REGION",
+        ] {
+            assert!(
+                text.contains(&format!("export {name}='")),
+                "{name} in {text}"
+            );
+        }
+        assert!(text.contains("export AWS_REGION='ap-south-1'"));
+        assert!(
+            !text.contains(SECRET),
+            "the long-term secret is never exported"
+        );
+        assert!(
+            !aws_dir.join("credentials").exists(),
+            "--aws-sink none writes no file"
+        );
+
+        let mut exec = fx.command(&["aws", "exec", "dev", "--", "sh", "-c", "test -z \"$AWS_PROFILE\" && test -n \"$AWS_SESSION_TOKEN\" && echo \"$SESSIONCTL_AWS_SESSION $AWS_REGION\""]);
+        moto_env(&mut exec, &moto, &aws_dir);
+        exec.env("SESSIONCTL_AWS_SINK", "none")
+            .env("AWS_PROFILE", "someone-else");
+        let out = Run::from(exec.output().expect("exec"));
+        assert_eq!(out.ok().trim(), "dev ap-south-1", "{out:#?}");
+
+        let mut failing = fx.command(&["aws", "exec", "dev", "--", "sh", "-c", "exit 7"]);
+        moto_env(&mut failing, &moto, &aws_dir);
+        failing.env("SESSIONCTL_AWS_SINK", "none");
+        let out = Run::from(failing.output().expect("exec"));
+        assert_eq!(out.code, Some(7), "the command's status: {out:#?}");
+        assert_eq!(out.stderr, "", "nothing added to stderr");
+
+        let mut nested = fx.command(&["aws", "exec", "dev", "--", "true"]);
+        moto_env(&mut nested, &moto, &aws_dir);
+        nested.env("SESSIONCTL_AWS_SESSION", "outer");
+        let line = Run::from(nested.output().expect("exec"))
+            .one_line_error()
+            .to_owned();
+        assert!(
+            line.contains("already inside") && line.contains("outer"),
+            "{line}"
+        );
+    }
 }

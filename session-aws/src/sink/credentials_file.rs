@@ -81,7 +81,7 @@ const CREDENTIAL_KEYS: [&str; 3] = [
     "aws_secret_access_key",
     "aws_session_token",
 ];
-const CONFIG_KEYS: [&str; 1] = ["region"];
+const CONFIG_KEYS: [&str; 2] = ["region", "credential_process"];
 
 /// Publishes credentials to the shared credentials file (and the region to
 /// the config file) that every AWS SDK and the AWS CLI read. See the
@@ -101,6 +101,7 @@ pub struct SharedCredentialsFile {
     credentials: PathBuf,
     config: PathBuf,
     lock_timeout: Duration,
+    credential_process: Option<String>,
 }
 
 impl SharedCredentialsFile {
@@ -162,6 +163,7 @@ impl SharedCredentialsFile {
             credentials,
             config,
             lock_timeout: DEFAULT_LOCK_TIMEOUT,
+            credential_process: None,
         }
     }
 
@@ -185,71 +187,98 @@ impl SharedCredentialsFile {
     fn publish_blocking(&self, target: &SinkTarget, credentials: &AwsCredentials) -> Result<()> {
         let id = target.session_id;
         let profile = target.profile.as_str();
-        let mut values = vec![
-            (CREDENTIAL_KEYS[0], credentials.access_key_id.as_str()),
-            (CREDENTIAL_KEYS[1], credentials.secret_access_key.expose()),
-        ];
-        if let Some(token) = &credentials.session_token {
-            values.push((CREDENTIAL_KEYS[2], token.expose()));
+        // Keys in the credentials file, unless the profile runs a
+        // credential_process instead (then only the config file has it).
+        let mut key_values = Vec::new();
+        if self.credential_process.is_none() {
+            key_values.push((CREDENTIAL_KEYS[0], credentials.access_key_id.as_str()));
+            key_values.push((CREDENTIAL_KEYS[1], credentials.secret_access_key.expose()));
+            if let Some(token) = &credentials.session_token {
+                key_values.push((CREDENTIAL_KEYS[2], token.expose()));
+            }
         }
-        let region: Option<[(&str, &str); 1]> =
-            target.region.as_deref().map(|r| [(CONFIG_KEYS[0], r)]);
+        let command = self
+            .credential_process
+            .as_deref()
+            .map(|prefix| format!("{prefix} {id}"));
+        let mut config_values = Vec::new();
+        if let Some(region) = target.region.as_deref() {
+            config_values.push((CONFIG_KEYS[0], region));
+        }
+        if let Some(command) = command.as_deref() {
+            config_values.push((CONFIG_KEYS[1], command));
+        }
         let (credentials_path, config_path) = self.resolve_both()?;
         // Refuse bad values before any file is touched.
-        let to_check = values
+        let to_check = key_values
             .iter()
             .map(|v| (v, &credentials_path))
-            .chain(region.iter().flatten().map(|v| (v, &config_path)));
+            .chain(config_values.iter().map(|v| (v, &config_path)));
         for ((key, value), path) in to_check {
             ini::check_value(key, value).map_err(|e| invalid_value(&e, path))?;
         }
 
-        create_dir_for(&credentials_path)?;
-        let mut credentials_file =
-            Open::lock_and_read(credentials_path, FileKind::Credentials, self.lock_timeout)?;
-        credentials_file.publish(profile, id, &values)?;
-        let credentials_text = credentials_file.checked_text(|doc| {
-            check_published(doc, FileKind::Credentials, profile, id, &values)
-        })?;
-
-        // The config file: our region section, or none (a region dropped
-        // from the target takes our old section away).
-        let mut config_file = None;
-        if region.is_some() || config_path.exists() {
-            if region.is_some() {
-                create_dir_for(&config_path)?;
+        // Each file gets our section with its values, or, with no values,
+        // loses our old section (a region dropped, or a switch between
+        // keys and credential_process).
+        let mut planned = Vec::new();
+        for (path, kind, values) in [
+            (credentials_path, FileKind::Credentials, &key_values),
+            (config_path, FileKind::Config, &config_values),
+        ] {
+            if values.is_empty() && !path.exists() {
+                continue;
             }
-            let mut file = Open::lock_and_read(config_path, FileKind::Config, self.lock_timeout)?;
-            let text = match &region {
-                Some(region) => {
-                    file.publish(profile, id, region)?;
-                    file.checked_text(|doc| {
-                        check_published(doc, FileKind::Config, profile, id, region)
-                    })?
-                }
-                None => {
-                    file.withdraw(profile, id);
-                    file.checked_text(|doc| check_withdrawn(doc, FileKind::Config, profile, id))?
-                }
+            if !values.is_empty() {
+                create_dir_for(&path)?;
+            }
+            let mut file = Open::lock_and_read(path, kind, self.lock_timeout)?;
+            let text = if values.is_empty() {
+                file.withdraw(profile, id);
+                file.checked_text(|doc| check_withdrawn(doc, kind, profile, id))?
+            } else {
+                file.publish(profile, id, values)?;
+                file.checked_text(|doc| check_published(doc, kind, profile, id, values))?
             };
-            config_file = Some((file, text));
+            planned.push((file, text));
         }
-
-        let wrote = credentials_file.write(credentials_text.as_ref())?;
-        let wrote_config = match &config_file {
-            Some((file, text)) => file.write(text.as_ref())?,
-            None => false,
-        };
-        tracing::info!(
-            sink = "credentials-file",
-            profile,
-            session = %id,
-            credentials_file = %credentials_file.path.display(),
-            credentials_changed = wrote,
-            config_changed = wrote_config,
-            "published credentials"
-        );
+        for (file, text) in &planned {
+            let changed = file.write(text.as_ref())?;
+            tracing::info!(
+                sink = self.name_of(),
+                profile,
+                session = %id,
+                file = %file.path.display(),
+                changed,
+                "published credentials"
+            );
+        }
         Ok(())
+    }
+
+    fn name_of(&self) -> &'static str {
+        if self.credential_process.is_some() {
+            "credential-process"
+        } else {
+            "credentials-file"
+        }
+    }
+
+    /// Publishes a profile that runs a command (`credential_process = …` in
+    /// the config file) instead of writing keys to the credentials file. The
+    /// command is `command_prefix` followed by the session id.
+    /// `command_prefix` must be an absolute path plus arguments without shell
+    /// syntax: botocore splits it like a shell and runs it without one, the
+    /// Rust SDK runs it through `sh -c`; quote paths that contain spaces with
+    /// double quotes.
+    pub fn with_credential_process(mut self, command_prefix: impl Into<String>) -> Self {
+        self.credential_process = Some(command_prefix.into());
+        self
+    }
+
+    /// The command prefix of [`with_credential_process`](Self::with_credential_process), if set.
+    pub fn credential_process(&self) -> Option<&str> {
+        self.credential_process.as_deref()
     }
 
     fn withdraw_blocking(&self, target: &SinkTarget) -> Result<()> {
@@ -306,7 +335,7 @@ impl SharedCredentialsFile {
 #[async_trait::async_trait]
 impl CredentialSink for SharedCredentialsFile {
     fn name(&self) -> &'static str {
-        "credentials-file"
+        self.name_of()
     }
 
     async fn publish(&self, target: &SinkTarget, credentials: &AwsCredentials) -> Result<()> {
