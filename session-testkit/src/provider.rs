@@ -117,6 +117,21 @@ impl TokenProvider {
     }
 
     async fn issue(&self, ctx: &ActionContext, session: &Session) -> Result<Session> {
+        // Like a chained role: a child is issued from its parent, which the
+        // manager must hand over, active, with every start and rotate.
+        if let Some(parent_id) = session.parent_session_id {
+            match &ctx.parent {
+                Some(parent)
+                    if parent.session_id == parent_id
+                        && parent.status() == SessionStatus::Active => {}
+                _ => {
+                    return Err(Error::invalid_input(
+                        "parentSessionId",
+                        format!("{}: the context has no active parent", session.label()),
+                    ));
+                }
+            }
+        }
         let n = self.issued.fetch_add(1, Ordering::SeqCst);
         let token = Secret::new(format!("{}{n}", self.prefix));
         ctx.secrets.put(&Self::key(session)?, &token).await?;

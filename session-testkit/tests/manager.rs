@@ -326,6 +326,9 @@ async fn starting_a_child_starts_its_parent() {
         SessionStatus::Active
     );
     assert_eq!(rig.provider.calls.get().0, 2);
+    // Rotating the child hands the provider its parent too.
+    rig.manager.rotate("child").await.expect("rotate child");
+    assert_eq!(rig.provider.calls.get().2, 1);
 
     match rig.manager.remove("parent").await {
         Err(e @ Error::InvalidInput { .. }) => assert!(e.to_string().contains("child"), "{e}"),

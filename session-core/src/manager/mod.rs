@@ -413,27 +413,7 @@ impl Inner {
             session
         };
         let provider = self.provider_for(&session)?;
-        let mut ctx = self.context();
-        if let Some(parent_id) = session.parent_session_id {
-            if depth >= MAX_PARENT_DEPTH {
-                return Err(Error::invalid_input(
-                    "parentSessionId",
-                    format!(
-                        "{}: the parent chain is deeper than {MAX_PARENT_DEPTH}",
-                        session.label()
-                    ),
-                ));
-            }
-            let parent = self.repository.get(parent_id).await?;
-            let parent = if parent.status() == SessionStatus::Active && !parent.is_expired_at(now) {
-                parent
-            } else {
-                // Not through `flight`: the parent's own gate serializes it,
-                // and a parent chain cannot loop (the repository refuses it).
-                Inner::execute(self, Operation::Start, parent_id, depth + 1).await?
-            };
-            ctx = ctx.with_parent(parent);
-        }
+        let ctx = self.context_for(&session, depth).await?;
         let now = self.clock.now();
         let mut pending = session.clone();
         pending.transition(SessionStatus::Pending, now)?;
@@ -447,6 +427,39 @@ impl Inner {
             SessionStatus::Active,
         )
         .await
+    }
+
+    /// The context for an operation on `session`: with its parent, started
+    /// first if it is not active or has expired.
+    async fn context_for(
+        self: &Arc<Self>,
+        session: &Session,
+        depth: usize,
+    ) -> Result<ActionContext> {
+        let ctx = self.context();
+        let Some(parent_id) = session.parent_session_id else {
+            return Ok(ctx);
+        };
+        if depth >= MAX_PARENT_DEPTH {
+            return Err(Error::invalid_input(
+                "parentSessionId",
+                format!(
+                    "{}: the parent chain is deeper than {MAX_PARENT_DEPTH}",
+                    session.label()
+                ),
+            ));
+        }
+        let parent = self.repository.get(parent_id).await?;
+        let parent = if parent.status() == SessionStatus::Active
+            && !parent.is_expired_at(self.clock.now())
+        {
+            parent
+        } else {
+            // Not through `flight`: the parent's own gate serializes it, and
+            // a parent chain cannot loop (the repository refuses it).
+            Inner::execute(self, Operation::Start, parent_id, depth + 1).await?
+        };
+        Ok(ctx.with_parent(parent))
     }
 
     async fn stop(self: &Arc<Self>, session: Session) -> Result<Session> {
@@ -485,10 +498,18 @@ impl Inner {
             ));
         }
         let before = session.status();
+        if !before.can_become(SessionStatus::Rotating) {
+            return Err(Error::InvalidTransition {
+                session: session.label(),
+                from: before,
+                to: SessionStatus::Rotating,
+            });
+        }
+        let ctx = self.context_for(&session, 0).await?;
         let mut rotating = session.clone();
         rotating.transition(SessionStatus::Rotating, self.clock.now())?;
         let rotating = self.repository.update(rotating).await?;
-        let outcome = provider.rotate(&self.context(), &rotating).await;
+        let outcome = provider.rotate(&ctx, &rotating).await;
         let fallback =
             if before == SessionStatus::Active && rotating.is_expired_at(self.clock.now()) {
                 SessionStatus::Expired

@@ -1,0 +1,197 @@
+//! The rotation scheduler, on an injected clock, rotates AWS sessions before
+//! they expire, and the shared credentials file holds the new credentials.
+//! Against moto on 127.0.0.1.
+//!
+//! moto's `GetSessionToken` returns the same fixed keys every time (only the
+//! expiry moves), so for the IAM user the test checks that the profile was
+//! rewritten with the rotation's result and the expiry moved; the chained
+//! role, whose `AssumeRole` returns fresh keys, shows the new token itself.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use session_aws::sink::SharedCredentialsFile;
+use session_aws::{
+    AwsClientConfig, AwsCredentials, ChainedRoleConfig, ChainedRoleProvider, IamUserConfig,
+    IamUserProvider,
+};
+use session_core::{
+    Clock, InMemorySecretStore, InMemoryWorkspace, ManualClock, RotationPolicy, RotationScheduler,
+    Secret, Session, SessionEventKind, SessionManager, SessionType, SystemClock,
+    WorkspaceRepository,
+};
+use session_testkit::moto::MotoServer;
+
+/// The value of `key` in section `[profile]` of an INI file.
+fn profile_value(path: &Path, profile: &str, key: &str) -> Option<String> {
+    let text = std::fs::read_to_string(path).ok()?;
+    let mut in_section = false;
+    for line in text.lines() {
+        let line = line.trim();
+        if line.starts_with('[') {
+            in_section = line == format!("[{profile}]");
+        } else if in_section
+            && let Some((k, v)) = line.split_once('=')
+            && k.trim() == key
+        {
+            return Some(v.trim().to_owned());
+        }
+    }
+    None
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_scheduler_rotates_before_expiry_and_the_file_follows() {
+    let Some(moto) = MotoServer::start() else {
+        return;
+    };
+    let dir = tempfile::tempdir().expect("dir");
+    let credentials_file = dir.path().join("credentials");
+    let sink = Arc::new(SharedCredentialsFile::with_paths(
+        credentials_file.clone(),
+        dir.path().join("config"),
+    ));
+    let client = AwsClientConfig::builder()
+        .endpoint_url(moto.endpoint_url())
+        .max_attempts(1)
+        .build()
+        .expect("client");
+    // moto issues expiries from the real time: the manual clock starts there.
+    let clock = Arc::new(ManualClock::new(SystemClock.now()));
+    let secrets = Arc::new(InMemorySecretStore::new());
+    let repo = Arc::new(InMemoryWorkspace::new());
+    let manager = SessionManager::builder()
+        .repository(repo.clone())
+        .secrets(secrets.clone())
+        .clock(clock.clone())
+        .provider(Arc::new(IamUserProvider::new(client.clone(), sink.clone())))
+        .provider(Arc::new(ChainedRoleProvider::new(client, sink)))
+        .build()
+        .expect("manager");
+
+    let user = manager
+        .add(
+            Session::new("rot-user", SessionType::AwsIamUser)
+                .expect("s")
+                .with_config(&IamUserConfig::default().with_duration_seconds(1800))
+                .expect("config"),
+        )
+        .await
+        .expect("add");
+    AwsCredentials::store_long_term(
+        secrets.as_ref(),
+        user.session_id,
+        "AKIAIOSFODNN7EXAMPLE",
+        &Secret::new("wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"),
+    )
+    .await
+    .expect("key");
+    let mut role = ChainedRoleConfig::new("arn:aws:iam::123456789012:role/Rotated");
+    role.duration_seconds = Some(900);
+    let child = manager
+        .add(
+            Session::new("rot-role", SessionType::AwsIamRoleChained)
+                .expect("s")
+                .with_parent(user.session_id)
+                .with_config(&role)
+                .expect("config"),
+        )
+        .await
+        .expect("add");
+    manager.start("rot-role").await.expect("start the chain");
+    let user_started = repo.get(user.session_id).await.expect("get");
+    let child_started = repo.get(child.session_id).await.expect("get");
+    let first_token = profile_value(&credentials_file, "rot-role", "aws_session_token")
+        .expect("the role's profile has a token");
+    assert!(profile_value(&credentials_file, "rot-user", "aws_session_token").is_some());
+    let user_inode = inode(&credentials_file);
+
+    let mut events = manager.subscribe();
+    let scheduler = RotationScheduler::spawn(
+        manager.clone(),
+        RotationPolicy::default()
+            .with_window(Duration::from_secs(300))
+            .with_jitter(Duration::ZERO),
+    );
+    // The role (900 s) falls due at 600 s, the user (1800 s) at 1500 s.
+    wait_asleep(&clock).await;
+    clock.advance(Duration::from_secs(599));
+    wait_asleep(&clock).await;
+    assert!(
+        events.try_recv().is_err(),
+        "nothing is due before expiration - window"
+    );
+
+    clock.advance(Duration::from_secs(2));
+    let rotated = next_rotation(&mut events).await;
+    assert_eq!(rotated, child.session_id, "the role rotates first");
+    let second_token =
+        profile_value(&credentials_file, "rot-role", "aws_session_token").expect("still a token");
+    assert_ne!(second_token, first_token, "the file holds the new token");
+    let child_now = repo.get(child.session_id).await.expect("get");
+    // moto counts expiry from the real time, which barely moved here.
+    assert!(child_now.expiration >= child_started.expiration);
+    assert!(
+        child_now.expiration.expect("expiry") > clock.now(),
+        "rotated before it expired"
+    );
+
+    clock.advance(Duration::from_secs(900));
+    // Past the user's due time (1500 s); the role may rotate again too.
+    let mut user_rotated = false;
+    for _ in 0..4 {
+        if next_rotation(&mut events).await == user.session_id {
+            user_rotated = true;
+            break;
+        }
+    }
+    assert!(user_rotated, "the IAM user rotated before its expiry");
+    let user_now = repo.get(user.session_id).await.expect("get");
+    assert!(user_now.expiration >= user_started.expiration);
+    assert_ne!(
+        inode(&credentials_file),
+        user_inode,
+        "the profile file was rewritten"
+    );
+    assert!(profile_value(&credentials_file, "rot-user", "aws_access_key_id").is_some());
+    scheduler.shutdown().await;
+}
+
+async fn wait_asleep(clock: &ManualClock) {
+    for _ in 0..1000 {
+        if clock.sleepers() > 0 {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    panic!("the scheduler never slept");
+}
+
+async fn next_rotation(
+    events: &mut tokio::sync::broadcast::Receiver<session_core::SessionEvent>,
+) -> session_core::SessionId {
+    loop {
+        let event = tokio::time::timeout(Duration::from_secs(10), events.recv())
+            .await
+            .expect("a rotation within 10 s of real time")
+            .expect("event");
+        match event.kind {
+            SessionEventKind::Rotated => return event.session_id,
+            SessionEventKind::Failed { error, .. } => panic!("rotation failed: {error}"),
+            _ => {}
+        }
+    }
+}
+
+#[cfg(unix)]
+fn inode(path: &Path) -> u64 {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata(path).expect("meta").ino()
+}
+
+#[cfg(not(unix))]
+fn inode(path: &Path) -> u64 {
+    std::fs::metadata(path).expect("meta").len()
+}
