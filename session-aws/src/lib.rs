@@ -1,26 +1,30 @@
 //! AWS sessions for `session-sdk`.
 //!
-//! **Status: in progress.** Implemented so far:
+//! **Status: in progress.** Implemented:
 //!
-//! - [`IamUserProvider`] (`awsIamUser`: `sts:GetSessionToken` signed with the
-//!   long-term key from the secret store) and [`ChainedRoleProvider`]
-//!   (`awsIamRoleChained`: `sts:AssumeRole` signed with the parent session's
-//!   credentials), both [`session_core::SessionAction`]s;
+//! | session type | provider | call |
+//! |---|---|---|
+//! | `awsIamUser` | [`IamUserProvider`] | `sts:GetSessionToken` signed with the long-term key from the secret store (optional MFA) |
+//! | `awsIamRoleChained` | [`ChainedRoleProvider`] | `sts:AssumeRole` signed with the parent session's credentials |
+//! | `awsIamRoleFederated` | [`FederatedRoleProvider`] | `sts:AssumeRoleWithSAML` with an assertion from a [`federated::SamlAssertionSource`] |
+//! | `awsSsoRole` | [`SsoRoleProvider`] | SSO-OIDC device authorization (cache shared with the AWS CLI), `sso:GetRoleCredentials` |
+//!
+//! Around them:
 //! - [`AwsClientConfig`]: region, **endpoint override** (moto, VPC
-//!   endpoints), retries and timeouts;
+//!   endpoints), retries and timeouts; [`sso::SsoClientConfig`] for SSO;
+//! - sinks ([`sink`]): [`sink::SharedCredentialsFile`] publishes keys to a
+//!   profile of the shared credentials file, or a `credential_process`
+//!   profile, with lossless, locked, atomic edits of the sections it owns;
 //! - [`SessionCredentialsProvider`]: a session as an `aws-sdk` credentials
 //!   provider (starts or rotates it as needed);
-//! - [`sink::SharedCredentialsFile`]: publishes to a profile of the shared
-//!   credentials file (and the region to the config file) with lossless,
-//!   locked, atomic edits of sections it owns;
-//! - the credential type ([`AwsCredentials`]), input validation
-//!   ([`validate`]), the sink interface ([`sink::CredentialSink`]) and a
-//!   minimal [`mfa::MfaPrompt`].
+//! - MFA ([`mfa`]): terminal, command and static prompts, one prompt per
+//!   device shared by concurrent requests;
+//! - [`AwsCredentials`], input validation ([`validate`]).
 //!
-//! Still to come in this crate's issue: `awsIamRoleFederated` (SAML),
-//! `awsSsoRole` (its test fake is in `session-testkit`), the
-//! `credential_process` and env/exec sinks, the full MFA prompts, examples
-//! and the bench; `awsSsm` sessions have their own issue scope.
+//! Still to come in this crate's issue: `awsSsm` sessions. The AWS SDK logs
+//! the SSO bearer token at `TRACE` for the target
+//! `aws_smithy_runtime::client::orchestrator`; applications must keep that
+//! target at `DEBUG` or below (`sessionctl` does).
 //!
 //! See the mapping table in [`session_core`] for what start, stop and rotate
 //! mean for each type.
@@ -41,6 +45,8 @@ pub mod validate;
 pub use chained::{ChainedRoleConfig, ChainedRoleProvider};
 pub use client::{AwsClientConfig, AwsClientConfigBuilder, DEFAULT_REGION};
 pub use credentials::{AwsCredentials, issued, long_term};
+pub use federated::{FederatedRoleConfig, FederatedRoleProvider};
 pub use iam_user::{IamUserConfig, IamUserProvider};
 pub use provide::{DEFAULT_MIN_TTL, SessionCredentialsProvider};
 pub use publish::CommonAwsConfig;
+pub use sso::{SsoRoleConfig, SsoRoleProvider};

@@ -1,16 +1,21 @@
 //! The AWS parts of sessionctl (cargo feature `aws`, on by default): the
-//! providers, and `add aws-iam-user` / `add aws-role-chained`.
+//! providers, `add aws-*`, and `aws env` / `exec` / `credential-process`.
 
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
 use clap::{Args, Subcommand, ValueEnum};
-use session_aws::sink::NoSink;
-use session_aws::sink::{CredentialSink, SharedCredentialsFile};
+use session_aws::federated::AssertionSourceConfig;
+use session_aws::mfa::{
+    ChainMfaPrompt, CommandMfaPrompt, MfaPrompt, SharedMfaPrompt, TerminalMfaPrompt,
+};
+use session_aws::sink::{CredentialSink, NoSink, SharedCredentialsFile};
+use session_aws::sso::{SsoClientConfig, StderrPrompter};
 use session_aws::{
     AwsClientConfig, AwsCredentials, ChainedRoleConfig, ChainedRoleProvider, CommonAwsConfig,
-    IamUserConfig, IamUserProvider, SessionCredentialsProvider, validate,
+    FederatedRoleConfig, FederatedRoleProvider, IamUserConfig, IamUserProvider,
+    SessionCredentialsProvider, SsoRoleConfig, SsoRoleProvider, validate,
 };
 use session_core::{
     Error, FsWorkspace, Secret, SecretStore, Session, SessionAction, SessionType,
@@ -18,6 +23,10 @@ use session_core::{
 };
 
 use crate::{Failure, Global, secrets};
+
+/// A shell command line that prints an MFA code (like aws-vault's
+/// `mfa_process`); tried before the terminal prompt.
+const MFA_COMMAND_ENV: &str = "SESSIONCTL_MFA_COMMAND";
 
 /// Set in the environment of a command run by `aws exec`, to refuse nesting.
 const EXEC_MARKER: &str = "SESSIONCTL_AWS_SESSION";
@@ -68,13 +77,37 @@ pub(crate) fn providers(
         ),
         SinkChoice::None => Arc::new(NoSink),
     };
+    // One MFA prompt per device for the whole process: the command of
+    // SESSIONCTL_MFA_COMMAND if set, else the terminal (which fails at once
+    // when there is none, e.g. under credential_process).
+    let mut prompts: Vec<Arc<dyn MfaPrompt>> = Vec::new();
+    if let Ok(line) = std::env::var(MFA_COMMAND_ENV)
+        && !line.trim().is_empty()
+    {
+        prompts.push(Arc::new(CommandMfaPrompt::shell(line)));
+    }
+    prompts.push(Arc::new(TerminalMfaPrompt::new()));
+    let mfa: Arc<dyn MfaPrompt> =
+        Arc::new(SharedMfaPrompt::new(Arc::new(ChainMfaPrompt::new(prompts))));
+    let home = directories::BaseDirs::new()
+        .map(|dirs| dirs.home_dir().to_path_buf())
+        .ok_or_else(|| Failure::Usage("cannot determine the home folder (HOME)".into()))?;
     Ok(vec![
-        Arc::new(IamUserProvider::new(client.clone(), sink.clone())),
-        Arc::new(ChainedRoleProvider::new(client, sink)),
+        Arc::new(IamUserProvider::new(client.clone(), sink.clone()).with_mfa(mfa.clone())),
+        Arc::new(ChainedRoleProvider::new(client.clone(), sink.clone()).with_mfa(mfa)),
+        Arc::new(FederatedRoleProvider::new(client, sink.clone())),
+        Arc::new(SsoRoleProvider::new(
+            SsoClientConfig::from_env()?,
+            sink,
+            Arc::new(StderrPrompter),
+            home,
+        )),
     ])
 }
 
 /// The `add` commands for AWS session types.
+// The variant names are the subcommand names (`add aws-iam-user`, …).
+#[allow(clippy::enum_variant_names)]
 #[derive(Debug, Subcommand)]
 pub(crate) enum AddAws {
     /// Add an IAM user session: a long-term access key from which start
@@ -89,6 +122,94 @@ pub(crate) enum AddAws {
     /// Add a chained role session: a role assumed (sts:AssumeRole) with the
     /// credentials of a parent AWS session, which start starts first.
     AwsRoleChained(AddChainedRole),
+
+    /// Add a SAML-federated role session (sts:AssumeRoleWithSAML).
+    ///
+    /// The SAML assertion (the base64 SAMLResponse, or its XML) comes from a
+    /// file or from a command that prints it, e.g. a helper that signs in to
+    /// the identity provider. start and rotate read it anew.
+    AwsRoleFederated(AddFederatedRole),
+
+    /// Add an IAM Identity Center (SSO) role session.
+    ///
+    /// start signs in with the device flow when there is no valid login
+    /// (the code and URL are shown on standard error), sharing the login
+    /// with the AWS CLI through ~/.aws/sso/cache, then gets the role's
+    /// credentials (sso:GetRoleCredentials).
+    AwsSsoRole(AddSsoRole),
+}
+
+/// `add aws-role-federated`.
+#[derive(Debug, Args)]
+pub(crate) struct AddFederatedRole {
+    /// The new session's name.
+    name: String,
+
+    /// The role to assume (arn:aws:iam::ACCOUNT:role/NAME).
+    #[arg(long, value_name = "ARN")]
+    role_arn: String,
+
+    /// The SAML provider (arn:aws:iam::ACCOUNT:saml-provider/NAME).
+    #[arg(long, value_name = "ARN")]
+    principal_arn: String,
+
+    /// Lifetime, 900-43200 s [default: the assertion's SessionDuration, else 3600].
+    #[arg(long, value_name = "SECONDS")]
+    duration_seconds: Option<u32>,
+
+    /// Read the assertion from this file.
+    #[arg(long, value_name = "PATH", conflicts_with = "assertion_command")]
+    assertion_file: Option<std::path::PathBuf>,
+
+    /// Run this program (no shell) and read the assertion from its output.
+    #[arg(
+        long,
+        value_name = "PROGRAM",
+        required_unless_present = "assertion_file"
+    )]
+    assertion_command: Option<String>,
+
+    /// An argument of --assertion-command (repeatable).
+    #[arg(
+        long = "assertion-arg",
+        value_name = "ARG",
+        requires = "assertion_command",
+        allow_hyphen_values = true
+    )]
+    assertion_args: Vec<String>,
+
+    #[command(flatten)]
+    common: AwsCommon,
+}
+
+/// `add aws-sso-role`.
+#[derive(Debug, Args)]
+pub(crate) struct AddSsoRole {
+    /// The new session's name.
+    name: String,
+
+    /// The AWS access portal URL (https://d-….awsapps.com/start).
+    #[arg(long, value_name = "URL")]
+    start_url: String,
+
+    /// The region of IAM Identity Center.
+    #[arg(long, value_name = "REGION")]
+    sso_region: String,
+
+    /// The account (12 digits).
+    #[arg(long, value_name = "ID")]
+    account_id: String,
+
+    /// The permission set's role name.
+    #[arg(long, value_name = "NAME")]
+    role_name: String,
+
+    /// The sso-session name shared with AWS CLI profiles (recommended).
+    #[arg(long, value_name = "NAME")]
+    sso_session: Option<String>,
+
+    #[command(flatten)]
+    common: AwsCommon,
 }
 
 /// Settings every AWS session has.
@@ -216,6 +337,8 @@ pub(crate) async fn add(
     let session = match command {
         AddAws::AwsIamUser(args) => add_iam_user(global, &workspace, args).await?,
         AddAws::AwsRoleChained(args) => add_chained(&workspace, args).await?,
+        AddAws::AwsRoleFederated(args) => add_federated(&workspace, args).await?,
+        AddAws::AwsSsoRole(args) => add_sso(&workspace, args).await?,
     };
     Ok(format!("added {}\n", session.label()))
 }
@@ -267,6 +390,51 @@ async fn add_iam_user(
             Err(error.into())
         }
     }
+}
+
+async fn add_federated(
+    workspace: &FsWorkspace,
+    args: AddFederatedRole,
+) -> Result<Session, Failure> {
+    let source = match (&args.assertion_file, &args.assertion_command) {
+        (Some(path), _) => AssertionSourceConfig::file(
+            std::path::absolute(path)
+                .map_err(|e| Failure::Usage(format!("--assertion-file: {e}")))?,
+        ),
+        (None, Some(program)) => {
+            AssertionSourceConfig::command(program.clone(), args.assertion_args.clone())
+        }
+        (None, None) => {
+            return Err(Failure::Usage(
+                "give --assertion-file or --assertion-command".into(),
+            ));
+        }
+    };
+    let mut config =
+        FederatedRoleConfig::new(args.role_arn, args.principal_arn).with_assertion_source(source);
+    if let Some(seconds) = args.duration_seconds {
+        config = config.with_duration_seconds(seconds);
+    }
+    config.validate()?;
+    let session = new_session(&args.name, SessionType::AwsIamRoleFederated, &args.common)?
+        .with_config(&config)?;
+    Ok(workspace.insert(session).await?)
+}
+
+async fn add_sso(workspace: &FsWorkspace, args: AddSsoRole) -> Result<Session, Failure> {
+    let mut config = SsoRoleConfig::new(
+        args.start_url,
+        args.sso_region,
+        args.account_id,
+        args.role_name,
+    );
+    if let Some(name) = args.sso_session {
+        config = config.with_session_name(name);
+    }
+    config.validate()?;
+    let session =
+        new_session(&args.name, SessionType::AwsSsoRole, &args.common)?.with_config(&config)?;
+    Ok(workspace.insert(session).await?)
 }
 
 async fn add_chained(workspace: &FsWorkspace, args: AddChainedRole) -> Result<Session, Failure> {

@@ -385,11 +385,20 @@ fn init_logging(spec: Option<&str>) -> Result<(), Failure> {
     let Some(spec) = spec.map(str::trim).filter(|s| !s.is_empty()) else {
         return Ok(());
     };
-    let filter = tracing_subscriber::EnvFilter::try_new(spec).map_err(|e| {
+    let mut filter = tracing_subscriber::EnvFilter::try_new(spec).map_err(|e| {
         Failure::Usage(format!(
             "invalid log level {spec:?} (--log / SESSIONCTL_LOG): {e}; try info, debug or trace"
         ))
     })?;
+    // The AWS SDK logs whole requests at TRACE on this target, including
+    // the SSO portal's bearer token (x-amz-sso_bearer_token), which its
+    // redaction list misses. Never let it go above DEBUG.
+    if spec.to_ascii_lowercase().contains("trace") {
+        let cap = "aws_smithy_runtime::client::orchestrator=debug"
+            .parse()
+            .map_err(|e| Failure::Other(format!("log filter: {e}")))?;
+        filter = filter.add_directive(cap);
+    }
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)

@@ -1325,4 +1325,146 @@ mod aws {
             "{line}"
         );
     }
+
+    /// `add aws-sso-role` then `start` against the SSO fake with trace
+    /// logging: the device flow runs (auto-approved), the profile is
+    /// published, and neither the access token nor the role's secret key
+    /// appears in the trace output.
+    #[test]
+    fn sso_role_starts_through_the_device_flow_without_logging_the_token() {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .expect("runtime");
+        let fake = rt.block_on(session_testkit::fakes::SsoFake::start());
+        fake.set_auto_approve(true);
+        fake.set_interval(std::time::Duration::from_secs(0));
+        fake.add_account("111122223333", "Prod", "ops@example.com");
+        fake.add_role("111122223333", "Admin");
+        let fx = Fixture::new();
+        let aws_dir = fx.dir.path().join("aws");
+        fx.run(&[
+            "add",
+            "aws-sso-role",
+            "prod-admin",
+            "--start-url",
+            "https://d-123.awsapps.com/start",
+            "--sso-region",
+            "us-east-1",
+            "--account-id",
+            "111122223333",
+            "--role-name",
+            "Admin",
+            "--sso-session",
+            "my-sso",
+            "--region",
+            "eu-west-1",
+        ])
+        .ok();
+        let bad = fx.run(&[
+            "add",
+            "aws-sso-role",
+            "x",
+            "--start-url",
+            "https://d-123.awsapps.com/start",
+            "--sso-region",
+            "us-east-1",
+            "--account-id",
+            "12",
+            "--role-name",
+            "Admin",
+        ]);
+        assert!(bad.one_line_error().contains("accountId"));
+
+        let mut start = fx.command(&["start", "prod-admin"]);
+        start
+            .env("SESSIONCTL_PASSPHRASE", PASSPHRASE)
+            .env("SESSIONCTL_LOG", "trace")
+            .env("AWS_SHARED_CREDENTIALS_FILE", aws_dir.join("credentials"))
+            .env("AWS_CONFIG_FILE", aws_dir.join("config"))
+            .env("AWS_ENDPOINT_URL_SSO_OIDC", fake.oidc_endpoint())
+            .env("AWS_ENDPOINT_URL_SSO", fake.portal_endpoint())
+            .env_remove("AWS_ENDPOINT_URL")
+            .env_remove("SESSIONCTL_AWS_SINK");
+        let out = Run::from(start.output().expect("start"));
+        assert_eq!(out.code, Some(0), "{out:#?}");
+        assert!(out.stdout.contains("active"), "{out:#?}");
+        assert!(out.stderr.contains("TRACE"), "trace logging was on");
+        assert_eq!(fake.device_authorizations(), 1);
+
+        let cache_dir = fx.dir.path().join("home/.aws/sso/cache");
+        let token_file = std::fs::read_dir(&cache_dir)
+            .expect("the SSO cache was written")
+            .map(|e| e.expect("entry").path())
+            .find(|p| {
+                p.extension().is_some_and(|x| x == "json") && !p.to_string_lossy().contains("lock")
+            })
+            .expect("a token file");
+        let token: Value = json(&std::fs::read_to_string(&token_file).expect("token"));
+        let access_token = token["accessToken"].as_str().expect("accessToken");
+        assert!(
+            !out.stderr.contains(access_token),
+            "the bearer token leaked into the log"
+        );
+        let issued = fake.issued_credentials();
+        let secret_key = issued
+            .last()
+            .expect("credentials issued")
+            .secret_access_key
+            .clone();
+        assert!(!out.stderr.contains(&secret_key) && !out.stdout.contains(&secret_key));
+        let credentials =
+            std::fs::read_to_string(aws_dir.join("credentials")).expect("credentials");
+        assert!(credentials.contains("[prod-admin]") && credentials.contains(&secret_key));
+        drop(fake);
+    }
+
+    #[test]
+    fn add_aws_role_federated_records_the_assertion_source() {
+        let fx = Fixture::new();
+        fx.run(&[
+            "add",
+            "aws-role-federated",
+            "fed",
+            "--role-arn",
+            "arn:aws:iam::111122223333:role/Federated",
+            "--principal-arn",
+            "arn:aws:iam::111122223333:saml-provider/MyIdP",
+            "--assertion-command",
+            "saml-helper",
+            "--assertion-arg",
+            "--idp",
+            "--assertion-arg",
+            "corp",
+        ])
+        .ok();
+        let stored = fx.stored();
+        let source = &stored[0].config.as_map()["assertionSource"];
+        assert_eq!(source["type"], "command");
+        assert_eq!(source["program"], "saml-helper");
+        assert_eq!(source["args"], serde_json::json!(["--idp", "corp"]));
+        let neither = fx.run(&[
+            "add",
+            "aws-role-federated",
+            "x",
+            "--role-arn",
+            "arn:aws:iam::111122223333:role/F",
+            "--principal-arn",
+            "arn:aws:iam::111122223333:saml-provider/I",
+        ]);
+        assert_eq!(neither.code, Some(2), "a source is required: {neither:#?}");
+        let bad = fx.run(&[
+            "add",
+            "aws-role-federated",
+            "y",
+            "--role-arn",
+            "arn:aws:iam::111122223333:role/F",
+            "--principal-arn",
+            "arn:aws:iam::111122223333:role/NotAProvider",
+            "--assertion-file",
+            "a.xml",
+        ]);
+        assert!(bad.one_line_error().contains("principalArn"));
+    }
 }

@@ -1,1 +1,0 @@
-//! `awsSsoRole`: IAM Identity Center role credentials (being written).
