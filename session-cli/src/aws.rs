@@ -11,7 +11,9 @@ use session_aws::mfa::{
     ChainMfaPrompt, CommandMfaPrompt, MfaPrompt, SharedMfaPrompt, TerminalMfaPrompt,
 };
 use session_aws::sink::{CredentialSink, NoSink, SharedCredentialsFile};
-use session_aws::sso::{SsoClientConfig, StderrPrompter};
+use session_aws::sso::{
+    SsoClientConfig, SsoIntegration, SsoLogin, SsoLoginKey, SsoTokenCache, StderrPrompter,
+};
 use session_aws::{
     AwsClientConfig, AwsCredentials, ChainedRoleConfig, ChainedRoleProvider, CommonAwsConfig,
     FederatedRoleConfig, FederatedRoleProvider, IamUserConfig, IamUserProvider,
@@ -529,6 +531,38 @@ pub(crate) enum AwsCommand {
     /// line on standard error. With the encrypted secrets file, the calling
     /// program's environment must carry SESSIONCTL_PASSPHRASE.
     CredentialProcess(SessionArg),
+
+    /// Add an `awsSsoRole` session for every account and role an IAM
+    /// Identity Center login can use, skipping pairs that already have one.
+    ///
+    /// Signs in with the device flow if needed (shared with the AWS CLI),
+    /// then lists accounts and roles at most 5 calls a second, backing off
+    /// when throttled. New sessions are named `<account name>/<role>`.
+    SsoSync(SsoSyncArgs),
+}
+
+/// `aws sso-sync`.
+#[derive(Debug, Args)]
+pub(crate) struct SsoSyncArgs {
+    /// The AWS access portal URL.
+    #[arg(long, value_name = "URL")]
+    start_url: String,
+
+    /// The region of IAM Identity Center.
+    #[arg(long, value_name = "REGION")]
+    sso_region: String,
+
+    /// The sso-session name shared with AWS CLI profiles.
+    #[arg(long, value_name = "NAME")]
+    sso_session: Option<String>,
+
+    /// The region of the new sessions.
+    #[arg(long)]
+    region: Option<String>,
+
+    /// List what would be added without adding it.
+    #[arg(long)]
+    dry_run: bool,
 }
 
 /// One AWS session.
@@ -616,6 +650,7 @@ pub(crate) async fn run(
                 ))),
             }
         }
+        AwsCommand::SsoSync(args) => sso_sync(workspace, args).await,
         AwsCommand::CredentialProcess(SessionArg { session }) => {
             let lock_dir = workspace.path().with_file_name(".sessionctl-locks");
             let (_, creds) =
@@ -730,4 +765,65 @@ fn credential_process_json(creds: &AwsCredentials) -> Result<String, Failure> {
 /// Single-quotes a value for POSIX shells.
 fn shell_quote(value: &str) -> String {
     format!("'{}'", value.replace('\'', r"'\''"))
+}
+
+/// `aws sso-sync`: adds a session per (account, role) not yet in the workspace.
+async fn sso_sync(workspace: FsWorkspace, args: SsoSyncArgs) -> Result<String, Failure> {
+    let mut key = SsoLoginKey::new(&args.start_url, &args.sso_region);
+    if let Some(name) = &args.sso_session {
+        key = key.with_session_name(name);
+    }
+    let home = directories::BaseDirs::new()
+        .map(|dirs| dirs.home_dir().to_path_buf())
+        .ok_or_else(|| Failure::Usage("cannot determine the home folder (HOME)".into()))?;
+    let login = Arc::new(SsoLogin::new(
+        SsoClientConfig::from_env()?,
+        SsoTokenCache::for_home(home),
+        Arc::new(StderrPrompter),
+    ));
+    let assignments = SsoIntegration::new(login, key.clone())
+        .sync(&session_core::SystemClock)
+        .await?;
+    let existing: Vec<(String, String, String)> = workspace
+        .list()
+        .await?
+        .into_iter()
+        .filter(|s| s.session_type == SessionType::AwsSsoRole)
+        .filter_map(|s| {
+            let config: SsoRoleConfig = s.config.get().ok()?;
+            Some((config.start_url, config.account_id, config.role_name))
+        })
+        .collect();
+    let mut out = String::new();
+    let (mut added, mut kept) = (0, 0);
+    for assignment in assignments {
+        let config = assignment.session_config(&key);
+        let pair = (
+            config.start_url.clone(),
+            config.account_id.clone(),
+            config.role_name.clone(),
+        );
+        if existing.contains(&pair) {
+            kept += 1;
+            continue;
+        }
+        let name = assignment.suggested_session_name();
+        if args.dry_run {
+            out.push_str(&format!("would add {name}\n"));
+            added += 1;
+            continue;
+        }
+        let mut session = Session::new(&name, SessionType::AwsSsoRole)?;
+        if let Some(region) = &args.region {
+            session = session.with_region(region.clone());
+        }
+        let session = workspace.insert(session.with_config(&config)?).await?;
+        out.push_str(&format!("added {}\n", session.label()));
+        added += 1;
+    }
+    out.push_str(&format!(
+        "{added} {}, {kept} already present\n",
+        if args.dry_run { "to add" } else { "added" }
+    ));
+    Ok(out)
 }

@@ -1467,4 +1467,77 @@ mod aws {
         ]);
         assert!(bad.one_line_error().contains("principalArn"));
     }
+
+    #[test]
+    fn sso_sync_adds_one_session_per_role_once() {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .expect("runtime");
+        let fake = rt.block_on(session_testkit::fakes::SsoFake::start());
+        fake.set_auto_approve(true);
+        fake.set_interval(std::time::Duration::from_secs(0));
+        fake.set_page_size(1);
+        fake.add_account("111122223333", "Prod", "ops@example.com");
+        fake.add_role("111122223333", "Admin");
+        fake.add_role("111122223333", "ReadOnly");
+        fake.add_account("444455556666", "Dev", "dev@example.com");
+        fake.add_role("444455556666", "Admin");
+        let fx = Fixture::new();
+        let sync = |extra: &[&str]| {
+            let mut args = vec![
+                "aws",
+                "sso-sync",
+                "--start-url",
+                "https://d-123.awsapps.com/start",
+                "--sso-region",
+                "us-east-1",
+                "--sso-session",
+                "corp",
+                "--region",
+                "eu-west-1",
+            ];
+            args.extend_from_slice(extra);
+            let mut command = fx.command(&args);
+            command
+                .env("AWS_ENDPOINT_URL_SSO_OIDC", fake.oidc_endpoint())
+                .env("AWS_ENDPOINT_URL_SSO", fake.portal_endpoint())
+                .env_remove("AWS_ENDPOINT_URL");
+            Run::from(command.output().expect("sso-sync"))
+        };
+        let dry = sync(&["--dry-run"]);
+        assert!(dry.ok().contains("3 to add"), "{dry:#?}");
+        assert!(fx.stored().is_empty(), "a dry run adds nothing");
+
+        let first = sync(&[]);
+        assert!(
+            first.ok().contains("3 added, 0 already present"),
+            "{first:#?}"
+        );
+        let mut names: Vec<String> = fx.stored().iter().map(|s| s.session_name.clone()).collect();
+        names.sort();
+        assert_eq!(names, ["Dev/Admin", "Prod/Admin", "Prod/ReadOnly"]);
+        let stored = fx.stored();
+        assert!(
+            stored
+                .iter()
+                .all(|s| s.session_type == SessionType::AwsSsoRole
+                    && s.region.as_deref() == Some("eu-west-1"))
+        );
+        assert_eq!(stored[0].config.get_str("ssoSessionName"), Some("corp"));
+
+        fake.add_role("444455556666", "Deploy");
+        let second = sync(&[]);
+        assert!(
+            second.ok().contains("1 added, 3 already present"),
+            "{second:#?}"
+        );
+        assert_eq!(
+            fake.device_authorizations(),
+            1,
+            "the second run reused the cached login"
+        );
+        drop(fake);
+    }
 }
