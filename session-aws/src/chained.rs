@@ -4,12 +4,10 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
-use session_core::{
-    ActionContext, Capabilities, Error, Result, Session, SessionAction, SessionType,
-};
+use session_core::{ActionContext, Capabilities, Error, Result, Session, SessionType};
 
 use crate::mfa::{MfaPrompt, NoMfaPrompt};
-use crate::publish::{activate, deactivate, from_sts, in_session};
+use crate::publish::{from_sts, in_session};
 use crate::sink::{CredentialSink, NoSink};
 use crate::{AwsClientConfig, AwsCredentials, error, validate};
 
@@ -201,29 +199,10 @@ impl ChainedRoleProvider {
     }
 }
 
-#[async_trait::async_trait]
-impl SessionAction for ChainedRoleProvider {
-    fn session_type(&self) -> SessionType {
-        SessionType::AwsIamRoleChained
-    }
-
-    fn capabilities(&self) -> Capabilities {
-        Capabilities::none()
-            .with_rotate(true)
-            .with_requires_parent(true)
-    }
-
-    async fn start(&self, ctx: &ActionContext, session: &Session) -> Result<Session> {
-        let credentials = self.issue(ctx, session).await?;
-        activate(ctx, session, self.sink.as_ref(), &credentials).await
-    }
-
-    async fn stop(&self, ctx: &ActionContext, session: &Session) -> Result<Session> {
-        deactivate(ctx, session, self.sink.as_ref()).await
-    }
-
-    async fn rotate(&self, ctx: &ActionContext, session: &Session) -> Result<Session> {
-        let credentials = self.issue(ctx, session).await?;
-        activate(ctx, session, self.sink.as_ref(), &credentials).await
-    }
-}
+crate::publish::credential_session_action!(
+    ChainedRoleProvider,
+    SessionType::AwsIamRoleChained,
+    Capabilities::none()
+        .with_rotate(true)
+        .with_requires_parent(true)
+);

@@ -35,14 +35,12 @@ use base64::engine::general_purpose::STANDARD as BASE64;
 use quick_xml::events::{BytesStart, Event};
 use quick_xml::name::{Namespace, ResolveResult};
 use serde::{Deserialize, Serialize};
-use session_core::{
-    ActionContext, Capabilities, Error, Result, Secret, Session, SessionAction, SessionType,
-};
+use session_core::{ActionContext, Capabilities, Error, Result, Secret, Session, SessionType};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 use zeroize::Zeroizing;
 
-use crate::publish::{activate, deactivate, from_sts, in_session};
+use crate::publish::{from_sts, in_session};
 use crate::sink::{CredentialSink, NoSink};
 use crate::{AwsClientConfig, AwsCredentials, error, validate};
 
@@ -1049,34 +1047,16 @@ impl FederatedRoleProvider {
     }
 }
 
-#[async_trait::async_trait]
-impl SessionAction for FederatedRoleProvider {
-    fn session_type(&self) -> SessionType {
-        SessionType::AwsIamRoleFederated
-    }
-
-    fn capabilities(&self) -> Capabilities {
-        Capabilities::none().with_rotate(true)
-    }
-
-    async fn start(&self, ctx: &ActionContext, session: &Session) -> Result<Session> {
-        let credentials = self.issue(ctx, session).await?;
-        activate(ctx, session, self.sink.as_ref(), &credentials).await
-    }
-
-    async fn stop(&self, ctx: &ActionContext, session: &Session) -> Result<Session> {
-        deactivate(ctx, session, self.sink.as_ref()).await
-    }
-
-    async fn rotate(&self, ctx: &ActionContext, session: &Session) -> Result<Session> {
-        let credentials = self.issue(ctx, session).await?;
-        activate(ctx, session, self.sink.as_ref(), &credentials).await
-    }
-}
+crate::publish::credential_session_action!(
+    FederatedRoleProvider,
+    SessionType::AwsIamRoleFederated,
+    Capabilities::none().with_rotate(true)
+);
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use session_core::SessionAction;
 
     const ROLE: &str = "arn:aws:iam::111122223333:role/Federated";
     const IDP: &str = "arn:aws:iam::111122223333:saml-provider/MyIdP";

@@ -134,3 +134,54 @@ pub(crate) fn from_sts(creds: &aws_sdk_sts::types::Credentials) -> Result<AwsCre
         expiration: Some(expiration),
     })
 }
+
+/// Implements [`SessionAction`](session_core::SessionAction) for an AWS
+/// credential provider, which only differs in how it gets credentials: the
+/// type must have a `sink: Arc<dyn CredentialSink>` field and an
+/// `async fn issue(&self, &ActionContext, &Session) -> Result<AwsCredentials>`.
+/// start and rotate issue and [`activate`]; stop [`deactivate`]s.
+///
+/// A macro rather than a blanket impl: the trait is session-core's, so the
+/// orphan rule forbids `impl<T: …> SessionAction for T` here.
+macro_rules! credential_session_action {
+    ($provider:ty, $session_type:expr, $capabilities:expr) => {
+        #[async_trait::async_trait]
+        impl session_core::SessionAction for $provider {
+            fn session_type(&self) -> session_core::SessionType {
+                $session_type
+            }
+
+            fn capabilities(&self) -> session_core::Capabilities {
+                $capabilities
+            }
+
+            async fn start(
+                &self,
+                ctx: &session_core::ActionContext,
+                session: &session_core::Session,
+            ) -> session_core::Result<session_core::Session> {
+                let credentials = self.issue(ctx, session).await?;
+                $crate::publish::activate(ctx, session, self.sink.as_ref(), &credentials).await
+            }
+
+            async fn stop(
+                &self,
+                ctx: &session_core::ActionContext,
+                session: &session_core::Session,
+            ) -> session_core::Result<session_core::Session> {
+                $crate::publish::deactivate(ctx, session, self.sink.as_ref()).await
+            }
+
+            async fn rotate(
+                &self,
+                ctx: &session_core::ActionContext,
+                session: &session_core::Session,
+            ) -> session_core::Result<session_core::Session> {
+                let credentials = self.issue(ctx, session).await?;
+                $crate::publish::activate(ctx, session, self.sink.as_ref(), &credentials).await
+            }
+        }
+    };
+}
+
+pub(crate) use credential_session_action;

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 use session_core::{
-    ActionContext, Capabilities, Clock, Error, Result, Secret, Session, SessionAction, SessionType,
+    ActionContext, Capabilities, Clock, Error, Result, Secret, Session, SessionType,
 };
 use time::OffsetDateTime;
 
@@ -13,7 +13,7 @@ use super::cache::SsoTokenCache;
 use super::client::{SsoClientConfig, error_code, for_session, from_sdk};
 use super::login::{SsoLogin, SsoLoginKey, sso_region, sso_session_name, start_url};
 use super::prompt::DeviceCodePrompter;
-use crate::publish::{activate, deactivate, in_session};
+use crate::publish::in_session;
 use crate::sink::{CredentialSink, NoSink};
 use crate::{AwsCredentials, validate};
 
@@ -267,30 +267,11 @@ impl SsoRoleProvider {
     }
 }
 
-#[async_trait::async_trait]
-impl SessionAction for SsoRoleProvider {
-    fn session_type(&self) -> SessionType {
-        SessionType::AwsSsoRole
-    }
-
-    fn capabilities(&self) -> Capabilities {
-        Capabilities::none().with_rotate(true)
-    }
-
-    async fn start(&self, ctx: &ActionContext, session: &Session) -> Result<Session> {
-        let credentials = self.issue(ctx, session).await?;
-        activate(ctx, session, self.sink.as_ref(), &credentials).await
-    }
-
-    async fn stop(&self, ctx: &ActionContext, session: &Session) -> Result<Session> {
-        deactivate(ctx, session, self.sink.as_ref()).await
-    }
-
-    async fn rotate(&self, ctx: &ActionContext, session: &Session) -> Result<Session> {
-        let credentials = self.issue(ctx, session).await?;
-        activate(ctx, session, self.sink.as_ref(), &credentials).await
-    }
-}
+crate::publish::credential_session_action!(
+    SsoRoleProvider,
+    SessionType::AwsSsoRole,
+    Capabilities::none().with_rotate(true)
+);
 
 #[cfg(test)]
 mod tests {
