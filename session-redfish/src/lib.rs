@@ -1,7 +1,31 @@
 //! Redfish login sessions for `session-sdk`.
 //!
-//! **Status: placeholder.** This crate compiles but does not implement the
-//! `redfish` session type yet; its issue fills it. It will contain a
-//! SessionService client (X-Auth-Token login, list, get, delete, re-login on
-//! 401) implementing [`session_core::SessionAction`], and an embeddable
-//! Redfish SessionService server for BMC, aggregator and test-bed builders.
+//! **Status: the server is implemented; the client comes next.**
+//!
+//! - [`server`] (feature `server`, on by default): an embeddable Redfish
+//!   SessionService server for BMC, aggregator and test-bed builders. It
+//!   serves the service root, `SessionService`, the `Sessions` collection and
+//!   `Session` resources over HTTPS (rustls, a self-signed CA generated with
+//!   `rcgen` unless PEM files are given), with `X-Auth-Token` and HTTP Basic
+//!   authentication, idle expiry driven by an injected
+//!   [`session_core::Clock`], and role-based session visibility. It is
+//!   checked by DMTF's `redfish-protocol-validator` in this crate's tests.
+//! - Not yet: the SessionService client (X-Auth-Token login, list, get,
+//!   delete, re-login on 401) implementing [`session_core::SessionAction`].
+//!
+//! ```no_run
+//! use session_core::Secret;
+//! use session_redfish::server::{RedfishServer, Role};
+//! # async fn demo() -> session_core::Result<()> {
+//! let server = RedfishServer::builder()
+//!     .account("admin", Secret::new("correct horse"), Role::Administrator)
+//!     .build()?;
+//! let handle = server.start().await?;
+//! println!("{} (trust {:?})", handle.base_url(), handle.ca_pem());
+//! handle.shutdown().await;
+//! # Ok(())
+//! # }
+//! ```
+
+#[cfg(feature = "server")]
+pub mod server;

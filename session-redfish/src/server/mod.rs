@@ -1,0 +1,414 @@
+//! An embeddable Redfish SessionService server.
+//!
+//! [`RedfishServer::builder`] configures accounts ([`Role`]s mapping to
+//! [`Privilege`]s as in the standard privilege registry), the
+//! `SessionTimeout`, `ServiceEnabled`, a session limit, the bind address and
+//! TLS. Then either embed [`RedfishServer::router`] in your own axum
+//! application, or [`RedfishServer::start`] it and get a
+//! [`RedfishServerHandle`].
+//!
+//! What it serves:
+//!
+//! | resource | methods | authentication |
+//! |---|---|---|
+//! | `/redfish`, `/redfish/v1[/]`, `/redfish/v1/odata`, `/redfish/v1/$metadata` | GET, HEAD | none |
+//! | `/redfish/v1/SessionService/Sessions` and `…/Sessions/Members` | POST (login) | none |
+//! | `/redfish/v1/SessionService/Sessions` | GET | token or Basic; `ConfigureUsers` sees every session, others only their own |
+//! | `/redfish/v1/SessionService/Sessions/{id}` | GET, DELETE | own session, or `ConfigureUsers` (GET) / `ConfigureManager` (DELETE) |
+//! | `/redfish/v1/SessionService` | GET, PATCH (`SessionTimeout` 30..86400, `ServiceEnabled`; needs `ConfigureManager`) | token or Basic |
+//! | `/redfish/v1/Systems` | GET (an empty collection) | token or Basic |
+//!
+//! A login answers 201 with `X-Auth-Token` (32 random bytes, hex), a
+//! relative `Location`, `Link: <…>; rel=self` and the Session resource. A bad
+//! login answers 401 with `WWW-Authenticate` and a body that names neither
+//! the user nor the password. Any authenticated request refreshes the
+//! session's idle timer; sessions idle for `SessionTimeout` are removed, both
+//! lazily and by a task driven by the injected [`Clock`]. A request with an
+//! `OData-Version` other than `4.0` gets 412.
+//!
+//! HTTPS is the default, with a CA and certificate generated at build time
+//! (see [`RedfishServer::ca_pem`]); plain HTTP only with
+//! [`RedfishServerBuilder::insecure_http`].
+
+mod handlers;
+mod messages;
+mod state;
+mod tls;
+
+use std::collections::HashMap;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use session_core::{Clock, Error, Result, Secret, SystemClock};
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+pub use state::{Privilege, Role};
+
+use state::{Account, Settings, State};
+use tls::TlsMaterial;
+
+/// The default idle timeout (`SessionTimeout`), 30 minutes.
+pub const DEFAULT_SESSION_TIMEOUT: Duration = Duration::from_secs(1800);
+
+/// The smallest and largest `SessionTimeout` the Redfish schema allows.
+pub const SESSION_TIMEOUT_RANGE: std::ops::RangeInclusive<u64> = 30..=86_400;
+
+/// The Sessions collection URI, as in the service root's `Links.Sessions`.
+pub const SESSIONS_URI: &str = handlers::SESSIONS;
+
+#[derive(Debug, Clone)]
+enum TlsSource {
+    SelfSigned,
+    PemFiles { cert: PathBuf, key: PathBuf },
+    Pem { cert: String, key: Secret },
+    Insecure,
+}
+
+/// Configures a [`RedfishServer`]. Setters never fail; [`build`](Self::build)
+/// validates.
+#[derive(Debug)]
+pub struct RedfishServerBuilder {
+    accounts: Vec<(String, Secret, Role)>,
+    timeout: Duration,
+    short_timeout_for_tests: bool,
+    service_enabled: bool,
+    max_sessions: Option<usize>,
+    bind: SocketAddr,
+    tls: TlsSource,
+    clock: Arc<dyn Clock>,
+}
+
+impl Default for RedfishServerBuilder {
+    fn default() -> Self {
+        Self {
+            accounts: Vec::new(),
+            timeout: DEFAULT_SESSION_TIMEOUT,
+            short_timeout_for_tests: false,
+            service_enabled: true,
+            max_sessions: None,
+            bind: SocketAddr::from((Ipv4Addr::LOCALHOST, 0)),
+            tls: TlsSource::SelfSigned,
+            clock: Arc::new(SystemClock),
+        }
+    }
+}
+
+impl RedfishServerBuilder {
+    /// A builder with the defaults: no accounts, `SessionTimeout` 1800 s,
+    /// service enabled, no session limit, `127.0.0.1:0`, self-signed HTTPS,
+    /// the system clock.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds an account (a later account with the same name replaces it).
+    pub fn account(mut self, username: impl Into<String>, password: Secret, role: Role) -> Self {
+        self.accounts.push((username.into(), password, role));
+        self
+    }
+
+    /// The idle timeout (`SessionTimeout`), 30..=86400 s (checked by
+    /// [`build`](Self::build)).
+    pub fn session_timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self.short_timeout_for_tests = false;
+        self
+    }
+
+    /// **Test knob:** an idle timeout below the schema's 30 s minimum (at
+    /// least 1 s), so expiry tests take seconds. Not for production.
+    pub fn test_session_timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self.short_timeout_for_tests = true;
+        self
+    }
+
+    /// `ServiceEnabled`: when false, logins fail with 503 and existing
+    /// sessions keep working.
+    pub fn service_enabled(mut self, enabled: bool) -> Self {
+        self.service_enabled = enabled;
+        self
+    }
+
+    /// The most live sessions; a login beyond it gets 503
+    /// `SessionLimitExceeded` with `Retry-After`.
+    pub fn max_sessions(mut self, max: usize) -> Self {
+        self.max_sessions = Some(max);
+        self
+    }
+
+    /// Where [`RedfishServer::start`] listens (default `127.0.0.1:0`).
+    pub fn bind(mut self, addr: SocketAddr) -> Self {
+        self.bind = addr;
+        self
+    }
+
+    /// HTTPS with a certificate chain and private key from PEM files (read
+    /// by [`build`](Self::build)). The chain's last certificate is reported
+    /// as [`RedfishServer::ca_pem`].
+    pub fn tls_pem_files(mut self, cert: impl Into<PathBuf>, key: impl Into<PathBuf>) -> Self {
+        self.tls = TlsSource::PemFiles {
+            cert: cert.into(),
+            key: key.into(),
+        };
+        self
+    }
+
+    /// HTTPS with a certificate chain and private key given as PEM text.
+    pub fn tls_pem(mut self, cert_pem: impl Into<String>, key_pem: Secret) -> Self {
+        self.tls = TlsSource::Pem {
+            cert: cert_pem.into(),
+            key: key_pem,
+        };
+        self
+    }
+
+    /// Plain HTTP instead of HTTPS. Redfish requires HTTPS for logins and
+    /// Basic; use this only behind a TLS-terminating proxy or in tests.
+    pub fn insecure_http(mut self) -> Self {
+        self.tls = TlsSource::Insecure;
+        self
+    }
+
+    /// The clock for session creation times and idle expiry.
+    pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// Validates the settings, reads or generates the TLS material.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidInput`] naming the bad setting: a timeout out of
+    /// range, an empty user name, a `max_sessions` of 0, or unreadable or
+    /// invalid TLS material.
+    pub fn build(self) -> Result<RedfishServer> {
+        let secs = self.timeout.as_secs();
+        if self.short_timeout_for_tests {
+            if self.timeout < Duration::from_secs(1) || secs > *SESSION_TIMEOUT_RANGE.end() {
+                return Err(Error::invalid_input(
+                    "session_timeout",
+                    "the test timeout must be 1..=86400 s",
+                ));
+            }
+        } else if !SESSION_TIMEOUT_RANGE.contains(&secs) || self.timeout.subsec_nanos() != 0 {
+            return Err(Error::invalid_input(
+                "session_timeout",
+                format!(
+                    "must be whole seconds in 30..=86400, got {:?}",
+                    self.timeout
+                ),
+            ));
+        }
+        if self.max_sessions == Some(0) {
+            return Err(Error::invalid_input("max_sessions", "must be at least 1"));
+        }
+        let mut accounts = HashMap::new();
+        for (name, password, role) in self.accounts {
+            if name.is_empty() || name.contains(':') {
+                return Err(Error::invalid_input(
+                    "account",
+                    "a user name must be non-empty and contain no ':'",
+                ));
+            }
+            accounts.insert(name, Account { password, role });
+        }
+        let tls = match self.tls {
+            TlsSource::Insecure => None,
+            TlsSource::SelfSigned => Some(tls::self_signed()?),
+            TlsSource::Pem { cert, key } => Some(pem_material(cert, key)),
+            TlsSource::PemFiles { cert, key } => {
+                let read = |p: &PathBuf| {
+                    std::fs::read_to_string(p).map_err(|e| {
+                        Error::invalid_input("tls", format!("cannot read {}: {e}", p.display()))
+                    })
+                };
+                Some(pem_material(read(&cert)?, Secret::new(read(&key)?)))
+            }
+        };
+        let tls_config = tls.as_ref().map(tls::server_config).transpose()?;
+        let state = Arc::new(State::new(
+            accounts,
+            self.clock,
+            Settings {
+                timeout: self.timeout,
+                service_enabled: self.service_enabled,
+            },
+            self.max_sessions,
+        ));
+        Ok(RedfishServer {
+            state,
+            bind: self.bind,
+            tls,
+            tls_config,
+        })
+    }
+}
+
+fn pem_material(cert: String, key: Secret) -> TlsMaterial {
+    let ca = cert
+        .rfind("-----BEGIN CERTIFICATE-----")
+        .map(|i| cert[i..].to_owned())
+        .unwrap_or_default();
+    TlsMaterial {
+        cert_pem: cert,
+        key_pem: key,
+        ca_pem: ca,
+    }
+}
+
+/// A configured Redfish SessionService server.
+#[derive(Debug)]
+pub struct RedfishServer {
+    state: Arc<State>,
+    bind: SocketAddr,
+    tls: Option<TlsMaterial>,
+    tls_config: Option<Arc<rustls::ServerConfig>>,
+}
+
+impl RedfishServer {
+    /// A [`RedfishServerBuilder`] with the defaults.
+    pub fn builder() -> RedfishServerBuilder {
+        RedfishServerBuilder::new()
+    }
+
+    /// The routes, for embedding in an axum application (TLS is then the
+    /// embedder's job; nothing reaps idle sessions except lookups).
+    pub fn router(&self) -> Router {
+        handlers::router(self.state.clone())
+    }
+
+    /// The PEM certificate clients should trust (the generated CA, or the
+    /// last certificate of the configured chain); `None` over plain HTTP.
+    pub fn ca_pem(&self) -> Option<&str> {
+        self.tls.as_ref().map(|t| t.ca_pem.as_str())
+    }
+
+    /// Binds, then serves in a background task until
+    /// [`RedfishServerHandle::shutdown`] (or the handle is dropped).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Unavailable`] when the address cannot be bound.
+    pub async fn start(self) -> Result<RedfishServerHandle> {
+        let tcp = tokio::net::TcpListener::bind(self.bind)
+            .await
+            .map_err(|e| unavailable(self.bind, "cannot bind", e))?;
+        let addr = tcp
+            .local_addr()
+            .map_err(|e| unavailable(self.bind, "no local address", e))?;
+        let router = self.router();
+        let (stop_tx, stop_rx) = oneshot::channel::<()>();
+        let shutdown = async move {
+            let _ = stop_rx.await;
+        };
+        let server: JoinHandle<()> = match &self.tls_config {
+            Some(config) => {
+                let listener = tls::TlsListener::new(tcp, config.clone())
+                    .map_err(|e| unavailable(addr, "TLS listener", e))?;
+                tokio::spawn(async move {
+                    let _ = axum::serve(listener, router)
+                        .with_graceful_shutdown(shutdown)
+                        .await;
+                })
+            }
+            None => tokio::spawn(async move {
+                let _ = axum::serve(tcp, router)
+                    .with_graceful_shutdown(shutdown)
+                    .await;
+            }),
+        };
+        let reaper = tokio::spawn(reap_loop(self.state.clone()));
+        let scheme = if self.tls.is_some() { "https" } else { "http" };
+        Ok(RedfishServerHandle {
+            base_url: format!("{scheme}://{addr}"),
+            addr,
+            ca_pem: self.tls.map(|t| t.ca_pem),
+            stop: Some(stop_tx),
+            server: Some(server),
+            reaper,
+        })
+    }
+}
+
+fn unavailable(addr: SocketAddr, what: &str, e: std::io::Error) -> Error {
+    Error::Unavailable {
+        target: addr.to_string(),
+        message: what.to_owned(),
+        source: Some(Arc::new(e)),
+    }
+}
+
+/// Removes idle sessions when they fall due, by the injected clock.
+async fn reap_loop(state: Arc<State>) {
+    loop {
+        let next = state
+            .reap()
+            .unwrap_or_else(|| state.clock.now() + state.settings().timeout);
+        tokio::select! {
+            () = state.clock.sleep_until(next) => {}
+            () = state.changed.notified() => {}
+        }
+    }
+}
+
+/// A running server. Dropping it stops the server without waiting.
+#[derive(Debug)]
+pub struct RedfishServerHandle {
+    base_url: String,
+    addr: SocketAddr,
+    ca_pem: Option<String>,
+    stop: Option<oneshot::Sender<()>>,
+    server: Option<JoinHandle<()>>,
+    reaper: JoinHandle<()>,
+}
+
+impl RedfishServerHandle {
+    /// `https://127.0.0.1:<port>` (or `http://…` with
+    /// [`RedfishServerBuilder::insecure_http`]), without a trailing slash.
+    pub fn base_url(&self) -> &str {
+        &self.base_url
+    }
+
+    /// The bound address.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The PEM certificate clients should trust; `None` over plain HTTP.
+    pub fn ca_pem(&self) -> Option<&str> {
+        self.ca_pem.as_deref()
+    }
+
+    /// Stops accepting connections, lets in-flight requests finish (at most
+    /// 5 s) and stops the reaper.
+    pub async fn shutdown(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(server) = self.server.take() {
+            let abort = server.abort_handle();
+            if tokio::time::timeout(Duration::from_secs(5), server)
+                .await
+                .is_err()
+            {
+                abort.abort();
+            }
+        }
+        self.reaper.abort();
+    }
+}
+
+impl Drop for RedfishServerHandle {
+    fn drop(&mut self) {
+        if let Some(server) = self.server.take() {
+            server.abort();
+        }
+        self.reaper.abort();
+    }
+}

@@ -1,0 +1,174 @@
+//! TLS: a self-signed CA and leaf from `rcgen`, or PEM files, served through
+//! a rustls listener that plugs into `axum::serve`.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+use session_core::Error;
+use tokio::net::TcpListener;
+use tokio::sync::mpsc;
+use tokio_rustls::TlsAcceptor;
+use tokio_rustls::server::TlsStream;
+
+/// The certificate chain and key the server presents, plus the CA to trust.
+#[derive(Clone)]
+pub(crate) struct TlsMaterial {
+    pub(crate) cert_pem: String,
+    pub(crate) key_pem: session_core::Secret,
+    pub(crate) ca_pem: String,
+}
+
+impl std::fmt::Debug for TlsMaterial {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TlsMaterial")
+            .field("key_pem", &self.key_pem)
+            .finish_non_exhaustive()
+    }
+}
+
+fn tls_error(what: &str, e: impl std::fmt::Display) -> Error {
+    Error::invalid_input("tls", format!("{what}: {e}"))
+}
+
+/// A fresh CA and a leaf for `localhost`, `127.0.0.1` and `::1` signed by it.
+pub(crate) fn self_signed() -> Result<TlsMaterial, Error> {
+    use rcgen::{
+        BasicConstraints, CertificateParams, CertifiedIssuer, DnType, ExtendedKeyUsagePurpose,
+        IsCa, KeyPair, KeyUsagePurpose,
+    };
+    let mut ca_params =
+        CertificateParams::new(Vec::<String>::new()).map_err(|e| tls_error("CA", e))?;
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca_params.key_usages = vec![
+        KeyUsagePurpose::KeyCertSign,
+        KeyUsagePurpose::CrlSign,
+        KeyUsagePurpose::DigitalSignature,
+    ];
+    ca_params
+        .distinguished_name
+        .push(DnType::CommonName, "session-redfish local CA");
+    let ca_key = KeyPair::generate().map_err(|e| tls_error("CA key", e))?;
+    let ca = CertifiedIssuer::self_signed(ca_params, ca_key).map_err(|e| tls_error("CA", e))?;
+
+    let mut leaf_params = CertificateParams::new(vec![
+        "localhost".to_owned(),
+        "127.0.0.1".to_owned(),
+        "::1".to_owned(),
+    ])
+    .map_err(|e| tls_error("leaf", e))?;
+    leaf_params
+        .distinguished_name
+        .push(DnType::CommonName, "localhost");
+    leaf_params.key_usages = vec![
+        KeyUsagePurpose::DigitalSignature,
+        KeyUsagePurpose::KeyEncipherment,
+    ];
+    leaf_params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+    let leaf_key = KeyPair::generate().map_err(|e| tls_error("leaf key", e))?;
+    let leaf = leaf_params
+        .signed_by(&leaf_key, &ca)
+        .map_err(|e| tls_error("leaf", e))?;
+    Ok(TlsMaterial {
+        cert_pem: leaf.pem(),
+        key_pem: session_core::Secret::new(leaf_key.serialize_pem()),
+        ca_pem: ca.pem(),
+    })
+}
+
+/// A rustls server config (ring provider, TLS 1.2 and 1.3, HTTP/1.1).
+pub(crate) fn server_config(material: &TlsMaterial) -> Result<Arc<rustls::ServerConfig>, Error> {
+    let certs = CertificateDer::pem_slice_iter(material.cert_pem.as_bytes())
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| tls_error("certificate PEM", e))?;
+    if certs.is_empty() {
+        return Err(tls_error("certificate PEM", "no CERTIFICATE block"));
+    }
+    let key = PrivateKeyDer::from_pem_slice(material.key_pem.expose().as_bytes())
+        .map_err(|e| tls_error("private key PEM", e))?;
+    let mut config = rustls::ServerConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .map_err(|e| tls_error("protocol versions", e))?
+    .with_no_client_auth()
+    .with_single_cert(certs, key)
+    .map_err(|e| tls_error("certificate/key", e))?;
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(Arc::new(config))
+}
+
+/// A listener yielding TLS streams; handshakes run in their own tasks so a
+/// slow or failing client never blocks others.
+pub(crate) struct TlsListener {
+    local: SocketAddr,
+    rx: mpsc::Receiver<(TlsStream<tokio::net::TcpStream>, SocketAddr)>,
+    accept_task: tokio::task::JoinHandle<()>,
+}
+
+impl TlsListener {
+    pub(crate) fn new(
+        tcp: TcpListener,
+        config: Arc<rustls::ServerConfig>,
+    ) -> std::io::Result<Self> {
+        let local = tcp.local_addr()?;
+        let acceptor = TlsAcceptor::from(config);
+        let (tx, rx) = mpsc::channel(64);
+        let accept_task = tokio::spawn(async move {
+            loop {
+                let (stream, peer) = match tcp.accept().await {
+                    Ok(x) => x,
+                    Err(e) => {
+                        tracing::debug!("accept failed: {e}");
+                        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                        continue;
+                    }
+                };
+                let acceptor = acceptor.clone();
+                let tx = tx.clone();
+                tokio::spawn(async move {
+                    let handshake = tokio::time::timeout(
+                        std::time::Duration::from_secs(10),
+                        acceptor.accept(stream),
+                    );
+                    match handshake.await {
+                        Ok(Ok(tls)) => {
+                            let _ = tx.send((tls, peer)).await;
+                        }
+                        Ok(Err(e)) => tracing::debug!("TLS handshake with {peer} failed: {e}"),
+                        Err(_) => tracing::debug!("TLS handshake with {peer} timed out"),
+                    }
+                });
+            }
+        });
+        Ok(Self {
+            local,
+            rx,
+            accept_task,
+        })
+    }
+}
+
+impl Drop for TlsListener {
+    fn drop(&mut self) {
+        self.accept_task.abort();
+    }
+}
+
+impl axum::serve::Listener for TlsListener {
+    type Io = TlsStream<tokio::net::TcpStream>;
+    type Addr = SocketAddr;
+
+    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
+        match self.rx.recv().await {
+            Some(x) => x,
+            // The accept task ended (it never does on its own): wait forever.
+            None => std::future::pending().await,
+        }
+    }
+
+    fn local_addr(&self) -> std::io::Result<Self::Addr> {
+        Ok(self.local)
+    }
+}

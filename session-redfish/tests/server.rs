@@ -1,0 +1,422 @@
+//! Integration tests of the Redfish SessionService server over HTTPS, with
+//! reqwest trusting the server's generated CA.
+
+use std::time::Duration;
+
+use reqwest::{Client, StatusCode};
+use serde_json::{Value, json};
+use session_core::Secret;
+use session_redfish::server::{RedfishServer, RedfishServerBuilder, RedfishServerHandle, Role};
+
+const SESSIONS: &str = "/redfish/v1/SessionService/Sessions";
+const ADMIN_PW: &str = "CANARY-admin-pw-7f3a";
+
+fn builder() -> RedfishServerBuilder {
+    RedfishServer::builder()
+        .account("admin", Secret::new(ADMIN_PW), Role::Administrator)
+        .account("reader", Secret::new("reader-pw"), Role::ReadOnly)
+}
+
+async fn start(b: RedfishServerBuilder) -> (RedfishServerHandle, Client) {
+    let handle = b.build().unwrap().start().await.unwrap();
+    let ca = reqwest::Certificate::from_pem(handle.ca_pem().unwrap().as_bytes()).unwrap();
+    let client = Client::builder()
+        .add_root_certificate(ca)
+        .tls_built_in_root_certs(false)
+        .build()
+        .unwrap();
+    (handle, client)
+}
+
+struct Login {
+    token: String,
+    location: String,
+}
+
+async fn login(h: &RedfishServerHandle, c: &Client, user: &str, pw: &str) -> Login {
+    let res = c
+        .post(format!("{}{SESSIONS}", h.base_url()))
+        .json(&json!({"UserName": user, "Password": pw}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::CREATED);
+    let token = res.headers()["x-auth-token"].to_str().unwrap().to_owned();
+    let location = res.headers()["location"].to_str().unwrap().to_owned();
+    let body: Value = res.json().await.unwrap();
+    assert_eq!(body["UserName"], user);
+    assert_eq!(body["@odata.id"], location.as_str());
+    Login { token, location }
+}
+
+async fn get(h: &RedfishServerHandle, c: &Client, path: &str, token: &str) -> reqwest::Response {
+    c.get(format!("{}{path}", h.base_url()))
+        .header("X-Auth-Token", token)
+        .send()
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn login_headers_body_and_token_use() {
+    let (h, c) = start(builder()).await;
+    let res = c
+        .post(format!("{}{SESSIONS}", h.base_url()))
+        .header("OData-Version", "4.0")
+        .json(&json!({"UserName": "admin", "Password": ADMIN_PW, "Context": "test"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::CREATED);
+    let headers = res.headers().clone();
+    assert!(headers.get("set-cookie").is_none());
+    let token = headers["x-auth-token"].to_str().unwrap();
+    assert_eq!(token.len(), 64);
+    assert!(token.chars().all(|c| c.is_ascii_hexdigit()));
+    let location = headers["location"].to_str().unwrap();
+    assert!(location.starts_with(&format!("{SESSIONS}/")), "{location}");
+    assert_eq!(
+        headers["link"].to_str().unwrap(),
+        format!("<{location}>; rel=self")
+    );
+    let body: Value = res.json().await.unwrap();
+    assert_eq!(body["@odata.id"], location);
+    assert!(
+        body["@odata.type"]
+            .as_str()
+            .unwrap()
+            .starts_with("#Session.v1_")
+    );
+    assert_eq!(
+        format!("{SESSIONS}/{}", body["Id"].as_str().unwrap()),
+        location
+    );
+    assert_eq!(body["Name"], "User Session");
+    assert_eq!(body["UserName"], "admin");
+    assert_eq!(body["Password"], Value::Null);
+    assert_eq!(body["Context"], "test");
+
+    // The token works; the root is public and links the collection.
+    let root: Value = c
+        .get(format!("{}/redfish/v1/", h.base_url()))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(root["Links"]["Sessions"]["@odata.id"], SESSIONS);
+    let svc = get(&h, &c, "/redfish/v1/SessionService", token).await;
+    assert_eq!(svc.status(), StatusCode::OK);
+    let svc: Value = svc.json().await.unwrap();
+    assert_eq!(svc["Sessions"]["@odata.id"], SESSIONS);
+    assert_eq!(svc["SessionTimeout"], 1800);
+    assert_eq!(get(&h, &c, location, token).await.status(), StatusCode::OK);
+
+    // Two logins give two locations.
+    let second = login(&h, &c, "admin", ADMIN_PW).await;
+    assert_ne!(second.location, location);
+    h.shutdown().await;
+}
+
+#[tokio::test]
+async fn delete_kills_the_token() {
+    let (h, c) = start(builder()).await;
+    let s = login(&h, &c, "admin", ADMIN_PW).await;
+    let res = c
+        .delete(format!("{}{}", h.base_url(), s.location))
+        .header("X-Auth-Token", &s.token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    let body: Value = res.json().await.unwrap();
+    assert!(
+        body["@Message.ExtendedInfo"][0]["MessageId"]
+            .as_str()
+            .unwrap()
+            .ends_with(".SessionTerminated")
+    );
+    let res = get(&h, &c, SESSIONS, &s.token).await;
+    assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+    assert!(res.headers().contains_key("www-authenticate"));
+    let body: Value = res.json().await.unwrap();
+    assert!(
+        body["error"]["@Message.ExtendedInfo"][0]["MessageId"]
+            .as_str()
+            .unwrap()
+            .ends_with(".NoValidSession")
+    );
+}
+
+#[tokio::test]
+async fn idle_sessions_expire_and_use_refreshes() {
+    let (h, c) = start(builder().test_session_timeout(Duration::from_secs(2))).await;
+    let kept = login(&h, &c, "admin", ADMIN_PW).await;
+    let idle = login(&h, &c, "admin", ADMIN_PW).await;
+    for _ in 0..3 {
+        tokio::time::sleep(Duration::from_millis(900)).await;
+        assert_eq!(
+            get(&h, &c, SESSIONS, &kept.token).await.status(),
+            StatusCode::OK
+        );
+    }
+    let res = get(&h, &c, SESSIONS, &idle.token).await;
+    assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+    assert!(res.headers().contains_key("www-authenticate"));
+    let list: Value = get(&h, &c, SESSIONS, &kept.token)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(list["Members@odata.count"], 1);
+}
+
+#[tokio::test]
+async fn bad_logins_do_not_leak() {
+    let (h, c) = start(builder()).await;
+    let valid = login(&h, &c, "admin", ADMIN_PW).await;
+    let mut bodies = Vec::new();
+    for (user, pw) in [("admin", "CANARY-wrong-pw"), ("nobody", "CANARY-wrong-pw")] {
+        let res = c
+            .post(format!("{}{SESSIONS}", h.base_url()))
+            .json(&json!({"UserName": user, "Password": pw}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+        assert!(
+            res.headers()["www-authenticate"]
+                .to_str()
+                .unwrap()
+                .starts_with("Basic realm=")
+        );
+        assert!(res.headers().get("x-auth-token").is_none());
+        let text = res.text().await.unwrap();
+        assert!(!text.contains("CANARY"), "{text}");
+        assert!(!text.contains(&valid.token));
+        assert!(!text.contains(user), "{text}");
+        let body: Value = serde_json::from_str(&text).unwrap();
+        assert!(body["error"]["@Message.ExtendedInfo"].is_array());
+        bodies.push(text);
+    }
+    // An unknown user and a wrong password look the same.
+    assert_eq!(bodies[0], bodies[1]);
+}
+
+#[tokio::test]
+async fn bad_create_bodies() {
+    let (h, c) = start(builder()).await;
+    let post = |body: Value| {
+        c.post(format!("{}{SESSIONS}", h.base_url()))
+            .json(&body)
+            .send()
+    };
+    let res = post(json!({"UserName": "admin"})).await.unwrap();
+    assert_eq!(res.status(), StatusCode::BAD_REQUEST);
+    let body: Value = res.json().await.unwrap();
+    let info = &body["error"]["@Message.ExtendedInfo"][0];
+    assert!(
+        info["MessageId"]
+            .as_str()
+            .unwrap()
+            .ends_with(".CreateFailedMissingReqProperties")
+    );
+    assert_eq!(info["MessageArgs"][0], "Password");
+
+    let res = post(json!({"UserName": "admin", "Password": ADMIN_PW, "Color": "red"}))
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::BAD_REQUEST);
+    let text = res.text().await.unwrap();
+    assert!(text.contains("PropertyUnknown"));
+    assert!(!text.contains(ADMIN_PW));
+}
+
+#[tokio::test]
+async fn privilege_filtering() {
+    let (h, c) = start(builder()).await;
+    let admin = login(&h, &c, "admin", ADMIN_PW).await;
+    let reader = login(&h, &c, "reader", "reader-pw").await;
+    let reader2 = login(&h, &c, "reader", "reader-pw").await;
+
+    let members = |v: Value| -> Vec<String> {
+        v["Members"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m["@odata.id"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    let as_reader = members(
+        get(&h, &c, SESSIONS, &reader.token)
+            .await
+            .json()
+            .await
+            .unwrap(),
+    );
+    assert_eq!(as_reader.len(), 2);
+    assert!(as_reader.contains(&reader.location) && as_reader.contains(&reader2.location));
+    assert!(!as_reader.contains(&admin.location));
+    let as_admin = members(
+        get(&h, &c, SESSIONS, &admin.token)
+            .await
+            .json()
+            .await
+            .unwrap(),
+    );
+    assert_eq!(as_admin.len(), 3);
+
+    // Reader cannot read or delete the admin's session; admin can read the reader's.
+    assert_eq!(
+        get(&h, &c, &admin.location, &reader.token).await.status(),
+        StatusCode::FORBIDDEN
+    );
+    let del = c
+        .delete(format!("{}{}", h.base_url(), admin.location))
+        .header("X-Auth-Token", &reader.token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(del.status(), StatusCode::FORBIDDEN);
+    assert_eq!(
+        get(&h, &c, &reader.location, &admin.token).await.status(),
+        StatusCode::OK
+    );
+    // ReadOnly cannot PATCH the SessionService; admin can, within range.
+    let patch = |token: &str, v: Value| {
+        c.patch(format!("{}/redfish/v1/SessionService", h.base_url()))
+            .header("X-Auth-Token", token)
+            .json(&v)
+            .send()
+    };
+    assert_eq!(
+        patch(&reader.token, json!({"SessionTimeout": 60}))
+            .await
+            .unwrap()
+            .status(),
+        StatusCode::FORBIDDEN
+    );
+    let res = patch(&admin.token, json!({"SessionTimeout": 10}))
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::BAD_REQUEST);
+    assert!(
+        res.text()
+            .await
+            .unwrap()
+            .contains("PropertyValueOutOfRange")
+    );
+    let res = patch(&admin.token, json!({"SessionTimeout": 600}))
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    assert_eq!(res.json::<Value>().await.unwrap()["SessionTimeout"], 600);
+    // Admin deletes the reader's session.
+    let del = c
+        .delete(format!("{}{}", h.base_url(), reader.location))
+        .header("X-Auth-Token", &admin.token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(del.status(), StatusCode::OK);
+}
+
+#[tokio::test]
+async fn basic_auth_odata_version_members_and_limits() {
+    let (h, c) = start(builder().max_sessions(2)).await;
+    let url = format!("{}{SESSIONS}", h.base_url());
+    let res = c
+        .get(&url)
+        .basic_auth("admin", Some(ADMIN_PW))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    let res = c
+        .get(&url)
+        .basic_auth("admin", Some("wrong"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+    let res = c.get(&url).send().await.unwrap();
+    assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+    assert!(res.headers().contains_key("www-authenticate"));
+
+    let res = c
+        .get(&url)
+        .basic_auth("admin", Some(ADMIN_PW))
+        .header("OData-Version", "4.1")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::PRECONDITION_FAILED);
+
+    // POST to /Members creates a session without authentication.
+    let res = c
+        .post(format!("{url}/Members"))
+        .json(&json!({"UserName": "admin", "Password": ADMIN_PW}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::CREATED);
+    assert!(res.headers().contains_key("x-auth-token"));
+
+    // The limit is 2.
+    login(&h, &c, "reader", "reader-pw").await;
+    let res = c
+        .post(&url)
+        .json(&json!({"UserName": "admin", "Password": ADMIN_PW}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert!(res.headers().contains_key("retry-after"));
+    assert!(res.text().await.unwrap().contains("SessionLimitExceeded"));
+
+    // Public discovery documents.
+    for path in [
+        "/redfish",
+        "/redfish/v1",
+        "/redfish/v1/odata",
+        "/redfish/v1/$metadata",
+    ] {
+        let res = c
+            .get(format!("{}{path}", h.base_url()))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), StatusCode::OK, "{path}");
+    }
+    let res = c
+        .get(format!("{}/redfish/v1/Systems", h.base_url()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn config_is_validated_and_disabled_service_refuses_logins() {
+    assert!(
+        builder()
+            .session_timeout(Duration::from_secs(10))
+            .build()
+            .is_err()
+    );
+    assert!(
+        builder()
+            .session_timeout(Duration::from_secs(90_000))
+            .build()
+            .is_err()
+    );
+    let (h, c) = start(builder().service_enabled(false)).await;
+    let res = c
+        .post(format!("{}{SESSIONS}", h.base_url()))
+        .json(&json!({"UserName": "admin", "Password": ADMIN_PW}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::SERVICE_UNAVAILABLE);
+}
