@@ -1,6 +1,6 @@
 //! Redfish login sessions for `session-sdk`.
 //!
-//! **Status: the server is implemented; the client comes next.**
+//! **Status: the server and the session client are implemented.**
 //!
 //! - [`server`] (feature `server`, on by default): an embeddable Redfish
 //!   SessionService server for BMC, aggregator and test-bed builders. It
@@ -10,8 +10,14 @@
 //!   authentication, idle expiry driven by an injected
 //!   [`session_core::Clock`], and role-based session visibility. It is
 //!   checked by DMTF's `redfish-protocol-validator` in this crate's tests.
-//! - Not yet: the SessionService client (X-Auth-Token login, list, get,
-//!   delete, re-login on 401) implementing [`session_core::SessionAction`].
+//! - [`client`] (feature `client`, on by default): the `redfish` session
+//!   type's [`session_core::SessionAction`], `client::RedfishProvider`:
+//!   discovery of `Links.Sessions`, `X-Auth-Token` login (token in the secret
+//!   store, session URI from a same-origin `Location`), idempotent logout,
+//!   make-before-break rotation (break-before-make when the session limit is
+//!   reached), TLS verification with a custom CA. Not yet: the authenticated
+//!   request helper with single-flight re-login on 401, keep-alive, Basic
+//!   fallback.
 //!
 //! ```no_run
 //! use session_core::Secret;
@@ -27,5 +33,7 @@
 //! # }
 //! ```
 
+#[cfg(feature = "client")]
+pub mod client;
 #[cfg(feature = "server")]
 pub mod server;

@@ -1,0 +1,401 @@
+//! The Redfish session client (`RedfishProvider`) against this crate's own
+//! server, started in-process over HTTPS with its generated CA.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use reqwest::StatusCode;
+use session_core::{
+    ActionContext, Clock, InMemorySecretStore, ManualClock, Secret, SecretKey, Session,
+    SessionAction, SessionStatus, SessionType, SystemClock,
+};
+use session_redfish::client::{PASSWORD_SECRET, RedfishConfig, RedfishProvider, TOKEN_SECRET};
+use session_redfish::server::{RedfishServer, RedfishServerBuilder, RedfishServerHandle, Role};
+use session_testkit::{ActionFixture, CredentialProbe, action_conformance};
+
+const ADMIN_PW: &str = "CANARY-admin-pw-91c2";
+const WRONG_PW: &str = "CANARY-wrong-pw-5d0e";
+
+fn builder() -> RedfishServerBuilder {
+    RedfishServer::builder().account("admin", Secret::new(ADMIN_PW), Role::Administrator)
+}
+
+async fn start_server(b: RedfishServerBuilder) -> RedfishServerHandle {
+    b.build().unwrap().start().await.unwrap()
+}
+
+fn config(h: &RedfishServerHandle) -> RedfishConfig {
+    RedfishConfig::new(h.base_url(), "admin").with_ca_certificate_pem(h.ca_pem().unwrap())
+}
+
+fn context() -> (ActionContext, Arc<ManualClock>) {
+    let clock = Arc::new(ManualClock::new(SystemClock.now()));
+    (
+        ActionContext::new(clock.clone(), Arc::new(InMemorySecretStore::new())),
+        clock,
+    )
+}
+
+async fn session_with(
+    ctx: &ActionContext,
+    name: &str,
+    config: &RedfishConfig,
+    password: &str,
+) -> Session {
+    let session = Session::new(name, SessionType::Redfish)
+        .unwrap()
+        .with_config(config)
+        .unwrap();
+    ctx.secrets
+        .put(
+            &SecretKey::new(session.session_id, PASSWORD_SECRET).unwrap(),
+            &Secret::new(password),
+        )
+        .await
+        .unwrap();
+    session
+}
+
+async fn token(ctx: &ActionContext, session: &Session) -> Option<String> {
+    ctx.secrets
+        .get(&SecretKey::new(session.session_id, TOKEN_SECRET).unwrap())
+        .await
+        .ok()?
+        .map(|t| t.expose().to_owned())
+}
+
+fn probe() -> CredentialProbe {
+    Arc::new(|ctx: ActionContext, session: Session| {
+        Box::pin(async move { token(&ctx, &session).await })
+    })
+}
+
+fn moved(session: &Session, to: SessionStatus) -> Session {
+    let mut next = session.clone();
+    next.transition(to, SystemClock.now()).unwrap();
+    next
+}
+
+/// A plain reqwest client trusting the server's CA, to check tokens.
+fn checker(h: &RedfishServerHandle) -> reqwest::Client {
+    reqwest::Client::builder()
+        .add_root_certificate(
+            reqwest::Certificate::from_pem(h.ca_pem().unwrap().as_bytes()).unwrap(),
+        )
+        .build()
+        .unwrap()
+}
+
+async fn token_status(h: &RedfishServerHandle, token: &str) -> StatusCode {
+    checker(h)
+        .get(format!("{}/redfish/v1/SessionService", h.base_url()))
+        .header("X-Auth-Token", token)
+        .send()
+        .await
+        .unwrap()
+        .status()
+}
+
+#[tokio::test]
+async fn passes_the_conformance_harness() {
+    let h = start_server(builder()).await;
+    let (ctx, clock) = context();
+    let session = session_with(&ctx, "bmc", &config(&h), ADMIN_PW).await;
+    let failing = session_with(&ctx, "bmc-wrong-password", &config(&h), WRONG_PW).await;
+    let fixture = ActionFixture {
+        session,
+        failing_session: Some(failing.clone()),
+        ctx: ctx.clone(),
+        clock,
+        probe: probe(),
+        pause_before_rotate: Duration::ZERO,
+    };
+    let provider = RedfishProvider::new();
+    action_conformance(&provider, &fixture).await;
+    let boxed: Box<dyn SessionAction> = Box::new(provider.clone());
+    action_conformance(&boxed, &fixture).await;
+    let shared: Arc<dyn SessionAction> = Arc::new(provider.clone());
+    action_conformance(&shared, &fixture).await;
+
+    // The wrong password: unauthenticated, naming the session, no secrets.
+    let err = provider
+        .start(&ctx, &moved(&failing, SessionStatus::Pending))
+        .await
+        .unwrap_err();
+    assert_eq!(err.category(), "unauthenticated", "{err}");
+    let text = format!("{err} {err:?}");
+    assert!(text.contains("bmc-wrong-password"), "{text}");
+    assert!(!text.contains("CANARY"), "no password in errors: {text}");
+    h.shutdown().await;
+}
+
+#[tokio::test]
+async fn start_stores_token_and_uri_and_stop_twice_is_idempotent() {
+    let h = start_server(builder()).await;
+    let (ctx, _clock) = context();
+    let provider = RedfishProvider::new();
+    let session = session_with(&ctx, "bmc", &config(&h), ADMIN_PW).await;
+    let started = provider
+        .start(&ctx, &moved(&session, SessionStatus::Pending))
+        .await
+        .unwrap();
+    let tok = token(&ctx, &started).await.expect("token stored");
+    let stored: RedfishConfig = started.config.get().unwrap();
+    let uri = stored.session_uri.clone().expect("sessionUri recorded");
+    assert!(
+        uri.starts_with(&format!(
+            "{}/redfish/v1/SessionService/Sessions/",
+            h.base_url()
+        )),
+        "{uri}"
+    );
+    // Not secret material in the config or Debug output.
+    let shown = format!("{started:?} {}", serde_json::to_string(&started).unwrap());
+    assert!(!shown.contains(&tok), "token leaked into the session");
+    assert!(
+        !shown.contains(ADMIN_PW),
+        "password leaked into the session"
+    );
+    // The server's default SessionTimeout (1800 s) gives the expiry.
+    let expiration = started.expiration.expect("expiry from SessionTimeout");
+    assert!(expiration > SystemClock.now() + Duration::from_secs(1700));
+    assert_eq!(token_status(&h, &tok).await, StatusCode::OK);
+
+    let stopping = moved(&started, SessionStatus::Stopping);
+    let stopped = provider.stop(&ctx, &stopping).await.unwrap();
+    assert_eq!(stopped.status(), SessionStatus::Inactive);
+    assert!(token(&ctx, &stopped).await.is_none());
+    assert!(
+        stopped
+            .config
+            .get::<RedfishConfig>()
+            .unwrap()
+            .session_uri
+            .is_none()
+    );
+    assert_eq!(token_status(&h, &tok).await, StatusCode::UNAUTHORIZED);
+    // Again with the same input (token already wiped), and again after the
+    // token is restored but the remote session is gone (DELETE → 401/404).
+    provider.stop(&ctx, &stopping).await.unwrap();
+    ctx.secrets
+        .put(
+            &SecretKey::new(session.session_id, TOKEN_SECRET).unwrap(),
+            &Secret::new(tok.clone()),
+        )
+        .await
+        .unwrap();
+    let again = provider.stop(&ctx, &stopping).await.unwrap();
+    assert_eq!(again.status(), SessionStatus::Inactive);
+    assert!(token(&ctx, &again).await.is_none());
+    h.shutdown().await;
+}
+
+#[tokio::test]
+async fn rotate_makes_before_break_and_deletes_first_at_the_session_limit() {
+    for limit in [None, Some(1)] {
+        let b = match limit {
+            Some(max) => builder().max_sessions(max),
+            None => builder(),
+        };
+        let h = start_server(b).await;
+        let (ctx, _clock) = context();
+        let provider = RedfishProvider::new();
+        let session = session_with(&ctx, "bmc", &config(&h), ADMIN_PW).await;
+        let started = provider
+            .start(&ctx, &moved(&session, SessionStatus::Pending))
+            .await
+            .unwrap();
+        let old = token(&ctx, &started).await.unwrap();
+        let old_uri = started.config.get::<RedfishConfig>().unwrap().session_uri;
+        let rotated = provider
+            .rotate(&ctx, &moved(&started, SessionStatus::Rotating))
+            .await
+            .unwrap_or_else(|e| panic!("rotate with limit {limit:?}: {e}"));
+        assert_eq!(rotated.status(), SessionStatus::Active);
+        let new = token(&ctx, &rotated).await.unwrap();
+        assert_ne!(old, new);
+        assert_ne!(
+            rotated.config.get::<RedfishConfig>().unwrap().session_uri,
+            old_uri
+        );
+        assert_eq!(
+            token_status(&h, &old).await,
+            StatusCode::UNAUTHORIZED,
+            "old deleted"
+        );
+        assert_eq!(token_status(&h, &new).await, StatusCode::OK, "new works");
+        provider
+            .stop(&ctx, &moved(&rotated, SessionStatus::Stopping))
+            .await
+            .unwrap();
+        assert_eq!(token_status(&h, &new).await, StatusCode::UNAUTHORIZED);
+        h.shutdown().await;
+    }
+}
+
+#[tokio::test]
+async fn session_limit_on_start_is_throttled() {
+    let h = start_server(builder().max_sessions(1)).await;
+    let (ctx, _clock) = context();
+    let provider = RedfishProvider::new();
+    let first = session_with(&ctx, "bmc-1", &config(&h), ADMIN_PW).await;
+    let second = session_with(&ctx, "bmc-2", &config(&h), ADMIN_PW).await;
+    let started = provider
+        .start(&ctx, &moved(&first, SessionStatus::Pending))
+        .await
+        .unwrap();
+    let err = provider
+        .start(&ctx, &moved(&second, SessionStatus::Pending))
+        .await
+        .unwrap_err();
+    assert_eq!(err.category(), "throttled", "{err}");
+    assert!(err.is_retryable());
+    assert!(err.to_string().contains("bmc-2"), "{err}");
+    provider
+        .stop(&ctx, &moved(&started, SessionStatus::Stopping))
+        .await
+        .unwrap();
+    h.shutdown().await;
+}
+
+#[tokio::test]
+async fn tls_is_verified_without_the_ca_and_insecure_only_when_asked() {
+    let h = start_server(builder()).await;
+    let (ctx, _clock) = context();
+    let provider = RedfishProvider::new();
+    let untrusted = RedfishConfig::new(h.base_url(), "admin");
+    let session = session_with(&ctx, "bmc-untrusted", &untrusted, ADMIN_PW).await;
+    let err = provider
+        .start(&ctx, &moved(&session, SessionStatus::Pending))
+        .await
+        .unwrap_err();
+    let text = err.to_string();
+    assert_eq!(err.category(), "unavailable", "{text}");
+    assert!(text.contains("bmc-untrusted"), "{text}");
+    assert!(text.contains("certificate"), "a clear TLS error: {text}");
+    assert!(text.contains("caCertificatePem"), "says what to do: {text}");
+    eprintln!("untrusted CA error: {text}");
+
+    let insecure = untrusted.clone().with_insecure_skip_verify(true);
+    let session = session_with(&ctx, "bmc-insecure", &insecure, ADMIN_PW).await;
+    let started = provider
+        .start(&ctx, &moved(&session, SessionStatus::Pending))
+        .await
+        .unwrap();
+    provider
+        .stop(&ctx, &moved(&started, SessionStatus::Stopping))
+        .await
+        .unwrap();
+
+    // A CA from a file path works like inline PEM.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("ca.pem");
+    std::fs::write(&path, h.ca_pem().unwrap()).unwrap();
+    let from_file = untrusted.with_ca_certificate_pem(path.to_str().unwrap());
+    let session = session_with(&ctx, "bmc-ca-file", &from_file, ADMIN_PW).await;
+    let started = provider
+        .start(&ctx, &moved(&session, SessionStatus::Pending))
+        .await
+        .unwrap();
+    provider
+        .stop(&ctx, &moved(&started, SessionStatus::Stopping))
+        .await
+        .unwrap();
+    h.shutdown().await;
+}
+
+#[tokio::test]
+async fn bad_config_is_refused_naming_field_and_session() {
+    let (ctx, _clock) = context();
+    let provider = RedfishProvider::new();
+    for (cfg, field) in [
+        (
+            RedfishConfig::new("http://127.0.0.1:1", "admin"),
+            "endpoint",
+        ),
+        (RedfishConfig::new("ftp://127.0.0.1", "admin"), "endpoint"),
+        (RedfishConfig::new("not a url", "admin"), "endpoint"),
+        (
+            RedfishConfig::new("https://u:p@127.0.0.1", "admin"),
+            "endpoint",
+        ),
+        (RedfishConfig::new("https://127.0.0.1", ""), "username"),
+        (
+            RedfishConfig::new("https://127.0.0.1", "admin")
+                .with_ca_certificate_pem("/nonexistent/ca.pem"),
+            "caCertificatePem",
+        ),
+    ] {
+        let session = session_with(&ctx, "bmc-bad", &cfg, ADMIN_PW).await;
+        let err = provider
+            .start(&ctx, &moved(&session, SessionStatus::Pending))
+            .await
+            .unwrap_err();
+        let text = err.to_string();
+        assert_eq!(err.category(), "invalid_input", "{text}");
+        assert!(text.contains(&format!("invalid {field}")), "{text}");
+        assert!(text.contains("bmc-bad"), "{text}");
+    }
+    // No password in the secret store.
+    let session = Session::new("bmc-no-pw", SessionType::Redfish)
+        .unwrap()
+        .with_config(&RedfishConfig::new("https://127.0.0.1", "admin"))
+        .unwrap();
+    let err = provider
+        .start(&ctx, &moved(&session, SessionStatus::Pending))
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("bmc-no-pw"), "{err}");
+}
+
+#[tokio::test]
+async fn plain_http_only_when_allowed() {
+    let h = start_server(builder().insecure_http()).await;
+    let (ctx, _clock) = context();
+    let provider = RedfishProvider::new();
+    let cfg = RedfishConfig::new(h.base_url(), "admin").with_allow_insecure_http(true);
+    let session = session_with(&ctx, "bmc-http", &cfg, ADMIN_PW).await;
+    let started = provider
+        .start(&ctx, &moved(&session, SessionStatus::Pending))
+        .await
+        .unwrap();
+    provider
+        .stop(&ctx, &moved(&started, SessionStatus::Stopping))
+        .await
+        .unwrap();
+    h.shutdown().await;
+}
+
+#[tokio::test]
+async fn idle_expiry_then_stop_and_start_again() {
+    let h = start_server(builder().test_session_timeout(Duration::from_secs(2))).await;
+    let (ctx, _clock) = context();
+    let provider = RedfishProvider::new();
+    let session = session_with(&ctx, "bmc-idle", &config(&h), ADMIN_PW).await;
+    let started = provider
+        .start(&ctx, &moved(&session, SessionStatus::Pending))
+        .await
+        .unwrap();
+    assert!(started.expiration.is_some());
+    let old = token(&ctx, &started).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(2600)).await;
+    assert_eq!(token_status(&h, &old).await, StatusCode::UNAUTHORIZED);
+    // The service already ended it: stop still succeeds and cleans up.
+    let stopped = provider
+        .stop(&ctx, &moved(&started, SessionStatus::Stopping))
+        .await
+        .unwrap();
+    assert!(token(&ctx, &stopped).await.is_none());
+    // And a new start works.
+    let restarted = provider
+        .start(&ctx, &moved(&stopped, SessionStatus::Pending))
+        .await
+        .unwrap();
+    let new = token(&ctx, &restarted).await.unwrap();
+    assert_eq!(token_status(&h, &new).await, StatusCode::OK);
+    provider
+        .stop(&ctx, &moved(&restarted, SessionStatus::Stopping))
+        .await
+        .unwrap();
+    h.shutdown().await;
+}
