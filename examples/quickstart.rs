@@ -1,63 +1,22 @@
-//! The whole life of a session on a temporary workspace, with no cloud
-//! account: `cargo run --example quickstart`.
+//! The whole life of a real session with no hardware and no cloud account:
+//! `cargo run --example quickstart`.
 //!
-//! It defines a tiny provider (`LocalTokenProvider`) to show what a provider
-//! implements, then drives it through the `SessionManager`: add, start,
-//! rotate (by hand and by the scheduler), list, stop, remove. Finally it
-//! prints the workspace file to show that no secret is in it.
+//! It starts the embedded Redfish SessionService server of `session-redfish`
+//! on 127.0.0.1 (HTTPS with a self-signed CA), then drives a `redfish`
+//! session against it through the `SessionManager`: add, start (a real
+//! X-Auth-Token login), rotate (a new session, then the old one deleted),
+//! list, stop (DELETE), remove. The workspace is a temporary file and the
+//! password and token live in an encrypted secrets file beside it; the
+//! example prints the workspace file to show that no secret is in it.
 
 use std::sync::Arc;
-use std::time::Duration;
 
+use session_redfish::client::{PASSWORD_SECRET, RedfishConfig, RedfishProvider};
+use session_redfish::server::{RedfishServer, Role};
 use session_sdk::{
-    ActionContext, Capabilities, EncryptedFileSecretStore, FsWorkspace, Result, RotationPolicy,
-    RotationScheduler, Secret, SecretKey, Session, SessionAction, SessionEventKind, SessionManager,
-    SessionStatus, SessionType,
+    EncryptedFileSecretStore, FsWorkspace, Result, Secret, SecretKey, SecretStore, Session,
+    SessionEventKind, SessionManager, SessionType,
 };
-
-/// Issues a random bearer token valid for `lifetime`, kept in the secret store.
-#[derive(Debug)]
-struct LocalTokenProvider {
-    lifetime: Duration,
-}
-
-impl LocalTokenProvider {
-    async fn issue(&self, ctx: &ActionContext, session: &Session) -> Result<Session> {
-        let token = Secret::new(format!("local-{}", uuid_like()));
-        ctx.secrets
-            .put(&SecretKey::new(session.session_id, "token")?, &token)
-            .await?;
-        let mut active = session.clone();
-        active.expiration = Some(ctx.clock.now() + self.lifetime);
-        active.transition(SessionStatus::Active, ctx.clock.now())?;
-        Ok(active)
-    }
-}
-
-#[async_trait::async_trait]
-impl SessionAction for LocalTokenProvider {
-    fn session_type(&self) -> SessionType {
-        SessionType::Other("localToken".into())
-    }
-    fn capabilities(&self) -> Capabilities {
-        Capabilities::none().with_rotate(true)
-    }
-    async fn start(&self, ctx: &ActionContext, session: &Session) -> Result<Session> {
-        self.issue(ctx, session).await
-    }
-    async fn stop(&self, ctx: &ActionContext, session: &Session) -> Result<Session> {
-        ctx.secrets
-            .delete(&SecretKey::new(session.session_id, "token")?)
-            .await?;
-        let mut stopped = session.clone();
-        stopped.transition(SessionStatus::Inactive, ctx.clock.now())?;
-        Ok(stopped)
-    }
-    async fn rotate(&self, ctx: &ActionContext, session: &Session) -> Result<Session> {
-        // One write replaces the old token: there is no moment without one.
-        self.issue(ctx, session).await
-    }
-}
 
 fn rfc3339(at: Option<time::OffsetDateTime>) -> String {
     at.and_then(|t| {
@@ -67,13 +26,22 @@ fn rfc3339(at: Option<time::OffsetDateTime>) -> String {
     .unwrap_or_else(|| "never".into())
 }
 
-/// A random-looking id without another dependency.
-fn uuid_like() -> String {
-    session_sdk::SessionId::new().to_string()
-}
-
 #[tokio::main]
 async fn main() -> Result<()> {
+    // 1. A Redfish service to talk to: the embedded server, as a BMC would be.
+    let server = RedfishServer::builder()
+        .account(
+            "admin",
+            Secret::new("quickstart-password"),
+            Role::Administrator,
+        )
+        .build()?
+        .start()
+        .await?;
+    let ca_pem = server.ca_pem().unwrap_or_default().to_owned();
+    println!("Redfish service: {}", server.base_url());
+
+    // 2. A workspace and an encrypted secret store in a temporary directory.
     let dir =
         tempfile::tempdir().map_err(|e| session_sdk::Error::storage(".", "temp dir", Some(e)))?;
     let workspace = Arc::new(FsWorkspace::open(dir.path().join("workspace.json"))?);
@@ -83,10 +51,8 @@ async fn main() -> Result<()> {
     )?);
     let manager = SessionManager::builder()
         .repository(workspace.clone())
-        .secrets(secrets)
-        .provider(Arc::new(LocalTokenProvider {
-            lifetime: Duration::from_secs(3),
-        }))
+        .secrets(secrets.clone())
+        .provider(Arc::new(RedfishProvider::new()))
         .build()?;
 
     let mut events = manager.subscribe();
@@ -105,32 +71,38 @@ async fn main() -> Result<()> {
         }
     });
 
-    manager
-        .add(Session::new("dev-api", SessionType::Other("localToken".into()))?.with_region("local"))
+    // 3. The session: endpoint and user in its config, the password in the
+    //    secret store.
+    let endpoint = server.base_url().trim_end_matches('/').to_owned();
+    let endpoint = endpoint.trim_end_matches("/redfish/v1").to_owned();
+    let session =
+        manager
+            .add(Session::new("demo-bmc", SessionType::Redfish)?.with_config(
+                &RedfishConfig::new(endpoint, "admin").with_ca_certificate_pem(ca_pem),
+            )?)
+            .await?;
+    secrets
+        .put(
+            &SecretKey::new(session.session_id, PASSWORD_SECRET)?,
+            &Secret::new("quickstart-password"),
+        )
         .await?;
     println!("workspace: {}", workspace.path().display());
 
-    let active = manager.start("dev-api").await?;
+    // 4. Start, rotate, list, stop, remove.
+    let active = manager.start("demo-bmc").await?;
     println!(
-        "started: {} is {}, expires {}",
+        "started: {} is {}, session {}, idle expiry {}",
         active.session_name,
         active.status(),
+        active.config.get_str("sessionUri").unwrap_or("?"),
         rfc3339(active.expiration)
     );
-
-    let rotated = manager.rotate("dev-api").await?;
-    println!("rotated by hand: expires {}", rfc3339(rotated.expiration));
-
-    // The scheduler rotates before expiry: 3 s tokens, 2 s window.
-    let scheduler = RotationScheduler::spawn(
-        manager.clone(),
-        RotationPolicy::default()
-            .with_window(Duration::from_secs(2))
-            .with_jitter(Duration::ZERO),
+    let rotated = manager.rotate("demo-bmc").await?;
+    println!(
+        "rotated: now session {}",
+        rotated.config.get_str("sessionUri").unwrap_or("?")
     );
-    tokio::time::sleep(Duration::from_millis(2500)).await;
-    scheduler.shutdown().await;
-
     for session in manager.list().await? {
         println!(
             "list: {} {} {} revision {}",
@@ -140,15 +112,17 @@ async fn main() -> Result<()> {
             session.revision()
         );
     }
-
-    println!("workspace file while active (the token is in the secret store, never here):");
+    println!(
+        "workspace file while active (the token is in the encrypted secret store, never here):"
+    );
     let text = std::fs::read_to_string(workspace.path())
         .map_err(|e| session_sdk::Error::storage(workspace.path(), "read", Some(e)))?;
     println!("{text}");
 
-    let stopped = manager.stop("dev-api").await?;
+    let stopped = manager.stop("demo-bmc").await?;
     println!("stopped: {} is {}", stopped.session_name, stopped.status());
-    manager.remove("dev-api").await?;
+    manager.remove("demo-bmc").await?;
     println!("removed; {} sessions left", manager.list().await?.len());
+    server.shutdown().await;
     Ok(())
 }

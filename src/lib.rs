@@ -30,9 +30,9 @@
 //!
 //! # Quickstart
 //!
-//! `cargo run --example quickstart` runs a complete session life cycle on a
-//! temporary workspace with a provider defined in the example itself: no
-//! cloud account needed. In short:
+//! `cargo run --example quickstart` runs a complete Redfish session life
+//! cycle against the embedded SessionService server of `session-redfish`,
+//! on a temporary workspace: no hardware or cloud account needed. In short:
 //!
 //! ```no_run
 //! use std::sync::Arc;

@@ -114,16 +114,21 @@ async fn the_scheduler_rotates_before_expiry_and_the_file_follows() {
             .with_window(Duration::from_secs(300))
             .with_jitter(Duration::ZERO),
     );
-    // The role (900 s) falls due at 600 s, the user (1800 s) at 1500 s.
+    // The role (900 s) falls due at expiration - 300 s, the user (1800 s) at
+    // expiration - 300 s. moto counts expiries from the real time, which moved
+    // while the test set up, so times are taken from the actual expiries.
+    let window = Duration::from_secs(300);
+    let role_due = child_started.expiration.expect("role expiry") - window;
+    let user_due = user_started.expiration.expect("user expiry") - window;
     wait_asleep(&clock).await;
-    clock.advance(Duration::from_secs(599));
+    clock.set(role_due - Duration::from_secs(1));
     wait_asleep(&clock).await;
     assert!(
         events.try_recv().is_err(),
         "nothing is due before expiration - window"
     );
 
-    clock.advance(Duration::from_secs(2));
+    clock.set(role_due + Duration::from_secs(1));
     let rotated = next_rotation(&mut events).await;
     assert_eq!(rotated, child.session_id, "the role rotates first");
     let second_token =
@@ -137,8 +142,8 @@ async fn the_scheduler_rotates_before_expiry_and_the_file_follows() {
         "rotated before it expired"
     );
 
-    clock.advance(Duration::from_secs(900));
-    // Past the user's due time (1500 s); the role may rotate again too.
+    clock.set(user_due + Duration::from_secs(1));
+    // Past the user's due time; the role may rotate again too.
     let mut user_rotated = false;
     for _ in 0..4 {
         if next_rotation(&mut events).await == user.session_id {

@@ -41,6 +41,8 @@
 mod aws;
 mod json;
 mod output;
+#[cfg(feature = "redfish")]
+mod redfish;
 mod secrets;
 
 use std::io::{IsTerminal, Write};
@@ -228,15 +230,33 @@ enum Command {
     Secret(SecretCommand),
 
     /// Add a session (one subcommand per session type).
-    #[cfg(feature = "aws")]
+    #[cfg(any(feature = "aws", feature = "redfish"))]
     #[command(subcommand)]
-    Add(Box<aws::AddAws>),
+    Add(Box<AddCommand>),
 
     /// Use the credentials of an AWS session: export them, run a command
     /// with them, or serve them to an AWS SDK as its credential_process.
     #[cfg(feature = "aws")]
     #[command(subcommand)]
     Aws(Box<aws::AwsCommand>),
+}
+
+/// The `add` commands of every provider built in.
+#[cfg(any(feature = "aws", feature = "redfish"))]
+#[derive(Debug, Subcommand)]
+enum AddCommand {
+    /// The AWS session types.
+    #[cfg(feature = "aws")]
+    #[command(flatten)]
+    Aws(aws::AddAws),
+
+    /// Add a Redfish login session (X-Auth-Token) with a BMC or service.
+    ///
+    /// The password is read from standard input (asked without echo on a
+    /// terminal), or from the variable named by --password-env; never from a
+    /// flag. TLS is verified; give --ca-file for a private CA.
+    #[cfg(feature = "redfish")]
+    Redfish(redfish::AddRedfish),
 }
 
 /// The `secret` commands.
@@ -455,8 +475,15 @@ async fn dispatch(cli: Cli) -> Result<(), Failure> {
             );
         }
         Command::Secret(command) => secret(&global, workspace, command, &mut out).await?,
-        #[cfg(feature = "aws")]
-        Command::Add(command) => out = aws::add(&global, workspace, *command).await?,
+        #[cfg(any(feature = "aws", feature = "redfish"))]
+        Command::Add(command) => {
+            out = match *command {
+                #[cfg(feature = "aws")]
+                AddCommand::Aws(command) => aws::add(&global, workspace, command).await?,
+                #[cfg(feature = "redfish")]
+                AddCommand::Redfish(args) => redfish::add(&global, workspace, args).await?,
+            }
+        }
         #[cfg(feature = "aws")]
         Command::Aws(command) => out = aws::run(&global, workspace, *command).await?,
     }
@@ -568,6 +595,8 @@ fn providers(
     let mut providers: Vec<Arc<dyn SessionAction>> = Vec::new();
     #[cfg(feature = "aws")]
     providers.extend(aws::providers(global, workspace)?);
+    #[cfg(feature = "redfish")]
+    providers.extend(redfish::providers());
     Ok(providers)
 }
 

@@ -461,18 +461,18 @@ fn remove_with_a_wrong_passphrase_deletes_nothing() {
 #[test]
 fn start_without_a_provider_fails_naming_the_session_type() {
     let fx = Fixture::new();
-    // Redfish has no provider yet (AWS has one since issue 3).
-    let stored = fx.insert(vec![session("dev", SessionType::Redfish)]);
+    // Azure has no provider yet (AWS and Redfish have one).
+    let stored = fx.insert(vec![session("dev", SessionType::Azure)]);
     let out = fx.run_unlocked(&["start", "dev"]);
     let line = out.one_line_error();
-    assert!(line.contains("redfish"), "{line}");
+    assert!(line.contains("azure"), "{line}");
     assert!(line.contains("does not support"), "{line}");
     let after = fx.stored();
     assert_eq!(after[0].status(), SessionStatus::Inactive);
     assert_eq!(after[0].revision(), stored[0].revision(), "nothing written");
 
     let rotate = fx.run_unlocked(&["rotate", "dev"]);
-    assert!(rotate.one_line_error().contains("redfish"));
+    assert!(rotate.one_line_error().contains("azure"));
 }
 
 #[test]
@@ -1539,5 +1539,97 @@ mod aws {
             "the second run reused the cached login"
         );
         drop(fake);
+    }
+}
+
+// ---- Redfish (cargo feature `redfish`, on by default) -----------------------
+
+#[cfg(feature = "redfish")]
+mod redfish {
+    use super::*;
+    use session_redfish::server::{RedfishServer, Role};
+
+    const BMC_PASSWORD: &str = "bmc-password-canary-42";
+
+    /// add, start, rotate, stop twice against the crate's embedded server; a
+    /// wrong password is one clear line; the password never shows.
+    #[test]
+    fn add_start_rotate_stop_a_redfish_session() {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .expect("runtime");
+        let server = rt.block_on(async {
+            RedfishServer::builder()
+                .account("admin", Secret::new(BMC_PASSWORD), Role::Administrator)
+                .build()
+                .expect("server")
+                .start()
+                .await
+                .expect("start")
+        });
+        let fx = Fixture::new();
+        let ca = fx.dir.path().join("bmc-ca.pem");
+        std::fs::write(&ca, server.ca_pem().expect("CA")).expect("write CA");
+        let endpoint = server.base_url().trim_end_matches('/').to_owned();
+        let add = |name: &str, password: &str| {
+            let mut command = fx.command(&[
+                "add",
+                "redfish",
+                name,
+                "--endpoint",
+                &endpoint,
+                "--username",
+                "admin",
+                "--ca-file",
+                ca.to_str().expect("utf-8"),
+            ]);
+            command.env("SESSIONCTL_PASSPHRASE", PASSPHRASE);
+            Fixture::run_with_stdin(command, format!("{password}\n").as_bytes())
+        };
+        assert!(
+            add("bmc", BMC_PASSWORD)
+                .ok()
+                .starts_with("added session 'bmc'")
+        );
+        add("bmc-wrong", "not-the-password").ok();
+
+        let mut outputs = Vec::new();
+        for args in [
+            ["start", "bmc"],
+            ["rotate", "bmc"],
+            ["stop", "bmc"],
+            ["stop", "bmc"],
+        ] {
+            let out = fx.run_unlocked(&args);
+            assert_eq!(out.code, Some(0), "{args:?}: {out:#?}");
+            outputs.push(out);
+        }
+        assert!(outputs[0].stdout.contains("active"), "{:#?}", outputs[0]);
+        assert!(outputs[2].stdout.contains("inactive"), "{:#?}", outputs[2]);
+        let stored = fx.stored();
+        let bmc = stored
+            .iter()
+            .find(|s| s.session_name == "bmc")
+            .expect("bmc");
+        assert_eq!(bmc.status(), SessionStatus::Inactive);
+
+        let wrong = fx.run_unlocked(&["start", "bmc-wrong"]);
+        let line = wrong.one_line_error();
+        assert!(
+            line.contains("bmc-wrong") && line.contains("not authenticated"),
+            "{line}"
+        );
+
+        for out in &outputs {
+            assert!(!out.stdout.contains(BMC_PASSWORD) && !out.stderr.contains(BMC_PASSWORD));
+        }
+        let workspace = std::fs::read_to_string(fx.workspace()).expect("workspace");
+        assert!(
+            !workspace.contains(BMC_PASSWORD),
+            "the password is not in the workspace"
+        );
+        rt.block_on(server.shutdown());
     }
 }
