@@ -15,8 +15,10 @@
 //! | `boundary` | `boundary` | `session-boundary` |
 //! | `keyring` | [`secret_store::KeyringSecretStore`] | the OS keychain as a secret store |
 //!
-//! No feature is on by default. The provider crates are placeholders until
-//! their issues land; see each crate's docs.
+//! No feature is on by default. `session-aws` (the four AWS credential
+//! types) and `session-redfish` (server and client) are implemented;
+//! `session-azure` and `session-boundary` are placeholders until their issues
+//! land. See each crate's docs.
 #![cfg_attr(feature = "aws", doc = "\nThis build includes the `aws` provider.")]
 #![cfg_attr(feature = "azure", doc = "\nThis build includes the `azure` provider.")]
 #![cfg_attr(
