@@ -763,24 +763,25 @@ async fn auto_approve_and_shutdown() {
 }
 
 /// botocore parses the fake's errors into its modeled exceptions, and the
-/// portal's credentials into its shapes. Optional: skipped when the peers'
-/// Python with botocore is not available.
+/// portal's credentials into its shapes. botocore is a pinned test peer:
+/// skipped loudly outside CI when missing, a failure in CI.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn botocore_parses_the_modeled_errors() {
-    let Some(python) = session_testkit::peers::peers_python() else {
-        eprintln!("NOTE: skipping the optional botocore check: $SESSION_PEERS_PYTHON is not set");
+    let Some(python) = session_testkit::peers::require_peer("botocore", || {
+        let python =
+            session_testkit::peers::peers_python().ok_or("$SESSION_PEERS_PYTHON is not set")?;
+        let imports = std::process::Command::new(&python)
+            .args(["-c", "import botocore"])
+            .output()
+            .is_ok_and(|o| o.status.success());
+        if imports {
+            Ok(python)
+        } else {
+            Err(format!("{} cannot import botocore", python.display()))
+        }
+    }) else {
         return;
     };
-    let probe = std::process::Command::new(&python)
-        .args(["-c", "import botocore"])
-        .output();
-    if !probe.is_ok_and(|o| o.status.success()) {
-        eprintln!(
-            "NOTE: skipping the optional botocore check: {} cannot import botocore",
-            python.display()
-        );
-        return;
-    }
 
     let fake = SsoFake::start().await;
     fake.add_account("111122223333", "Dev", "dev@example.com");
