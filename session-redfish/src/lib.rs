@@ -10,14 +10,17 @@
 //!   authentication, idle expiry driven by an injected
 //!   [`session_core::Clock`], and role-based session visibility. It is
 //!   checked by DMTF's `redfish-protocol-validator` in this crate's tests.
-//! - [`client`] (feature `client`, on by default): the `redfish` session
-//!   type's [`session_core::SessionAction`], `client::RedfishProvider`:
-//!   discovery of `Links.Sessions`, `X-Auth-Token` login (token in the secret
-//!   store, session URI from a same-origin `Location`), idempotent logout,
-//!   make-before-break rotation (break-before-make when the session limit is
-//!   reached), TLS verification with a custom CA. Not yet: the authenticated
-//!   request helper with single-flight re-login on 401, keep-alive, Basic
-//!   fallback.
+//! - [`client`] (feature `client`, on by default):
+//!   - `client::RedfishProvider`, the `redfish` session type's
+//!     [`session_core::SessionAction`]: discovery of `Links.Sessions`,
+//!     `X-Auth-Token` login (token in the secret store, session URI from a
+//!     same-origin `Location`), idempotent logout, make-before-break
+//!     rotation (break-before-make when the session limit is reached), HTTP
+//!     Basic when the service has no SessionService, TLS verification with
+//!     a custom CA;
+//!   - `client::RedfishClient`, authenticated requests to one service: one
+//!     single-flight re-login on 401 with retry of idempotent methods only,
+//!     keep-alive, listing and reading sessions.
 //!
 //! ```no_run
 //! use session_core::Secret;

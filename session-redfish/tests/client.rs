@@ -399,3 +399,233 @@ async fn idle_expiry_then_stop_and_start_again() {
         .unwrap();
     h.shutdown().await;
 }
+
+// ---- RedfishClient: the authenticated request helper ----
+
+use reqwest::Method;
+use serde_json::json;
+use session_redfish::client::{AuthMode, RedfishClient};
+
+fn manual_server_builder(clock: &Arc<ManualClock>) -> RedfishServerBuilder {
+    builder()
+        .account("reader", Secret::new("reader-pw-1"), Role::ReadOnly)
+        .session_timeout(Duration::from_secs(30))
+        .clock(clock.clone())
+}
+
+async fn connect(h: &RedfishServerHandle, user: &str, pw: &str) -> RedfishClient {
+    RedfishClient::builder(
+        RedfishConfig::new(h.base_url(), user).with_ca_certificate_pem(h.ca_pem().unwrap()),
+    )
+    .password(Secret::new(pw))
+    .connect()
+    .await
+    .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn client_relogs_in_once_for_concurrent_requests_after_idle_expiry() {
+    let clock = Arc::new(ManualClock::new(SystemClock.now()));
+    let h = start_server(manual_server_builder(&clock)).await;
+    let client = connect(&h, "admin", ADMIN_PW).await;
+    assert_eq!(client.auth_mode(), Some(AuthMode::Session));
+    assert_eq!(client.session_timeout(), Some(Duration::from_secs(30)));
+    let first_uri = client.session_uri().unwrap();
+    client.get("/redfish/v1/Systems").await.unwrap();
+    assert_eq!(client.relogins(), 0);
+
+    // The session idles out on the server's clock.
+    clock.advance(Duration::from_secs(31));
+    let requests = (0..8).map(|_| {
+        let c = client.clone();
+        tokio::spawn(async move { c.get("/redfish/v1/SessionService").await })
+    });
+    for r in futures_util_join(requests).await {
+        let body = r.unwrap().expect("retried after one re-login");
+        assert_eq!(body["SessionTimeout"], 30);
+    }
+    assert_eq!(client.relogins(), 1, "one re-login shared by all eight");
+    let second_uri = client.session_uri().unwrap();
+    assert_ne!(first_uri, second_uri);
+    // Exactly one live session on the server: the renewed one.
+    let live = client.sessions().await.unwrap();
+    assert_eq!(live.len(), 1, "{live:?}");
+    assert!(live[0].is_current);
+    assert_eq!(live[0].user_name.as_deref(), Some("admin"));
+    assert_eq!(live[0].uri, second_uri.path());
+    client.logout().await.unwrap();
+    h.shutdown().await;
+}
+
+/// Awaits spawned tasks in order.
+async fn futures_util_join<T>(
+    handles: impl Iterator<Item = tokio::task::JoinHandle<T>>,
+) -> Vec<std::result::Result<T, tokio::task::JoinError>> {
+    let mut out = Vec::new();
+    for h in handles.collect::<Vec<_>>() {
+        out.push(h.await);
+    }
+    out
+}
+
+#[tokio::test]
+async fn client_does_not_retry_a_patch_after_relogin() {
+    let clock = Arc::new(ManualClock::new(SystemClock.now()));
+    let h = start_server(manual_server_builder(&clock)).await;
+    let client = connect(&h, "admin", ADMIN_PW).await;
+    clock.advance(Duration::from_secs(31));
+    let err = client
+        .patch(
+            "/redfish/v1/SessionService",
+            &json!({"SessionTimeout": 600}),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(err.category(), "unauthenticated", "{err}");
+    assert!(err.to_string().contains("not retried"), "{err}");
+    assert_eq!(client.relogins(), 1, "the session was renewed");
+    // The PATCH was not applied…
+    let service = client.get("/redfish/v1/SessionService").await.unwrap();
+    assert_eq!(service["SessionTimeout"], 30);
+    assert_eq!(client.relogins(), 1, "the GET used the renewed session");
+    // …and succeeds when the caller sends it again.
+    client
+        .patch(
+            "/redfish/v1/SessionService",
+            &json!({"SessionTimeout": 600}),
+        )
+        .await
+        .unwrap();
+    let service = client.get("/redfish/v1/SessionService").await.unwrap();
+    assert_eq!(service["SessionTimeout"], 600);
+    client.logout().await.unwrap();
+    let err = client.get("/redfish/v1/Systems").await.unwrap_err();
+    assert!(err.to_string().contains("logged out"), "{err}");
+    h.shutdown().await;
+}
+
+#[tokio::test]
+async fn client_lists_and_reads_sessions_by_privilege() {
+    let clock = Arc::new(ManualClock::new(SystemClock.now()));
+    let h = start_server(manual_server_builder(&clock)).await;
+    let admin = connect(&h, "admin", ADMIN_PW).await;
+    let reader = connect(&h, "reader", "reader-pw-1").await;
+    let all = admin.sessions().await.unwrap();
+    assert_eq!(all.len(), 2, "ConfigureUsers sees every session: {all:?}");
+    let mine: Vec<_> = all.iter().filter(|s| s.is_current).collect();
+    assert_eq!(mine.len(), 1);
+    assert_eq!(mine[0].user_name.as_deref(), Some("admin"));
+    assert_eq!(mine[0].context.as_deref(), Some("session-redfish"));
+    let own = reader.sessions().await.unwrap();
+    assert_eq!(own.len(), 1, "ConfigureSelf sees its own: {own:?}");
+    assert_eq!(own[0].user_name.as_deref(), Some("reader"));
+    assert!(own[0].is_current);
+    // Read one by URI; a reader cannot read the admin's session.
+    let admin_uri = admin.session_uri().unwrap();
+    let read = admin.session(admin_uri.as_str()).await.unwrap();
+    assert_eq!(read.uri, admin_uri.path());
+    assert!(reader.session(admin_uri.as_str()).await.is_err());
+    // Paths on another origin are refused before any request.
+    let err = admin
+        .get("https://elsewhere.example/redfish/v1/")
+        .await
+        .unwrap_err();
+    assert_eq!(err.category(), "invalid_input", "{err}");
+    // Errors carry the service's message, and Debug shows no credentials.
+    let err = admin.get("/redfish/v1/NoSuchThing").await.unwrap_err();
+    assert_eq!(err.category(), "not_found", "{err}");
+    let shown = format!("{admin:?} {reader:?}");
+    assert!(
+        !shown.contains(ADMIN_PW) && !shown.contains("reader-pw-1"),
+        "{shown}"
+    );
+    admin.logout().await.unwrap();
+    reader.logout().await.unwrap();
+    h.shutdown().await;
+}
+
+#[tokio::test]
+async fn client_wrong_password_is_a_clear_unauthorized() {
+    let h = start_server(builder()).await;
+    let err = RedfishClient::builder(
+        RedfishConfig::new(h.base_url(), "admin").with_ca_certificate_pem(h.ca_pem().unwrap()),
+    )
+    .password(Secret::new(WRONG_PW))
+    .connect()
+    .await
+    .unwrap_err();
+    assert_eq!(err.category(), "unauthenticated");
+    let text = err.to_string();
+    assert!(text.contains("unauthorized"), "{text}");
+    assert!(text.contains("\"admin\""), "{text}");
+    assert!(!text.contains(WRONG_PW), "{text}");
+    h.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keep_alive_holds_the_session_past_its_idle_timeout() {
+    // Real time: a 2 s idle timeout, keep-alive every 500 ms.
+    let h = start_server(builder().test_session_timeout(Duration::from_secs(2))).await;
+    let kept = connect(&h, "admin", ADMIN_PW).await;
+    let idle = connect(&h, "admin", ADMIN_PW).await;
+    let err = kept.keep_alive(Some(Duration::from_secs(2))).unwrap_err();
+    assert_eq!(err.category(), "invalid_input", "{err}");
+    let guard = kept.keep_alive(Some(Duration::from_millis(500)));
+    assert!(guard.is_err(), "under the 1 s minimum");
+    let guard = kept.keep_alive(Some(Duration::from_secs(1))).unwrap();
+    assert!(guard.is_running());
+    tokio::time::sleep(Duration::from_millis(3500)).await;
+    kept.get("/redfish/v1/Systems").await.unwrap();
+    idle.get("/redfish/v1/Systems").await.unwrap();
+    assert_eq!(kept.relogins(), 0, "kept alive");
+    assert_eq!(idle.relogins(), 1, "the idle one expired and re-logged in");
+    drop(guard);
+    kept.logout().await.unwrap();
+    idle.logout().await.unwrap();
+    h.shutdown().await;
+}
+
+#[tokio::test]
+async fn provider_client_uses_the_stored_token_and_does_not_relogin() {
+    let h = start_server(builder()).await;
+    let (ctx, _clock) = context();
+    let provider = RedfishProvider::new();
+    let session = session_with(&ctx, "bmc-client", &config(&h), ADMIN_PW).await;
+    assert!(provider.client(&ctx, &session).await.is_err(), "inactive");
+    let started = provider
+        .start(&ctx, &moved(&session, SessionStatus::Pending))
+        .await
+        .unwrap();
+    assert_eq!(
+        started.config.get::<RedfishConfig>().unwrap().auth_mode,
+        Some(AuthMode::Session)
+    );
+    let client = provider.client(&ctx, &started).await.unwrap();
+    let uri = started
+        .config
+        .get::<RedfishConfig>()
+        .unwrap()
+        .session_uri
+        .unwrap();
+    assert_eq!(client.session_uri().unwrap().as_str(), uri);
+    client.get("/redfish/v1/Systems").await.unwrap();
+    // The session ends behind the client's back: a clear error, no re-login.
+    let tok = token(&ctx, &started).await.unwrap();
+    let status = checker(&h)
+        .request(Method::DELETE, &uri)
+        .header("X-Auth-Token", &tok)
+        .send()
+        .await
+        .unwrap()
+        .status();
+    assert!(status.is_success(), "{status}");
+    let err = client.get("/redfish/v1/Systems").await.unwrap_err();
+    assert_eq!(err.category(), "unauthenticated", "{err}");
+    assert!(err.to_string().contains("rotate or start"), "{err}");
+    assert_eq!(client.relogins(), 0);
+    provider
+        .stop(&ctx, &moved(&started, SessionStatus::Stopping))
+        .await
+        .unwrap();
+    h.shutdown().await;
+}

@@ -37,14 +37,33 @@ pub struct RedfishConfig {
     /// Allow an `http://` endpoint (loopback tests, TLS-terminating proxies).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub allow_insecure_http: bool,
-    /// Fall back to HTTP Basic when the service has no SessionService.
-    /// **Not implemented yet**: accepted and ignored.
+    /// Fall back to HTTP Basic when the service has no SessionService (its
+    /// root links neither `Links.Sessions` nor `SessionService`, or the
+    /// login POST answers 404 or 405). On when absent, as in `sushy`'s
+    /// default; set `false` to require session login. Basic sends the
+    /// password with every request, so it is only used over HTTPS (or with
+    /// [`allow_insecure_http`](Self::allow_insecure_http)).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub basic_auth_fallback: Option<bool>,
+    /// How the live session authenticates (written by the provider on start
+    /// and rotate, removed on stop).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auth_mode: Option<AuthMode>,
     /// The URI of the live login session (not a secret). Written by the
     /// provider on start and rotate, removed on stop.
     #[serde(default)]
     pub session_uri: Option<String>,
+}
+
+/// How a Redfish client authenticates its requests.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+#[non_exhaustive]
+pub enum AuthMode {
+    /// A login session: `X-Auth-Token` on each request.
+    Session,
+    /// HTTP Basic on each request (the service has no SessionService).
+    Basic,
 }
 
 impl RedfishConfig {
@@ -68,6 +87,17 @@ impl RedfishConfig {
     pub fn with_insecure_skip_verify(mut self, insecure: bool) -> Self {
         self.insecure_skip_verify = insecure;
         self
+    }
+
+    /// Sets [`basic_auth_fallback`](Self::basic_auth_fallback).
+    pub fn with_basic_auth_fallback(mut self, allow: bool) -> Self {
+        self.basic_auth_fallback = Some(allow);
+        self
+    }
+
+    /// Whether HTTP Basic may be used when there is no SessionService.
+    pub fn basic_fallback_allowed(&self) -> bool {
+        self.basic_auth_fallback != Some(false)
     }
 
     /// Sets [`allow_insecure_http`](Self::allow_insecure_http).

@@ -14,6 +14,8 @@ use session_core::Error;
 pub(crate) struct Failure {
     pub(crate) error: Error,
     pub(crate) session_limit: bool,
+    /// The HTTP status, when the service answered.
+    pub(crate) status: Option<StatusCode>,
 }
 
 impl From<Error> for Failure {
@@ -21,6 +23,7 @@ impl From<Error> for Failure {
         Self {
             error,
             session_limit: false,
+            status: None,
         }
     }
 }
@@ -130,6 +133,7 @@ pub(crate) fn from_status(
     Failure {
         error,
         session_limit,
+        status: Some(status),
     }
 }
 
