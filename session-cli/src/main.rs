@@ -239,6 +239,12 @@ enum Command {
     #[cfg(feature = "aws")]
     #[command(subcommand)]
     Aws(Box<aws::AwsCommand>),
+
+    /// Use an active Redfish session: read a resource with its token, or
+    /// list the service's login sessions.
+    #[cfg(feature = "redfish")]
+    #[command(subcommand)]
+    Redfish(redfish::RedfishCommand),
 }
 
 /// The `add` commands of every provider built in.
@@ -486,6 +492,8 @@ async fn dispatch(cli: Cli) -> Result<(), Failure> {
         }
         #[cfg(feature = "aws")]
         Command::Aws(command) => out = aws::run(&global, workspace, *command).await?,
+        #[cfg(feature = "redfish")]
+        Command::Redfish(command) => out = redfish::run(&global, workspace, command).await?,
     }
     print(&out)
 }

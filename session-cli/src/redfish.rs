@@ -1,12 +1,12 @@
 //! The Redfish parts of sessionctl (cargo feature `redfish`, on by default):
-//! the provider and `add redfish`.
+//! the provider, `add redfish`, and `redfish get|sessions`.
 
 use std::sync::Arc;
 
-use clap::Args;
+use clap::{Args, Subcommand};
 use session_core::{
-    Error, FsWorkspace, Secret, SecretKey, SecretStore, Session, SessionAction, SessionType,
-    WorkspaceRepository,
+    ActionContext, Error, FsWorkspace, Secret, SecretKey, SecretStore, Session, SessionAction,
+    SessionStatus, SessionType, SystemClock, WorkspaceRepository, WorkspaceRepositoryExt,
 };
 use session_redfish::client::{PASSWORD_SECRET, RedfishConfig, RedfishProvider};
 
@@ -43,6 +43,11 @@ pub(crate) struct AddRedfish {
     #[arg(long)]
     allow_insecure_http: bool,
 
+    /// Refuse HTTP Basic authentication when the service has no
+    /// SessionService (by default Basic is used then).
+    #[arg(long)]
+    no_basic_fallback: bool,
+
     /// Read the password from this environment variable instead of standard
     /// input (never from a flag).
     #[arg(long, value_name = "VAR")]
@@ -58,6 +63,9 @@ pub(crate) async fn add(
     let mut config = RedfishConfig::new(args.endpoint, args.username)
         .with_insecure_skip_verify(args.insecure_skip_verify)
         .with_allow_insecure_http(args.allow_insecure_http);
+    if args.no_basic_fallback {
+        config = config.with_basic_auth_fallback(false);
+    }
     if let Some(path) = &args.ca_file {
         let absolute =
             std::path::absolute(path).map_err(|e| Failure::Usage(format!("--ca-file: {e}")))?;
@@ -89,6 +97,128 @@ pub(crate) async fn add(
         Err(error) => {
             let _ = store.delete_session(id).await;
             Err(error.into())
+        }
+    }
+}
+
+/// `redfish …`: use an active Redfish session.
+#[derive(Debug, Subcommand)]
+pub(crate) enum RedfishCommand {
+    /// GET a resource with the session's token and print its JSON.
+    ///
+    /// A session that has ended on the service gives an "unauthenticated"
+    /// error: rotate or start it again.
+    Get(GetArgs),
+
+    /// List the service's login sessions this account may see (all with
+    /// ConfigureUsers, else its own), one a line: current marker, id, user,
+    /// created, context, URI.
+    Sessions(SessionsArgs),
+}
+
+/// `redfish get`.
+#[derive(Debug, Args)]
+pub(crate) struct GetArgs {
+    /// The session's id, or its name if unique.
+    #[arg(value_name = "ID|NAME")]
+    session: String,
+
+    /// The resource path, e.g. /redfish/v1/Systems.
+    #[arg(value_name = "PATH", default_value = "/redfish/v1/")]
+    path: String,
+}
+
+/// `redfish sessions`.
+#[derive(Debug, Args)]
+pub(crate) struct SessionsArgs {
+    /// The session's id, or its name if unique.
+    #[arg(value_name = "ID|NAME")]
+    session: String,
+
+    /// Print a JSON array of objects with the fields uri, id, userName,
+    /// createdTime, context, current.
+    #[arg(long)]
+    json: bool,
+}
+
+/// Runs a `redfish` command; returns what to print.
+pub(crate) async fn run(
+    global: &Global,
+    workspace: FsWorkspace,
+    command: RedfishCommand,
+) -> Result<String, Failure> {
+    let id_or_name = match &command {
+        RedfishCommand::Get(a) => &a.session,
+        RedfishCommand::Sessions(a) => &a.session,
+    };
+    let session = workspace.find(id_or_name).await?;
+    if session.session_type != SessionType::Redfish {
+        return Err(Error::invalid_input(
+            "session",
+            format!(
+                "{} is a {} session, not redfish",
+                session.label(),
+                session.session_type
+            ),
+        )
+        .into());
+    }
+    if session.status() != SessionStatus::Active {
+        return Err(Error::invalid_input(
+            "session",
+            format!(
+                "{} is {}; start it first",
+                session.label(),
+                session.status()
+            ),
+        )
+        .into());
+    }
+    let store: Arc<dyn SecretStore> = secrets::open(global, workspace.path()).await?;
+    let ctx = ActionContext::new(Arc::new(SystemClock), store);
+    let client = RedfishProvider::new().client(&ctx, &session).await?;
+    match command {
+        RedfishCommand::Get(args) => {
+            let body = client.get(&args.path).await?;
+            let mut text = serde_json::to_string_pretty(&body)
+                .map_err(|e| Failure::Other(format!("cannot print the answer: {e}")))?;
+            text.push('\n');
+            Ok(text)
+        }
+        RedfishCommand::Sessions(args) => {
+            let sessions = client.sessions().await?;
+            if args.json {
+                let list: Vec<serde_json::Value> = sessions
+                    .iter()
+                    .map(|s| {
+                        serde_json::json!({
+                            "uri": s.uri,
+                            "id": s.id,
+                            "userName": s.user_name,
+                            "createdTime": s.created_time,
+                            "context": s.context,
+                            "current": s.is_current,
+                        })
+                    })
+                    .collect();
+                let mut text = serde_json::to_string_pretty(&list)
+                    .map_err(|e| Failure::Other(format!("cannot print the answer: {e}")))?;
+                text.push('\n');
+                return Ok(text);
+            }
+            let mut out = String::new();
+            for s in sessions {
+                out.push_str(&format!(
+                    "{} {}\t{}\t{}\t{}\t{}\n",
+                    if s.is_current { "*" } else { " " },
+                    s.id,
+                    s.user_name.as_deref().unwrap_or("-"),
+                    s.created_time.as_deref().unwrap_or("-"),
+                    s.context.as_deref().unwrap_or("-"),
+                    s.uri,
+                ));
+            }
+            Ok(out)
         }
     }
 }

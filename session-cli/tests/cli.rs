@@ -1632,4 +1632,71 @@ mod redfish {
         );
         rt.block_on(server.shutdown());
     }
+
+    /// `redfish get` and `redfish sessions` through an active session; an
+    /// inactive one is refused with one clear line.
+    #[test]
+    fn redfish_get_and_sessions_use_the_active_session() {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .expect("runtime");
+        let server = rt.block_on(async {
+            RedfishServer::builder()
+                .account("admin", Secret::new(BMC_PASSWORD), Role::Administrator)
+                .build()
+                .expect("server")
+                .start()
+                .await
+                .expect("start")
+        });
+        let fx = Fixture::new();
+        let ca = fx.dir.path().join("bmc-ca.pem");
+        std::fs::write(&ca, server.ca_pem().expect("CA")).expect("write CA");
+        let mut command = fx.command(&[
+            "add",
+            "redfish",
+            "bmc",
+            "--endpoint",
+            server.base_url(),
+            "--username",
+            "admin",
+            "--ca-file",
+            ca.to_str().expect("utf-8"),
+        ]);
+        command.env("SESSIONCTL_PASSPHRASE", PASSPHRASE);
+        Fixture::run_with_stdin(command, format!("{BMC_PASSWORD}\n").as_bytes()).ok();
+
+        let inactive = fx.run_unlocked(&["redfish", "get", "bmc"]);
+        assert!(
+            inactive.one_line_error().contains("start it first"),
+            "{inactive:#?}"
+        );
+        assert_eq!(fx.run_unlocked(&["start", "bmc"]).code, Some(0));
+
+        let get = fx.run_unlocked(&["redfish", "get", "bmc", "/redfish/v1/SessionService"]);
+        assert_eq!(get.code, Some(0), "{get:#?}");
+        let body: serde_json::Value = serde_json::from_str(&get.stdout).expect("JSON");
+        assert_eq!(body["SessionTimeout"], 1800, "{body}");
+
+        let table = fx.run_unlocked(&["redfish", "sessions", "bmc"]);
+        assert_eq!(table.code, Some(0), "{table:#?}");
+        let lines: Vec<&str> = table.stdout.lines().collect();
+        assert_eq!(lines.len(), 1, "{table:#?}");
+        assert!(
+            lines[0].starts_with("* ") && lines[0].contains("admin"),
+            "{table:#?}"
+        );
+        let json = fx.run_unlocked(&["redfish", "sessions", "bmc", "--json"]);
+        let list: serde_json::Value = serde_json::from_str(&json.stdout).expect("JSON");
+        assert_eq!(list[0]["current"], true, "{list}");
+        assert_eq!(list[0]["userName"], "admin", "{list}");
+
+        assert_eq!(fx.run_unlocked(&["stop", "bmc"]).code, Some(0));
+        for out in [&get, &table, &json] {
+            assert!(!out.stdout.contains(BMC_PASSWORD) && !out.stderr.contains(BMC_PASSWORD));
+        }
+        rt.block_on(server.shutdown());
+    }
 }

@@ -10,6 +10,8 @@
 //! - [`peers`]: finding external test peers (fails in CI when missing).
 //! - [`moto`]: the moto test peer ([`MotoServer`], a local STS/IAM endpoint)
 //!   and [`Botocore`] (boto3 as a subprocess: moto client, independent reader).
+//! - [`sushy`]: the sushy-emulator test peer ([`SushyEmulator`](sushy::SushyEmulator),
+//!   a Redfish service with HTTP Basic auth and no `SessionService`).
 //!
 //! Call the suites from `tests/`, not from `#[cfg(test)]` modules of the crate
 //! under test, so that only one copy of `session-core` is compiled.
@@ -31,6 +33,7 @@ pub use secret_store::secret_store_conformance;
 pub const CANARY: &str = "CANARY-7f3a-never-print-me";
 
 pub mod moto;
+pub mod sushy;
 pub use moto::{Botocore, MotoServer};
 
 pub mod fakes;

@@ -383,13 +383,23 @@ impl RedfishClient {
         label: String,
         clock: Arc<dyn Clock>,
     ) -> Self {
+        // A session lives in its Sessions collection: the URI's parent.
+        let sessions_uri = match &auth {
+            Auth::Session { uri, .. } => {
+                let mut parent = uri.clone();
+                let path = uri.path().trim_end_matches('/');
+                parent.set_path(path.rsplit_once('/').map_or(path, |(p, _)| p));
+                Some(parent)
+            }
+            _ => None,
+        };
         Self {
             inner: Arc::new(Inner {
                 http,
                 base,
                 username: config.username.clone(),
+                sessions_uri,
                 password,
-                sessions_uri: None,
                 label,
                 context: "session-redfish".to_owned(),
                 clock,
@@ -583,10 +593,7 @@ impl RedfishClient {
     }
 
     fn sessions_uri(&self) -> Option<Url> {
-        self.inner
-            .sessions_uri
-            .clone()
-            .or_else(|| self.inner.base.join(super::DEFAULT_SESSIONS_URI).ok())
+        self.inner.sessions_uri.clone()
     }
 
     /// `GET path`, returning the JSON body.

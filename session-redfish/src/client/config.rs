@@ -46,8 +46,10 @@ pub struct RedfishConfig {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub basic_auth_fallback: Option<bool>,
     /// How the live session authenticates (written by the provider on start
-    /// and rotate, removed on stop).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// and rotate, removed on stop). Always serialized (as `null` when
+    /// unset), because the session config is merged on write and an omitted
+    /// key would keep its old value.
+    #[serde(default)]
     pub auth_mode: Option<AuthMode>,
     /// The URI of the live login session (not a secret). Written by the
     /// provider on start and rotate, removed on stop.
