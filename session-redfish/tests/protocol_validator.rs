@@ -1,6 +1,19 @@
 //! DMTF's Redfish-Protocol-Validator (`rf_protocol_validator`, a pinned test
 //! peer from `scripts/peers/requirements.txt`) against the server over
-//! HTTPS: every row of the session and authentication assertions must pass.
+//! HTTPS: every row of the session, authentication, account and role
+//! assertions must pass, and no row of the whole report may FAIL.
+//!
+//! Last run: PASS 228, WARN 0, FAIL 0, NOT_TESTED 52 (before the
+//! AccountService and the `describedby` links: PASS 158, FAIL 7, NOT_TESTED
+//! 55). The NOT_TESTED rows need features this server does not have: SSE
+//! and SSDP (`SERV_SSE_*`, `SERV_SSDP_*`, `SERV_EVENT_*`), writable
+//! resources (`PROTO_ETAG_*` on writes, `REQ_PATCH_*`, `REQ_HEADERS_IF_MATCH`,
+//! `REQ_DATA_MOD_ERRORS`, `SEC_ACCOUNTS_SUPPORT_ETAGS`,
+//! `SEC_PRIV_OPERATION_TO_PRIV_MAPPING` and `SEC_PWD_CHANGE_REQ_*`, which
+//! all start by creating an account: the `AccountService` is read-only), a
+//! certificate service (`SEC_DEFAULT_CERT_REPLACE`), query parameters
+//! (`REQ_QUERY_PROTOCOL_FEATURES_SUPPORTED`), or a redirect
+//! (`PROTO_REDIRECT_ENFORCES_TARGET_PRIVS`).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -36,6 +49,16 @@ const MUST_PASS: &[&str] = &[
     "REQ_POST_CREATE_TO_MEMBERS_PROP",
     "REQ_DELETE_METHOD_REQUIRED",
     "REQ_HEADERS_ODATA_VERSION",
+    // `Link: rel=describedby` on resource GET/HEAD, matching `@odata.type`.
+    "RESP_HEADERS_LINK_REL_DESCRIBED_BY",
+    "RESP_HEADERS_LINK_SCHEMA_VER_MATCH",
+    // The read-only AccountService: roles, accounts and their ETags.
+    "SEC_PRIV_SUPPORT_PREDEFINED_ROLES",
+    "SEC_PRIV_PREDEFINED_ROLE_NOT_MODIFIABLE",
+    "SEC_PRIV_ONE_ROLE_PRE_USER",
+    "SEC_HEADERS_FIRST",
+    "RESP_HEADERS_ETAG",
+    "PROTO_ETAG_ON_GET_ACCOUNT",
 ];
 
 /// PASS, or WARN: the validator's NIST randomness tests on a truly random
@@ -44,13 +67,12 @@ const PASS_OR_WARN: &[&str] = &["RESP_HEADERS_X_AUTH_TOKEN"];
 
 /// PASS or NOT_TESTED (or absent): they depend on features this server does
 /// not have, or are skipped by `--avoid-http-redirect` on an HTTPS-only port
-/// (the plain-HTTP login refusal is this suite's own concern):
-/// - `SEC_HEADERS_FIRST` needs a resource with an ETag (accounts);
+/// (the plain-HTTP login refusal is tested in `tests/server.rs`):
 /// - `SEC_SESSION_CREATE_HTTPS_ONLY`, `SEC_BASIC_AUTH_OVER_HTTPS` probe `http://`;
 /// - `SEC_SESSION_TERMINATION_SIDE_EFFECTS` needs an SSE stream;
-/// - `SEC_PWD_CHANGE_REQ_*` need an AccountService.
+/// - `SEC_PWD_CHANGE_REQ_*` need an account the validator can create and
+///   flag with `PasswordChangeRequired` (the AccountService is read-only).
 const FEATURE_DEPENDENT: &[&str] = &[
-    "SEC_HEADERS_FIRST",
     "SEC_SESSION_CREATE_HTTPS_ONLY",
     "SEC_BASIC_AUTH_OVER_HTTPS",
     "SEC_SESSION_TERMINATION_SIDE_EFFECTS",
@@ -164,9 +186,14 @@ async fn protocol_validator_session_assertions_pass() {
         *counts.entry(row.result.as_str()).or_default() += 1;
     }
     println!("validator rows: {counts:?}");
+    let mut not_tested: BTreeMap<&str, usize> = BTreeMap::new();
+    for row in rows.iter().filter(|r| r.result == "NOT_TESTED") {
+        *not_tested.entry(row.assertion.as_str()).or_default() += 1;
+    }
+    println!("NOT_TESTED by assertion: {not_tested:?}");
     for row in rows.iter().filter(|r| r.result == "FAIL") {
         println!(
-            "FAIL (outside the session assertions unless listed below): {} {} {} {}: {}",
+            "FAIL: {} {} {} {}: {}",
             row.assertion, row.method, row.status, row.uri, row.message
         );
     }
@@ -174,7 +201,10 @@ async fn protocol_validator_session_assertions_pass() {
     let mut problems = Vec::new();
     for row in &rows {
         let a = row.assertion.as_str();
-        let ok = if MUST_PASS.contains(&a) {
+        let ok = if row.result == "FAIL" {
+            // No FAIL anywhere in the report, not only in the lists above.
+            false
+        } else if MUST_PASS.contains(&a) {
             row.result == "PASS"
         } else if PASS_OR_WARN.contains(&a) {
             row.result == "PASS" || row.result == "WARN"
@@ -197,7 +227,7 @@ async fn protocol_validator_session_assertions_pass() {
     }
     assert!(
         problems.is_empty(),
-        "session/auth assertions that did not pass:\n{}",
+        "validator rows that did not pass:\n{}",
         problems.join("\n")
     );
 }

@@ -6,7 +6,9 @@ use std::time::Duration;
 use reqwest::{Client, StatusCode};
 use serde_json::{Value, json};
 use session_core::Secret;
-use session_redfish::server::{RedfishServer, RedfishServerBuilder, RedfishServerHandle, Role};
+use session_redfish::server::{
+    RedfishServer, RedfishServerBuilder, RedfishServerConfig, RedfishServerHandle, Role,
+};
 
 const SESSIONS: &str = "/redfish/v1/SessionService/Sessions";
 const ADMIN_PW: &str = "CANARY-admin-pw-7f3a";
@@ -419,4 +421,489 @@ async fn config_is_validated_and_disabled_service_refuses_logins() {
         .await
         .unwrap();
     assert_eq!(res.status(), StatusCode::SERVICE_UNAVAILABLE);
+}
+
+/// A session count read with Basic, which creates no session itself.
+async fn session_count(h: &RedfishServerHandle, c: &Client) -> u64 {
+    let res = c
+        .get(format!("{}{SESSIONS}", h.base_url()))
+        .basic_auth("admin", Some(ADMIN_PW))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    res.json::<Value>().await.unwrap()["Members@odata.count"]
+        .as_u64()
+        .unwrap()
+}
+
+#[tokio::test]
+async fn plain_http_to_the_https_port_is_refused_and_creates_no_session() {
+    let (h, c) = start(builder()).await;
+    let addr = h.local_addr();
+
+    // A raw HTTP/1.1 login: the server must not answer in HTTP. It either
+    // closes the connection or sends a TLS alert record (content type 21).
+    let reply = tokio::task::spawn_blocking(move || {
+        use std::io::{Read, Write};
+        let body = format!(r#"{{"UserName":"admin","Password":"{ADMIN_PW}"}}"#);
+        let mut tcp = std::net::TcpStream::connect(addr).unwrap();
+        tcp.set_read_timeout(Some(Duration::from_secs(15))).unwrap();
+        let request = format!(
+            "POST {SESSIONS} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\n\
+             Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        );
+        tcp.write_all(request.as_bytes()).unwrap();
+        let mut reply = Vec::new();
+        // A reset after the alert is as good as a close.
+        let _ = tcp.read_to_end(&mut reply);
+        reply
+    })
+    .await
+    .unwrap();
+    assert!(!reply.starts_with(b"HTTP/"), "answered in plain HTTP");
+    assert!(
+        reply.is_empty() || reply[0] == 21,
+        "neither a close nor a TLS alert: {:?}",
+        &reply[..reply.len().min(16)]
+    );
+
+    // The same through an HTTP client: an error, never a session.
+    let res = Client::new()
+        .post(format!("http://{addr}{SESSIONS}"))
+        .json(&json!({"UserName": "admin", "Password": ADMIN_PW}))
+        .timeout(Duration::from_secs(15))
+        .send()
+        .await;
+    if let Ok(res) = res {
+        assert!(!res.status().is_success(), "{}", res.status());
+        assert!(res.headers().get("x-auth-token").is_none());
+    }
+
+    assert_eq!(session_count(&h, &c).await, 0);
+    // The HTTPS port still works afterwards.
+    login(&h, &c, "admin", ADMIN_PW).await;
+    assert_eq!(session_count(&h, &c).await, 1);
+    h.shutdown().await;
+}
+
+/// A self-signed certificate for 127.0.0.1 and its key, as PEM files.
+fn cert_files(dir: &std::path::Path) -> (std::path::PathBuf, std::path::PathBuf, String) {
+    let ck = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_owned()]).unwrap();
+    let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
+    std::fs::write(&cert, ck.cert.pem()).unwrap();
+    std::fs::write(&key, ck.signing_key.serialize_pem()).unwrap();
+    (cert, key, ck.cert.pem())
+}
+
+#[tokio::test]
+async fn only_insecure_http_gives_an_http_listener() {
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, key, cert_pem) = cert_files(dir.path());
+    for (what, b) in [
+        ("default", builder()),
+        ("PEM files", builder().tls_pem_files(&cert, &key)),
+    ] {
+        let server = b.build().unwrap();
+        assert!(server.ca_pem().is_some(), "{what}");
+        let h = server.start().await.unwrap();
+        assert!(h.base_url().starts_with("https://"), "{what}");
+        assert!(h.ca_pem().is_some(), "{what}");
+        h.shutdown().await;
+    }
+    // The PEM-file server really serves that certificate.
+    let h = builder()
+        .tls_pem_files(&cert, &key)
+        .build()
+        .unwrap()
+        .start()
+        .await
+        .unwrap();
+    assert_eq!(h.ca_pem().unwrap(), cert_pem);
+    let c = Client::builder()
+        .add_root_certificate(reqwest::Certificate::from_pem(cert_pem.as_bytes()).unwrap())
+        .tls_built_in_root_certs(false)
+        .build()
+        .unwrap();
+    login(&h, &c, "admin", ADMIN_PW).await;
+    h.shutdown().await;
+
+    let server = builder().insecure_http().build().unwrap();
+    assert!(server.ca_pem().is_none());
+    let h = server.start().await.unwrap();
+    assert!(h.base_url().starts_with("http://"));
+    assert!(h.ca_pem().is_none());
+    login(&h, &Client::new(), "admin", ADMIN_PW).await;
+    h.shutdown().await;
+}
+
+#[tokio::test]
+async fn account_service_is_read_only_and_shows_each_user_what_they_may_see() {
+    let (h, c) = start(builder().account(
+        "operator",
+        Secret::new("CANARY-operator-pw"),
+        Role::Operator,
+    ))
+    .await;
+    let admin = login(&h, &c, "admin", ADMIN_PW).await;
+    let reader = login(&h, &c, "reader", "reader-pw").await;
+    let json = |res: reqwest::Response| async move {
+        assert_eq!(res.status(), StatusCode::OK, "{}", res.url());
+        res.json::<Value>().await.unwrap()
+    };
+    let members = |v: &Value| -> Vec<String> {
+        v["Members"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m["@odata.id"].as_str().unwrap().to_owned())
+            .collect()
+    };
+
+    // Linked from the root; needs authentication like any other resource.
+    let root = json(get(&h, &c, "/redfish/v1/", &admin.token).await).await;
+    let svc_uri = root["AccountService"]["@odata.id"].as_str().unwrap();
+    assert_eq!(svc_uri, "/redfish/v1/AccountService");
+    let res = c
+        .get(format!("{}{svc_uri}", h.base_url()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+    let svc = json(get(&h, &c, svc_uri, &reader.token).await).await;
+    let accounts_uri = svc["Accounts"]["@odata.id"].as_str().unwrap().to_owned();
+    let roles_uri = svc["Roles"]["@odata.id"].as_str().unwrap().to_owned();
+
+    // ConfigureUsers sees every account; ConfigureSelf only its own.
+    let all = json(get(&h, &c, &accounts_uri, &admin.token).await).await;
+    assert_eq!(all["Members@odata.count"], 3);
+    let mut by_user = std::collections::HashMap::new();
+    let mut bodies = String::new();
+    for uri in members(&all) {
+        let res = get(&h, &c, &uri, &admin.token).await;
+        let etag = res.headers()["etag"].to_str().unwrap().to_owned();
+        let account = json(res).await;
+        assert_eq!(account["@odata.id"], uri.as_str());
+        assert_eq!(account["Password"], Value::Null);
+        assert!(account.as_object().unwrap().contains_key("Password"));
+        by_user.insert(
+            account["UserName"].as_str().unwrap().to_owned(),
+            uri.clone(),
+        );
+        bodies.push_str(&account.to_string());
+        // Unchanged: 304 with the same ETag.
+        let res = c
+            .get(format!("{}{uri}", h.base_url()))
+            .header("X-Auth-Token", &admin.token)
+            .header("If-None-Match", &etag)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), StatusCode::NOT_MODIFIED);
+    }
+    assert!(!bodies.contains("CANARY") && !bodies.contains(ADMIN_PW));
+    assert!(!bodies.contains("reader-pw"));
+    let reader_view = json(get(&h, &c, &accounts_uri, &reader.token).await).await;
+    assert_eq!(members(&reader_view), vec![by_user["reader"].clone()]);
+    let own = json(get(&h, &c, &by_user["reader"], &reader.token).await).await;
+    assert_eq!(own["RoleId"], "ReadOnly");
+    assert_eq!(
+        own["Links"]["Role"]["@odata.id"],
+        format!("{roles_uri}/ReadOnly")
+    );
+    // Another user's account, or one that does not exist: the same 403.
+    for uri in [by_user["admin"].clone(), format!("{accounts_uri}/999")] {
+        let res = get(&h, &c, &uri, &reader.token).await;
+        assert_eq!(res.status(), StatusCode::FORBIDDEN, "{uri}");
+    }
+    let res = get(&h, &c, &format!("{accounts_uri}/999"), &admin.token).await;
+    assert_eq!(res.status(), StatusCode::NOT_FOUND);
+
+    // The three standard roles and their privileges.
+    let roles = json(get(&h, &c, &roles_uri, &reader.token).await).await;
+    assert_eq!(roles["Members@odata.count"], 3);
+    let mut found = Vec::new();
+    for uri in members(&roles) {
+        let role = json(get(&h, &c, &uri, &reader.token).await).await;
+        let privileges: Vec<&str> = role["AssignedPrivileges"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p.as_str().unwrap())
+            .collect();
+        found.push((role["Id"].as_str().unwrap().to_owned(), privileges.len()));
+        assert_eq!(role["IsPredefined"], true);
+        assert!(privileges.contains(&"Login"));
+    }
+    found.sort();
+    assert_eq!(
+        found,
+        [
+            ("Administrator".to_owned(), 5),
+            ("Operator".to_owned(), 3),
+            ("ReadOnly".to_owned(), 2)
+        ]
+    );
+
+    // Read-only: writes get 405 with Allow.
+    let patch = c
+        .patch(format!("{}{roles_uri}/ReadOnly", h.base_url()))
+        .header("X-Auth-Token", &admin.token)
+        .json(&json!({"AssignedPrivileges": ["Login", "ConfigureUsers"]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(patch.status(), StatusCode::METHOD_NOT_ALLOWED);
+    assert!(patch.headers()["allow"].to_str().unwrap().contains("GET"));
+    let post = c
+        .post(format!("{}{accounts_uri}", h.base_url()))
+        .header("X-Auth-Token", &admin.token)
+        .json(&json!({"UserName": "x", "Password": "y-Passw0rd", "RoleId": "ReadOnly"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(post.status(), StatusCode::METHOD_NOT_ALLOWED);
+    h.shutdown().await;
+}
+
+#[tokio::test]
+async fn resources_link_their_schema() {
+    let (h, c) = start(builder()).await;
+    let admin = login(&h, &c, "admin", ADMIN_PW).await;
+    let account = "/redfish/v1/AccountService/Accounts/1";
+    for (path, schema) in [
+        ("/redfish/v1/", "ServiceRoot.v1_15_0.json"),
+        (SESSIONS, "SessionCollection.json"),
+        (admin.location.as_str(), "Session.v1_8_0.json"),
+        ("/redfish/v1/SessionService", "SessionService.v1_2_0.json"),
+        ("/redfish/v1/Systems", "ComputerSystemCollection.json"),
+        ("/redfish/v1/AccountService", "AccountService.v1_18_0.json"),
+        (account, "ManagerAccount.v1_12_0.json"),
+        ("/redfish/v1/AccountService/Roles", "RoleCollection.json"),
+    ] {
+        for head in [false, true] {
+            let url = format!("{}{path}", h.base_url());
+            let req = if head { c.head(url) } else { c.get(url) };
+            let res = req
+                .header("X-Auth-Token", &admin.token)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(res.status(), StatusCode::OK, "{path}");
+            let link = res.headers()["link"].to_str().unwrap();
+            assert_eq!(
+                link,
+                format!("<https://redfish.dmtf.org/schemas/v1/{schema}>; rel=describedby"),
+                "{path}"
+            );
+        }
+    }
+    h.shutdown().await;
+}
+
+const CONFIG_ADMIN_VAR: &str = "SESSION_REDFISH_TEST_ADMIN_PW";
+
+#[tokio::test]
+async fn config_file_sets_everything() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_, _, cert_pem) = cert_files(dir.path());
+    // An editor's trailing newline is not part of the password.
+    std::fs::write(dir.path().join("reader.password"), "reader-file-pw\n").unwrap();
+    let path = dir.path().join("redfish.toml");
+    std::fs::write(
+        &path,
+        format!(
+            r#"
+# Relative paths are relative to this file's folder.
+bind = "127.0.0.1:0"
+sessionTimeout = 900
+serviceEnabled = true
+maxSessions = 2
+
+[tls]
+certFile = "cert.pem"
+keyFile = "key.pem"
+
+[[accounts]]
+userName = "admin"
+role = "Administrator"
+passwordEnv = "{CONFIG_ADMIN_VAR}"
+
+[[accounts]]
+userName = "reader"
+role = "ReadOnly"
+passwordFile = "reader.password"
+"#
+        ),
+    )
+    .unwrap();
+    let config = RedfishServerConfig::from_file(&path).unwrap();
+    let builder = config
+        .into_builder_with_env(|var| (var == CONFIG_ADMIN_VAR).then(|| ADMIN_PW.to_owned()))
+        .unwrap();
+    let printed = format!("{builder:?}");
+    assert!(!printed.contains(ADMIN_PW) && !printed.contains("reader-file-pw"));
+    let h = builder.build().unwrap().start().await.unwrap();
+    assert!(h.base_url().starts_with("https://127.0.0.1:"));
+    assert_eq!(h.ca_pem().unwrap(), cert_pem);
+    let c = Client::builder()
+        .add_root_certificate(reqwest::Certificate::from_pem(cert_pem.as_bytes()).unwrap())
+        .tls_built_in_root_certs(false)
+        .build()
+        .unwrap();
+    let admin = login(&h, &c, "admin", ADMIN_PW).await;
+    login(&h, &c, "reader", "reader-file-pw").await;
+    let svc: Value = get(&h, &c, "/redfish/v1/SessionService", &admin.token)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(svc["SessionTimeout"], 900);
+    assert_eq!(svc["ServiceEnabled"], true);
+    let third = c
+        .post(format!("{}{SESSIONS}", h.base_url()))
+        .json(&json!({"UserName": "admin", "Password": ADMIN_PW}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        third.status(),
+        StatusCode::SERVICE_UNAVAILABLE,
+        "maxSessions = 2"
+    );
+    h.shutdown().await;
+
+    // The same file through the one-call form, with the variable unset.
+    let err = RedfishServerBuilder::from_config_file(&path).unwrap_err();
+    assert!(err.to_string().contains(CONFIG_ADMIN_VAR), "{err}");
+
+    // Plain HTTP only when asked for.
+    std::fs::write(
+        &path,
+        "insecureHttp = true\n[[accounts]]\nuserName = \"reader\"\nrole = \"ReadOnly\"\n\
+         passwordFile = \"reader.password\"\n",
+    )
+    .unwrap();
+    let server = RedfishServerBuilder::from_config_file(&path)
+        .unwrap()
+        .build()
+        .unwrap();
+    assert!(server.ca_pem().is_none());
+}
+
+#[test]
+fn config_file_errors_name_the_file_line_and_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("bad.toml");
+    let file = path.display().to_string();
+    let account = |extra: &str| {
+        format!(
+            "[[accounts]]\nuserName = \"admin\"\nrole = \"Administrator\"\n\
+             passwordFile = \"pw\"\n{extra}"
+        )
+    };
+    std::fs::write(dir.path().join("pw"), "file-pw").unwrap();
+    let cases: Vec<(&str, String, Vec<&str>)> = vec![
+        (
+            "unknown top-level key",
+            format!("sesionTimeout = 600\n{}", account("")),
+            vec![":1:1", "sesionTimeout", "unknown field"],
+        ),
+        (
+            "unknown account key",
+            account("passwd = \"CANARY-typo\"\n"),
+            vec![":5:", "passwd", "unknown field"],
+        ),
+        (
+            "bad role",
+            account("").replace("Administrator", "Admin"),
+            vec![":3:8", "role", "`Admin`", "`Administrator`", "`ReadOnly`"],
+        ),
+        (
+            "timeout out of range",
+            format!("sessionTimeout = 10\n{}", account("")),
+            vec![":1:18", "sessionTimeout", "30..=86400", "got 10"],
+        ),
+        (
+            "missing environment variable",
+            account("").replace(
+                "passwordFile = \"pw\"",
+                "passwordEnv = \"SESSION_REDFISH_TEST_UNSET_7F3A\"",
+            ),
+            vec![
+                ":4:15",
+                "accounts[0].passwordEnv",
+                "SESSION_REDFISH_TEST_UNSET_7F3A",
+                "not set",
+            ],
+        ),
+        (
+            "plaintext password",
+            account("").replace("passwordFile = \"pw\"", "password = \"CANARY-plain\""),
+            vec![
+                ":4:12",
+                "accounts[0].password",
+                "not accepted",
+                "passwordEnv",
+            ],
+        ),
+        (
+            "two password sources",
+            account("passwordEnv = \"X\"\n"),
+            vec![":5:15", "accounts[0].passwordEnv", "not both"],
+        ),
+        (
+            "no password source",
+            account("").replace("passwordFile = \"pw\"\n", ""),
+            vec!["accounts[0]", "passwordEnv"],
+        ),
+        (
+            "unreadable password file",
+            account("").replace("\"pw\"", "\"missing.pw\""),
+            vec![":4:16", "accounts[0].passwordFile", "missing.pw"],
+        ),
+        (
+            "TLS and plain HTTP",
+            format!(
+                "insecureHttp = true\n[tls]\ncertFile = \"c\"\nkeyFile = \"k\"\n{}",
+                account("")
+            ),
+            vec!["tls", "insecureHttp", "exclude"],
+        ),
+        (
+            "bad bind address",
+            format!("bind = \"localhost\"\n{}", account("")),
+            vec![":1:8", "bind", "IP address and port"],
+        ),
+        (
+            "no accounts",
+            "maxSessions = 3\n".to_owned(),
+            vec!["accounts", "no [[accounts]]"],
+        ),
+        (
+            "syntax error",
+            format!("maxSessions = = 3\n{}", account("")),
+            vec![":1:"],
+        ),
+    ];
+    for (what, text, expected) in cases {
+        std::fs::write(&path, &text).unwrap();
+        let err = RedfishServerBuilder::from_config_file(&path)
+            .map(|_| ())
+            .expect_err(what)
+            .to_string();
+        assert!(err.contains(&file), "{what}: no file name in {err}");
+        for e in expected {
+            assert!(err.contains(e), "{what}: {e:?} not in {err}");
+        }
+        assert!(!err.contains("CANARY"), "{what}: a value leaked: {err}");
+        assert!(
+            !err.contains("file-pw"),
+            "{what}: the password leaked: {err}"
+        );
+    }
+    let missing = dir.path().join("nope.toml");
+    let err = RedfishServerBuilder::from_config_file(&missing).unwrap_err();
+    assert!(err.to_string().contains("nope.toml"), "{err}");
 }

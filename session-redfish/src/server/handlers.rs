@@ -12,15 +12,21 @@ use axum::routing::get;
 use base64::Engine;
 use serde_json::{Map, Value, json};
 
+use super::accounts;
 use super::messages::{error, insufficient_privilege, message, no_valid_session};
-use super::state::{LoginError, Principal, Privilege, SessionEntry, State};
+use super::state::{LoginError, Principal, Privilege, SessionEntry, SessionId, State};
 
 /// The Sessions collection URI (`Links.Sessions`).
 pub(crate) const SESSIONS: &str = "/redfish/v1/SessionService/Sessions";
+/// The Sessions collection's `Members`, where a POST also logs in.
+const SESSIONS_MEMBERS: &str = "/redfish/v1/SessionService/Sessions/Members";
 const SESSION_SERVICE: &str = "/redfish/v1/SessionService";
 const SYSTEMS: &str = "/redfish/v1/Systems";
 
-type Shared = Arc<State>;
+/// Where the DMTF publishes the JSON schemas `Link: rel=describedby` names.
+const SCHEMA_BASE: &str = "https://redfish.dmtf.org/schemas/v1/";
+
+pub(super) type Shared = Arc<State>;
 
 /// The server's router.
 pub(crate) fn router(state: Shared) -> Router {
@@ -37,11 +43,12 @@ pub(crate) fn router(state: Shared) -> Router {
             get(get_session_service).patch(patch_session_service),
         )
         .route(SESSIONS, get(list_sessions).post(login))
-        .route(&format!("{SESSIONS}/Members"), axum::routing::post(login))
+        .route(SESSIONS_MEMBERS, axum::routing::post(login))
         .route(
             &format!("{SESSIONS}/{{id}}"),
             get(get_session).delete(delete_session),
         )
+        .merge(accounts::routes())
         .fallback(not_found)
         .layer(middleware::from_fn_with_state(state.clone(), authenticate))
         .layer(middleware::map_response(common_headers))
@@ -52,8 +59,7 @@ pub(crate) fn router(state: Shared) -> Router {
 fn is_public(method: &Method, path: &str) -> bool {
     let path = path.trim_end_matches('/');
     let read = method == Method::GET || method == Method::HEAD;
-    let login =
-        method == Method::POST && (path == SESSIONS || path == format!("{SESSIONS}/Members"));
+    let login = method == Method::POST && (path == SESSIONS || path == SESSIONS_MEMBERS);
     login
         || (read
             && matches!(
@@ -125,8 +131,25 @@ fn with_allow(mut res: Response, allow: &'static str) -> Response {
     res
 }
 
-fn json_ok(body: Value, allow: &'static str) -> Response {
-    with_allow(axum::Json(body).into_response(), allow)
+/// `Link: <schema>; rel=describedby` for a body's `@odata.type`: the
+/// versioned schema for `#Ns.v1_2_0.Type` (`Ns.v1_2_0.json`), the
+/// unversioned one for `#Ns.Ns` (`Ns.json`), as the validator's
+/// `RESP_HEADERS_LINK_SCHEMA_VER_MATCH` expects.
+pub(super) fn described_by(body: &Value) -> Option<HeaderValue> {
+    let odata_type = body.get("@odata.type")?.as_str()?.strip_prefix('#')?;
+    let (schema, _type_name) = odata_type.rsplit_once('.')?;
+    HeaderValue::from_str(&format!("<{SCHEMA_BASE}{schema}.json>; rel=describedby")).ok()
+}
+
+/// A 200 resource response with `Allow` and, from the `@odata.type`, the
+/// `describedby` link.
+pub(super) fn json_ok(body: Value, allow: &'static str) -> Response {
+    let link = described_by(&body);
+    let mut res = with_allow(axum::Json(body).into_response(), allow);
+    if let Some(link) = link {
+        res.headers_mut().insert(header::LINK, link);
+    }
+    res
 }
 
 async fn version() -> Response {
@@ -144,6 +167,7 @@ async fn service_root(AxState(state): AxState<Shared>) -> Response {
             "UUID": state.uuid,
             "Systems": {"@odata.id": SYSTEMS},
             "SessionService": {"@odata.id": SESSION_SERVICE},
+            "AccountService": {"@odata.id": accounts::ACCOUNT_SERVICE},
             "Links": {"Sessions": {"@odata.id": SESSIONS}},
         }),
         "GET, HEAD",
@@ -158,6 +182,7 @@ async fn odata() -> Response {
                 {"name": "Service", "kind": "Singleton", "url": "/redfish/v1/"},
                 {"name": "Systems", "kind": "Singleton", "url": SYSTEMS},
                 {"name": "SessionService", "kind": "Singleton", "url": SESSION_SERVICE},
+                {"name": "AccountService", "kind": "Singleton", "url": accounts::ACCOUNT_SERVICE},
                 {"name": "Sessions", "kind": "Singleton", "url": SESSIONS},
             ]
         }),
@@ -184,6 +209,24 @@ const METADATA: &str = r#"<?xml version="1.0" encoding="UTF-8"?>
   <edmx:Reference Uri="http://redfish.dmtf.org/schemas/v1/Session_v1.xml">
     <edmx:Include Namespace="Session"/>
     <edmx:Include Namespace="Session.v1_8_0"/>
+  </edmx:Reference>
+  <edmx:Reference Uri="http://redfish.dmtf.org/schemas/v1/AccountService_v1.xml">
+    <edmx:Include Namespace="AccountService"/>
+    <edmx:Include Namespace="AccountService.v1_18_0"/>
+  </edmx:Reference>
+  <edmx:Reference Uri="http://redfish.dmtf.org/schemas/v1/ManagerAccountCollection_v1.xml">
+    <edmx:Include Namespace="ManagerAccountCollection"/>
+  </edmx:Reference>
+  <edmx:Reference Uri="http://redfish.dmtf.org/schemas/v1/ManagerAccount_v1.xml">
+    <edmx:Include Namespace="ManagerAccount"/>
+    <edmx:Include Namespace="ManagerAccount.v1_12_0"/>
+  </edmx:Reference>
+  <edmx:Reference Uri="http://redfish.dmtf.org/schemas/v1/RoleCollection_v1.xml">
+    <edmx:Include Namespace="RoleCollection"/>
+  </edmx:Reference>
+  <edmx:Reference Uri="http://redfish.dmtf.org/schemas/v1/Role_v1.xml">
+    <edmx:Include Namespace="Role"/>
+    <edmx:Include Namespace="Role.v1_3_0"/>
   </edmx:Reference>
   <edmx:Reference Uri="http://redfish.dmtf.org/schemas/v1/Message_v1.xml">
     <edmx:Include Namespace="Message"/>
@@ -246,14 +289,14 @@ async fn get_session_service(AxState(state): AxState<Shared>) -> Response {
     json_ok(session_service_body(&state), "GET, HEAD, PATCH")
 }
 
-fn parse_object(body: &Bytes) -> Option<Map<String, Value>> {
+pub(super) fn parse_object(body: &Bytes) -> Option<Map<String, Value>> {
     match serde_json::from_slice::<Value>(body) {
         Ok(Value::Object(map)) => Some(map),
         _ => None,
     }
 }
 
-fn malformed_json() -> Response {
+pub(super) fn malformed_json() -> Response {
     error(StatusCode::BAD_REQUEST, "MalformedJSON", &[])
 }
 
@@ -321,7 +364,7 @@ async fn patch_session_service(
     json_ok(session_service_body(&state), "GET, HEAD, PATCH")
 }
 
-fn session_uri(id: &str) -> String {
+fn session_uri(id: SessionId) -> String {
     format!("{SESSIONS}/{id}")
 }
 
@@ -331,18 +374,18 @@ fn session_body(entry: &SessionEntry) -> Value {
         .format(&time::format_description::well_known::Rfc3339)
         .unwrap_or_default();
     let mut body = json!({
-        "@odata.id": session_uri(&entry.id),
+        "@odata.id": session_uri(entry.id),
         "@odata.type": "#Session.v1_8_0.Session",
-        "Id": entry.id,
+        "Id": entry.id.to_string(),
         "Name": "User Session",
         "Description": "Manager User Session",
-        "UserName": entry.username,
+        "UserName": &*entry.username,
         "Password": null,
         "SessionType": "Redfish",
         "CreatedTime": created,
     });
     if let Some(ctx) = &entry.context {
-        body["Context"] = Value::String(ctx.clone());
+        body["Context"] = Value::String(ctx.to_string());
     }
     body
 }
@@ -399,7 +442,7 @@ async fn login(AxState(state): AxState<Shared>, body: Bytes) -> Response {
     };
     match state.login(&username, password.expose(), context) {
         Ok((entry, token)) => {
-            let uri = session_uri(&entry.id);
+            let uri = session_uri(entry.id);
             let mut res = (StatusCode::CREATED, axum::Json(session_body(&entry))).into_response();
             let headers = res.headers_mut();
             if let Ok(v) = HeaderValue::from_str(token.expose()) {
@@ -436,12 +479,11 @@ async fn list_sessions(
     AxState(state): AxState<Shared>,
     axum::Extension(who): axum::Extension<Principal>,
 ) -> Response {
-    let all_visible = who.role.has(Privilege::ConfigureUsers);
+    let owner = (!who.role.has(Privilege::ConfigureUsers)).then_some(&*who.username);
     let members: Vec<Value> = state
-        .list()
+        .list(owner)
         .into_iter()
-        .filter(|e| all_visible || e.username == who.username)
-        .map(|e| json!({"@odata.id": session_uri(&e.id)}))
+        .map(|id| json!({"@odata.id": session_uri(id)}))
         .collect();
     json_ok(
         json!({
@@ -464,7 +506,7 @@ async fn get_session(
     axum::Extension(who): axum::Extension<Principal>,
     Path(id): Path<String>,
 ) -> Response {
-    let Some(entry) = state.get(&id) else {
+    let Some(entry) = SessionId::parse(&id).and_then(|id| state.get(id)) else {
         return session_not_found(&id);
     };
     if entry.username != who.username && !who.role.has(Privilege::ConfigureUsers) {
@@ -478,7 +520,7 @@ async fn delete_session(
     axum::Extension(who): axum::Extension<Principal>,
     Path(id): Path<String>,
 ) -> Response {
-    let Some(entry) = state.get(&id) else {
+    let Some(entry) = SessionId::parse(&id).and_then(|id| state.get(id)) else {
         return session_not_found(&id);
     };
     let own = entry.username == who.username;
@@ -487,7 +529,7 @@ async fn delete_session(
     if !allowed {
         return insufficient_privilege();
     }
-    state.remove(&id);
+    state.remove(entry.id);
     let body = json!({"@Message.ExtendedInfo": [message("SessionTerminated", &[])]});
     (StatusCode::OK, axum::Json(body)).into_response()
 }

@@ -17,6 +17,12 @@
 //! | `/redfish/v1/SessionService/Sessions/{id}` | GET, DELETE | own session, or `ConfigureUsers` (GET) / `ConfigureManager` (DELETE) |
 //! | `/redfish/v1/SessionService` | GET, PATCH (`SessionTimeout` 30..86400, `ServiceEnabled`; needs `ConfigureManager`) | token or Basic |
 //! | `/redfish/v1/Systems` | GET (an empty collection) | token or Basic |
+//! | `/redfish/v1/AccountService`, `…/Roles`, `…/Roles/{id}` | GET (read-only; the three standard roles) | token or Basic |
+//! | `/redfish/v1/AccountService/Accounts`, `…/Accounts/{id}` | GET (read-only, `ETag`, `Password` always null) | token or Basic; `ConfigureUsers` sees every account, others only their own |
+//!
+//! Every GET or HEAD of a resource (anything with an `@odata.type`) carries
+//! `Link: <schema>; rel=describedby` naming the DMTF JSON schema of that
+//! type.
 //!
 //! A login answers 201 with `X-Auth-Token` (32 random bytes, hex), a
 //! relative `Location`, `Link: <…>; rel=self` and the Session resource. A bad
@@ -28,14 +34,25 @@
 //!
 //! HTTPS is the default, with a CA and certificate generated at build time
 //! (see [`RedfishServer::ca_pem`]); plain HTTP only with
-//! [`RedfishServerBuilder::insecure_http`].
+//! [`RedfishServerBuilder::insecure_http`] (or `insecureHttp = true` in a
+//! configuration file). An HTTPS listener never answers plain HTTP: such a
+//! request fails the TLS handshake and reaches no handler.
+//!
+//! Settings can also come from a TOML file: see [`RedfishServerConfig`] and
+//! [`RedfishServerBuilder::from_config_file`].
+//!
+//! The session store is sized for many live sessions: a login, a lookup and
+//! a logout are O(log n) at worst, and idle expiry follows an index ordered
+//! by last use instead of scanning every session. Tokens are kept only as
+//! SHA-256 digests.
 
+mod accounts;
+mod config;
 mod handlers;
 mod messages;
 mod state;
 mod tls;
 
-use std::collections::HashMap;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -46,9 +63,10 @@ use session_core::{Clock, Error, Result, Secret, SystemClock};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
+pub use config::RedfishServerConfig;
 pub use state::{Privilege, Role};
 
-use state::{Account, Settings, State};
+use state::{Accounts, Settings, State};
 use tls::TlsMaterial;
 
 /// The default idle timeout (`SessionTimeout`), 30 minutes.
@@ -103,6 +121,18 @@ impl RedfishServerBuilder {
     /// the system clock.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// A builder with the settings of a TOML configuration file, passwords
+    /// read from the environment or files it names (see
+    /// [`RedfishServerConfig`] for the format). Setters called afterwards
+    /// override the file.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidInput`] naming the file, line, key and what is wrong.
+    pub fn from_config_file(path: impl AsRef<std::path::Path>) -> Result<Self> {
+        RedfishServerConfig::from_file(path)?.into_builder()
     }
 
     /// Adds an account (a later account with the same name replaces it).
@@ -208,7 +238,7 @@ impl RedfishServerBuilder {
         if self.max_sessions == Some(0) {
             return Err(Error::invalid_input("max_sessions", "must be at least 1"));
         }
-        let mut accounts = HashMap::new();
+        let mut accounts = Accounts::default();
         for (name, password, role) in self.accounts {
             if name.is_empty() || name.contains(':') {
                 return Err(Error::invalid_input(
@@ -216,7 +246,7 @@ impl RedfishServerBuilder {
                     "a user name must be non-empty and contain no ':'",
                 ));
             }
-            accounts.insert(name, Account { password, role });
+            accounts.insert(&name, password, role);
         }
         let tls = match self.tls {
             TlsSource::Insecure => None,
@@ -318,6 +348,11 @@ impl RedfishServer {
                 })
             }
             None => tokio::spawn(async move {
+                use axum::serve::ListenerExt;
+                // Small responses go out at once (no Nagle delay).
+                let tcp = tcp.tap_io(|io| {
+                    let _ = io.set_nodelay(true);
+                });
                 let _ = axum::serve(tcp, router)
                     .with_graceful_shutdown(shutdown)
                     .await;

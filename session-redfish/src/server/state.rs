@@ -1,11 +1,16 @@
 //! Accounts, roles and the in-memory session store.
+//!
+//! The store is sized for many live sessions (100,000 and more): every
+//! operation on one session is O(1) or O(log n), and idle expiry walks an
+//! index ordered by last use, so a login never scans the whole store.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
+use std::fmt;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use session_core::{Clock, Secret};
-use sha1::{Digest, Sha1};
+use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
 use tokio::sync::Notify;
 
@@ -17,12 +22,25 @@ pub enum Privilege {
     Login,
     /// Manage the service (e.g. PATCH `SessionService`, delete any session).
     ConfigureManager,
-    /// Manage accounts; sees every session.
+    /// Manage accounts; sees every session and account.
     ConfigureUsers,
     /// Configure components (systems, chassis).
     ConfigureComponents,
     /// Manage one's own account and sessions.
     ConfigureSelf,
+}
+
+impl Privilege {
+    /// The privilege's Redfish name (`Login`, `ConfigureManager`, …).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Privilege::Login => "Login",
+            Privilege::ConfigureManager => "ConfigureManager",
+            Privilege::ConfigureUsers => "ConfigureUsers",
+            Privilege::ConfigureComponents => "ConfigureComponents",
+            Privilege::ConfigureSelf => "ConfigureSelf",
+        }
+    }
 }
 
 /// A standard Redfish role.
@@ -38,6 +56,10 @@ pub enum Role {
 }
 
 impl Role {
+    /// The three standard roles, in the order the `Roles` collection lists
+    /// them.
+    pub const ALL: [Role; 3] = [Role::Administrator, Role::Operator, Role::ReadOnly];
+
     /// The privileges this role grants.
     pub fn privileges(self) -> &'static [Privilege] {
         use Privilege::*;
@@ -59,7 +81,8 @@ impl Role {
         self.privileges().contains(&privilege)
     }
 
-    /// The role's Redfish name (`Administrator`, `Operator`, `ReadOnly`).
+    /// The role's Redfish name (`Administrator`, `Operator`, `ReadOnly`),
+    /// which is also its `RoleId`.
     pub fn as_str(self) -> &'static str {
         match self {
             Role::Administrator => "Administrator",
@@ -67,30 +90,111 @@ impl Role {
             Role::ReadOnly => "ReadOnly",
         }
     }
+
+    /// The role named `name` (case-sensitive, as `RoleId` values are).
+    pub fn from_name(name: &str) -> Option<Role> {
+        Role::ALL.into_iter().find(|r| r.as_str() == name)
+    }
 }
 
 /// An account the server accepts.
 #[derive(Debug, Clone)]
 pub(crate) struct Account {
+    /// Shared with every session of the account, so a session costs one
+    /// pointer for its user name instead of a copy.
+    pub(crate) username: Arc<str>,
     pub(crate) password: Secret,
     pub(crate) role: Role,
 }
 
+/// The configured accounts, in the order they were added; an account's
+/// `Id` in the `Accounts` collection is its position plus one.
+#[derive(Debug, Default)]
+pub(crate) struct Accounts {
+    list: Vec<Account>,
+    by_name: HashMap<Arc<str>, usize>,
+}
+
+impl Accounts {
+    /// Adds an account; one with the same name is replaced in place.
+    pub(crate) fn insert(&mut self, username: &str, password: Secret, role: Role) {
+        match self.by_name.get(username) {
+            Some(&i) => {
+                self.list[i].password = password;
+                self.list[i].role = role;
+            }
+            None => {
+                let username: Arc<str> = Arc::from(username);
+                self.by_name.insert(username.clone(), self.list.len());
+                self.list.push(Account {
+                    username,
+                    password,
+                    role,
+                });
+            }
+        }
+    }
+
+    pub(crate) fn get(&self, username: &str) -> Option<&Account> {
+        self.by_name.get(username).map(|&i| &self.list[i])
+    }
+
+    /// The account's `Id` (1-based position).
+    pub(crate) fn id_of(&self, username: &str) -> Option<usize> {
+        self.by_name.get(username).map(|&i| i + 1)
+    }
+
+    /// The account with `Id` `id`.
+    pub(crate) fn by_id(&self, id: usize) -> Option<&Account> {
+        id.checked_sub(1).and_then(|i| self.list.get(i))
+    }
+
+    /// Every account with its `Id`.
+    pub(crate) fn iter(&self) -> impl Iterator<Item = (usize, &Account)> {
+        self.list.iter().enumerate().map(|(i, a)| (i + 1, a))
+    }
+}
+
+/// A session's `Id`: 64 random bits, shown as 16 lowercase hex digits. A
+/// `u64` rather than a `String` keeps the per-session maps small.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub(crate) struct SessionId(u64);
+
+impl SessionId {
+    /// Parses the 16-hex-digit form; anything else is no session of ours.
+    pub(crate) fn parse(s: &str) -> Option<Self> {
+        if s.len() != 16 || !s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
+            return None;
+        }
+        u64::from_str_radix(s, 16).ok().map(SessionId)
+    }
+}
+
+impl fmt::Display for SessionId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:016x}", self.0)
+    }
+}
+
+/// SHA-256 of the token: the only form of the token the store keeps, so a
+/// memory dump of the store yields no usable token.
+type TokenKey = [u8; 32];
+
 /// One live session.
 #[derive(Debug, Clone)]
 pub(crate) struct SessionEntry {
-    pub(crate) id: String,
-    pub(crate) username: String,
+    pub(crate) id: SessionId,
+    pub(crate) username: Arc<str>,
     pub(crate) created: OffsetDateTime,
     pub(crate) last_used: OffsetDateTime,
-    pub(crate) context: Option<String>,
-    key: [u8; 20],
+    pub(crate) context: Option<Box<str>>,
+    key: TokenKey,
 }
 
 /// Who made a request.
 #[derive(Debug, Clone)]
 pub(crate) struct Principal {
-    pub(crate) username: String,
+    pub(crate) username: Arc<str>,
     pub(crate) role: Role,
 }
 
@@ -101,12 +205,48 @@ pub(crate) struct Settings {
     pub(crate) service_enabled: bool,
 }
 
+/// The sessions, indexed three ways and kept in step by `insert`,
+/// `touch` and `remove`.
 #[derive(Debug, Default)]
 struct Sessions {
-    by_id: HashMap<String, SessionEntry>,
-    /// Session id by a digest of its token (a lookup key, so the token
-    /// itself is never a map key).
-    by_token: HashMap<[u8; 20], String>,
+    by_id: HashMap<SessionId, SessionEntry>,
+    /// Session id by token digest (the token itself is never stored).
+    by_token: HashMap<TokenKey, SessionId>,
+    /// `(last_used, id)` in ascending order. Every session has the same idle
+    /// timeout, so this is also expiry order, even after the timeout changes:
+    /// reaping pops from the front and stops at the first live session.
+    by_last_use: BTreeSet<(OffsetDateTime, SessionId)>,
+}
+
+impl Sessions {
+    fn insert(&mut self, entry: SessionEntry) {
+        self.by_token.insert(entry.key, entry.id);
+        self.by_last_use.insert((entry.last_used, entry.id));
+        self.by_id.insert(entry.id, entry);
+    }
+
+    fn remove(&mut self, id: SessionId) -> Option<SessionEntry> {
+        let entry = self.by_id.remove(&id)?;
+        self.by_token.remove(&entry.key);
+        self.by_last_use.remove(&(entry.last_used, id));
+        Some(entry)
+    }
+
+    /// Removes every session idle for `timeout` or longer: O(k log n) for k
+    /// expired sessions, nothing for the live ones.
+    fn reap(&mut self, now: OffsetDateTime, timeout: Duration) {
+        while let Some(&(last_used, id)) = self.by_last_use.first() {
+            if now < last_used + timeout {
+                break;
+            }
+            // Pop the index entry itself (not whatever `remove` would find
+            // through the map), so the loop ends even if the two disagreed.
+            self.by_last_use.pop_first();
+            if let Some(entry) = self.by_id.remove(&id) {
+                self.by_token.remove(&entry.key);
+            }
+        }
+    }
 }
 
 /// Why a login failed.
@@ -120,7 +260,7 @@ pub(crate) enum LoginError {
 /// The shared state behind the router.
 #[derive(Debug)]
 pub(crate) struct State {
-    pub(crate) accounts: HashMap<String, Account>,
+    pub(crate) accounts: Accounts,
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) max_sessions: Option<usize>,
     pub(crate) uuid: String,
@@ -134,14 +274,35 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-fn token_key(token: &str) -> [u8; 20] {
-    Sha1::digest(token.as_bytes()).into()
+fn token_key(token: &str) -> TokenKey {
+    Sha256::digest(token.as_bytes()).into()
 }
 
-fn random_hex(bytes: usize) -> String {
-    let mut buf = vec![0u8; bytes];
+/// Lowercase hex through a table: one allocation, no formatting machinery.
+pub(crate) fn hex(bytes: &[u8]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut out = String::with_capacity(bytes.len() * 2);
+    for &b in bytes {
+        out.push(char::from(DIGITS[usize::from(b >> 4)]));
+        out.push(char::from(DIGITS[usize::from(b & 0x0f)]));
+    }
+    out
+}
+
+fn random_id() -> SessionId {
+    let mut buf = [0u8; 8];
     getrandom::fill(&mut buf).expect("the OS random source is available");
-    buf.iter().map(|b| format!("{b:02x}")).collect()
+    SessionId(u64::from_le_bytes(buf))
+}
+
+/// A new token (32 random bytes as 64 hex digits: 256 bits, and hex so the
+/// protocol validator can run its randomness tests on it) and its digest.
+fn new_token() -> (Secret, TokenKey) {
+    let mut buf = [0u8; 32];
+    getrandom::fill(&mut buf).expect("the OS random source is available");
+    let token = hex(&buf);
+    let key = token_key(&token);
+    (Secret::new(token), key)
 }
 
 /// A password nobody has, compared against when the user does not exist, so
@@ -150,7 +311,7 @@ const DUMMY_PASSWORD: &str = "session-redfish-no-such-user-0000000000";
 
 impl State {
     pub(crate) fn new(
-        accounts: HashMap<String, Account>,
+        accounts: Accounts,
         clock: Arc<dyn Clock>,
         settings: Settings,
         max_sessions: Option<usize>,
@@ -185,7 +346,7 @@ impl State {
         let given = Secret::new(password);
         match self.accounts.get(username) {
             Some(account) if account.password == given => Some(Principal {
-                username: username.to_owned(),
+                username: account.username.clone(),
                 role: account.role,
             }),
             Some(_) => None,
@@ -211,77 +372,89 @@ impl State {
         if !settings.service_enabled {
             return Err(LoginError::Disabled);
         }
+        // The random draws and the digest happen before taking the lock, so
+        // concurrent logins only serialise on the map updates.
+        let (token, key) = new_token();
+        let mut id = random_id();
         let now = self.clock.now();
         let mut sessions = lock(&self.sessions);
-        Self::reap_locked(&mut sessions, now, settings.timeout);
+        sessions.reap(now, settings.timeout);
         if self
             .max_sessions
             .is_some_and(|max| sessions.by_id.len() >= max)
         {
             return Err(LoginError::Limit);
         }
-        let token = Secret::new(random_hex(32));
-        let key = token_key(token.expose());
-        let id = loop {
-            let id = random_hex(8);
-            if !sessions.by_id.contains_key(&id) {
-                break id;
-            }
-        };
+        while sessions.by_id.contains_key(&id) {
+            id = random_id();
+        }
         let entry = SessionEntry {
-            id: id.clone(),
+            id,
             username: principal.username,
             created: now,
             last_used: now,
-            context,
+            context: context.map(String::into_boxed_str),
             key,
         };
-        sessions.by_token.insert(key, id.clone());
-        sessions.by_id.insert(id, entry.clone());
+        sessions.insert(entry.clone());
         Ok((entry, token))
     }
 
     /// Looks a token up, refreshing its idle timer; `None` when unknown or
     /// expired (an expired session is removed).
-    pub(crate) fn authenticate_token(&self, token: &str) -> Option<(Principal, String)> {
+    pub(crate) fn authenticate_token(&self, token: &str) -> Option<(Principal, SessionId)> {
+        let key = token_key(token);
         let now = self.clock.now();
         let timeout = self.settings().timeout;
-        let key = token_key(token);
-        let mut sessions = lock(&self.sessions);
-        let id = sessions.by_token.get(&key)?.clone();
+        let mut guard = lock(&self.sessions);
+        let sessions = &mut *guard;
+        let id = *sessions.by_token.get(&key)?;
         let entry = sessions.by_id.get_mut(&id)?;
-        if expired(entry, now, timeout) {
-            Self::remove_locked(&mut sessions, &id);
+        if now >= entry.last_used + timeout {
+            sessions.remove(id);
             return None;
         }
-        entry.last_used = now;
+        // Never move a session back in time (a clock set backwards), so the
+        // last-use index and the entry cannot disagree.
+        if now > entry.last_used {
+            sessions.by_last_use.remove(&(entry.last_used, id));
+            sessions.by_last_use.insert((now, id));
+            entry.last_used = now;
+        }
         let username = entry.username.clone();
-        drop(sessions);
+        drop(guard);
         let role = self.accounts.get(&username)?.role;
         Some((Principal { username, role }, id))
     }
 
-    /// Every live session (expired ones are reaped first).
-    pub(crate) fn list(&self) -> Vec<SessionEntry> {
+    /// The ids of the live sessions of `owner` (of everyone when `None`),
+    /// oldest first; expired ones are reaped first, so none is listed.
+    pub(crate) fn list(&self, owner: Option<&str>) -> Vec<SessionId> {
         let now = self.clock.now();
         let timeout = self.settings().timeout;
         let mut sessions = lock(&self.sessions);
-        Self::reap_locked(&mut sessions, now, timeout);
-        let mut all: Vec<_> = sessions.by_id.values().cloned().collect();
-        all.sort_by(|a, b| a.created.cmp(&b.created).then(a.id.cmp(&b.id)));
-        all
+        sessions.reap(now, timeout);
+        let mut all: Vec<(OffsetDateTime, SessionId)> = sessions
+            .by_id
+            .values()
+            .filter(|e| owner.is_none_or(|o| *e.username == *o))
+            .map(|e| (e.created, e.id))
+            .collect();
+        drop(sessions);
+        all.sort_unstable();
+        all.into_iter().map(|(_, id)| id).collect()
     }
 
-    pub(crate) fn get(&self, id: &str) -> Option<SessionEntry> {
+    pub(crate) fn get(&self, id: SessionId) -> Option<SessionEntry> {
         let now = self.clock.now();
         let timeout = self.settings().timeout;
         let mut sessions = lock(&self.sessions);
-        Self::reap_locked(&mut sessions, now, timeout);
-        sessions.by_id.get(id).cloned()
+        sessions.reap(now, timeout);
+        sessions.by_id.get(&id).cloned()
     }
 
-    pub(crate) fn remove(&self, id: &str) -> Option<SessionEntry> {
-        Self::remove_locked(&mut lock(&self.sessions), id)
+    pub(crate) fn remove(&self, id: SessionId) -> Option<SessionEntry> {
+        lock(&self.sessions).remove(id)
     }
 
     /// Removes expired sessions; returns the next expiry, if any.
@@ -289,29 +462,94 @@ impl State {
         let now = self.clock.now();
         let timeout = self.settings().timeout;
         let mut sessions = lock(&self.sessions);
-        Self::reap_locked(&mut sessions, now, timeout);
-        sessions.by_id.values().map(|e| e.last_used + timeout).min()
-    }
-
-    fn reap_locked(sessions: &mut Sessions, now: OffsetDateTime, timeout: Duration) {
-        let dead: Vec<String> = sessions
-            .by_id
-            .values()
-            .filter(|e| expired(e, now, timeout))
-            .map(|e| e.id.clone())
-            .collect();
-        for id in dead {
-            Self::remove_locked(sessions, &id);
-        }
-    }
-
-    fn remove_locked(sessions: &mut Sessions, id: &str) -> Option<SessionEntry> {
-        let entry = sessions.by_id.remove(id)?;
-        sessions.by_token.remove(&entry.key);
-        Some(entry)
+        sessions.reap(now, timeout);
+        sessions
+            .by_last_use
+            .first()
+            .map(|&(last_used, _)| last_used + timeout)
     }
 }
 
-fn expired(entry: &SessionEntry, now: OffsetDateTime, timeout: Duration) -> bool {
-    now >= entry.last_used + timeout
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use session_core::ManualClock;
+
+    fn state(clock: Arc<ManualClock>) -> State {
+        let mut accounts = Accounts::default();
+        accounts.insert("admin", Secret::new("pw"), Role::Administrator);
+        accounts.insert("reader", Secret::new("pw"), Role::ReadOnly);
+        State::new(
+            accounts,
+            clock,
+            Settings {
+                timeout: Duration::from_secs(60),
+                service_enabled: true,
+            },
+            None,
+        )
+    }
+
+    fn start() -> OffsetDateTime {
+        time::macros::datetime!(2030-01-01 0:00 UTC)
+    }
+
+    #[test]
+    fn hex_and_ids_round_trip() {
+        assert_eq!(hex(&[0x00, 0x0f, 0xa5, 0xff]), "000fa5ff");
+        let id = SessionId(0x0123_4567_89ab_cdef);
+        assert_eq!(id.to_string(), "0123456789abcdef");
+        assert_eq!(SessionId::parse("0123456789abcdef"), Some(id));
+        for bad in ["0123456789ABCDEF", "+123456789abcdef", "123", "../x"] {
+            assert_eq!(SessionId::parse(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn tokens_are_256_bit_hex_and_stored_only_as_digests() {
+        let clock = Arc::new(ManualClock::new(start()));
+        let s = state(clock);
+        let (entry, token) = s.login("admin", "pw", None).unwrap();
+        assert_eq!(token.expose().len(), 64);
+        assert!(token.expose().bytes().all(|b| b.is_ascii_hexdigit()));
+        assert_eq!(entry.key, <[u8; 32]>::from(Sha256::digest(token.expose())));
+        assert!(!format!("{entry:?}").contains(token.expose()));
+        let (who, id) = s.authenticate_token(token.expose()).unwrap();
+        assert_eq!((&*who.username, id), ("admin", entry.id));
+    }
+
+    /// The index stays in step with the map through refreshes, deletes,
+    /// expiry and a timeout change.
+    #[test]
+    fn expiry_index_follows_use() {
+        let clock = Arc::new(ManualClock::new(start()));
+        let s = state(clock.clone());
+        let (a, ta) = s.login("admin", "pw", None).unwrap();
+        clock.advance(Duration::from_secs(10));
+        let (b, _tb) = s.login("reader", "pw", None).unwrap();
+        // A second later, so the list order (by creation) is not a tie.
+        clock.advance(Duration::from_secs(1));
+        let (c, _tc) = s.login("reader", "pw", None).unwrap();
+        assert_eq!(s.list(None), vec![a.id, b.id, c.id]);
+        assert_eq!(s.list(Some("reader")), vec![b.id, c.id]);
+        assert_eq!(s.reap(), Some(start() + Duration::from_secs(60)));
+
+        // Using `a` at t=51 moves its expiry to t=111; b expires at 70.
+        clock.advance(Duration::from_secs(40));
+        assert!(s.authenticate_token(ta.expose()).is_some());
+        assert_eq!(s.reap(), Some(start() + Duration::from_secs(70)));
+        s.remove(c.id);
+        clock.advance(Duration::from_secs(20));
+        assert_eq!(s.list(None), vec![a.id]);
+        assert!(s.get(b.id).is_none());
+        assert_eq!(lock(&s.sessions).by_last_use.len(), 1);
+
+        // A shorter timeout applies to the sessions already there.
+        s.update_settings(|st| st.timeout = Duration::from_secs(5));
+        assert_eq!(s.reap(), None);
+        assert!(s.authenticate_token(ta.expose()).is_none());
+        let sessions = lock(&s.sessions);
+        assert!(sessions.by_id.is_empty() && sessions.by_token.is_empty());
+        assert!(sessions.by_last_use.is_empty());
+    }
 }

@@ -125,6 +125,10 @@ impl TlsListener {
                         continue;
                     }
                 };
+                // Without TCP_NODELAY, the first response on a new
+                // connection can wait ~40 ms for the client's delayed ACK
+                // of the TLS 1.3 session tickets (Nagle). Best effort.
+                let _ = stream.set_nodelay(true);
                 let acceptor = acceptor.clone();
                 let tx = tx.clone();
                 tokio::spawn(async move {
