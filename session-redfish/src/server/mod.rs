@@ -38,6 +38,11 @@
 //! configuration file). An HTTPS listener never answers plain HTTP: such a
 //! request fails the TLS handshake and reaches no handler.
 //!
+//! Sessions live in memory. With [`RedfishServerBuilder::persist_to`] they
+//! are also kept in a [`WorkspaceRepository`] (tokens only as SHA-256
+//! digests), so clients keep their sessions across a restart; see
+//! [`SERVER_SESSION_TYPE`].
+//!
 //! Settings can also come from a TOML file: see [`RedfishServerConfig`] and
 //! [`RedfishServerBuilder::from_config_file`].
 //!
@@ -50,6 +55,7 @@ mod accounts;
 mod config;
 mod handlers;
 mod messages;
+mod persist;
 mod state;
 mod tls;
 
@@ -59,11 +65,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
-use session_core::{Clock, Error, Result, Secret, SystemClock};
+use session_core::{Clock, Error, Result, Secret, SystemClock, WorkspaceRepository};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 pub use config::RedfishServerConfig;
+pub use persist::SERVER_SESSION_TYPE;
 pub use state::{Privilege, Role};
 
 use state::{Accounts, Settings, State};
@@ -98,6 +105,7 @@ pub struct RedfishServerBuilder {
     bind: SocketAddr,
     tls: TlsSource,
     clock: Arc<dyn Clock>,
+    persist: Option<Arc<dyn WorkspaceRepository>>,
 }
 
 impl Default for RedfishServerBuilder {
@@ -111,6 +119,7 @@ impl Default for RedfishServerBuilder {
             bind: SocketAddr::from((Ipv4Addr::LOCALHOST, 0)),
             tls: TlsSource::SelfSigned,
             clock: Arc::new(SystemClock),
+            persist: None,
         }
     }
 }
@@ -210,6 +219,18 @@ impl RedfishServerBuilder {
         self
     }
 
+    /// Keeps the login sessions in `repository` as well as in memory, so
+    /// they survive a restart: [`RedfishServer::start`] (or
+    /// [`RedfishServer::restore_sessions`]) loads the live ones back, and
+    /// every login, logout and expiry is written by a background task.
+    /// Tokens are stored only as SHA-256 digests. Use a repository of its
+    /// own (e.g. an `FsWorkspace` file for the server), not the one of your
+    /// client sessions. See [`SERVER_SESSION_TYPE`] for the record format.
+    pub fn persist_to(mut self, repository: Arc<dyn WorkspaceRepository>) -> Self {
+        self.persist = Some(repository);
+        self
+    }
+
     /// Validates the settings, reads or generates the TLS material.
     ///
     /// # Errors
@@ -276,6 +297,8 @@ impl RedfishServerBuilder {
             bind: self.bind,
             tls,
             tls_config,
+            persist: self.persist,
+            restored: tokio::sync::OnceCell::new(),
         })
     }
 }
@@ -299,6 +322,8 @@ pub struct RedfishServer {
     bind: SocketAddr,
     tls: Option<TlsMaterial>,
     tls_config: Option<Arc<rustls::ServerConfig>>,
+    persist: Option<Arc<dyn WorkspaceRepository>>,
+    restored: tokio::sync::OnceCell<usize>,
 }
 
 impl RedfishServer {
@@ -313,6 +338,38 @@ impl RedfishServer {
         handlers::router(self.state.clone())
     }
 
+    /// With [`RedfishServerBuilder::persist_to`]: loads the stored live
+    /// sessions (deleting expired ones) and starts the background writer.
+    /// Runs once; later calls return the first count. [`start`](Self::start)
+    /// calls it; an application serving [`router`](Self::router) itself
+    /// should call it before serving. Without persistence it returns 0.
+    ///
+    /// # Errors
+    ///
+    /// The repository's error when it cannot be read.
+    pub async fn restore_sessions(&self) -> Result<usize> {
+        let Some(repo) = &self.persist else {
+            return Ok(0);
+        };
+        self.restored
+            .get_or_try_init(|| async {
+                let ids = persist::restore(&**repo, &self.state).await?;
+                let count = ids.len();
+                let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+                let _ = self.state.persist.set(tx);
+                tokio::spawn(persist::write_loop(
+                    repo.clone(),
+                    Arc::downgrade(&self.state),
+                    rx,
+                    ids,
+                ));
+                tracing::info!(restored = count, "Redfish server sessions restored");
+                Ok(count)
+            })
+            .await
+            .copied()
+    }
+
     /// The PEM certificate clients should trust (the generated CA, or the
     /// last certificate of the configured chain); `None` over plain HTTP.
     pub fn ca_pem(&self) -> Option<&str> {
@@ -324,8 +381,10 @@ impl RedfishServer {
     ///
     /// # Errors
     ///
-    /// [`Error::Unavailable`] when the address cannot be bound.
+    /// [`Error::Unavailable`] when the address cannot be bound; with
+    /// persistence, the repository's error when it cannot be read.
     pub async fn start(self) -> Result<RedfishServerHandle> {
+        self.restore_sessions().await?;
         let tcp = tokio::net::TcpListener::bind(self.bind)
             .await
             .map_err(|e| unavailable(self.bind, "cannot bind", e))?;

@@ -6,13 +6,15 @@
 
 use std::collections::{BTreeSet, HashMap};
 use std::fmt;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::Duration;
 
 use session_core::{Clock, Secret};
 use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
-use tokio::sync::Notify;
+use tokio::sync::{Notify, mpsc};
+
+use super::persist::Op;
 
 /// A Redfish privilege (standard privilege registry).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -178,7 +180,7 @@ impl fmt::Display for SessionId {
 
 /// SHA-256 of the token: the only form of the token the store keeps, so a
 /// memory dump of the store yields no usable token.
-type TokenKey = [u8; 32];
+pub(crate) type TokenKey = [u8; 32];
 
 /// One live session.
 #[derive(Debug, Clone)]
@@ -189,6 +191,15 @@ pub(crate) struct SessionEntry {
     pub(crate) last_used: OffsetDateTime,
     pub(crate) context: Option<Box<str>>,
     key: TokenKey,
+    /// When the last use was last sent for persistence.
+    persisted_at: OffsetDateTime,
+}
+
+impl SessionEntry {
+    /// The token's SHA-256 digest.
+    pub(crate) fn key(&self) -> &[u8] {
+        &self.key
+    }
 }
 
 /// Who made a request.
@@ -233,8 +244,9 @@ impl Sessions {
     }
 
     /// Removes every session idle for `timeout` or longer: O(k log n) for k
-    /// expired sessions, nothing for the live ones.
-    fn reap(&mut self, now: OffsetDateTime, timeout: Duration) {
+    /// expired sessions, nothing for the live ones. Returns their ids.
+    fn reap(&mut self, now: OffsetDateTime, timeout: Duration) -> Vec<SessionId> {
+        let mut removed = Vec::new();
         while let Some(&(last_used, id)) = self.by_last_use.first() {
             if now < last_used + timeout {
                 break;
@@ -244,8 +256,10 @@ impl Sessions {
             self.by_last_use.pop_first();
             if let Some(entry) = self.by_id.remove(&id) {
                 self.by_token.remove(&entry.key);
+                removed.push(id);
             }
         }
+        removed
     }
 }
 
@@ -268,6 +282,8 @@ pub(crate) struct State {
     sessions: Mutex<Sessions>,
     /// Wakes the reaper when the timeout changes.
     pub(crate) changed: Notify,
+    /// The persistence writer's queue, once it runs.
+    pub(crate) persist: OnceLock<mpsc::UnboundedSender<Op>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -324,7 +340,53 @@ impl State {
             settings: Mutex::new(settings),
             sessions: Mutex::new(Sessions::default()),
             changed: Notify::new(),
+            persist: OnceLock::new(),
         }
+    }
+
+    /// Queues a change for the persistence writer (no-op without one).
+    /// Called with the sessions lock held, so changes queue in the order
+    /// they happened.
+    fn persist(&self, op: Op) {
+        if let Some(tx) = self.persist.get() {
+            let _ = tx.send(op);
+        }
+    }
+
+    fn persist_removed(&self, removed: Vec<SessionId>) {
+        for id in removed {
+            self.persist(Op::Remove(id));
+        }
+    }
+
+    /// Puts back a session loaded from persistence; false when its account
+    /// is no longer configured or its id or token is already in use.
+    pub(crate) fn restore(
+        &self,
+        id: SessionId,
+        username: &str,
+        created: OffsetDateTime,
+        last_used: OffsetDateTime,
+        context: Option<String>,
+        key: TokenKey,
+    ) -> bool {
+        let Some(account) = self.accounts.get(username) else {
+            return false;
+        };
+        let mut sessions = lock(&self.sessions);
+        if sessions.by_id.contains_key(&id) || sessions.by_token.contains_key(&key) {
+            return false;
+        }
+        sessions.insert(SessionEntry {
+            id,
+            username: account.username.clone(),
+            created,
+            last_used,
+            context: context.map(String::into_boxed_str),
+            key,
+            persisted_at: last_used,
+        });
+        true
     }
 
     pub(crate) fn settings(&self) -> Settings {
@@ -378,7 +440,8 @@ impl State {
         let mut id = random_id();
         let now = self.clock.now();
         let mut sessions = lock(&self.sessions);
-        sessions.reap(now, settings.timeout);
+        let removed = sessions.reap(now, settings.timeout);
+        self.persist_removed(removed);
         if self
             .max_sessions
             .is_some_and(|max| sessions.by_id.len() >= max)
@@ -395,8 +458,12 @@ impl State {
             last_used: now,
             context: context.map(String::into_boxed_str),
             key,
+            persisted_at: now,
         };
         sessions.insert(entry.clone());
+        if self.persist.get().is_some() {
+            self.persist(Op::Upsert(entry.clone()));
+        }
         Ok((entry, token))
     }
 
@@ -412,6 +479,7 @@ impl State {
         let entry = sessions.by_id.get_mut(&id)?;
         if now >= entry.last_used + timeout {
             sessions.remove(id);
+            self.persist(Op::Remove(id));
             return None;
         }
         // Never move a session back in time (a clock set backwards), so the
@@ -420,6 +488,11 @@ impl State {
             sessions.by_last_use.remove(&(entry.last_used, id));
             sessions.by_last_use.insert((now, id));
             entry.last_used = now;
+            // The persisted last use may lag by up to a quarter timeout.
+            if self.persist.get().is_some() && now - entry.persisted_at >= timeout / 4 {
+                entry.persisted_at = now;
+                self.persist(Op::Upsert(entry.clone()));
+            }
         }
         let username = entry.username.clone();
         drop(guard);
@@ -433,7 +506,8 @@ impl State {
         let now = self.clock.now();
         let timeout = self.settings().timeout;
         let mut sessions = lock(&self.sessions);
-        sessions.reap(now, timeout);
+        let removed = sessions.reap(now, timeout);
+        self.persist_removed(removed);
         let mut all: Vec<(OffsetDateTime, SessionId)> = sessions
             .by_id
             .values()
@@ -449,12 +523,18 @@ impl State {
         let now = self.clock.now();
         let timeout = self.settings().timeout;
         let mut sessions = lock(&self.sessions);
-        sessions.reap(now, timeout);
+        let removed = sessions.reap(now, timeout);
+        self.persist_removed(removed);
         sessions.by_id.get(&id).cloned()
     }
 
     pub(crate) fn remove(&self, id: SessionId) -> Option<SessionEntry> {
-        lock(&self.sessions).remove(id)
+        let mut sessions = lock(&self.sessions);
+        let removed = sessions.remove(id);
+        if removed.is_some() {
+            self.persist(Op::Remove(id));
+        }
+        removed
     }
 
     /// Removes expired sessions; returns the next expiry, if any.
@@ -462,7 +542,8 @@ impl State {
         let now = self.clock.now();
         let timeout = self.settings().timeout;
         let mut sessions = lock(&self.sessions);
-        sessions.reap(now, timeout);
+        let removed = sessions.reap(now, timeout);
+        self.persist_removed(removed);
         sessions
             .by_last_use
             .first()
