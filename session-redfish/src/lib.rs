@@ -8,7 +8,9 @@
 //!   `Session` resources over HTTPS (rustls, a self-signed CA generated with
 //!   `rcgen` unless PEM files are given), with `X-Auth-Token` and HTTP Basic
 //!   authentication, idle expiry driven by an injected
-//!   [`session_core::Clock`], and role-based session visibility. It is
+//!   [`session_core::Clock`], role-based session visibility and a read-only
+//!   `AccountService`; configured by builder or TOML file; sessions in
+//!   memory, optionally persisted through a workspace repository. It is
 //!   checked by DMTF's `redfish-protocol-validator` in this crate's tests.
 //! - [`client`] (feature `client`, on by default):
 //!   - `client::RedfishProvider`, the `redfish` session type's
