@@ -17,8 +17,9 @@
 //!
 //! No feature is on by default. `session-aws` (the four AWS credential
 //! types) and `session-redfish` (server and client) are implemented;
-//! `session-azure` and `session-boundary` are placeholders until their issues
-//! land. See each crate's docs.
+//! `session-azure` is in progress (provider and `TokenCredential` done,
+//! sinks and CLI to come); `session-boundary` is a placeholder until its
+//! issue lands. See each crate's docs.
 #![cfg_attr(feature = "aws", doc = "\nThis build includes the `aws` provider.")]
 #![cfg_attr(feature = "azure", doc = "\nThis build includes the `azure` provider.")]
 #![cfg_attr(

@@ -1,28 +1,36 @@
-//! Azure sessions for `session-sdk`.
+//! Azure sessions for `session-sdk`: native OAuth 2.0 against Microsoft
+//! Entra ID, and the session as an `azure_core` `TokenCredential`.
 //!
-//! **Status: in progress.** Done: [`AzureConfig`] (tenant, client id,
-//! subscription, authority host with sovereign clouds and a loopback-only
-//! `http://` test option, scope, credential kind) and the Entra ID token
-//! calls in [`oauth`]: client credentials, the device code flow (RFC 8628:
-//! server or default interval on the injected clock, `slow_down`,
-//! `authorization_pending`, `expired_token`, `access_denied` /
-//! `authorization_declined`), refresh tokens, and Entra's error bodies
-//! mapped onto [`session_core::Error`] categories. Still to come: the
-//! `azure` [`session_core::SessionAction`], the `azure_core`
-//! `TokenCredential` adapter, the env/exec sinks and the optional Azure CLI
-//! file sink.
+//! **Status: in progress.** Done:
+//! - [`AzureConfig`]: tenant, client id, subscription, authority host (public
+//!   cloud by default, sovereign clouds, a loopback-only `http://` option
+//!   for test servers), scope (ARM `.default` by default), credential kind.
+//! - [`oauth`]: the token calls: client credentials, the device code flow
+//!   (RFC 8628: the server's interval or a default on the injected clock,
+//!   `authorization_pending`, `slow_down`, `expired_token`,
+//!   `access_denied` / `authorization_declined`), refresh; Entra's error
+//!   bodies mapped onto [`session_core::Error`] categories.
+//! - [`AzureProvider`], the `azure` [`session_core::SessionAction`].
+//! - [`AzureSessionCredential`], an active session as an
+//!   `azure_core::credentials::TokenCredential` (cached per scope set,
+//!   renewed single-flight).
+//!
+//! Still to come: `sessionctl add azure` and `azure env|exec`, the optional
+//! Azure CLI file sink, and `from_env()`.
 //!
 //! The account's secrets live in the [`session_core::SecretStore`] under
-//! [`CLIENT_SECRET`] and [`REFRESH_TOKEN`]; they never appear in the config,
-//! errors or logs.
+//! [`CLIENT_SECRET`] and [`REFRESH_TOKEN`], the current access token under
+//! [`ACCESS_TOKEN`]; they never appear in the config, errors or logs.
 
 mod config;
-// The token calls are used by the `azure` provider, which comes next; until
-// then only their tests use them.
-#[cfg_attr(not(test), allow(dead_code))]
+mod credential;
 pub mod oauth;
+mod provider;
 
 pub use config::{ARM_DEFAULT_SCOPE, AzureConfig, CredentialKind, PUBLIC_CLOUD_AUTHORITY};
+pub use credential::{AzureSessionCredential, DEFAULT_MIN_TTL};
+pub use oauth::{DeviceCodePrompt, DevicePromptHook, Token};
+pub use provider::{AzureProvider, AzureProviderBuilder};
 
 /// The secret-store name of a service principal's client secret.
 pub const CLIENT_SECRET: &str = "azure-client-secret";

@@ -12,6 +12,9 @@
 //!   and [`Botocore`] (boto3 as a subprocess: moto client, independent reader).
 //! - [`sushy`]: the sushy-emulator test peer ([`SushyEmulator`](sushy::SushyEmulator),
 //!   a Redfish service with HTTP Basic auth and no `SessionService`).
+//! - [`oidc`]: the oidc-provider test peer ([`OidcProvider`](oidc::OidcProvider),
+//!   a local stand-in for Microsoft Entra ID: client credentials, device code,
+//!   refresh token) and device-code approval helpers.
 //!
 //! Call the suites from `tests/`, not from `#[cfg(test)]` modules of the crate
 //! under test, so that only one copy of `session-core` is compiled.
@@ -33,6 +36,7 @@ pub use secret_store::secret_store_conformance;
 pub const CANARY: &str = "CANARY-7f3a-never-print-me";
 
 pub mod moto;
+pub mod oidc;
 pub mod sushy;
 pub use moto::{Botocore, MotoServer};
 

@@ -1,0 +1,1189 @@
+//! The oidc-provider test peer: panva's npm package `oidc-provider` (9.x) as
+//! a stand-in for **Microsoft Entra ID** on 127.0.0.1 ([`OidcProvider`]),
+//! with Entra-shaped routes for one tenant, and helpers that approve or deny
+//! a device code the way a user would in a browser
+//! ([`approve_device_code`], [`deny_device_code`]).
+//!
+//! The package comes from the peers' `node_modules` that `./scripts/test`
+//! installs from `scripts/peers/package.json`; the server is the launcher
+//! script `session-testkit/peers/oidc/launcher.mjs` ([`launcher_path`]),
+//! run with `node` from `PATH`. Both are looked up through [`require_peer`]:
+//! when either is missing, a test fails in CI and is skipped loudly elsewhere.
+//!
+//! ```no_run
+//! use session_testkit::oidc::{OidcProvider, approve_device_code};
+//! use std::time::Duration;
+//!
+//! # async fn demo() {
+//! let Some(entra) = tokio::task::spawn_blocking(|| {
+//!     OidcProvider::builder().refresh_token_ttl(Duration::from_secs(2)).start()
+//! })
+//! .await
+//! .unwrap() else {
+//!     return; // skipped outside CI; would have panicked in CI
+//! };
+//! // Point the client under test at the stand-in:
+//! let (authority_host, tenant) = (entra.authority_host(), entra.tenant());
+//! // ... it POSTs to entra.device_code_url(), shows the user code, polls
+//! // entra.token_url(); meanwhile the "user" signs in:
+//! # let verification_uri_complete = String::new();
+//! approve_device_code(verification_uri_complete.as_str(), "alice@contoso.com")
+//!     .await
+//!     .unwrap();
+//! # let _ = (authority_host, tenant);
+//! # }
+//! ```
+//!
+//! Starting is blocking (it waits up to [`DEFAULT_STARTUP_TIMEOUT`]): call it
+//! from sync tests, or through `tokio::task::spawn_blocking` from async ones.
+//! The approval helpers are async.
+//!
+//! # What it serves
+//!
+//! All paths are relative to [`OidcProvider::authority_host`]
+//! (`http://127.0.0.1:PORT`); `{tenant}` is [`OidcProvider::tenant`]. As
+//! checked by `session-testkit/tests/oidc_provider.rs` with `oidc-provider`
+//! 9.13.3:
+//!
+//! | path | what |
+//! |---|---|
+//! | `POST /{tenant}/oauth2/v2.0/token` | every grant ([`token_url`](OidcProvider::token_url)) |
+//! | `POST /{tenant}/oauth2/v2.0/devicecode` | device authorization ([`device_code_url`](OidcProvider::device_code_url)) |
+//! | `GET /{tenant}/device` | the user-code pages ([`verification_uri`](OidcProvider::verification_uri)) |
+//! | `/interaction/{uid}` | the sign-in page; **any** login and password are accepted |
+//! | `GET /{tenant}/discovery/v2.0/keys` | signing keys ([`jwks_url`](OidcProvider::jwks_url)) |
+//! | `GET /.well-known/openid-configuration` | discovery, at the root (not Entra's path) |
+//!
+//! The issuer is `http://127.0.0.1:PORT/{tenant}/v2.0`. Two clients exist: a
+//! confidential one (id and secret; grants `client_credentials` and
+//! `refresh_token`) and a public one (no secret; grants device code and
+//! `refresh_token`). Every token is for one resource (default
+//! [`DEFAULT_RESOURCE`]): access tokens are RS256 JWTs with `aud` = the
+//! resource, and the scope `{resource}/.default` is granted (so `scope` in
+//! responses is `https://management.azure.com/.default`). Consent is
+//! automatic: approving a device code is a sign-in only.
+//!
+//! | request | answer |
+//! |---|---|
+//! | client credentials, `scope={resource}/.default` | 200 `access_token`, `expires_in` (client-credentials TTL), `token_type: "Bearer"`, `scope` |
+//! | client credentials, wrong secret or unknown client | **401** `{"error":"invalid_client","error_description":"client authentication failed"}` |
+//! | client credentials, another resource's `.../.default` | 200, but the token is still for the one resource, and has no `scope` |
+//! | device authorization | 200 `device_code`, `user_code` (`XXXX-XXXX`), `verification_uri`, `verification_uri_complete`, `expires_in` (device-code TTL); **no `interval`, no `message`** |
+//! | device code, before approval | 400 `authorization_pending` |
+//! | device code, after approval | 200 `access_token`, `refresh_token`, `id_token` (`sub` = the login used), `expires_in`, `scope`, `token_type` |
+//! | device code, used twice or unknown | 400 `invalid_grant` (a second use also revokes what the first one issued) |
+//! | device code, denied by the user | 400 `access_denied` |
+//! | device code, past its TTL | 400 `expired_token`; from 15 s after (oidc-provider's clock tolerance) the in-memory store has forgotten it, so `invalid_grant` (from the package source) |
+//! | `refresh_token` | 200 new `access_token` and a **new `refresh_token`** (public clients always rotate); the old one is then `invalid_grant` |
+//! | `refresh_token`, past its TTL | 400 `invalid_grant` |
+//!
+//! Error bodies are `{"error","error_description"}` only: no `error_codes`,
+//! `trace_id` or `correlation_id`, and token answers have no
+//! `ext_expires_in`. The device flow never answers `slow_down`.
+
+use std::fmt;
+use std::fs::File;
+use std::io::{self, Read, Write};
+use std::net::{Ipv4Addr, SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use reqwest::{Client, Response, StatusCode, Url, header, redirect};
+use tempfile::TempDir;
+
+use crate::peers::{NODE_MODULES_ENV, node_package, require_peer};
+
+/// How long [`OidcBuilder::start`] waits for the provider to answer.
+pub const DEFAULT_STARTUP_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The tenant (a made-up directory GUID) unless [`OidcBuilder::tenant`]
+/// says otherwise.
+pub const DEFAULT_TENANT: &str = "5e5510a0-7e57-4000-8000-00000000a2e1";
+
+/// The confidential client's id unless [`OidcBuilder::confidential_client`]
+/// says otherwise.
+pub const DEFAULT_CONFIDENTIAL_CLIENT_ID: &str = "c0ffee00-0000-4000-8000-000000000001";
+
+/// The confidential client's secret unless
+/// [`OidcBuilder::confidential_client`] says otherwise. A test credential.
+pub const DEFAULT_CLIENT_SECRET: &str = "test-secret-not-a-real-one";
+
+/// The public (device-code) client's id unless
+/// [`OidcBuilder::public_client`] says otherwise.
+pub const DEFAULT_PUBLIC_CLIENT_ID: &str = "c0ffee00-0000-4000-8000-000000000002";
+
+/// The one resource every token is for (Azure Resource Manager) unless
+/// [`OidcBuilder::resource`] says otherwise.
+pub const DEFAULT_RESOURCE: &str = "https://management.azure.com";
+
+/// The npm package this peer needs.
+pub const PACKAGE: &str = "oidc-provider";
+
+/// The readiness probe.
+const PROBE_PATH: &str = "/.well-known/openid-configuration";
+
+/// How many lines of the provider's log a start failure quotes.
+const LOG_TAIL_LINES: usize = 40;
+
+/// The launcher script, `session-testkit/peers/oidc/launcher.mjs`.
+pub fn launcher_path() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("peers/oidc/launcher.mjs")
+}
+
+/// What starting needs: `node`, the folder holding `oidc-provider`, and the
+/// launcher.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Peer {
+    node: PathBuf,
+    node_modules: PathBuf,
+    launcher: PathBuf,
+}
+
+/// A probe for [`require_peer`]: `node` on `PATH`, the `oidc-provider`
+/// package under `$SESSION_PEERS_NODE_MODULES`, and the launcher script.
+fn find_peer() -> Result<Peer, String> {
+    let package = node_package(PACKAGE)?;
+    let node_modules = package
+        .parent()
+        .map(Path::to_path_buf)
+        .ok_or_else(|| format!("${NODE_MODULES_ENV}: {} has no folder", package.display()))?;
+    let node = find_on_path("node", std::env::var_os("PATH"))
+        .ok_or_else(|| "`node` is not on PATH".to_owned())?;
+    let launcher = launcher_path();
+    if !launcher.is_file() {
+        return Err(format!("the launcher {} is missing", launcher.display()));
+    }
+    Ok(Peer {
+        node,
+        node_modules,
+        launcher,
+    })
+}
+
+fn find_on_path(program: &str, path: Option<std::ffi::OsString>) -> Option<PathBuf> {
+    let name = format!("{program}{}", std::env::consts::EXE_SUFFIX);
+    std::env::split_paths(&path?)
+        .map(|dir| dir.join(&name))
+        .find(|candidate| candidate.is_file())
+}
+
+/// Options for starting an [`OidcProvider`]; from [`OidcProvider::builder`].
+#[derive(Clone)]
+pub struct OidcBuilder {
+    tenant: String,
+    confidential_client_id: String,
+    client_secret: String,
+    public_client_id: String,
+    resource: String,
+    port: u16,
+    device_code_ttl: Duration,
+    access_token_ttl: Duration,
+    client_credentials_ttl: Duration,
+    refresh_token_ttl: Duration,
+    startup_timeout: Duration,
+}
+
+impl Default for OidcBuilder {
+    fn default() -> Self {
+        Self {
+            tenant: DEFAULT_TENANT.to_owned(),
+            confidential_client_id: DEFAULT_CONFIDENTIAL_CLIENT_ID.to_owned(),
+            client_secret: DEFAULT_CLIENT_SECRET.to_owned(),
+            public_client_id: DEFAULT_PUBLIC_CLIENT_ID.to_owned(),
+            resource: DEFAULT_RESOURCE.to_owned(),
+            port: 0,
+            device_code_ttl: Duration::from_secs(600),
+            access_token_ttl: Duration::from_secs(3600),
+            client_credentials_ttl: Duration::from_secs(3600),
+            refresh_token_ttl: Duration::from_secs(86_400),
+            startup_timeout: DEFAULT_STARTUP_TIMEOUT,
+        }
+    }
+}
+
+impl fmt::Debug for OidcBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("OidcBuilder")
+            .field("tenant", &self.tenant)
+            .field("confidential_client_id", &self.confidential_client_id)
+            .field("client_secret", &"<redacted>")
+            .field("public_client_id", &self.public_client_id)
+            .field("resource", &self.resource)
+            .field("port", &self.port)
+            .field("device_code_ttl", &self.device_code_ttl)
+            .field("access_token_ttl", &self.access_token_ttl)
+            .field("client_credentials_ttl", &self.client_credentials_ttl)
+            .field("refresh_token_ttl", &self.refresh_token_ttl)
+            .field("startup_timeout", &self.startup_timeout)
+            .finish()
+    }
+}
+
+impl OidcBuilder {
+    /// The tenant in every path and in the issuer (default
+    /// [`DEFAULT_TENANT`]): a GUID or a domain, of ASCII letters, digits,
+    /// `.` and `-` ([`start`](Self::start) panics otherwise).
+    #[must_use]
+    pub fn tenant(mut self, tenant: impl Into<String>) -> Self {
+        self.tenant = tenant.into();
+        self
+    }
+
+    /// The confidential client (default [`DEFAULT_CONFIDENTIAL_CLIENT_ID`]
+    /// with [`DEFAULT_CLIENT_SECRET`]), for `client_credentials`.
+    #[must_use]
+    pub fn confidential_client(mut self, id: impl Into<String>, secret: impl Into<String>) -> Self {
+        self.confidential_client_id = id.into();
+        self.client_secret = secret.into();
+        self
+    }
+
+    /// The public client's id (default [`DEFAULT_PUBLIC_CLIENT_ID`]), for the
+    /// device code and refresh token grants.
+    #[must_use]
+    pub fn public_client(mut self, id: impl Into<String>) -> Self {
+        self.public_client_id = id.into();
+        self
+    }
+
+    /// The one resource every token is for (default [`DEFAULT_RESOURCE`],
+    /// without a trailing slash); clients ask for `{resource}/.default`.
+    #[must_use]
+    pub fn resource(mut self, resource: impl Into<String>) -> Self {
+        self.resource = resource.into();
+        self
+    }
+
+    /// The port of 127.0.0.1 to listen on (default 0: a free one, which the
+    /// launcher reports back).
+    #[must_use]
+    pub fn port(mut self, port: u16) -> Self {
+        self.port = port;
+        self
+    }
+
+    /// How long a device code lives (default 600 s): its `expires_in`.
+    /// Whole seconds, at least 1 ([`start`](Self::start) panics otherwise).
+    #[must_use]
+    pub fn device_code_ttl(mut self, ttl: Duration) -> Self {
+        self.device_code_ttl = ttl;
+        self
+    }
+
+    /// How long an access token from a device code or a refresh token lives
+    /// (default 3600 s). Whole seconds, at least 1.
+    #[must_use]
+    pub fn access_token_ttl(mut self, ttl: Duration) -> Self {
+        self.access_token_ttl = ttl;
+        self
+    }
+
+    /// How long a client-credentials access token lives (default 3600 s).
+    /// Whole seconds, at least 1.
+    #[must_use]
+    pub fn client_credentials_ttl(mut self, ttl: Duration) -> Self {
+        self.client_credentials_ttl = ttl;
+        self
+    }
+
+    /// How long a refresh token lives (default 86 400 s); a refresh token
+    /// past it answers `invalid_grant`. Whole seconds, at least 1.
+    #[must_use]
+    pub fn refresh_token_ttl(mut self, ttl: Duration) -> Self {
+        self.refresh_token_ttl = ttl;
+        self
+    }
+
+    /// How long to wait for the provider to answer (default
+    /// [`DEFAULT_STARTUP_TIMEOUT`]).
+    #[must_use]
+    pub fn startup_timeout(mut self, timeout: Duration) -> Self {
+        self.startup_timeout = timeout;
+        self
+    }
+
+    /// Starts `node launcher.mjs CONFIG` and waits until it is ready: it
+    /// printed `LISTENING <port>`, and `GET /.well-known/openid-configuration`
+    /// answers 200 there.
+    ///
+    /// Returns `None` when `node` or `oidc-provider` is missing and the test
+    /// runs outside CI (see [`require_peer`]); the test should then return
+    /// early.
+    ///
+    /// # Panics
+    ///
+    /// In CI when `node` or `oidc-provider` is missing; on an invalid tenant
+    /// or TTL; and whenever the provider does not come up within the startup
+    /// timeout (quoting its log).
+    pub fn start(self) -> Option<OidcProvider> {
+        let peer = require_peer("oidc-provider (npm) with node", find_peer)?;
+        Some(self.start_peer(&peer))
+    }
+
+    fn start_peer(&self, peer: &Peer) -> OidcProvider {
+        self.check();
+        match self.try_start(peer) {
+            Ok(provider) => provider,
+            Err((reason, log)) => panic!(
+                "oidc-provider ({} {}) did not start: {reason}. The end of its log:\n{}",
+                peer.node.display(),
+                peer.launcher.display(),
+                tail(&log, LOG_TAIL_LINES)
+            ),
+        }
+    }
+
+    fn check(&self) {
+        let tenant = &self.tenant;
+        assert!(
+            !tenant.is_empty()
+                && tenant
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '-'),
+            "tenant {tenant:?} must be non-empty ASCII letters, digits, '.' and '-'"
+        );
+        for (name, ttl) in self.ttls() {
+            assert!(
+                ttl.as_secs() >= 1 && ttl.subsec_nanos() == 0,
+                "the {name} TTL must be whole seconds, at least 1; it is {ttl:?}"
+            );
+        }
+    }
+
+    fn ttls(&self) -> [(&'static str, Duration); 4] {
+        [
+            ("DeviceCode", self.device_code_ttl),
+            ("AccessToken", self.access_token_ttl),
+            ("ClientCredentials", self.client_credentials_ttl),
+            ("RefreshToken", self.refresh_token_ttl),
+        ]
+    }
+
+    /// The launcher's config file (JSON; see the launcher's header).
+    fn config(&self, peer: &Peer, dir: &Path) -> serde_json::Value {
+        let ttl: serde_json::Map<String, serde_json::Value> = self
+            .ttls()
+            .into_iter()
+            .map(|(name, ttl)| (name.to_owned(), ttl.as_secs().into()))
+            .collect();
+        serde_json::json!({
+            "nodeModules": peer.node_modules,
+            "port": self.port,
+            "tenant": self.tenant,
+            "resource": self.resource,
+            "confidentialClient": {
+                "id": self.confidential_client_id,
+                "secret": self.client_secret,
+            },
+            "publicClient": { "id": self.public_client_id },
+            "ttl": ttl,
+            "cleanupDir": dir,
+        })
+    }
+
+    /// Starts the provider; on failure, why and its log.
+    fn try_start(&self, peer: &Peer) -> Result<OidcProvider, (String, String)> {
+        let no_log = |reason: String| (reason, String::new());
+        let dir = tempfile::Builder::new()
+            .prefix("oidc-provider-")
+            .tempdir()
+            .map_err(|e| no_log(format!("cannot create a temp dir: {e}")))?;
+        let config_path = dir.path().join("config.json");
+        std::fs::write(&config_path, self.config(peer, dir.path()).to_string())
+            .map_err(|e| no_log(format!("cannot write {}: {e}", config_path.display())))?;
+        let log_path = dir.path().join("oidc-provider.log");
+        let log = File::create(&log_path)
+            .map_err(|e| no_log(format!("cannot create {}: {e}", log_path.display())))?;
+        let log_err = log
+            .try_clone()
+            .map_err(|e| no_log(format!("cannot clone the log handle: {e}")))?;
+
+        let mut child = Command::new(&peer.node)
+            .arg(&peer.launcher)
+            .arg(&config_path)
+            .current_dir(dir.path())
+            .stdin(Stdio::piped())
+            .stdout(log)
+            .stderr(log_err)
+            // Its debug output would interleave with LISTENING.
+            .env_remove("DEBUG")
+            .spawn()
+            .map_err(|e| no_log(format!("cannot run {}: {e}", peer.node.display())))?;
+        let stdin = child.stdin.take();
+        // From here on, dropping `provider` kills and reaps the process.
+        let mut provider = OidcProvider {
+            child,
+            stdin,
+            port: 0,
+            tenant: self.tenant.clone(),
+            confidential_client_id: self.confidential_client_id.clone(),
+            client_secret: self.client_secret.clone(),
+            public_client_id: self.public_client_id.clone(),
+            resource: self.resource.clone(),
+            log_path,
+            _dir: dir,
+        };
+        provider
+            .wait_until_ready(self.startup_timeout)
+            .map_err(|reason| (reason, provider.log()))?;
+        Ok(provider)
+    }
+}
+
+/// A running `oidc-provider` on 127.0.0.1 that stands in for Entra ID for
+/// one tenant; see the [module docs](self) for what it serves. One per test,
+/// or one per test binary in a `static` (its state is per device code and
+/// token, so tests do not disturb one another).
+///
+/// Dropping it kills the process (by its own PID, never by name) and reaps
+/// it; its temp dir (config, log) goes too. The provider also exits by
+/// itself, removing that temp dir, when the test process ends without
+/// dropping it: it exits when its stdin, a pipe only the test process holds,
+/// closes.
+pub struct OidcProvider {
+    child: Child,
+    stdin: Option<ChildStdin>,
+    port: u16,
+    tenant: String,
+    confidential_client_id: String,
+    client_secret: String,
+    public_client_id: String,
+    resource: String,
+    log_path: PathBuf,
+    _dir: TempDir,
+}
+
+impl fmt::Debug for OidcProvider {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("OidcProvider")
+            .field("pid", &self.child.id())
+            .field("authority_host", &self.authority_host())
+            .field("tenant", &self.tenant)
+            .field("confidential_client_id", &self.confidential_client_id)
+            .field("client_secret", &"<redacted>")
+            .field("public_client_id", &self.public_client_id)
+            .field("resource", &self.resource)
+            .finish()
+    }
+}
+
+impl OidcProvider {
+    /// [`OidcBuilder::start`] with the default options, or `None` when the
+    /// peer is missing outside CI.
+    ///
+    /// # Panics
+    ///
+    /// As [`OidcBuilder::start`].
+    pub fn start() -> Option<Self> {
+        Self::builder().start()
+    }
+
+    /// Options for a provider (tenant, clients, resource, TTLs, port,
+    /// startup timeout).
+    pub fn builder() -> OidcBuilder {
+        OidcBuilder::default()
+    }
+
+    /// The authority host, `http://127.0.0.1:PORT` (no trailing slash): what
+    /// replaces `https://login.microsoftonline.com`.
+    pub fn authority_host(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// The tenant in every path.
+    pub fn tenant(&self) -> &str {
+        &self.tenant
+    }
+
+    /// The issuer of its tokens: `http://127.0.0.1:PORT/{tenant}/v2.0`.
+    pub fn issuer(&self) -> String {
+        format!("{}/v2.0", self.tenant_url())
+    }
+
+    /// The token endpoint: `http://127.0.0.1:PORT/{tenant}/oauth2/v2.0/token`.
+    pub fn token_url(&self) -> String {
+        format!("{}/oauth2/v2.0/token", self.tenant_url())
+    }
+
+    /// The device authorization endpoint:
+    /// `http://127.0.0.1:PORT/{tenant}/oauth2/v2.0/devicecode`.
+    pub fn device_code_url(&self) -> String {
+        format!("{}/oauth2/v2.0/devicecode", self.tenant_url())
+    }
+
+    /// Where a user enters a user code: `http://127.0.0.1:PORT/{tenant}/device`
+    /// (the `verification_uri` of device authorization answers).
+    pub fn verification_uri(&self) -> String {
+        format!("{}/device", self.tenant_url())
+    }
+
+    /// The signing keys: `http://127.0.0.1:PORT/{tenant}/discovery/v2.0/keys`.
+    pub fn jwks_url(&self) -> String {
+        format!("{}/discovery/v2.0/keys", self.tenant_url())
+    }
+
+    /// The discovery document, at the root (not Entra's path):
+    /// `http://127.0.0.1:PORT/.well-known/openid-configuration`.
+    pub fn discovery_url(&self) -> String {
+        format!("{}{PROBE_PATH}", self.authority_host())
+    }
+
+    /// The confidential client's id.
+    pub fn confidential_client_id(&self) -> &str {
+        &self.confidential_client_id
+    }
+
+    /// The confidential client's secret. A test credential; the `Debug`
+    /// output of this value leaves it out all the same.
+    pub fn client_secret(&self) -> &str {
+        &self.client_secret
+    }
+
+    /// The public (device-code) client's id.
+    pub fn public_client_id(&self) -> &str {
+        &self.public_client_id
+    }
+
+    /// The resource every token is for, e.g. `https://management.azure.com`.
+    pub fn resource(&self) -> &str {
+        &self.resource
+    }
+
+    /// The Entra-style scope for [`resource`](Self::resource):
+    /// `{resource}/.default`.
+    pub fn default_scope(&self) -> String {
+        format!("{}/.default", self.resource)
+    }
+
+    /// The port it listens on (of 127.0.0.1).
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// The provider's process id (`node`'s own).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// The file that receives its stdout and stderr.
+    pub fn log_path(&self) -> &Path {
+        &self.log_path
+    }
+
+    /// What it has written to stdout and stderr so far (oidc-provider's
+    /// development-mode warnings, `LISTENING <port>`, errors).
+    pub fn log(&self) -> String {
+        std::fs::read(&self.log_path)
+            .map(|b| String::from_utf8_lossy(&b).into_owned())
+            .unwrap_or_default()
+    }
+
+    fn tenant_url(&self) -> String {
+        format!("{}/{}", self.authority_host(), self.tenant)
+    }
+
+    fn wait_until_ready(&mut self, timeout: Duration) -> Result<(), String> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            match self.child.try_wait() {
+                Ok(Some(status)) => {
+                    return Err(format!("it exited ({status}) before it was ready"));
+                }
+                Ok(None) => {}
+                Err(e) => return Err(format!("cannot check on it: {e}")),
+            }
+            if self.port == 0 {
+                self.port = listening_port(&self.log()).unwrap_or(0);
+            }
+            if self.port != 0 && http_get_status(self.port, PROBE_PATH).is_ok_and(|s| s == 200) {
+                return Ok(());
+            }
+            if Instant::now() >= deadline {
+                return Err(if self.port == 0 {
+                    format!("it did not print \"LISTENING <port>\" within {timeout:?}")
+                } else {
+                    format!(
+                        "GET {PROBE_PATH} on port {} did not answer 200 within {timeout:?}",
+                        self.port
+                    )
+                });
+            }
+            thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for OidcProvider {
+    fn drop(&mut self) {
+        // Closing stdin alone would end it (see the launcher); kill it anyway.
+        // `Child::kill` signals the PID we spawned; it cannot have been reused
+        // since the process is not reaped until `wait` below.
+        drop(self.stdin.take());
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The port of the launcher's `LISTENING <port>` line.
+fn listening_port(log: &str) -> Option<u16> {
+    log.lines()
+        .find_map(|line| line.trim().strip_prefix("LISTENING "))
+        .and_then(|port| port.trim().parse().ok())
+        .filter(|&port| port != 0)
+}
+
+/// The last `n` lines of `text`.
+fn tail(text: &str, n: usize) -> String {
+    let lines: Vec<&str> = text.lines().collect();
+    if lines.is_empty() {
+        return "(empty log)".to_owned();
+    }
+    lines[lines.len().saturating_sub(n)..].join("\n")
+}
+
+/// The status code of a plain-HTTP `GET path` to 127.0.0.1:`port`.
+fn http_get_status(port: u16, path: &str) -> io::Result<u16> {
+    let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
+    let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(2))?;
+    stream.set_read_timeout(Some(Duration::from_secs(5)))?;
+    stream.set_write_timeout(Some(Duration::from_secs(5)))?;
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n"
+    )?;
+    let mut head = Vec::new();
+    let mut buf = [0u8; 256];
+    while !head.contains(&b'\n') {
+        let n = stream.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        head.extend_from_slice(&buf[..n]);
+    }
+    let text = String::from_utf8_lossy(&head);
+    let line = text.lines().next().unwrap_or_default();
+    let mut parts = line.split(' ');
+    match (parts.next(), parts.next().map(str::parse::<u16>)) {
+        (Some(version), Some(Ok(status))) if version.starts_with("HTTP/1.") => Ok(status),
+        _ => Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("not an HTTP/1 status line: {line:?}"),
+        )),
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Approving and denying device codes.
+// ---------------------------------------------------------------------------
+
+/// Where the "user" of [`approve_device_code`] / [`deny_device_code`] goes:
+/// the `verification_uri_complete` of a device authorization answer (from a
+/// `&str`), or its `verification_uri` and `user_code` (from a `(&str, &str)`
+/// pair), the way a user types the code in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verification<'a> {
+    /// `verification_uri_complete`: the page already carries the user code.
+    Complete(&'a str),
+    /// `verification_uri` and `user_code`: the user enters the code.
+    Code {
+        /// `verification_uri`.
+        uri: &'a str,
+        /// `user_code`, e.g. `"WDJB-MJHT"`.
+        user_code: &'a str,
+    },
+}
+
+impl<'a> From<&'a str> for Verification<'a> {
+    fn from(uri: &'a str) -> Self {
+        Self::Complete(uri)
+    }
+}
+
+impl<'a> From<(&'a str, &'a str)> for Verification<'a> {
+    fn from((uri, user_code): (&'a str, &'a str)) -> Self {
+        Self::Code { uri, user_code }
+    }
+}
+
+/// Why [`approve_device_code`] or [`deny_device_code`] failed: the step, and
+/// what went wrong there (with a short snippet of the page).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApprovalError {
+    step: &'static str,
+    detail: String,
+}
+
+impl ApprovalError {
+    fn new(step: &'static str, detail: impl Into<String>) -> Self {
+        Self {
+            step,
+            detail: detail.into(),
+        }
+    }
+
+    /// The step that failed, e.g. `"2. POST the user code confirmation"`.
+    pub fn step(&self) -> &str {
+        self.step
+    }
+
+    /// What went wrong at that step.
+    pub fn detail(&self) -> &str {
+        &self.detail
+    }
+}
+
+impl fmt::Display for ApprovalError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "device code approval failed at step {}: {}",
+            self.step, self.detail
+        )
+    }
+}
+
+impl std::error::Error for ApprovalError {}
+
+const STEP_GET: &str = "1. GET the verification page";
+const STEP_CONFIRM: &str = "2. POST the user code confirmation";
+const STEP_LOGIN: &str = "3. sign in at the interaction";
+const STEP_DONE: &str = "4. GET the final page";
+
+/// Approves a device code as a user would in a browser, signing in as
+/// `login` (any login and password are accepted):
+///
+/// 1. GET the verification page (with a cookie jar) and read its form;
+/// 2. POST the form's `xsrf` and `user_code` with `confirm=yes`, which
+///    redirects (303) to the sign-in interaction;
+/// 3. GET the interaction's sign-in form and POST it with `prompt=login`,
+///    `login` and a password, which redirects (303) back to the device
+///    pages;
+/// 4. GET that page and check that it says `Sign-in Success`.
+///
+/// The next poll of the token endpoint with the device code then returns
+/// tokens whose `sub` is `login`. Relative redirects are resolved against
+/// the page they came from.
+///
+/// # Errors
+///
+/// Which step failed and why, with a short snippet of the page (e.g. `the
+/// code you entered is incorrect` for an unknown, used or expired code).
+pub async fn approve_device_code<'a>(
+    verification: impl Into<Verification<'a>>,
+    login: &str,
+) -> Result<(), ApprovalError> {
+    let browser = Browser::new(STEP_GET)?;
+    let (action, fields) = browser.confirm_form(verification.into()).await?;
+    let mut fields = fields;
+    fields.retain(|(k, _)| k != "confirm" && k != "abort");
+    fields.push(("confirm".to_owned(), "yes".to_owned()));
+    let response = browser.post(STEP_CONFIRM, &action, &fields).await?;
+    let interaction = expect_redirect(STEP_CONFIRM, response).await?;
+
+    // The sign-in form of oidc-provider's development interactions.
+    let page = browser.get(STEP_LOGIN, &interaction).await?;
+    let (url, html) = expect_page(STEP_LOGIN, page).await?;
+    let (action, mut fields) = parse_form(&html, &url)
+        .ok_or_else(|| ApprovalError::new(STEP_LOGIN, format!("no form: {}", snippet(&html))))?;
+    if !fields.iter().any(|(k, v)| k == "prompt" && v == "login") {
+        return Err(ApprovalError::new(
+            STEP_LOGIN,
+            format!("not a sign-in form: {}", snippet(&html)),
+        ));
+    }
+    fields.push(("login".to_owned(), login.to_owned()));
+    fields.push(("password".to_owned(), "any-password".to_owned()));
+    let response = browser.post(STEP_LOGIN, &action, &fields).await?;
+    let done = expect_redirect(STEP_LOGIN, response).await?;
+
+    let page = browser.get(STEP_DONE, &done).await?;
+    let (_, html) = expect_page(STEP_DONE, page).await?;
+    if html.contains("Sign-in Success") {
+        Ok(())
+    } else {
+        Err(ApprovalError::new(
+            STEP_DONE,
+            format!(
+                "the page does not say \"Sign-in Success\": {}",
+                snippet(&html)
+            ),
+        ))
+    }
+}
+
+/// Denies a device code as a user would by pressing "abort": steps 1 and 2
+/// of [`approve_device_code`], with `abort=yes` instead of `confirm=yes`,
+/// then checks that the page says the sign-in was interrupted. The next poll
+/// with the device code answers `access_denied`.
+///
+/// # Errors
+///
+/// Which step failed and why, with a short snippet of the page.
+pub async fn deny_device_code<'a>(
+    verification: impl Into<Verification<'a>>,
+) -> Result<(), ApprovalError> {
+    let browser = Browser::new(STEP_GET)?;
+    let (action, mut fields) = browser.confirm_form(verification.into()).await?;
+    fields.retain(|(k, _)| k != "confirm" && k != "abort");
+    fields.push(("abort".to_owned(), "yes".to_owned()));
+    let response = browser.post(STEP_CONFIRM, &action, &fields).await?;
+    let (_, html) = expect_page(STEP_CONFIRM, response).await?;
+    if html.contains("interrupted") {
+        Ok(())
+    } else {
+        Err(ApprovalError::new(
+            STEP_CONFIRM,
+            format!(
+                "the page does not say the sign-in was interrupted: {}",
+                snippet(&html)
+            ),
+        ))
+    }
+}
+
+/// A cookie-keeping HTTP client that does not follow redirects by itself.
+struct Browser {
+    client: Client,
+}
+
+impl Browser {
+    fn new(step: &'static str) -> Result<Self, ApprovalError> {
+        Client::builder()
+            .cookie_store(true)
+            .redirect(redirect::Policy::none())
+            .timeout(Duration::from_secs(30))
+            .build()
+            .map(|client| Self { client })
+            .map_err(|e| ApprovalError::new(step, format!("cannot build an HTTP client: {e}")))
+    }
+
+    async fn get(&self, step: &'static str, url: &Url) -> Result<Response, ApprovalError> {
+        self.client
+            .get(url.clone())
+            .send()
+            .await
+            .map_err(|e| ApprovalError::new(step, format!("GET {url}: {e}")))
+    }
+
+    async fn post(
+        &self,
+        step: &'static str,
+        url: &Url,
+        fields: &[(String, String)],
+    ) -> Result<Response, ApprovalError> {
+        self.client
+            .post(url.clone())
+            .form(fields)
+            .send()
+            .await
+            .map_err(|e| ApprovalError::new(step, format!("POST {url}: {e}")))
+    }
+
+    /// Step 1: the form to post the user code to, and its fields (`xsrf`,
+    /// `user_code`).
+    async fn confirm_form(
+        &self,
+        verification: Verification<'_>,
+    ) -> Result<(Url, Vec<(String, String)>), ApprovalError> {
+        let (uri, user_code) = match verification {
+            Verification::Complete(uri) => (uri, None),
+            Verification::Code { uri, user_code } => (uri, Some(user_code)),
+        };
+        let url = Url::parse(uri)
+            .map_err(|e| ApprovalError::new(STEP_GET, format!("bad URL {uri:?}: {e}")))?;
+        let response = self.get(STEP_GET, &url).await?;
+        let (url, html) = expect_page(STEP_GET, response).await?;
+        let (action, mut fields) = parse_form(&html, &url)
+            .ok_or_else(|| ApprovalError::new(STEP_GET, format!("no form: {}", snippet(&html))))?;
+        if !fields.iter().any(|(k, _)| k == "xsrf") {
+            return Err(ApprovalError::new(
+                STEP_GET,
+                format!("the form has no xsrf field: {}", snippet(&html)),
+            ));
+        }
+        match user_code {
+            Some(code) => {
+                fields.retain(|(k, _)| k != "user_code");
+                fields.push(("user_code".to_owned(), code.to_owned()));
+            }
+            None if !fields.iter().any(|(k, _)| k == "user_code") => {
+                return Err(ApprovalError::new(
+                    STEP_GET,
+                    format!("the form has no user_code field: {}", snippet(&html)),
+                ));
+            }
+            None => {}
+        }
+        Ok((action, fields))
+    }
+}
+
+/// A 200 HTML page: its URL and text.
+async fn expect_page(
+    step: &'static str,
+    response: Response,
+) -> Result<(Url, String), ApprovalError> {
+    let status = response.status();
+    let url = response.url().clone();
+    let location = location(&response);
+    let html = response
+        .text()
+        .await
+        .map_err(|e| ApprovalError::new(step, format!("reading {url}: {e}")))?;
+    if status == StatusCode::OK {
+        Ok((url, html))
+    } else {
+        Err(ApprovalError::new(
+            step,
+            format!(
+                "{url} answered {status}{} instead of a page: {}",
+                location
+                    .map(|l| format!(" (Location: {l})"))
+                    .unwrap_or_default(),
+                snippet(&html)
+            ),
+        ))
+    }
+}
+
+/// The target of a 3xx answer, resolved against the request's URL.
+async fn expect_redirect(step: &'static str, response: Response) -> Result<Url, ApprovalError> {
+    let status = response.status();
+    let url = response.url().clone();
+    match location(&response) {
+        Some(location) if status.is_redirection() => url.join(&location).map_err(|e| {
+            ApprovalError::new(step, format!("bad Location {location:?} from {url}: {e}"))
+        }),
+        _ => {
+            let html = response.text().await.unwrap_or_default();
+            Err(ApprovalError::new(
+                step,
+                format!(
+                    "{url} answered {status} instead of a redirect: {}",
+                    snippet(&html)
+                ),
+            ))
+        }
+    }
+}
+
+fn location(response: &Response) -> Option<String> {
+    response
+        .headers()
+        .get(header::LOCATION)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned)
+}
+
+/// The first `<form>` of `html`: its action (resolved against `base`) and
+/// its hidden inputs, as name/value pairs.
+fn parse_form(html: &str, base: &Url) -> Option<(Url, Vec<(String, String)>)> {
+    let start = html.find("<form")?;
+    let form = &html[start..];
+    let form = &form[..form.find("</form>").unwrap_or(form.len())];
+    let open_tag = &form[..form.find('>')?];
+    let action = match attribute(open_tag, "action") {
+        Some(action) => base.join(&action).ok()?,
+        None => base.clone(),
+    };
+    let fields = form
+        .split("<input")
+        .skip(1)
+        .filter_map(|rest| {
+            let tag = &rest[..rest.find('>').unwrap_or(rest.len())];
+            (attribute(tag, "type").as_deref() == Some("hidden")).then_some(())?;
+            Some((attribute(tag, "name")?, attribute(tag, "value")?))
+        })
+        .collect();
+    Some((action, fields))
+}
+
+/// The value of the double-quoted attribute `name` in the tag text `tag`,
+/// with the usual HTML entities decoded.
+fn attribute(tag: &str, name: &str) -> Option<String> {
+    let needle = format!("{name}=\"");
+    let mut from = 0;
+    // Match whole attribute names only: `name="` must not match `username="`.
+    let start = loop {
+        let at = from + tag[from..].find(&needle)?;
+        if at == 0 || tag[..at].ends_with(char::is_whitespace) {
+            break at + needle.len();
+        }
+        from = at + needle.len();
+    };
+    let end = start + tag[start..].find('"')?;
+    Some(decode_entities(&tag[start..end]))
+}
+
+fn decode_entities(s: &str) -> String {
+    s.replace("&quot;", "\"")
+        .replace("&#39;", "'")
+        .replace("&#x27;", "'")
+        .replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&amp;", "&")
+}
+
+/// A short, readable excerpt of a page for error messages: its red error
+/// paragraph if it has one, else its text without tags, styles and scripts,
+/// cut to 300 characters.
+fn snippet(html: &str) -> String {
+    const MAX: usize = 300;
+    let mut text = String::new();
+    let mut rest = html;
+    // Starting inside the paragraph's opening tag.
+    let mut in_tag = false;
+    if let Some(at) = rest.find("class=\"red\"") {
+        rest = &rest[at..];
+        in_tag = true;
+    }
+    let mut skip_until: Option<&str> = None;
+    let mut i = 0;
+    while i < rest.len() {
+        let tail = &rest[i..];
+        if let Some(end) = skip_until {
+            if tail.starts_with(end) {
+                skip_until = None;
+                i += end.len();
+            } else {
+                i += tail.chars().next().map_or(1, char::len_utf8);
+            }
+            continue;
+        }
+        if tail.starts_with("<style") {
+            skip_until = Some("</style>");
+            continue;
+        }
+        if tail.starts_with("<script") {
+            skip_until = Some("</script>");
+            continue;
+        }
+        let c = tail.chars().next().unwrap_or(' ');
+        match c {
+            '<' => in_tag = true,
+            '>' if in_tag => {
+                in_tag = false;
+                text.push(' ');
+            }
+            _ if !in_tag => text.push(c),
+            _ => {}
+        }
+        i += c.len_utf8();
+    }
+    let words: Vec<&str> = text.split_whitespace().collect();
+    let mut out = words.join(" ");
+    if out.is_empty() {
+        return "(empty page)".to_owned();
+    }
+    if let Some((cut, _)) = out.char_indices().nth(MAX) {
+        out.truncate(cut);
+        out.push_str("...");
+    }
+    format!("\"{out}\"")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn listening_line() {
+        assert_eq!(listening_port("warning\nLISTENING 4123\n"), Some(4123));
+        assert_eq!(listening_port("LISTENING 0\n"), None);
+        assert_eq!(listening_port("LISTENING\n"), None);
+        assert_eq!(listening_port(""), None);
+    }
+
+    #[test]
+    fn forms_are_parsed() {
+        let html = r#"<body><form method="post" action="http://127.0.0.1:9/t/device">
+            <input type="hidden" name="xsrf" value="a&amp;b"/>
+            <input type="hidden" name="user_code" value="ABCD-EFGH"/>
+            <input type="text" name="other" value="x"/></form>"#;
+        let base = Url::parse("http://127.0.0.1:9/t/device?user_code=ABCD-EFGH").unwrap();
+        let (action, fields) = parse_form(html, &base).unwrap();
+        assert_eq!(action.as_str(), "http://127.0.0.1:9/t/device");
+        assert_eq!(
+            fields,
+            vec![
+                ("xsrf".to_owned(), "a&b".to_owned()),
+                ("user_code".to_owned(), "ABCD-EFGH".to_owned())
+            ]
+        );
+
+        let relative = r#"<form action="/interaction/u1" method="post"><input type="hidden" name="prompt" value="login"/></form>"#;
+        let (action, fields) = parse_form(relative, &base).unwrap();
+        assert_eq!(action.as_str(), "http://127.0.0.1:9/interaction/u1");
+        assert_eq!(fields, vec![("prompt".to_owned(), "login".to_owned())]);
+        assert!(parse_form("<p>no form</p>", &base).is_none());
+    }
+
+    #[test]
+    fn attributes_match_whole_names() {
+        let tag = r#"input data-name="no" name="yes" value="v""#;
+        assert_eq!(attribute(tag, "name").as_deref(), Some("yes"));
+        assert_eq!(attribute(tag, "value").as_deref(), Some("v"));
+        assert_eq!(attribute(tag, "type"), None);
+    }
+
+    #[test]
+    fn snippets_prefer_the_error_paragraph() {
+        let html = "<html><head><style>h1{x:y}</style><script>var a = '<p>';</script></head>\
+                    <body><h1>Sign-in</h1><p class=\"red\">The code you entered is incorrect. \
+                    Try again</p><form></form></body></html>";
+        assert_eq!(
+            snippet(html),
+            "\"The code you entered is incorrect. Try again\""
+        );
+        assert_eq!(
+            snippet("<style>a{}</style><h1>Hi</h1>  <p>there</p>"),
+            "\"Hi there\""
+        );
+        assert_eq!(snippet(""), "(empty page)");
+        assert!(snippet(&"x".repeat(1000)).ends_with("...\""));
+    }
+
+    #[test]
+    fn node_is_found_on_path() {
+        let dir = tempfile::tempdir().unwrap();
+        assert_eq!(find_on_path("node", None), None);
+        assert_eq!(find_on_path("node", Some(dir.path().into())), None);
+        let node = dir
+            .path()
+            .join(format!("node{}", std::env::consts::EXE_SUFFIX));
+        std::fs::write(&node, "").unwrap();
+        let path = std::env::join_paths([Path::new("/nonexistent"), dir.path()]).unwrap();
+        assert_eq!(find_on_path("node", Some(path)), Some(node));
+    }
+
+    #[test]
+    #[should_panic(expected = "must be non-empty ASCII letters")]
+    fn tenants_are_checked() {
+        OidcBuilder::default().tenant("a/b").check();
+    }
+
+    #[test]
+    #[should_panic(expected = "the RefreshToken TTL must be whole seconds")]
+    fn ttls_are_whole_seconds() {
+        OidcBuilder::default()
+            .refresh_token_ttl(Duration::from_millis(1500))
+            .check();
+    }
+
+    #[test]
+    fn debug_output_leaves_the_secret_out() {
+        let text = format!(
+            "{:?}",
+            OidcBuilder::default().confidential_client("id", crate::CANARY)
+        );
+        assert!(!text.contains(crate::CANARY), "{text}");
+        assert!(text.contains("<redacted>"), "{text}");
+    }
+
+    #[test]
+    fn the_launcher_is_in_the_test_tree() {
+        assert!(launcher_path().is_file(), "{}", launcher_path().display());
+    }
+}
