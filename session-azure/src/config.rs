@@ -7,6 +7,10 @@ use url::Url;
 /// The public-cloud Entra ID authority host.
 pub const PUBLIC_CLOUD_AUTHORITY: &str = "https://login.microsoftonline.com";
 
+/// The test-only variable [`AzureConfig::from_env`] reads to allow an
+/// `http://` authority on a loopback address.
+const INSECURE_LOOPBACK_ENV: &str = "SESSION_AZURE_INSECURE_LOOPBACK_AUTHORITY";
+
 /// The scope asked for when the session names none: Azure Resource Manager.
 pub const ARM_DEFAULT_SCOPE: &str = "https://management.azure.com/.default";
 
@@ -81,6 +85,77 @@ impl AzureConfig {
             client_id: client_id.into(),
             ..Self::default()
         }
+    }
+
+    /// A configuration from the variables the Azure SDKs read:
+    /// `AZURE_TENANT_ID` and `AZURE_CLIENT_ID` (required),
+    /// `AZURE_SUBSCRIPTION_ID`, `AZURE_AUTHORITY_HOST`; the kind is
+    /// [`CredentialKind::ClientSecret`] when `AZURE_CLIENT_SECRET` is set
+    /// (its value is returned separately, for the secret store), else
+    /// [`CredentialKind::DeviceCode`]. For a loopback test server,
+    /// `SESSION_AZURE_INSECURE_LOOPBACK_AUTHORITY=1` sets
+    /// [`allow_insecure_loopback_authority`](Self::allow_insecure_loopback_authority).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidInput`] naming the missing or invalid variable.
+    pub fn from_env() -> Result<(Self, Option<session_core::Secret>)> {
+        Self::from_env_iter(std::env::vars())
+    }
+
+    /// [`from_env`](Self::from_env) over the given variables (for tests and
+    /// embedding).
+    ///
+    /// # Errors
+    ///
+    /// As [`from_env`](Self::from_env).
+    pub fn from_env_iter(
+        vars: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<(Self, Option<session_core::Secret>)> {
+        let vars: std::collections::HashMap<String, String> = vars
+            .into_iter()
+            .filter(|(k, v)| {
+                (k.starts_with("AZURE_") || k == INSECURE_LOOPBACK_ENV) && !v.trim().is_empty()
+            })
+            .collect();
+        let required = |name: &str| {
+            vars.get(name)
+                .map(|v| v.trim().to_owned())
+                .ok_or_else(|| Error::invalid_input(name, "is not set"))
+        };
+        let mut config = Self::new(required("AZURE_TENANT_ID")?, required("AZURE_CLIENT_ID")?);
+        config.subscription_id = vars
+            .get("AZURE_SUBSCRIPTION_ID")
+            .map(|v| v.trim().to_owned());
+        config.authority_host = vars
+            .get("AZURE_AUTHORITY_HOST")
+            .map(|v| v.trim().to_owned());
+        let secret = vars
+            .get("AZURE_CLIENT_SECRET")
+            .map(|v| session_core::Secret::new(v.as_str()));
+        if secret.is_some() {
+            config.credential = CredentialKind::ClientSecret;
+        }
+        config.allow_insecure_loopback_authority = vars
+            .get(INSECURE_LOOPBACK_ENV)
+            .is_some_and(|v| v.trim() == "1");
+        config.validate().map_err(|e| match e {
+            Error::InvalidInput { field, reason } => {
+                let variable = match field.as_str() {
+                    "tenantId" => Some("AZURE_TENANT_ID"),
+                    "clientId" => Some("AZURE_CLIENT_ID"),
+                    "subscriptionId" => Some("AZURE_SUBSCRIPTION_ID"),
+                    "authorityHost" => Some("AZURE_AUTHORITY_HOST"),
+                    _ => None,
+                };
+                Error::InvalidInput {
+                    field: variable.map_or(field, str::to_owned),
+                    reason,
+                }
+            }
+            other => other,
+        })?;
+        Ok((config, secret))
     }
 
     /// Sets [`credential`](Self::credential).
@@ -298,6 +373,43 @@ mod tests {
                 "{field}: {err}"
             );
         }
+    }
+
+    #[test]
+    fn from_env_reads_the_azure_variables() {
+        let vars = |pairs: &[(&str, &str)]| {
+            pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect::<Vec<_>>()
+        };
+        let (c, secret) = AzureConfig::from_env_iter(vars(&[
+            ("AZURE_TENANT_ID", "t1"),
+            ("AZURE_CLIENT_ID", "app"),
+            ("AZURE_CLIENT_SECRET", "s3cret"),
+            ("AZURE_SUBSCRIPTION_ID", "sub-1"),
+            ("AZURE_AUTHORITY_HOST", "https://login.microsoftonline.us"),
+        ]))
+        .unwrap();
+        assert_eq!(c.credential, CredentialKind::ClientSecret);
+        assert_eq!(secret.unwrap().expose(), "s3cret");
+        assert_eq!(c.subscription_id.as_deref(), Some("sub-1"));
+        let (c, secret) = AzureConfig::from_env_iter(vars(&[
+            ("AZURE_TENANT_ID", "t1"),
+            ("AZURE_CLIENT_ID", "app"),
+        ]))
+        .unwrap();
+        assert_eq!(c.credential, CredentialKind::DeviceCode);
+        assert!(secret.is_none());
+        let err = AzureConfig::from_env_iter(vars(&[("AZURE_TENANT_ID", "t1")])).unwrap_err();
+        assert!(err.to_string().contains("AZURE_CLIENT_ID"), "{err}");
+        let err = AzureConfig::from_env_iter(vars(&[
+            ("AZURE_TENANT_ID", "t1"),
+            ("AZURE_CLIENT_ID", "app"),
+            ("AZURE_AUTHORITY_HOST", "http://login.example"),
+        ]))
+        .unwrap_err();
+        assert!(err.to_string().contains("AZURE_AUTHORITY_HOST"), "{err}");
     }
 
     #[test]

@@ -27,6 +27,9 @@ mod credential;
 pub mod oauth;
 mod provider;
 
+/// The `azure_core` this crate implements `TokenCredential` for (use it, so
+/// the versions match).
+pub use azure_core;
 pub use config::{ARM_DEFAULT_SCOPE, AzureConfig, CredentialKind, PUBLIC_CLOUD_AUTHORITY};
 pub use credential::{AzureSessionCredential, DEFAULT_MIN_TTL};
 pub use oauth::{DeviceCodePrompt, DevicePromptHook, Token};
