@@ -15,8 +15,8 @@
 //!   `azure_core::credentials::TokenCredential` (cached per scope set,
 //!   renewed single-flight).
 //!
-//! Still to come: `sessionctl add azure` and `azure env|exec`, the optional
-//! Azure CLI file sink, and `from_env()`.
+//! `sessionctl add azure` and `azure env|exec` use them. Still to come: the
+//! optional Azure CLI file sink.
 //!
 //! The account's secrets live in the [`session_core::SecretStore`] under
 //! [`CLIENT_SECRET`] and [`REFRESH_TOKEN`], the current access token under

@@ -24,7 +24,7 @@ use session_core::{
     WorkspaceRepository, WorkspaceRepositoryExt,
 };
 
-use crate::{Failure, Global, secrets};
+use crate::{Failure, Global, secrets, shell};
 
 /// A shell command line that prints an MFA code (like aws-vault's
 /// `mfa_process`); tried before the terminal prompt.
@@ -512,7 +512,7 @@ pub(crate) enum AwsCommand {
     /// AWS_CREDENTIAL_EXPIRATION and, if the session has a region, AWS_REGION
     /// and AWS_DEFAULT_REGION. These never refresh: prefer `aws exec` or a
     /// profile for long-running programs.
-    Env(EnvArgs),
+    Env(shell::EnvArgs),
 
     /// Run a command with the session's credentials in its environment.
     ///
@@ -520,7 +520,7 @@ pub(crate) enum AwsCommand {
     /// (AWS_PROFILE, AWS_DEFAULT_PROFILE, AWS_SECURITY_TOKEN, …), sets the
     /// ones `aws env` prints plus SESSIONCTL_AWS_SESSION, and exits with the
     /// command's status. Refuses to run inside another `aws exec`.
-    Exec(ExecArgs),
+    Exec(shell::ExecArgs),
 
     /// Print the session's credentials as credential_process JSON (Version
     /// 1) for an AWS SDK; what a `--aws-sink credential-process` profile runs.
@@ -573,30 +573,6 @@ pub(crate) struct SessionArg {
     session: String,
 }
 
-/// `aws env`.
-#[derive(Debug, Args)]
-pub(crate) struct EnvArgs {
-    /// The session's id, or its name if unique.
-    #[arg(value_name = "ID|NAME")]
-    session: String,
-
-    /// Print even when standard output is a terminal.
-    #[arg(long)]
-    to_terminal: bool,
-}
-
-/// `aws exec`.
-#[derive(Debug, Args)]
-pub(crate) struct ExecArgs {
-    /// The session's id, or its name if unique.
-    #[arg(value_name = "ID|NAME")]
-    session: String,
-
-    /// The command and its arguments, after `--`.
-    #[arg(last = true, required = true, value_name = "COMMAND")]
-    command: Vec<String>,
-}
-
 /// Runs an `aws` command; returns what to print.
 pub(crate) async fn run(
     global: &Global,
@@ -605,18 +581,9 @@ pub(crate) async fn run(
 ) -> Result<String, Failure> {
     match command {
         AwsCommand::Env(args) => {
-            use std::io::IsTerminal;
-            if std::io::stdout().is_terminal() && !args.to_terminal {
-                return Err(Failure::Usage(
-                    "refusing to print credentials to a terminal; use eval \"$(sessionctl aws env NAME)\" or --to-terminal".into(),
-                ));
-            }
+            shell::refuse_terminal(args.to_terminal, "sessionctl aws env NAME")?;
             let (session, creds) = credentials(global, workspace, &args.session, None).await?;
-            let mut out = String::new();
-            for (name, value) in variables(&session, &creds)? {
-                out.push_str(&format!("export {name}={}\n", shell_quote(&value)));
-            }
-            Ok(out)
+            Ok(shell::exports(&variables(&session, &creds)?))
         }
         AwsCommand::Exec(args) => {
             if let Ok(current) = std::env::var(EXEC_MARKER) {
@@ -629,26 +596,9 @@ pub(crate) async fn run(
                 .into());
             }
             let (session, creds) = credentials(global, workspace, &args.session, None).await?;
-            let mut child = std::process::Command::new(&args.command[0]);
-            child.args(&args.command[1..]);
-            for name in CLEARED_FOR_EXEC {
-                child.env_remove(name);
-            }
-            for (name, value) in variables(&session, &creds)? {
-                child.env(name, value);
-            }
-            child.env(EXEC_MARKER, &session.session_name);
-            let status = child
-                .status()
-                .map_err(|e| Failure::Other(format!("cannot run {:?}: {e}", args.command[0])))?;
-            match status.code() {
-                Some(0) => Ok(String::new()),
-                Some(code) => Err(Failure::Exit(u8::try_from(code).unwrap_or(1))),
-                None => Err(Failure::Other(format!(
-                    "{:?} was ended by a signal",
-                    args.command[0]
-                ))),
-            }
+            let mut vars = variables(&session, &creds)?;
+            vars.push((EXEC_MARKER, session.session_name.clone()));
+            shell::run(&args.command, &CLEARED_FOR_EXEC, &vars)
         }
         AwsCommand::SsoSync(args) => sso_sync(workspace, args).await,
         AwsCommand::CredentialProcess(SessionArg { session }) => {
@@ -763,10 +713,6 @@ fn credential_process_json(creds: &AwsCredentials) -> Result<String, Failure> {
 }
 
 /// Single-quotes a value for POSIX shells.
-fn shell_quote(value: &str) -> String {
-    format!("'{}'", value.replace('\'', r"'\''"))
-}
-
 /// `aws sso-sync`: adds a session per (account, role) not yet in the workspace.
 async fn sso_sync(workspace: FsWorkspace, args: SsoSyncArgs) -> Result<String, Failure> {
     let mut key = SsoLoginKey::new(&args.start_url, &args.sso_region);

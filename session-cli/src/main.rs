@@ -39,11 +39,14 @@
 
 #[cfg(feature = "aws")]
 mod aws;
+#[cfg(feature = "azure")]
+mod azure;
 mod json;
 mod output;
 #[cfg(feature = "redfish")]
 mod redfish;
 mod secrets;
+mod shell;
 
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
@@ -230,7 +233,7 @@ enum Command {
     Secret(SecretCommand),
 
     /// Add a session (one subcommand per session type).
-    #[cfg(any(feature = "aws", feature = "redfish"))]
+    #[cfg(any(feature = "aws", feature = "azure", feature = "redfish"))]
     #[command(subcommand)]
     Add(Box<AddCommand>),
 
@@ -245,10 +248,15 @@ enum Command {
     #[cfg(feature = "redfish")]
     #[command(subcommand)]
     Redfish(redfish::RedfishCommand),
+
+    /// Use an Azure session's token: export it, or run a command with it.
+    #[cfg(feature = "azure")]
+    #[command(subcommand)]
+    Azure(azure::AzureCommand),
 }
 
 /// The `add` commands of every provider built in.
-#[cfg(any(feature = "aws", feature = "redfish"))]
+#[cfg(any(feature = "aws", feature = "azure", feature = "redfish"))]
 #[derive(Debug, Subcommand)]
 enum AddCommand {
     /// The AWS session types.
@@ -263,6 +271,16 @@ enum AddCommand {
     /// flag. TLS is verified; give --ca-file for a private CA.
     #[cfg(feature = "redfish")]
     Redfish(redfish::AddRedfish),
+
+    /// Add an Azure (Entra ID) session: a service principal's client
+    /// secret, a user's device-code sign-in (done at start), or an existing
+    /// refresh token.
+    ///
+    /// The client secret or refresh token is read from standard input
+    /// (asked without echo on a terminal), or from the variable named by
+    /// --secret-env; never from a flag.
+    #[cfg(feature = "azure")]
+    Azure(azure::AddAzure),
 }
 
 /// The `secret` commands.
@@ -481,19 +499,23 @@ async fn dispatch(cli: Cli) -> Result<(), Failure> {
             );
         }
         Command::Secret(command) => secret(&global, workspace, command, &mut out).await?,
-        #[cfg(any(feature = "aws", feature = "redfish"))]
+        #[cfg(any(feature = "aws", feature = "azure", feature = "redfish"))]
         Command::Add(command) => {
             out = match *command {
                 #[cfg(feature = "aws")]
                 AddCommand::Aws(command) => aws::add(&global, workspace, command).await?,
                 #[cfg(feature = "redfish")]
                 AddCommand::Redfish(args) => redfish::add(&global, workspace, args).await?,
+                #[cfg(feature = "azure")]
+                AddCommand::Azure(args) => azure::add(&global, workspace, args).await?,
             }
         }
         #[cfg(feature = "aws")]
         Command::Aws(command) => out = aws::run(&global, workspace, *command).await?,
         #[cfg(feature = "redfish")]
         Command::Redfish(command) => out = redfish::run(&global, workspace, command).await?,
+        #[cfg(feature = "azure")]
+        Command::Azure(command) => out = azure::run(&global, workspace, command).await?,
     }
     print(&out)
 }
@@ -605,6 +627,8 @@ fn providers(
     providers.extend(aws::providers(global, workspace)?);
     #[cfg(feature = "redfish")]
     providers.extend(redfish::providers());
+    #[cfg(feature = "azure")]
+    providers.extend(azure::providers()?);
     Ok(providers)
 }
 

@@ -5,8 +5,8 @@ use std::sync::Arc;
 
 use clap::{Args, Subcommand};
 use session_core::{
-    ActionContext, Error, FsWorkspace, Secret, SecretKey, SecretStore, Session, SessionAction,
-    SessionStatus, SessionType, SystemClock, WorkspaceRepository, WorkspaceRepositoryExt,
+    ActionContext, Error, FsWorkspace, SecretStore, Session, SessionAction, SessionStatus,
+    SessionType, SystemClock, WorkspaceRepositoryExt,
 };
 use session_redfish::client::{PASSWORD_SECRET, RedfishConfig, RedfishProvider};
 
@@ -73,32 +73,9 @@ pub(crate) async fn add(
     }
     config.validate()?;
     let session = Session::new(&args.name, SessionType::Redfish)?.with_config(&config)?;
-    let password = match &args.password_env {
-        Some(var) => match std::env::var(var) {
-            Ok(value) if !value.is_empty() => Secret::new(value),
-            _ => {
-                return Err(Error::invalid_input(
-                    "--password-env",
-                    format!("the environment variable {var} is unset or empty"),
-                )
-                .into());
-            }
-        },
-        None => secrets::read_value("password")?,
-    };
-    // The password first, so the session never exists without it.
-    let store: Arc<dyn SecretStore> = secrets::open(global, workspace.path()).await?;
-    let id = session.session_id;
-    store
-        .put(&SecretKey::new(id, PASSWORD_SECRET)?, &password)
-        .await?;
-    match workspace.insert(session).await {
-        Ok(session) => Ok(format!("added {}\n", session.label())),
-        Err(error) => {
-            let _ = store.delete_session(id).await;
-            Err(error.into())
-        }
-    }
+    let password =
+        secrets::from_env_or_stdin("--password-env", args.password_env.as_deref(), "password")?;
+    secrets::add_with_secret(global, &workspace, session, PASSWORD_SECRET, &password).await
 }
 
 /// `redfish …`: use an active Redfish session.

@@ -195,6 +195,50 @@ fn read_piped(input: &mut impl Read) -> Result<String, Failure> {
     }
 }
 
+/// A secret for `add`: from the environment variable named by `flag`'s
+/// value `env_var` when given, else from standard input ([`read_value`]).
+pub(crate) fn from_env_or_stdin(
+    flag: &str,
+    env_var: Option<&str>,
+    name: &str,
+) -> Result<Secret, Failure> {
+    match env_var {
+        Some(var) => match std::env::var(var) {
+            Ok(value) if !value.is_empty() => Ok(Secret::new(value)),
+            _ => Err(session_core::Error::invalid_input(
+                flag,
+                format!("the environment variable {var} is unset or empty"),
+            )
+            .into()),
+        },
+        None => read_value(name),
+    }
+}
+
+/// Stores `secret` as `secret_name` of `session`, then adds the session;
+/// if the add fails the secret is removed again, so a session never exists
+/// without its secret and no secret is left without a session. Returns the
+/// `added …` line.
+pub(crate) async fn add_with_secret(
+    global: &Global,
+    workspace: &session_core::FsWorkspace,
+    session: session_core::Session,
+    secret_name: &str,
+    secret: &Secret,
+) -> Result<String, Failure> {
+    use session_core::{SecretKey, WorkspaceRepository};
+    let store = open(global, workspace.path()).await?;
+    let id = session.session_id;
+    store.put(&SecretKey::new(id, secret_name)?, secret).await?;
+    match workspace.insert(session).await {
+        Ok(session) => Ok(format!("added {}\n", session.label())),
+        Err(error) => {
+            let _ = store.delete_session(id).await;
+            Err(error.into())
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -461,18 +461,18 @@ fn remove_with_a_wrong_passphrase_deletes_nothing() {
 #[test]
 fn start_without_a_provider_fails_naming_the_session_type() {
     let fx = Fixture::new();
-    // Azure has no provider yet (AWS and Redfish have one).
-    let stored = fx.insert(vec![session("dev", SessionType::Azure)]);
+    // Boundary has no provider yet (AWS, Azure and Redfish have one).
+    let stored = fx.insert(vec![session("dev", SessionType::Boundary)]);
     let out = fx.run_unlocked(&["start", "dev"]);
     let line = out.one_line_error();
-    assert!(line.contains("azure"), "{line}");
+    assert!(line.contains("boundary"), "{line}");
     assert!(line.contains("does not support"), "{line}");
     let after = fx.stored();
     assert_eq!(after[0].status(), SessionStatus::Inactive);
     assert_eq!(after[0].revision(), stored[0].revision(), "nothing written");
 
     let rotate = fx.run_unlocked(&["rotate", "dev"]);
-    assert!(rotate.one_line_error().contains("azure"));
+    assert!(rotate.one_line_error().contains("boundary"));
 }
 
 #[test]
@@ -1698,5 +1698,98 @@ mod redfish {
             assert!(!out.stdout.contains(BMC_PASSWORD) && !out.stderr.contains(BMC_PASSWORD));
         }
         rt.block_on(server.shutdown());
+    }
+}
+
+// ---- Azure (cargo feature `azure`, on by default) ---------------------------
+
+#[cfg(feature = "azure")]
+mod azure {
+    use super::*;
+    use session_testkit::oidc::OidcProvider;
+
+    /// add (client secret from stdin), `azure env`, `azure exec` (with the
+    /// other identities' variables removed, nesting refused), stop; against
+    /// oidc-provider on loopback. The client secret never shows.
+    #[test]
+    fn add_env_exec_stop_an_azure_session() {
+        let Some(peer) = OidcProvider::start() else {
+            return;
+        };
+        let fx = Fixture::new();
+        let mut add = fx.command(&[
+            "add",
+            "azure",
+            "app",
+            "--kind",
+            "client-secret",
+            "--tenant-id",
+            peer.tenant(),
+            "--client-id",
+            peer.confidential_client_id(),
+            "--subscription-id",
+            "00000000-0000-0000-0000-0000000000aa",
+            "--authority-host",
+            &peer.authority_host(),
+            "--insecure-loopback-authority",
+        ]);
+        add.env("SESSIONCTL_PASSPHRASE", PASSPHRASE);
+        let added = Fixture::run_with_stdin(add, format!("{}\n", peer.client_secret()).as_bytes());
+        assert!(added.ok().starts_with("added session 'app'"), "{added:#?}");
+
+        let env = fx.run_unlocked(&["azure", "env", "app"]);
+        let out = env.ok();
+        assert!(
+            out.contains(&format!("export AZURE_TENANT_ID='{}'", peer.tenant())),
+            "{out}"
+        );
+        assert!(
+            out.contains("export AZURE_SUBSCRIPTION_ID='00000000-0000-0000-0000-0000000000aa'"),
+            "{out}"
+        );
+        assert!(out.contains("export ARM_CLIENT_ID="), "{out}");
+        assert!(
+            out.contains("export AZURE_ACCESS_TOKEN='ey"),
+            "a JWT: {out}"
+        );
+        assert!(
+            out.contains("export AZURE_ACCESS_TOKEN_EXPIRES_ON="),
+            "{out}"
+        );
+        let shown = fx.run(&["show", "app"]);
+        assert!(shown.ok().contains("active"), "{shown:#?}");
+
+        let mut exec = fx.command(&[
+            "azure",
+            "exec",
+            "app",
+            "--",
+            "sh",
+            "-c",
+            "test -n \"$AZURE_ACCESS_TOKEN\" && test -z \"$AZURE_CLIENT_SECRET\" && echo \"ok $SESSIONCTL_AZURE_SESSION\"",
+        ]);
+        exec.env("SESSIONCTL_PASSPHRASE", PASSPHRASE)
+            .env("AZURE_CLIENT_SECRET", "from-the-outer-shell");
+        let ran = Run::from(exec.output().expect("run"));
+        assert_eq!(ran.ok().trim(), "ok app", "{ran:#?}");
+
+        let mut nested = fx.command(&["azure", "exec", "app", "--", "true"]);
+        nested
+            .env("SESSIONCTL_PASSPHRASE", PASSPHRASE)
+            .env("SESSIONCTL_AZURE_SESSION", "outer");
+        let nested = Run::from(nested.output().expect("run"));
+        assert!(nested.one_line_error().contains("nesting"), "{nested:#?}");
+
+        assert_eq!(fx.run_unlocked(&["stop", "app"]).code, Some(0));
+        for run in [&added, &env, &ran, &nested] {
+            assert!(
+                !run.stdout.contains(peer.client_secret())
+                    && !run.stderr.contains(peer.client_secret()),
+                "the client secret leaked: {run:#?}"
+            );
+        }
+        let workspace = std::fs::read_to_string(fx.workspace()).expect("workspace");
+        assert!(!workspace.contains(peer.client_secret()));
+        assert!(!workspace.contains("AZURE_ACCESS_TOKEN"));
     }
 }

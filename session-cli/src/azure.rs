@@ -1,0 +1,255 @@
+//! The Azure parts of sessionctl (cargo feature `azure`, on by default): the
+//! provider, `add azure`, and `azure env|exec`.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::{Args, Subcommand, ValueEnum};
+use session_azure::{
+    ACCESS_TOKEN, AzureConfig, AzureProvider, CLIENT_SECRET, CredentialKind, DeviceCodePrompt,
+    REFRESH_TOKEN,
+};
+use session_core::{
+    Clock, Error, FsWorkspace, SecretKey, SecretStore, Session, SessionAction, SessionStatus,
+    SessionType, SystemClock, WorkspaceRepository, WorkspaceRepositoryExt,
+};
+
+use crate::{Failure, Global, secrets, shell};
+
+/// Set in the environment of a command run by `azure exec`, to refuse
+/// nesting.
+const EXEC_MARKER: &str = "SESSIONCTL_AZURE_SESSION";
+
+/// `azure env|exec` rotate a session with less than this left.
+const MIN_TTL: Duration = Duration::from_secs(5 * 60);
+
+/// The variables `azure exec` removes before setting its own, so no other
+/// identity leaks into the command.
+const CLEARED_FOR_EXEC: [&str; 6] = [
+    "AZURE_CLIENT_SECRET",
+    "AZURE_CLIENT_CERTIFICATE_PATH",
+    "AZURE_CLIENT_CERTIFICATE_PASSWORD",
+    "AZURE_FEDERATED_TOKEN_FILE",
+    "AZURE_USERNAME",
+    "AZURE_PASSWORD",
+];
+
+/// The Azure provider; the device prompt goes to standard error.
+pub(crate) fn providers() -> Result<Vec<Arc<dyn SessionAction>>, Failure> {
+    let provider = AzureProvider::builder()
+        .device_prompt(|p: &DeviceCodePrompt| {
+            eprintln!("{}", p.message);
+            eprintln!(
+                "Waiting for the sign-in to be approved (the code expires in {} s)…",
+                p.expires_in.as_secs()
+            );
+        })
+        .build()?;
+    Ok(vec![Arc::new(provider)])
+}
+
+/// How an `azure` session signs in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum Kind {
+    /// A service principal's client secret (read from stdin or --secret-env).
+    ClientSecret,
+    /// A user, with the device code flow at start (no secret needed).
+    DeviceCode,
+    /// An existing refresh token (read from stdin or --secret-env).
+    RefreshToken,
+}
+
+/// `add azure`.
+#[derive(Debug, Args)]
+pub(crate) struct AddAzure {
+    /// The new session's name.
+    name: String,
+
+    /// The directory: a tenant GUID or domain.
+    #[arg(long, value_name = "TENANT")]
+    tenant_id: String,
+
+    /// The application (client) id.
+    #[arg(long, value_name = "ID")]
+    client_id: String,
+
+    /// How the session signs in.
+    #[arg(long, value_enum, default_value = "device-code")]
+    kind: Kind,
+
+    /// The subscription (exported as AZURE_SUBSCRIPTION_ID).
+    #[arg(long, value_name = "ID")]
+    subscription_id: Option<String>,
+
+    /// The Azure location, e.g. westeurope (the session's region).
+    #[arg(long)]
+    region: Option<String>,
+
+    /// The Entra ID authority host (sovereign clouds); default the public
+    /// cloud.
+    #[arg(long, value_name = "URL")]
+    authority_host: Option<String>,
+
+    /// The scope of the session's token; default
+    /// `https://management.azure.com/.default`.
+    #[arg(long)]
+    scope: Option<String>,
+
+    /// Allow an http:// authority host on a loopback address (test servers).
+    #[arg(long)]
+    insecure_loopback_authority: bool,
+
+    /// Read the client secret or refresh token from this environment
+    /// variable instead of standard input (never from a flag).
+    #[arg(long, value_name = "VAR")]
+    secret_env: Option<String>,
+}
+
+/// Adds an Azure session (and its secret); returns what to print.
+pub(crate) async fn add(
+    global: &Global,
+    workspace: FsWorkspace,
+    args: AddAzure,
+) -> Result<String, Failure> {
+    let kind = match args.kind {
+        Kind::ClientSecret => CredentialKind::ClientSecret,
+        Kind::DeviceCode => CredentialKind::DeviceCode,
+        Kind::RefreshToken => CredentialKind::RefreshToken,
+    };
+    let mut config = AzureConfig::new(args.tenant_id, args.client_id)
+        .with_credential(kind)
+        .with_insecure_loopback_authority(args.insecure_loopback_authority);
+    config.subscription_id = args.subscription_id;
+    config.authority_host = args.authority_host;
+    config.scope = args.scope;
+    config.validate()?;
+    let mut session = Session::new(&args.name, SessionType::Azure)?.with_config(&config)?;
+    if let Some(region) = args.region {
+        session = session.with_region(region);
+    }
+    let secret_name = match kind {
+        CredentialKind::ClientSecret => Some(CLIENT_SECRET),
+        CredentialKind::RefreshToken => Some(REFRESH_TOKEN),
+        _ => None,
+    };
+    let Some(secret_name) = secret_name else {
+        let session = workspace.insert(session).await?;
+        return Ok(format!("added {}\n", session.label()));
+    };
+    let secret =
+        secrets::from_env_or_stdin("--secret-env", args.secret_env.as_deref(), secret_name)?;
+    secrets::add_with_secret(global, &workspace, session, secret_name, &secret).await
+}
+
+/// `azure …`: use an Azure session's token.
+#[derive(Debug, Subcommand)]
+pub(crate) enum AzureCommand {
+    /// Print `export` lines for the session, for
+    /// `eval "$(sessionctl azure env NAME)"`.
+    ///
+    /// Starts the session if it is not active and rotates it if it has less
+    /// than 5 minutes left. Sets AZURE_TENANT_ID, AZURE_CLIENT_ID,
+    /// AZURE_SUBSCRIPTION_ID (if set), AZURE_AUTHORITY_HOST (if set),
+    /// AZURE_ACCESS_TOKEN (a bearer token for the session's scope, e.g. for
+    /// `curl -H "Authorization: Bearer $AZURE_ACCESS_TOKEN"`),
+    /// AZURE_ACCESS_TOKEN_EXPIRES_ON (RFC 3339), and ARM_TENANT_ID,
+    /// ARM_CLIENT_ID, ARM_SUBSCRIPTION_ID for Terraform. Never the client
+    /// secret or refresh token. Refuses to print to a terminal unless
+    /// --to-terminal is given.
+    Env(shell::EnvArgs),
+
+    /// Run a command with the variables `azure env` prints.
+    ///
+    /// Removes the AZURE_* variables that select another identity
+    /// (AZURE_CLIENT_SECRET, AZURE_USERNAME, …), sets SESSIONCTL_AZURE_SESSION,
+    /// and exits with the command's status. Refuses to run inside another
+    /// `azure exec`.
+    Exec(shell::ExecArgs),
+}
+
+/// Runs an `azure` command; returns what to print.
+pub(crate) async fn run(
+    global: &Global,
+    workspace: FsWorkspace,
+    command: AzureCommand,
+) -> Result<String, Failure> {
+    match command {
+        AzureCommand::Env(args) => {
+            shell::refuse_terminal(args.to_terminal, "sessionctl azure env NAME")?;
+            let (vars, _) = variables(global, workspace, &args.session).await?;
+            Ok(shell::exports(&vars))
+        }
+        AzureCommand::Exec(args) => {
+            if let Ok(current) = std::env::var(EXEC_MARKER) {
+                return Err(Error::invalid_input(
+                    "azure exec",
+                    format!(
+                        "already inside `sessionctl azure exec` for {current}; nesting would mix two sessions"
+                    ),
+                )
+                .into());
+            }
+            let (mut vars, name) = variables(global, workspace, &args.session).await?;
+            vars.push((EXEC_MARKER, name));
+            shell::run(&args.command, &CLEARED_FOR_EXEC, &vars)
+        }
+    }
+}
+
+/// The session's variables and name, started or rotated first as needed.
+async fn variables(
+    global: &Global,
+    workspace: FsWorkspace,
+    id_or_name: &str,
+) -> Result<(Vec<(&'static str, String)>, String), Failure> {
+    let session = workspace.find(id_or_name).await?;
+    if session.session_type != SessionType::Azure {
+        return Err(Error::invalid_input(
+            "session",
+            format!("{} is not an azure session", session.label()),
+        )
+        .into());
+    }
+    let store = secrets::open(global, workspace.path()).await?;
+    let manager = crate::manager(global, workspace, store.clone())?;
+    let id = session.session_id.to_string();
+    let now = SystemClock.now();
+    let session = match session.status() {
+        SessionStatus::Active if session.expiration.is_some_and(|at| at - MIN_TTL > now) => session,
+        SessionStatus::Active => manager.rotate(&id).await?,
+        _ => manager.start(&id).await?,
+    };
+    let token = store
+        .get(&SecretKey::new(session.session_id, ACCESS_TOKEN)?)
+        .await?
+        .ok_or_else(|| Error::Unauthenticated {
+            target: session.label(),
+            message: "no access token in the secret store; start the session again".into(),
+        })?;
+    let config: AzureConfig = session.config.get()?;
+    let mut vars = vec![
+        ("AZURE_TENANT_ID", config.tenant_id.clone()),
+        ("AZURE_CLIENT_ID", config.client_id.clone()),
+        ("ARM_TENANT_ID", config.tenant_id.clone()),
+        ("ARM_CLIENT_ID", config.client_id.clone()),
+    ];
+    if let Some(sub) = &config.subscription_id {
+        vars.push(("AZURE_SUBSCRIPTION_ID", sub.clone()));
+        vars.push(("ARM_SUBSCRIPTION_ID", sub.clone()));
+    }
+    if let Some(host) = &config.authority_host {
+        vars.push(("AZURE_AUTHORITY_HOST", host.clone()));
+    }
+    vars.push(("AZURE_ACCESS_TOKEN", token.expose().to_owned()));
+    if let Some(at) = session.expiration {
+        let at = at
+            .to_offset(time::UtcOffset::UTC)
+            .replace_nanosecond(0)
+            .map_err(|e| Failure::Other(e.to_string()))?;
+        let text = at
+            .format(&time::format_description::well_known::Rfc3339)
+            .map_err(|e| Failure::Other(e.to_string()))?;
+        vars.push(("AZURE_ACCESS_TOKEN_EXPIRES_ON", text));
+    }
+    Ok((vars, session.session_name))
+}
