@@ -21,9 +21,12 @@ use crate::{ACCESS_TOKEN, AzureConfig, CLIENT_SECRET, CredentialKind, REFRESH_TO
 ///   store ([`ACCESS_TOKEN`]), a new refresh token replaces the stored one
 ///   ([`REFRESH_TOKEN`]), and the session's expiration is the token's.
 /// - **rotate**: the same grant again (client credentials) or a refresh,
-///   before the old token expires, so there is no gap. A refresh token that
-///   has expired or was revoked (`invalid_grant`) is deleted and the error
-///   says to start the session again (which signs in anew).
+///   before the old token expires, so there is no gap. When the sign-in is
+///   refused (an expired or revoked refresh token, `invalid_grant`; a
+///   revoked client secret, `invalid_client`) the stored tokens are deleted,
+///   the error says to start the session again (which signs in anew), and
+///   the `SessionManager` leaves the session inactive with the error
+///   recorded.
 /// - **stop**: deletes the access token; for device-code sessions the
 ///   refresh token too (the next start signs in again). Entra ID has no
 ///   per-token revocation, so nothing is sent.
@@ -259,7 +262,11 @@ impl SessionAction for AzureProvider {
     }
 
     fn capabilities(&self) -> Capabilities {
-        Capabilities::none().with_rotate(true)
+        // A refused refresh or client secret ends the session: rotate then
+        // removes the tokens, and the manager leaves the session inactive.
+        Capabilities::none()
+            .with_rotate(true)
+            .with_rotate_unauthenticated_ends_session(true)
     }
 
     async fn start(&self, ctx: &ActionContext, session: &Session) -> Result<Session> {
@@ -287,7 +294,17 @@ impl SessionAction for AzureProvider {
     }
 
     async fn rotate(&self, ctx: &ActionContext, session: &Session) -> Result<Session> {
-        let token = self.acquire(ctx, session, false).await?;
-        self.activate(ctx, session, token).await
+        match self.acquire(ctx, session, false).await {
+            Ok(token) => self.activate(ctx, session, token).await,
+            Err(e @ Error::Unauthenticated { .. }) => {
+                // The sign-in is gone: remove what start made available (see
+                // `Capabilities::rotate_unauthenticated_ends_session`).
+                ctx.secrets
+                    .delete(&Self::key(session, ACCESS_TOKEN)?)
+                    .await?;
+                Err(e)
+            }
+            Err(e) => Err(e),
+        }
     }
 }

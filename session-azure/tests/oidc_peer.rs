@@ -11,8 +11,9 @@ use session_azure::{
     CredentialKind, DeviceCodePrompt, REFRESH_TOKEN,
 };
 use session_core::{
-    ActionContext, Clock, InMemorySecretStore, ManualClock, Secret, SecretKey, Session,
-    SessionAction, SessionStatus, SessionType, SystemClock,
+    ActionContext, Clock, InMemorySecretStore, InMemoryWorkspace, ManualClock, Secret, SecretKey,
+    Session, SessionAction, SessionManager, SessionStatus, SessionType, SystemClock,
+    WorkspaceRepository,
 };
 use session_testkit::oidc::{OidcProvider, approve_device_code, deny_device_code};
 use session_testkit::{ActionFixture, CredentialProbe, action_conformance};
@@ -246,4 +247,58 @@ async fn declined_sign_in_and_expired_refresh_token_are_clear_errors() {
     assert!(err.to_string().contains("start the session again"), "{err}");
     assert!(get(&ctx, &active, REFRESH_TOKEN).await.is_none());
     assert!(get(&ctx, &active, ACCESS_TOKEN).await.is_none());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn through_the_manager_an_expired_refresh_token_ends_the_session_inactive() {
+    let Some(p) = peer(OidcProvider::builder().refresh_token_ttl(Duration::from_secs(2))).await
+    else {
+        return;
+    };
+    let store = Arc::new(InMemorySecretStore::new());
+    let (provider, mut prompts) = device_provider();
+    let repo = Arc::new(InMemoryWorkspace::new());
+    let manager = SessionManager::builder()
+        .repository(repo.clone())
+        .secrets(store.clone())
+        .provider(Arc::new(provider))
+        .build()
+        .unwrap();
+    let cfg = config(&p, p.public_client_id(), CredentialKind::DeviceCode);
+    let s = manager
+        .add(
+            Session::new("user", SessionType::Azure)
+                .unwrap()
+                .with_config(&cfg)
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    let approver = tokio::spawn(async move {
+        let prompt = prompts.recv().await.unwrap();
+        approve_device_code(
+            prompt.verification_uri_complete.as_deref().unwrap(),
+            "carol",
+        )
+        .await
+        .expect("approve");
+    });
+    let active = manager.start("user").await.unwrap();
+    approver.await.unwrap();
+    assert_eq!(active.status(), SessionStatus::Active);
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let err = manager.rotate("user").await.unwrap_err();
+    assert_eq!(err.category(), "unauthenticated", "{err}");
+    let stored = repo.get(s.session_id).await.unwrap();
+    assert_eq!(
+        stored.status(),
+        SessionStatus::Inactive,
+        "the sign-in is gone"
+    );
+    let recorded = stored.last_error.clone().expect("the error is recorded");
+    assert_eq!(recorded.operation, "rotate");
+    assert_eq!(recorded.category, "unauthenticated");
+    let ctx = ActionContext::new(Arc::new(SystemClock), store);
+    assert!(get(&ctx, &stored, ACCESS_TOKEN).await.is_none());
+    assert!(get(&ctx, &stored, REFRESH_TOKEN).await.is_none());
 }

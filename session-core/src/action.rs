@@ -78,6 +78,13 @@ pub struct Capabilities {
     pub live_connection: bool,
     /// Sessions need a parent session (role chaining).
     pub requires_parent: bool,
+    /// A `rotate` that fails with [`Error::Unauthenticated`](crate::Error::Unauthenticated)
+    /// means the sign-in behind the session is gone (e.g. an expired or
+    /// revoked refresh token) and the provider has already removed what
+    /// `start` made available. The `SessionManager` then records the error
+    /// and leaves the session `inactive` (through `stopping`), instead of
+    /// `active` until it expires.
+    pub rotate_unauthenticated_ends_session: bool,
 }
 
 impl Capabilities {
@@ -101,6 +108,12 @@ impl Capabilities {
     /// Sets [`Capabilities::requires_parent`].
     pub fn with_requires_parent(mut self, requires: bool) -> Self {
         self.requires_parent = requires;
+        self
+    }
+
+    /// Sets [`Capabilities::rotate_unauthenticated_ends_session`].
+    pub fn with_rotate_unauthenticated_ends_session(mut self, ends: bool) -> Self {
+        self.rotate_unauthenticated_ends_session = ends;
         self
     }
 }

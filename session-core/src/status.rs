@@ -36,6 +36,10 @@ use crate::Error;
 /// 2. stop of a session left in a transitional status by a process that died.
 /// 3. rotate failed: back to the status before it (`active` if the old
 ///    credentials are still valid, else `expired`; `disconnected` for a tunnel).
+///    When the provider declares
+///    [`Capabilities::rotate_unauthenticated_ends_session`](crate::Capabilities::rotate_unauthenticated_ends_session)
+///    and the rotate failed unauthenticated, the session ends instead:
+///    `rotating` → `stopping` → `inactive`, with the error kept.
 /// 4. stop failed and the session is still live: back to the status before it.
 ///
 /// # Native states of each provider

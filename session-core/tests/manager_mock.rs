@@ -115,3 +115,60 @@ async fn a_failed_stop_keeps_the_session_live() {
     );
     assert_eq!(stored.last_error.expect("recorded").operation, "stop");
 }
+
+fn start_active(mock: &mut MockProvider) {
+    mock.expect_start().returning(|_, s| {
+        let mut s = s.clone();
+        s.transition(
+            SessionStatus::Active,
+            time::macros::datetime!(2030-01-01 0:00 UTC),
+        )?;
+        Ok(s)
+    });
+}
+
+fn rotate_unauthenticated(mock: &mut MockProvider) {
+    mock.expect_rotate().times(1).returning(|_, s| {
+        Err(Error::Unauthenticated {
+            target: s.label(),
+            message: "invalid_grant: the refresh token has expired".into(),
+        })
+    });
+}
+
+#[tokio::test]
+async fn an_unauthenticated_rotate_ends_the_session_when_the_provider_says_so() {
+    let mut mock = base_mock();
+    mock.expect_capabilities().returning(|| {
+        Capabilities::none()
+            .with_rotate(true)
+            .with_rotate_unauthenticated_ends_session(true)
+    });
+    start_active(&mut mock);
+    rotate_unauthenticated(&mut mock);
+    let (manager, repo, session) = manager_with(mock).await;
+    manager.start("tunnel").await.expect("start");
+    let err = manager.rotate("tunnel").await.expect_err("rotate fails");
+    assert_eq!(err.category(), "unauthenticated");
+    let stored = repo.get(session.session_id).await.expect("get");
+    assert_eq!(stored.status(), SessionStatus::Inactive);
+    assert!(stored.expiration.is_none());
+    let recorded = stored.last_error.expect("recorded");
+    assert_eq!(recorded.operation, "rotate");
+    assert_eq!(recorded.category, "unauthenticated");
+}
+
+#[tokio::test]
+async fn without_the_capability_an_unauthenticated_rotate_keeps_the_session_active() {
+    let mut mock = base_mock();
+    mock.expect_capabilities()
+        .returning(|| Capabilities::none().with_rotate(true));
+    start_active(&mut mock);
+    rotate_unauthenticated(&mut mock);
+    let (manager, repo, session) = manager_with(mock).await;
+    manager.start("tunnel").await.expect("start");
+    manager.rotate("tunnel").await.expect_err("rotate fails");
+    let stored = repo.get(session.session_id).await.expect("get");
+    assert_eq!(stored.status(), SessionStatus::Active);
+    assert_eq!(stored.last_error.expect("recorded").operation, "rotate");
+}

@@ -510,12 +510,16 @@ impl Inner {
         rotating.transition(SessionStatus::Rotating, self.clock.now())?;
         let rotating = self.repository.update(rotating).await?;
         let outcome = provider.rotate(&ctx, &rotating).await;
-        let fallback =
-            if before == SessionStatus::Active && rotating.is_expired_at(self.clock.now()) {
-                SessionStatus::Expired
-            } else {
-                before
-            };
+        let signed_out = provider.capabilities().rotate_unauthenticated_ends_session
+            && matches!(outcome, Err(Error::Unauthenticated { .. }));
+        let fallback = if signed_out {
+            // The provider has already removed what start made available.
+            SessionStatus::Inactive
+        } else if before == SessionStatus::Active && rotating.is_expired_at(self.clock.now()) {
+            SessionStatus::Expired
+        } else {
+            before
+        };
         self.finish(
             Operation::Rotate,
             rotating,
@@ -564,8 +568,35 @@ impl Inner {
                 Ok(stored)
             }
             Err(error) => {
+                // A rotation that ended the session (see
+                // `Capabilities::rotate_unauthenticated_ends_session`) goes
+                // rotating → stopping → inactive: two writes, because every
+                // stored change must be a legal transition.
+                let mut base = sent.clone();
+                if fallback == SessionStatus::Inactive && sent.status() == SessionStatus::Rotating {
+                    match self
+                        .persist(&sent, |current| {
+                            if current.status() == SessionStatus::Rotating {
+                                current.transition(SessionStatus::Stopping, now)?;
+                            }
+                            Ok(())
+                        })
+                        .await
+                    {
+                        Ok(stopping) => base = stopping,
+                        Err(e) => tracing::warn!(
+                            session_id = %sent.session_id,
+                            category = e.category(),
+                            "could not end a session whose rotation was refused"
+                        ),
+                    }
+                }
                 let recorded = self
-                    .persist(&sent, |current| {
+                    .persist(&base, |current| {
+                        if fallback == SessionStatus::Inactive {
+                            current.expiration = None;
+                            current.start_date_time = None;
+                        }
                         current.transition(fallback, now)?;
                         current.record_error(operation.as_str(), &error, now);
                         Ok(())
