@@ -20,6 +20,7 @@
 //! under test, so that only one copy of `session-core` is compiled.
 
 pub mod action;
+mod local_peer;
 pub mod logs;
 pub mod peers;
 pub mod provider;

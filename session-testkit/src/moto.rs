@@ -39,7 +39,7 @@
 use std::ffi::{OsStr, OsString};
 use std::fs::File;
 use std::io::{self, Read, Write};
-use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
+use std::net::{Ipv4Addr, SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::thread;
@@ -48,6 +48,7 @@ use std::time::{Duration, Instant};
 use serde::de::DeserializeOwned;
 use tempfile::TempDir;
 
+use crate::local_peer::{StartError, free_port, tail};
 use crate::peers::{PYTHON_ENV, python_with_module, require_peer};
 
 /// How long [`MotoBuilder::start`] waits for a new server to answer.
@@ -258,40 +259,6 @@ impl MotoBuilder {
             }
             thread::sleep(Duration::from_millis(50));
         }
-    }
-}
-
-enum StartError {
-    PortTaken { port: u16, tail: String },
-    Failed { reason: String, tail: String },
-}
-
-impl StartError {
-    fn failed(reason: String) -> Self {
-        Self::Failed {
-            reason,
-            tail: "(no log)".to_owned(),
-        }
-    }
-}
-
-/// A port of 127.0.0.1 that was free a moment ago: bind port 0, read the port
-/// the kernel chose, and let it go. Someone else may take it before moto binds
-/// it; [`MotoBuilder::start`] then tries another.
-fn free_port() -> io::Result<u16> {
-    Ok(TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?
-        .local_addr()?
-        .port())
-}
-
-/// The last `n` lines of `text`.
-fn tail(text: &str, n: usize) -> String {
-    let lines: Vec<&str> = text.lines().collect();
-    let start = lines.len().saturating_sub(n);
-    if lines.is_empty() {
-        "(empty log)".to_owned()
-    } else {
-        lines[start..].join("\n")
     }
 }
 
@@ -820,6 +787,7 @@ impl BotocoreOutput {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::net::TcpListener;
 
     #[test]
     fn parses_a_plain_response() {
@@ -874,11 +842,6 @@ mod tests {
         );
         assert!(request.contains("Content-Length: 2\r\n"), "{request}");
         assert!(request.contains("Connection: close\r\n"), "{request}");
-    }
-
-    #[test]
-    fn free_ports_are_nonzero() {
-        assert_ne!(free_port().unwrap(), 0);
     }
 
     #[test]
@@ -977,12 +940,5 @@ mod tests {
                 },
             );
         }
-    }
-
-    #[test]
-    fn tail_keeps_the_last_lines() {
-        assert_eq!(tail("a\nb\nc\n", 2), "b\nc");
-        assert_eq!(tail("a", 5), "a");
-        assert_eq!(tail("", 5), "(empty log)");
     }
 }

@@ -83,8 +83,6 @@
 
 use std::fmt;
 use std::fs::File;
-use std::io::{self, Read, Write};
-use std::net::{Ipv4Addr, SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::thread;
@@ -93,6 +91,7 @@ use std::time::{Duration, Instant};
 use reqwest::{Client, Response, StatusCode, Url, header, redirect};
 use tempfile::TempDir;
 
+use crate::local_peer::{http_get_status, tail};
 use crate::peers::{NODE_MODULES_ENV, node_package, require_peer};
 
 /// How long [`OidcBuilder::start`] waits for the provider to answer.
@@ -632,46 +631,6 @@ fn listening_port(log: &str) -> Option<u16> {
         .find_map(|line| line.trim().strip_prefix("LISTENING "))
         .and_then(|port| port.trim().parse().ok())
         .filter(|&port| port != 0)
-}
-
-/// The last `n` lines of `text`.
-fn tail(text: &str, n: usize) -> String {
-    let lines: Vec<&str> = text.lines().collect();
-    if lines.is_empty() {
-        return "(empty log)".to_owned();
-    }
-    lines[lines.len().saturating_sub(n)..].join("\n")
-}
-
-/// The status code of a plain-HTTP `GET path` to 127.0.0.1:`port`.
-fn http_get_status(port: u16, path: &str) -> io::Result<u16> {
-    let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
-    let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(2))?;
-    stream.set_read_timeout(Some(Duration::from_secs(5)))?;
-    stream.set_write_timeout(Some(Duration::from_secs(5)))?;
-    write!(
-        stream,
-        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n"
-    )?;
-    let mut head = Vec::new();
-    let mut buf = [0u8; 256];
-    while !head.contains(&b'\n') {
-        let n = stream.read(&mut buf)?;
-        if n == 0 {
-            break;
-        }
-        head.extend_from_slice(&buf[..n]);
-    }
-    let text = String::from_utf8_lossy(&head);
-    let line = text.lines().next().unwrap_or_default();
-    let mut parts = line.split(' ');
-    match (parts.next(), parts.next().map(str::parse::<u16>)) {
-        (Some(version), Some(Ok(status))) if version.starts_with("HTTP/1.") => Ok(status),
-        _ => Err(io::Error::new(
-            io::ErrorKind::InvalidData,
-            format!("not an HTTP/1 status line: {line:?}"),
-        )),
-    }
 }
 
 // ---------------------------------------------------------------------------

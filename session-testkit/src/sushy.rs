@@ -85,8 +85,7 @@
 use std::ffi::OsString;
 use std::fmt;
 use std::fs::File;
-use std::io::{self, Read, Write};
-use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
+use std::net::{Ipv4Addr, SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::thread;
@@ -94,6 +93,7 @@ use std::time::{Duration, Instant};
 
 use tempfile::TempDir;
 
+use crate::local_peer::{StartError, free_port, http_get_status, tail};
 use crate::peers::{PYTHON_ENV, require_peer};
 
 /// How long [`SushyBuilder::start`] waits for a new emulator to answer.
@@ -577,75 +577,6 @@ fn is_identifier(key: &str) -> bool {
         && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
-enum StartError {
-    PortTaken { port: u16, tail: String },
-    Failed { reason: String, tail: String },
-}
-
-impl StartError {
-    fn failed(reason: String) -> Self {
-        Self::Failed {
-            reason,
-            tail: "(no log)".to_owned(),
-        }
-    }
-}
-
-/// A port of 127.0.0.1 that was free a moment ago: bind port 0, read the port
-/// the kernel chose, and let it go. Someone else may take it before the
-/// emulator binds it; [`SushyBuilder::start`] then tries another.
-fn free_port() -> io::Result<u16> {
-    Ok(TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?
-        .local_addr()?
-        .port())
-}
-
-/// The last `n` lines of `text`.
-fn tail(text: &str, n: usize) -> String {
-    let lines: Vec<&str> = text.lines().collect();
-    let start = lines.len().saturating_sub(n);
-    if lines.is_empty() {
-        "(empty log)".to_owned()
-    } else {
-        lines[start..].join("\n")
-    }
-}
-
-/// The status code of a plain-HTTP `GET path` to 127.0.0.1:`port`.
-fn http_get_status(port: u16, path: &str) -> io::Result<u16> {
-    let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
-    let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(2))?;
-    stream.set_read_timeout(Some(Duration::from_secs(5)))?;
-    stream.set_write_timeout(Some(Duration::from_secs(5)))?;
-    write!(
-        stream,
-        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n"
-    )?;
-    let mut head = Vec::new();
-    let mut buf = [0u8; 256];
-    while !head.contains(&b'\n') {
-        let n = stream.read(&mut buf)?;
-        if n == 0 {
-            break;
-        }
-        head.extend_from_slice(&buf[..n]);
-    }
-    parse_status_line(&head)
-}
-
-fn parse_status_line(head: &[u8]) -> io::Result<u16> {
-    let text = String::from_utf8_lossy(head);
-    let line = text.lines().next().unwrap_or_default();
-    let mut parts = line.split(' ');
-    match (parts.next(), parts.next().map(str::parse::<u16>)) {
-        (Some(version), Some(Ok(status))) if version.starts_with("HTTP/1.") => Ok(status),
-        _ => Err(io::Error::new(
-            io::ErrorKind::InvalidData,
-            format!("not an HTTP/1 status line: {line:?}"),
-        )),
-    }
-}
-
 /// A running sushy-emulator on 127.0.0.1 with the fake driver, HTTP Basic
 /// authentication and (by default) HTTPS; see the [module docs](self) for
 /// what it serves. One per test, or one per test binary in a `static` (it
@@ -936,23 +867,6 @@ mod tests {
         let text = format!("{:?}", SushyBuilder::default().password(crate::CANARY));
         assert!(!text.contains(crate::CANARY), "{text}");
         assert!(text.contains("<redacted>"), "{text}");
-    }
-
-    #[test]
-    fn status_lines() {
-        assert_eq!(
-            parse_status_line(b"HTTP/1.1 404 NOT FOUND\r\n").unwrap(),
-            404
-        );
-        assert_eq!(parse_status_line(b"HTTP/1.0 200 OK\r\n").unwrap(), 200);
-        assert!(parse_status_line(b"\x16\x03\x03").is_err());
-        assert!(parse_status_line(b"").is_err());
-    }
-
-    #[test]
-    fn tail_keeps_the_last_lines() {
-        assert_eq!(tail("a\nb\nc\n", 2), "b\nc");
-        assert_eq!(tail("", 5), "(empty log)");
     }
 
     /// Fake `sushy-emulator`s (shell scripts run by a fake "python") for the
