@@ -11,15 +11,16 @@
 //! | (always) | crate root | `session-core`: model, [`SessionAction`], repositories, secret stores, [`SessionManager`] |
 //! | `aws` | `aws` | `session-aws` |
 //! | `azure` | `azure` | `session-azure` |
+//! | `azure-cli` | `azure::azure_cli` | `session-azure`'s Azure CLI sink |
 //! | `redfish` | `redfish` | `session-redfish` |
 //! | `boundary` | `boundary` | `session-boundary` |
 //! | `keyring` | [`secret_store::KeyringSecretStore`] | the OS keychain as a secret store |
 //!
 //! No feature is on by default. `session-aws` (the four AWS credential
-//! types) and `session-redfish` (server and client) are implemented;
-//! `session-azure` is in progress (provider and `TokenCredential` done,
-//! sinks and CLI to come); `session-boundary` is a placeholder until its
-//! issue lands. See each crate's docs.
+//! types; SSM sessions to come), `session-redfish` (server and client) and
+//! `session-azure` (provider, `TokenCredential`, Azure CLI sink) are
+//! implemented; `session-boundary` is a placeholder until its issue lands.
+//! See each crate's docs.
 #![cfg_attr(feature = "aws", doc = "\nThis build includes the `aws` provider.")]
 #![cfg_attr(feature = "azure", doc = "\nThis build includes the `azure` provider.")]
 #![cfg_attr(

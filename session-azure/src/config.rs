@@ -4,6 +4,8 @@ use serde::{Deserialize, Serialize};
 use session_core::{Error, Result};
 use url::Url;
 
+use crate::account::SignedInAccount;
+
 /// The public-cloud Entra ID authority host.
 pub const PUBLIC_CLOUD_AUTHORITY: &str = "https://login.microsoftonline.com";
 
@@ -13,6 +15,17 @@ const INSECURE_LOOPBACK_ENV: &str = "SESSION_AZURE_INSECURE_LOOPBACK_AUTHORITY";
 
 /// The scope asked for when the session names none: Azure Resource Manager.
 pub const ARM_DEFAULT_SCOPE: &str = "https://management.azure.com/.default";
+
+/// The Azure CLI's own application (client) id, a public client every
+/// tenant knows. The CLI looks up cached tokens only under this id, so an
+/// [`azure_cli`](AzureConfig::azure_cli) session must sign in with it.
+pub const AZURE_CLI_CLIENT_ID: &str = "04b07795-8ddb-461a-bbee-02f9e1bf7b46";
+
+/// The scope the Azure CLI asks for Azure Resource Manager (its cloud's
+/// `active_directory_resource_id` + `/.default`, hence the double slash);
+/// the default scope of an [`azure_cli`](AzureConfig::azure_cli) session,
+/// so that `az` commands find the session's token.
+pub const AZURE_CLI_ARM_SCOPE: &str = "https://management.core.windows.net//.default";
 
 /// How the session signs in.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -74,6 +87,61 @@ pub struct AzureConfig {
     /// only). Refused for any other host.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub allow_insecure_loopback_authority: bool,
+    /// Make the session visible to the Azure CLI (`az`): start and rotate
+    /// write the subscription into `azureProfile.json` and the access token
+    /// into the CLI's MSAL token cache, stop removes them (see
+    /// `session_azure::azure_cli`, feature `azure-cli`). Only for user
+    /// sign-ins (device code, refresh token) with the CLI's client id
+    /// [`AZURE_CLI_CLIENT_ID`] and a [`subscription_id`](Self::subscription_id).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub azure_cli: bool,
+    /// The Azure CLI cloud (`az cloud list`) the authority belongs to; `az`
+    /// shows only the subscriptions of its current cloud. Derived for the
+    /// public cloud (`AzureCloud`), `login.microsoftonline.us`
+    /// (`AzureUSGovernment`) and `login.chinacloudapi.cn`
+    /// (`AzureChinaCloud`); required for any other authority.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub azure_cli_cloud: Option<String>,
+    /// The user a device-code or refresh-token session signed in as.
+    /// Written by the provider at sign-in.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signed_in_account: Option<SignedInAccount>,
+    /// What the Azure CLI sink changed, so that stop undoes exactly that.
+    /// Written by the provider. (Serialized as `null` when absent: a
+    /// session's config is updated by merging, where `null` removes a key.)
+    #[serde(default)]
+    pub azure_cli_published: Option<AzureCliPublished>,
+}
+
+/// What an [`azure_cli`](AzureConfig::azure_cli) session wrote into the
+/// Azure CLI's files, recorded in its config so that stop removes exactly
+/// that and gives back what was there before. Holds no secret.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+#[non_exhaustive]
+pub struct AzureCliPublished {
+    /// The directory of the files (`$AZURE_CONFIG_DIR` or `~/.azure` at
+    /// the first publish).
+    pub dir: String,
+    /// The subscription entry written into `azureProfile.json`.
+    pub subscription_id: String,
+    /// The entry with that id that was there before (the user's own `az
+    /// login`), put back on stop.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub previous_entry: Option<serde_json::Value>,
+    /// The subscription that was the default before, made the default again
+    /// on stop if it is still there.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub previous_default: Option<String>,
+    /// The MSAL cache key of the access token written.
+    pub access_token_key: String,
+    /// The MSAL cache key of the account, when the sink added it (an
+    /// account that was there before stays).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub added_account_key: Option<String>,
+    /// The MSAL cache key of the app metadata, when the sink added it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub added_app_metadata_key: Option<String>,
 }
 
 impl AzureConfig {
@@ -188,9 +256,73 @@ impl AzureConfig {
         self
     }
 
-    /// The scope asked for.
+    /// Sets [`azure_cli`](Self::azure_cli).
+    pub fn with_azure_cli(mut self, azure_cli: bool) -> Self {
+        self.azure_cli = azure_cli;
+        self
+    }
+
+    /// Sets [`azure_cli_cloud`](Self::azure_cli_cloud).
+    pub fn with_azure_cli_cloud(mut self, cloud: impl Into<String>) -> Self {
+        self.azure_cli_cloud = Some(cloud.into());
+        self
+    }
+
+    /// The scope asked for: [`scope`](Self::scope), else
+    /// [`AZURE_CLI_ARM_SCOPE`] for an [`azure_cli`](Self::azure_cli)
+    /// session, else [`ARM_DEFAULT_SCOPE`].
     pub fn scope(&self) -> &str {
-        self.scope.as_deref().unwrap_or(ARM_DEFAULT_SCOPE)
+        match &self.scope {
+            Some(scope) => scope,
+            None if self.azure_cli => AZURE_CLI_ARM_SCOPE,
+            None => ARM_DEFAULT_SCOPE,
+        }
+    }
+
+    /// The Azure CLI cloud name of the session's authority (see
+    /// [`azure_cli_cloud`](Self::azure_cli_cloud)).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidInput`] (`azureCliCloud`) for another authority
+    /// without a cloud name, or an invalid name.
+    pub fn azure_cli_cloud_name(&self) -> Result<String> {
+        if let Some(name) = &self.azure_cli_cloud {
+            if name.is_empty()
+                || name.len() > 64
+                || !name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+            {
+                return Err(Error::invalid_input(
+                    "azureCliCloud",
+                    format!("{name:?} must be an Azure CLI cloud name (letters, digits, '-', '_')"),
+                ));
+            }
+            return Ok(name.clone());
+        }
+        let authority = self.authority()?;
+        match authority.host_str().unwrap_or_default() {
+            "login.microsoftonline.com" => Ok("AzureCloud".into()),
+            "login.microsoftonline.us" => Ok("AzureUSGovernment".into()),
+            "login.chinacloudapi.cn" => Ok("AzureChinaCloud".into()),
+            other => Err(Error::invalid_input(
+                "azureCliCloud",
+                format!(
+                    "the authority {other} is not a cloud the Azure CLI knows by default; name the `az cloud` it is registered as"
+                ),
+            )),
+        }
+    }
+
+    /// The authority's host name, lower-case and without the port, as MSAL
+    /// records it in its token cache (`environment`).
+    pub fn authority_environment(&self) -> Result<String> {
+        let authority = self.authority()?;
+        Ok(authority
+            .host_str()
+            .unwrap_or_default()
+            .to_ascii_lowercase())
     }
 
     /// Checks every field; errors name the field (`tenantId`, `clientId`,
@@ -223,6 +355,41 @@ impl AzureConfig {
             ));
         }
         self.authority()?;
+        if self.azure_cli {
+            self.validate_azure_cli()?;
+        }
+        Ok(())
+    }
+
+    /// The rules of [`azure_cli`](Self::azure_cli), each naming the field.
+    fn validate_azure_cli(&self) -> Result<()> {
+        if !cfg!(feature = "azure-cli") {
+            return Err(Error::invalid_input(
+                "azureCli",
+                "this build of session-azure has no Azure CLI sink (enable its feature `azure-cli`; sessionctl has it by default)",
+            ));
+        }
+        if self.credential == CredentialKind::ClientSecret {
+            return Err(Error::invalid_input(
+                "azureCli",
+                "the Azure CLI sink is for user sign-ins (device code, refresh token): for a service principal the CLI needs the client secret in its own plaintext file, which this SDK does not write; use `sessionctl azure env|exec` instead",
+            ));
+        }
+        if !self.client_id.eq_ignore_ascii_case(AZURE_CLI_CLIENT_ID) {
+            return Err(Error::invalid_input(
+                "clientId",
+                format!(
+                    "an azureCli session must sign in with the Azure CLI's client id {AZURE_CLI_CLIENT_ID}: the CLI ignores tokens issued to other applications"
+                ),
+            ));
+        }
+        if self.subscription_id.is_none() {
+            return Err(Error::invalid_input(
+                "subscriptionId",
+                "an azureCli session needs the subscription to show in `az account list`",
+            ));
+        }
+        self.azure_cli_cloud_name()?;
         Ok(())
     }
 
@@ -372,6 +539,55 @@ mod tests {
                 err.to_string().contains(&format!("invalid {field}")),
                 "{field}: {err}"
             );
+        }
+    }
+
+    #[test]
+    fn azure_cli_rules_name_the_field() {
+        let ok = AzureConfig::new("t1", AZURE_CLI_CLIENT_ID)
+            .with_subscription_id("sub-1")
+            .with_azure_cli(true);
+        let cases = [
+            (
+                ok.clone().with_credential(CredentialKind::ClientSecret),
+                "azureCli",
+            ),
+            (
+                AzureConfig::new("t1", "app-1")
+                    .with_subscription_id("sub-1")
+                    .with_azure_cli(true),
+                "clientId",
+            ),
+            (
+                AzureConfig::new("t1", AZURE_CLI_CLIENT_ID).with_azure_cli(true),
+                "subscriptionId",
+            ),
+            (
+                ok.clone()
+                    .with_authority_host("http://127.0.0.1:1")
+                    .with_insecure_loopback_authority(true),
+                "azureCliCloud",
+            ),
+            (ok.clone().with_azure_cli_cloud("a b"), "azureCliCloud"),
+        ];
+        if cfg!(feature = "azure-cli") {
+            ok.validate().unwrap();
+            assert_eq!(ok.scope(), AZURE_CLI_ARM_SCOPE);
+            assert_eq!(ok.azure_cli_cloud_name().unwrap(), "AzureCloud");
+            let gov = ok
+                .clone()
+                .with_authority_host("https://login.microsoftonline.us");
+            assert_eq!(gov.azure_cli_cloud_name().unwrap(), "AzureUSGovernment");
+            for (config, field) in cases {
+                let err = config.validate().unwrap_err();
+                assert!(
+                    err.to_string().contains(&format!("invalid {field}")),
+                    "{field}: {err}"
+                );
+            }
+        } else {
+            let err = ok.validate().unwrap_err();
+            assert!(err.to_string().contains("feature `azure-cli`"), "{err}");
         }
     }
 

@@ -115,6 +115,7 @@ impl AzureSessionCredential {
                     access_token: token,
                     expires_at,
                     refresh_token: None,
+                    account: None,
                 },
             );
         }

@@ -1,7 +1,6 @@
 //! Azure sessions for `session-sdk`: native OAuth 2.0 against Microsoft
 //! Entra ID, and the session as an `azure_core` `TokenCredential`.
 //!
-//! **Status: in progress.** Done:
 //! - [`AzureConfig`]: tenant, client id, subscription, authority host (public
 //!   cloud by default, sovereign clouds, a loopback-only `http://` option
 //!   for test servers), scope (ARM `.default` by default), credential kind.
@@ -10,27 +9,37 @@
 //!   `authorization_pending`, `slow_down`, `expired_token`,
 //!   `access_denied` / `authorization_declined`), refresh; Entra's error
 //!   bodies mapped onto [`session_core::Error`] categories.
-//! - [`AzureProvider`], the `azure` [`session_core::SessionAction`].
+//! - [`AzureProvider`], the `azure` [`session_core::SessionAction`]; user
+//!   sign-ins record the [`SignedInAccount`].
 //! - [`AzureSessionCredential`], an active session as an
 //!   `azure_core::credentials::TokenCredential` (cached per scope set,
 //!   renewed single-flight).
+//! - `azure_cli` (feature `azure-cli`, off by default): sessions with
+//!   [`AzureConfig::azure_cli`] write the Azure CLI's `azureProfile.json`
+//!   and MSAL token cache, so `az` uses them, and remove it on stop.
 //!
-//! `sessionctl add azure` and `azure env|exec` use them. Still to come: the
-//! optional Azure CLI file sink.
+//! `sessionctl add azure` and `azure env|exec` use them.
 //!
 //! The account's secrets live in the [`session_core::SecretStore`] under
 //! [`CLIENT_SECRET`] and [`REFRESH_TOKEN`], the current access token under
 //! [`ACCESS_TOKEN`]; they never appear in the config, errors or logs.
 
+mod account;
+#[cfg(feature = "azure-cli")]
+pub mod azure_cli;
 mod config;
 mod credential;
 pub mod oauth;
 mod provider;
 
+pub use account::SignedInAccount;
 /// The `azure_core` this crate implements `TokenCredential` for (use it, so
 /// the versions match).
 pub use azure_core;
-pub use config::{ARM_DEFAULT_SCOPE, AzureConfig, CredentialKind, PUBLIC_CLOUD_AUTHORITY};
+pub use config::{
+    ARM_DEFAULT_SCOPE, AZURE_CLI_ARM_SCOPE, AZURE_CLI_CLIENT_ID, AzureCliPublished, AzureConfig,
+    CredentialKind, PUBLIC_CLOUD_AUTHORITY,
+};
 pub use credential::{AzureSessionCredential, DEFAULT_MIN_TTL};
 pub use oauth::{DeviceCodePrompt, DevicePromptHook, Token};
 pub use provider::{AzureProvider, AzureProviderBuilder};

@@ -17,9 +17,14 @@ use session_core::{Clock, Error, Result, Secret};
 use time::OffsetDateTime;
 
 use crate::AzureConfig;
+use crate::account::SignedInAccount;
 
 /// The device-code grant type (RFC 8628).
 const DEVICE_CODE_GRANT: &str = "urn:ietf:params:oauth:grant-type:device_code";
+
+/// What user sign-ins ask for besides the resource scope, as MSAL does: a
+/// refresh token, and an ID token naming the account.
+const USER_SCOPES: &str = "offline_access openid profile";
 
 /// The poll interval when the server names none (RFC 8628 § 3.2).
 pub const DEFAULT_POLL_INTERVAL: Duration = Duration::from_secs(5);
@@ -39,6 +44,9 @@ pub struct Token {
     pub expires_at: OffsetDateTime,
     /// A refresh token, for user sign-ins with `offline_access`.
     pub refresh_token: Option<Secret>,
+    /// The signed-in user, for user sign-ins whose answer carries an ID
+    /// token.
+    pub account: Option<SignedInAccount>,
 }
 
 /// What the user must do to approve a device sign-in.
@@ -78,6 +86,10 @@ struct RawToken {
     expires_in: NumberOrString,
     #[serde(default)]
     refresh_token: Option<String>,
+    #[serde(default)]
+    id_token: Option<String>,
+    #[serde(default)]
+    client_info: Option<String>,
 }
 
 /// `expires_in` is a number, or a numeric string on older endpoints.
@@ -324,6 +336,10 @@ fn into_token(raw: RawToken, now: OffsetDateTime, target: &str) -> Result<Token>
         access_token: Secret::new(raw.access_token),
         expires_at: now + Duration::from_secs(seconds),
         refresh_token: raw.refresh_token.filter(|t| !t.is_empty()).map(Secret::new),
+        account: SignedInAccount::from_response(
+            raw.id_token.as_deref(),
+            raw.client_info.as_deref(),
+        ),
     })
 }
 
@@ -359,12 +375,13 @@ pub(crate) async fn refresh(
     target: &str,
 ) -> Result<Token> {
     let what = "refresh token request";
-    let scope = format!("{} offline_access", config.scope());
+    let scope = format!("{} {USER_SCOPES}", config.scope());
     let mut form = vec![
         ("grant_type", "refresh_token"),
         ("client_id", config.client_id.as_str()),
         ("refresh_token", refresh_token.expose()),
         ("scope", scope.as_str()),
+        ("client_info", "1"),
     ];
     if let Some(secret) = client_secret {
         form.push(("client_secret", secret.expose()));
@@ -382,7 +399,7 @@ pub(crate) async fn device_authorization(
     target: &str,
 ) -> Result<DeviceAuthorization> {
     let what = "device code request";
-    let scope = format!("{} offline_access openid profile", config.scope());
+    let scope = format!("{} {USER_SCOPES}", config.scope());
     let form = [
         ("client_id", config.client_id.as_str()),
         ("scope", scope.as_str()),
@@ -439,6 +456,7 @@ pub(crate) async fn poll_device(
         ("grant_type", DEVICE_CODE_GRANT),
         ("client_id", config.client_id.as_str()),
         ("device_code", device.device_code.expose()),
+        ("client_info", "1"),
     ];
     loop {
         clock.sleep_until(clock.now() + interval).await;

@@ -35,6 +35,8 @@ pub struct AzureProvider {
     http: Client,
     prompt: DevicePromptHook,
     poll_interval: Duration,
+    #[cfg(feature = "azure-cli")]
+    azure_cli: Option<crate::azure_cli::AzureCliFiles>,
 }
 
 impl std::fmt::Debug for AzureProvider {
@@ -49,6 +51,8 @@ impl std::fmt::Debug for AzureProvider {
 pub struct AzureProviderBuilder {
     prompt: Option<DevicePromptHook>,
     poll_interval: Duration,
+    #[cfg(feature = "azure-cli")]
+    azure_cli: Option<crate::azure_cli::AzureCliFiles>,
 }
 
 impl std::fmt::Debug for AzureProviderBuilder {
@@ -77,6 +81,18 @@ impl AzureProviderBuilder {
         self
     }
 
+    /// Where [`azure_cli`](crate::AzureConfig::azure_cli) sessions write
+    /// the Azure CLI's files. Default: [`AzureCliFiles::from_env`] when a
+    /// session first publishes (stop always cleans the directory that
+    /// session wrote to).
+    ///
+    /// [`AzureCliFiles::from_env`]: crate::azure_cli::AzureCliFiles::from_env
+    #[cfg(feature = "azure-cli")]
+    pub fn azure_cli_files(mut self, files: crate::azure_cli::AzureCliFiles) -> Self {
+        self.azure_cli = Some(files);
+        self
+    }
+
     /// Builds the provider.
     ///
     /// # Errors
@@ -96,6 +112,8 @@ impl AzureProviderBuilder {
                 .prompt
                 .unwrap_or_else(|| Arc::new(|p: &DeviceCodePrompt| eprintln!("{}", p.message))),
             poll_interval: self.poll_interval,
+            #[cfg(feature = "azure-cli")]
+            azure_cli: self.azure_cli,
         })
     }
 }
@@ -106,6 +124,8 @@ impl AzureProvider {
         AzureProviderBuilder {
             prompt: None,
             poll_interval: DEFAULT_POLL_INTERVAL,
+            #[cfg(feature = "azure-cli")]
+            azure_cli: None,
         }
     }
 
@@ -222,13 +242,18 @@ impl AzureProvider {
         }
     }
 
-    /// Stores the token and returns the session `active` until it expires.
+    /// Stores the token, records the signed-in account, publishes to the
+    /// Azure CLI for [`azure_cli`](AzureConfig::azure_cli) sessions (start
+    /// makes the subscription the default), and returns the session `active`
+    /// until the token expires.
     async fn activate(
         &self,
         ctx: &ActionContext,
         session: &Session,
         token: Token,
+        starting: bool,
     ) -> Result<Session> {
+        let mut config = Self::config(session)?;
         if let Some(rt) = &token.refresh_token {
             ctx.secrets
                 .put(&Self::key(session, REFRESH_TOKEN)?, rt)
@@ -237,10 +262,101 @@ impl AzureProvider {
         ctx.secrets
             .put(&Self::key(session, ACCESS_TOKEN)?, &token.access_token)
             .await?;
+        if let Some(account) = &token.account {
+            config.signed_in_account = Some(account.clone());
+        }
+        if config.azure_cli {
+            self.publish_to_azure_cli(ctx, session, &mut config, &token, starting)
+                .await?;
+        } else {
+            Self::withdraw_from_azure_cli(session, &mut config).await?;
+        }
         let mut active = session.clone();
+        active.config.set(&config)?;
         active.expiration = Some(token.expires_at);
         active.transition(SessionStatus::Active, ctx.clock.now())?;
         Ok(active)
+    }
+
+    #[cfg(feature = "azure-cli")]
+    async fn publish_to_azure_cli(
+        &self,
+        ctx: &ActionContext,
+        session: &Session,
+        config: &mut AzureConfig,
+        token: &Token,
+        starting: bool,
+    ) -> Result<()> {
+        use crate::azure_cli::{AzureCliFiles, Publication};
+        let label = session.label();
+        let account = config.signed_in_account.clone().ok_or_else(|| {
+            Error::provider(
+                "azure",
+                &label,
+                "the sign-in answer had no ID token naming the account, which the Azure CLI sink needs (the authority must honour the `openid profile` scopes)",
+            )
+        })?;
+        let files = match (&config.azure_cli_published, &self.azure_cli) {
+            (Some(record), _) => AzureCliFiles::in_dir(&record.dir),
+            (None, Some(files)) => files.clone(),
+            (None, None) => AzureCliFiles::from_env()?,
+        };
+        let publication = Publication {
+            config: config.clone(),
+            account,
+            subscription_name: session.session_name.clone(),
+            access_token: token.access_token.clone(),
+            expires_at: token.expires_at,
+            now: ctx.clock.now(),
+            make_default: starting,
+            previous: config.azure_cli_published.clone(),
+        };
+        let record = tokio::task::spawn_blocking(move || files.publish(&publication))
+            .await
+            .map_err(|e| {
+                Error::provider("azure", &label, format!("the Azure CLI sink failed: {e}"))
+            })??;
+        config.azure_cli_published = Some(record);
+        Ok(())
+    }
+
+    #[cfg(not(feature = "azure-cli"))]
+    async fn publish_to_azure_cli(
+        &self,
+        _ctx: &ActionContext,
+        _session: &Session,
+        config: &mut AzureConfig,
+        _token: &Token,
+        _starting: bool,
+    ) -> Result<()> {
+        // `validate` refuses `azureCli` without the feature; this names it
+        // again should an unvalidated config get here.
+        config.validate()
+    }
+
+    /// Removes what the Azure CLI sink wrote for the session, if anything.
+    async fn withdraw_from_azure_cli(session: &Session, config: &mut AzureConfig) -> Result<()> {
+        let Some(record) = config.azure_cli_published.clone() else {
+            return Ok(());
+        };
+        #[cfg(feature = "azure-cli")]
+        {
+            let label = session.label();
+            let files = crate::azure_cli::AzureCliFiles::in_dir(&record.dir);
+            tokio::task::spawn_blocking(move || files.withdraw(&record))
+                .await
+                .map_err(|e| {
+                    Error::provider("azure", &label, format!("the Azure CLI sink failed: {e}"))
+                })??;
+            config.azure_cli_published = None;
+        }
+        #[cfg(not(feature = "azure-cli"))]
+        tracing::warn!(
+            session = %session.label(),
+            dir = %record.dir,
+            "the session wrote to the Azure CLI's files, and this build has no Azure CLI sink (feature `azure-cli`) to remove it; stop it with a build that has"
+        );
+        Ok(())
     }
 }
 
@@ -271,14 +387,15 @@ impl SessionAction for AzureProvider {
 
     async fn start(&self, ctx: &ActionContext, session: &Session) -> Result<Session> {
         let token = self.acquire(ctx, session, true).await?;
-        self.activate(ctx, session, token).await
+        self.activate(ctx, session, token, true).await
     }
 
     async fn stop(&self, ctx: &ActionContext, session: &Session) -> Result<Session> {
-        let config: AzureConfig = session
+        let mut config: AzureConfig = session
             .config
             .get()
             .map_err(|e| in_session(&session.label(), e))?;
+        Self::withdraw_from_azure_cli(session, &mut config).await?;
         ctx.secrets
             .delete(&Self::key(session, ACCESS_TOKEN)?)
             .await?;
@@ -288,6 +405,7 @@ impl SessionAction for AzureProvider {
                 .await?;
         }
         let mut inactive = session.clone();
+        inactive.config.set(&config)?;
         inactive.expiration = None;
         inactive.transition(SessionStatus::Inactive, ctx.clock.now())?;
         Ok(inactive)
@@ -295,10 +413,15 @@ impl SessionAction for AzureProvider {
 
     async fn rotate(&self, ctx: &ActionContext, session: &Session) -> Result<Session> {
         match self.acquire(ctx, session, false).await {
-            Ok(token) => self.activate(ctx, session, token).await,
+            Ok(token) => self.activate(ctx, session, token, false).await,
             Err(e @ Error::Unauthenticated { .. }) => {
                 // The sign-in is gone: remove what start made available (see
-                // `Capabilities::rotate_unauthenticated_ends_session`).
+                // `Capabilities::rotate_unauthenticated_ends_session`). The
+                // manager keeps the session's config as it was, so the
+                // record of the Azure CLI files stays; the next stop finds
+                // them already gone.
+                let mut config = Self::config(session)?;
+                Self::withdraw_from_azure_cli(session, &mut config).await?;
                 ctx.secrets
                     .delete(&Self::key(session, ACCESS_TOKEN)?)
                     .await?;

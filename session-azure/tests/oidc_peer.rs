@@ -159,6 +159,16 @@ async fn device_code_sign_in_refresh_and_token_credential() {
         .await
         .expect("refresh token");
     assert!(!serde_json::to_string(&active).unwrap().contains(&at1));
+    // The ID token and client_info name the account.
+    let recorded: AzureConfig = active.config.get().unwrap();
+    let account = recorded.signed_in_account.expect("the signed-in account");
+    assert_eq!(account.username, "alice@contoso.com");
+    assert_eq!(account.tenant_id.as_deref(), Some(p.tenant()));
+    assert_eq!(
+        account.home_account_id,
+        format!("{}.{}", account.local_account_id, p.tenant()),
+        "uid.utid from client_info"
+    );
 
     // rotate = refresh: a new access token, no new prompt.
     let rotated = provider
@@ -167,6 +177,12 @@ async fn device_code_sign_in_refresh_and_token_credential() {
         .unwrap();
     let at2 = get(&ctx, &rotated, ACCESS_TOKEN).await.unwrap();
     assert_ne!(at1, at2);
+    let after: AzureConfig = rotated.config.get().unwrap();
+    assert_eq!(
+        after.signed_in_account.map(|a| a.home_account_id),
+        Some(account.home_account_id.clone()),
+        "the refresh names the same account"
+    );
     assert!(prompts.try_recv().is_err(), "no second device prompt");
     let rt2 = get(&ctx, &rotated, REFRESH_TOKEN).await.unwrap();
     let _ = rt1 != rt2; // oidc-provider may or may not rotate refresh tokens

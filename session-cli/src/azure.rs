@@ -6,12 +6,12 @@ use std::time::Duration;
 
 use clap::{Args, Subcommand, ValueEnum};
 use session_azure::{
-    ACCESS_TOKEN, AzureConfig, AzureProvider, CLIENT_SECRET, CredentialKind, DeviceCodePrompt,
-    REFRESH_TOKEN,
+    ACCESS_TOKEN, AZURE_CLI_CLIENT_ID, AzureConfig, AzureProvider, CLIENT_SECRET, CredentialKind,
+    DeviceCodePrompt, REFRESH_TOKEN,
 };
 use session_core::{
-    Clock, Error, FsWorkspace, SecretKey, SecretStore, Session, SessionAction, SessionStatus,
-    SessionType, SystemClock, WorkspaceRepository, WorkspaceRepositoryExt,
+    ActionContext, Clock, Error, FsWorkspace, SecretKey, SecretStore, Session, SessionAction,
+    SessionStatus, SessionType, SystemClock, WorkspaceRepository, WorkspaceRepositoryExt,
 };
 
 use crate::{Failure, Global, secrets, shell};
@@ -34,18 +34,118 @@ const CLEARED_FOR_EXEC: [&str; 6] = [
     "AZURE_PASSWORD",
 ];
 
-/// The Azure provider; the device prompt goes to standard error.
+/// The Azure provider; the device prompt goes to standard error, with a
+/// [waiting indicator](waiting).
 pub(crate) fn providers() -> Result<Vec<Arc<dyn SessionAction>>, Failure> {
     let provider = AzureProvider::builder()
         .device_prompt(|p: &DeviceCodePrompt| {
             eprintln!("{}", p.message);
-            eprintln!(
-                "Waiting for the sign-in to be approved (the code expires in {} s)…",
-                p.expires_in.as_secs()
-            );
+            waiting::show(p.expires_in);
         })
         .build()?;
-    Ok(vec![Arc::new(provider)])
+    Ok(vec![Arc::new(ClearsIndicator(provider))])
+}
+
+/// The provider, with the waiting indicator erased as soon as a start
+/// (the only call that can show it) ends, before anything else prints.
+#[derive(Debug)]
+struct ClearsIndicator(AzureProvider);
+
+#[async_trait::async_trait]
+impl SessionAction for ClearsIndicator {
+    fn session_type(&self) -> SessionType {
+        self.0.session_type()
+    }
+
+    fn capabilities(&self) -> session_core::Capabilities {
+        self.0.capabilities()
+    }
+
+    async fn start(&self, ctx: &ActionContext, session: &Session) -> session_core::Result<Session> {
+        let result = self.0.start(ctx, session).await;
+        waiting::clear();
+        result
+    }
+
+    async fn stop(&self, ctx: &ActionContext, session: &Session) -> session_core::Result<Session> {
+        self.0.stop(ctx, session).await
+    }
+
+    async fn rotate(
+        &self,
+        ctx: &ActionContext,
+        session: &Session,
+    ) -> session_core::Result<Session> {
+        self.0.rotate(ctx, session).await
+    }
+}
+
+/// The line that shows a device sign-in is being waited for. On a terminal
+/// it is redrawn every second with a spinner and the time the code has
+/// left, until [`waiting::clear`] (called when the command ends) erases it;
+/// elsewhere (a log, a pipe) it is one plain line.
+pub(crate) mod waiting {
+    use std::io::{IsTerminal, Write};
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::{Arc, Mutex};
+    use std::thread::JoinHandle;
+    use std::time::{Duration, Instant};
+
+    static CURRENT: Mutex<Option<(Arc<AtomicBool>, JoinHandle<()>)>> = Mutex::new(None);
+
+    const FRAMES: [char; 4] = ['|', '/', '-', '\\'];
+
+    /// Starts the indicator for a code valid for `expires_in`.
+    pub(crate) fn show(expires_in: Duration) {
+        if !std::io::stderr().is_terminal() {
+            eprintln!(
+                "Waiting for the sign-in to be approved (the code expires in {} s)…",
+                expires_in.as_secs()
+            );
+            return;
+        }
+        clear();
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = stop.clone();
+        let started = Instant::now();
+        let thread = std::thread::spawn(move || {
+            let mut frame = 0;
+            while !flag.load(Ordering::Relaxed) {
+                let left = expires_in.saturating_sub(started.elapsed()).as_secs();
+                let mut err = std::io::stderr().lock();
+                let _ = write!(
+                    err,
+                    "\r\x1b[2K{} Waiting for the sign-in to be approved ({}:{:02} left)",
+                    FRAMES[frame % FRAMES.len()],
+                    left / 60,
+                    left % 60
+                );
+                let _ = err.flush();
+                drop(err);
+                frame += 1;
+                // Short sleeps, so `clear` never waits long.
+                for _ in 0..10 {
+                    if flag.load(Ordering::Relaxed) {
+                        break;
+                    }
+                    std::thread::sleep(Duration::from_millis(100));
+                }
+            }
+            let _ = write!(std::io::stderr().lock(), "\r\x1b[2K");
+        });
+        if let Ok(mut current) = CURRENT.lock() {
+            *current = Some((stop, thread));
+        }
+    }
+
+    /// Stops the indicator and erases its line, if one is shown.
+    pub(crate) fn clear() {
+        let taken = CURRENT.lock().ok().and_then(|mut c| c.take());
+        if let Some((stop, thread)) = taken {
+            stop.store(true, Ordering::Relaxed);
+            let _ = thread.join();
+        }
+    }
 }
 
 /// How an `azure` session signs in.
@@ -69,9 +169,10 @@ pub(crate) struct AddAzure {
     #[arg(long, value_name = "TENANT")]
     tenant_id: String,
 
-    /// The application (client) id.
-    #[arg(long, value_name = "ID")]
-    client_id: String,
+    /// The application (client) id; with --azure-cli, default the Azure
+    /// CLI's own (04b07795-8ddb-461a-bbee-02f9e1bf7b46).
+    #[arg(long, value_name = "ID", required_unless_present = "azure_cli")]
+    client_id: Option<String>,
 
     /// How the session signs in.
     #[arg(long, value_enum, default_value = "device-code")]
@@ -91,7 +192,9 @@ pub(crate) struct AddAzure {
     authority_host: Option<String>,
 
     /// The scope of the session's token; default
-    /// `https://management.azure.com/.default`.
+    /// `https://management.azure.com/.default` (with --azure-cli,
+    /// `https://management.core.windows.net//.default`, the scope `az`
+    /// asks for).
     #[arg(long)]
     scope: Option<String>,
 
@@ -103,6 +206,21 @@ pub(crate) struct AddAzure {
     /// variable instead of standard input (never from a flag).
     #[arg(long, value_name = "VAR")]
     secret_env: Option<String>,
+
+    /// Make the session visible to the Azure CLI: start writes the
+    /// subscription into azureProfile.json (as the default) and the access
+    /// token into its MSAL token cache ($AZURE_CONFIG_DIR, else ~/.azure),
+    /// rotate renews the token there, stop removes both and restores the
+    /// previous default. User sign-ins only (device code, refresh token),
+    /// with the Azure CLI's client id; needs --subscription-id. The
+    /// refresh token is never written there.
+    #[arg(long)]
+    azure_cli: bool,
+
+    /// The `az cloud` name of the authority, for an authority other than
+    /// the public, US Government and China clouds (with --azure-cli).
+    #[arg(long, value_name = "NAME", requires = "azure_cli")]
+    azure_cli_cloud: Option<String>,
 }
 
 /// Adds an Azure session (and its secret); returns what to print.
@@ -116,12 +234,17 @@ pub(crate) async fn add(
         Kind::DeviceCode => CredentialKind::DeviceCode,
         Kind::RefreshToken => CredentialKind::RefreshToken,
     };
-    let mut config = AzureConfig::new(args.tenant_id, args.client_id)
+    let client_id = args
+        .client_id
+        .unwrap_or_else(|| AZURE_CLI_CLIENT_ID.to_owned());
+    let mut config = AzureConfig::new(args.tenant_id, client_id)
         .with_credential(kind)
-        .with_insecure_loopback_authority(args.insecure_loopback_authority);
+        .with_insecure_loopback_authority(args.insecure_loopback_authority)
+        .with_azure_cli(args.azure_cli);
     config.subscription_id = args.subscription_id;
     config.authority_host = args.authority_host;
     config.scope = args.scope;
+    config.azure_cli_cloud = args.azure_cli_cloud;
     config.validate()?;
     let mut session = Session::new(&args.name, SessionType::Azure)?.with_config(&config)?;
     if let Some(region) = args.region {

@@ -421,7 +421,10 @@ fn run(cli: Cli) -> Result<(), Failure> {
         .enable_all()
         .build()
         .map_err(|e| Failure::Other(format!("cannot start the async runtime: {e}")))?;
-    runtime.block_on(Box::pin(dispatch(cli)))
+    let result = runtime.block_on(Box::pin(dispatch(cli)));
+    #[cfg(feature = "azure")]
+    azure::waiting::clear();
+    result
 }
 
 /// Installs the stderr logger if `--log` / `SESSIONCTL_LOG` asks for one.

@@ -12,6 +12,8 @@
 //!   and [`Botocore`] (boto3 as a subprocess: moto client, independent reader).
 //! - [`sushy`]: the sushy-emulator test peer ([`SushyEmulator`](sushy::SushyEmulator),
 //!   a Redfish service with HTTP Basic auth and no `SessionService`).
+//! - [`azure_cli`]: the Azure CLI's own code (`azure-cli-core`) reading back
+//!   the files session-azure's Azure CLI sink writes.
 //! - [`oidc`]: the oidc-provider test peer ([`OidcProvider`](oidc::OidcProvider),
 //!   a local stand-in for Microsoft Entra ID: client credentials, device code,
 //!   refresh token) and device-code approval helpers.
@@ -20,6 +22,7 @@
 //! under test, so that only one copy of `session-core` is compiled.
 
 pub mod action;
+pub mod azure_cli;
 mod local_peer;
 pub mod logs;
 pub mod peers;

@@ -21,6 +21,7 @@
 // its stdin reaches EOF: the test process holds the only write end, so a
 // killed test leaves no orphan server behind.
 
+import { createHash } from 'node:crypto';
 import { readFileSync, rmSync } from 'node:fs';
 import { createServer } from 'node:http';
 import { createRequire } from 'node:module';
@@ -33,6 +34,11 @@ if (!/^[A-Za-z0-9.-]+$/.test(tenant)) throw new Error(`bad tenant ${tenant}`);
 const resource = config.resource ?? 'https://management.azure.com';
 const confidential = { id: 'confidential-client', secret: 'confidential-secret', ...config.confidentialClient };
 const publicClient = { id: 'public-client', ...config.publicClient };
+// A stable GUID-shaped object id for a login.
+const objectId = (login) => {
+  const h = createHash('sha256').update(`oid:${login}`).digest('hex');
+  return `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20, 32)}`;
+};
 const ttl = { DeviceCode: 600, AccessToken: 3600, ClientCredentials: 3600, RefreshToken: 86400, ...config.ttl };
 
 // Watchdog: stdin closed (test ended or was killed) => clean up and exit.
@@ -86,6 +92,11 @@ const provider = new Provider(`http://127.0.0.1:${port}${t}/v2.0`, {
     },
   ],
   scopes: ['openid', 'offline_access', 'profile'],
+  // Entra's ID token names the tenant (`tid`), the user's object id (`oid`)
+  // and the sign-in name (`preferred_username`); with conform mode off they
+  // are in the ID token the token endpoint returns, as on Entra.
+  claims: { openid: ['sub', 'tid', 'oid'], profile: ['preferred_username', 'name'] },
+  conformIdTokenClaims: false,
   features: {
     clientCredentials: { enabled: true },
     deviceFlow: { enabled: true },
@@ -104,8 +115,12 @@ const provider = new Provider(`http://127.0.0.1:${port}${t}/v2.0`, {
       }),
     },
   },
-  // Any account id exists; its `sub` is the login typed at approval.
-  findAccount: (_ctx, id) => ({ accountId: id, claims: () => ({ sub: id }) }),
+  // Any account id exists; its `sub` and `preferred_username` are the login
+  // typed at approval, its `oid` a GUID derived from it.
+  findAccount: (_ctx, id) => ({
+    accountId: id,
+    claims: () => ({ sub: id, oid: objectId(id), tid: tenant, preferred_username: id, name: id }),
+  }),
   // Auto-consent: a device approval is a login only.
   async loadExistingGrant(ctx) {
     const grantId = ctx.oidc.result?.consent?.grantId
@@ -123,5 +138,18 @@ const provider = new Provider(`http://127.0.0.1:${port}${t}/v2.0`, {
   ttl,
 });
 provider.proxy = false;
+// Entra answers `client_info=1` with `client_info`, base64url JSON
+// `{uid, utid}` (object id, home tenant), from which MSAL keys its cache.
+provider.use(async (ctx, next) => {
+  await next();
+  const body = ctx.body;
+  if (ctx.path.endsWith('/oauth2/v2.0/token') && body && typeof body === 'object' && body.id_token) {
+    const claims = JSON.parse(Buffer.from(body.id_token.split('.')[1], 'base64url').toString('utf8'));
+    ctx.body = {
+      ...body,
+      client_info: Buffer.from(JSON.stringify({ uid: objectId(claims.sub), utid: tenant })).toString('base64url'),
+    };
+  }
+});
 server.on('request', provider.callback());
 console.log(`LISTENING ${port}`);
