@@ -197,16 +197,22 @@ impl AzureCliFiles {
             .subscription_id
             .clone()
             .ok_or_else(|| Error::invalid_input("subscriptionId", "is not set"))?;
-        // A record of another subscription (the config changed while
-        // active): give that one back first.
-        let previous = match p.previous.as_ref() {
-            Some(rec) if !rec.subscription_id.eq_ignore_ascii_case(&subscription_id) => {
-                withdraw_profile(&mut profile, rec)?;
-                withdraw_cache(&mut cache, rec)?;
-                None
-            }
-            other => other,
-        };
+        // A record of another subscription, or of other cache keys (the
+        // config or the account changed while active): remove what it
+        // names first.
+        let mut previous = p.previous.as_ref();
+        if let Some(rec) = previous
+            && !rec.subscription_id.eq_ignore_ascii_case(&subscription_id)
+        {
+            withdraw_profile(&mut profile, rec)?;
+            withdraw_cache(&mut cache, rec)?;
+            previous = None;
+        }
+        let (access_token_key, _, _) = cache_keys(p)?;
+        let previous_cache = previous.filter(|rec| rec.access_token_key == access_token_key);
+        if let (Some(rec), None) = (previous, previous_cache) {
+            withdraw_cache(&mut cache, rec)?;
+        }
         let (previous_entry, previous_default) =
             publish_profile(&mut profile, p, &subscription_id, previous)?;
         let keys = publish_cache(&mut cache, p)?;
@@ -216,10 +222,10 @@ impl AzureCliFiles {
             previous_entry,
             previous_default,
             access_token_key: keys.access_token,
-            added_account_key: previous
+            added_account_key: previous_cache
                 .and_then(|r| r.added_account_key.clone())
                 .or(keys.added_account),
-            added_app_metadata_key: previous
+            added_app_metadata_key: previous_cache
                 .and_then(|r| r.added_app_metadata_key.clone())
                 .or(keys.added_app_metadata),
         };
@@ -543,6 +549,22 @@ fn epoch(t: OffsetDateTime) -> Value {
     Value::String(t.unix_timestamp().to_string())
 }
 
+/// MSAL Python's keys for the access token, the account and the app
+/// metadata: fields joined with '-', lower-cased.
+fn cache_keys(p: &Publication) -> Result<(String, String, String)> {
+    let config = &p.config;
+    let environment = config.authority_environment()?;
+    let realm = p.account.tenant_id.as_deref().unwrap_or(&config.tenant_id);
+    let home = &p.account.home_account_id;
+    let client = &config.client_id;
+    let target = config.scope();
+    Ok((
+        format!("{home}-{environment}-accesstoken-{client}-{realm}-{target}").to_lowercase(),
+        format!("{home}-{environment}-{realm}").to_lowercase(),
+        format!("appmetadata-{environment}-{client}").to_lowercase(),
+    ))
+}
+
 /// Writes the access token, and the account and app metadata if missing.
 fn publish_cache(cache: &mut JsonFile, p: &Publication) -> Result<CacheKeys> {
     let config = &p.config;
@@ -555,11 +577,7 @@ fn publish_cache(cache: &mut JsonFile, p: &Publication) -> Result<CacheKeys> {
     let home = &p.account.home_account_id;
     let client = &config.client_id;
     let target = config.scope();
-    // MSAL Python's keys: fields joined with '-', lower-cased.
-    let access_token_key =
-        format!("{home}-{environment}-accesstoken-{client}-{realm}-{target}").to_lowercase();
-    let account_key = format!("{home}-{environment}-{realm}").to_lowercase();
-    let app_key = format!("appmetadata-{environment}-{client}").to_lowercase();
+    let (access_token_key, account_key, app_key) = cache_keys(p)?;
     cache.object("AccessToken")?.insert(
         access_token_key.clone(),
         json!({
@@ -900,6 +918,30 @@ mod tests {
         );
         assert_eq!(cache["RefreshToken"]["rt"]["secret"], "az-own-rt");
         assert_eq!(cache["AppMetadata"].as_object().unwrap().len(), 1);
+    }
+
+    #[test]
+    fn a_scope_changed_while_active_leaves_no_stale_token() {
+        let dir = tempfile::tempdir().unwrap();
+        let files = AzureCliFiles::in_dir(dir.path());
+        let first = files.publish(&publication("at-1", true, None)).unwrap();
+        let mut next = publication("at-2", false, Some(first.clone()));
+        next.config = next
+            .config
+            .with_scope("https://graph.microsoft.com/.default");
+        let second = files.publish(&next).unwrap();
+        assert_ne!(first.access_token_key, second.access_token_key);
+        assert_eq!(second.added_account_key, first.added_account_key);
+        let cache = read_json(&files.token_cache_path()).1;
+        let tokens = cache["AccessToken"].as_object().unwrap();
+        assert_eq!(
+            tokens.keys().collect::<Vec<_>>(),
+            [&second.access_token_key]
+        );
+        files.withdraw(&second).unwrap();
+        let cache = read_json(&files.token_cache_path()).1;
+        assert_eq!(cache["AccessToken"], json!({}));
+        assert_eq!(cache["Account"], json!({}));
     }
 
     #[test]

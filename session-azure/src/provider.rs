@@ -30,6 +30,12 @@ use crate::{ACCESS_TOKEN, AzureConfig, CLIENT_SECRET, CredentialKind, REFRESH_TO
 /// - **stop**: deletes the access token; for device-code sessions the
 ///   refresh token too (the next start signs in again). Entra ID has no
 ///   per-token revocation, so nothing is sent.
+///
+/// User sign-ins record the [`SignedInAccount`](crate::SignedInAccount) in
+/// the session's config. For [`azure_cli`](AzureConfig::azure_cli) sessions
+/// (feature `azure-cli`), start and rotate also write the subscription and
+/// the access token into the Azure CLI's files, and stop (or a rotate that
+/// ends the session) removes them; see `session_azure::azure_cli`.
 #[derive(Clone)]
 pub struct AzureProvider {
     http: Client,
