@@ -111,6 +111,18 @@ pub(crate) struct Publication {
     pub(crate) previous: Option<AzureCliPublished>,
 }
 
+impl Publication {
+    /// The tenant of the account (the ID token's `tid`), else the
+    /// configured one: the profile's `tenantId` and the cache's `realm`,
+    /// which must agree for `az` to find the token.
+    fn tenant(&self) -> &str {
+        self.account
+            .tenant_id
+            .as_deref()
+            .unwrap_or(&self.config.tenant_id)
+    }
+}
+
 impl AzureCliFiles {
     /// The directory the CLI of this process's environment uses:
     /// `$AZURE_CONFIG_DIR` (a leading `~` expanded), else `~/.azure`.
@@ -208,7 +220,7 @@ impl AzureCliFiles {
             withdraw_cache(&mut cache, rec)?;
             previous = None;
         }
-        let (access_token_key, _, _) = cache_keys(p)?;
+        let access_token_key = MsalIdentity::of(p)?.access_token_key();
         let previous_cache = previous.filter(|rec| rec.access_token_key == access_token_key);
         if let (Some(rec), None) = (previous, previous_cache) {
             withdraw_cache(&mut cache, rec)?;
@@ -446,13 +458,8 @@ fn publish_profile(
     subscription_id: &str,
     previous: Option<&AzureCliPublished>,
 ) -> Result<(Option<Value>, Option<String>)> {
-    let config = &p.config;
-    let tenant = p
-        .account
-        .tenant_id
-        .clone()
-        .unwrap_or_else(|| config.tenant_id.clone());
-    let cloud = config.azure_cli_cloud_name()?;
+    let tenant = p.tenant();
+    let cloud = p.config.azure_cli_cloud_name()?;
     if !profile.root.contains_key("installationId") {
         profile.root.insert(
             "installationId".into(),
@@ -549,35 +556,63 @@ fn epoch(t: OffsetDateTime) -> Value {
     Value::String(t.unix_timestamp().to_string())
 }
 
-/// MSAL Python's keys for the access token, the account and the app
-/// metadata: fields joined with '-', lower-cased.
-fn cache_keys(p: &Publication) -> Result<(String, String, String)> {
-    let config = &p.config;
-    let environment = config.authority_environment()?;
-    let realm = p.account.tenant_id.as_deref().unwrap_or(&config.tenant_id);
-    let home = &p.account.home_account_id;
-    let client = &config.client_id;
-    let target = config.scope();
-    Ok((
-        format!("{home}-{environment}-accesstoken-{client}-{realm}-{target}").to_lowercase(),
-        format!("{home}-{environment}-{realm}").to_lowercase(),
-        format!("appmetadata-{environment}-{client}").to_lowercase(),
-    ))
+/// The fields MSAL keys the session's cache entries by.
+struct MsalIdentity<'a> {
+    home: &'a str,
+    environment: String,
+    realm: &'a str,
+    client: &'a str,
+    target: &'a str,
+}
+
+impl<'a> MsalIdentity<'a> {
+    fn of(p: &'a Publication) -> Result<Self> {
+        Ok(Self {
+            home: &p.account.home_account_id,
+            environment: p.config.authority_environment()?,
+            realm: p.tenant(),
+            client: &p.config.client_id,
+            target: p.config.scope(),
+        })
+    }
+
+    // MSAL Python's keys: fields joined with '-', lower-cased.
+
+    fn access_token_key(&self) -> String {
+        let Self {
+            home,
+            environment,
+            realm,
+            client,
+            target,
+        } = self;
+        format!("{home}-{environment}-accesstoken-{client}-{realm}-{target}").to_lowercase()
+    }
+
+    fn account_key(&self) -> String {
+        format!("{}-{}-{}", self.home, self.environment, self.realm).to_lowercase()
+    }
+
+    fn app_metadata_key(&self) -> String {
+        format!("appmetadata-{}-{}", self.environment, self.client).to_lowercase()
+    }
 }
 
 /// Writes the access token, and the account and app metadata if missing.
 fn publish_cache(cache: &mut JsonFile, p: &Publication) -> Result<CacheKeys> {
-    let config = &p.config;
-    let environment = config.authority_environment()?;
-    let realm = p
-        .account
-        .tenant_id
-        .clone()
-        .unwrap_or_else(|| config.tenant_id.clone());
-    let home = &p.account.home_account_id;
-    let client = &config.client_id;
-    let target = config.scope();
-    let (access_token_key, account_key, app_key) = cache_keys(p)?;
+    let id = MsalIdentity::of(p)?;
+    let MsalIdentity {
+        home,
+        environment,
+        realm,
+        client,
+        target,
+    } = &id;
+    let (access_token_key, account_key, app_key) = (
+        id.access_token_key(),
+        id.account_key(),
+        id.app_metadata_key(),
+    );
     cache.object("AccessToken")?.insert(
         access_token_key.clone(),
         json!({
