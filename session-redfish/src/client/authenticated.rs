@@ -253,57 +253,16 @@ async fn establish(
     context: &str,
     label: &str,
 ) -> Result<Auth> {
-    let basic = || async {
-        if !config.basic_fallback_allowed() {
-            return Err(Error::unsupported(
-                "redfish",
-                format!(
-                    "session login at {label}: the service has no SessionService and basicAuthFallback is false"
-                ),
-            ));
-        }
-        tracing::info!(service = %label, "no SessionService: using HTTP Basic authentication");
-        protocol::verify_basic(
-            http,
-            base,
-            &discovery.root,
-            &config.username,
-            password,
-            label,
-        )
-        .await?;
-        Ok(Auth::Basic(protocol::basic_header(
-            &config.username,
-            password,
-        )?))
-    };
-    let Some(sessions) = &discovery.sessions else {
-        return basic().await;
-    };
-    match protocol::login(
-        http,
-        base,
-        sessions,
-        &config.username,
-        password,
-        context,
-        label,
-    )
-    .await
-    {
-        Ok(login) => Ok(Auth::Session {
+    match protocol::login_or_basic(http, base, config, discovery, password, context, label).await {
+        Ok(Some(login)) => Ok(Auth::Session {
             token: login.token,
             uri: login.uri,
             generation: 0,
         }),
-        Err(f)
-            if matches!(
-                f.status,
-                Some(StatusCode::NOT_FOUND | StatusCode::METHOD_NOT_ALLOWED)
-            ) && config.basic_fallback_allowed() =>
-        {
-            basic().await
-        }
+        Ok(None) => Ok(Auth::Basic(protocol::basic_header(
+            &config.username,
+            password,
+        )?)),
         Err(f) => Err(f.error),
     }
 }

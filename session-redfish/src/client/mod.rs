@@ -42,7 +42,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use reqwest::{Client, StatusCode, Url};
+use reqwest::{Client, Url};
 use session_core::{
     ActionContext, Capabilities, Error, Result, Secret, SecretKey, Session, SessionAction,
     SessionStatus, SessionType,
@@ -197,52 +197,16 @@ impl RedfishProvider {
     ) -> std::result::Result<Option<Login>, Failure> {
         let label = session.label();
         let discovery = protocol::discover(http, base, &label).await?;
-        let basic = || async {
-            if !config.basic_fallback_allowed() {
-                return Err(Failure::from(Error::unsupported(
-                    "redfish",
-                    format!(
-                        "session login for {label}: the service has no SessionService and basicAuthFallback is false"
-                    ),
-                )));
-            }
-            tracing::info!(session = %label, "no SessionService: using HTTP Basic authentication");
-            protocol::verify_basic(
-                http,
-                base,
-                &discovery.root,
-                &config.username,
-                password,
-                &label,
-            )
-            .await?;
-            Ok(None)
-        };
-        let Some(sessions) = &discovery.sessions else {
-            return basic().await;
-        };
-        match protocol::login(
+        protocol::login_or_basic(
             http,
             base,
-            sessions,
-            &config.username,
+            config,
+            &discovery,
             password,
             &Self::context_of(session),
             &label,
         )
         .await
-        {
-            Ok(login) => Ok(Some(login)),
-            Err(f)
-                if matches!(
-                    f.status,
-                    Some(StatusCode::NOT_FOUND | StatusCode::METHOD_NOT_ALLOWED)
-                ) && config.basic_fallback_allowed() =>
-            {
-                basic().await
-            }
-            Err(f) => Err(f),
-        }
     }
 
     /// Stores the new login (or Basic mode) and returns the session `active`.

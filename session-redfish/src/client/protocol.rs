@@ -267,6 +267,66 @@ pub(crate) async fn logout(http: &Client, uri: &Url, token: &Secret, label: &str
     Err(from_status(label, "logout", status, &headers, &body).error)
 }
 
+/// Logs in with a session; `None` after checking HTTP Basic credentials
+/// instead, when the service has no SessionService or refuses the login
+/// POST with 404/405 (and the configuration allows the fallback).
+pub(crate) async fn login_or_basic(
+    http: &Client,
+    base: &Url,
+    config: &RedfishConfig,
+    discovery: &Discovery,
+    password: &Secret,
+    context: &str,
+    label: &str,
+) -> std::result::Result<Option<Login>, Failure> {
+    let basic = || async {
+        if !config.basic_fallback_allowed() {
+            return Err(Failure::from(Error::unsupported(
+                "redfish",
+                format!(
+                    "session login at {label}: the service has no SessionService and basicAuthFallback is false"
+                ),
+            )));
+        }
+        tracing::info!(service = %label, "no SessionService: using HTTP Basic authentication");
+        verify_basic(
+            http,
+            base,
+            &discovery.root,
+            &config.username,
+            password,
+            label,
+        )
+        .await?;
+        Ok(None)
+    };
+    let Some(sessions) = &discovery.sessions else {
+        return basic().await;
+    };
+    match login(
+        http,
+        base,
+        sessions,
+        &config.username,
+        password,
+        context,
+        label,
+    )
+    .await
+    {
+        Ok(login) => Ok(Some(login)),
+        Err(f)
+            if matches!(
+                f.status,
+                Some(StatusCode::NOT_FOUND | StatusCode::METHOD_NOT_ALLOWED)
+            ) && config.basic_fallback_allowed() =>
+        {
+            basic().await
+        }
+        Err(f) => Err(f),
+    }
+}
+
 /// Checks HTTP Basic credentials on a service without a SessionService:
 /// `GET` of the first collection the root links (`Systems`, `Managers`,
 /// `Chassis`), else of the root itself. A service that protects none of
