@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use session_core::{ActionContext, Capabilities, Error, Result, Session, SessionType};
 
 use crate::mfa::{MfaPrompt, NoMfaPrompt};
-use crate::publish::{from_sts, in_session};
+use crate::publish::from_sts;
 use crate::sink::{CredentialSink, NoSink};
 use crate::{AwsClientConfig, AwsCredentials, error, validate};
 
@@ -126,8 +126,8 @@ impl ChainedRoleProvider {
 
     async fn issue(&self, ctx: &ActionContext, session: &Session) -> Result<AwsCredentials> {
         let label = session.label();
-        let config: ChainedRoleConfig = session.config.get().map_err(in_session(&label))?;
-        config.validate().map_err(in_session(&label))?;
+        let config: ChainedRoleConfig = session.config.get().map_err(|e| e.in_session(&label))?;
+        config.validate().map_err(|e| e.in_session(&label))?;
         let parent = ctx.parent.as_ref().ok_or_else(|| {
             Error::invalid_input(
                 "parentSessionId",

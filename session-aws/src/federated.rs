@@ -40,7 +40,7 @@ use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 use zeroize::Zeroizing;
 
-use crate::publish::{from_sts, in_session};
+use crate::publish::from_sts;
 use crate::sink::{CredentialSink, NoSink};
 use crate::{AwsClientConfig, AwsCredentials, error, validate};
 
@@ -999,14 +999,14 @@ impl FederatedRoleProvider {
 
     async fn issue(&self, ctx: &ActionContext, session: &Session) -> Result<AwsCredentials> {
         let label = session.label();
-        let config: FederatedRoleConfig = session.config.get().map_err(in_session(&label))?;
-        config.validate().map_err(in_session(&label))?;
+        let config: FederatedRoleConfig = session.config.get().map_err(|e| e.in_session(&label))?;
+        config.validate().map_err(|e| e.in_session(&label))?;
         let source = match &config.assertion_source {
             Some(source) => source.build(),
             None => self.source.clone(),
         };
         let b64 = source.assertion(session).await?;
-        let assertion = SamlAssertion::parse(&b64).map_err(in_session(&label))?;
+        let assertion = SamlAssertion::parse(&b64).map_err(|e| e.in_session(&label))?;
         if !assertion.grants(&config.role_arn, &config.principal_arn) {
             let granted: Vec<String> = assertion.roles().iter().map(ToString::to_string).collect();
             let mut reason = format!(

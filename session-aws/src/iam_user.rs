@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use session_core::{ActionContext, Capabilities, Error, Result, Session, SessionType};
 
 use crate::mfa::{MfaPrompt, NoMfaPrompt};
-use crate::publish::{from_sts, in_session};
+use crate::publish::from_sts;
 use crate::sink::{CredentialSink, NoSink};
 use crate::{AwsClientConfig, AwsCredentials, error, validate};
 
@@ -93,8 +93,8 @@ impl IamUserProvider {
 
     async fn issue(&self, ctx: &ActionContext, session: &Session) -> Result<AwsCredentials> {
         let label = session.label();
-        let config: IamUserConfig = session.config.get().map_err(in_session(&label))?;
-        config.validate().map_err(in_session(&label))?;
+        let config: IamUserConfig = session.config.get().map_err(|e| e.in_session(&label))?;
+        config.validate().map_err(|e| e.in_session(&label))?;
         let long_term = AwsCredentials::load_long_term(ctx.secrets.as_ref(), session.session_id)
             .await?
             .ok_or_else(|| {

@@ -111,18 +111,6 @@ pub(crate) async fn deactivate(
     Ok(inactive)
 }
 
-/// Adds which session an input error is about, e.g. `invalid roleArn:
-/// session 'deploy' (…): "x" must be …`; other errors pass unchanged.
-pub(crate) fn in_session(label: &str) -> impl Fn(session_core::Error) -> session_core::Error + '_ {
-    move |error| match error {
-        session_core::Error::InvalidInput { field, reason } => session_core::Error::InvalidInput {
-            field,
-            reason: format!("{label}: {reason}"),
-        },
-        other => other,
-    }
-}
-
 /// Converts STS credentials into [`AwsCredentials`].
 pub(crate) fn from_sts(creds: &aws_sdk_sts::types::Credentials) -> Result<AwsCredentials> {
     let expiration = time::OffsetDateTime::from_unix_timestamp(creds.expiration().secs())

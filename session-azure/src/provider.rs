@@ -141,8 +141,8 @@ impl AzureProvider {
 
     fn config(session: &Session) -> Result<AzureConfig> {
         let label = session.label();
-        let config: AzureConfig = session.config.get().map_err(|e| in_session(&label, e))?;
-        config.validate().map_err(|e| in_session(&label, e))?;
+        let config: AzureConfig = session.config.get().map_err(|e| e.in_session(&label))?;
+        config.validate().map_err(|e| e.in_session(&label))?;
         Ok(config)
     }
 
@@ -320,8 +320,9 @@ impl AzureProvider {
         let record = tokio::task::spawn_blocking(move || files.publish(&publication))
             .await
             .map_err(|e| {
-                Error::provider("azure", &label, format!("the Azure CLI sink failed: {e}"))
-            })??;
+                Error::provider_caused_by("azure", &label, "the Azure CLI sink task failed", e)
+            })?
+            .map_err(|e| e.in_session(&label))?;
         config.azure_cli_published = Some(record);
         Ok(())
     }
@@ -352,8 +353,9 @@ impl AzureProvider {
             tokio::task::spawn_blocking(move || files.withdraw(&record))
                 .await
                 .map_err(|e| {
-                    Error::provider("azure", &label, format!("the Azure CLI sink failed: {e}"))
-                })??;
+                    Error::provider_caused_by("azure", &label, "the Azure CLI sink task failed", e)
+                })?
+                .map_err(|e| e.in_session(&label))?;
             config.azure_cli_published = None;
         }
         #[cfg(not(feature = "azure-cli"))]
@@ -363,17 +365,6 @@ impl AzureProvider {
             "the session wrote to the Azure CLI's files, and this build has no Azure CLI sink (feature `azure-cli`) to remove it; stop it with a build that has"
         );
         Ok(())
-    }
-}
-
-/// Labels an input error with the session.
-fn in_session(label: &str, error: Error) -> Error {
-    match error {
-        Error::InvalidInput { field, reason } => Error::InvalidInput {
-            field,
-            reason: format!("{label}: {reason}"),
-        },
-        other => other,
     }
 }
 
@@ -400,7 +391,7 @@ impl SessionAction for AzureProvider {
         let mut config: AzureConfig = session
             .config
             .get()
-            .map_err(|e| in_session(&session.label(), e))?;
+            .map_err(|e| e.in_session(&session.label()))?;
         Self::withdraw_from_azure_cli(session, &mut config).await?;
         ctx.secrets
             .delete(&Self::key(session, ACCESS_TOKEN)?)

@@ -249,6 +249,115 @@ impl Error {
         }
     }
 
+    /// Says which session this error is about, for errors raised below a
+    /// provider (config parsing, an SDK call, a file) that do not know it:
+    ///
+    /// - [`InvalidInput`](Error::InvalidInput): `reason` becomes `LABEL: reason`;
+    /// - [`Storage`](Error::Storage): `message` becomes `LABEL: message`;
+    /// - errors with a `target` (unauthenticated, permission denied,
+    ///   throttled, timeout, unavailable, provider): `target` becomes
+    ///   `LABEL via target`;
+    /// - every other category is returned unchanged.
+    ///
+    /// The category, the retryability and the cause ([`source()`](std::error::Error::source))
+    /// are kept. Labelling twice with the same label changes nothing, so a
+    /// provider may label at every layer it passes through.
+    ///
+    /// ```
+    /// use session_core::Error;
+    /// let err = Error::invalid_input("roleArn", "must start with arn:")
+    ///     .in_session("session 'deploy' (9b2f)");
+    /// assert_eq!(
+    ///     err.to_string(),
+    ///     "invalid roleArn: session 'deploy' (9b2f): must start with arn:"
+    /// );
+    /// ```
+    pub fn in_session(self, label: &str) -> Self {
+        let prefixed = |text: String, sep: &str| {
+            if text.starts_with(label) {
+                text
+            } else {
+                format!("{label}{sep}{text}")
+            }
+        };
+        let via = |target: String| prefixed(target, " via ");
+        match self {
+            Error::InvalidInput { field, reason } => Error::InvalidInput {
+                field,
+                reason: prefixed(reason, ": "),
+            },
+            Error::Storage {
+                path,
+                message,
+                source,
+            } => Error::Storage {
+                path,
+                message: prefixed(message, ": "),
+                source,
+            },
+            Error::Unauthenticated { target, message } => Error::Unauthenticated {
+                target: via(target),
+                message,
+            },
+            Error::PermissionDenied { target, message } => Error::PermissionDenied {
+                target: via(target),
+                message,
+            },
+            Error::Throttled {
+                target,
+                retry_after,
+            } => Error::Throttled {
+                target: via(target),
+                retry_after,
+            },
+            Error::Timeout { target, after } => Error::Timeout {
+                target: via(target),
+                after,
+            },
+            Error::Unavailable {
+                target,
+                message,
+                source,
+            } => Error::Unavailable {
+                target: via(target),
+                message,
+                source,
+            },
+            Error::Provider {
+                provider,
+                target,
+                message,
+                retryable,
+                source,
+            } => Error::Provider {
+                provider,
+                target: via(target),
+                message,
+                retryable,
+                source,
+            },
+            other => other,
+        }
+    }
+
+    /// [`Error::Provider`], not retryable, with `source` as its cause: the
+    /// cause stays reachable through [`source()`](std::error::Error::source)
+    /// instead of being flattened into the message.
+    pub fn provider_caused_by(
+        provider: impl Into<String>,
+        target: impl Into<String>,
+        message: impl Into<String>,
+        source: impl std::error::Error + Send + Sync + 'static,
+    ) -> Self {
+        Error::Provider {
+            provider: provider.into(),
+            target: target.into(),
+            message: message.into(),
+            retryable: false,
+            source: Some(Arc::new(source)),
+        }
+    }
+
     /// [`Error::InvalidInput`] for `field`.
     pub fn invalid_input(field: impl Into<String>, reason: impl Into<String>) -> Self {
         Error::InvalidInput {
@@ -329,5 +438,73 @@ impl fmt::Display for ErrorChain<'_> {
             cause = err.source();
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const LABEL: &str = "session 'dev' (42)";
+
+    #[test]
+    fn in_session_labels_input_storage_and_targets_and_keeps_the_rest() {
+        let input = Error::invalid_input("region", "empty").in_session(LABEL);
+        assert_eq!(
+            input.to_string(),
+            "invalid region: session 'dev' (42): empty"
+        );
+
+        let io = std::io::Error::other("disk full");
+        let storage = Error::storage("/w.json", "cannot write", Some(io)).in_session(LABEL);
+        assert_eq!(
+            ErrorChain(&storage).to_string(),
+            "/w.json: session 'dev' (42): cannot write: disk full"
+        );
+
+        let unavailable = Error::Unavailable {
+            target: "sso.eu-west-1".into(),
+            message: "connection refused".into(),
+            source: Some(Arc::new(std::io::Error::other("refused"))),
+        }
+        .in_session(LABEL);
+        assert!(unavailable.is_retryable());
+        assert_eq!(
+            ErrorChain(&unavailable).to_string(),
+            "session 'dev' (42) via sso.eu-west-1: service unavailable: connection refused: refused"
+        );
+
+        let not_found = Error::not_found("secret x").in_session(LABEL);
+        assert_eq!(not_found.to_string(), "secret x not found");
+    }
+
+    #[test]
+    fn in_session_twice_labels_once() {
+        let once = Error::provider("aws-sts", "sts", "boom").in_session(LABEL);
+        let twice = once.clone().in_session(LABEL);
+        assert_eq!(once.to_string(), twice.to_string());
+        assert_eq!(
+            once.to_string(),
+            "session 'dev' (42) via sts: aws-sts: boom"
+        );
+        let input = Error::invalid_input("f", "bad")
+            .in_session(LABEL)
+            .in_session(LABEL);
+        assert_eq!(input.to_string(), "invalid f: session 'dev' (42): bad");
+    }
+
+    #[test]
+    fn provider_caused_by_keeps_the_cause() {
+        let err = Error::provider_caused_by(
+            "azure",
+            LABEL,
+            "sink failed",
+            std::io::Error::other("EACCES"),
+        );
+        assert_eq!(
+            ErrorChain(&err).to_string(),
+            "session 'dev' (42): azure: sink failed: EACCES"
+        );
+        assert!(!err.is_retryable());
     }
 }

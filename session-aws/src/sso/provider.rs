@@ -10,10 +10,9 @@ use session_core::{
 use time::OffsetDateTime;
 
 use super::cache::SsoTokenCache;
-use super::client::{SsoClientConfig, error_code, for_session, from_sdk};
+use super::client::{SsoClientConfig, error_code, from_sdk};
 use super::login::{SsoLogin, SsoLoginKey, sso_region, sso_session_name, start_url};
 use super::prompt::DeviceCodePrompter;
-use crate::publish::in_session;
 use crate::sink::{CredentialSink, NoSink};
 use crate::{AwsCredentials, validate};
 
@@ -227,8 +226,8 @@ impl SsoRoleProvider {
 
     async fn issue(&self, ctx: &ActionContext, session: &Session) -> Result<AwsCredentials> {
         let label = session.label();
-        let config: SsoRoleConfig = session.config.get().map_err(in_session(&label))?;
-        config.validate().map_err(in_session(&label))?;
+        let config: SsoRoleConfig = session.config.get().map_err(|e| e.in_session(&label))?;
+        config.validate().map_err(|e| e.in_session(&label))?;
         let key = config.login_key();
         let clock: &dyn Clock = ctx.clock.as_ref();
 
@@ -236,7 +235,7 @@ impl SsoRoleProvider {
             .login
             .access_token(&key, clock)
             .await
-            .map_err(for_session(&label))?;
+            .map_err(|e| e.in_session(&label))?;
         match self.get_role_credentials(&config, &token, &label).await {
             Ok(credentials) => return Ok(credentials),
             Err(CallError::Failed(error)) => return Err(error),
@@ -251,7 +250,7 @@ impl SsoRoleProvider {
             .login
             .renew_rejected(&key, &token, clock)
             .await
-            .map_err(for_session(&label))?;
+            .map_err(|e| e.in_session(&label))?;
         match self.get_role_credentials(&config, &token, &label).await {
             Ok(credentials) => Ok(credentials),
             Err(CallError::Failed(error)) => Err(error),

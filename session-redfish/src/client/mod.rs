@@ -96,18 +96,6 @@ impl std::fmt::Debug for TlsKey {
     }
 }
 
-/// Labels an input error with the session, e.g. `invalid endpoint: session
-/// 'bmc' (…): must be https://`.
-fn in_session(label: &str) -> impl Fn(Error) -> Error + '_ {
-    move |error| match error {
-        Error::InvalidInput { field, reason } => Error::InvalidInput {
-            field,
-            reason: format!("{label}: {reason}"),
-        },
-        other => other,
-    }
-}
-
 impl RedfishProvider {
     /// A provider.
     pub fn new() -> Self {
@@ -177,9 +165,9 @@ impl RedfishProvider {
         session: &Session,
     ) -> Result<(RedfishConfig, Client, Url, Secret)> {
         let label = session.label();
-        let config: RedfishConfig = session.config.get().map_err(in_session(&label))?;
-        config.validate().map_err(in_session(&label))?;
-        let base = config.base_url().map_err(in_session(&label))?;
+        let config: RedfishConfig = session.config.get().map_err(|e| e.in_session(&label))?;
+        config.validate().map_err(|e| e.in_session(&label))?;
+        let base = config.base_url().map_err(|e| e.in_session(&label))?;
         let http = self.http(&config, &label)?;
         let password = password(ctx, session).await?;
         Ok((config, http, base, password))
@@ -267,8 +255,8 @@ impl RedfishProvider {
                 format!("{label} is not an active redfish session"),
             ));
         }
-        let config: RedfishConfig = session.config.get().map_err(in_session(&label))?;
-        let base = config.base_url().map_err(in_session(&label))?;
+        let config: RedfishConfig = session.config.get().map_err(|e| e.in_session(&label))?;
+        let base = config.base_url().map_err(|e| e.in_session(&label))?;
         let http = self.http(&config, &label)?;
         if config.auth_mode == Some(AuthMode::Basic) {
             let password = password(ctx, session).await?;
@@ -347,11 +335,11 @@ impl SessionAction for RedfishProvider {
 
     async fn stop(&self, ctx: &ActionContext, session: &Session) -> Result<Session> {
         let label = session.label();
-        let mut config: RedfishConfig = session.config.get().map_err(in_session(&label))?;
+        let mut config: RedfishConfig = session.config.get().map_err(|e| e.in_session(&label))?;
         let key = SecretKey::new(session.session_id, TOKEN_SECRET)?;
         let token = ctx.secrets.get(&key).await?;
         if let (Some(token), Some(uri)) = (&token, &config.session_uri) {
-            let base = config.base_url().map_err(in_session(&label))?;
+            let base = config.base_url().map_err(|e| e.in_session(&label))?;
             let uri = url::same_origin(&base, uri).map_err(|reason| {
                 Error::invalid_input("sessionUri", format!("{label}: {reason}"))
             })?;
