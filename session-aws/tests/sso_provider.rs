@@ -10,7 +10,7 @@ use std::time::Duration;
 use futures::FutureExt;
 use session_aws::AwsCredentials;
 use session_aws::sso::{
-    DeviceAuthorization, DeviceCodePrompter, NonInteractivePrompter, SsoClientConfig, SsoLogin,
+    DeviceCodePrompt, DeviceCodePrompter, NonInteractivePrompter, SsoClientConfig, SsoLogin,
     SsoLoginKey, SsoRoleConfig, SsoRoleProvider, SsoToken, SsoTokenCache,
 };
 use session_core::{
@@ -66,10 +66,15 @@ impl User {
 
 #[async_trait::async_trait]
 impl DeviceCodePrompter for User {
-    async fn prompt(&self, authorization: &DeviceAuthorization) -> Result<()> {
+    async fn prompt(&self, authorization: &DeviceCodePrompt) -> Result<()> {
         self.prompts.fetch_add(1, Ordering::SeqCst);
         assert!(authorization.url().contains(&authorization.user_code));
-        assert_eq!(authorization.start_url, START_URL);
+        assert_eq!(authorization.target, START_URL);
+        assert!(
+            authorization.message.contains(REGION),
+            "{}",
+            authorization.message
+        );
         match self.answer {
             Answer::Approve => assert!(self.fake.approve(&authorization.user_code)),
             Answer::ApproveAfterTwoSlowDowns => {
@@ -83,7 +88,7 @@ impl DeviceCodePrompter for User {
         Ok(())
     }
 
-    async fn finished(&self, _authorization: &DeviceAuthorization, _approved: bool) {
+    async fn finished(&self, _authorization: &DeviceCodePrompt, _approved: bool) {
         self.finished.fetch_add(1, Ordering::SeqCst);
     }
 }

@@ -41,8 +41,9 @@ pub use config::{
     CredentialKind, PUBLIC_CLOUD_AUTHORITY,
 };
 pub use credential::{AzureSessionCredential, DEFAULT_MIN_TTL};
-pub use oauth::{DeviceCodePrompt, DevicePromptHook, Token};
+pub use oauth::Token;
 pub use provider::{AzureProvider, AzureProviderBuilder};
+pub use session_core::device_code::{DeviceCodePrompt, DeviceCodePrompter};
 
 /// The secret-store name of a service principal's client secret.
 pub const CLIENT_SECRET: &str = "azure-client-secret";

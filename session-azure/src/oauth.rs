@@ -7,12 +7,14 @@
 //! and keeping secrets out of every error, which the generic crates leave to
 //! the caller anyway.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use reqwest::header::RETRY_AFTER;
 use reqwest::{Client, StatusCode};
 use serde::Deserialize;
+use session_core::device_code::{
+    DeviceCodePolling, DeviceCodePrompt, DeviceCodePrompter, PollAnswer, poll_device_code,
+};
 use session_core::{Clock, Error, Result, Secret};
 use time::OffsetDateTime;
 
@@ -25,12 +27,6 @@ const DEVICE_CODE_GRANT: &str = "urn:ietf:params:oauth:grant-type:device_code";
 /// What user sign-ins ask for besides the resource scope, as MSAL does: a
 /// refresh token, and an ID token naming the account.
 const USER_SCOPES: &str = "offline_access openid profile";
-
-/// The poll interval when the server names none (RFC 8628 § 3.2).
-pub const DEFAULT_POLL_INTERVAL: Duration = Duration::from_secs(5);
-
-/// How much `slow_down` adds to the interval (RFC 8628 § 3.5).
-const SLOW_DOWN_STEP: Duration = Duration::from_secs(5);
 
 /// The limit on one HTTP request.
 pub(crate) const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
@@ -48,28 +44,6 @@ pub struct Token {
     /// token.
     pub account: Option<SignedInAccount>,
 }
-
-/// What the user must do to approve a device sign-in.
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct DeviceCodePrompt {
-    /// The code to enter.
-    pub user_code: String,
-    /// Where to enter it.
-    pub verification_uri: String,
-    /// A link that carries the code, when the server gives one (Entra does
-    /// not).
-    pub verification_uri_complete: Option<String>,
-    /// A ready-made instruction: the server's `message`, or one built from
-    /// the URI and code.
-    pub message: String,
-    /// How long the code is valid.
-    pub expires_in: Duration,
-}
-
-/// Shows a [`DeviceCodePrompt`] to the user (the CLI prints it; an
-/// application renders it).
-pub type DevicePromptHook = Arc<dyn Fn(&DeviceCodePrompt) + Send + Sync>;
 
 /// A device authorization in progress.
 pub(crate) struct DeviceAuthorization {
@@ -396,6 +370,7 @@ pub(crate) async fn refresh(
 pub(crate) async fn device_authorization(
     http: &Client,
     config: &AzureConfig,
+    now: OffsetDateTime,
     target: &str,
 ) -> Result<DeviceAuthorization> {
     let what = "device code request";
@@ -411,15 +386,15 @@ pub(crate) async fn device_authorization(
         }
     };
     let expires_in = Duration::from_secs(raw.expires_in.seconds().unwrap_or(900));
-    let message = raw
-        .message
-        .filter(|m| !m.trim().is_empty())
-        .unwrap_or_else(|| {
-            format!(
-                "To sign in, open {} and enter the code {}.",
-                raw.verification_uri, raw.user_code
-            )
-        });
+    let prompt = DeviceCodePrompt::new(
+        format!("Microsoft Entra ID tenant {}", config.tenant_id),
+        raw.user_code,
+        raw.verification_uri,
+        expires_in,
+        now,
+    )
+    .with_verification_uri_complete(raw.verification_uri_complete)
+    .with_message(raw.message);
     Ok(DeviceAuthorization {
         device_code: Secret::new(raw.device_code),
         interval: raw
@@ -427,60 +402,55 @@ pub(crate) async fn device_authorization(
             .and_then(|i| i.seconds())
             .filter(|s| *s > 0)
             .map(Duration::from_secs),
-        prompt: DeviceCodePrompt {
-            user_code: raw.user_code,
-            verification_uri: raw.verification_uri,
-            verification_uri_complete: raw.verification_uri_complete,
-            message,
-            expires_in,
-        },
+        prompt,
     })
 }
 
-/// Polls the token endpoint until the user approves, declines, or the code
-/// expires: waits `interval` (the server's, else `default_interval`)
-/// between polls on the injected clock, and 5 s more after each
+/// Shows the code through `prompter` and polls the token endpoint until
+/// the user approves, declines, or the code expires, by the rules of
+/// [`session_core::device_code`]: the server's interval (else
+/// `default_interval`) on the injected clock, 5 s more after each
 /// `slow_down`.
 pub(crate) async fn poll_device(
     http: &Client,
     config: &AzureConfig,
     device: &DeviceAuthorization,
     default_interval: Duration,
+    prompter: &dyn DeviceCodePrompter,
     clock: &dyn Clock,
     target: &str,
 ) -> Result<Token> {
     let what = "device code sign-in";
-    let deadline = clock.now() + device.prompt.expires_in;
-    let mut interval = device.interval.unwrap_or(default_interval);
+    let rules = DeviceCodePolling::new(Some(device.interval.unwrap_or(default_interval)));
+    let token_url = config.token_url()?;
     let form = [
         ("grant_type", DEVICE_CODE_GRANT),
         ("client_id", config.client_id.as_str()),
         ("device_code", device.device_code.expose()),
         ("client_info", "1"),
     ];
-    loop {
-        clock.sleep_until(clock.now() + interval).await;
-        if clock.now() >= deadline {
-            return Err(Error::Unauthenticated {
-                target: target.to_owned(),
-                message: format!(
-                    "{what}: the code {} expired after {:?} without approval; start the session again",
-                    device.prompt.user_code, device.prompt.expires_in
-                ),
-            });
-        }
-        match post::<RawToken>(http, config.token_url()?, &form, target, what).await? {
-            Answer::Ok(raw) => return into_token(raw, clock.now(), target),
-            Answer::OAuth(_, e, _) if e.error == "authorization_pending" => {}
-            Answer::OAuth(_, e, _) if e.error == "slow_down" => {
-                interval += SLOW_DOWN_STEP;
-                tracing::debug!(session = %target, ?interval, "slow_down: polling less often");
+    let form = &form;
+    let token_url = &token_url;
+    poll_device_code(
+        &rules,
+        &device.prompt,
+        prompter,
+        clock,
+        target,
+        move || async move {
+            match post::<RawToken>(http, token_url.clone(), form, target, what).await? {
+                Answer::Ok(raw) => into_token(raw, clock.now(), target).map(PollAnswer::Granted),
+                Answer::OAuth(_, e, _) if e.error == "authorization_pending" => {
+                    Ok(PollAnswer::Pending)
+                }
+                Answer::OAuth(_, e, _) if e.error == "slow_down" => Ok(PollAnswer::SlowDown),
+                Answer::OAuth(status, e, after) => {
+                    Err(oauth_error(target, what, status, &e, after))
+                }
             }
-            Answer::OAuth(status, e, after) => {
-                return Err(oauth_error(target, what, status, &e, after));
-            }
-        }
-    }
+        },
+    )
+    .await
 }
 
 #[cfg(test)]
@@ -490,13 +460,14 @@ mod tests {
     //! `authorization_declined`, Entra error bodies, string `expires_in`).
 
     use std::collections::VecDeque;
-    use std::sync::Mutex;
+    use std::sync::{Arc, Mutex};
 
     use axum::Router;
     use axum::http::StatusCode as Status;
     use axum::routing::post;
     use serde_json::{Value, json};
     use session_core::ManualClock;
+    use session_core::device_code::{DEFAULT_POLL_INTERVAL, FnPrompter};
 
     use super::*;
 
@@ -595,7 +566,7 @@ mod tests {
         let base = serve(s.clone()).await;
         let http = http_client().unwrap();
         let cfg = config(&base);
-        let device = device_authorization(&http, &cfg, "session 'az'")
+        let device = device_authorization(&http, &cfg, s.clock.now(), "session 'az'")
             .await
             .unwrap();
         assert_eq!(device.prompt.user_code, "ABCD-EFGH");
@@ -613,6 +584,7 @@ mod tests {
                 &cfg,
                 &device,
                 DEFAULT_POLL_INTERVAL,
+                &FnPrompter::new(|_| {}),
                 &*clock,
                 "session 'az'",
             )
@@ -655,11 +627,22 @@ mod tests {
             let base = serve(s.clone()).await;
             let http = http_client().unwrap();
             let cfg = config(&base);
-            let device = device_authorization(&http, &cfg, "s").await.unwrap();
+            let device = device_authorization(&http, &cfg, s.clock.now(), "s")
+                .await
+                .unwrap();
             assert_eq!(device.interval, None);
             let clock = s.clock.clone();
             let task = tokio::spawn(async move {
-                poll_device(&http, &cfg, &device, Duration::from_secs(1), &*clock, "s").await
+                poll_device(
+                    &http,
+                    &cfg,
+                    &device,
+                    Duration::from_secs(1),
+                    &FnPrompter::new(|_| {}),
+                    &*clock,
+                    "s",
+                )
+                .await
             });
             let err = drive(&s.clock, task).await.unwrap_err();
             assert_eq!(err.category(), category, "{err}");
@@ -679,10 +662,21 @@ mod tests {
         let base = serve(s.clone()).await;
         let http = http_client().unwrap();
         let cfg = config(&base);
-        let device = device_authorization(&http, &cfg, "s").await.unwrap();
+        let device = device_authorization(&http, &cfg, s.clock.now(), "s")
+            .await
+            .unwrap();
         let clock = s.clock.clone();
         let task = tokio::spawn(async move {
-            poll_device(&http, &cfg, &device, DEFAULT_POLL_INTERVAL, &*clock, "s").await
+            poll_device(
+                &http,
+                &cfg,
+                &device,
+                DEFAULT_POLL_INTERVAL,
+                &FnPrompter::new(|_| {}),
+                &*clock,
+                "s",
+            )
+            .await
         });
         let err = drive(&s.clock, task).await.unwrap_err();
         assert_eq!(err.category(), "unauthenticated");

@@ -9,14 +9,18 @@ use session_core::{
     SessionStatus, SessionType,
 };
 
-use crate::oauth::{self, DEFAULT_POLL_INTERVAL, DeviceCodePrompt, DevicePromptHook, Token};
+use session_core::device_code::{
+    DEFAULT_POLL_INTERVAL, DeviceCodePrompt, DeviceCodePrompter, FnPrompter, StderrPrompter,
+};
+
+use crate::oauth::{self, Token};
 use crate::{ACCESS_TOKEN, AzureConfig, CLIENT_SECRET, CredentialKind, REFRESH_TOKEN};
 
 /// The provider of `azure` sessions.
 ///
 /// - **start**: client secret → a client-credentials token; device code → a
 ///   refresh with the stored refresh token if there is one, else the device
-///   flow (the [prompt hook](AzureProviderBuilder::device_prompt) shows the
+///   flow (the [prompter](AzureProviderBuilder::device_prompter) shows the
 ///   code); refresh token → a refresh. The access token goes to the secret
 ///   store ([`ACCESS_TOKEN`]), a new refresh token replaces the stored one
 ///   ([`REFRESH_TOKEN`]), and the session's expiration is the token's.
@@ -39,7 +43,7 @@ use crate::{ACCESS_TOKEN, AzureConfig, CLIENT_SECRET, CredentialKind, REFRESH_TO
 #[derive(Clone)]
 pub struct AzureProvider {
     http: Client,
-    prompt: DevicePromptHook,
+    prompter: Arc<dyn DeviceCodePrompter>,
     poll_interval: Duration,
     #[cfg(feature = "azure-cli")]
     azure_cli: Option<crate::azure_cli::AzureCliFiles>,
@@ -55,7 +59,7 @@ impl std::fmt::Debug for AzureProvider {
 
 /// Configures an [`AzureProvider`].
 pub struct AzureProviderBuilder {
-    prompt: Option<DevicePromptHook>,
+    prompter: Option<Arc<dyn DeviceCodePrompter>>,
     poll_interval: Duration,
     #[cfg(feature = "azure-cli")]
     azure_cli: Option<crate::azure_cli::AzureCliFiles>,
@@ -70,14 +74,18 @@ impl std::fmt::Debug for AzureProviderBuilder {
 }
 
 impl AzureProviderBuilder {
-    /// Shows the device-code instruction to the user. Default: it is
-    /// written to standard error.
-    pub fn device_prompt(
-        mut self,
-        hook: impl Fn(&DeviceCodePrompt) + Send + Sync + 'static,
-    ) -> Self {
-        self.prompt = Some(Arc::new(hook));
+    /// Shows device sign-ins to the user, and is told when each ends.
+    /// Default: [`StderrPrompter`].
+    pub fn device_prompter(mut self, prompter: Arc<dyn DeviceCodePrompter>) -> Self {
+        self.prompter = Some(prompter);
         self
+    }
+
+    /// Shows device sign-ins with a closure (a [`FnPrompter`]), for callers
+    /// that only print; [`device_prompter`](Self::device_prompter) also
+    /// learns when the sign-in ends.
+    pub fn device_prompt(self, show: impl Fn(&DeviceCodePrompt) + Send + Sync + 'static) -> Self {
+        self.device_prompter(Arc::new(FnPrompter::new(show)))
     }
 
     /// The device-flow poll interval when the server names none (RFC 8628
@@ -114,9 +122,7 @@ impl AzureProviderBuilder {
         }
         Ok(AzureProvider {
             http: oauth::http_client()?,
-            prompt: self
-                .prompt
-                .unwrap_or_else(|| Arc::new(|p: &DeviceCodePrompt| eprintln!("{}", p.message))),
+            prompter: self.prompter.unwrap_or_else(|| Arc::new(StderrPrompter)),
             poll_interval: self.poll_interval,
             #[cfg(feature = "azure-cli")]
             azure_cli: self.azure_cli,
@@ -128,7 +134,7 @@ impl AzureProvider {
     /// A [`AzureProviderBuilder`].
     pub fn builder() -> AzureProviderBuilder {
         AzureProviderBuilder {
-            prompt: None,
+            prompter: None,
             poll_interval: DEFAULT_POLL_INTERVAL,
             #[cfg(feature = "azure-cli")]
             azure_cli: None,
@@ -193,13 +199,14 @@ impl AzureProvider {
         config: &AzureConfig,
     ) -> Result<Token> {
         let label = session.label();
-        let device = oauth::device_authorization(&self.http, config, &label).await?;
-        (self.prompt)(&device.prompt);
+        let device =
+            oauth::device_authorization(&self.http, config, ctx.clock.now(), &label).await?;
         oauth::poll_device(
             &self.http,
             config,
             &device,
             self.poll_interval,
+            &*self.prompter,
             &*ctx.clock,
             &label,
         )

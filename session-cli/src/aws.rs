@@ -11,9 +11,7 @@ use session_aws::mfa::{
     ChainMfaPrompt, CommandMfaPrompt, MfaPrompt, SharedMfaPrompt, TerminalMfaPrompt,
 };
 use session_aws::sink::{CredentialSink, NoSink, SharedCredentialsFile};
-use session_aws::sso::{
-    SsoClientConfig, SsoIntegration, SsoLogin, SsoLoginKey, SsoTokenCache, StderrPrompter,
-};
+use session_aws::sso::{SsoClientConfig, SsoIntegration, SsoLogin, SsoLoginKey, SsoTokenCache};
 use session_aws::{
     AwsClientConfig, AwsCredentials, ChainedRoleConfig, ChainedRoleProvider, CommonAwsConfig,
     FederatedRoleConfig, FederatedRoleProvider, IamUserConfig, IamUserProvider,
@@ -101,7 +99,7 @@ pub(crate) fn providers(
         Arc::new(SsoRoleProvider::new(
             SsoClientConfig::from_env()?,
             sink,
-            Arc::new(StderrPrompter),
+            Arc::new(crate::device_prompt::TerminalPrompter),
             home,
         )),
     ])
@@ -725,7 +723,7 @@ async fn sso_sync(workspace: FsWorkspace, args: SsoSyncArgs) -> Result<String, F
     let login = Arc::new(SsoLogin::new(
         SsoClientConfig::from_env()?,
         SsoTokenCache::for_home(home),
-        Arc::new(StderrPrompter),
+        Arc::new(crate::device_prompt::TerminalPrompter),
     ));
     let assignments = SsoIntegration::new(login, key.clone())
         .sync(&session_core::SystemClock)

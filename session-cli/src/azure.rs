@@ -7,11 +7,11 @@ use std::time::Duration;
 use clap::{Args, Subcommand, ValueEnum};
 use session_azure::{
     ACCESS_TOKEN, AZURE_CLI_CLIENT_ID, AzureConfig, AzureProvider, CLIENT_SECRET, CredentialKind,
-    DeviceCodePrompt, REFRESH_TOKEN,
+    REFRESH_TOKEN,
 };
 use session_core::{
-    ActionContext, Clock, Error, FsWorkspace, SecretKey, SecretStore, Session, SessionAction,
-    SessionStatus, SessionType, SystemClock, WorkspaceRepository, WorkspaceRepositoryExt,
+    Clock, Error, FsWorkspace, SecretKey, SecretStore, Session, SessionAction, SessionStatus,
+    SessionType, SystemClock, WorkspaceRepository, WorkspaceRepositoryExt,
 };
 
 use crate::{Failure, Global, secrets, shell};
@@ -34,118 +34,13 @@ const CLEARED_FOR_EXEC: [&str; 6] = [
     "AZURE_PASSWORD",
 ];
 
-/// The Azure provider; the device prompt goes to standard error, with a
-/// [waiting indicator](waiting).
+/// The Azure provider; device sign-ins are shown by the
+/// [`TerminalPrompter`](crate::device_prompt::TerminalPrompter).
 pub(crate) fn providers() -> Result<Vec<Arc<dyn SessionAction>>, Failure> {
     let provider = AzureProvider::builder()
-        .device_prompt(|p: &DeviceCodePrompt| {
-            eprintln!("{}", p.message);
-            waiting::show(p.expires_in);
-        })
+        .device_prompter(Arc::new(crate::device_prompt::TerminalPrompter))
         .build()?;
-    Ok(vec![Arc::new(ClearsIndicator(provider))])
-}
-
-/// The provider, with the waiting indicator erased as soon as a start
-/// (the only call that can show it) ends, before anything else prints.
-#[derive(Debug)]
-struct ClearsIndicator(AzureProvider);
-
-#[async_trait::async_trait]
-impl SessionAction for ClearsIndicator {
-    fn session_type(&self) -> SessionType {
-        self.0.session_type()
-    }
-
-    fn capabilities(&self) -> session_core::Capabilities {
-        self.0.capabilities()
-    }
-
-    async fn start(&self, ctx: &ActionContext, session: &Session) -> session_core::Result<Session> {
-        let result = self.0.start(ctx, session).await;
-        waiting::clear();
-        result
-    }
-
-    async fn stop(&self, ctx: &ActionContext, session: &Session) -> session_core::Result<Session> {
-        self.0.stop(ctx, session).await
-    }
-
-    async fn rotate(
-        &self,
-        ctx: &ActionContext,
-        session: &Session,
-    ) -> session_core::Result<Session> {
-        self.0.rotate(ctx, session).await
-    }
-}
-
-/// The line that shows a device sign-in is being waited for. On a terminal
-/// it is redrawn every second with a spinner and the time the code has
-/// left, until [`waiting::clear`] (called when the command ends) erases it;
-/// elsewhere (a log, a pipe) it is one plain line.
-pub(crate) mod waiting {
-    use std::io::{IsTerminal, Write};
-    use std::sync::atomic::{AtomicBool, Ordering};
-    use std::sync::{Arc, Mutex};
-    use std::thread::JoinHandle;
-    use std::time::{Duration, Instant};
-
-    static CURRENT: Mutex<Option<(Arc<AtomicBool>, JoinHandle<()>)>> = Mutex::new(None);
-
-    const FRAMES: [char; 4] = ['|', '/', '-', '\\'];
-
-    /// Starts the indicator for a code valid for `expires_in`.
-    pub(crate) fn show(expires_in: Duration) {
-        if !std::io::stderr().is_terminal() {
-            eprintln!(
-                "Waiting for the sign-in to be approved (the code expires in {} s)…",
-                expires_in.as_secs()
-            );
-            return;
-        }
-        clear();
-        let stop = Arc::new(AtomicBool::new(false));
-        let flag = stop.clone();
-        let started = Instant::now();
-        let thread = std::thread::spawn(move || {
-            let mut frame = 0;
-            while !flag.load(Ordering::Relaxed) {
-                let left = expires_in.saturating_sub(started.elapsed()).as_secs();
-                let mut err = std::io::stderr().lock();
-                let _ = write!(
-                    err,
-                    "\r\x1b[2K{} Waiting for the sign-in to be approved ({}:{:02} left)",
-                    FRAMES[frame % FRAMES.len()],
-                    left / 60,
-                    left % 60
-                );
-                let _ = err.flush();
-                drop(err);
-                frame += 1;
-                // Short sleeps, so `clear` never waits long.
-                for _ in 0..10 {
-                    if flag.load(Ordering::Relaxed) {
-                        break;
-                    }
-                    std::thread::sleep(Duration::from_millis(100));
-                }
-            }
-            let _ = write!(std::io::stderr().lock(), "\r\x1b[2K");
-        });
-        if let Ok(mut current) = CURRENT.lock() {
-            *current = Some((stop, thread));
-        }
-    }
-
-    /// Stops the indicator and erases its line, if one is shown.
-    pub(crate) fn clear() {
-        let taken = CURRENT.lock().ok().and_then(|mut c| c.take());
-        if let Some((stop, thread)) = taken {
-            stop.store(true, Ordering::Relaxed);
-            let _ = thread.join();
-        }
-    }
+    Ok(vec![Arc::new(provider)])
 }
 
 /// How an `azure` session signs in.

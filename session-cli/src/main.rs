@@ -41,6 +41,8 @@
 mod aws;
 #[cfg(feature = "azure")]
 mod azure;
+#[cfg(any(feature = "aws", feature = "azure"))]
+mod device_prompt;
 mod json;
 mod output;
 #[cfg(feature = "redfish")]
@@ -422,8 +424,8 @@ fn run(cli: Cli) -> Result<(), Failure> {
         .build()
         .map_err(|e| Failure::Other(format!("cannot start the async runtime: {e}")))?;
     let result = runtime.block_on(Box::pin(dispatch(cli)));
-    #[cfg(feature = "azure")]
-    azure::waiting::clear();
+    #[cfg(any(feature = "aws", feature = "azure"))]
+    device_prompt::waiting::clear();
     result
 }
 

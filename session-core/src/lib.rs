@@ -56,6 +56,7 @@
 
 mod action;
 mod clock;
+pub mod device_code;
 mod error;
 mod id;
 mod manager;

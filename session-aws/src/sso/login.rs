@@ -13,7 +13,9 @@ use time::OffsetDateTime;
 
 use super::cache::{SsoRegistration, SsoToken, SsoTokenCache, lock_file, token_cache_id};
 use super::client::{Clients, SsoClientConfig, error_code, from_sdk};
-use super::prompt::{DeviceAuthorization, DeviceCodePrompter};
+use session_core::device_code::{
+    DeviceCodePolling, DeviceCodePrompt, DeviceCodePrompter, PollAnswer, poll_device_code,
+};
 
 /// The registration scope that makes `CreateToken` return a refresh token.
 /// Without it the user must approve a new sign-in in the browser every time
@@ -35,18 +37,12 @@ pub const DEFAULT_LOGIN_LOCK_TIMEOUT: Duration = Duration::from_secs(15 * 60);
 
 const DEVICE_CODE_GRANT: &str = "urn:ietf:params:oauth:grant-type:device_code";
 const REFRESH_TOKEN_GRANT: &str = "refresh_token";
-/// The polling interval when `StartDeviceAuthorization` gives none.
-const DEFAULT_POLL_INTERVAL: Duration = Duration::from_secs(5);
-/// What each `SlowDownException` adds to the interval (RFC 8628 §3.5).
-const SLOW_DOWN_STEP: Duration = Duration::from_secs(5);
 /// The device code lifetime assumed when the service gives none.
 const DEFAULT_DEVICE_CODE_LIFETIME: Duration = Duration::from_secs(600);
 /// The access token lifetime assumed when the service gives none.
 const DEFAULT_TOKEN_LIFETIME: Duration = Duration::from_secs(3600);
 /// The registration lifetime assumed when the service gives none.
 const DEFAULT_REGISTRATION_LIFETIME: Duration = Duration::from_secs(7 * 24 * 3600);
-/// Consecutive transient errors (5xx, network) tolerated while polling.
-const MAX_TRANSIENT_POLL_ERRORS: u32 = 3;
 /// The `clientName` of our registrations.
 const DEFAULT_CLIENT_NAME: &str = "session-sdk";
 
@@ -707,99 +703,79 @@ impl SsoLogin {
         let device_code = authorization
             .device_code()
             .ok_or_else(|| missing("deviceCode"))?;
+        let user_code = authorization
+            .user_code()
+            .ok_or_else(|| missing("userCode"))?;
+        let verification_uri = authorization
+            .verification_uri()
+            .ok_or_else(|| missing("verificationUri"))?;
         let lifetime = seconds(authorization.expires_in(), DEFAULT_DEVICE_CODE_LIFETIME);
-        let deadline = clock.now() + lifetime;
+        let prompt = DeviceCodePrompt::new(
+            key.start_url.clone(),
+            user_code,
+            verification_uri,
+            lifetime,
+            clock.now(),
+        )
+        .with_verification_uri_complete(
+            authorization.verification_uri_complete().map(str::to_owned),
+        );
+        let message = format!(
+            "AWS IAM Identity Center sign-in for {start_url} ({region}):\n\
+             open {url}\n\
+             and confirm that the code is {code}.",
+            start_url = key.start_url,
+            region = key.region,
+            url = prompt.url(),
+            code = prompt.user_code,
+        );
+        let prompt = prompt.with_message(Some(message));
         // The SDK reads an absent `interval` as 0; both mean the default.
-        let mut interval = seconds(authorization.interval(), DEFAULT_POLL_INTERVAL);
-        let shown = DeviceAuthorization {
-            start_url: key.start_url.clone(),
-            region: key.region.clone(),
-            user_code: authorization
-                .user_code()
-                .ok_or_else(|| missing("userCode"))?
-                .to_owned(),
-            verification_uri: authorization
-                .verification_uri()
-                .ok_or_else(|| missing("verificationUri"))?
-                .to_owned(),
-            verification_uri_complete: authorization.verification_uri_complete().map(str::to_owned),
-            expires_at: deadline,
-        };
-
-        let mut prompted = false;
-        let mut transient = 0;
-        let outcome = loop {
-            let result = oidc
-                .create_token()
-                .client_id(&registration.client_id)
-                .client_secret(registration.client_secret.expose())
-                .grant_type(DEVICE_CODE_GRANT)
-                .device_code(device_code)
-                .send()
-                .await;
-            match result {
-                Ok(out) => {
-                    break Self::token_from(key, &out, registration, None, clock.now());
-                }
-                Err(err) => match error_code(&err).as_deref() {
-                    Some("AuthorizationPendingException") => transient = 0,
-                    Some("SlowDownException") => {
-                        transient = 0;
-                        interval += SLOW_DOWN_STEP;
-                        tracing::debug!(
-                            sign_in = %target,
-                            interval_secs = interval.as_secs(),
-                            "SSO-OIDC asked to slow down"
-                        );
-                    }
-                    Some("ExpiredTokenException") => {
-                        break Err(Error::Unauthenticated {
-                            target: target.clone(),
+        let interval = u64::try_from(authorization.interval())
+            .ok()
+            .map(Duration::from_secs);
+        // One poll before prompting, as the AWS CLI does: an already
+        // approved authorization needs no prompt.
+        let rules = DeviceCodePolling::new(interval).poll_before_prompt(true);
+        let target = target.as_str();
+        poll_device_code(
+            &rules,
+            &prompt,
+            &*self.prompter,
+            clock,
+            target,
+            move || async move {
+                let result = oidc
+                    .create_token()
+                    .client_id(&registration.client_id)
+                    .client_secret(registration.client_secret.expose())
+                    .grant_type(DEVICE_CODE_GRANT)
+                    .device_code(device_code)
+                    .send()
+                    .await;
+                match result {
+                    Ok(out) => Self::token_from(key, &out, registration, None, clock.now())
+                        .map(PollAnswer::Granted),
+                    Err(err) => match error_code(&err).as_deref() {
+                        Some("AuthorizationPendingException") => Ok(PollAnswer::Pending),
+                        Some("SlowDownException") => Ok(PollAnswer::SlowDown),
+                        Some("ExpiredTokenException") => Err(Error::Unauthenticated {
+                            target: target.to_owned(),
                             message: "the device authorization expired before it was approved \
-                                      (ExpiredTokenException); start the sign-in again"
+                                  (ExpiredTokenException); start the sign-in again"
                                 .to_owned(),
-                        });
-                    }
-                    Some("AccessDeniedException") => {
-                        break Err(Error::PermissionDenied {
-                            target: target.clone(),
+                        }),
+                        Some("AccessDeniedException") => Err(Error::PermissionDenied {
+                            target: target.to_owned(),
                             message: "the sign-in request was denied in the browser \
-                                      (AccessDeniedException)"
+                                  (AccessDeniedException)"
                                 .to_owned(),
-                        });
-                    }
-                    _ => {
-                        let error = from_sdk("CreateToken", &target, err);
-                        if !error.is_retryable() || transient >= MAX_TRANSIENT_POLL_ERRORS {
-                            break Err(error);
-                        }
-                        transient += 1;
-                        tracing::warn!(sign_in = %target, error = %error, "polling SSO-OIDC failed; retrying");
-                    }
-                },
-            }
-            if !prompted {
-                // One poll before prompting, as the AWS CLI does: an
-                // already-approved authorization needs no prompt.
-                self.prompter.prompt(&shown).await?;
-                prompted = true;
-            }
-            let next = clock.now() + interval;
-            if next > deadline {
-                break Err(Error::Unauthenticated {
-                    target: target.clone(),
-                    message: format!(
-                        "the sign-in was not approved within {}s (the device code expired); \
-                         start it again",
-                        lifetime.as_secs()
-                    ),
-                });
-            }
-            clock.sleep_until(next).await;
-        };
-        if prompted {
-            self.prompter.finished(&shown, outcome.is_ok()).await;
-        }
-        outcome
+                        }),
+                        _ => Err(from_sdk("CreateToken", target, err)),
+                    },
+                }
+            },
+        )
+        .await
     }
 }

@@ -29,7 +29,6 @@
 mod cache;
 mod client;
 mod login;
-mod prompt;
 mod provider;
 mod sync;
 
@@ -42,6 +41,8 @@ pub use login::{
     ACCOUNT_ACCESS_SCOPE, DEFAULT_LOGIN_LOCK_TIMEOUT, REGISTRATION_REUSE_MARGIN, SsoLogin,
     SsoLoginKey, TOKEN_REFRESH_WINDOW,
 };
-pub use prompt::{DeviceAuthorization, DeviceCodePrompter, NonInteractivePrompter, StderrPrompter};
 pub use provider::{SsoRoleConfig, SsoRoleProvider};
+pub use session_core::device_code::{
+    DeviceCodePrompt, DeviceCodePrompter, NonInteractivePrompter, StderrPrompter,
+};
 pub use sync::{SsoAssignment, SsoIntegration};

@@ -12,9 +12,9 @@ use time::OffsetDateTime;
 use super::cache::SsoTokenCache;
 use super::client::{SsoClientConfig, error_code, from_sdk};
 use super::login::{SsoLogin, SsoLoginKey, sso_region, sso_session_name, start_url};
-use super::prompt::DeviceCodePrompter;
 use crate::sink::{CredentialSink, NoSink};
 use crate::{AwsCredentials, validate};
+use session_core::device_code::DeviceCodePrompter;
 
 /// The settings of an `awsSsoRole` session, in its `config` (camelCase
 /// keys). The [`CommonAwsConfig`](crate::CommonAwsConfig) keys (`profile`)
