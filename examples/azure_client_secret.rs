@@ -24,8 +24,7 @@ use std::sync::Arc;
 use session_sdk::azure::azure_core::credentials::TokenCredential;
 use session_sdk::azure::{AzureConfig, AzureProvider, AzureSessionCredential, CLIENT_SECRET};
 use session_sdk::{
-    ActionContext, Error, InMemoryWorkspace, SecretKey, Session, SessionManager, SessionType,
-    SystemClock,
+    Error, InMemoryWorkspace, SecretKey, Session, SessionManager, SessionType, SystemClock,
 };
 
 #[tokio::main]
@@ -60,9 +59,12 @@ async fn main() -> Result<(), Error> {
     println!("rotated; now expires {:?}", rotated.expiration);
 
     // Any Azure SDK for Rust client takes this as Arc<dyn TokenCredential>.
-    let ctx = ActionContext::new(Arc::new(SystemClock), manager.secrets().clone());
-    let credential: Arc<dyn TokenCredential> =
-        Arc::new(AzureSessionCredential::for_session(&ctx, &rotated).await?);
+    // It asks the manager to keep the session fresh (rotating it when its
+    // token nears expiry) and never writes the session's secrets outside it.
+    let credential: Arc<dyn TokenCredential> = Arc::new(AzureSessionCredential::new(
+        manager.clone(),
+        session.session_id.to_string(),
+    ));
     let token = credential
         .get_token(&[config.scope()], None)
         .await

@@ -12,7 +12,9 @@
 //! | `aws` | `aws` | `session-aws` |
 //! | `azure` | `azure` | `session-azure` |
 //! | `azure-cli` | `azure::azure_cli` | `session-azure`'s Azure CLI sink |
-//! | `redfish` | `redfish` | `session-redfish` |
+//! | `redfish-client` | `redfish::client` | `session-redfish`'s client (the `redfish` session type) |
+//! | `redfish-server` | `redfish::server` | `session-redfish`'s embeddable SessionService server |
+//! | `redfish` | `redfish` | both of the above |
 //! | `boundary` | `boundary` | `session-boundary` |
 //! | `keyring` | [`secret_store::KeyringSecretStore`] | the OS keychain as a secret store |
 //!
@@ -21,10 +23,13 @@
 //! `session-azure` (provider, `TokenCredential`, Azure CLI sink) are
 //! implemented; `session-boundary` is a placeholder until its issue lands.
 //! See each crate's docs.
+//!
+//! [`providers`] registers the providers of this build with a
+//! [`SessionManager`], each built on first use of its session type.
 #![cfg_attr(feature = "aws", doc = "\nThis build includes the `aws` provider.")]
 #![cfg_attr(feature = "azure", doc = "\nThis build includes the `azure` provider.")]
 #![cfg_attr(
-    feature = "redfish",
+    feature = "redfish-client",
     doc = "\nThis build includes the `redfish` provider."
 )]
 #![cfg_attr(
@@ -66,5 +71,7 @@ pub use session_azure as azure;
 #[cfg(feature = "boundary")]
 pub use session_boundary as boundary;
 /// Redfish sessions (`session-redfish`).
-#[cfg(feature = "redfish")]
+#[cfg(any(feature = "redfish-client", feature = "redfish-server"))]
 pub use session_redfish as redfish;
+
+pub mod providers;

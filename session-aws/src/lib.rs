@@ -47,6 +47,6 @@ pub use client::{AwsClientConfig, AwsClientConfigBuilder, DEFAULT_REGION};
 pub use credentials::{AwsCredentials, issued, long_term};
 pub use federated::{FederatedRoleConfig, FederatedRoleProvider};
 pub use iam_user::{IamUserConfig, IamUserProvider};
-pub use provide::{DEFAULT_MIN_TTL, SessionCredentialsProvider};
+pub use provide::SessionCredentialsProvider;
 pub use publish::CommonAwsConfig;
 pub use sso::{SsoRoleConfig, SsoRoleProvider};

@@ -4,22 +4,17 @@
 use std::time::Duration;
 
 use aws_credential_types::provider::{self, ProvideCredentials, error::CredentialsError};
-use session_core::{
-    Error, ErrorChain, Operation, SessionManager, SessionStatus, WorkspaceRepositoryExt,
-};
+use session_core::{DEFAULT_MIN_TTL, Error, ErrorChain, SessionManager, WorkspaceRepositoryExt};
 
 use crate::AwsCredentials;
 
-/// How long credentials must still be valid when handed out (default 5 min;
-/// the AWS SDKs refresh a few minutes before expiry themselves).
-pub const DEFAULT_MIN_TTL: Duration = Duration::from_secs(300);
-
 /// Provides the credentials of one AWS session of a [`SessionManager`].
 ///
-/// Each call returns the session's issued credentials. If the session is not
-/// active it is started; if its credentials have less than `min_ttl` left it
-/// is rotated first. Both go through the manager, so concurrent callers share
-/// one STS call and the workspace records the result.
+/// Each call returns the session's issued credentials, after
+/// [`SessionManager::ensure_active`]: a session that is not active is
+/// started, one with less than `min_ttl` left is rotated first. Both go
+/// through the manager, so concurrent callers share one STS call and the
+/// workspace records the result.
 ///
 /// ```no_run
 /// # async fn demo(manager: session_core::SessionManager) {
@@ -75,30 +70,24 @@ impl SessionCredentialsProvider {
                 format!("{} is not an AWS credential session", session.label()),
             ));
         }
-        let id = session.session_id;
-        let now = self.manager.clock().now();
-        let window = time::Duration::try_from(self.min_ttl).unwrap_or(time::Duration::MINUTE);
-        let current = AwsCredentials::load_issued(self.manager.secrets().as_ref(), id).await?;
-        let fresh_enough =
-            |creds: &AwsCredentials| creds.expiration.is_none_or(|exp| exp - window > now);
-        match current {
-            Some(creds) if session.status() == SessionStatus::Active && fresh_enough(&creds) => {
-                return Ok(creds);
-            }
-            _ => {}
+        let id = session.session_id.to_string();
+        let session = self.manager.ensure_active(&id, self.min_ttl).await?;
+        let secrets = self.manager.secrets();
+        if let Some(creds) =
+            AwsCredentials::load_issued(secrets.as_ref(), session.session_id).await?
+        {
+            return Ok(creds);
         }
-        let operation = match session.status() {
-            SessionStatus::Active | SessionStatus::Expired => Operation::Rotate,
-            _ => Operation::Start,
-        };
-        self.manager.run(operation, id).await?;
-        AwsCredentials::load_issued(self.manager.secrets().as_ref(), id)
+        // Active, but its credentials are not in this secret store (e.g. it
+        // was started with another one): issue new ones.
+        self.manager.rotate(&id).await?;
+        AwsCredentials::load_issued(secrets.as_ref(), session.session_id)
             .await?
             .ok_or_else(|| {
                 Error::provider(
                     "aws",
                     session.label(),
-                    format!("{operation} succeeded but left no credentials"),
+                    "rotate succeeded but left no credentials",
                 )
             })
     }

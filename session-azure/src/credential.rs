@@ -1,43 +1,43 @@
-//! [`AzureSessionCredential`]: an active `azure` session as an
+//! [`AzureSessionCredential`]: an `azure` session of a `SessionManager` as an
 //! `azure_core` [`TokenCredential`], so any Azure SDK for Rust client can
 //! use it.
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use azure_core::credentials::{AccessToken, TokenCredential, TokenRequestOptions};
 use azure_core::error::ErrorKind;
 use reqwest::Client;
-use session_core::{
-    ActionContext, Error, Result, Secret, SecretKey, Session, SessionStatus, SessionType,
-};
+use session_core::{DEFAULT_MIN_TTL, Error, Result, SecretKey, SessionManager, SessionType};
 
 use crate::oauth::{self, Token};
 use crate::{ACCESS_TOKEN, AzureConfig, CLIENT_SECRET, CredentialKind, REFRESH_TOKEN};
 
-/// A token is renewed when it has less than this left.
-pub const DEFAULT_MIN_TTL: Duration = Duration::from_secs(300);
-
-/// An active `azure` session as a [`TokenCredential`].
+/// An `azure` session of a [`SessionManager`] as a [`TokenCredential`].
 ///
 /// `get_token(scopes)` returns a cached token while it has more than the
-/// minimum lifetime left (default [`DEFAULT_MIN_TTL`]); otherwise it gets a
-/// new one for exactly those scopes, once for all concurrent callers: with
-/// the session's refresh token (an Entra refresh token serves every
-/// resource the user consented to; a rotated refresh token replaces the
-/// stored one) or, for a service principal, with its client secret. The
-/// session's own token (for its configured scope) seeds the cache.
+/// minimum lifetime left (default [`DEFAULT_MIN_TTL`]); otherwise, once for
+/// all concurrent callers of this credential:
+///
+/// - for the session's own scope, the session's token after
+///   [`SessionManager::ensure_active`] (which starts the session, or rotates
+///   it when its token is inside the window, through the manager);
+/// - for any other scope, a token for exactly those scopes, with the
+///   session's refresh token (an Entra refresh token serves every resource
+///   the user consented to) or, for a service principal, its client secret.
+///   This runs under the session's [lease](SessionManager::lease), so a
+///   rotated refresh token replaces the stored one without racing a start,
+///   stop or rotate of the session.
 ///
 /// ```no_run
-/// # async fn demo(ctx: session_core::ActionContext, session: session_core::Session)
-/// # -> session_core::Result<()> {
+/// # async fn demo(manager: session_core::SessionManager) -> session_core::Result<()> {
 /// use std::sync::Arc;
 /// use azure_core::credentials::TokenCredential;
 /// use session_azure::AzureSessionCredential;
 ///
 /// let credential: Arc<dyn TokenCredential> =
-///     Arc::new(AzureSessionCredential::for_session(&ctx, &session).await?);
+///     Arc::new(AzureSessionCredential::new(manager, "my-azure-session"));
 /// // e.g. SecretClient::new("https://myvault.vault.azure.net/", credential, None)
 /// let token = credential
 ///     .get_token(&["https://vault.azure.net/.default"], None)
@@ -54,10 +54,9 @@ pub struct AzureSessionCredential {
 }
 
 struct Inner {
-    http: Client,
-    config: AzureConfig,
-    session: Session,
-    ctx: ActionContext,
+    manager: SessionManager,
+    session: String,
+    http: OnceLock<Client>,
     /// Tokens by scope set (sorted, space-joined). One lock for the cache
     /// and the renewals: concurrent callers wait for one renewal.
     cache: tokio::sync::Mutex<HashMap<String, Token>>,
@@ -66,9 +65,8 @@ struct Inner {
 impl std::fmt::Debug for AzureSessionCredential {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("AzureSessionCredential")
-            .field("session", &self.inner.session.label())
-            .field("tenant_id", &self.inner.config.tenant_id)
-            .field("client_id", &self.inner.config.client_id)
+            .field("session", &self.inner.session)
+            .field("min_ttl", &self.min_ttl)
             .finish_non_exhaustive()
     }
 }
@@ -85,53 +83,21 @@ fn scope_key(scopes: &[&str]) -> String {
 }
 
 impl AzureSessionCredential {
-    /// A credential on `session`, which must be an active `azure` session
-    /// (its access token is read from the secret store).
-    ///
-    /// # Errors
-    ///
-    /// [`Error::InvalidInput`] when the session is not an active `azure`
-    /// session or its configuration is invalid.
-    pub async fn for_session(ctx: &ActionContext, session: &Session) -> Result<Self> {
-        let label = session.label();
-        if session.session_type != SessionType::Azure || session.status() != SessionStatus::Active {
-            return Err(Error::invalid_input(
-                "session",
-                format!("{label} is not an active azure session"),
-            ));
-        }
-        let config: AzureConfig = session.config.get()?;
-        config.validate()?;
-        let mut cache = HashMap::new();
-        if let (Some(token), Some(expires_at)) = (
-            ctx.secrets
-                .get(&SecretKey::new(session.session_id, ACCESS_TOKEN)?)
-                .await?,
-            session.expiration,
-        ) {
-            cache.insert(
-                scope_key(&[config.scope()]),
-                Token {
-                    access_token: token,
-                    expires_at,
-                    refresh_token: None,
-                    account: None,
-                },
-            );
-        }
-        Ok(Self {
+    /// A credential on the `azure` session `id_or_name` of `manager`.
+    /// Nothing is called until the first token is asked for.
+    pub fn new(manager: SessionManager, id_or_name: impl Into<String>) -> Self {
+        Self {
             inner: Arc::new(Inner {
-                http: oauth::http_client()?,
-                config,
-                session: session.clone(),
-                ctx: ctx.clone(),
-                cache: tokio::sync::Mutex::new(cache),
+                manager,
+                session: id_or_name.into(),
+                http: OnceLock::new(),
+                cache: tokio::sync::Mutex::new(HashMap::new()),
             }),
             min_ttl: DEFAULT_MIN_TTL,
-        })
+        }
     }
 
-    /// Sets the minimum lifetime a cached token must have left.
+    /// Sets the minimum lifetime a handed-out token must have left.
     #[must_use]
     pub fn with_min_ttl(mut self, min_ttl: Duration) -> Self {
         self.min_ttl = min_ttl;
@@ -142,12 +108,21 @@ impl AzureSessionCredential {
     ///
     /// # Errors
     ///
-    /// The token endpoint's error by category, e.g.
+    /// [`Error::InvalidInput`] when the session is not an `azure` session or
+    /// no scope is given; the token endpoint's error by category, e.g.
     /// [`Error::Unauthenticated`] when the refresh token has expired.
     pub async fn token_for(&self, scopes: &[&str]) -> Result<Token> {
         let key = scope_key(scopes);
         let inner = &self.inner;
-        let label = inner.session.label();
+        let manager = &inner.manager;
+        let session = manager.find(&inner.session).await?;
+        let label = session.label();
+        if session.session_type != SessionType::Azure {
+            return Err(Error::invalid_input(
+                "session",
+                format!("{label} is not an azure session"),
+            ));
+        }
         if key.is_empty() {
             return Err(Error::invalid_input(
                 "scopes",
@@ -155,60 +130,93 @@ impl AzureSessionCredential {
             ));
         }
         let mut cache = inner.cache.lock().await;
-        let now = inner.ctx.clock.now();
+        let now = manager.clock().now();
         if let Some(token) = cache.get(&key)
             && token.expires_at - self.min_ttl > now
         {
             return Ok(token.clone());
         }
-        let mut config = inner.config.clone();
-        config.scope = Some(key.clone());
-        let id = inner.session.session_id;
+        let id = session.session_id.to_string();
+        let session = manager.ensure_active(&id, self.min_ttl).await?;
+        let config: AzureConfig = session.config.get().map_err(|e| e.in_session(&label))?;
+        config.validate().map_err(|e| e.in_session(&label))?;
+        let token = if key == scope_key(&[config.scope()]) {
+            let access_token = manager
+                .secrets()
+                .get(&SecretKey::new(session.session_id, ACCESS_TOKEN)?)
+                .await?
+                .ok_or_else(|| Error::Unauthenticated {
+                    target: label.clone(),
+                    message: "no access token in the secret store; start the session again".into(),
+                })?;
+            Token {
+                access_token,
+                expires_at: session.expiration.unwrap_or(now),
+                refresh_token: None,
+                account: None,
+            }
+        } else {
+            self.token_for_other_scope(&id, config, key.clone()).await?
+        };
+        cache.insert(key, token.clone());
+        Ok(token)
+    }
+
+    /// A token for a scope other than the session's own, under the
+    /// session's lease.
+    async fn token_for_other_scope(
+        &self,
+        id: &str,
+        mut config: AzureConfig,
+        scope: String,
+    ) -> Result<Token> {
+        let http = match self.inner.http.get() {
+            Some(http) => http.clone(),
+            None => {
+                let built = oauth::http_client()?;
+                self.inner.http.get_or_init(|| built).clone()
+            }
+        };
+        let lease = self.inner.manager.lease(id).await?;
+        let label = lease.session().label();
+        let clock = &*lease.context().clock;
+        let secrets = lease.secrets().clone();
+        let id = lease.id();
+        let stored = |name: &'static str| {
+            let secrets = secrets.clone();
+            async move { secrets.get(&SecretKey::new(id, name)?).await }
+        };
+        config.scope = Some(scope);
         let token = match config.credential {
             CredentialKind::ClientSecret => {
-                let secret = self.stored(CLIENT_SECRET).await?.ok_or_else(|| {
+                let secret = stored(CLIENT_SECRET).await?.ok_or_else(|| {
                     Error::invalid_input("clientSecret", format!("{label} has no client secret"))
                 })?;
-                oauth::client_credentials(&inner.http, &config, &secret, &*inner.ctx.clock, &label)
-                    .await?
+                oauth::client_credentials(&http, &config, &secret, clock, &label).await?
             }
             _ => {
-                let rt =
-                    self.stored(REFRESH_TOKEN)
-                        .await?
-                        .ok_or_else(|| Error::Unauthenticated {
-                            target: label.clone(),
-                            message:
-                                "no refresh token in the secret store; start the session to sign in"
-                                    .into(),
-                        })?;
-                let token =
-                    oauth::refresh(&inner.http, &config, &rt, None, &*inner.ctx.clock, &label)
-                        .await?;
+                let rt = stored(REFRESH_TOKEN)
+                    .await?
+                    .ok_or_else(|| Error::Unauthenticated {
+                        target: label.clone(),
+                        message:
+                            "no refresh token in the secret store; start the session to sign in"
+                                .into(),
+                    })?;
+                let token = oauth::refresh(&http, &config, &rt, None, clock, &label).await?;
                 if let Some(new_rt) = &token.refresh_token {
-                    inner
-                        .ctx
-                        .secrets
+                    secrets
                         .put(&SecretKey::new(id, REFRESH_TOKEN)?, new_rt)
                         .await?;
                 }
                 token
             }
         };
-        let token = Token {
+        drop(lease);
+        Ok(Token {
             refresh_token: None,
             ..token
-        };
-        cache.insert(key, token.clone());
-        Ok(token)
-    }
-
-    async fn stored(&self, name: &str) -> Result<Option<Secret>> {
-        self.inner
-            .ctx
-            .secrets
-            .get(&SecretKey::new(self.inner.session.session_id, name)?)
-            .await
+        })
     }
 }
 

@@ -40,7 +40,7 @@ pub use config::{
     ARM_DEFAULT_SCOPE, AZURE_CLI_ARM_SCOPE, AZURE_CLI_CLIENT_ID, AzureCliPublished, AzureConfig,
     CredentialKind, PUBLIC_CLOUD_AUTHORITY,
 };
-pub use credential::{AzureSessionCredential, DEFAULT_MIN_TTL};
+pub use credential::AzureSessionCredential;
 pub use oauth::Token;
 pub use provider::{AzureProvider, AzureProviderBuilder};
 pub use session_core::device_code::{DeviceCodePrompt, DeviceCodePrompter};

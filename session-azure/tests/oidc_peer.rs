@@ -189,9 +189,16 @@ async fn device_code_sign_in_refresh_and_token_credential() {
 
     // The TokenCredential: the cached session token, then (with a minimum
     // lifetime longer than the token's) a renewed one.
-    let cred = AzureSessionCredential::for_session(&ctx, &rotated)
-        .await
+    // The credential works through a manager holding the session.
+    let workspace = Arc::new(InMemoryWorkspace::new());
+    workspace.insert(rotated.clone()).await.unwrap();
+    let manager = SessionManager::builder()
+        .repository(workspace)
+        .secrets(ctx.secrets.clone())
+        .provider(Arc::new(provider.clone()))
+        .build()
         .unwrap();
+    let cred = AzureSessionCredential::new(manager, "user");
     let scope = p.default_scope();
     let t = cred.get_token(&[scope.as_str()], None).await.unwrap();
     assert_eq!(t.token.secret(), at2, "the session's own token is reused");
@@ -200,6 +207,11 @@ async fn device_code_sign_in_refresh_and_token_credential() {
     let fresh = cred.clone().with_min_ttl(Duration::from_secs(100_000));
     let t2 = fresh.get_token(&[scope.as_str()], None).await.unwrap();
     assert_ne!(t2.token.secret(), at2, "renewed with the refresh token");
+    assert_eq!(
+        get(&ctx, &rotated, ACCESS_TOKEN).await.as_deref(),
+        Some(t2.token.secret()),
+        "renewed by a rotate through the manager, which stored the new token"
+    );
     let dyn_cred: Arc<dyn TokenCredential> = Arc::new(cred);
     dyn_cred.get_token(&[scope.as_str()], None).await.unwrap();
 

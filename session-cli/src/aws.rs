@@ -6,47 +6,50 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use clap::{Args, Subcommand, ValueEnum};
-use session_aws::federated::AssertionSourceConfig;
-use session_aws::mfa::{
+use session_sdk::aws::federated::AssertionSourceConfig;
+use session_sdk::aws::mfa::{
     ChainMfaPrompt, CommandMfaPrompt, MfaPrompt, SharedMfaPrompt, TerminalMfaPrompt,
 };
-use session_aws::sink::{CredentialSink, NoSink, SharedCredentialsFile};
-use session_aws::sso::{SsoClientConfig, SsoIntegration, SsoLogin, SsoLoginKey, SsoTokenCache};
-use session_aws::{
+use session_sdk::aws::sink::{CredentialSink, NoSink, SharedCredentialsFile};
+use session_sdk::aws::sso::{
+    SsoClientConfig, SsoIntegration, SsoLogin, SsoLoginKey, SsoTokenCache,
+};
+use session_sdk::aws::{
     AwsClientConfig, AwsCredentials, ChainedRoleConfig, ChainedRoleProvider, CommonAwsConfig,
     FederatedRoleConfig, FederatedRoleProvider, IamUserConfig, IamUserProvider,
-    SessionCredentialsProvider, SsoRoleConfig, SsoRoleProvider, validate,
+    SessionCredentialsProvider, SsoRoleConfig, SsoRoleProvider, long_term, validate,
 };
-use session_core::{
-    Error, FsWorkspace, Secret, SecretStore, Session, SessionAction, SessionType,
+use session_sdk::{
+    Error, FsWorkspace, Secret, Session, SessionAction, SessionManagerBuilder, SessionType,
     WorkspaceRepository, WorkspaceRepositoryExt,
 };
 
-use crate::{Failure, Global, secrets, shell};
+use crate::{Failure, Global, secrets, shell, use_session};
 
 /// A shell command line that prints an MFA code (like aws-vault's
 /// `mfa_process`); tried before the terminal prompt.
 const MFA_COMMAND_ENV: &str = "SESSIONCTL_MFA_COMMAND";
 
-/// Set in the environment of a command run by `aws exec`, to refuse nesting.
-const EXEC_MARKER: &str = "SESSIONCTL_AWS_SESSION";
-
 /// What `credential-process` keeps valid: botocore refreshes on every call
 /// once less than 15 minutes are left, so serve at least that much.
 const CREDENTIAL_PROCESS_MIN_TTL: Duration = Duration::from_secs(15 * 60);
 
-/// The variables `aws exec` removes before setting its own (as aws-vault
-/// does): anything that could make the child use other credentials.
-const CLEARED_FOR_EXEC: [&str; 8] = [
-    "AWS_ACCESS_KEY_ID",
-    "AWS_SECRET_ACCESS_KEY",
-    "AWS_SESSION_TOKEN",
-    "AWS_SECURITY_TOKEN",
-    "AWS_CREDENTIAL_FILE",
-    "AWS_DEFAULT_PROFILE",
-    "AWS_PROFILE",
-    "AWS_SDK_LOAD_CONFIG",
-];
+/// `aws exec`: it removes, as aws-vault does, anything that could make the
+/// child use other credentials.
+const EXEC: shell::Exec = shell::Exec {
+    name: "aws exec",
+    marker: "SESSIONCTL_AWS_SESSION",
+    cleared: &[
+        "AWS_ACCESS_KEY_ID",
+        "AWS_SECRET_ACCESS_KEY",
+        "AWS_SESSION_TOKEN",
+        "AWS_SECURITY_TOKEN",
+        "AWS_CREDENTIAL_FILE",
+        "AWS_DEFAULT_PROFILE",
+        "AWS_PROFILE",
+        "AWS_SDK_LOAD_CONFIG",
+    ],
+};
 
 /// `--aws-sink`: where started AWS sessions publish their credentials.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -61,21 +64,47 @@ pub(crate) enum SinkChoice {
     None,
 }
 
+/// The session types of [`providers`].
+const SESSION_TYPES: [SessionType; 4] = [
+    SessionType::AwsIamUser,
+    SessionType::AwsIamRoleChained,
+    SessionType::AwsIamRoleFederated,
+    SessionType::AwsSsoRole,
+];
+
+/// Registers the AWS providers, built on first use of an AWS session type
+/// (see [`providers`]).
+pub(crate) fn register(
+    builder: SessionManagerBuilder,
+    global: &Global,
+    workspace: &Path,
+) -> SessionManagerBuilder {
+    let sink = global.aws_sink;
+    // Worked out now (it needs the flags), reported only when an AWS
+    // provider is built.
+    let command = match sink {
+        SinkChoice::CredentialProcess => {
+            Some(credential_process_command(global, workspace).map_err(Failure::into_error))
+        }
+        _ => None,
+    };
+    builder.lazy_providers(SESSION_TYPES, move || providers(sink, command.clone()))
+}
+
 /// The AWS providers, configured from the environment: `AWS_ENDPOINT_URL_STS`
 /// / `AWS_ENDPOINT_URL` and `AWS_REGION`, and the credentials and config
 /// files named by `AWS_SHARED_CREDENTIALS_FILE` / `AWS_CONFIG_FILE`.
-pub(crate) fn providers(
-    global: &Global,
-    workspace: &Path,
-) -> Result<Vec<Arc<dyn SessionAction>>, Failure> {
+fn providers(
+    sink: SinkChoice,
+    credential_process: Option<session_sdk::Result<String>>,
+) -> session_sdk::Result<Vec<Arc<dyn SessionAction>>> {
     let client = AwsClientConfig::from_env()?;
-    let sink: Arc<dyn CredentialSink> = match global.aws_sink {
-        SinkChoice::CredentialsFile => Arc::new(SharedCredentialsFile::from_env()?),
-        SinkChoice::CredentialProcess => Arc::new(
-            SharedCredentialsFile::from_env()?
-                .with_credential_process(credential_process_command(global, workspace)?),
-        ),
-        SinkChoice::None => Arc::new(NoSink),
+    let sink: Arc<dyn CredentialSink> = match (sink, credential_process) {
+        (SinkChoice::CredentialProcess, Some(command)) => {
+            Arc::new(SharedCredentialsFile::from_env()?.with_credential_process(command?))
+        }
+        (SinkChoice::None, _) => Arc::new(NoSink),
+        _ => Arc::new(SharedCredentialsFile::from_env()?),
     };
     // One MFA prompt per device for the whole process: the command of
     // SESSIONCTL_MFA_COMMAND if set, else the terminal (which fails at once
@@ -89,9 +118,6 @@ pub(crate) fn providers(
     prompts.push(Arc::new(TerminalMfaPrompt::new()));
     let mfa: Arc<dyn MfaPrompt> =
         Arc::new(SharedMfaPrompt::new(Arc::new(ChainMfaPrompt::new(prompts))));
-    let home = directories::BaseDirs::new()
-        .map(|dirs| dirs.home_dir().to_path_buf())
-        .ok_or_else(|| Failure::Usage("cannot determine the home folder (HOME)".into()))?;
     Ok(vec![
         Arc::new(IamUserProvider::new(client.clone(), sink.clone()).with_mfa(mfa.clone())),
         Arc::new(ChainedRoleProvider::new(client.clone(), sink.clone()).with_mfa(mfa)),
@@ -100,9 +126,16 @@ pub(crate) fn providers(
             SsoClientConfig::from_env()?,
             sink,
             Arc::new(crate::device_prompt::TerminalPrompter),
-            home,
+            home_dir()?,
         )),
     ])
+}
+
+/// The user's home folder (the SSO token cache lives under it).
+fn home_dir() -> session_sdk::Result<std::path::PathBuf> {
+    directories::BaseDirs::new()
+        .map(|dirs| dirs.home_dir().to_path_buf())
+        .ok_or_else(|| Error::invalid_input("HOME", "cannot determine the home folder"))
 }
 
 /// The `add` commands for AWS session types.
@@ -335,7 +368,7 @@ pub(crate) async fn add(
     command: AddAws,
 ) -> Result<String, Failure> {
     let session = match command {
-        AddAws::AwsIamUser(args) => add_iam_user(global, &workspace, args).await?,
+        AddAws::AwsIamUser(args) => return add_iam_user(global, &workspace, args).await,
         AddAws::AwsRoleChained(args) => add_chained(&workspace, args).await?,
         AddAws::AwsRoleFederated(args) => add_federated(&workspace, args).await?,
         AddAws::AwsSsoRole(args) => add_sso(&workspace, args).await?,
@@ -347,7 +380,7 @@ async fn add_iam_user(
     global: &Global,
     workspace: &FsWorkspace,
     args: AddIamUser,
-) -> Result<Session, Failure> {
+) -> Result<String, Failure> {
     validate::access_key_id(&args.access_key_id)?;
     let mut config = IamUserConfig::default();
     if let Some(serial) = args.mfa_serial {
@@ -359,37 +392,22 @@ async fn add_iam_user(
     config.validate()?;
     let session =
         new_session(&args.name, SessionType::AwsIamUser, &args.common)?.with_config(&config)?;
-    let secret = match &args.secret_access_key_env {
-        Some(var) => match std::env::var(var) {
-            Ok(value) if !value.is_empty() => Secret::new(value),
-            _ => {
-                return Err(Error::invalid_input(
-                    "--secret-access-key-env",
-                    format!("the environment variable {var} is unset or empty"),
-                )
-                .into());
-            }
-        },
-        None => secrets::read_value("secret access key")?,
-    };
-    // Store the key before the session exists, so a session is never
-    // without its key; take it back out if adding the session fails.
-    let store: Arc<dyn SecretStore> = secrets::open(global, workspace.path()).await?;
-    AwsCredentials::store_long_term(
-        store.as_ref(),
-        session.session_id,
-        &args.access_key_id,
-        &secret,
+    let secret = secrets::from_env_or_stdin(
+        "--secret-access-key-env",
+        args.secret_access_key_env.as_deref(),
+        "secret access key",
+    )?;
+    let access_key_id = Secret::new(args.access_key_id);
+    secrets::add_with_secrets(
+        global,
+        workspace,
+        session,
+        &[
+            (long_term::SECRET_ACCESS_KEY, &secret),
+            (long_term::ACCESS_KEY_ID, &access_key_id),
+        ],
     )
-    .await?;
-    let id = session.session_id;
-    match workspace.insert(session).await {
-        Ok(session) => Ok(session),
-        Err(error) => {
-            let _ = store.delete_session(id).await;
-            Err(error.into())
-        }
-    }
+    .await
 }
 
 async fn add_federated(
@@ -584,19 +602,13 @@ pub(crate) async fn run(
             Ok(shell::exports(&variables(&session, &creds)?))
         }
         AwsCommand::Exec(args) => {
-            if let Ok(current) = std::env::var(EXEC_MARKER) {
-                return Err(Error::invalid_input(
-                    "aws exec",
-                    format!(
-                        "already inside `sessionctl aws exec` for {current}; nesting would mix two sessions' credentials"
-                    ),
-                )
-                .into());
-            }
+            EXEC.refuse_nesting()?;
             let (session, creds) = credentials(global, workspace, &args.session, None).await?;
-            let mut vars = variables(&session, &creds)?;
-            vars.push((EXEC_MARKER, session.session_name.clone()));
-            shell::run(&args.command, &CLEARED_FOR_EXEC, &vars)
+            EXEC.run(
+                &args.command,
+                &session.session_name,
+                variables(&session, &creds)?,
+            )
         }
         AwsCommand::SsoSync(args) => sso_sync(workspace, args).await,
         AwsCommand::CredentialProcess(SessionArg { session }) => {
@@ -617,23 +629,22 @@ async fn credentials(
     id_or_name: &str,
     lock_dir: Option<&Path>,
 ) -> Result<(Session, AwsCredentials), Failure> {
-    let session = workspace.find(id_or_name).await?;
-    if !session.session_type.is_aws_credentials() {
-        return Err(Error::invalid_input(
-            "session",
-            format!("{} is not an AWS credential session", session.label()),
-        )
-        .into());
-    }
-    let store = secrets::open(global, workspace.path()).await?;
-    let manager = crate::manager(global, workspace, store)?;
-    let provider = SessionCredentialsProvider::new(manager, session.session_id.to_string());
+    let used = use_session::resolve(
+        global,
+        workspace,
+        id_or_name,
+        SessionType::is_aws_credentials,
+        "an AWS credential session",
+    )
+    .await?;
+    let session = used.session;
+    let provider = SessionCredentialsProvider::new(used.manager, session.session_id.to_string());
     let _lock = match lock_dir {
         Some(dir) => {
             let path = dir.join(format!("{}.lock", session.session_id));
             Some(
                 tokio::task::spawn_blocking(move || {
-                    session_core::private_file::lock_exclusive(&path, Duration::from_secs(120))
+                    session_sdk::private_file::lock_exclusive(&path, Duration::from_secs(120))
                 })
                 .await
                 .map_err(|e| Failure::Other(format!("lock task failed: {e}")))?
@@ -717,16 +728,14 @@ async fn sso_sync(workspace: FsWorkspace, args: SsoSyncArgs) -> Result<String, F
     if let Some(name) = &args.sso_session {
         key = key.with_session_name(name);
     }
-    let home = directories::BaseDirs::new()
-        .map(|dirs| dirs.home_dir().to_path_buf())
-        .ok_or_else(|| Failure::Usage("cannot determine the home folder (HOME)".into()))?;
+    let home = home_dir()?;
     let login = Arc::new(SsoLogin::new(
         SsoClientConfig::from_env()?,
         SsoTokenCache::for_home(home),
         Arc::new(crate::device_prompt::TerminalPrompter),
     ));
     let assignments = SsoIntegration::new(login, key.clone())
-        .sync(&session_core::SystemClock)
+        .sync(&session_sdk::SystemClock)
         .await?;
     let existing: Vec<(String, String, String)> = workspace
         .list()

@@ -2,45 +2,44 @@
 //! provider, `add azure`, and `azure env|exec`.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use clap::{Args, Subcommand, ValueEnum};
-use session_azure::{
+use session_sdk::azure::{
     ACCESS_TOKEN, AZURE_CLI_CLIENT_ID, AzureConfig, AzureProvider, CLIENT_SECRET, CredentialKind,
     REFRESH_TOKEN,
 };
-use session_core::{
-    Clock, Error, FsWorkspace, SecretKey, SecretStore, Session, SessionAction, SessionStatus,
-    SessionType, SystemClock, WorkspaceRepository, WorkspaceRepositoryExt,
+use session_sdk::{
+    DEFAULT_MIN_TTL, FsWorkspace, Session, SessionAction, SessionManagerBuilder, SessionType,
+    WorkspaceRepository,
 };
 
-use crate::{Failure, Global, secrets, shell};
+use crate::{Failure, Global, secrets, shell, use_session};
 
-/// Set in the environment of a command run by `azure exec`, to refuse
-/// nesting.
-const EXEC_MARKER: &str = "SESSIONCTL_AZURE_SESSION";
+/// `azure exec`: it removes the variables through which the Azure SDKs and
+/// az would pick another identity.
+const EXEC: shell::Exec = shell::Exec {
+    name: "azure exec",
+    marker: "SESSIONCTL_AZURE_SESSION",
+    cleared: &[
+        "AZURE_CLIENT_SECRET",
+        "AZURE_CLIENT_CERTIFICATE_PATH",
+        "AZURE_CLIENT_CERTIFICATE_PASSWORD",
+        "AZURE_FEDERATED_TOKEN_FILE",
+        "AZURE_USERNAME",
+        "AZURE_PASSWORD",
+    ],
+};
 
-/// `azure env|exec` rotate a session with less than this left.
-const MIN_TTL: Duration = Duration::from_secs(5 * 60);
-
-/// The variables `azure exec` removes before setting its own, so no other
-/// identity leaks into the command.
-const CLEARED_FOR_EXEC: [&str; 6] = [
-    "AZURE_CLIENT_SECRET",
-    "AZURE_CLIENT_CERTIFICATE_PATH",
-    "AZURE_CLIENT_CERTIFICATE_PASSWORD",
-    "AZURE_FEDERATED_TOKEN_FILE",
-    "AZURE_USERNAME",
-    "AZURE_PASSWORD",
-];
-
-/// The Azure provider; device sign-ins are shown by the
+/// Registers the Azure provider, built on first use of an `azure` session;
+/// device sign-ins are shown by the
 /// [`TerminalPrompter`](crate::device_prompt::TerminalPrompter).
-pub(crate) fn providers() -> Result<Vec<Arc<dyn SessionAction>>, Failure> {
-    let provider = AzureProvider::builder()
-        .device_prompter(Arc::new(crate::device_prompt::TerminalPrompter))
-        .build()?;
-    Ok(vec![Arc::new(provider)])
+pub(crate) fn register(builder: SessionManagerBuilder) -> SessionManagerBuilder {
+    builder.lazy_providers([SessionType::Azure], || {
+        let provider = AzureProvider::builder()
+            .device_prompter(Arc::new(crate::device_prompt::TerminalPrompter))
+            .build()?;
+        Ok(vec![Arc::new(provider) as Arc<dyn SessionAction>])
+    })
 }
 
 /// How an `azure` session signs in.
@@ -198,18 +197,9 @@ pub(crate) async fn run(
             Ok(shell::exports(&vars))
         }
         AzureCommand::Exec(args) => {
-            if let Ok(current) = std::env::var(EXEC_MARKER) {
-                return Err(Error::invalid_input(
-                    "azure exec",
-                    format!(
-                        "already inside `sessionctl azure exec` for {current}; nesting would mix two sessions"
-                    ),
-                )
-                .into());
-            }
-            let (mut vars, name) = variables(global, workspace, &args.session).await?;
-            vars.push((EXEC_MARKER, name));
-            shell::run(&args.command, &CLEARED_FOR_EXEC, &vars)
+            EXEC.refuse_nesting()?;
+            let (vars, name) = variables(global, workspace, &args.session).await?;
+            EXEC.run(&args.command, &name, vars)
         }
     }
 }
@@ -220,30 +210,17 @@ async fn variables(
     workspace: FsWorkspace,
     id_or_name: &str,
 ) -> Result<(Vec<(&'static str, String)>, String), Failure> {
-    let session = workspace.find(id_or_name).await?;
-    if session.session_type != SessionType::Azure {
-        return Err(Error::invalid_input(
-            "session",
-            format!("{} is not an azure session", session.label()),
-        )
-        .into());
-    }
-    let store = secrets::open(global, workspace.path()).await?;
-    let manager = crate::manager(global, workspace, store.clone())?;
-    let id = session.session_id.to_string();
-    let now = SystemClock.now();
-    let session = match session.status() {
-        SessionStatus::Active if session.expiration.is_some_and(|at| at - MIN_TTL > now) => session,
-        SessionStatus::Active => manager.rotate(&id).await?,
-        _ => manager.start(&id).await?,
-    };
-    let token = store
-        .get(&SecretKey::new(session.session_id, ACCESS_TOKEN)?)
-        .await?
-        .ok_or_else(|| Error::Unauthenticated {
-            target: session.label(),
-            message: "no access token in the secret store; start the session again".into(),
-        })?;
+    let mut used = use_session::resolve(
+        global,
+        workspace,
+        id_or_name,
+        |t| *t == SessionType::Azure,
+        "an azure session",
+    )
+    .await?;
+    used.ensure_active(DEFAULT_MIN_TTL).await?;
+    let token = used.secret(ACCESS_TOKEN).await?;
+    let session = used.session;
     let config: AzureConfig = session.config.get()?;
     let mut vars = vec![
         ("AZURE_TENANT_ID", config.tenant_id.clone()),

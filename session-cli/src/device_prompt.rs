@@ -2,8 +2,8 @@
 //! ID): the instruction on standard error, then a waiting line until the
 //! sign-in ends.
 
-use session_core::Result;
-use session_core::device_code::{DeviceCodePrompt, DeviceCodePrompter};
+use session_sdk::Result;
+use session_sdk::device_code::{DeviceCodePrompt, DeviceCodePrompter};
 
 /// Prints the prompt's instruction to standard error and shows the
 /// [waiting line](waiting) until the provider reports the sign-in ended.

@@ -2,7 +2,7 @@
 //!
 //! `list --json` prints a JSON array of sessions and `show --json` one
 //! session object. Each object is the serde serialization of
-//! [`session_core::Session`], i.e. the session exactly as the workspace file
+//! [`session_sdk::Session`], i.e. the session exactly as the workspace file
 //! stores it, so scripts and the file read the same. The field names are
 //! stable:
 //!
@@ -24,7 +24,7 @@
 //! newer version of the library are passed through unchanged. The same list
 //! is printed by `sessionctl list --help` and `sessionctl show --help`.
 
-use session_core::{Error, Session};
+use session_sdk::{Error, Session};
 
 /// `list --json`: a pretty-printed array, with a final newline.
 pub(crate) fn sessions(sessions: &[Session]) -> Result<String, Error> {

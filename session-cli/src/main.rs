@@ -16,7 +16,7 @@
 //!
 //! | flag | environment | default |
 //! |---|---|---|
-//! | `--workspace PATH` | `SESSIONCTL_WORKSPACE` | `session_core::repository::default_path()` |
+//! | `--workspace PATH` | `SESSIONCTL_WORKSPACE` | `session_sdk::repository::default_path()` |
 //! | `--secret-store file\|keyring` | `SESSIONCTL_SECRET_STORE` | `file` |
 //! | `--secrets-file PATH` | `SESSIONCTL_SECRETS_FILE` | `secrets.enc` next to the workspace file |
 //! | (none: never a flag) | `SESSIONCTL_PASSPHRASE` | asked on the terminal without echo |
@@ -49,6 +49,8 @@ mod output;
 mod redfish;
 mod secrets;
 mod shell;
+#[cfg(any(feature = "aws", feature = "azure", feature = "redfish"))]
+mod use_session;
 
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
@@ -56,9 +58,9 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use clap::{Args, Parser, Subcommand};
-use session_core::{
+use session_sdk::{
     Error, ErrorChain, FsWorkspace, FsWorkspaceBuilder, Operation, SecretKey, SecretStore,
-    SessionAction, SessionManager, SystemClock, WorkspaceRepository, WorkspaceRepositoryExt,
+    SessionManager, SessionType, SystemClock, WorkspaceRepository, WorkspaceRepositoryExt,
 };
 
 use crate::secrets::StoreKind;
@@ -367,6 +369,16 @@ impl From<Error> for Failure {
 }
 
 impl Failure {
+    /// As a library error, for code that must return one (a provider
+    /// factory).
+    #[cfg_attr(not(feature = "aws"), allow(dead_code))]
+    fn into_error(self) -> Error {
+        match self {
+            Failure::Operation(error) => error,
+            other => Error::invalid_input("sessionctl", other.message()),
+        }
+    }
+
     /// The exit status.
     fn exit_code(&self) -> u8 {
         match self {
@@ -600,7 +612,11 @@ fn open_workspace(global: &Global) -> Result<FsWorkspace, Failure> {
     Ok(builder.build()?)
 }
 
-/// The manager over `workspace` and `store`, with every built-in provider.
+/// The manager over `workspace` and `store`, with every provider of this
+/// build registered to be built on first use of its session type: a
+/// provider whose settings are wrong (say `AWS_REGION`) fails only its own
+/// sessions.
+#[cfg_attr(not(feature = "aws"), allow(unused_variables))]
 fn manager(
     global: &Global,
     workspace: FsWorkspace,
@@ -608,33 +624,34 @@ fn manager(
 ) -> Result<SessionManager, Failure> {
     let workspace_path = workspace.path().to_path_buf();
     let repository: Arc<dyn WorkspaceRepository> = Arc::new(workspace);
-    let mut builder = SessionManager::builder()
+    let builder = SessionManager::builder()
         .repository(repository)
         .secrets(store)
-        .clock(Arc::new(SystemClock));
-    for provider in providers(global, workspace_path.as_path())? {
-        builder = builder.provider(provider);
-    }
+        .clock(Arc::new(SystemClock))
+        .missing_provider_hint(missing_provider_hint);
+    #[cfg(feature = "aws")]
+    let builder = aws::register(builder, global, &workspace_path);
+    #[cfg(feature = "azure")]
+    let builder = azure::register(builder);
+    #[cfg(feature = "redfish")]
+    let builder = redfish::register(builder);
     Ok(builder.build()?)
 }
 
-/// The providers this build of sessionctl can run: each provider crate
-/// behind a cargo feature of session-cli (`aws`, on by default). A session
-/// type without one fails with the library's `Unsupported` error naming it.
-#[cfg_attr(not(feature = "aws"), allow(unused_variables))]
-fn providers(
-    global: &Global,
-    workspace: &std::path::Path,
-) -> Result<Vec<Arc<dyn SessionAction>>, Failure> {
-    #[allow(unused_mut)]
-    let mut providers: Vec<Arc<dyn SessionAction>> = Vec::new();
-    #[cfg(feature = "aws")]
-    providers.extend(aws::providers(global, workspace)?);
-    #[cfg(feature = "redfish")]
-    providers.extend(redfish::providers());
-    #[cfg(feature = "azure")]
-    providers.extend(azure::providers()?);
-    Ok(providers)
+/// What to say when a session's type has no provider in this sessionctl.
+fn missing_provider_hint(session_type: &SessionType) -> Option<String> {
+    let without = |feature: &str| {
+        Some(format!(
+            "this sessionctl was built without its `{feature}` feature"
+        ))
+    };
+    match session_type {
+        t if t.is_aws_credentials() && !cfg!(feature = "aws") => without("aws"),
+        SessionType::Azure if !cfg!(feature = "azure") => without("azure"),
+        SessionType::Redfish if !cfg!(feature = "redfish") => without("redfish"),
+        // Types no build has yet.
+        other => session_sdk::providers::missing_provider_hint(other),
+    }
 }
 
 /// Writes `text` to standard output. A closed pipe (`sessionctl list | head`)

@@ -2,12 +2,12 @@
 //! result line of `start`, `stop` and `rotate`.
 //!
 //! Times are read only through a [`Clock`] (the CLI passes
-//! [`session_core::SystemClock`]), never from the wall clock directly.
+//! [`session_sdk::SystemClock`]), never from the wall clock directly.
 
 use std::fmt::Write as _;
 use std::path::Path;
 
-use session_core::{Clock, Session};
+use session_sdk::{Clock, Session};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 

@@ -1,20 +1,28 @@
 //! The Redfish parts of sessionctl (cargo feature `redfish`, on by default):
 //! the provider, `add redfish`, and `redfish get|sessions`.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use clap::{Args, Subcommand};
-use session_core::{
-    ActionContext, Error, FsWorkspace, SecretStore, Session, SessionAction, SessionStatus,
-    SessionType, SystemClock, WorkspaceRepositoryExt,
-};
-use session_redfish::client::{PASSWORD_SECRET, RedfishConfig, RedfishProvider};
+use session_sdk::redfish::client::{PASSWORD_SECRET, RedfishConfig, RedfishProvider};
+use session_sdk::{FsWorkspace, Session, SessionAction, SessionManagerBuilder, SessionType};
 
-use crate::{Failure, Global, secrets};
+use crate::{Failure, Global, secrets, use_session};
 
 /// The Redfish provider.
-pub(crate) fn providers() -> Vec<Arc<dyn SessionAction>> {
-    vec![Arc::new(RedfishProvider::new())]
+pub(crate) fn register(builder: SessionManagerBuilder) -> SessionManagerBuilder {
+    builder.lazy_providers([SessionType::Redfish], || {
+        Ok(vec![provider() as Arc<dyn SessionAction>])
+    })
+}
+
+/// The one Redfish provider of this process: the manager's, and the one
+/// `redfish get|sessions` make clients with (it caches the HTTP clients).
+fn provider() -> Arc<RedfishProvider> {
+    static PROVIDER: OnceLock<Arc<RedfishProvider>> = OnceLock::new();
+    PROVIDER
+        .get_or_init(|| Arc::new(RedfishProvider::new()))
+        .clone()
 }
 
 /// `add redfish`.
@@ -128,32 +136,16 @@ pub(crate) async fn run(
         RedfishCommand::Get(a) => &a.session,
         RedfishCommand::Sessions(a) => &a.session,
     };
-    let session = workspace.find(id_or_name).await?;
-    if session.session_type != SessionType::Redfish {
-        return Err(Error::invalid_input(
-            "session",
-            format!(
-                "{} is a {} session, not redfish",
-                session.label(),
-                session.session_type
-            ),
-        )
-        .into());
-    }
-    if session.status() != SessionStatus::Active {
-        return Err(Error::invalid_input(
-            "session",
-            format!(
-                "{} is {}; start it first",
-                session.label(),
-                session.status()
-            ),
-        )
-        .into());
-    }
-    let store: Arc<dyn SecretStore> = secrets::open(global, workspace.path()).await?;
-    let ctx = ActionContext::new(Arc::new(SystemClock), store);
-    let client = RedfishProvider::new().client(&ctx, &session).await?;
+    let used = use_session::resolve(
+        global,
+        workspace,
+        id_or_name,
+        |t| *t == SessionType::Redfish,
+        "redfish",
+    )
+    .await?;
+    used.require_active()?;
+    let client = provider().client(&used.context(), &used.session).await?;
     match command {
         RedfishCommand::Get(args) => {
             let body = client.get(&args.path).await?;

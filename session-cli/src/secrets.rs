@@ -12,12 +12,19 @@
 //! Values and passphrases are held only in [`Secret`]s and never printed or
 //! logged.
 
+// Shared by the provider modules: a build without some of them leaves
+// some of these unused.
+#![cfg_attr(
+    not(all(feature = "aws", feature = "azure", feature = "redfish")),
+    allow(dead_code)
+)]
+
 use std::io::{IsTerminal, Read};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use clap::ValueEnum;
-use session_core::{EncryptedFileSecretStore, Error, Secret, SecretStore};
+use session_sdk::{EncryptedFileSecretStore, Error, Secret, SecretStore};
 use zeroize::Zeroize;
 
 use crate::{Failure, Global};
@@ -68,7 +75,7 @@ pub(crate) async fn open(
 fn keyring() -> Result<Arc<dyn SecretStore>, Failure> {
     tracing::debug!("using the OS keychain");
     Ok(Arc::new(
-        session_core::secret_store::KeyringSecretStore::new(),
+        session_sdk::secret_store::KeyringSecretStore::new(),
     ))
 }
 
@@ -205,7 +212,7 @@ pub(crate) fn from_env_or_stdin(
     match env_var {
         Some(var) => match std::env::var(var) {
             Ok(value) if !value.is_empty() => Ok(Secret::new(value)),
-            _ => Err(session_core::Error::invalid_input(
+            _ => Err(session_sdk::Error::invalid_input(
                 flag,
                 format!("the environment variable {var} is unset or empty"),
             )
@@ -215,21 +222,41 @@ pub(crate) fn from_env_or_stdin(
     }
 }
 
-/// Stores `secret` as `secret_name` of `session`, then adds the session;
-/// if the add fails the secret is removed again, so a session never exists
-/// without its secret and no secret is left without a session. Returns the
-/// `added …` line.
+/// Stores `secret` as `secret_name` of `session`, then adds the session
+/// (see [`add_with_secrets`]).
 pub(crate) async fn add_with_secret(
     global: &Global,
-    workspace: &session_core::FsWorkspace,
-    session: session_core::Session,
+    workspace: &session_sdk::FsWorkspace,
+    session: session_sdk::Session,
     secret_name: &str,
     secret: &Secret,
 ) -> Result<String, Failure> {
-    use session_core::{SecretKey, WorkspaceRepository};
+    add_with_secrets(global, workspace, session, &[(secret_name, secret)]).await
+}
+
+/// Stores `secrets` (name, value) of `session`, then adds the session; if
+/// a store or the add fails, the secrets stored are removed again, so a
+/// session never exists without its secrets and no secret is left without a
+/// session. Returns the `added …` line.
+pub(crate) async fn add_with_secrets(
+    global: &Global,
+    workspace: &session_sdk::FsWorkspace,
+    session: session_sdk::Session,
+    secrets: &[(&str, &Secret)],
+) -> Result<String, Failure> {
+    use session_sdk::{SecretKey, WorkspaceRepository};
     let store = open(global, workspace.path()).await?;
     let id = session.session_id;
-    store.put(&SecretKey::new(id, secret_name)?, secret).await?;
+    for (name, secret) in secrets {
+        let stored = match SecretKey::new(id, *name) {
+            Ok(key) => store.put(&key, secret).await,
+            Err(e) => Err(e),
+        };
+        if let Err(error) = stored {
+            let _ = store.delete_session(id).await;
+            return Err(error.into());
+        }
+    }
     match workspace.insert(session).await {
         Ok(session) => Ok(format!("added {}\n", session.label())),
         Err(error) => {

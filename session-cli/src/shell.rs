@@ -1,6 +1,13 @@
 //! Shared by the `env` and `exec` commands of the providers: quoting for
 //! `export` lines and running a command with a session's variables.
 
+// Shared by the provider modules: a build without some of them leaves
+// some of these unused.
+#![cfg_attr(
+    not(all(feature = "aws", feature = "azure", feature = "redfish")),
+    allow(dead_code)
+)]
+
 use clap::Args;
 
 use crate::Failure;
@@ -80,5 +87,47 @@ pub(crate) fn run(
             "{:?} was ended by a signal",
             command[0]
         ))),
+    }
+}
+
+/// The `exec` command of a provider: refuses to run inside another `exec`
+/// of the same provider (two sessions' variables would mix), and runs the
+/// command with the provider's identity variables cleared and the
+/// session's set.
+pub(crate) struct Exec {
+    /// The command's name, e.g. `aws exec`.
+    pub(crate) name: &'static str,
+    /// Set to the session's name in the command's environment.
+    pub(crate) marker: &'static str,
+    /// Removed from the command's environment: anything that could give it
+    /// another identity.
+    pub(crate) cleared: &'static [&'static str],
+}
+
+impl Exec {
+    /// Fails when this process runs inside the same `exec`.
+    pub(crate) fn refuse_nesting(&self) -> Result<(), Failure> {
+        match std::env::var(self.marker) {
+            Ok(current) => Err(session_sdk::Error::invalid_input(
+                self.name,
+                format!(
+                    "already inside `sessionctl {}` for {current}; nesting would mix two sessions' credentials",
+                    self.name
+                ),
+            )
+            .into()),
+            Err(_) => Ok(()),
+        }
+    }
+
+    /// Runs `command` with `vars` and the marker set to `session_name`.
+    pub(crate) fn run(
+        &self,
+        command: &[String],
+        session_name: &str,
+        mut vars: Vec<(&'static str, String)>,
+    ) -> Result<String, Failure> {
+        vars.push((self.marker, session_name.to_owned()));
+        run(command, self.cleared, &vars)
     }
 }

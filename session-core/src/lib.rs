@@ -12,7 +12,10 @@
 //! - [`SecretStore`] and [`Secret`]: where credentials live, never in the
 //!   workspace file.
 //! - [`SessionManager`]: runs operations with persistence, single-flight and
-//!   events; [`RotationScheduler`] rotates before expiry.
+//!   events, builds providers on first use, and hands out fresh sessions
+//!   ([`SessionManager::ensure_active`]); [`RotationScheduler`] rotates
+//!   before expiry.
+//! - [`device_code`]: the RFC 8628 device sign-in shared by providers.
 //! - [`Clock`]: injected time ([`ManualClock`] for tests).
 //!
 //! This crate has no network or cloud-SDK dependency; CI checks that with
@@ -60,6 +63,9 @@ pub mod device_code;
 mod error;
 mod id;
 mod manager;
+// Crash-safe private files for the crates of this workspace (the AWS sink,
+// the SSO cache, the secret store); not part of the supported API.
+#[doc(hidden)]
 pub mod private_file;
 pub mod repository;
 mod secret;
@@ -72,7 +78,10 @@ pub use action::{ActionContext, Capabilities, Operation, SessionAction};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use error::{BoxError, Error, ErrorChain, Result};
 pub use id::SessionId;
-pub use manager::*;
+pub use manager::{
+    DEFAULT_MIN_TTL, RotationPolicy, RotationScheduler, SchedulerHandle, SessionEvent,
+    SessionEventKind, SessionLease, SessionManager, SessionManagerBuilder,
+};
 pub use repository::{
     FsWorkspace, FsWorkspaceBuilder, InMemoryWorkspace, WORKSPACE_ENV, WORKSPACE_SCHEMA_VERSION,
     WorkspaceRepository, WorkspaceRepositoryExt,

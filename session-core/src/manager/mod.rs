@@ -1,9 +1,13 @@
 //! Runs start, stop and rotate with persistence, single-flight and events.
 
 mod events;
+mod fresh;
+mod providers;
 mod scheduler;
 
 pub use events::{SessionEvent, SessionEventKind};
+pub use fresh::{DEFAULT_MIN_TTL, SessionLease};
+use providers::{MissingProviderHint, ProviderFactory};
 pub use scheduler::{RotationPolicy, RotationScheduler, SchedulerHandle};
 
 use std::collections::HashMap;
@@ -15,6 +19,7 @@ use futures::future::{BoxFuture, Shared};
 use tokio::sync::broadcast;
 use tracing::Instrument;
 
+use self::providers::Providers;
 use crate::{
     ActionContext, Clock, Error, InMemorySecretStore, Operation, Result, SecretStore, Session,
     SessionAction, SessionId, SessionStatus, SessionType, SystemClock, WorkspaceRepository,
@@ -66,7 +71,7 @@ struct Inner {
     repository: Arc<dyn WorkspaceRepository>,
     secrets: Arc<dyn SecretStore>,
     clock: Arc<dyn Clock>,
-    providers: HashMap<SessionType, Arc<dyn SessionAction>>,
+    providers: Providers,
     events: broadcast::Sender<SessionEvent>,
     inflight: Mutex<HashMap<(SessionId, Operation), (u64, OpFuture)>>,
     gates: Mutex<HashMap<SessionId, Arc<tokio::sync::Mutex<()>>>>,
@@ -75,12 +80,10 @@ struct Inner {
 
 impl fmt::Debug for SessionManager {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let mut providers: Vec<_> = self.inner.providers.keys().map(|t| t.as_str()).collect();
-        providers.sort_unstable();
         f.debug_struct("SessionManager")
             .field("repository", &self.inner.repository)
             .field("secrets", &self.inner.secrets)
-            .field("providers", &providers)
+            .field("providers", &self.inner.providers)
             .finish_non_exhaustive()
     }
 }
@@ -91,7 +94,14 @@ pub struct SessionManagerBuilder {
     repository: Option<Arc<dyn WorkspaceRepository>>,
     secrets: Option<Arc<dyn SecretStore>>,
     clock: Option<Arc<dyn Clock>>,
-    providers: Vec<Arc<dyn SessionAction>>,
+    providers: Vec<Registration>,
+    hint: Option<MissingProviderHint>,
+}
+
+/// A provider as registered with the builder.
+enum Registration {
+    Ready(Arc<dyn SessionAction>),
+    Lazy(Vec<SessionType>, ProviderFactory),
 }
 
 impl fmt::Debug for SessionManagerBuilder {
@@ -126,7 +136,49 @@ impl SessionManagerBuilder {
 
     /// Registers the provider for its [`SessionAction::session_type`].
     pub fn provider(mut self, provider: Arc<dyn SessionAction>) -> Self {
-        self.providers.push(provider);
+        self.providers.push(Registration::Ready(provider));
+        self
+    }
+
+    /// Registers a factory that builds the providers of `session_types`
+    /// the first time one of those types is used (not at all if none is).
+    ///
+    /// A factory that fails (a malformed environment, a missing file) fails
+    /// only the operations on its own session types, and runs again at the
+    /// next use; sessions of other types are unaffected. Every provider it
+    /// returns must be of one of `session_types`.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use session_core::{Error, InMemoryWorkspace, SessionManager, SessionType};
+    /// let manager = SessionManager::builder()
+    ///     .repository(Arc::new(InMemoryWorkspace::new()))
+    ///     .lazy_providers([SessionType::Redfish], || {
+    ///         Err(Error::invalid_input("REDFISH_CA", "not a PEM file"))
+    ///     })
+    ///     .build()?;
+    /// # Ok::<(), Error>(())
+    /// ```
+    pub fn lazy_providers(
+        mut self,
+        session_types: impl IntoIterator<Item = SessionType>,
+        factory: impl Fn() -> Result<Vec<Arc<dyn SessionAction>>> + Send + Sync + 'static,
+    ) -> Self {
+        self.providers.push(Registration::Lazy(
+            session_types.into_iter().collect(),
+            Arc::new(factory),
+        ));
+        self
+    }
+
+    /// What to tell the user when a session's type has no provider, e.g.
+    /// which cargo feature would add it. Without one the error only says
+    /// that none is registered.
+    pub fn missing_provider_hint(
+        mut self,
+        hint: impl Fn(&SessionType) -> Option<String> + Send + Sync + 'static,
+    ) -> Self {
+        self.hint = Some(Arc::new(hint));
         self
     }
 
@@ -139,15 +191,15 @@ impl SessionManagerBuilder {
                 "a SessionManager needs a workspace repository",
             )
         })?;
-        let mut providers = HashMap::new();
-        for provider in self.providers {
-            let session_type = provider.session_type();
-            if providers.insert(session_type.clone(), provider).is_some() {
-                return Err(Error::invalid_input(
-                    "provider",
-                    format!("two providers are registered for session type {session_type}"),
-                ));
+        let mut providers = Providers::default();
+        for registration in self.providers {
+            match registration {
+                Registration::Ready(provider) => providers.add(provider)?,
+                Registration::Lazy(types, factory) => providers.add_lazy(types, factory)?,
             }
+        }
+        if let Some(hint) = self.hint {
+            providers.set_hint(hint);
         }
         let (events, _) = broadcast::channel(EVENT_CAPACITY);
         Ok(SessionManager {
@@ -188,8 +240,15 @@ impl SessionManager {
         &self.inner.clock
     }
 
-    /// The provider registered for `session_type`, if any.
-    pub fn provider(&self, session_type: &SessionType) -> Option<&Arc<dyn SessionAction>> {
+    /// The provider registered for `session_type`, built now if it was
+    /// registered with [`lazy_providers`](SessionManagerBuilder::lazy_providers).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Unsupported`] when none is registered (with the
+    /// [hint](SessionManagerBuilder::missing_provider_hint) if there is
+    /// one); the factory's error when building it fails.
+    pub fn provider(&self, session_type: &SessionType) -> Result<Arc<dyn SessionAction>> {
         self.inner.providers.get(session_type)
     }
 
@@ -346,28 +405,7 @@ impl Inner {
     }
 
     fn provider_for(&self, session: &Session) -> Result<Arc<dyn SessionAction>> {
-        self.providers
-            .get(&session.session_type)
-            .cloned()
-            .ok_or_else(|| {
-                let hint = match &session.session_type {
-                    t if t.is_aws_credentials() || *t == SessionType::AwsSsm => {
-                        " (enable the `aws` feature of session-sdk)"
-                    }
-                    SessionType::Azure => " (enable the `azure` feature of session-sdk)",
-                    SessionType::Redfish => " (enable the `redfish` feature of session-sdk)",
-                    SessionType::Boundary => " (enable the `boundary` feature of session-sdk)",
-                    _ => "",
-                };
-                Error::unsupported(
-                    format!("this program{hint}"),
-                    format!(
-                        "{} sessions: no provider is registered ({})",
-                        session.session_type,
-                        session.label()
-                    ),
-                )
-            })
+        self.providers.for_session(session)
     }
 
     fn context(&self) -> ActionContext {

@@ -199,7 +199,7 @@ async fn run(
         for session in &sessions {
             let rotatable = manager
                 .provider(&session.session_type)
-                .is_some_and(|p| p.capabilities().rotate);
+                .is_ok_and(|p| p.capabilities().rotate);
             if !rotatable {
                 continue;
             }

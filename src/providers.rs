@@ -1,0 +1,149 @@
+//! The providers of this build, registered lazily with a
+//! [`SessionManager`](crate::SessionManager): each is built from the
+//! environment the first time a session of its type is used, so a provider
+//! whose environment is wrong (a malformed `AWS_REGION`, say) fails only its
+//! own sessions, and a program that never touches AWS never reads AWS
+//! settings.
+//!
+//! ```no_run
+//! use std::sync::Arc;
+//! use session_sdk::providers::DefaultProviders;
+//! use session_sdk::{FsWorkspace, SessionManager};
+//! # fn demo() -> session_sdk::Result<()> {
+//! let manager = SessionManager::builder()
+//!     .repository(Arc::new(FsWorkspace::from_env()?))
+//!     .default_providers()
+//!     .build()?;
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! An application that configures a provider itself (its own MFA prompt,
+//! sink or device-code prompter) registers that one with
+//! [`SessionManagerBuilder::provider`] or
+//! [`lazy_providers`](SessionManagerBuilder::lazy_providers), and can still
+//! use [`missing_provider_hint`] for the types this build lacks.
+
+use crate::{SessionManagerBuilder, SessionType};
+
+/// Registers every provider this build has a feature for, each built from
+/// the environment with default settings on first use, and
+/// [`missing_provider_hint`] for the others.
+pub trait DefaultProviders {
+    /// See the [trait](DefaultProviders).
+    fn default_providers(self) -> Self;
+}
+
+impl DefaultProviders for SessionManagerBuilder {
+    fn default_providers(self) -> Self {
+        #[allow(unused_mut)]
+        let mut builder = self.missing_provider_hint(missing_provider_hint);
+        #[cfg(feature = "aws")]
+        {
+            builder = builder.lazy_providers(aws::SESSION_TYPES, aws::from_env);
+        }
+        #[cfg(feature = "azure")]
+        {
+            builder = builder.lazy_providers([SessionType::Azure], || {
+                let provider = session_azure::AzureProvider::builder().build()?;
+                Ok(vec![std::sync::Arc::new(provider) as _])
+            });
+        }
+        #[cfg(feature = "redfish-client")]
+        {
+            builder = builder.lazy_providers([SessionType::Redfish], || {
+                Ok(vec![
+                    std::sync::Arc::new(session_redfish::client::RedfishProvider::new()) as _,
+                ])
+            });
+        }
+        builder
+    }
+}
+
+/// What a program built on session-sdk could do to get a provider for
+/// `session_type`, when this build has none: the cargo feature to enable,
+/// or that the type is not implemented yet. `None` for types this build
+/// provides and for [`SessionType::Other`].
+pub fn missing_provider_hint(session_type: &SessionType) -> Option<String> {
+    let feature =
+        |name: &str, on: bool| (!on).then(|| format!("enable the `{name}` feature of session-sdk"));
+    match session_type {
+        t if t.is_aws_credentials() => feature("aws", cfg!(feature = "aws")),
+        SessionType::AwsSsm => {
+            Some("awsSsm sessions are not implemented yet in session-aws".to_owned())
+        }
+        SessionType::Azure => feature("azure", cfg!(feature = "azure")),
+        SessionType::Redfish => feature("redfish-client", cfg!(feature = "redfish-client")),
+        SessionType::Boundary => {
+            Some("boundary sessions are not implemented yet in session-boundary".to_owned())
+        }
+        _ => None,
+    }
+}
+
+#[cfg(feature = "aws")]
+mod aws {
+    use std::sync::Arc;
+
+    use session_aws::sink::{CredentialSink, SharedCredentialsFile};
+    use session_aws::sso::{SsoClientConfig, SsoRoleProvider};
+    use session_aws::{
+        AwsClientConfig, ChainedRoleProvider, FederatedRoleProvider, IamUserProvider,
+    };
+    use session_core::device_code::StderrPrompter;
+    use session_core::{Error, Result, SessionAction, SessionType};
+
+    pub(super) const SESSION_TYPES: [SessionType; 4] = [
+        SessionType::AwsIamUser,
+        SessionType::AwsIamRoleChained,
+        SessionType::AwsIamRoleFederated,
+        SessionType::AwsSsoRole,
+    ];
+
+    /// The four AWS credential providers, publishing to the shared
+    /// credentials file, with the STS and SSO settings of the environment.
+    pub(super) fn from_env() -> Result<Vec<Arc<dyn SessionAction>>> {
+        let client = AwsClientConfig::from_env()?;
+        let sink: Arc<dyn CredentialSink> = Arc::new(SharedCredentialsFile::from_env()?);
+        let home = std::env::var_os("HOME")
+            .filter(|h| !h.is_empty())
+            .map(std::path::PathBuf::from)
+            .ok_or_else(|| {
+                Error::invalid_input("HOME", "is not set (the SSO token cache lives under it)")
+            })?;
+        Ok(vec![
+            Arc::new(IamUserProvider::new(client.clone(), sink.clone())),
+            Arc::new(ChainedRoleProvider::new(client.clone(), sink.clone())),
+            Arc::new(FederatedRoleProvider::new(client, sink.clone())),
+            Arc::new(SsoRoleProvider::new(
+                SsoClientConfig::from_env()?,
+                sink,
+                Arc::new(StderrPrompter),
+                home,
+            )),
+        ])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hints_name_the_missing_feature_only() {
+        let aws = missing_provider_hint(&SessionType::AwsIamUser);
+        assert_eq!(aws.is_some(), !cfg!(feature = "aws"), "{aws:?}");
+        if let Some(hint) = aws {
+            assert!(hint.contains("`aws` feature"), "{hint}");
+        }
+        let redfish = missing_provider_hint(&SessionType::Redfish);
+        assert_eq!(redfish.is_some(), !cfg!(feature = "redfish-client"));
+        assert!(
+            missing_provider_hint(&SessionType::AwsSsm)
+                .unwrap()
+                .contains("not implemented")
+        );
+        assert_eq!(missing_provider_hint(&SessionType::Other("x".into())), None);
+    }
+}
