@@ -28,9 +28,9 @@ mod account;
 #[cfg(feature = "azure-cli")]
 pub mod azure_cli;
 mod config;
-mod credential;
 pub mod oauth;
 mod provider;
+mod token_credential;
 
 pub use account::SignedInAccount;
 /// The `azure_core` this crate implements `TokenCredential` for (use it, so
@@ -40,9 +40,9 @@ pub use config::{
     ARM_DEFAULT_SCOPE, AZURE_CLI_ARM_SCOPE, AZURE_CLI_CLIENT_ID, AzureCliPublished, AzureConfig,
     CredentialKind, PUBLIC_CLOUD_AUTHORITY,
 };
-pub use credential::{AzureSessionCredential, DEFAULT_MIN_TTL};
 pub use oauth::{DeviceCodePrompt, DevicePromptHook, Token};
 pub use provider::{AzureProvider, AzureProviderBuilder};
+pub use token_credential::{AzureSessionCredential, DEFAULT_MIN_TTL};
 
 /// The secret-store name of a service principal's client secret.
 pub const CLIENT_SECRET: &str = "azure-client-secret";
