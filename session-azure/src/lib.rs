@@ -21,8 +21,9 @@
 //! `sessionctl add azure` and `azure env|exec` use them.
 //!
 //! The account's secrets live in the [`session_core::SecretStore`] under
-//! [`CLIENT_SECRET`] and [`REFRESH_TOKEN`], the current access token under
-//! [`ACCESS_TOKEN`]; they never appear in the config, errors or logs.
+//! the names in [`secret_names`]: [`CLIENT_SECRET`] and [`REFRESH_TOKEN`],
+//! the current access token under [`ACCESS_TOKEN`]; they never appear in the
+//! config, errors or logs.
 
 mod account;
 #[cfg(feature = "azure-cli")]
@@ -30,6 +31,7 @@ pub mod azure_cli;
 mod config;
 pub mod oauth;
 mod provider;
+pub mod secret_names;
 mod token_credential;
 
 pub use account::SignedInAccount;
@@ -42,11 +44,5 @@ pub use config::{
 };
 pub use oauth::{DeviceCodePrompt, DevicePromptHook, Token};
 pub use provider::{AzureProvider, AzureProviderBuilder};
+pub use secret_names::{ACCESS_TOKEN, CLIENT_SECRET, REFRESH_TOKEN};
 pub use token_credential::{AzureSessionCredential, DEFAULT_MIN_TTL};
-
-/// The secret-store name of a service principal's client secret.
-pub const CLIENT_SECRET: &str = "azure-client-secret";
-/// The secret-store name of the user's refresh token.
-pub const REFRESH_TOKEN: &str = "azure-refresh-token";
-/// The secret-store name of the current access token.
-pub const ACCESS_TOKEN: &str = "azure-access-token";

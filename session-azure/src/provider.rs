@@ -10,7 +10,8 @@ use session_core::{
 };
 
 use crate::oauth::{self, DEFAULT_POLL_INTERVAL, DeviceCodePrompt, DevicePromptHook, Token};
-use crate::{ACCESS_TOKEN, AzureConfig, CLIENT_SECRET, CredentialKind, REFRESH_TOKEN};
+use crate::secret_names::{ACCESS_TOKEN, CLIENT_SECRET, REFRESH_TOKEN};
+use crate::{AzureConfig, CredentialKind};
 
 /// The provider of `azure` sessions.
 ///

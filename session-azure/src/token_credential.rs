@@ -14,7 +14,8 @@ use session_core::{
 };
 
 use crate::oauth::{self, Token};
-use crate::{ACCESS_TOKEN, AzureConfig, CLIENT_SECRET, CredentialKind, REFRESH_TOKEN};
+use crate::secret_names::{ACCESS_TOKEN, CLIENT_SECRET, REFRESH_TOKEN};
+use crate::{AzureConfig, CredentialKind};
 
 /// A token is renewed when it has less than this left.
 pub const DEFAULT_MIN_TTL: Duration = Duration::from_secs(300);
