@@ -52,7 +52,7 @@ pub use authenticated::{
     KeepAlive, RedfishClient, RedfishClientBuilder, RedfishResponse, SessionInfo,
 };
 pub use config::{AuthMode, RedfishConfig};
-use error::Failure;
+use error::RequestFailure;
 use protocol::{Login, X_AUTH_TOKEN};
 
 /// The secret-store name of the account password (put there by the caller).
@@ -182,7 +182,7 @@ impl RedfishProvider {
         config: &RedfishConfig,
         password: &Secret,
         session: &Session,
-    ) -> std::result::Result<Option<Login>, Failure> {
+    ) -> std::result::Result<Option<Login>, RequestFailure> {
         let label = session.label();
         let discovery = protocol::discover(http, base, &label).await?;
         protocol::login_or_basic(
@@ -387,7 +387,7 @@ impl SessionAction for RedfishProvider {
                 }
                 Ok(active)
             }
-            Err(Failure {
+            Err(RequestFailure {
                 session_limit: true,
                 error,
                 ..
