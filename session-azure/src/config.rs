@@ -34,15 +34,15 @@ pub const AZURE_CLI_ARM_SCOPE: &str = "https://management.core.windows.net//.def
 pub enum CredentialKind {
     /// A service principal's client secret (OAuth client credentials grant;
     /// no user, no refresh token). The secret is in the secret store under
-    /// [`CLIENT_SECRET`](crate::CLIENT_SECRET).
+    /// [`CLIENT_SECRET`](crate::secret_names::CLIENT_SECRET).
     ClientSecret,
     /// A user signs in with the device code flow on another device; the
     /// refresh token is kept in the secret store under
-    /// [`REFRESH_TOKEN`](crate::REFRESH_TOKEN).
+    /// [`REFRESH_TOKEN`](crate::secret_names::REFRESH_TOKEN).
     #[default]
     DeviceCode,
     /// An existing refresh token, put in the secret store under
-    /// [`REFRESH_TOKEN`](crate::REFRESH_TOKEN) by the caller.
+    /// [`REFRESH_TOKEN`](crate::secret_names::REFRESH_TOKEN) by the caller.
     RefreshToken,
 }
 

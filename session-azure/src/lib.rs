@@ -21,16 +21,18 @@
 //! `sessionctl add azure` and `azure env|exec` use them.
 //!
 //! The account's secrets live in the [`session_core::SecretStore`] under
-//! [`CLIENT_SECRET`] and [`REFRESH_TOKEN`], the current access token under
-//! [`ACCESS_TOKEN`]; they never appear in the config, errors or logs.
+//! the names in [`secret_names`]: [`CLIENT_SECRET`] and [`REFRESH_TOKEN`],
+//! the current access token under [`ACCESS_TOKEN`]; they never appear in the
+//! config, errors or logs.
 
 mod account;
 #[cfg(feature = "azure-cli")]
 pub mod azure_cli;
 mod config;
-mod credential;
 pub mod oauth;
 mod provider;
+pub mod secret_names;
+mod token_credential;
 
 pub use account::SignedInAccount;
 /// The `azure_core` this crate implements `TokenCredential` for (use it, so
@@ -40,14 +42,8 @@ pub use config::{
     ARM_DEFAULT_SCOPE, AZURE_CLI_ARM_SCOPE, AZURE_CLI_CLIENT_ID, AzureCliPublished, AzureConfig,
     CredentialKind, PUBLIC_CLOUD_AUTHORITY,
 };
-pub use credential::AzureSessionCredential;
 pub use oauth::Token;
 pub use provider::{AzureProvider, AzureProviderBuilder};
+pub use secret_names::{ACCESS_TOKEN, CLIENT_SECRET, REFRESH_TOKEN};
 pub use session_core::device_code::{DeviceCodePrompt, DeviceCodePrompter};
-
-/// The secret-store name of a service principal's client secret.
-pub const CLIENT_SECRET: &str = "azure-client-secret";
-/// The secret-store name of the user's refresh token.
-pub const REFRESH_TOKEN: &str = "azure-refresh-token";
-/// The secret-store name of the current access token.
-pub const ACCESS_TOKEN: &str = "azure-access-token";
+pub use token_credential::AzureSessionCredential;

@@ -14,7 +14,8 @@ use session_core::device_code::{
 };
 
 use crate::oauth::{self, Token};
-use crate::{ACCESS_TOKEN, AzureConfig, CLIENT_SECRET, CredentialKind, REFRESH_TOKEN};
+use crate::secret_names::{ACCESS_TOKEN, CLIENT_SECRET, REFRESH_TOKEN};
+use crate::{AzureConfig, CredentialKind};
 
 /// The provider of `azure` sessions.
 ///

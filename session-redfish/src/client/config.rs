@@ -7,8 +7,8 @@ use session_core::{Error, Result};
 /// The settings of a `redfish` session, in its `config` (camelCase keys).
 ///
 /// The password is **not** here: it is in the secret store under
-/// [`PASSWORD_SECRET`](super::PASSWORD_SECRET); the issued `X-Auth-Token`
-/// goes there too, under [`TOKEN_SECRET`](super::TOKEN_SECRET).
+/// [`PASSWORD`](super::secret_names::PASSWORD); the issued `X-Auth-Token`
+/// goes there too, under [`TOKEN`](super::secret_names::TOKEN).
 ///
 /// ```
 /// use session_redfish::client::RedfishConfig;

@@ -8,17 +8,20 @@ use reqwest::header::{HeaderMap, RETRY_AFTER};
 use serde_json::Value;
 use session_core::Error;
 
-/// A failed call: the error, and whether it was the service's session limit
-/// (`SessionLimitExceeded`), which `rotate` answers by deleting first.
+/// A failed request to the service: the error, the HTTP status when the
+/// service answered, and whether it was the service's session limit
+/// (`SessionLimitExceeded`). The login keeps all of it (`rotate` answers the
+/// session limit by deleting first, and a 404/405 falls back to Basic);
+/// other calls keep only the error.
 #[derive(Debug)]
-pub(crate) struct Failure {
+pub(crate) struct RequestFailure {
     pub(crate) error: Error,
     pub(crate) session_limit: bool,
     /// The HTTP status, when the service answered.
     pub(crate) status: Option<StatusCode>,
 }
 
-impl From<Error> for Failure {
+impl From<Error> for RequestFailure {
     fn from(error: Error) -> Self {
         Self {
             error,
@@ -82,7 +85,7 @@ pub(crate) fn from_status(
     status: StatusCode,
     headers: &HeaderMap,
     body: &[u8],
-) -> Failure {
+) -> RequestFailure {
     let ids = messages(body);
     let detail: String = ids
         .iter()
@@ -130,7 +133,7 @@ pub(crate) fn from_status(
             source: None,
         },
     };
-    Failure {
+    RequestFailure {
         error,
         session_limit,
         status: Some(status),

@@ -10,7 +10,7 @@
 //!   {UserName, Password, Context}` → requires a 2xx with `X-Auth-Token` →
 //!   the session URI from `Location`, else the body's `@odata.id`, refused
 //!   unless on the endpoint's scheme, host and port. The token goes to the
-//!   secret store ([`TOKEN_SECRET`]), the URI to the config (`sessionUri`),
+//!   secret store ([`secret_names::TOKEN`]), the URI to the config (`sessionUri`),
 //!   the expiry is `now + SessionTimeout`.
 //! - **Basic fallback**: when the root links no SessionService (or the login
 //!   POST answers 404/405) and [`RedfishConfig::basic_auth_fallback`] is not
@@ -36,6 +36,7 @@ mod authenticated;
 mod config;
 mod error;
 mod protocol;
+pub mod secret_names;
 mod url;
 
 use std::collections::HashMap;
@@ -52,13 +53,15 @@ pub use authenticated::{
     KeepAlive, RedfishClient, RedfishClientBuilder, RedfishResponse, SessionInfo,
 };
 pub use config::{AuthMode, RedfishConfig};
-use error::Failure;
+use error::RequestFailure;
 use protocol::{Login, X_AUTH_TOKEN};
 
-/// The secret-store name of the account password (put there by the caller).
-pub const PASSWORD_SECRET: &str = "redfish-password";
-/// The secret-store name of the issued `X-Auth-Token` (written by the provider).
-pub const TOKEN_SECRET: &str = "redfish-token";
+/// The secret-store name of the account password (put there by the caller);
+/// [`secret_names::PASSWORD`].
+pub use secret_names::PASSWORD as PASSWORD_SECRET;
+/// The secret-store name of the issued `X-Auth-Token` (written by the
+/// provider); [`secret_names::TOKEN`].
+pub use secret_names::TOKEN as TOKEN_SECRET;
 /// The Sessions collection every Redfish service has, used when the service
 /// root does not advertise `Links.Sessions`.
 pub const DEFAULT_SESSIONS_URI: &str = "/redfish/v1/SessionService/Sessions";
@@ -182,7 +185,7 @@ impl RedfishProvider {
         config: &RedfishConfig,
         password: &Secret,
         session: &Session,
-    ) -> std::result::Result<Option<Login>, Failure> {
+    ) -> std::result::Result<Option<Login>, RequestFailure> {
         let label = session.label();
         let discovery = protocol::discover(http, base, &label).await?;
         protocol::login_or_basic(
@@ -208,7 +211,7 @@ impl RedfishProvider {
         login: Option<Login>,
     ) -> Result<Session> {
         let label = session.label();
-        let key = SecretKey::new(session.session_id, TOKEN_SECRET)?;
+        let key = SecretKey::new(session.session_id, secret_names::TOKEN)?;
         let mut active = session.clone();
         match login {
             Some(login) => {
@@ -271,7 +274,7 @@ impl RedfishProvider {
         }
         let token = ctx
             .secrets
-            .get(&SecretKey::new(session.session_id, TOKEN_SECRET)?)
+            .get(&SecretKey::new(session.session_id, secret_names::TOKEN)?)
             .await?
             .ok_or_else(|| {
                 Error::invalid_input("token", format!("{label} has no token in the secret store"))
@@ -300,14 +303,15 @@ impl RedfishProvider {
 /// The account password from the secret store.
 async fn password(ctx: &ActionContext, session: &Session) -> Result<Secret> {
     ctx.secrets
-        .get(&SecretKey::new(session.session_id, PASSWORD_SECRET)?)
+        .get(&SecretKey::new(session.session_id, secret_names::PASSWORD)?)
         .await?
         .ok_or_else(|| {
             Error::invalid_input(
                 "password",
                 format!(
-                    "{} has no password in the secret store ({PASSWORD_SECRET})",
-                    session.label()
+                    "{} has no password in the secret store ({})",
+                    session.label(),
+                    secret_names::PASSWORD
                 ),
             )
         })
@@ -336,7 +340,7 @@ impl SessionAction for RedfishProvider {
     async fn stop(&self, ctx: &ActionContext, session: &Session) -> Result<Session> {
         let label = session.label();
         let mut config: RedfishConfig = session.config.get().map_err(|e| e.in_session(&label))?;
-        let key = SecretKey::new(session.session_id, TOKEN_SECRET)?;
+        let key = SecretKey::new(session.session_id, secret_names::TOKEN)?;
         let token = ctx.secrets.get(&key).await?;
         if let (Some(token), Some(uri)) = (&token, &config.session_uri) {
             let base = config.base_url().map_err(|e| e.in_session(&label))?;
@@ -361,7 +365,7 @@ impl SessionAction for RedfishProvider {
     async fn rotate(&self, ctx: &ActionContext, session: &Session) -> Result<Session> {
         let label = session.label();
         let (config, http, base, password) = self.prepare(ctx, session).await?;
-        let key = SecretKey::new(session.session_id, TOKEN_SECRET)?;
+        let key = SecretKey::new(session.session_id, secret_names::TOKEN)?;
         let old_token = ctx.secrets.get(&key).await?;
         let old_uri = match &config.session_uri {
             Some(uri) => Some(url::same_origin(&base, uri).map_err(|reason| {
@@ -387,7 +391,7 @@ impl SessionAction for RedfishProvider {
                 }
                 Ok(active)
             }
-            Err(Failure {
+            Err(RequestFailure {
                 session_limit: true,
                 error,
                 ..

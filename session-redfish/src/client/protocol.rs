@@ -11,7 +11,7 @@ use reqwest::{Client, StatusCode, Url};
 use serde_json::{Value, json};
 use session_core::{Error, Result, Secret};
 
-use super::error::{Failure, from_status, from_transport};
+use super::error::{RequestFailure, from_status, from_transport};
 use super::{DEFAULT_SESSIONS_URI, REQUEST_TIMEOUT, RedfishConfig, url};
 
 pub(crate) const X_AUTH_TOKEN: HeaderName = HeaderName::from_static("x-auth-token");
@@ -171,7 +171,7 @@ pub(crate) async fn login(
     password: &Secret,
     context: &str,
     label: &str,
-) -> std::result::Result<Login, Failure> {
+) -> std::result::Result<Login, RequestFailure> {
     let body = json!({
         "UserName": username,
         "Password": password.expose(),
@@ -278,10 +278,10 @@ pub(crate) async fn login_or_basic(
     password: &Secret,
     context: &str,
     label: &str,
-) -> std::result::Result<Option<Login>, Failure> {
+) -> std::result::Result<Option<Login>, RequestFailure> {
     let basic = || async {
         if !config.basic_fallback_allowed() {
-            return Err(Failure::from(Error::unsupported(
+            return Err(RequestFailure::from(Error::unsupported(
                 "redfish",
                 format!(
                     "session login at {label}: the service has no SessionService and basicAuthFallback is false"

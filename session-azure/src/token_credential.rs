@@ -12,7 +12,8 @@ use reqwest::Client;
 use session_core::{DEFAULT_MIN_TTL, Error, Result, SecretKey, SessionManager, SessionType};
 
 use crate::oauth::{self, Token};
-use crate::{ACCESS_TOKEN, AzureConfig, CLIENT_SECRET, CredentialKind, REFRESH_TOKEN};
+use crate::secret_names::{ACCESS_TOKEN, CLIENT_SECRET, REFRESH_TOKEN};
+use crate::{AzureConfig, CredentialKind};
 
 /// An `azure` session of a [`SessionManager`] as a [`TokenCredential`].
 ///

@@ -1,0 +1,148 @@
+//! [`FsWorkspaceBuilder`]: where the workspace file is, and how it is
+//! opened.
+
+use std::fmt;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use super::format::Migration;
+use super::store::{FsWorkspace, Inner};
+use crate::{Error, Result};
+
+/// The environment variable that names the workspace file; it overrides the
+/// default location. `sessionctl --workspace` sets the same thing.
+pub const WORKSPACE_ENV: &str = "SESSIONCTL_WORKSPACE";
+
+const DEFAULT_LOCK_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Builds an [`FsWorkspace`].
+///
+/// ```
+/// use session_core::FsWorkspace;
+/// let dir = tempfile::tempdir()?;
+/// let workspace = FsWorkspace::builder()
+///     .path(dir.path().join("workspace.json"))
+///     .build()?;
+/// assert!(workspace.path().ends_with("workspace.json"));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Clone, Default)]
+pub struct FsWorkspaceBuilder {
+    path: Option<PathBuf>,
+    lock_timeout: Option<Duration>,
+    migrations: Vec<(u32, Migration)>,
+}
+
+impl fmt::Debug for FsWorkspaceBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("FsWorkspaceBuilder")
+            .field("path", &self.path)
+            .field("lock_timeout", &self.lock_timeout)
+            .field(
+                "migrations",
+                &self.migrations.iter().map(|m| m.0).collect::<Vec<_>>(),
+            )
+            .finish()
+    }
+}
+
+impl FsWorkspaceBuilder {
+    /// An empty builder: the path comes from [`WORKSPACE_ENV`] or the OS
+    /// config directory unless set.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Reads [`WORKSPACE_ENV`] from the process environment.
+    pub fn from_env() -> Self {
+        Self::from_env_iter(
+            std::env::vars_os()
+                .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?))),
+        )
+    }
+
+    /// Like [`from_env`](Self::from_env) but from the given variables, so
+    /// tests need not change the process environment. Reads only
+    /// [`WORKSPACE_ENV`]; an empty value counts as unset.
+    pub fn from_env_iter(vars: impl IntoIterator<Item = (String, String)>) -> Self {
+        let mut builder = Self::new();
+        for (key, value) in vars {
+            if key == WORKSPACE_ENV && !value.is_empty() {
+                builder.path = Some(PathBuf::from(value));
+            }
+        }
+        builder
+    }
+
+    /// The workspace file.
+    pub fn path(mut self, path: impl Into<PathBuf>) -> Self {
+        self.path = Some(path.into());
+        self
+    }
+
+    /// How long a writer waits for another process's lock (default 30 s)
+    /// before failing with [`Error::Storage`].
+    pub fn lock_timeout(mut self, timeout: Duration) -> Self {
+        self.lock_timeout = Some(timeout);
+        self
+    }
+
+    /// Registers the step that migrates schema `from` to `from + 1`.
+    /// Steps run in order when an older file is loaded.
+    pub fn migration(mut self, from: u32, step: Migration) -> Self {
+        self.migrations.retain(|(v, _)| *v != from);
+        self.migrations.push((from, step));
+        self
+    }
+
+    /// Checks the settings. Does not touch the file system: the file is read
+    /// on first use and created on first write.
+    pub fn build(self) -> Result<FsWorkspace> {
+        let path = match self.path {
+            Some(path) => path,
+            None => default_path()?,
+        };
+        if path.as_os_str().is_empty() {
+            return Err(Error::invalid_input("workspace path", "must not be empty"));
+        }
+        let file_name = path
+            .file_name()
+            .ok_or_else(|| {
+                Error::invalid_input(
+                    "workspace path",
+                    format!("{} does not name a file", path.display()),
+                )
+            })?
+            .to_owned();
+        let sibling = |suffix: &str| {
+            let mut name = file_name.clone();
+            name.push(suffix);
+            path.with_file_name(name)
+        };
+        Ok(FsWorkspace {
+            inner: Arc::new(Inner {
+                lock_path: sibling(".lock"),
+                backup_path: sibling(".bak"),
+                path,
+                lock_timeout: self.lock_timeout.unwrap_or(DEFAULT_LOCK_TIMEOUT),
+                migrations: self.migrations,
+                state: Mutex::new(None),
+            }),
+        })
+    }
+}
+
+/// The default workspace file: `<config dir>/sessionctl/workspace.json`
+/// (`~/.config/sessionctl/workspace.json` on Linux,
+/// `~/Library/Application Support/sessionctl/workspace.json` on macOS).
+pub fn default_path() -> Result<PathBuf> {
+    directories::ProjectDirs::from("", "", "sessionctl")
+        .map(|dirs| dirs.config_dir().join("workspace.json"))
+        .ok_or_else(|| {
+            Error::invalid_input(
+                "workspace path",
+                format!("no home directory to put the workspace in; set {WORKSPACE_ENV}"),
+            )
+        })
+}

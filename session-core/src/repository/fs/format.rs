@@ -1,0 +1,350 @@
+//! The workspace file on disk: its schema, parsing (errors carry the line
+//! and column in the whole file), migrations and serialization.
+
+use std::borrow::Cow;
+use std::collections::HashMap;
+use std::fmt;
+
+use serde::Deserialize;
+use serde::de::{self, MapAccess, Visitor};
+use serde_json::value::RawValue;
+use serde_json::{Map, Value};
+
+use super::store::{Inner, Stamp};
+use crate::repository::SessionSet;
+use crate::{Error, Result, Session, SessionId};
+
+/// The schema version this build reads and writes.
+pub const WORKSPACE_SCHEMA_VERSION: u32 = 1;
+
+const KIND: &str = "workspace file";
+/// Below this many sessions per extra thread, parsing stays on one thread.
+const PARALLEL_PARSE_MIN: usize = 2_000;
+
+/// A migration step: rewrites a top-level document of schema `n` into
+/// schema `n + 1`. Errors are reported with the file name.
+pub type Migration = fn(&mut Map<String, Value>) -> std::result::Result<(), String>;
+
+/// The parsed file, plus each session's JSON text so a write re-serializes
+/// only the sessions that changed.
+pub(super) struct Loaded {
+    pub(super) stamp: Option<Stamp>,
+    pub(super) set: SessionSet,
+    /// JSON text by session id; a missing entry is encoded at the next write.
+    pub(super) raw: HashMap<SessionId, CachedJson>,
+    extra: Map<String, Value>,
+    /// The text the file had when loaded; `CachedJson::InFile` points into it.
+    file: String,
+}
+
+/// One session's JSON text: still where it was in the loaded file (no copy),
+/// or encoded since.
+pub(super) enum CachedJson {
+    InFile(std::ops::Range<usize>),
+    Encoded(Box<RawValue>),
+}
+
+impl Loaded {
+    pub(super) fn empty() -> Self {
+        Loaded {
+            stamp: None,
+            set: SessionSet::default(),
+            raw: HashMap::new(),
+            extra: Map::new(),
+            file: String::new(),
+        }
+    }
+}
+
+impl Inner {
+    pub(super) fn parse(&self, text: String) -> Result<Loaded> {
+        let bytes = text.as_bytes();
+        let top: TopLevel<'_> =
+            serde_json::from_str(&text).map_err(|e| self.corrupt_at(e.line(), e.column(), e))?;
+        let version = top
+            .version
+            .ok_or_else(|| self.corrupt_at(1, 1, "the \"version\" field is missing"))?;
+        if version > u64::from(WORKSPACE_SCHEMA_VERSION) {
+            return Err(Error::storage(
+                &self.path,
+                format!(
+                    "written by a newer version (schema {version}; this build reads up to {WORKSPACE_SCHEMA_VERSION}); upgrade, or use the backup {}",
+                    self.backup_path.display()
+                ),
+                None,
+            ));
+        }
+        if version < u64::from(WORKSPACE_SCHEMA_VERSION) {
+            return self.migrate(&text, version as u32);
+        }
+        let raws = top
+            .sessions
+            .ok_or_else(|| self.corrupt_at(1, 1, "the \"sessions\" field is missing"))?;
+        let sessions = self.parse_sessions(bytes, &raws)?;
+        let mut raw = HashMap::with_capacity(raws.len());
+        for (session, item) in sessions.iter().zip(&raws) {
+            let start = offset_in(bytes, item.get());
+            raw.insert(
+                session.session_id,
+                CachedJson::InFile(start..start + item.get().len()),
+            );
+        }
+        let extra = top.extra;
+        let set = SessionSet::from_sessions(sessions)
+            .map_err(|id| self.corrupt_at(0, 0, format!("session id {id} appears twice")))?;
+        Ok(Loaded {
+            stamp: None,
+            set,
+            raw,
+            extra,
+            file: text,
+        })
+    }
+
+    /// Parses and validates each session. Large workspaces are split over
+    /// the available cores: sessions parse independently, and parsing is
+    /// most of the cost of loading (about 1 µs per session).
+    fn parse_sessions(&self, bytes: &[u8], raws: &[&RawValue]) -> Result<Vec<Session>> {
+        let parse_one = |item: &&RawValue| -> Result<Session> {
+            let session: Session = serde_json::from_str(item.get())
+                .map_err(|e| self.corrupt_in(bytes, item.get(), e))?;
+            session
+                .validate()
+                .map_err(|e| self.corrupt_in(bytes, item.get(), e))?;
+            Ok(session)
+        };
+        let threads = std::thread::available_parallelism()
+            .map_or(1, |n| n.get())
+            .min(raws.len() / PARALLEL_PARSE_MIN + 1);
+        if threads <= 1 {
+            return raws.iter().map(parse_one).collect();
+        }
+        let chunk = raws.len().div_ceil(threads);
+        let parts: Vec<Result<Vec<Session>>> = std::thread::scope(|scope| {
+            let workers: Vec<_> = raws
+                .chunks(chunk)
+                .skip(1)
+                .map(|part| scope.spawn(move || part.iter().map(parse_one).collect()))
+                .collect();
+            // This thread takes the first chunk itself.
+            let mut parts = vec![raws[..chunk].iter().map(parse_one).collect()];
+            parts.extend(workers.into_iter().map(|w| {
+                w.join().unwrap_or_else(|_| {
+                    Err(self.corrupt_at(0, 0, "a session parser thread panicked"))
+                })
+            }));
+            parts
+        });
+        let mut sessions = Vec::with_capacity(raws.len());
+        // The first error in file order wins, as in a sequential parse.
+        for part in parts {
+            sessions.extend(part?);
+        }
+        Ok(sessions)
+    }
+
+    /// Runs the migration steps from `from` up to the current schema on the
+    /// whole document, then parses it. The file itself is rewritten only by
+    /// the next write.
+    fn migrate(&self, text: &str, from: u32) -> Result<Loaded> {
+        let mut doc: Map<String, Value> =
+            serde_json::from_str(text).map_err(|e| self.corrupt_at(e.line(), e.column(), e))?;
+        for version in from..WORKSPACE_SCHEMA_VERSION {
+            let step = self
+                .migrations
+                .iter()
+                .find(|(v, _)| *v == version)
+                .map(|(_, step)| *step)
+                .ok_or_else(|| {
+                    Error::storage(
+                        &self.path,
+                        format!(
+                            "schema {version} is older than this build can migrate (no step from {version} to {})",
+                            version + 1
+                        ),
+                        None,
+                    )
+                })?;
+            step(&mut doc).map_err(|reason| {
+                Error::storage(
+                    &self.path,
+                    format!("migrating from schema {version}: {reason}"),
+                    None,
+                )
+            })?;
+        }
+        doc.insert("version".into(), Value::from(WORKSPACE_SCHEMA_VERSION));
+        let migrated = serde_json::to_string(&doc)
+            .map_err(|e| self.corrupt_at(0, 0, format!("after migration: {e}")))?;
+        self.parse(migrated)
+    }
+
+    pub(super) fn corrupt_at(
+        &self,
+        line: usize,
+        column: usize,
+        message: impl fmt::Display,
+    ) -> Error {
+        Error::Corrupt {
+            path: self.path.clone(),
+            kind: KIND.into(),
+            line,
+            column,
+            message: strip_position(&message.to_string()),
+        }
+    }
+
+    /// An error inside one session's text, positioned in the whole file.
+    fn corrupt_in(&self, file: &[u8], item: &str, e: impl ErrorPosition) -> Error {
+        let (line0, col0) = position_of(file, offset_in(file, item));
+        let (line, column) = match e.position() {
+            Some((1, col)) => (line0, col0 + col - 1),
+            Some((l, col)) => (line0 + l - 1, col),
+            None => (line0, col0),
+        };
+        self.corrupt_at(line, column, e.message())
+    }
+}
+
+/// Where `item`, a slice of `file`, starts in it.
+fn offset_in(file: &[u8], item: &str) -> usize {
+    (item.as_ptr() as usize).saturating_sub(file.as_ptr() as usize)
+}
+
+/// The 1-based line and column of byte `offset` of `file`.
+pub(super) fn position_of(file: &[u8], offset: usize) -> (usize, usize) {
+    let before = &file[..offset.min(file.len())];
+    let line = before.iter().filter(|&&b| b == b'\n').count() + 1;
+    let line_start = before
+        .iter()
+        .rposition(|&b| b == b'\n')
+        .map_or(0, |p| p + 1);
+    (line, before.len() - line_start + 1)
+}
+
+/// The position and message of an error found inside one session.
+trait ErrorPosition {
+    fn position(&self) -> Option<(usize, usize)>;
+    fn message(&self) -> String;
+}
+
+impl ErrorPosition for serde_json::Error {
+    fn position(&self) -> Option<(usize, usize)> {
+        Some((self.line(), self.column()))
+    }
+    fn message(&self) -> String {
+        self.to_string()
+    }
+}
+
+impl ErrorPosition for Error {
+    fn position(&self) -> Option<(usize, usize)> {
+        None
+    }
+    fn message(&self) -> String {
+        self.to_string()
+    }
+}
+
+/// serde_json appends " at line L column C"; the position is reported in
+/// its own fields, so drop the duplicate.
+fn strip_position(message: &str) -> String {
+    match message.rfind(" at line ") {
+        Some(i) if message[i..].contains(" column ") => message[..i].to_owned(),
+        _ => message.to_owned(),
+    }
+}
+
+/// The whole file: each session's cached JSON text, encoding the ones
+/// that have none yet.
+pub(super) fn render(loaded: &mut Loaded) -> serde_json::Result<String> {
+    let Loaded {
+        set,
+        raw,
+        extra,
+        file,
+        ..
+    } = loaded;
+    for session in set.sessions() {
+        if let std::collections::hash_map::Entry::Vacant(slot) = raw.entry(session.session_id) {
+            slot.insert(CachedJson::Encoded(RawValue::from_string(
+                serde_json::to_string(session)?,
+            )?));
+        }
+    }
+    let texts: Vec<&str> = set
+        .sessions()
+        .iter()
+        .map(|s| match &raw[&s.session_id] {
+            CachedJson::InFile(range) => &file[range.clone()],
+            CachedJson::Encoded(text) => text.get(),
+        })
+        .collect();
+    let size: usize = texts.iter().map(|t| t.len() + 6).sum();
+    let mut out = String::with_capacity(size + 64);
+    out.push_str("{\n  \"version\": ");
+    out.push_str(&WORKSPACE_SCHEMA_VERSION.to_string());
+    out.push_str(",\n  \"sessions\": [");
+    for (i, text) in texts.iter().enumerate() {
+        out.push_str(if i == 0 { "\n    " } else { ",\n    " });
+        out.push_str(text);
+    }
+    out.push_str(if texts.is_empty() { "]" } else { "\n  ]" });
+    for (key, value) in extra.iter() {
+        out.push_str(",\n  ");
+        out.push_str(&serde_json::to_string(key)?);
+        out.push_str(": ");
+        out.push_str(&serde_json::to_string(value)?);
+    }
+    out.push_str("\n}\n");
+    Ok(out)
+}
+
+/// The top level, read without buffering the sessions: each session stays
+/// a slice of the input until it is parsed on its own.
+struct TopLevel<'a> {
+    version: Option<u64>,
+    sessions: Option<Vec<&'a RawValue>>,
+    extra: Map<String, Value>,
+}
+
+impl<'de: 'a, 'a> Deserialize<'de> for TopLevel<'a> {
+    fn deserialize<D: de::Deserializer<'de>>(
+        deserializer: D,
+    ) -> std::result::Result<Self, D::Error> {
+        struct TopVisitor<'a>(std::marker::PhantomData<&'a ()>);
+        impl<'de: 'a, 'a> Visitor<'de> for TopVisitor<'a> {
+            type Value = TopLevel<'a>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a workspace object with \"version\" and \"sessions\"")
+            }
+            fn visit_map<M: MapAccess<'de>>(
+                self,
+                mut map: M,
+            ) -> std::result::Result<Self::Value, M::Error> {
+                let mut top = TopLevel {
+                    version: None,
+                    sessions: None,
+                    extra: Map::new(),
+                };
+                while let Some(key) = map.next_key::<Cow<'de, str>>()? {
+                    match key.as_ref() {
+                        "version" if top.version.is_none() => top.version = Some(map.next_value()?),
+                        "sessions" if top.sessions.is_none() => {
+                            top.sessions = Some(map.next_value()?)
+                        }
+                        "version" | "sessions" => {
+                            return Err(de::Error::custom(format!("duplicate field \"{key}\"")));
+                        }
+                        _ => {
+                            let value = map.next_value()?;
+                            top.extra.insert(key.into_owned(), value);
+                        }
+                    }
+                }
+                Ok(top)
+            }
+        }
+        deserializer.deserialize_map(TopVisitor(std::marker::PhantomData))
+    }
+}

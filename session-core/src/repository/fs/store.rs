@@ -1,0 +1,343 @@
+//! [`FsWorkspace`]: the workspace file under a cross-process lock, replaced
+//! atomically with a backup of the previous version.
+
+use std::fmt;
+use std::fs::{self, File};
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use super::builder::FsWorkspaceBuilder;
+use super::format::{Loaded, Migration, position_of, render};
+use crate::private_file::{self, LockError};
+use crate::repository::{SessionSet, WorkspaceRepository};
+use crate::{Error, Result, Session, SessionId};
+
+/// A [`WorkspaceRepository`] in one JSON file, safe for several processes
+/// at once.
+///
+/// # File format
+///
+/// ```json
+/// {
+///   "version": 1,
+///   "sessions": [
+///     {"sessionId":"…","sessionName":"dev","sessionType":"awsIamUser","status":"inactive","config":{},"revision":3},
+///     …
+///   ]
+/// }
+/// ```
+///
+/// One session per line, in insertion order. Keys this version does not know,
+/// at the top level or inside a session, are kept and written back.
+///
+/// # Safety of the file
+///
+/// - **Atomic replace**: each write goes to a temporary file in the same
+///   directory (mode 0600), which is fsynced, then renamed over the workspace
+///   file, then the directory is fsynced. A reader or a crash sees the old
+///   file or the new one, never a mix.
+/// - **Cross-process lock**: writers take an exclusive advisory lock on
+///   `<file>.lock`, re-read the file if another process changed it, apply
+///   their change and write. Readers need no lock.
+/// - **Backup**: before each replace, the previous file is kept as
+///   `<file>.bak` (a hard link, so it costs no copy).
+/// - **Never reset**: a file that cannot be read or parsed gives
+///   [`Error::Corrupt`] or [`Error::Storage`] naming the file (and the line
+///   and column), and is left untouched; nothing is written until it is fixed
+///   (for example from `<file>.bak`).
+/// - **Schema version**: files of an older schema go through the migration
+///   hook ([`FsWorkspaceBuilder::migration`]) when loaded and are written in
+///   the current schema on the next write; a file of a newer schema is refused.
+///
+/// Cloning is cheap and clones share the in-memory copy.
+#[derive(Clone)]
+pub struct FsWorkspace {
+    pub(super) inner: Arc<Inner>,
+}
+
+/// The state shared by the clones of one [`FsWorkspace`].
+pub(super) struct Inner {
+    pub(super) path: PathBuf,
+    pub(super) lock_path: PathBuf,
+    pub(super) backup_path: PathBuf,
+    pub(super) lock_timeout: Duration,
+    pub(super) migrations: Vec<(u32, Migration)>,
+    /// What was last read or written, and the file identity it came from.
+    pub(super) state: Mutex<Option<Loaded>>,
+}
+
+impl fmt::Debug for FsWorkspace {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("FsWorkspace")
+            .field("path", &self.inner.path)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Identifies one version of the file cheaply: every write is a new inode
+/// with a new mtime, so an unchanged stamp means an unchanged file.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(super) struct Stamp {
+    len: u64,
+    modified: Option<std::time::SystemTime>,
+    #[cfg(unix)]
+    ino: u64,
+    #[cfg(unix)]
+    ctime_ns: i64,
+}
+
+impl Stamp {
+    fn of(meta: &fs::Metadata) -> Self {
+        #[cfg(unix)]
+        use std::os::unix::fs::MetadataExt;
+        Stamp {
+            len: meta.len(),
+            modified: meta.modified().ok(),
+            #[cfg(unix)]
+            ino: meta.ino(),
+            #[cfg(unix)]
+            ctime_ns: meta.ctime() * 1_000_000_000 + meta.ctime_nsec(),
+        }
+    }
+}
+
+impl FsWorkspace {
+    /// A builder.
+    pub fn builder() -> FsWorkspaceBuilder {
+        FsWorkspaceBuilder::new()
+    }
+
+    /// The workspace at `path`.
+    pub fn open(path: impl Into<PathBuf>) -> Result<Self> {
+        Self::builder().path(path).build()
+    }
+
+    /// The workspace named by [`WORKSPACE_ENV`](super::WORKSPACE_ENV), else
+    /// the default path.
+    pub fn from_env() -> Result<Self> {
+        FsWorkspaceBuilder::from_env().build()
+    }
+
+    /// The workspace file.
+    pub fn path(&self) -> &Path {
+        &self.inner.path
+    }
+
+    /// The backup of the previous version of the file.
+    pub fn backup_path(&self) -> &Path {
+        &self.inner.backup_path
+    }
+
+    /// Reads the file now (if it changed) and reports any problem, without
+    /// waiting for the first operation.
+    pub async fn check(&self) -> Result<usize> {
+        self.blocking(|inner| Ok(inner.fresh()?.as_ref().map_or(0, |l| l.set.len())))
+            .await
+    }
+
+    async fn blocking<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Inner) -> Result<T> + Send + 'static,
+    ) -> Result<T> {
+        let inner = Arc::clone(&self.inner);
+        match tokio::task::spawn_blocking(move || f(&inner)).await {
+            Ok(result) => result,
+            Err(join) => Err(Error::storage(
+                &self.inner.path,
+                format!("workspace I/O task failed: {join}"),
+                None,
+            )),
+        }
+    }
+
+    /// Runs a change under the cross-process lock and writes the result.
+    async fn write<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut SessionSet) -> Result<(T, Vec<SessionId>)> + Send + 'static,
+    ) -> Result<T> {
+        self.blocking(move |inner| inner.write(f)).await
+    }
+}
+
+impl Inner {
+    fn lock_state(&self) -> MutexGuard<'_, Option<Loaded>> {
+        // A panic mid-operation leaves at worst a stale copy, and the stamp
+        // check below reloads it from the file.
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The in-memory copy, reloaded if the file changed since.
+    fn fresh(&self) -> Result<MutexGuard<'_, Option<Loaded>>> {
+        let mut state = self.lock_state();
+        self.refresh(&mut state)?;
+        Ok(state)
+    }
+
+    fn refresh(&self, state: &mut Option<Loaded>) -> Result<()> {
+        let mut file = match File::open(&self.path) {
+            Ok(file) => file,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                let stale = state.as_ref().is_none_or(|l| l.stamp.is_some());
+                if stale {
+                    *state = Some(Loaded::empty());
+                }
+                return Ok(());
+            }
+            Err(e) => return Err(self.io_error("cannot open the workspace file", e)),
+        };
+        let meta = file
+            .metadata()
+            .map_err(|e| self.io_error("cannot read the workspace file's metadata", e))?;
+        let stamp = Stamp::of(&meta);
+        if state.as_ref().is_some_and(|l| l.stamp == Some(stamp)) {
+            return Ok(());
+        }
+        let mut bytes = Vec::with_capacity(meta.len() as usize);
+        file.read_to_end(&mut bytes)
+            .map_err(|e| self.io_error("cannot read the workspace file", e))?;
+        // Checking UTF-8 once here lets serde_json skip it for every string.
+        let text = String::from_utf8(bytes).map_err(|e| {
+            let (line, column) = position_of(e.as_bytes(), e.utf8_error().valid_up_to());
+            self.corrupt_at(line, column, "not valid UTF-8")
+        })?;
+        let mut loaded = self.parse(text)?;
+        loaded.stamp = Some(stamp);
+        *state = Some(loaded);
+        Ok(())
+    }
+
+    fn write<T>(
+        &self,
+        change: impl FnOnce(&mut SessionSet) -> Result<(T, Vec<SessionId>)>,
+    ) -> Result<T> {
+        let mut state = self.lock_state();
+        let _lock = self.lock_file()?;
+        self.refresh(&mut state)?;
+        let loaded = state.as_mut().expect("refresh always leaves a state");
+        // SessionSet checks everything before it mutates, so a refused
+        // change leaves memory as it was; no copy of the set is needed.
+        let (result, changed) = change(&mut loaded.set)?;
+        for id in &changed {
+            loaded.raw.remove(id);
+        }
+        let written = render(loaded)
+            .map_err(|e| self.corrupt_at(0, 0, format!("cannot encode a session: {e}")))
+            .and_then(|text| self.replace(text.as_bytes()))
+            .and_then(|()| {
+                fs::metadata(&self.path)
+                    .map_err(|e| self.io_error("cannot read the new file's metadata", e))
+            });
+        match written {
+            Ok(meta) => {
+                loaded.stamp = Some(Stamp::of(&meta));
+                Ok(result)
+            }
+            Err(e) => {
+                // Memory now holds a change the file does not: forget it so
+                // the next operation reloads the file.
+                *state = None;
+                Err(e)
+            }
+        }
+    }
+
+    /// Takes the cross-process lock, polling up to `lock_timeout`.
+    fn lock_file(&self) -> Result<File> {
+        private_file::lock_exclusive(&self.lock_path, self.lock_timeout).map_err(|e| match e {
+            LockError::Io(e) => self.io_error("cannot lock the workspace", e),
+            LockError::TimedOut => Error::storage(
+                &self.path,
+                format!(
+                    "another process has held the lock {} for over {:?}",
+                    self.lock_path.display(),
+                    self.lock_timeout
+                ),
+                None,
+            ),
+        })
+    }
+
+    /// Temp file, fsync, keep the old file as backup, rename, fsync the dir.
+    fn replace(&self, bytes: &[u8]) -> Result<()> {
+        private_file::replace_atomically(&self.path, bytes, || self.keep_backup())
+            .map_err(|e| self.io_error(e.step, e.error))
+    }
+
+    /// Points `<file>.bak` at the current file. Best effort: a failure here
+    /// loses only the backup, never the data being written.
+    fn keep_backup(&self) {
+        let dir = private_file::parent_dir(&self.path);
+        if !self.path.exists() {
+            return;
+        }
+        let staged = dir.join(format!(
+            ".{}.bak.tmp",
+            self.path
+                .file_name()
+                .expect("checked by the builder")
+                .to_string_lossy(),
+        ));
+        let _ = fs::remove_file(&staged);
+        let linked = fs::hard_link(&self.path, &staged)
+            .or_else(|_| fs::copy(&self.path, &staged).map(|_| ()));
+        match linked.and_then(|()| fs::rename(&staged, &self.backup_path)) {
+            Ok(()) => {}
+            Err(e) => {
+                let _ = fs::remove_file(&staged);
+                tracing::warn!(path = %self.backup_path.display(), error = %e, "could not keep the workspace backup");
+            }
+        }
+    }
+
+    fn io_error(&self, what: &str, e: std::io::Error) -> Error {
+        Error::storage(&self.path, what, Some(e))
+    }
+}
+
+#[async_trait::async_trait]
+impl WorkspaceRepository for FsWorkspace {
+    async fn list(&self) -> Result<Vec<Session>> {
+        self.blocking(|inner| {
+            let state = inner.fresh()?;
+            Ok(state
+                .as_ref()
+                .map(|l| l.set.sessions().to_vec())
+                .unwrap_or_default())
+        })
+        .await
+    }
+
+    async fn get(&self, id: SessionId) -> Result<Session> {
+        self.blocking(move |inner| {
+            let state = inner.fresh()?;
+            match state.as_ref() {
+                Some(loaded) => loaded.set.get(id).cloned(),
+                None => Err(Error::not_found(format!("session {id}"))),
+            }
+        })
+        .await
+    }
+
+    async fn insert(&self, session: Session) -> Result<Session> {
+        self.write(move |set| {
+            let id = session.session_id;
+            set.insert(session).map(|s| (s, vec![id]))
+        })
+        .await
+    }
+
+    async fn update(&self, session: Session) -> Result<Session> {
+        self.write(move |set| {
+            let id = session.session_id;
+            set.update(session).map(|s| (s, vec![id]))
+        })
+        .await
+    }
+
+    async fn delete(&self, id: SessionId, expected_revision: Option<u64>) -> Result<Session> {
+        self.write(move |set| set.delete(id, expected_revision).map(|s| (s, Vec::new())))
+            .await
+    }
+}
