@@ -721,7 +721,6 @@ fn credential_process_json(creds: &AwsCredentials) -> Result<String, Failure> {
     Ok(text)
 }
 
-/// Single-quotes a value for POSIX shells.
 /// `aws sso-sync`: adds a session per (account, role) not yet in the workspace.
 async fn sso_sync(workspace: FsWorkspace, args: SsoSyncArgs) -> Result<String, Failure> {
     let mut key = SsoLoginKey::new(&args.start_url, &args.sso_region);

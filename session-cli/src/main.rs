@@ -206,10 +206,12 @@ enum Command {
 
     /// Start a session: issue its credentials or open its connection.
     ///
-    /// Starts its parent first if it has one that is not active. Needs the
-    /// provider for the session's type to be built into sessionctl (AWS IAM
-    /// user and chained role so far; other types fail with "does not
-    /// support") and opens the secret store. AWS sessions publish their
+    /// Starts its parent first if it has one that is not active, and opens
+    /// the secret store. Works for the types whose provider is built into
+    /// sessionctl (by default the four AWS credential types, azure and
+    /// redfish); others fail with "does not support" and say why. Each
+    /// provider reads its settings only when one of its sessions is used,
+    /// so a bad AWS setting does not affect a redfish session. AWS sessions publish their
     /// credentials to a profile of the shared credentials file
     /// (AWS_SHARED_CREDENTIALS_FILE, else ~/.aws/credentials) and their
     /// region to the config file (AWS_CONFIG_FILE, else ~/.aws/config); STS is

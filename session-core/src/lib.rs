@@ -23,6 +23,8 @@
 //!
 //! # What start, stop and rotate mean for each session type
 //!
+//! This is the one copy of this table (the README points here).
+//!
 //! | type | start | stop | rotate |
 //! |---|---|---|---|
 //! | `awsIamUser` | `sts:GetSessionToken` signed with the long-term key from the secret store (with MFA serial and code if configured); write the temporary credentials to the sink (credentials-file profile, `credential_process` cache, or environment) | remove exactly the profile section / cache entry start wrote; forget the temporary credentials | a new `GetSessionToken` before `expiration`; replace the sink entry in one atomic write |
@@ -32,7 +34,7 @@
 //! | `azure` | Entra ID token: client credentials (app) or device code / refresh token (user); store the tokens; optionally the Azure CLI files | forget the access and refresh tokens and remove sink entries (Entra ID has no per-token revocation) | refresh-token grant (user) or client credentials again (app) before `expires_at − min_ttl` |
 //! | `awsSsm` | `ssm:StartSession`, open the data-channel WebSocket and hold it (shell, port forward); the provider owns the live handle | send `TerminateSession` on the channel and call the `TerminateSession` API; close the WebSocket | transport rotation: `ssm:ResumeSession` and re-open the data channel with the new token, keeping sequence numbers (a fresh session needs stop + start) |
 //! | `redfish` | discover `Links.Sessions`, POST `UserName`/`Password`, keep the `X-Auth-Token` (secret store) and the session URI from `Location` | `DELETE` the session URI; 401/404 mean it is already gone | create a new session, switch to its token, then delete the old one (delete first and retry when the BMC's session limit refuses) |
-//! | `boundary` | `POST /v1/targets/{id}:authorize-session`, decode the authorization token, open the local `connect` proxy listener; the provider owns the listener | close the listener and connections and `POST /v1/sessions/{id}:cancel` | not supported for one Boundary session (its certificate and expiry are fixed): returns [`Error::Unsupported`]; the manager's restart (stop then start) gives a new authorization |
+//! | `boundary` | `POST /v1/targets/{id}:authorize-session`, decode the authorization token, open the local `connect` proxy listener; the provider owns the listener | close the listener and connections and `POST /v1/sessions/{id}:cancel` | not supported for one Boundary session (its certificate and expiry are fixed): returns [`Error::Unsupported`]; stop then start gives a new authorization |
 //!
 //! `Capabilities` tells which of these a provider supports
 //! (`rotate: false` for Boundary, `live_connection: true` for SSM and Boundary,
