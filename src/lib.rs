@@ -48,7 +48,7 @@
 //! use session_sdk::{FsWorkspace, Session, SessionManager, SessionType};
 //! # async fn demo(my_provider: Arc<dyn session_sdk::SessionAction>) -> session_sdk::Result<()> {
 //! let manager = SessionManager::builder()
-//!     .repository(Arc::new(FsWorkspace::from_env()?))
+//!     .repository(Arc::new(FsWorkspace::open_default()?))
 //!     .provider(my_provider)
 //!     .build()?;
 //! manager.add(Session::new("dev", SessionType::Other("local".into()))?).await?;

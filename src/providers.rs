@@ -11,7 +11,7 @@
 //! use session_sdk::{FsWorkspace, SessionManager};
 //! # fn demo() -> session_sdk::Result<()> {
 //! let manager = SessionManager::builder()
-//!     .repository(Arc::new(FsWorkspace::from_env()?))
+//!     .repository(Arc::new(FsWorkspace::open_default()?))
 //!     .default_providers()
 //!     .build()?;
 //! # Ok(())

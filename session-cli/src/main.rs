@@ -59,8 +59,8 @@ use std::sync::Arc;
 
 use clap::{Args, Parser, Subcommand};
 use session_sdk::{
-    Error, ErrorChain, FsWorkspace, FsWorkspaceBuilder, Operation, SecretKey, SecretStore,
-    SessionManager, SessionType, SystemClock, WorkspaceRepository, WorkspaceRepositoryExt,
+    Error, ErrorChain, FsWorkspace, Operation, SecretKey, SecretStore, SessionManager, SessionType,
+    SystemClock, WorkspaceRepository, WorkspaceRepositoryExt,
 };
 
 use crate::secrets::StoreKind;
@@ -139,7 +139,7 @@ struct Cli {
 #[command(next_help_heading = "Global options")]
 struct Global {
     /// The workspace file [default: the OS config dir's sessionctl/workspace.json].
-    #[arg(long, global = true, value_name = "PATH", env = "SESSIONCTL_WORKSPACE")]
+    #[arg(long, global = true, value_name = "PATH", env = WORKSPACE_ENV)]
     workspace: Option<PathBuf>,
 
     /// Where secrets are kept: an encrypted file or the OS keychain.
@@ -347,6 +347,10 @@ struct SecretNameArgs {
     #[arg(value_name = "SECRET_NAME")]
     name: String,
 }
+
+/// The environment variable that names the workspace file, like
+/// `--workspace` (the library reads no variable for it).
+const WORKSPACE_ENV: &str = "SESSIONCTL_WORKSPACE";
 
 /// Why a command failed, which decides the exit status.
 #[derive(Debug)]
@@ -609,7 +613,7 @@ fn open_workspace(global: &Global) -> Result<FsWorkspace, Failure> {
         .filter(|path| !path.as_os_str().is_empty())
     {
         Some(path) => FsWorkspace::builder().path(path),
-        None => FsWorkspaceBuilder::from_env(),
+        None => FsWorkspace::builder(),
     };
     Ok(builder.build()?)
 }

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use session_core::{Error, FsWorkspace, Session, SessionType, WORKSPACE_ENV, WorkspaceRepository};
+use session_core::{Error, FsWorkspace, Session, SessionType, WorkspaceRepository};
 
 const ROLE: &str = "FS_CHILD_ROLE";
 const PATH: &str = "FS_CHILD_PATH";
@@ -329,20 +329,10 @@ fn files_are_private_and_the_previous_version_is_kept() {
 }
 
 #[test]
-fn path_comes_from_the_environment_or_the_config_dir() {
-    let ws = session_core::FsWorkspaceBuilder::from_env_iter([(
-        WORKSPACE_ENV.to_owned(),
-        "/tmp/x/ws.json".to_owned(),
-    )])
-    .build()
-    .expect("build");
+fn path_is_the_given_one_or_the_config_dir() {
+    let ws = FsWorkspace::open("/tmp/x/ws.json").expect("open");
     assert_eq!(ws.path(), Path::new("/tmp/x/ws.json"));
-    let ws = session_core::FsWorkspaceBuilder::from_env_iter([(
-        WORKSPACE_ENV.to_owned(),
-        String::new(),
-    )])
-    .build()
-    .expect("build");
+    let ws = FsWorkspace::open_default().expect("default");
     assert!(
         ws.path().ends_with("sessionctl/workspace.json"),
         "{}",

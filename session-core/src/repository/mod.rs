@@ -5,10 +5,7 @@ mod fs;
 mod memory;
 mod set;
 
-pub use fs::{
-    FsWorkspace, FsWorkspaceBuilder, Migration, WORKSPACE_ENV, WORKSPACE_SCHEMA_VERSION,
-    default_path,
-};
+pub use fs::{FsWorkspace, FsWorkspaceBuilder, Migration, WORKSPACE_SCHEMA_VERSION, default_path};
 pub use memory::InMemoryWorkspace;
 pub(crate) use set::SessionSet;
 

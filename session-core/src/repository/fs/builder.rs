@@ -10,10 +10,6 @@ use super::format::Migration;
 use super::store::{FsWorkspace, Inner};
 use crate::{Error, Result};
 
-/// The environment variable that names the workspace file; it overrides the
-/// default location. `sessionctl --workspace` sets the same thing.
-pub const WORKSPACE_ENV: &str = "SESSIONCTL_WORKSPACE";
-
 const DEFAULT_LOCK_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Builds an [`FsWorkspace`].
@@ -48,31 +44,11 @@ impl fmt::Debug for FsWorkspaceBuilder {
 }
 
 impl FsWorkspaceBuilder {
-    /// An empty builder: the path comes from [`WORKSPACE_ENV`] or the OS
-    /// config directory unless set.
+    /// An empty builder: the path is [`default_path`] unless set. (The
+    /// library reads no environment variable for it; `sessionctl` has
+    /// `--workspace` / `SESSIONCTL_WORKSPACE`.)
     pub fn new() -> Self {
         Self::default()
-    }
-
-    /// Reads [`WORKSPACE_ENV`] from the process environment.
-    pub fn from_env() -> Self {
-        Self::from_env_iter(
-            std::env::vars_os()
-                .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?))),
-        )
-    }
-
-    /// Like [`from_env`](Self::from_env) but from the given variables, so
-    /// tests need not change the process environment. Reads only
-    /// [`WORKSPACE_ENV`]; an empty value counts as unset.
-    pub fn from_env_iter(vars: impl IntoIterator<Item = (String, String)>) -> Self {
-        let mut builder = Self::new();
-        for (key, value) in vars {
-            if key == WORKSPACE_ENV && !value.is_empty() {
-                builder.path = Some(PathBuf::from(value));
-            }
-        }
-        builder
     }
 
     /// The workspace file.
@@ -142,7 +118,7 @@ pub fn default_path() -> Result<PathBuf> {
         .ok_or_else(|| {
             Error::invalid_input(
                 "workspace path",
-                format!("no home directory to put the workspace in; set {WORKSPACE_ENV}"),
+                "no home directory to put the workspace in; give its path",
             )
         })
 }

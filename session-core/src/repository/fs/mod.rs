@@ -1,7 +1,7 @@
 //! A workspace in one JSON file; see [`FsWorkspace`].
 //!
 //! - `builder`: [`FsWorkspaceBuilder`], where the file is
-//!   ([`WORKSPACE_ENV`], [`default_path`]) and the migration steps.
+//!   ([`default_path`]) and the migration steps.
 //! - `format`: the file on disk: its schema ([`WORKSPACE_SCHEMA_VERSION`],
 //!   [`Migration`]), parsing with line and column errors, serialization.
 //! - `store`: [`FsWorkspace`]: the cross-process lock, the atomic replace,
@@ -12,6 +12,6 @@ mod builder;
 mod format;
 mod store;
 
-pub use builder::{FsWorkspaceBuilder, WORKSPACE_ENV, default_path};
+pub use builder::{FsWorkspaceBuilder, default_path};
 pub use format::{Migration, WORKSPACE_SCHEMA_VERSION};
 pub use store::FsWorkspace;

@@ -114,10 +114,10 @@ impl FsWorkspace {
         Self::builder().path(path).build()
     }
 
-    /// The workspace named by [`WORKSPACE_ENV`](super::WORKSPACE_ENV), else
-    /// the default path.
-    pub fn from_env() -> Result<Self> {
-        FsWorkspaceBuilder::from_env().build()
+    /// The workspace at [`default_path`](super::default_path), the one
+    /// `sessionctl` uses unless told otherwise.
+    pub fn open_default() -> Result<Self> {
+        FsWorkspaceBuilder::new().build()
     }
 
     /// The workspace file.
