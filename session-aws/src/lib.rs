@@ -40,6 +40,7 @@ mod provide;
 mod publish;
 pub mod sink;
 pub mod sso;
+mod subprocess;
 pub mod validate;
 
 pub use chained::{ChainedRoleConfig, ChainedRoleProvider};

@@ -13,12 +13,21 @@ use session_core::{Error, Result, Secret, Session};
 use zeroize::Zeroizing;
 
 use super::ASSERTION_FIELD;
+use crate::subprocess::{self, Keep, RunError};
 
 /// How long a [`CommandSamlSource`] may run by default.
 pub const DEFAULT_COMMAND_TIMEOUT: Duration = Duration::from_secs(120);
 
-/// How much of a failed command's stderr goes into the error.
+/// How much of a failed command's stderr goes into the error, in
+/// characters (the end of it).
 const STDERR_LIMIT: usize = 2000;
+
+/// How much of a command's stderr is kept: the end, more than
+/// [`STDERR_LIMIT`] characters of any width.
+const STDERR_KEPT: usize = 64 * 1024;
+
+/// The most a command may print on stdout: far more than any SAML response.
+const OUTPUT_LIMIT: usize = 1024 * 1024;
 
 /// Where SAML assertions come from: an IdP sign-in in a browser or webview
 /// (supplied by the embedding application), a file, a helper program.
@@ -130,8 +139,10 @@ impl SamlAssertionSource for FileSamlSource {
 ///
 /// A non-zero exit is an error that shows the end of the program's standard
 /// error; a program still running after the timeout (default
-/// [`DEFAULT_COMMAND_TIMEOUT`]) is killed. Standard input is closed, so the
-/// program cannot prompt on it; one that opens a browser works.
+/// [`DEFAULT_COMMAND_TIMEOUT`]) is killed and reaped, and so is one whose
+/// caller gives up. More than 1 MiB on standard output is an error.
+/// Standard input is closed, so the program cannot prompt on it; one that
+/// opens a browser works.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct CommandSamlSource {
     program: String,
@@ -180,37 +191,33 @@ impl SamlAssertionSource for CommandSamlSource {
     async fn assertion(&self, session: &Session) -> Result<Secret> {
         let label = session.label();
         let program = &self.program;
-        let child = tokio::process::Command::new(program)
-            .args(&self.args)
-            .stdin(std::process::Stdio::null())
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .kill_on_drop(true)
-            .spawn()
-            .map_err(|e| {
-                Error::invalid_input(
-                    "assertionSource",
-                    format!("{label}: cannot run the SAML assertion command {program:?}: {e}"),
-                )
-            })?;
-        // On timeout the future, and with it the child, is dropped:
-        // `kill_on_drop` kills it.
-        let output = tokio::time::timeout(self.timeout, child.wait_with_output())
-            .await
-            .map_err(|_| Error::Timeout {
+        let mut command = tokio::process::Command::new(program);
+        command.args(&self.args);
+        let finished = subprocess::run(
+            command,
+            self.timeout,
+            Keep::Head(OUTPUT_LIMIT),
+            Keep::Tail(STDERR_KEPT),
+        )
+        .await
+        .map_err(|e| match e {
+            RunError::Spawn(e) => Error::invalid_input(
+                "assertionSource",
+                format!("{label}: cannot run the SAML assertion command {program:?}: {e}"),
+            ),
+            RunError::Io(e) => Error::provider(
+                "saml-command",
+                &label,
+                format!("{program:?}: cannot read its output: {e}"),
+            ),
+            RunError::TimedOut => Error::Timeout {
                 target: format!("{label}: SAML assertion command {program:?} (killed)"),
                 after: self.timeout,
-            })?
-            .map_err(|e| {
-                Error::provider(
-                    "saml-command",
-                    &label,
-                    format!("{program:?}: cannot read its output: {e}"),
-                )
-            })?;
-        let stdout = Zeroizing::new(output.stdout);
-        if !output.status.success() {
-            let stderr = String::from_utf8_lossy(&output.stderr);
+            },
+        })?;
+        let status = finished.status;
+        if !status.success() {
+            let stderr = String::from_utf8_lossy(&finished.stderr.bytes);
             let stderr = stderr.trim();
             let tail = match stderr.char_indices().rev().nth(STDERR_LIMIT) {
                 Some((at, _)) => format!("…{}", &stderr[at..]),
@@ -220,8 +227,7 @@ impl SamlAssertionSource for CommandSamlSource {
                 "saml-command",
                 &label,
                 format!(
-                    "{program:?} failed ({}){}",
-                    output.status,
+                    "{program:?} failed ({status}){}",
                     if tail.is_empty() {
                         " with no error output".to_owned()
                     } else {
@@ -230,6 +236,17 @@ impl SamlAssertionSource for CommandSamlSource {
                 ),
             ));
         }
+        if finished.stdout.truncated {
+            return Err(Error::provider(
+                "saml-command",
+                &label,
+                format!(
+                    "the output of {program:?} is longer than {OUTPUT_LIMIT} bytes, more than \
+                     any SAML assertion"
+                ),
+            ));
+        }
+        let stdout = finished.stdout.bytes;
         let text = std::str::from_utf8(&stdout).map_err(|_| {
             Error::invalid_input(
                 ASSERTION_FIELD,
@@ -453,6 +470,18 @@ mod tests {
             .await
             .unwrap_err();
         assert!(err.to_string().contains("empty"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn command_source_refuses_an_endless_output() {
+        let err = CommandSamlSource::new("head", ["-c", "1048577", "/dev/zero"])
+            .assertion(&session())
+            .await
+            .unwrap_err();
+        assert_eq!(err.category(), "provider");
+        let text = err.to_string();
+        assert!(text.contains("longer than 1048576 bytes"), "{text}");
+        assert!(text.contains("saml-test"), "{text}");
     }
 
     #[tokio::test]

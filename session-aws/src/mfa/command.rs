@@ -3,15 +3,14 @@
 use std::ffi::OsString;
 use std::fmt;
 use std::io;
-use std::process::Stdio;
 use std::sync::Arc;
 use std::time::Duration;
 
 use session_core::{BoxError, Error, Result, Secret};
-use tokio::io::{AsyncRead, AsyncReadExt};
 use zeroize::Zeroizing;
 
 use super::{DEFAULT_PROMPT_TIMEOUT, MfaPrompt};
+use crate::subprocess::{self, Keep, RunError};
 
 /// Environment variable holding the MFA device serial, set for the program
 /// of a [`CommandMfaPrompt`].
@@ -126,27 +125,6 @@ impl fmt::Debug for CommandMfaPrompt {
     }
 }
 
-/// Reads `reader` to its end, keeping at most `cap` bytes (the rest is read
-/// and dropped so the writer never blocks on a full pipe).
-async fn read_capped(
-    reader: Option<impl AsyncRead + Unpin>,
-    cap: usize,
-) -> io::Result<Zeroizing<Vec<u8>>> {
-    let mut kept = Zeroizing::new(Vec::new());
-    let Some(mut reader) = reader else {
-        return Ok(kept);
-    };
-    let mut chunk = Zeroizing::new([0u8; 1024]);
-    loop {
-        let n = reader.read(&mut chunk[..]).await?;
-        if n == 0 {
-            return Ok(kept);
-        }
-        let room = cap.saturating_sub(kept.len());
-        kept.extend_from_slice(&chunk[..n.min(room)]);
-    }
-}
-
 /// `text` with `code` (when it is at least 4 characters) and every
 /// standalone run of exactly 6 digits replaced by `<redacted>`.
 fn redact_codes(text: &str, code: &str) -> String {
@@ -188,56 +166,36 @@ fn command_error(serial: &str, message: String, source: Option<io::Error>) -> Er
 impl MfaPrompt for CommandMfaPrompt {
     async fn code(&self, serial: &str, purpose: &str) -> Result<Secret> {
         let name = self.name();
-        let mut child = self
-            .command()
-            .env(SERIAL_ENV, serial)
-            .env(PURPOSE_ENV, purpose)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true)
-            .spawn()
-            .map_err(|e| {
-                command_error(
-                    serial,
-                    format!("cannot run the MFA command `{name}`: {e}"),
-                    Some(e),
-                )
-            })?;
-        let stdout = child.stdout.take();
-        let stderr = child.stderr.take();
-        let run = tokio::time::timeout(self.timeout, async {
-            tokio::try_join!(
-                child.wait(),
-                read_capped(stdout, OUTPUT_CAP),
-                read_capped(stderr, OUTPUT_CAP)
-            )
-        })
-        .await;
-        let (status, stdout, stderr) = match run {
-            Ok(Ok(done)) => done,
-            Ok(Err(e)) => {
-                // The pipes failed: do not leave the program running.
-                let _ = child.kill().await;
-                return Err(command_error(
-                    serial,
-                    format!("running the MFA command `{name}` failed: {e}"),
-                    Some(e),
-                ));
-            }
-            Err(_elapsed) => {
-                // SIGKILL (TerminateProcess on Windows) and reap it.
-                let _ = child.kill().await;
-                return Err(Error::Timeout {
-                    target: format!("MFA command `{name}` for device {serial}"),
-                    after: self.timeout,
-                });
-            }
-        };
-        let stdout = Zeroizing::new(String::from_utf8_lossy(&stdout).into_owned());
+        let mut command = self.command();
+        command.env(SERIAL_ENV, serial).env(PURPOSE_ENV, purpose);
+        let finished = subprocess::run(
+            command,
+            self.timeout,
+            Keep::Head(OUTPUT_CAP),
+            Keep::Head(OUTPUT_CAP),
+        )
+        .await
+        .map_err(|e| match e {
+            RunError::Spawn(e) => command_error(
+                serial,
+                format!("cannot run the MFA command `{name}`: {e}"),
+                Some(e),
+            ),
+            RunError::Io(e) => command_error(
+                serial,
+                format!("running the MFA command `{name}` failed: {e}"),
+                Some(e),
+            ),
+            RunError::TimedOut => Error::Timeout {
+                target: format!("MFA command `{name}` for device {serial}"),
+                after: self.timeout,
+            },
+        })?;
+        let status = finished.status;
+        let stdout = Zeroizing::new(String::from_utf8_lossy(&finished.stdout.bytes).into_owned());
         let code = stdout.trim();
         if !status.success() {
-            let stderr = redact_codes(String::from_utf8_lossy(&stderr).trim(), code);
+            let stderr = redact_codes(String::from_utf8_lossy(&finished.stderr.bytes).trim(), code);
             let stderr: Vec<&str> = stderr
                 .lines()
                 .map(str::trim)
