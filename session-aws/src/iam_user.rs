@@ -6,8 +6,8 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 use session_core::{ActionContext, Capabilities, Error, Result, Session, SessionType};
 
+use crate::lifecycle::from_sts;
 use crate::mfa::{MfaPrompt, NoMfaPrompt};
-use crate::publish::from_sts;
 use crate::sink::{CredentialSink, NoSink};
 use crate::{AwsClientConfig, AwsCredentials, error, validate};
 
@@ -127,7 +127,7 @@ impl IamUserProvider {
     }
 }
 
-crate::publish::credential_session_action!(
+crate::lifecycle::credential_session_action!(
     IamUserProvider,
     SessionType::AwsIamUser,
     Capabilities::none().with_rotate(true)

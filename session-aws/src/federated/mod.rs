@@ -31,7 +31,7 @@ use session_core::{ActionContext, Capabilities, Error, Result, Session, SessionT
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
-use crate::publish::from_sts;
+use crate::lifecycle::from_sts;
 use crate::sink::{CredentialSink, NoSink};
 use crate::{AwsClientConfig, AwsCredentials, error, validate};
 
@@ -236,7 +236,7 @@ impl FederatedRoleProvider {
     }
 }
 
-crate::publish::credential_session_action!(
+crate::lifecycle::credential_session_action!(
     FederatedRoleProvider,
     SessionType::AwsIamRoleFederated,
     Capabilities::none().with_rotate(true)

@@ -266,7 +266,7 @@ impl SsoRoleProvider {
     }
 }
 
-crate::publish::credential_session_action!(
+crate::lifecycle::credential_session_action!(
     SsoRoleProvider,
     SessionType::AwsSsoRole,
     Capabilities::none().with_rotate(true)

@@ -1,5 +1,6 @@
-//! The steps every AWS credential type shares after it got credentials, and
-//! when it stops: store them, publish them to the sink, record where.
+//! The lifecycle every AWS credential session type shares: after the type
+//! got credentials (start, rotate), store them, publish them to the sink and
+//! record where; on stop, withdraw and forget them.
 
 use serde::{Deserialize, Serialize};
 use session_core::{ActionContext, Result, Session, SessionStatus};
@@ -149,7 +150,7 @@ macro_rules! credential_session_action {
                 session: &session_core::Session,
             ) -> session_core::Result<session_core::Session> {
                 let credentials = self.issue(ctx, session).await?;
-                $crate::publish::activate(ctx, session, self.sink.as_ref(), &credentials).await
+                $crate::lifecycle::activate(ctx, session, self.sink.as_ref(), &credentials).await
             }
 
             async fn stop(
@@ -157,7 +158,7 @@ macro_rules! credential_session_action {
                 ctx: &session_core::ActionContext,
                 session: &session_core::Session,
             ) -> session_core::Result<session_core::Session> {
-                $crate::publish::deactivate(ctx, session, self.sink.as_ref()).await
+                $crate::lifecycle::deactivate(ctx, session, self.sink.as_ref()).await
             }
 
             async fn rotate(
@@ -166,7 +167,7 @@ macro_rules! credential_session_action {
                 session: &session_core::Session,
             ) -> session_core::Result<session_core::Session> {
                 let credentials = self.issue(ctx, session).await?;
-                $crate::publish::activate(ctx, session, self.sink.as_ref(), &credentials).await
+                $crate::lifecycle::activate(ctx, session, self.sink.as_ref(), &credentials).await
             }
         }
     };
