@@ -43,11 +43,11 @@ pub mod sso;
 mod subprocess;
 pub mod validate;
 
-pub use chained::{ChainedRoleConfig, ChainedRoleProvider};
+pub use chained::{ChainedRoleConfig, ChainedRoleIssuer, ChainedRoleProvider};
 pub use client::{AwsClientConfig, AwsClientConfigBuilder, DEFAULT_REGION};
 pub use credentials::{AwsCredentials, issued, long_term};
-pub use federated::{FederatedRoleConfig, FederatedRoleProvider};
-pub use iam_user::{IamUserConfig, IamUserProvider};
-pub use lifecycle::CommonAwsConfig;
+pub use federated::{FederatedRoleConfig, FederatedRoleIssuer, FederatedRoleProvider};
+pub use iam_user::{IamUserConfig, IamUserIssuer, IamUserProvider};
+pub use lifecycle::{CommonAwsConfig, CredentialSessionProvider, IssueCredentials};
 pub use provide::{DEFAULT_MIN_TTL, SessionCredentialsProvider};
 pub use sso::{SsoRoleConfig, SsoRoleProvider};

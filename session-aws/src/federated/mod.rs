@@ -31,7 +31,7 @@ use session_core::{ActionContext, Capabilities, Error, Result, Session, SessionT
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
-use crate::lifecycle::from_sts;
+use crate::lifecycle::{CredentialSessionProvider, IssueCredentials, from_sts, sealed};
 use crate::sink::{CredentialSink, NoSink};
 use crate::{AwsClientConfig, AwsCredentials, error, validate};
 
@@ -155,10 +155,14 @@ fn duration_for(
 ///   write.
 /// - **stop**: withdraws the sink entry and forgets the credentials (STS
 ///   credentials cannot be revoked; they stay valid until they expire).
+pub type FederatedRoleProvider = CredentialSessionProvider<FederatedRoleIssuer>;
+
+/// How `awsIamRoleFederated` sessions get credentials:
+/// `sts:AssumeRoleWithSAML` with an assertion from a
+/// [`SamlAssertionSource`]. Used through [`FederatedRoleProvider`].
 #[derive(Debug, Clone)]
-pub struct FederatedRoleProvider {
+pub struct FederatedRoleIssuer {
     client: AwsClientConfig,
-    sink: Arc<dyn CredentialSink>,
     source: Arc<dyn SamlAssertionSource>,
 }
 
@@ -168,9 +172,11 @@ impl FederatedRoleProvider {
     /// called.
     pub fn new(client: AwsClientConfig, sink: Arc<dyn CredentialSink>) -> Self {
         Self {
-            client,
+            issuer: FederatedRoleIssuer {
+                client,
+                source: Arc::new(MissingSource),
+            },
             sink,
-            source: Arc::new(MissingSource),
         }
     }
 
@@ -182,8 +188,21 @@ impl FederatedRoleProvider {
     /// The source for sessions whose config names none (typically the
     /// application's browser sign-in).
     pub fn with_source(mut self, source: Arc<dyn SamlAssertionSource>) -> Self {
-        self.source = source;
+        self.issuer.source = source;
         self
+    }
+}
+
+impl sealed::Sealed for FederatedRoleIssuer {}
+
+#[async_trait::async_trait]
+impl IssueCredentials for FederatedRoleIssuer {
+    fn session_type(&self) -> SessionType {
+        SessionType::AwsIamRoleFederated
+    }
+
+    fn capabilities(&self) -> Capabilities {
+        Capabilities::none().with_rotate(true)
     }
 
     async fn issue(&self, ctx: &ActionContext, session: &Session) -> Result<AwsCredentials> {
@@ -235,12 +254,6 @@ impl FederatedRoleProvider {
         from_sts(creds)
     }
 }
-
-crate::lifecycle::credential_session_action!(
-    FederatedRoleProvider,
-    SessionType::AwsIamRoleFederated,
-    Capabilities::none().with_rotate(true)
-);
 
 /// What the tests of the parser, the sources and the provider share: a SAML
 /// response like the one moto's IdP stand-in produces.

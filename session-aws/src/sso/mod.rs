@@ -43,5 +43,5 @@ pub use login::{
     SsoLoginKey, TOKEN_REFRESH_WINDOW,
 };
 pub use prompt::{DeviceAuthorization, DeviceCodePrompter, NonInteractivePrompter, StderrPrompter};
-pub use provider::{SsoRoleConfig, SsoRoleProvider};
+pub use provider::{SsoRoleConfig, SsoRoleIssuer, SsoRoleProvider};
 pub use sync::{SsoAssignment, SsoIntegration};

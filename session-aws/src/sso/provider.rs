@@ -13,6 +13,7 @@ use super::cache::SsoTokenCache;
 use super::client::{SsoClientConfig, error_code, from_sdk};
 use super::login::{SsoLogin, SsoLoginKey, sso_region, sso_session_name, start_url};
 use super::prompt::DeviceCodePrompter;
+use crate::lifecycle::{CredentialSessionProvider, IssueCredentials, sealed};
 use crate::sink::{CredentialSink, NoSink};
 use crate::{AwsCredentials, validate};
 
@@ -112,10 +113,14 @@ fn role_name(value: &str) -> Result<()> {
 ///   replaced in one write.
 /// - **stop**: withdraws the sink entry and forgets the credentials. The
 ///   SSO sign-in stays: it is shared with other sessions and the AWS CLI.
+pub type SsoRoleProvider = CredentialSessionProvider<SsoRoleIssuer>;
+
+/// How `awsSsoRole` sessions get credentials: a portal access token from an
+/// [`SsoLogin`], then `sso:GetRoleCredentials`. Used through
+/// [`SsoRoleProvider`].
 #[derive(Debug, Clone)]
-pub struct SsoRoleProvider {
+pub struct SsoRoleIssuer {
     login: Arc<SsoLogin>,
-    sink: Arc<dyn CredentialSink>,
 }
 
 /// A `GetRoleCredentials` that failed.
@@ -143,7 +148,10 @@ impl SsoRoleProvider {
     /// A provider using `login` (shared with other providers or an
     /// [`SsoIntegration`](super::SsoIntegration)), publishing to `sink`.
     pub fn with_login(login: Arc<SsoLogin>, sink: Arc<dyn CredentialSink>) -> Self {
-        Self { login, sink }
+        Self {
+            issuer: SsoRoleIssuer { login },
+            sink,
+        }
     }
 
     /// A provider that publishes nowhere (secret store only).
@@ -153,9 +161,11 @@ impl SsoRoleProvider {
 
     /// The token manager.
     pub fn login(&self) -> &Arc<SsoLogin> {
-        &self.login
+        &self.issuer.login
     }
+}
 
+impl SsoRoleIssuer {
     async fn get_role_credentials(
         &self,
         config: &SsoRoleConfig,
@@ -223,6 +233,19 @@ impl SsoRoleProvider {
             expiration: Some(expiration),
         })
     }
+}
+
+impl sealed::Sealed for SsoRoleIssuer {}
+
+#[async_trait::async_trait]
+impl IssueCredentials for SsoRoleIssuer {
+    fn session_type(&self) -> SessionType {
+        SessionType::AwsSsoRole
+    }
+
+    fn capabilities(&self) -> Capabilities {
+        Capabilities::none().with_rotate(true)
+    }
 
     async fn issue(&self, ctx: &ActionContext, session: &Session) -> Result<AwsCredentials> {
         let label = session.label();
@@ -265,12 +288,6 @@ impl SsoRoleProvider {
         }
     }
 }
-
-crate::lifecycle::credential_session_action!(
-    SsoRoleProvider,
-    SessionType::AwsSsoRole,
-    Capabilities::none().with_rotate(true)
-);
 
 #[cfg(test)]
 mod tests {
