@@ -11,11 +11,12 @@ use time::OffsetDateTime;
 
 use super::cache::SsoTokenCache;
 use super::client::{SsoClientConfig, error_code, from_sdk};
-use super::login::{SsoLogin, SsoLoginKey, sso_region, sso_session_name, start_url};
+use super::login::{SsoLogin, SsoLoginKey};
 use super::prompt::DeviceCodePrompter;
+use crate::AwsCredentials;
 use crate::lifecycle::{CredentialSessionProvider, IssueCredentials, sealed};
 use crate::sink::{CredentialSink, NoSink};
-use crate::{AwsCredentials, validate};
+use crate::validate::{self, sso_region, sso_role_name, sso_session_name, start_url};
 
 /// The settings of an `awsSsoRole` session, in its `config` (camelCase
 /// keys). The [`CommonAwsConfig`](crate::CommonAwsConfig) keys (`profile`)
@@ -68,7 +69,7 @@ impl SsoRoleConfig {
         start_url(&self.start_url)?;
         sso_region(&self.sso_region)?;
         validate::account_id(&self.account_id)?;
-        role_name(&self.role_name)?;
+        sso_role_name(&self.role_name)?;
         if let Some(name) = &self.sso_session_name {
             sso_session_name(name)?;
         }
@@ -82,23 +83,6 @@ impl SsoRoleConfig {
             Some(name) => key.with_session_name(name),
             None => key,
         }
-    }
-}
-
-/// A permission set name: 1–64 characters from `[\w+=,.@-]`.
-fn role_name(value: &str) -> Result<()> {
-    let len = value.chars().count();
-    let ok = (1..=64).contains(&len)
-        && value
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || "_+=,.@-".contains(c));
-    if ok {
-        Ok(())
-    } else {
-        Err(Error::invalid_input(
-            "roleName",
-            format!("{value:?} must be 1-64 characters from A-Z a-z 0-9 _ + = , . @ -"),
-        ))
     }
 }
 
