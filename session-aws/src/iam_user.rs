@@ -16,7 +16,7 @@ const DURATION: (u32, u32) = (900, 129_600);
 
 /// The settings of an `awsIamUser` session, in its `config`. The long-term
 /// access key is **not** here: it is in the secret store
-/// ([`long_term`](crate::long_term)).
+/// ([`secret_names`](crate::secret_names)).
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 #[non_exhaustive]

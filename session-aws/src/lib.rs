@@ -38,6 +38,7 @@ mod iam_user;
 mod lifecycle;
 pub mod mfa;
 mod provide;
+pub mod secret_names;
 pub mod sink;
 pub mod sso;
 mod subprocess;
@@ -45,9 +46,18 @@ pub mod validate;
 
 pub use chained::{ChainedRoleConfig, ChainedRoleIssuer, ChainedRoleProvider};
 pub use client::{AwsClientConfig, AwsClientConfigBuilder, DEFAULT_REGION};
-pub use credentials::{AwsCredentials, issued, long_term};
+pub use credentials::AwsCredentials;
 pub use federated::{FederatedRoleConfig, FederatedRoleIssuer, FederatedRoleProvider};
 pub use iam_user::{IamUserConfig, IamUserIssuer, IamUserProvider};
 pub use lifecycle::{CommonAwsConfig, CredentialSessionProvider, IssueCredentials};
 pub use provide::{DEFAULT_MIN_TTL, SessionCredentialsProvider};
 pub use sso::{SsoRoleConfig, SsoRoleProvider};
+
+/// The long-term key's secret names under their former path, for callers
+/// that used it; [`secret_names`] has every name.
+#[doc(hidden)]
+pub mod long_term {
+    pub use crate::secret_names::{
+        LONG_TERM_ACCESS_KEY_ID as ACCESS_KEY_ID, LONG_TERM_SECRET_ACCESS_KEY as SECRET_ACCESS_KEY,
+    };
+}
