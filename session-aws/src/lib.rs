@@ -1,6 +1,7 @@
 //! AWS sessions for `session-sdk`.
 //!
-//! **Status: in progress.** Implemented:
+//! **Status:** the four AWS credential session types are done; `awsSsm`
+//! sessions come next.
 //!
 //! | session type | provider | call |
 //! |---|---|---|
@@ -19,10 +20,13 @@
 //!   provider (starts or rotates it as needed);
 //! - MFA ([`mfa`]): terminal, command and static prompts, one prompt per
 //!   device shared by concurrent requests;
-//! - [`AwsCredentials`], input validation ([`validate`]).
+//! - the four providers are [`CredentialSessionProvider`]s: each type only
+//!   says how it gets credentials ([`IssueCredentials`]); storing,
+//!   publishing and withdrawing them is shared;
+//! - [`AwsCredentials`], the names of what is kept in the secret store
+//!   ([`secret_names`]), input validation ([`validate`]).
 //!
-//! Still to come in this crate's issue: `awsSsm` sessions. The AWS SDK logs
-//! the SSO bearer token at `TRACE` for the target
+//! The AWS SDK logs the SSO bearer token at `TRACE` for the target
 //! `aws_smithy_runtime::client::orchestrator`; applications must keep that
 //! target at `DEBUG` or below (`sessionctl` does).
 //!
