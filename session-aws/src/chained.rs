@@ -6,8 +6,8 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 use session_core::{ActionContext, Capabilities, Error, Result, Session, SessionType};
 
+use crate::lifecycle::{CredentialSessionProvider, IssueCredentials, from_sts, sealed};
 use crate::mfa::{MfaPrompt, NoMfaPrompt};
-use crate::publish::from_sts;
 use crate::sink::{CredentialSink, NoSink};
 use crate::{AwsClientConfig, AwsCredentials, error, validate};
 
@@ -96,10 +96,14 @@ impl ChainedRoleConfig {
 /// - **rotate**: `AssumeRole` again; the sink entry is replaced in one write.
 /// - **stop**: withdraws the entry and forgets the credentials; the parent is
 ///   left running.
+pub type ChainedRoleProvider = CredentialSessionProvider<ChainedRoleIssuer>;
+
+/// How `awsIamRoleChained` sessions get credentials: `sts:AssumeRole`,
+/// signed with the parent session's issued credentials. Used through
+/// [`ChainedRoleProvider`].
 #[derive(Debug, Clone)]
-pub struct ChainedRoleProvider {
+pub struct ChainedRoleIssuer {
     client: AwsClientConfig,
-    sink: Arc<dyn CredentialSink>,
     mfa: Arc<dyn MfaPrompt>,
 }
 
@@ -107,9 +111,11 @@ impl ChainedRoleProvider {
     /// A provider that publishes to `sink`.
     pub fn new(client: AwsClientConfig, sink: Arc<dyn CredentialSink>) -> Self {
         Self {
-            client,
+            issuer: ChainedRoleIssuer {
+                client,
+                mfa: Arc::new(NoMfaPrompt),
+            },
             sink,
-            mfa: Arc::new(NoMfaPrompt),
         }
     }
 
@@ -120,8 +126,23 @@ impl ChainedRoleProvider {
 
     /// Where MFA codes come from (default: none).
     pub fn with_mfa(mut self, mfa: Arc<dyn MfaPrompt>) -> Self {
-        self.mfa = mfa;
+        self.issuer.mfa = mfa;
         self
+    }
+}
+
+impl sealed::Sealed for ChainedRoleIssuer {}
+
+#[async_trait::async_trait]
+impl IssueCredentials for ChainedRoleIssuer {
+    fn session_type(&self) -> SessionType {
+        SessionType::AwsIamRoleChained
+    }
+
+    fn capabilities(&self) -> Capabilities {
+        Capabilities::none()
+            .with_rotate(true)
+            .with_requires_parent(true)
     }
 
     async fn issue(&self, ctx: &ActionContext, session: &Session) -> Result<AwsCredentials> {
@@ -198,11 +219,3 @@ impl ChainedRoleProvider {
         from_sts(creds)
     }
 }
-
-crate::publish::credential_session_action!(
-    ChainedRoleProvider,
-    SessionType::AwsIamRoleChained,
-    Capabilities::none()
-        .with_rotate(true)
-        .with_requires_parent(true)
-);

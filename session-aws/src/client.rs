@@ -13,7 +13,8 @@ use crate::AwsCredentials;
 /// The region used when neither the session nor the config names one.
 pub const DEFAULT_REGION: &str = "us-east-1";
 
-/// Settings for the STS (and later SSO) clients the providers build.
+/// Settings for the STS clients the providers build (the SSO clients have
+/// their own, [`SsoClientConfig`](crate::sso::SsoClientConfig)).
 ///
 /// ```
 /// use session_aws::AwsClientConfig;
@@ -64,25 +65,28 @@ impl AwsClientConfigBuilder {
         self
     }
 
-    /// Reads the standard SDK variables `AWS_ENDPOINT_URL_STS`, then
-    /// `AWS_ENDPOINT_URL`, and `AWS_REGION` / `AWS_DEFAULT_REGION`, from the
-    /// given variables (tests pass a map; see [`AwsClientConfig::from_env`]).
-    pub fn env_iter(mut self, vars: impl IntoIterator<Item = (String, String)>) -> Self {
+    /// A builder with the endpoint and region of the standard SDK variables
+    /// `AWS_ENDPOINT_URL_STS`, then `AWS_ENDPOINT_URL`, and `AWS_REGION`,
+    /// then `AWS_DEFAULT_REGION`, read from the given variables (tests pass
+    /// a map; [`AwsClientConfig::from_env`] the process environment). Empty
+    /// values count as unset.
+    pub fn from_env_iter(vars: impl IntoIterator<Item = (String, String)>) -> Self {
+        let mut builder = Self::default();
         let vars: std::collections::HashMap<String, String> =
             vars.into_iter().filter(|(_, v)| !v.is_empty()).collect();
         if let Some(url) = vars
             .get("AWS_ENDPOINT_URL_STS")
             .or_else(|| vars.get("AWS_ENDPOINT_URL"))
         {
-            self.config.endpoint_url = Some(url.clone());
+            builder.config.endpoint_url = Some(url.clone());
         }
         if let Some(region) = vars
             .get("AWS_REGION")
             .or_else(|| vars.get("AWS_DEFAULT_REGION"))
         {
-            self.config.region = Some(region.clone());
+            builder.config.region = Some(region.clone());
         }
-        self
+        builder
     }
 
     /// Checks the settings: the endpoint must be an `http(s)://` URL, the
@@ -123,7 +127,7 @@ impl AwsClientConfig {
     /// From the process environment: `AWS_ENDPOINT_URL_STS`,
     /// `AWS_ENDPOINT_URL`, `AWS_REGION`, `AWS_DEFAULT_REGION`.
     pub fn from_env() -> Result<Self> {
-        Self::builder().env_iter(std::env::vars()).build()
+        AwsClientConfigBuilder::from_env_iter(std::env::vars()).build()
     }
 
     /// The endpoint override, if any.
@@ -164,5 +168,53 @@ impl AwsClientConfig {
             builder = builder.credentials_provider(credentials.to_sdk("session-aws"));
         }
         aws_sdk_sts::Client::from_conf(builder.build())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn vars(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect()
+    }
+
+    #[test]
+    fn endpoint_and_region_come_from_the_variables() {
+        let config = AwsClientConfigBuilder::from_env_iter(vars(&[
+            ("AWS_ENDPOINT_URL", "http://fallback:1"),
+            ("AWS_ENDPOINT_URL_STS", "http://sts:2"),
+            ("AWS_DEFAULT_REGION", "eu-west-1"),
+        ]))
+        .build()
+        .unwrap();
+        assert_eq!(config.endpoint_url(), Some("http://sts:2"));
+        assert_eq!(config.region_for(None), "eu-west-1");
+        assert_eq!(config.region_for(Some("us-west-2")), "us-west-2");
+
+        let config = AwsClientConfigBuilder::from_env_iter(vars(&[
+            ("AWS_ENDPOINT_URL", "http://fallback:1"),
+            ("AWS_ENDPOINT_URL_STS", ""),
+            ("AWS_REGION", "ap-south-1"),
+            ("AWS_DEFAULT_REGION", "eu-west-1"),
+        ]))
+        .build()
+        .unwrap();
+        assert_eq!(config.endpoint_url(), Some("http://fallback:1"));
+        assert_eq!(config.region_for(None), "ap-south-1");
+
+        let config = AwsClientConfigBuilder::from_env_iter(vars(&[]))
+            .build()
+            .unwrap();
+        assert_eq!(config.endpoint_url(), None);
+        assert_eq!(config.region_for(None), DEFAULT_REGION);
+
+        let err = AwsClientConfigBuilder::from_env_iter(vars(&[("AWS_REGION", "EU West")]))
+            .build()
+            .unwrap_err();
+        assert!(err.to_string().contains("region"), "{err}");
     }
 }

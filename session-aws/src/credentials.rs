@@ -5,27 +5,10 @@ use std::fmt;
 use session_core::{Error, Result, Secret, SecretKey, SecretStore, SessionId};
 use time::OffsetDateTime;
 
-/// Secret names under which a session's **issued** (temporary) credentials
-/// are kept in the [`SecretStore`], so children (chained roles),
-/// `credential_process` and `env` can use them.
-pub mod issued {
-    /// The access key id of the temporary credentials.
-    pub const ACCESS_KEY_ID: &str = "aws-issued-access-key-id";
-    /// The secret access key of the temporary credentials.
-    pub const SECRET_ACCESS_KEY: &str = "aws-issued-secret-access-key";
-    /// The session token of the temporary credentials.
-    pub const SESSION_TOKEN: &str = "aws-issued-session-token";
-    /// Their expiry, RFC 3339.
-    pub const EXPIRATION: &str = "aws-issued-expiration";
-}
-
-/// Secret names of an IAM user's **long-term** access key.
-pub mod long_term {
-    /// The access key id (`AKIA…`).
-    pub const ACCESS_KEY_ID: &str = "aws-access-key-id";
-    /// The secret access key.
-    pub const SECRET_ACCESS_KEY: &str = "aws-secret-access-key";
-}
+use crate::secret_names::{
+    ISSUED_ACCESS_KEY_ID, ISSUED_EXPIRATION, ISSUED_SECRET_ACCESS_KEY, ISSUED_SESSION_TOKEN,
+    LONG_TERM_ACCESS_KEY_ID, LONG_TERM_SECRET_ACCESS_KEY,
+};
 
 /// A set of AWS credentials. The secret parts are [`Secret`]s, so `Debug`
 /// never shows them; the access key id is shown (it is an identifier that
@@ -69,15 +52,16 @@ impl AwsCredentials {
         )
     }
 
-    /// Stores these as the issued credentials of `session`.
+    /// Stores these as the issued credentials of `session` (the `ISSUED_*`
+    /// [`secret_names`](crate::secret_names)).
     pub async fn store_issued(&self, store: &dyn SecretStore, session: SessionId) -> Result<()> {
         let key = |name| SecretKey::new(session, name);
         // The token and expiry first and the key id last: a reader that finds
         // the key id finds a complete set.
         match &self.session_token {
-            Some(token) => store.put(&key(issued::SESSION_TOKEN)?, token).await?,
+            Some(token) => store.put(&key(ISSUED_SESSION_TOKEN)?, token).await?,
             None => {
-                store.delete(&key(issued::SESSION_TOKEN)?).await?;
+                store.delete(&key(ISSUED_SESSION_TOKEN)?).await?;
             }
         }
         match self.expiration {
@@ -86,19 +70,19 @@ impl AwsCredentials {
                     .format(&time::format_description::well_known::Rfc3339)
                     .map_err(|e| Error::invalid_input("expiration", e.to_string()))?;
                 store
-                    .put(&key(issued::EXPIRATION)?, &Secret::new(text))
+                    .put(&key(ISSUED_EXPIRATION)?, &Secret::new(text))
                     .await?
             }
             None => {
-                store.delete(&key(issued::EXPIRATION)?).await?;
+                store.delete(&key(ISSUED_EXPIRATION)?).await?;
             }
         }
         store
-            .put(&key(issued::SECRET_ACCESS_KEY)?, &self.secret_access_key)
+            .put(&key(ISSUED_SECRET_ACCESS_KEY)?, &self.secret_access_key)
             .await?;
         store
             .put(
-                &key(issued::ACCESS_KEY_ID)?,
+                &key(ISSUED_ACCESS_KEY_ID)?,
                 &Secret::new(self.access_key_id.clone()),
             )
             .await
@@ -107,13 +91,13 @@ impl AwsCredentials {
     /// The issued credentials of `session`, if it has any.
     pub async fn load_issued(store: &dyn SecretStore, session: SessionId) -> Result<Option<Self>> {
         let get = |name| async move { store.get(&SecretKey::new(session, name)?).await };
-        let Some(id) = get(issued::ACCESS_KEY_ID).await? else {
+        let Some(id) = get(ISSUED_ACCESS_KEY_ID).await? else {
             return Ok(None);
         };
-        let Some(secret) = get(issued::SECRET_ACCESS_KEY).await? else {
+        let Some(secret) = get(ISSUED_SECRET_ACCESS_KEY).await? else {
             return Ok(None);
         };
-        let expiration = match get(issued::EXPIRATION).await? {
+        let expiration = match get(ISSUED_EXPIRATION).await? {
             Some(text) => Some(
                 OffsetDateTime::parse(
                     text.expose(),
@@ -128,7 +112,7 @@ impl AwsCredentials {
         Ok(Some(Self {
             access_key_id: id.expose().to_owned(),
             secret_access_key: secret,
-            session_token: get(issued::SESSION_TOKEN).await?,
+            session_token: get(ISSUED_SESSION_TOKEN).await?,
             expiration,
         }))
     }
@@ -137,10 +121,10 @@ impl AwsCredentials {
     pub async fn delete_issued(store: &dyn SecretStore, session: SessionId) -> Result<()> {
         // The key id first: once it is gone, readers see no credentials.
         for name in [
-            issued::ACCESS_KEY_ID,
-            issued::SECRET_ACCESS_KEY,
-            issued::SESSION_TOKEN,
-            issued::EXPIRATION,
+            ISSUED_ACCESS_KEY_ID,
+            ISSUED_SECRET_ACCESS_KEY,
+            ISSUED_SESSION_TOKEN,
+            ISSUED_EXPIRATION,
         ] {
             store.delete(&SecretKey::new(session, name)?).await?;
         }
@@ -154,8 +138,8 @@ impl AwsCredentials {
     ) -> Result<Option<Self>> {
         let get = |name| async move { store.get(&SecretKey::new(session, name)?).await };
         match (
-            get(long_term::ACCESS_KEY_ID).await?,
-            get(long_term::SECRET_ACCESS_KEY).await?,
+            get(LONG_TERM_ACCESS_KEY_ID).await?,
+            get(LONG_TERM_SECRET_ACCESS_KEY).await?,
         ) {
             (Some(id), Some(secret)) => Ok(Some(Self {
                 access_key_id: id.expose().to_owned(),
@@ -167,7 +151,8 @@ impl AwsCredentials {
         }
     }
 
-    /// Stores the long-term access key of an IAM-user session.
+    /// Stores the long-term access key of an IAM-user session (the
+    /// `LONG_TERM_*` [`secret_names`](crate::secret_names)).
     pub async fn store_long_term(
         store: &dyn SecretStore,
         session: SessionId,
@@ -177,13 +162,13 @@ impl AwsCredentials {
         crate::validate::access_key_id(access_key_id)?;
         store
             .put(
-                &SecretKey::new(session, long_term::SECRET_ACCESS_KEY)?,
+                &SecretKey::new(session, LONG_TERM_SECRET_ACCESS_KEY)?,
                 secret_access_key,
             )
             .await?;
         store
             .put(
-                &SecretKey::new(session, long_term::ACCESS_KEY_ID)?,
+                &SecretKey::new(session, LONG_TERM_ACCESS_KEY_ID)?,
                 &Secret::new(access_key_id.to_owned()),
             )
             .await

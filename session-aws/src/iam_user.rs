@@ -6,8 +6,8 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 use session_core::{ActionContext, Capabilities, Error, Result, Session, SessionType};
 
+use crate::lifecycle::{CredentialSessionProvider, IssueCredentials, from_sts, sealed};
 use crate::mfa::{MfaPrompt, NoMfaPrompt};
-use crate::publish::from_sts;
 use crate::sink::{CredentialSink, NoSink};
 use crate::{AwsClientConfig, AwsCredentials, error, validate};
 
@@ -16,7 +16,7 @@ const DURATION: (u32, u32) = (900, 129_600);
 
 /// The settings of an `awsIamUser` session, in its `config`. The long-term
 /// access key is **not** here: it is in the secret store
-/// ([`long_term`](crate::long_term)).
+/// ([`secret_names`](crate::secret_names)).
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 #[non_exhaustive]
@@ -63,10 +63,13 @@ impl IamUserConfig {
 ///   (`GetSessionToken` credentials cannot be revoked; the old ones stay
 ///   valid until they expire.)
 /// - **stop**: withdraws the sink entry and forgets the temporary credentials.
+pub type IamUserProvider = CredentialSessionProvider<IamUserIssuer>;
+
+/// How `awsIamUser` sessions get credentials: `sts:GetSessionToken`, signed
+/// with the user's long-term access key. Used through [`IamUserProvider`].
 #[derive(Debug, Clone)]
-pub struct IamUserProvider {
+pub struct IamUserIssuer {
     client: AwsClientConfig,
-    sink: Arc<dyn CredentialSink>,
     mfa: Arc<dyn MfaPrompt>,
 }
 
@@ -74,9 +77,11 @@ impl IamUserProvider {
     /// A provider that publishes to `sink`.
     pub fn new(client: AwsClientConfig, sink: Arc<dyn CredentialSink>) -> Self {
         Self {
-            client,
+            issuer: IamUserIssuer {
+                client,
+                mfa: Arc::new(NoMfaPrompt),
+            },
             sink,
-            mfa: Arc::new(NoMfaPrompt),
         }
     }
 
@@ -87,8 +92,21 @@ impl IamUserProvider {
 
     /// Where MFA codes come from (default: none; MFA sessions then fail).
     pub fn with_mfa(mut self, mfa: Arc<dyn MfaPrompt>) -> Self {
-        self.mfa = mfa;
+        self.issuer.mfa = mfa;
         self
+    }
+}
+
+impl sealed::Sealed for IamUserIssuer {}
+
+#[async_trait::async_trait]
+impl IssueCredentials for IamUserIssuer {
+    fn session_type(&self) -> SessionType {
+        SessionType::AwsIamUser
+    }
+
+    fn capabilities(&self) -> Capabilities {
+        Capabilities::none().with_rotate(true)
     }
 
     async fn issue(&self, ctx: &ActionContext, session: &Session) -> Result<AwsCredentials> {
@@ -126,9 +144,3 @@ impl IamUserProvider {
         from_sts(creds)
     }
 }
-
-crate::publish::credential_session_action!(
-    IamUserProvider,
-    SessionType::AwsIamUser,
-    Capabilities::none().with_rotate(true)
-);

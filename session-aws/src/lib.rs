@@ -1,6 +1,7 @@
 //! AWS sessions for `session-sdk`.
 //!
-//! **Status: in progress.** Implemented:
+//! **Status:** the four AWS credential session types are done; `awsSsm`
+//! sessions come next.
 //!
 //! | session type | provider | call |
 //! |---|---|---|
@@ -19,10 +20,13 @@
 //!   provider (starts or rotates it as needed);
 //! - MFA ([`mfa`]): terminal, command and static prompts, one prompt per
 //!   device shared by concurrent requests;
-//! - [`AwsCredentials`], input validation ([`validate`]).
+//! - the four providers are [`CredentialSessionProvider`]s: each type only
+//!   says how it gets credentials ([`IssueCredentials`]); storing,
+//!   publishing and withdrawing them is shared;
+//! - [`AwsCredentials`], the names of what is kept in the secret store
+//!   ([`secret_names`]), input validation ([`validate`]).
 //!
-//! Still to come in this crate's issue: `awsSsm` sessions. The AWS SDK logs
-//! the SSO bearer token at `TRACE` for the target
+//! The AWS SDK logs the SSO bearer token at `TRACE` for the target
 //! `aws_smithy_runtime::client::orchestrator`; applications must keep that
 //! target at `DEBUG` or below (`sessionctl` does).
 //!
@@ -35,18 +39,29 @@ mod credentials;
 mod error;
 pub mod federated;
 mod iam_user;
+mod lifecycle;
 pub mod mfa;
 mod provide;
-mod publish;
+pub mod secret_names;
 pub mod sink;
 pub mod sso;
+mod subprocess;
 pub mod validate;
 
-pub use chained::{ChainedRoleConfig, ChainedRoleProvider};
+pub use chained::{ChainedRoleConfig, ChainedRoleIssuer, ChainedRoleProvider};
 pub use client::{AwsClientConfig, AwsClientConfigBuilder, DEFAULT_REGION};
-pub use credentials::{AwsCredentials, issued, long_term};
-pub use federated::{FederatedRoleConfig, FederatedRoleProvider};
-pub use iam_user::{IamUserConfig, IamUserProvider};
+pub use credentials::AwsCredentials;
+pub use federated::{FederatedRoleConfig, FederatedRoleIssuer, FederatedRoleProvider};
+pub use iam_user::{IamUserConfig, IamUserIssuer, IamUserProvider};
+pub use lifecycle::{CommonAwsConfig, CredentialSessionProvider, IssueCredentials};
 pub use provide::SessionCredentialsProvider;
-pub use publish::CommonAwsConfig;
 pub use sso::{SsoRoleConfig, SsoRoleProvider};
+
+/// The long-term key's secret names under their former path, for callers
+/// that used it; [`secret_names`] has every name.
+#[doc(hidden)]
+pub mod long_term {
+    pub use crate::secret_names::{
+        LONG_TERM_ACCESS_KEY_ID as ACCESS_KEY_ID, LONG_TERM_SECRET_ACCESS_KEY as SECRET_ACCESS_KEY,
+    };
+}

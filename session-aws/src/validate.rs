@@ -206,6 +206,78 @@ pub fn profile_name(value: &str) -> Result<()> {
     )
 }
 
+// IAM Identity Center (SSO) sign-ins and roles.
+
+/// An AWS access portal URL: `http(s)://`, no blanks.
+pub(crate) fn start_url(value: &str) -> Result<()> {
+    let ok = (value.starts_with("https://") || value.starts_with("http://"))
+        && value.len() > "https://".len()
+        && value.len() <= 1024
+        && !value.chars().any(|c| c.is_whitespace() || c.is_control());
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::invalid_input(
+            "startUrl",
+            format!("{value:?} must be a URL like https://d-1234567890.awsapps.com/start"),
+        ))
+    }
+}
+
+/// A region name like `eu-west-1`.
+pub(crate) fn sso_region(value: &str) -> Result<()> {
+    let ok = !value.is_empty()
+        && value.len() <= 32
+        && value
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && !value.starts_with('-')
+        && !value.ends_with('-');
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::invalid_input(
+            "ssoRegion",
+            format!("{value:?} is not a region name like us-east-1"),
+        ))
+    }
+}
+
+/// An `sso-session` name both INI readers keep intact: 1–64 characters,
+/// no blanks, brackets, `#`, `;` or `=`.
+pub(crate) fn sso_session_name(value: &str) -> Result<()> {
+    let len = value.chars().count();
+    let ok = (1..=64).contains(&len)
+        && !value
+            .chars()
+            .any(|c| c.is_whitespace() || c.is_control() || "[]#;=".contains(c));
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::invalid_input(
+            "ssoSessionName",
+            format!("{value:?} must be 1-64 characters without blanks, brackets, #, ; or ="),
+        ))
+    }
+}
+
+/// An IAM Identity Center permission set (role) name: 1–64 characters from `[\w+=,.@-]`.
+pub(crate) fn sso_role_name(value: &str) -> Result<()> {
+    let len = value.chars().count();
+    let ok = (1..=64).contains(&len)
+        && value
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "_+=,.@-".contains(c));
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::invalid_input(
+            "roleName",
+            format!("{value:?} must be 1-64 characters from A-Z a-z 0-9 _ + = , . @ -"),
+        ))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -294,6 +366,42 @@ mod tests {
             "profile",
         ] {
             assert!(profile_name(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn sso_inputs() {
+        assert!(start_url("https://d-1234567890.awsapps.com/start").is_ok());
+        assert!(start_url("http://127.0.0.1:9000/start").is_ok());
+        for bad in [
+            "d-123.awsapps.com/start",
+            "https://",
+            "https://d-123.awsapps.com/st art",
+            "ftp://d-123.awsapps.com/start",
+        ] {
+            let err = start_url(bad).unwrap_err().to_string();
+            assert!(err.contains("startUrl"), "{err}");
+        }
+        assert!(start_url(&format!("https://{}", "x".repeat(1017))).is_err());
+
+        assert!(sso_region("us-east-1").is_ok());
+        for bad in ["", "US East", "-us-east-1", "us-east-1-", &"a".repeat(33)] {
+            let err = sso_region(bad).unwrap_err().to_string();
+            assert!(err.contains("ssoRegion"), "{bad:?}: {err}");
+        }
+
+        assert!(sso_session_name("my-sso").is_ok());
+        assert!(sso_session_name(&"s".repeat(64)).is_ok());
+        for bad in ["", "a b", "a[b]", "a#b", "a;b", "a=b", &"s".repeat(65)] {
+            let err = sso_session_name(bad).unwrap_err().to_string();
+            assert!(err.contains("ssoSessionName"), "{bad:?}: {err}");
+        }
+
+        assert!(sso_role_name("AdministratorAccess").is_ok());
+        assert!(sso_role_name("a+=,.@-_1").is_ok());
+        for bad in ["", "has space", "a/b", &"r".repeat(65)] {
+            let err = sso_role_name(bad).unwrap_err().to_string();
+            assert!(err.contains("roleName"), "{bad:?}: {err}");
         }
     }
 }

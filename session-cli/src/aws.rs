@@ -403,8 +403,8 @@ async fn add_iam_user(
         workspace,
         session,
         &[
-            (long_term::SECRET_ACCESS_KEY, &secret),
-            (long_term::ACCESS_KEY_ID, &access_key_id),
+            (secret_names::LONG_TERM_SECRET_ACCESS_KEY, &secret),
+            (secret_names::LONG_TERM_ACCESS_KEY_ID, &access_key_id),
         ],
     )
     .await

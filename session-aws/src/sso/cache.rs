@@ -66,7 +66,7 @@ impl SsoToken {
     /// The client registration stored with the token, when all of
     /// `clientId`, `clientSecret` and `registrationExpiresAt` are present.
     /// Its scopes are not recorded in the token file (empty here).
-    pub fn registration(&self) -> Option<SsoRegistration> {
+    pub(crate) fn registration(&self) -> Option<SsoRegistration> {
         Some(SsoRegistration {
             client_id: self.client_id.clone()?,
             client_secret: self.client_secret.clone()?,
@@ -132,19 +132,19 @@ impl SsoToken {
 
 /// An SSO-OIDC client registration (`RegisterClient`'s result).
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct SsoRegistration {
+pub(crate) struct SsoRegistration {
     /// `clientId`.
-    pub client_id: String,
+    pub(crate) client_id: String,
     /// `clientSecret`.
-    pub client_secret: Secret,
+    pub(crate) client_secret: Secret,
     /// When the client secret expires (`clientSecretExpiresAt`).
-    pub expires_at: OffsetDateTime,
+    pub(crate) expires_at: OffsetDateTime,
     /// The scopes it was registered with, when known.
-    pub scopes: Vec<String>,
+    pub(crate) scopes: Vec<String>,
 }
 
 /// `lowercase_hex(sha1(utf8(text)))`.
-pub fn sha1_hex(text: &str) -> String {
+pub(crate) fn sha1_hex(text: &str) -> String {
     let digest = Sha1::digest(text.as_bytes());
     let mut out = String::with_capacity(40);
     for byte in digest {
@@ -158,7 +158,7 @@ const HEX: &[u8; 16] = b"0123456789abcdef";
 
 /// The id a sign-in's token file is named after: the `sso-session` name
 /// when there is one, else the start URL (legacy profiles).
-pub fn token_cache_id<'a>(start_url: &'a str, session_name: Option<&'a str>) -> &'a str {
+pub(crate) fn token_cache_id<'a>(start_url: &'a str, session_name: Option<&'a str>) -> &'a str {
     session_name.unwrap_or(start_url)
 }
 
@@ -166,7 +166,7 @@ pub fn token_cache_id<'a>(start_url: &'a str, session_name: Option<&'a str>) -> 
 /// `json.dumps({"tool": "botocore", "startUrl": …, "region": …, "scopes": …,
 /// "session_name": …}, sort_keys=True)` (sorted keys, `", "` and `": "`
 /// separators, non-ASCII escaped as `\uXXXX`).
-pub fn registration_cache_key(
+pub(crate) fn registration_cache_key(
     start_url: &str,
     region: &str,
     scopes: Option<&[String]>,
@@ -216,7 +216,9 @@ fn python_json_string(text: &str) -> String {
 
 /// Formats a time the way the token file carries it:
 /// `YYYY-MM-DDTHH:MM:SSZ` (UTC, whole seconds), which the Rust SDK's strict
-/// RFC 3339 parser, botocore and the AWS CLI all read.
+/// RFC 3339 parser, botocore and the AWS CLI all read. Public only for
+/// this crate's tests.
+#[doc(hidden)]
 pub fn format_timestamp(at: OffsetDateTime) -> String {
     let at = at.to_offset(time::UtcOffset::UTC);
     format!(
@@ -233,7 +235,7 @@ pub fn format_timestamp(at: OffsetDateTime) -> String {
 /// Parses a token file time: RFC 3339 with or without fractions and with
 /// any offset, a legacy `…UTC` suffix (old AWS CLI), a space instead of the
 /// `T`, or no zone at all (read as UTC).
-pub fn parse_timestamp(text: &str) -> Option<OffsetDateTime> {
+pub(crate) fn parse_timestamp(text: &str) -> Option<OffsetDateTime> {
     let mut text = text.trim().to_owned();
     if let Some(stripped) = text.strip_suffix("UTC") {
         text = format!("{}Z", stripped.trim_end());
@@ -312,7 +314,7 @@ impl SsoTokenCache {
         &self.dir
     }
 
-    /// The token file of sign-in `id` (see [`token_cache_id`]).
+    /// The token file of sign-in `id` (see [`SsoLoginKey::cache_id`](super::SsoLoginKey::cache_id)).
     pub fn token_path(&self, id: &str) -> PathBuf {
         self.dir.join(format!("{}.json", sha1_hex(id)))
     }
@@ -324,8 +326,9 @@ impl SsoTokenCache {
         self.dir.join(format!("{}.login.lock", sha1_hex(id)))
     }
 
-    /// The AWS CLI's registration file for this sign-in (see
-    /// [`registration_cache_key`]).
+    /// The AWS CLI's registration file for this sign-in (named after the
+    /// SHA-1 of its registration key). Public only for this crate's tests.
+    #[doc(hidden)]
     pub fn registration_path(
         &self,
         start_url: &str,
@@ -355,7 +358,7 @@ impl SsoTokenCache {
     /// `access_token`, keeping its refresh token and registration so the
     /// next sign-in refreshes. For a token the portal rejected. True when
     /// the file was changed.
-    pub fn expire_if_current(
+    pub(crate) fn expire_if_current(
         &self,
         id: &str,
         access_token: &Secret,
@@ -375,7 +378,7 @@ impl SsoTokenCache {
     }
 
     /// Deletes the token file of `id` (idempotent), under its lock.
-    pub fn remove(&self, id: &str) -> Result<()> {
+    pub(crate) fn remove(&self, id: &str) -> Result<()> {
         let path = resolve(&self.token_path(id));
         let _lock = self.lock(&path)?;
         match fs::remove_file(&path) {
@@ -391,7 +394,7 @@ impl SsoTokenCache {
 
     /// The AWS CLI's cached registration for this sign-in, if its file
     /// exists and holds `clientId`, `clientSecret` and `expiresAt`.
-    pub fn load_cli_registration(
+    pub(crate) fn load_cli_registration(
         &self,
         start_url: &str,
         region: &str,

@@ -75,20 +75,23 @@ impl SsoClientConfigBuilder {
         self
     }
 
-    /// Reads the standard SDK variables `AWS_ENDPOINT_URL_SSO_OIDC` (OIDC),
-    /// `AWS_ENDPOINT_URL_SSO` (portal) and the fallback `AWS_ENDPOINT_URL`
-    /// from the given variables (see [`SsoClientConfig::from_env`]).
-    pub fn env_iter(mut self, vars: impl IntoIterator<Item = (String, String)>) -> Self {
+    /// A builder with the endpoints of the standard SDK variables
+    /// `AWS_ENDPOINT_URL_SSO_OIDC` (OIDC), `AWS_ENDPOINT_URL_SSO` (portal)
+    /// and the fallback `AWS_ENDPOINT_URL`, read from the given variables
+    /// (tests pass a map; [`SsoClientConfig::from_env`] the process
+    /// environment). Empty values count as unset.
+    pub fn from_env_iter(vars: impl IntoIterator<Item = (String, String)>) -> Self {
+        let mut builder = Self::default();
         let vars: HashMap<String, String> =
             vars.into_iter().filter(|(_, v)| !v.is_empty()).collect();
         let fallback = vars.get("AWS_ENDPOINT_URL");
         if let Some(url) = vars.get("AWS_ENDPOINT_URL_SSO_OIDC").or(fallback) {
-            self.config.oidc_endpoint_url = Some(url.clone());
+            builder.config.oidc_endpoint_url = Some(url.clone());
         }
         if let Some(url) = vars.get("AWS_ENDPOINT_URL_SSO").or(fallback) {
-            self.config.portal_endpoint_url = Some(url.clone());
+            builder.config.portal_endpoint_url = Some(url.clone());
         }
-        self
+        builder
     }
 
     /// Checks the settings: endpoints must be `http(s)://` URLs, the
@@ -123,7 +126,7 @@ impl SsoClientConfig {
     /// From the process environment: `AWS_ENDPOINT_URL_SSO_OIDC`,
     /// `AWS_ENDPOINT_URL_SSO`, `AWS_ENDPOINT_URL`.
     pub fn from_env() -> Result<Self> {
-        Self::builder().env_iter(std::env::vars()).build()
+        SsoClientConfigBuilder::from_env_iter(std::env::vars()).build()
     }
 
     /// The SSO-OIDC endpoint override, if any.
@@ -150,7 +153,7 @@ impl SsoClientConfig {
     }
 
     /// An SSO-OIDC client for `region`.
-    pub fn oidc(&self, region: &str) -> aws_sdk_ssooidc::Client {
+    pub(crate) fn oidc(&self, region: &str) -> aws_sdk_ssooidc::Client {
         let mut builder = aws_sdk_ssooidc::Config::builder()
             .behavior_version(aws_sdk_ssooidc::config::BehaviorVersion::latest())
             .region(aws_sdk_ssooidc::config::Region::new(region.to_owned()))
@@ -163,7 +166,7 @@ impl SsoClientConfig {
     }
 
     /// An SSO portal client for `region`.
-    pub fn portal(&self, region: &str) -> aws_sdk_sso::Client {
+    pub(crate) fn portal(&self, region: &str) -> aws_sdk_sso::Client {
         let mut builder = aws_sdk_sso::Config::builder()
             .behavior_version(aws_sdk_sso::config::BehaviorVersion::latest())
             .region(aws_sdk_sso::config::Region::new(region.to_owned()))
@@ -259,5 +262,44 @@ where
             },
             other => other,
         },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn vars(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect()
+    }
+
+    #[test]
+    fn endpoints_come_from_the_variables() {
+        let config = SsoClientConfigBuilder::from_env_iter(vars(&[
+            ("AWS_ENDPOINT_URL", "http://fallback:1"),
+            ("AWS_ENDPOINT_URL_SSO_OIDC", "http://oidc:2"),
+        ]))
+        .build()
+        .unwrap();
+        assert_eq!(config.oidc_endpoint_url(), Some("http://oidc:2"));
+        assert_eq!(config.portal_endpoint_url(), Some("http://fallback:1"));
+
+        let config = SsoClientConfigBuilder::from_env_iter(vars(&[
+            ("AWS_ENDPOINT_URL", ""),
+            ("AWS_ENDPOINT_URL_SSO", "http://portal:3"),
+        ]))
+        .build()
+        .unwrap();
+        assert_eq!(config.oidc_endpoint_url(), None, "empty counts as unset");
+        assert_eq!(config.portal_endpoint_url(), Some("http://portal:3"));
+
+        let err =
+            SsoClientConfigBuilder::from_env_iter(vars(&[("AWS_ENDPOINT_URL_SSO", "portal:3")]))
+                .build()
+                .unwrap_err();
+        assert!(err.to_string().contains("portal endpoint URL"), "{err}");
     }
 }

@@ -17,6 +17,8 @@ use session_core::device_code::{
     DeviceCodePolling, DeviceCodePrompt, DeviceCodePrompter, PollAnswer, poll_device_code,
 };
 
+use crate::validate::{sso_region, sso_session_name, start_url};
+
 /// The registration scope that makes `CreateToken` return a refresh token.
 /// Without it the user must approve a new sign-in in the browser every time
 /// the Identity Center session ends (8 h by default).
@@ -117,59 +119,6 @@ impl SsoLoginKey {
             .as_ref()
             .is_none_or(|u| *u == self.start_url)
             && token.region.as_ref().is_none_or(|r| *r == self.region)
-    }
-}
-
-/// An AWS access portal URL: `http(s)://`, no blanks.
-pub(crate) fn start_url(value: &str) -> Result<()> {
-    let ok = (value.starts_with("https://") || value.starts_with("http://"))
-        && value.len() > "https://".len()
-        && value.len() <= 1024
-        && !value.chars().any(|c| c.is_whitespace() || c.is_control());
-    if ok {
-        Ok(())
-    } else {
-        Err(Error::invalid_input(
-            "startUrl",
-            format!("{value:?} must be a URL like https://d-1234567890.awsapps.com/start"),
-        ))
-    }
-}
-
-/// A region name like `eu-west-1`.
-pub(crate) fn sso_region(value: &str) -> Result<()> {
-    let ok = !value.is_empty()
-        && value.len() <= 32
-        && value
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-        && !value.starts_with('-')
-        && !value.ends_with('-');
-    if ok {
-        Ok(())
-    } else {
-        Err(Error::invalid_input(
-            "ssoRegion",
-            format!("{value:?} is not a region name like us-east-1"),
-        ))
-    }
-}
-
-/// An `sso-session` name both INI readers keep intact: 1–64 characters,
-/// no blanks, brackets, `#`, `;` or `=`.
-pub(crate) fn sso_session_name(value: &str) -> Result<()> {
-    let len = value.chars().count();
-    let ok = (1..=64).contains(&len)
-        && !value
-            .chars()
-            .any(|c| c.is_whitespace() || c.is_control() || "[]#;=".contains(c));
-    if ok {
-        Ok(())
-    } else {
-        Err(Error::invalid_input(
-            "ssoSessionName",
-            format!("{value:?} must be 1-64 characters without blanks, brackets, #, ; or ="),
-        ))
     }
 }
 

@@ -32,16 +32,15 @@ mod login;
 mod provider;
 mod sync;
 
-pub use cache::{
-    DEFAULT_CACHE_LOCK_TIMEOUT, SsoRegistration, SsoToken, SsoTokenCache, format_timestamp,
-    parse_timestamp, registration_cache_key, sha1_hex, token_cache_id,
-};
+#[doc(hidden)]
+pub use cache::format_timestamp;
+pub use cache::{DEFAULT_CACHE_LOCK_TIMEOUT, SsoToken, SsoTokenCache};
 pub use client::{SsoClientConfig, SsoClientConfigBuilder};
 pub use login::{
     ACCOUNT_ACCESS_SCOPE, DEFAULT_LOGIN_LOCK_TIMEOUT, REGISTRATION_REUSE_MARGIN, SsoLogin,
     SsoLoginKey, TOKEN_REFRESH_WINDOW,
 };
-pub use provider::{SsoRoleConfig, SsoRoleProvider};
+pub use provider::{SsoRoleConfig, SsoRoleIssuer, SsoRoleProvider};
 pub use session_core::device_code::{
     DeviceCodePrompt, DeviceCodePrompter, NonInteractivePrompter, StderrPrompter,
 };

@@ -11,10 +11,13 @@ use time::OffsetDateTime;
 
 use super::cache::SsoTokenCache;
 use super::client::{SsoClientConfig, error_code, from_sdk};
-use super::login::{SsoLogin, SsoLoginKey, sso_region, sso_session_name, start_url};
-use crate::sink::{CredentialSink, NoSink};
-use crate::{AwsCredentials, validate};
 use session_core::device_code::DeviceCodePrompter;
+
+use super::login::{SsoLogin, SsoLoginKey};
+use crate::AwsCredentials;
+use crate::lifecycle::{CredentialSessionProvider, IssueCredentials, sealed};
+use crate::sink::{CredentialSink, NoSink};
+use crate::validate::{self, sso_region, sso_role_name, sso_session_name, start_url};
 
 /// The settings of an `awsSsoRole` session, in its `config` (camelCase
 /// keys). The [`CommonAwsConfig`](crate::CommonAwsConfig) keys (`profile`)
@@ -67,7 +70,7 @@ impl SsoRoleConfig {
         start_url(&self.start_url)?;
         sso_region(&self.sso_region)?;
         validate::account_id(&self.account_id)?;
-        role_name(&self.role_name)?;
+        sso_role_name(&self.role_name)?;
         if let Some(name) = &self.sso_session_name {
             sso_session_name(name)?;
         }
@@ -84,23 +87,6 @@ impl SsoRoleConfig {
     }
 }
 
-/// A permission set name: 1–64 characters from `[\w+=,.@-]`.
-fn role_name(value: &str) -> Result<()> {
-    let len = value.chars().count();
-    let ok = (1..=64).contains(&len)
-        && value
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || "_+=,.@-".contains(c));
-    if ok {
-        Ok(())
-    } else {
-        Err(Error::invalid_input(
-            "roleName",
-            format!("{value:?} must be 1-64 characters from A-Z a-z 0-9 _ + = , . @ -"),
-        ))
-    }
-}
-
 /// The provider of `awsSsoRole` sessions.
 ///
 /// - **start**: a portal access token from the [`SsoLogin`] (cached,
@@ -112,10 +98,14 @@ fn role_name(value: &str) -> Result<()> {
 ///   replaced in one write.
 /// - **stop**: withdraws the sink entry and forgets the credentials. The
 ///   SSO sign-in stays: it is shared with other sessions and the AWS CLI.
+pub type SsoRoleProvider = CredentialSessionProvider<SsoRoleIssuer>;
+
+/// How `awsSsoRole` sessions get credentials: a portal access token from an
+/// [`SsoLogin`], then `sso:GetRoleCredentials`. Used through
+/// [`SsoRoleProvider`].
 #[derive(Debug, Clone)]
-pub struct SsoRoleProvider {
+pub struct SsoRoleIssuer {
     login: Arc<SsoLogin>,
-    sink: Arc<dyn CredentialSink>,
 }
 
 /// A `GetRoleCredentials` that failed.
@@ -143,7 +133,10 @@ impl SsoRoleProvider {
     /// A provider using `login` (shared with other providers or an
     /// [`SsoIntegration`](super::SsoIntegration)), publishing to `sink`.
     pub fn with_login(login: Arc<SsoLogin>, sink: Arc<dyn CredentialSink>) -> Self {
-        Self { login, sink }
+        Self {
+            issuer: SsoRoleIssuer { login },
+            sink,
+        }
     }
 
     /// A provider that publishes nowhere (secret store only).
@@ -153,9 +146,11 @@ impl SsoRoleProvider {
 
     /// The token manager.
     pub fn login(&self) -> &Arc<SsoLogin> {
-        &self.login
+        &self.issuer.login
     }
+}
 
+impl SsoRoleIssuer {
     async fn get_role_credentials(
         &self,
         config: &SsoRoleConfig,
@@ -223,6 +218,19 @@ impl SsoRoleProvider {
             expiration: Some(expiration),
         })
     }
+}
+
+impl sealed::Sealed for SsoRoleIssuer {}
+
+#[async_trait::async_trait]
+impl IssueCredentials for SsoRoleIssuer {
+    fn session_type(&self) -> SessionType {
+        SessionType::AwsSsoRole
+    }
+
+    fn capabilities(&self) -> Capabilities {
+        Capabilities::none().with_rotate(true)
+    }
 
     async fn issue(&self, ctx: &ActionContext, session: &Session) -> Result<AwsCredentials> {
         let label = session.label();
@@ -265,12 +273,6 @@ impl SsoRoleProvider {
         }
     }
 }
-
-crate::publish::credential_session_action!(
-    SsoRoleProvider,
-    SessionType::AwsSsoRole,
-    Capabilities::none().with_rotate(true)
-);
 
 #[cfg(test)]
 mod tests {

@@ -1,8 +1,14 @@
-//! The steps every AWS credential type shares after it got credentials, and
-//! when it stops: store them, publish them to the sink, record where.
+//! The lifecycle every AWS credential session type shares: after the type
+//! got credentials (start, rotate), store them, publish them to the sink and
+//! record where; on stop, withdraw and forget them.
+
+use std::fmt;
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
-use session_core::{ActionContext, Result, Session, SessionStatus};
+use session_core::{
+    ActionContext, Capabilities, Result, Session, SessionAction, SessionStatus, SessionType,
+};
 
 use crate::sink::{CredentialSink, SinkTarget};
 use crate::{AwsCredentials, validate};
@@ -48,7 +54,7 @@ impl CommonAwsConfig {
 /// Stores `credentials` as the session's issued credentials, publishes them,
 /// and returns the session `active` with the new expiry and the published
 /// profile recorded.
-pub(crate) async fn activate(
+async fn activate(
     ctx: &ActionContext,
     session: &Session,
     sink: &dyn CredentialSink,
@@ -84,7 +90,7 @@ pub(crate) async fn activate(
 
 /// Withdraws what `activate` published, forgets the issued credentials and
 /// returns the session `inactive`. Idempotent.
-pub(crate) async fn deactivate(
+async fn deactivate(
     ctx: &ActionContext,
     session: &Session,
     sink: &dyn CredentialSink,
@@ -123,53 +129,73 @@ pub(crate) fn from_sts(creds: &aws_sdk_sts::types::Credentials) -> Result<AwsCre
     })
 }
 
-/// Implements [`SessionAction`](session_core::SessionAction) for an AWS
-/// credential provider, which only differs in how it gets credentials: the
-/// type must have a `sink: Arc<dyn CredentialSink>` field and an
-/// `async fn issue(&self, &ActionContext, &Session) -> Result<AwsCredentials>`.
-/// start and rotate issue and [`activate`]; stop [`deactivate`]s.
+/// How one AWS credential session type gets its credentials; the rest of
+/// its lifecycle is [`CredentialSessionProvider`]'s.
 ///
-/// A macro rather than a blanket impl: the trait is session-core's, so the
-/// orphan rule forbids `impl<T: …> SessionAction for T` here.
-macro_rules! credential_session_action {
-    ($provider:ty, $session_type:expr, $capabilities:expr) => {
-        #[async_trait::async_trait]
-        impl session_core::SessionAction for $provider {
-            fn session_type(&self) -> session_core::SessionType {
-                $session_type
-            }
+/// Implemented by this crate's four types ([`IamUserIssuer`](crate::IamUserIssuer),
+/// [`ChainedRoleIssuer`](crate::ChainedRoleIssuer),
+/// [`FederatedRoleIssuer`](crate::FederatedRoleIssuer),
+/// [`SsoRoleIssuer`](crate::sso::SsoRoleIssuer)) and sealed.
+#[async_trait::async_trait]
+pub trait IssueCredentials: sealed::Sealed + Send + Sync + fmt::Debug {
+    /// The session type.
+    fn session_type(&self) -> SessionType;
 
-            fn capabilities(&self) -> session_core::Capabilities {
-                $capabilities
-            }
+    /// What its provider supports.
+    fn capabilities(&self) -> Capabilities;
 
-            async fn start(
-                &self,
-                ctx: &session_core::ActionContext,
-                session: &session_core::Session,
-            ) -> session_core::Result<session_core::Session> {
-                let credentials = self.issue(ctx, session).await?;
-                $crate::publish::activate(ctx, session, self.sink.as_ref(), &credentials).await
-            }
-
-            async fn stop(
-                &self,
-                ctx: &session_core::ActionContext,
-                session: &session_core::Session,
-            ) -> session_core::Result<session_core::Session> {
-                $crate::publish::deactivate(ctx, session, self.sink.as_ref()).await
-            }
-
-            async fn rotate(
-                &self,
-                ctx: &session_core::ActionContext,
-                session: &session_core::Session,
-            ) -> session_core::Result<session_core::Session> {
-                let credentials = self.issue(ctx, session).await?;
-                $crate::publish::activate(ctx, session, self.sink.as_ref(), &credentials).await
-            }
-        }
-    };
+    /// New credentials for `session`, on start and on rotate.
+    async fn issue(&self, ctx: &ActionContext, session: &Session) -> Result<AwsCredentials>;
 }
 
-pub(crate) use credential_session_action;
+pub(crate) mod sealed {
+    /// Keeps [`IssueCredentials`](super::IssueCredentials) to this crate.
+    pub trait Sealed {}
+}
+
+/// The provider ([`SessionAction`]) of an AWS credential session type:
+/// `I` issues the credentials, this does the rest.
+///
+/// - **start** and **rotate**: `I` issues credentials; they are stored as
+///   the session's issued credentials ([`AwsCredentials::store_issued`]) and
+///   published to the sink, replacing the previous entry in one write (and
+///   withdrawing the one of a profile that was renamed since); the session
+///   becomes `active` with the credentials' expiry and the published
+///   profile recorded in its config ([`CommonAwsConfig`]).
+/// - **stop**: withdraws the published entry, forgets the issued
+///   credentials, and the session becomes `inactive`. Idempotent.
+///
+/// Built through its aliases: [`IamUserProvider`](crate::IamUserProvider),
+/// [`ChainedRoleProvider`](crate::ChainedRoleProvider),
+/// [`FederatedRoleProvider`](crate::FederatedRoleProvider),
+/// [`SsoRoleProvider`](crate::SsoRoleProvider).
+#[derive(Debug, Clone)]
+pub struct CredentialSessionProvider<I> {
+    pub(crate) issuer: I,
+    pub(crate) sink: Arc<dyn CredentialSink>,
+}
+
+#[async_trait::async_trait]
+impl<I: IssueCredentials> SessionAction for CredentialSessionProvider<I> {
+    fn session_type(&self) -> SessionType {
+        self.issuer.session_type()
+    }
+
+    fn capabilities(&self) -> Capabilities {
+        self.issuer.capabilities()
+    }
+
+    async fn start(&self, ctx: &ActionContext, session: &Session) -> Result<Session> {
+        let credentials = self.issuer.issue(ctx, session).await?;
+        activate(ctx, session, self.sink.as_ref(), &credentials).await
+    }
+
+    async fn stop(&self, ctx: &ActionContext, session: &Session) -> Result<Session> {
+        deactivate(ctx, session, self.sink.as_ref()).await
+    }
+
+    async fn rotate(&self, ctx: &ActionContext, session: &Session) -> Result<Session> {
+        let credentials = self.issuer.issue(ctx, session).await?;
+        activate(ctx, session, self.sink.as_ref(), &credentials).await
+    }
+}
