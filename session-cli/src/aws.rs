@@ -17,7 +17,7 @@ use session_sdk::aws::sso::{
 use session_sdk::aws::{
     AwsClientConfig, AwsCredentials, ChainedRoleConfig, ChainedRoleProvider, CommonAwsConfig,
     FederatedRoleConfig, FederatedRoleProvider, IamUserConfig, IamUserProvider,
-    SessionCredentialsProvider, SsoRoleConfig, SsoRoleProvider, long_term, validate,
+    SessionCredentialsProvider, SsoRoleConfig, SsoRoleProvider, secret_names, validate,
 };
 use session_sdk::{
     Error, FsWorkspace, Secret, Session, SessionAction, SessionManagerBuilder, SessionType,
