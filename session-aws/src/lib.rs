@@ -57,6 +57,10 @@ pub use lifecycle::{CommonAwsConfig, CredentialSessionProvider, IssueCredentials
 pub use provide::SessionCredentialsProvider;
 pub use sso::{SsoRoleConfig, SsoRoleProvider};
 
+/// The AWS STS SDK that [`AwsClientConfig::sts`] returns clients of, so a
+/// program uses the same version as this crate.
+pub use aws_sdk_sts;
+
 /// The long-term key's secret names under their former path, for callers
 /// that used it; [`secret_names`] has every name.
 #[doc(hidden)]
