@@ -86,6 +86,7 @@ pub fn missing_provider_hint(session_type: &SessionType) -> Option<String> {
 mod aws {
     use std::sync::Arc;
 
+    use session_aws::mfa::{MfaPrompt, SharedMfaPrompt, TerminalMfaPrompt};
     use session_aws::sink::{CredentialSink, SharedCredentialsFile};
     use session_aws::sso::{SsoClientConfig, SsoRoleProvider};
     use session_aws::{
@@ -102,7 +103,8 @@ mod aws {
     ];
 
     /// The four AWS credential providers, publishing to the shared
-    /// credentials file, with the STS and SSO settings of the environment.
+    /// credentials file, with the STS and SSO settings of the environment;
+    /// MFA codes and SSO sign-ins are asked for on the terminal (stderr).
     pub(super) fn from_env() -> Result<Vec<Arc<dyn SessionAction>>> {
         let client = AwsClientConfig::from_env()?;
         let sink: Arc<dyn CredentialSink> = Arc::new(SharedCredentialsFile::from_env()?);
@@ -112,9 +114,12 @@ mod aws {
             .ok_or_else(|| {
                 Error::invalid_input("HOME", "is not set (the SSO token cache lives under it)")
             })?;
+        // One prompt per MFA device for the whole process.
+        let mfa: Arc<dyn MfaPrompt> =
+            Arc::new(SharedMfaPrompt::new(Arc::new(TerminalMfaPrompt::new())));
         Ok(vec![
-            Arc::new(IamUserProvider::new(client.clone(), sink.clone())),
-            Arc::new(ChainedRoleProvider::new(client.clone(), sink.clone())),
+            Arc::new(IamUserProvider::new(client.clone(), sink.clone()).with_mfa(mfa.clone())),
+            Arc::new(ChainedRoleProvider::new(client.clone(), sink.clone()).with_mfa(mfa)),
             Arc::new(FederatedRoleProvider::new(client, sink.clone())),
             Arc::new(SsoRoleProvider::new(
                 SsoClientConfig::from_env()?,
@@ -145,5 +150,32 @@ mod tests {
                 .contains("not implemented")
         );
         assert_eq!(missing_provider_hint(&SessionType::Other("x".into())), None);
+    }
+
+    #[test]
+    fn default_providers_build_only_what_is_asked_for() {
+        let manager = crate::SessionManager::builder()
+            .repository(std::sync::Arc::new(crate::InMemoryWorkspace::new()))
+            .default_providers()
+            .build()
+            .unwrap();
+        #[cfg(feature = "redfish-client")]
+        assert_eq!(
+            manager
+                .provider(&SessionType::Redfish)
+                .unwrap()
+                .session_type(),
+            SessionType::Redfish
+        );
+        let err = manager.provider(&SessionType::AwsSsm).unwrap_err();
+        assert_eq!(err.category(), "unsupported");
+        assert!(err.to_string().contains("not implemented yet"), "{err}");
+        let err = manager
+            .provider(&SessionType::Other("custom".into()))
+            .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "this program does not support custom sessions: no provider is registered"
+        );
     }
 }

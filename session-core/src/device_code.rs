@@ -291,9 +291,9 @@ where
             Err(error) => break Err(error),
         }
         if !prompted {
-            if let Err(error) = prompter.prompt(prompt).await {
-                return Err(error);
-            }
+            // A refused prompt abandons the sign-in; nothing was shown, so
+            // there is nothing to finish.
+            prompter.prompt(prompt).await?;
             prompted = true;
         }
     };
