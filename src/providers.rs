@@ -40,7 +40,10 @@ impl DefaultProviders for SessionManagerBuilder {
         let mut builder = self.missing_provider_hint(missing_provider_hint);
         #[cfg(feature = "aws")]
         {
-            builder = builder.lazy_providers(aws::SESSION_TYPES, aws::from_env);
+            builder = builder.lazy_providers(
+                session_aws::CredentialProviders::SESSION_TYPES,
+                aws::from_env,
+            );
         }
         #[cfg(feature = "azure")]
         {
@@ -86,48 +89,35 @@ pub fn missing_provider_hint(session_type: &SessionType) -> Option<String> {
 mod aws {
     use std::sync::Arc;
 
-    use session_aws::mfa::{MfaPrompt, SharedMfaPrompt, TerminalMfaPrompt};
-    use session_aws::sink::{CredentialSink, SharedCredentialsFile};
-    use session_aws::sso::{SsoClientConfig, SsoRoleProvider};
-    use session_aws::{
-        AwsClientConfig, ChainedRoleProvider, FederatedRoleProvider, IamUserProvider,
-    };
+    use session_aws::mfa::{SharedMfaPrompt, TerminalMfaPrompt};
+    use session_aws::sink::SharedCredentialsFile;
+    use session_aws::sso::SsoClientConfig;
+    use session_aws::{AwsClientConfig, CredentialProviders};
     use session_core::device_code::StderrPrompter;
-    use session_core::{Error, Result, SessionAction, SessionType};
-
-    pub(super) const SESSION_TYPES: [SessionType; 4] = [
-        SessionType::AwsIamUser,
-        SessionType::AwsIamRoleChained,
-        SessionType::AwsIamRoleFederated,
-        SessionType::AwsSsoRole,
-    ];
+    use session_core::{Error, Result, SessionAction};
 
     /// The four AWS credential providers, publishing to the shared
     /// credentials file, with the STS and SSO settings of the environment;
-    /// MFA codes and SSO sign-ins are asked for on the terminal (stderr).
+    /// MFA codes (one prompt per device for the process) and SSO sign-ins
+    /// are asked for on the terminal (stderr).
     pub(super) fn from_env() -> Result<Vec<Arc<dyn SessionAction>>> {
-        let client = AwsClientConfig::from_env()?;
-        let sink: Arc<dyn CredentialSink> = Arc::new(SharedCredentialsFile::from_env()?);
         let home = std::env::var_os("HOME")
             .filter(|h| !h.is_empty())
             .map(std::path::PathBuf::from)
             .ok_or_else(|| {
                 Error::invalid_input("HOME", "is not set (the SSO token cache lives under it)")
             })?;
-        // One prompt per MFA device for the whole process.
-        let mfa: Arc<dyn MfaPrompt> =
-            Arc::new(SharedMfaPrompt::new(Arc::new(TerminalMfaPrompt::new())));
-        Ok(vec![
-            Arc::new(IamUserProvider::new(client.clone(), sink.clone()).with_mfa(mfa.clone())),
-            Arc::new(ChainedRoleProvider::new(client.clone(), sink.clone()).with_mfa(mfa)),
-            Arc::new(FederatedRoleProvider::new(client, sink.clone())),
-            Arc::new(SsoRoleProvider::new(
-                SsoClientConfig::from_env()?,
-                sink,
-                Arc::new(StderrPrompter),
-                home,
-            )),
-        ])
+        Ok(CredentialProviders {
+            client: AwsClientConfig::from_env()?,
+            sso: SsoClientConfig::from_env()?,
+            sink: Arc::new(SharedCredentialsFile::from_env()?),
+            mfa: Some(Arc::new(SharedMfaPrompt::new(Arc::new(
+                TerminalMfaPrompt::new(),
+            )))),
+            device_prompter: Arc::new(StderrPrompter),
+            home,
+        }
+        .build())
     }
 }
 

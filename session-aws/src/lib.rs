@@ -42,6 +42,7 @@ mod iam_user;
 mod lifecycle;
 pub mod mfa;
 mod provide;
+mod providers;
 pub mod secret_names;
 pub mod sink;
 pub mod sso;
@@ -55,6 +56,7 @@ pub use federated::{FederatedRoleConfig, FederatedRoleIssuer, FederatedRoleProvi
 pub use iam_user::{IamUserConfig, IamUserIssuer, IamUserProvider};
 pub use lifecycle::{CommonAwsConfig, CredentialSessionProvider, IssueCredentials};
 pub use provide::SessionCredentialsProvider;
+pub use providers::CredentialProviders;
 pub use sso::{SsoRoleConfig, SsoRoleProvider};
 
 /// The AWS STS SDK that [`AwsClientConfig::sts`] returns clients of, so a

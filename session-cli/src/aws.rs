@@ -15,9 +15,9 @@ use session_sdk::aws::sso::{
     SsoClientConfig, SsoIntegration, SsoLogin, SsoLoginKey, SsoTokenCache,
 };
 use session_sdk::aws::{
-    AwsClientConfig, AwsCredentials, ChainedRoleConfig, ChainedRoleProvider, CommonAwsConfig,
-    FederatedRoleConfig, FederatedRoleProvider, IamUserConfig, IamUserProvider,
-    SessionCredentialsProvider, SsoRoleConfig, SsoRoleProvider, secret_names, validate,
+    AwsClientConfig, AwsCredentials, ChainedRoleConfig, CommonAwsConfig, CredentialProviders,
+    FederatedRoleConfig, IamUserConfig, SessionCredentialsProvider, SsoRoleConfig, secret_names,
+    validate,
 };
 use session_sdk::{
     Error, FsWorkspace, Secret, Session, SessionAction, SessionManagerBuilder, SessionType,
@@ -64,14 +64,6 @@ pub(crate) enum SinkChoice {
     None,
 }
 
-/// The session types of [`providers`].
-const SESSION_TYPES: [SessionType; 4] = [
-    SessionType::AwsIamUser,
-    SessionType::AwsIamRoleChained,
-    SessionType::AwsIamRoleFederated,
-    SessionType::AwsSsoRole,
-];
-
 /// Registers the AWS providers, built on first use of an AWS session type
 /// (see [`providers`]).
 pub(crate) fn register(
@@ -88,7 +80,9 @@ pub(crate) fn register(
         }
         _ => None,
     };
-    builder.lazy_providers(SESSION_TYPES, move || providers(sink, command.clone()))
+    builder.lazy_providers(CredentialProviders::SESSION_TYPES, move || {
+        providers(sink, command.clone())
+    })
 }
 
 /// The AWS providers, configured from the environment: `AWS_ENDPOINT_URL_STS`
@@ -118,17 +112,15 @@ fn providers(
     prompts.push(Arc::new(TerminalMfaPrompt::new()));
     let mfa: Arc<dyn MfaPrompt> =
         Arc::new(SharedMfaPrompt::new(Arc::new(ChainMfaPrompt::new(prompts))));
-    Ok(vec![
-        Arc::new(IamUserProvider::new(client.clone(), sink.clone()).with_mfa(mfa.clone())),
-        Arc::new(ChainedRoleProvider::new(client.clone(), sink.clone()).with_mfa(mfa)),
-        Arc::new(FederatedRoleProvider::new(client, sink.clone())),
-        Arc::new(SsoRoleProvider::new(
-            SsoClientConfig::from_env()?,
-            sink,
-            Arc::new(crate::device_prompt::TerminalPrompter),
-            home_dir()?,
-        )),
-    ])
+    Ok(CredentialProviders {
+        client,
+        sso: SsoClientConfig::from_env()?,
+        sink,
+        mfa: Some(mfa),
+        device_prompter: Arc::new(crate::device_prompt::TerminalPrompter),
+        home: home_dir()?,
+    }
+    .build())
 }
 
 /// The user's home folder (the SSO token cache lives under it).

@@ -349,13 +349,11 @@ impl Error {
         message: impl Into<String>,
         source: impl std::error::Error + Send + Sync + 'static,
     ) -> Self {
-        Error::Provider {
-            provider: provider.into(),
-            target: target.into(),
-            message: message.into(),
-            retryable: false,
-            source: Some(Arc::new(source)),
+        let mut error = Self::provider(provider, target, message);
+        if let Error::Provider { source: cause, .. } = &mut error {
+            *cause = Some(Arc::new(source));
         }
+        error
     }
 
     /// [`Error::InvalidInput`] for `field`.

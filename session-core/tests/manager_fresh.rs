@@ -66,10 +66,12 @@ fn clock() -> Arc<ManualClock> {
     ))
 }
 
-#[tokio::test]
-async fn ensure_active_starts_then_serves_then_rotates_inside_the_window() {
-    let clock = clock();
-    let provider = Hourly::new(SessionType::Redfish, true);
+/// A manager on `clock` with `provider` and one session `name` of its type.
+async fn manager_with(
+    clock: &Arc<ManualClock>,
+    provider: &Arc<Hourly>,
+    name: &str,
+) -> SessionManager {
     let manager = SessionManager::builder()
         .repository(Arc::new(InMemoryWorkspace::new()))
         .clock(clock.clone())
@@ -77,9 +79,17 @@ async fn ensure_active_starts_then_serves_then_rotates_inside_the_window() {
         .build()
         .unwrap();
     manager
-        .add(Session::new("bmc", SessionType::Redfish).unwrap())
+        .add(Session::new(name, provider.session_type.clone()).unwrap())
         .await
         .unwrap();
+    manager
+}
+
+#[tokio::test]
+async fn ensure_active_starts_then_serves_then_rotates_inside_the_window() {
+    let clock = clock();
+    let provider = Hourly::new(SessionType::Redfish, true);
+    let manager = manager_with(&clock, &provider, "bmc").await;
     let min_ttl = Duration::from_secs(600);
 
     let first = manager.ensure_active("bmc", min_ttl).await.unwrap();
@@ -107,16 +117,7 @@ async fn ensure_active_starts_then_serves_then_rotates_inside_the_window() {
 async fn ensure_active_of_an_expired_session_that_cannot_rotate_starts_it() {
     let clock = clock();
     let provider = Hourly::new(SessionType::Boundary, false);
-    let manager = SessionManager::builder()
-        .repository(Arc::new(InMemoryWorkspace::new()))
-        .clock(clock.clone())
-        .provider(provider.clone())
-        .build()
-        .unwrap();
-    manager
-        .add(Session::new("db", SessionType::Boundary).unwrap())
-        .await
-        .unwrap();
+    let manager = manager_with(&clock, &provider, "db").await;
     manager.start("db").await.unwrap();
     // Inside the window but not expired: it cannot rotate, so it is handed
     // out with what it has left.
@@ -140,15 +141,7 @@ async fn ensure_active_of_an_expired_session_that_cannot_rotate_starts_it() {
 #[tokio::test]
 async fn a_lease_holds_off_operations_on_its_session_until_dropped() {
     let provider = Hourly::new(SessionType::Redfish, true);
-    let manager = SessionManager::builder()
-        .repository(Arc::new(InMemoryWorkspace::new()))
-        .provider(provider.clone())
-        .build()
-        .unwrap();
-    manager
-        .add(Session::new("bmc", SessionType::Redfish).unwrap())
-        .await
-        .unwrap();
+    let manager = manager_with(&clock(), &provider, "bmc").await;
     let lease = manager.lease("bmc").await.unwrap();
     assert_eq!(lease.session().session_name, "bmc");
     let starting = tokio::spawn({
