@@ -1065,10 +1065,10 @@ mod aws {
     /// leaves the user's own file content byte-identical.
     #[test]
     fn start_publishes_a_profile_botocore_uses_and_stop_restores_the_file() {
-        let Some(moto) = session_testkit::MotoServer::start() else {
+        let Some(moto) = session_testkit::peers::moto::MotoServer::start() else {
             return;
         };
-        let Some(botocore) = session_testkit::Botocore::new() else {
+        let Some(botocore) = session_testkit::readers::botocore::Botocore::new() else {
             return;
         };
         let fx = Fixture::new();
@@ -1152,7 +1152,11 @@ mod aws {
     }
 
     /// The environment that points sessionctl at moto and private AWS files.
-    fn moto_env(command: &mut Command, moto: &session_testkit::MotoServer, aws_dir: &Path) {
+    fn moto_env(
+        command: &mut Command,
+        moto: &session_testkit::peers::moto::MotoServer,
+        aws_dir: &Path,
+    ) {
         command
             .env("SESSIONCTL_PASSPHRASE", PASSPHRASE)
             .env("AWS_SHARED_CREDENTIALS_FILE", aws_dir.join("credentials"))
@@ -1170,10 +1174,10 @@ mod aws {
     /// make one start.
     #[test]
     fn credential_process_profile_is_used_by_botocore() {
-        let Some(moto) = session_testkit::MotoServer::start() else {
+        let Some(moto) = session_testkit::peers::moto::MotoServer::start() else {
             return;
         };
-        let Some(botocore) = session_testkit::Botocore::new() else {
+        let Some(botocore) = session_testkit::readers::botocore::Botocore::new() else {
             return;
         };
         let fx = Fixture::new();
@@ -1265,7 +1269,7 @@ mod aws {
 
     #[test]
     fn env_and_exec_hand_over_the_credentials() {
-        let Some(moto) = session_testkit::MotoServer::start() else {
+        let Some(moto) = session_testkit::peers::moto::MotoServer::start() else {
             return;
         };
         let fx = Fixture::new();
@@ -1706,7 +1710,7 @@ mod redfish {
 #[cfg(feature = "azure")]
 mod azure {
     use super::*;
-    use session_testkit::oidc::OidcProvider;
+    use session_testkit::peers::oidc::OidcProvider;
 
     /// add (client secret from stdin), `azure env`, `azure exec` (with the
     /// other identities' variables removed, nesting refused), stop; against
@@ -1802,7 +1806,7 @@ mod azure {
     #[test]
     fn an_azure_cli_session_writes_and_removes_the_cli_files() {
         use session_azure::AZURE_CLI_CLIENT_ID;
-        use session_testkit::oidc::approve_device_code;
+        use session_testkit::peers::oidc::approve_device_code;
         use std::io::{BufRead, BufReader};
 
         let Some(peer) = OidcProvider::builder()

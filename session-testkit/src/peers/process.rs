@@ -1,5 +1,5 @@
-//! What the local peer harnesses ([`moto`](crate::moto),
-//! [`sushy`](crate::sushy), [`oidc`](crate::oidc)) share: a free loopback
+//! What the local peer harnesses ([`moto`](crate::peers::moto),
+//! [`sushy`](crate::peers::sushy), [`oidc`](crate::peers::oidc)) share: a free loopback
 //! port, the tail of a peer's log, why a start failed, and a status-only
 //! HTTP probe.
 

@@ -1,4 +1,15 @@
-//! External test peers (mock cloud endpoints, emulators, validators).
+//! External test peers: third-party processes the tests start and talk to
+//! (mock cloud endpoints, emulators), and how to find them.
+//!
+//! - [`moto`]: the moto test peer ([`MotoServer`](moto::MotoServer), a local
+//!   STS/IAM endpoint).
+//! - [`sushy`]: the sushy-emulator test peer
+//!   ([`SushyEmulator`](sushy::SushyEmulator), a Redfish service with HTTP
+//!   Basic auth and no `SessionService`).
+//! - [`oidc`]: the oidc-provider test peer
+//!   ([`OidcProvider`](oidc::OidcProvider), a local stand-in for Microsoft
+//!   Entra ID: client credentials, device code, refresh token) and
+//!   device-code approval helpers.
 //!
 //! `./scripts/test` installs the peers listed in `scripts/peers/` into a cache
 //! folder and exports where they are:
@@ -20,6 +31,11 @@
 //! // ... start `python -m moto.server` and test against it ...
 //! # let _ = python;
 //! ```
+
+pub mod moto;
+pub mod oidc;
+pub(crate) mod process;
+pub mod sushy;
 
 use std::ffi::OsString;
 use std::path::PathBuf;

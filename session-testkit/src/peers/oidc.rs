@@ -11,7 +11,7 @@
 //! when either is missing, a test fails in CI and is skipped loudly elsewhere.
 //!
 //! ```no_run
-//! use session_testkit::oidc::{OidcProvider, approve_device_code};
+//! use session_testkit::peers::oidc::{OidcProvider, approve_device_code};
 //! use std::time::Duration;
 //!
 //! # async fn demo() {
@@ -91,7 +91,7 @@ use std::time::{Duration, Instant};
 use reqwest::{Client, Response, StatusCode, Url, header, redirect};
 use tempfile::TempDir;
 
-use crate::local_peer::{http_get_status, tail};
+use crate::peers::process::{http_get_status, tail};
 use crate::peers::{NODE_MODULES_ENV, node_package, require_peer};
 
 /// How long [`OidcBuilder::start`] waits for the provider to answer.

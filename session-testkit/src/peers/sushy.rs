@@ -13,7 +13,7 @@
 //! loudly elsewhere.
 //!
 //! ```no_run
-//! use session_testkit::sushy::SushyEmulator;
+//! use session_testkit::peers::sushy::SushyEmulator;
 //!
 //! let Some(sushy) = SushyEmulator::start() else {
 //!     return; // skipped outside CI; would have panicked in CI
@@ -93,7 +93,7 @@ use std::time::{Duration, Instant};
 
 use tempfile::TempDir;
 
-use crate::local_peer::{StartError, free_port, http_get_status, tail};
+use crate::peers::process::{StartError, free_port, http_get_status, tail};
 use crate::peers::{PYTHON_ENV, require_peer};
 
 /// How long [`SushyBuilder::start`] waits for a new emulator to answer.
@@ -541,7 +541,7 @@ impl SushyBuilder {
                 .ok_or_else(|| StartError::failed(format!("{} is not UTF-8", path.display())))
         };
         let mut text = format!(
-            "# Written by session_testkit::sushy.\n\
+            "# Written by session_testkit::peers::sushy.\n\
              SUSHY_EMULATOR_LISTEN_IP = '127.0.0.1'\n\
              SUSHY_EMULATOR_LISTEN_PORT = {port}\n\
              SUSHY_EMULATOR_FAKE_DRIVER = True\n\
