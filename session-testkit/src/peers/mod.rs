@@ -32,13 +32,14 @@
 //! # let _ = python;
 //! ```
 
+mod http;
 pub mod moto;
 pub mod oidc;
-pub(crate) mod process;
+mod process;
 pub mod sushy;
 
 use std::ffi::OsString;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 /// Environment variable holding the Python interpreter of the peers' venv.
@@ -160,6 +161,26 @@ pub fn node_package(package: &str) -> Result<PathBuf, String> {
     package_in(&node_modules, package)
 }
 
+/// The console script `file_name` that `package` installed into the
+/// peers' venv, in the same folder as the venv's `python`.
+fn venv_script(python: &Path, file_name: &str, package: &str) -> Result<PathBuf, String> {
+    // Not canonicalized: a venv's `bin/python` is a symlink to the base
+    // interpreter, whose folder has none of the venv's scripts.
+    let dir = python
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .ok_or_else(|| format!("${PYTHON_ENV} = {} has no folder", python.display()))?;
+    let script = dir.join(file_name);
+    if script.is_file() {
+        Ok(script)
+    } else {
+        Err(format!(
+            "{} is not a file ({package} is not installed in the peers' venv)",
+            script.display()
+        ))
+    }
+}
+
 fn python_from(value: Option<OsString>) -> Result<PathBuf, String> {
     let path = path_from(PYTHON_ENV, value)?;
     if path.is_file() {
@@ -181,7 +202,7 @@ fn node_modules_from(value: Option<OsString>) -> Result<PathBuf, String> {
     }
 }
 
-fn package_in(node_modules: &std::path::Path, package: &str) -> Result<PathBuf, String> {
+fn package_in(node_modules: &Path, package: &str) -> Result<PathBuf, String> {
     let dir = node_modules.join(package);
     if dir.join("package.json").is_file() {
         Ok(dir)

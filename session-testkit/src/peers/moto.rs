@@ -38,28 +38,18 @@
 //! project's AWS reference, section 7.
 
 use std::ffi::{OsStr, OsString};
-use std::fs::File;
-use std::io::{self, Read, Write};
-use std::net::{Ipv4Addr, SocketAddr, TcpStream};
+use std::io;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::thread;
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Duration;
 
-use tempfile::TempDir;
-
-use crate::peers::process::{StartError, free_port, tail};
-use crate::peers::{PYTHON_ENV, require_peer};
+pub use super::http::HttpResponse;
+use super::http::http_request;
+use super::process::{self, PeerProcess, StartError, Stdin};
+use super::{PYTHON_ENV, path_from, require_peer, venv_script};
 
 /// How long [`MotoBuilder::start`] waits for a new server to answer.
 pub const DEFAULT_STARTUP_TIMEOUT: Duration = Duration::from_secs(20);
-
-/// How many ports [`MotoBuilder::start`] tries when the free port it picked
-/// was taken by someone else before moto could bind it.
-const PORT_ATTEMPTS: usize = 5;
-
-/// How many lines of moto's log a start failure quotes.
-const LOG_TAIL_LINES: usize = 40;
 
 /// The readiness probe of a moto server.
 const PROBE_PATH: &str = "/moto-api/data.json";
@@ -75,25 +65,9 @@ pub fn moto_server_bin() -> Result<PathBuf, String> {
 }
 
 fn script_next_to_python(python: Option<OsString>, script: &str) -> Result<PathBuf, String> {
-    let python = match python {
-        Some(v) if !v.is_empty() => PathBuf::from(v),
-        _ => return Err(format!("${PYTHON_ENV} is not set")),
-    };
-    // Not canonicalized: a venv's `bin/python` is a symlink to the base
-    // interpreter, whose folder has no `moto_server`.
-    let dir = python
-        .parent()
-        .filter(|d| !d.as_os_str().is_empty())
-        .ok_or_else(|| format!("${PYTHON_ENV} = {} has no folder", python.display()))?;
-    let bin = dir.join(format!("{script}{}", std::env::consts::EXE_SUFFIX));
-    if bin.is_file() {
-        Ok(bin)
-    } else {
-        Err(format!(
-            "{} is not a file (moto[server] is not installed in the peers' venv)",
-            bin.display()
-        ))
-    }
+    let python = path_from(PYTHON_ENV, python)?;
+    let file_name = format!("{script}{}", std::env::consts::EXE_SUFFIX);
+    venv_script(&python, &file_name, "moto[server]")
 }
 
 /// Options for starting a [`MotoServer`]; from [`MotoServer::builder`].
@@ -147,115 +121,39 @@ impl MotoBuilder {
     }
 
     fn start_bin(&self, bin: &Path) -> MotoServer {
-        let mut attempt = 1;
-        loop {
-            match self.try_start(bin) {
-                Ok(server) => return server,
-                Err(StartError::PortTaken { port, tail }) if attempt < PORT_ATTEMPTS => {
-                    eprintln!(
-                        "moto_server: port {port} was taken before it could bind it \
-                         (attempt {attempt} of {PORT_ATTEMPTS}); trying another port. \
-                         Its log:\n{tail}"
-                    );
-                    attempt += 1;
-                }
-                Err(StartError::PortTaken { port, tail }) => panic!(
-                    "moto_server ({}) could not bind a free port in {PORT_ATTEMPTS} attempts; \
-                     the last was {port}. The end of its log:\n{tail}",
-                    bin.display()
-                ),
-                Err(StartError::Failed { reason, tail }) => panic!(
-                    "moto_server ({}) did not start: {reason}. The end of its log:\n{tail}",
-                    bin.display()
-                ),
-            }
-        }
+        process::start_on_free_port("moto_server", bin.display(), |port| {
+            self.try_start(bin, port)
+        })
     }
 
-    fn try_start(&self, bin: &Path) -> Result<MotoServer, StartError> {
-        let dir = tempfile::Builder::new()
-            .prefix("moto-server-")
-            .tempdir()
-            .map_err(|e| StartError::failed(format!("cannot create a temp dir: {e}")))?;
-        let log_path = dir.path().join("moto_server.log");
-        let log = File::create(&log_path).map_err(|e| {
-            StartError::failed(format!("cannot create {}: {e}", log_path.display()))
-        })?;
-        let log_err = log
-            .try_clone()
-            .map_err(|e| StartError::failed(format!("cannot clone the log handle: {e}")))?;
-        let port =
-            free_port().map_err(|e| StartError::failed(format!("cannot find a free port: {e}")))?;
-
+    fn try_start(&self, bin: &Path, port: u16) -> Result<MotoServer, StartError> {
+        let dir = process::temp_dir("moto-server-")?;
         let mut cmd = Command::new(bin);
         cmd.args(["-H", "127.0.0.1", "-p", &port.to_string()])
             .current_dir(dir.path())
-            .stdin(Stdio::null())
-            .stdout(log)
-            .stderr(log_err)
             .env("PYTHONUNBUFFERED", "1");
         for (key, value) in &self.env {
             cmd.env(key, value);
         }
-        let child = cmd
-            .spawn()
-            .map_err(|e| StartError::failed(format!("cannot run {}: {e}", bin.display())))?;
-        // From here on, dropping `server` kills and reaps the process.
-        let mut server = MotoServer {
-            child,
-            port,
-            log_path,
-            _dir: dir,
-        };
+        let mut process = PeerProcess::spawn(cmd, dir, "moto_server.log", Stdin::Null)?;
 
         // Ready = our process is alive, says it bound *this* port, and the port
         // answers the probe. The log check matters: when another process took
         // the port first (another moto, say), the probe alone could be
         // answered by that one while ours is still importing.
         let bound = format!("Running on http://127.0.0.1:{port}");
-        let deadline = Instant::now() + self.startup_timeout;
-        loop {
-            match server.child.try_wait() {
-                Ok(Some(status)) => {
-                    let log = server.log();
-                    let tail = tail(&log, LOG_TAIL_LINES);
-                    return Err(
-                        if log.contains("Address already in use") || log.contains("is in use") {
-                            StartError::PortTaken { port, tail }
-                        } else {
-                            StartError::Failed {
-                                reason: format!("it exited ({status}) before it was ready"),
-                                tail,
-                            }
-                        },
-                    );
-                }
-                Ok(None) => {}
-                Err(e) => {
-                    return Err(StartError::Failed {
-                        reason: format!("cannot check on it: {e}"),
-                        tail: tail(&server.log(), LOG_TAIL_LINES),
-                    });
-                }
-            }
-            if server.log().contains(&bound)
-                && server
-                    .request("GET", PROBE_PATH, b"")
-                    .is_ok_and(|r| r.status == 200)
+        process.wait_until_ready(self.startup_timeout, |log| {
+            if log.contains(&bound)
+                && http_request(port, "GET", PROBE_PATH, b"").is_ok_and(|r| r.status == 200)
             {
-                return Ok(server);
+                Ok(())
+            } else {
+                Err(format!(
+                    "GET {PROBE_PATH} on port {port} did not answer 200"
+                ))
             }
-            if Instant::now() >= deadline {
-                return Err(StartError::Failed {
-                    reason: format!(
-                        "GET {PROBE_PATH} on port {port} did not answer 200 within {:?}",
-                        self.startup_timeout
-                    ),
-                    tail: tail(&server.log(), LOG_TAIL_LINES),
-                });
-            }
-            thread::sleep(Duration::from_millis(50));
-        }
+        })?;
+        Ok(MotoServer { process, port })
     }
 }
 
@@ -267,10 +165,8 @@ impl MotoBuilder {
 /// its temp dir, with the log, goes too.
 #[derive(Debug)]
 pub struct MotoServer {
-    child: Child,
+    process: PeerProcess,
     port: u16,
-    log_path: PathBuf,
-    _dir: TempDir,
 }
 
 impl MotoServer {
@@ -301,19 +197,17 @@ impl MotoServer {
 
     /// The server's process id.
     pub fn pid(&self) -> u32 {
-        self.child.id()
+        self.process.pid()
     }
 
     /// The file that receives the server's stdout and stderr.
     pub fn log_path(&self) -> &Path {
-        &self.log_path
+        self.process.log_path()
     }
 
     /// What the server has written to stdout and stderr so far.
     pub fn log(&self) -> String {
-        std::fs::read(&self.log_path)
-            .map(|b| String::from_utf8_lossy(&b).into_owned())
-            .unwrap_or_default()
+        self.process.log()
     }
 
     /// Wipes all of moto's state (`POST /moto-api/reset`).
@@ -328,11 +222,11 @@ impl MotoServer {
                 "POST /moto-api/reset answered {} ({}); moto's log:\n{}",
                 r.status,
                 r.text(),
-                tail(&self.log(), LOG_TAIL_LINES)
+                self.process.log_tail()
             ),
             Err(e) => panic!(
                 "POST /moto-api/reset failed: {e}; moto's log:\n{}",
-                tail(&self.log(), LOG_TAIL_LINES)
+                self.process.log_tail()
             ),
         }
     }
@@ -350,170 +244,9 @@ impl MotoServer {
     }
 }
 
-impl Drop for MotoServer {
-    fn drop(&mut self) {
-        // `Child::kill` signals the PID we spawned; it cannot have been reused
-        // since the process is not reaped until `wait` below.
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// An answer of [`MotoServer::request`].
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct HttpResponse {
-    /// The status code.
-    pub status: u16,
-    /// The body (de-chunked).
-    pub body: Vec<u8>,
-}
-
-impl HttpResponse {
-    /// The body as text (lossy UTF-8).
-    pub fn text(&self) -> String {
-        String::from_utf8_lossy(&self.body).into_owned()
-    }
-}
-
-// The HTTP client is raw HTTP/1.1 over `std::net::TcpStream`, not a crate such
-// as ureq: it only ever sends a GET or POST with `Connection: close` to a moto
-// on 127.0.0.1 and reads a status line and a small body. That is fifty lines,
-// against a dependency tree (with its Cargo.lock churn) in a crate every test
-// binary links.
-fn http_request(port: u16, method: &str, path: &str, body: &[u8]) -> io::Result<HttpResponse> {
-    let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
-    let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(2))?;
-    stream.set_read_timeout(Some(Duration::from_secs(10)))?;
-    stream.set_write_timeout(Some(Duration::from_secs(10)))?;
-    let head = format!(
-        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\
-         Content-Length: {}\r\n\r\n",
-        body.len()
-    );
-    stream.write_all(head.as_bytes())?;
-    stream.write_all(body)?;
-    let mut raw = Vec::new();
-    stream.read_to_end(&mut raw)?;
-    parse_response(&raw)
-}
-
-fn invalid(what: impl Into<String>) -> io::Error {
-    io::Error::new(io::ErrorKind::InvalidData, what.into())
-}
-
-fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
-    haystack.windows(needle.len()).position(|w| w == needle)
-}
-
-fn parse_response(raw: &[u8]) -> io::Result<HttpResponse> {
-    let end = find(raw, b"\r\n\r\n").ok_or_else(|| invalid("no end of the HTTP headers"))?;
-    let head = std::str::from_utf8(&raw[..end]).map_err(|_| invalid("HTTP head not UTF-8"))?;
-    let mut lines = head.split("\r\n");
-    let status_line = lines.next().unwrap_or_default();
-    let mut parts = status_line.splitn(3, ' ');
-    if !parts.next().is_some_and(|v| v.starts_with("HTTP/1.")) {
-        return Err(invalid(format!(
-            "not an HTTP/1 status line: {status_line:?}"
-        )));
-    }
-    let status = parts
-        .next()
-        .and_then(|s| s.parse::<u16>().ok())
-        .ok_or_else(|| invalid(format!("no status code in {status_line:?}")))?;
-    let chunked = lines.any(|line| {
-        line.split_once(':').is_some_and(|(name, value)| {
-            name.trim().eq_ignore_ascii_case("transfer-encoding")
-                && value.to_ascii_lowercase().contains("chunked")
-        })
-    });
-    let body = &raw[end + 4..];
-    let body = if chunked {
-        dechunk(body)?
-    } else {
-        body.to_vec()
-    };
-    Ok(HttpResponse { status, body })
-}
-
-fn dechunk(mut rest: &[u8]) -> io::Result<Vec<u8>> {
-    let mut out = Vec::new();
-    loop {
-        let eol = find(rest, b"\r\n").ok_or_else(|| invalid("truncated chunk size"))?;
-        let size = std::str::from_utf8(&rest[..eol])
-            .ok()
-            .and_then(|s| usize::from_str_radix(s.split(';').next()?.trim(), 16).ok())
-            .ok_or_else(|| invalid("bad chunk size"))?;
-        rest = &rest[eol + 2..];
-        if size == 0 {
-            return Ok(out);
-        }
-        if rest.len() < size + 2 {
-            return Err(invalid("truncated chunk"));
-        }
-        out.extend_from_slice(&rest[..size]);
-        rest = &rest[size + 2..];
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::net::TcpListener;
-
-    #[test]
-    fn parses_a_plain_response() {
-        let r = parse_response(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}").unwrap();
-        assert_eq!(r.status, 200);
-        assert_eq!(r.text(), "{}");
-    }
-
-    #[test]
-    fn parses_a_chunked_response() {
-        let raw = b"HTTP/1.1 404 NOT FOUND\r\ntransfer-encoding: Chunked\r\n\r\n\
-                    3\r\nabc\r\n2;x=y\r\nde\r\n0\r\n\r\n";
-        let r = parse_response(raw).unwrap();
-        assert_eq!(r.status, 404);
-        assert_eq!(r.body, b"abcde");
-    }
-
-    #[test]
-    fn rejects_what_is_not_http() {
-        assert!(parse_response(b"SSH-2.0-OpenSSH\r\n\r\n").is_err());
-        assert!(parse_response(b"HTTP/1.1 200 OK\r\n").is_err());
-        assert!(parse_response(b"HTTP/1.1 abc OK\r\n\r\n").is_err());
-        assert!(
-            parse_response(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nab")
-                .is_err()
-        );
-    }
-
-    #[test]
-    fn http_request_talks_to_a_local_server() {
-        let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
-        let port = listener.local_addr().unwrap().port();
-        let server = thread::spawn(move || {
-            let (mut conn, _) = listener.accept().unwrap();
-            let mut request = Vec::new();
-            let mut buf = [0u8; 1024];
-            while find(&request, b"\r\n\r\nhi").is_none() {
-                let n = conn.read(&mut buf).unwrap();
-                assert_ne!(n, 0, "request ended early: {request:?}");
-                request.extend_from_slice(&buf[..n]);
-            }
-            conn.write_all(b"HTTP/1.1 201 CREATED\r\nConnection: close\r\n\r\nok")
-                .unwrap();
-            String::from_utf8(request).unwrap()
-        });
-        let r = http_request(port, "POST", "/moto-api/reset", b"hi").unwrap();
-        assert_eq!((r.status, r.text().as_str()), (201, "ok"));
-        let request = server.join().unwrap();
-        assert!(
-            request.starts_with("POST /moto-api/reset HTTP/1.1\r\n"),
-            "{request}"
-        );
-        assert!(request.contains("Content-Length: 2\r\n"), "{request}");
-        assert!(request.contains("Connection: close\r\n"), "{request}");
-    }
 
     #[test]
     fn moto_server_is_looked_up_next_to_python() {
@@ -541,21 +274,11 @@ mod tests {
     #[cfg(unix)]
     mod fake_server {
         use super::*;
-        use std::os::unix::fs::PermissionsExt;
-        use std::sync::Mutex;
-
-        /// Held while writing and running a fake: a fork by another test
-        /// while one is open for writing would make its exec fail
-        /// (ETXTBSY) under `cargo test`, whose tests share a process.
-        static SPAWN: Mutex<()> = Mutex::new(());
+        use crate::peers::process::fake_program;
+        use std::time::Instant;
 
         fn with_fake(body: &str, test: impl FnOnce(&Path)) {
-            let _guard = SPAWN.lock().unwrap_or_else(|e| e.into_inner());
-            let dir = tempfile::tempdir().unwrap();
-            let bin = dir.path().join("moto_server");
-            std::fs::write(&bin, format!("#!/bin/sh\n{body}\n")).unwrap();
-            std::fs::set_permissions(&bin, std::fs::Permissions::from_mode(0o755)).unwrap();
-            test(&bin);
+            fake_program::with("moto_server", body, |_, bin| test(bin));
         }
 
         #[test]

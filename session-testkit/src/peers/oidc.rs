@@ -82,17 +82,15 @@
 //! `ext_expires_in`. The device flow never answers `slow_down`.
 
 use std::fmt;
-use std::fs::File;
 use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdin, Command, Stdio};
-use std::thread;
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Duration;
 
 use reqwest::{Client, Response, StatusCode, Url, header, redirect};
-use tempfile::TempDir;
 
-use crate::peers::process::{http_get_status, tail};
-use crate::peers::{NODE_MODULES_ENV, node_package, require_peer};
+use super::http::http_get_status;
+use super::process::{self, PeerProcess, StartError, Stdin};
+use super::{NODE_MODULES_ENV, node_package, require_peer};
 
 /// How long [`OidcBuilder::start`] waits for the provider to answer.
 pub const DEFAULT_STARTUP_TIMEOUT: Duration = Duration::from_secs(30);
@@ -122,9 +120,6 @@ pub const PACKAGE: &str = "oidc-provider";
 
 /// The readiness probe.
 const PROBE_PATH: &str = "/.well-known/openid-configuration";
-
-/// How many lines of the provider's log a start failure quotes.
-const LOG_TAIL_LINES: usize = 40;
 
 /// The launcher script, `session-testkit/peers/oidc/launcher.mjs`.
 pub fn launcher_path() -> PathBuf {
@@ -323,15 +318,8 @@ impl OidcBuilder {
 
     fn start_peer(&self, peer: &Peer) -> OidcProvider {
         self.check();
-        match self.try_start(peer) {
-            Ok(provider) => provider,
-            Err((reason, log)) => panic!(
-                "oidc-provider ({} {}) did not start: {reason}. The end of its log:\n{}",
-                peer.node.display(),
-                peer.launcher.display(),
-                tail(&log, LOG_TAIL_LINES)
-            ),
-        }
+        let program = format!("{} {}", peer.node.display(), peer.launcher.display());
+        process::start_once("oidc-provider", program, || self.try_start(peer))
     }
 
     fn check(&self) {
@@ -382,52 +370,49 @@ impl OidcBuilder {
         })
     }
 
-    /// Starts the provider; on failure, why and its log.
-    fn try_start(&self, peer: &Peer) -> Result<OidcProvider, (String, String)> {
-        let no_log = |reason: String| (reason, String::new());
-        let dir = tempfile::Builder::new()
-            .prefix("oidc-provider-")
-            .tempdir()
-            .map_err(|e| no_log(format!("cannot create a temp dir: {e}")))?;
+    /// Starts the provider.
+    fn try_start(&self, peer: &Peer) -> Result<OidcProvider, StartError> {
+        let dir = process::temp_dir("oidc-provider-")?;
         let config_path = dir.path().join("config.json");
-        std::fs::write(&config_path, self.config(peer, dir.path()).to_string())
-            .map_err(|e| no_log(format!("cannot write {}: {e}", config_path.display())))?;
-        let log_path = dir.path().join("oidc-provider.log");
-        let log = File::create(&log_path)
-            .map_err(|e| no_log(format!("cannot create {}: {e}", log_path.display())))?;
-        let log_err = log
-            .try_clone()
-            .map_err(|e| no_log(format!("cannot clone the log handle: {e}")))?;
+        std::fs::write(&config_path, self.config(peer, dir.path()).to_string()).map_err(|e| {
+            StartError::failed(format!("cannot write {}: {e}", config_path.display()))
+        })?;
 
-        let mut child = Command::new(&peer.node)
-            .arg(&peer.launcher)
+        let mut cmd = Command::new(&peer.node);
+        cmd.arg(&peer.launcher)
             .arg(&config_path)
             .current_dir(dir.path())
-            .stdin(Stdio::piped())
-            .stdout(log)
-            .stderr(log_err)
             // Its debug output would interleave with LISTENING.
-            .env_remove("DEBUG")
-            .spawn()
-            .map_err(|e| no_log(format!("cannot run {}: {e}", peer.node.display())))?;
-        let stdin = child.stdin.take();
-        // From here on, dropping `provider` kills and reaps the process.
-        let mut provider = OidcProvider {
-            child,
-            stdin,
-            port: 0,
+            .env_remove("DEBUG");
+        // The launcher exits when its stdin closes.
+        let mut process = PeerProcess::spawn(cmd, dir, "oidc-provider.log", Stdin::Held)?;
+
+        // Ready = it printed `LISTENING <port>` (the port it bound, or the
+        // one it was given), and the probe answers 200 there.
+        let mut port = 0;
+        process.wait_until_ready(self.startup_timeout, |log| {
+            if port == 0 {
+                port = listening_port(log).unwrap_or(0);
+            }
+            if port == 0 {
+                Err("it did not print \"LISTENING <port>\"".to_owned())
+            } else if http_get_status(port, PROBE_PATH).is_ok_and(|s| s == 200) {
+                Ok(())
+            } else {
+                Err(format!(
+                    "GET {PROBE_PATH} on port {port} did not answer 200"
+                ))
+            }
+        })?;
+        Ok(OidcProvider {
+            process,
+            port,
             tenant: self.tenant.clone(),
             confidential_client_id: self.confidential_client_id.clone(),
             client_secret: self.client_secret.clone(),
             public_client_id: self.public_client_id.clone(),
             resource: self.resource.clone(),
-            log_path,
-            _dir: dir,
-        };
-        provider
-            .wait_until_ready(self.startup_timeout)
-            .map_err(|reason| (reason, provider.log()))?;
-        Ok(provider)
+        })
     }
 }
 
@@ -442,22 +427,19 @@ impl OidcBuilder {
 /// dropping it: it exits when its stdin, a pipe only the test process holds,
 /// closes.
 pub struct OidcProvider {
-    child: Child,
-    stdin: Option<ChildStdin>,
+    process: PeerProcess,
     port: u16,
     tenant: String,
     confidential_client_id: String,
     client_secret: String,
     public_client_id: String,
     resource: String,
-    log_path: PathBuf,
-    _dir: TempDir,
 }
 
 impl fmt::Debug for OidcProvider {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("OidcProvider")
-            .field("pid", &self.child.id())
+            .field("pid", &self.process.pid())
             .field("authority_host", &self.authority_host())
             .field("tenant", &self.tenant)
             .field("confidential_client_id", &self.confidential_client_id)
@@ -563,65 +545,22 @@ impl OidcProvider {
 
     /// The provider's process id (`node`'s own).
     pub fn pid(&self) -> u32 {
-        self.child.id()
+        self.process.pid()
     }
 
     /// The file that receives its stdout and stderr.
     pub fn log_path(&self) -> &Path {
-        &self.log_path
+        self.process.log_path()
     }
 
     /// What it has written to stdout and stderr so far (oidc-provider's
     /// development-mode warnings, `LISTENING <port>`, errors).
     pub fn log(&self) -> String {
-        std::fs::read(&self.log_path)
-            .map(|b| String::from_utf8_lossy(&b).into_owned())
-            .unwrap_or_default()
+        self.process.log()
     }
 
     fn tenant_url(&self) -> String {
         format!("{}/{}", self.authority_host(), self.tenant)
-    }
-
-    fn wait_until_ready(&mut self, timeout: Duration) -> Result<(), String> {
-        let deadline = Instant::now() + timeout;
-        loop {
-            match self.child.try_wait() {
-                Ok(Some(status)) => {
-                    return Err(format!("it exited ({status}) before it was ready"));
-                }
-                Ok(None) => {}
-                Err(e) => return Err(format!("cannot check on it: {e}")),
-            }
-            if self.port == 0 {
-                self.port = listening_port(&self.log()).unwrap_or(0);
-            }
-            if self.port != 0 && http_get_status(self.port, PROBE_PATH).is_ok_and(|s| s == 200) {
-                return Ok(());
-            }
-            if Instant::now() >= deadline {
-                return Err(if self.port == 0 {
-                    format!("it did not print \"LISTENING <port>\" within {timeout:?}")
-                } else {
-                    format!(
-                        "GET {PROBE_PATH} on port {} did not answer 200 within {timeout:?}",
-                        self.port
-                    )
-                });
-            }
-            thread::sleep(Duration::from_millis(50));
-        }
-    }
-}
-
-impl Drop for OidcProvider {
-    fn drop(&mut self) {
-        // Closing stdin alone would end it (see the launcher); kill it anyway.
-        // `Child::kill` signals the PID we spawned; it cannot have been reused
-        // since the process is not reaped until `wait` below.
-        drop(self.stdin.take());
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 

@@ -84,17 +84,14 @@
 
 use std::ffi::OsString;
 use std::fmt;
-use std::fs::File;
 use std::net::{Ipv4Addr, SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdin, Command, Stdio};
-use std::thread;
-use std::time::{Duration, Instant};
+use std::process::{Command, Stdio};
+use std::time::Duration;
 
-use tempfile::TempDir;
-
-use crate::peers::process::{StartError, free_port, http_get_status, tail};
-use crate::peers::{PYTHON_ENV, require_peer};
+use super::http::http_get_status;
+use super::process::{self, LOG_TAIL_LINES, PeerProcess, StartError, Stdin, tail};
+use super::{PYTHON_ENV, python_from, require_peer, venv_script};
 
 /// How long [`SushyBuilder::start`] waits for a new emulator to answer.
 pub const DEFAULT_STARTUP_TIMEOUT: Duration = Duration::from_secs(30);
@@ -110,13 +107,6 @@ pub const FAKE_SYSTEM_UUID: &str = "27946b59-9e44-4fa7-8e91-f3527a1ef094";
 /// The `Name` of the one system the fake driver serves by default. Requests
 /// by name (`/redfish/v1/Systems/fake`) are redirected (307) to the UUID.
 pub const FAKE_SYSTEM_NAME: &str = "fake";
-
-/// How many ports [`SushyBuilder::start`] tries when the free port it picked
-/// was taken by someone else before the emulator could bind it.
-const PORT_ATTEMPTS: usize = 5;
-
-/// How many lines of the emulator's log a start failure quotes.
-const LOG_TAIL_LINES: usize = 40;
 
 /// bcrypt only looks at the first 72 bytes of a password (and the `bcrypt`
 /// module refuses longer ones).
@@ -241,31 +231,9 @@ struct Peer {
 }
 
 fn peer_from(python: Option<OsString>) -> Result<Peer, String> {
-    let python = match python {
-        Some(v) if !v.is_empty() => PathBuf::from(v),
-        _ => return Err(format!("${PYTHON_ENV} is not set")),
-    };
-    if !python.is_file() {
-        return Err(format!(
-            "${PYTHON_ENV} = {} is not a file",
-            python.display()
-        ));
-    }
-    // Not canonicalized: a venv's `bin/python` is a symlink to the base
-    // interpreter, whose folder has no `sushy-emulator`.
-    let dir = python
-        .parent()
-        .filter(|d| !d.as_os_str().is_empty())
-        .ok_or_else(|| format!("${PYTHON_ENV} = {} has no folder", python.display()))?;
-    let script = dir.join("sushy-emulator");
-    if script.is_file() {
-        Ok(Peer { python, script })
-    } else {
-        Err(format!(
-            "{} is not a file (sushy-tools is not installed in the peers' venv)",
-            script.display()
-        ))
-    }
+    let python = python_from(python)?;
+    let script = venv_script(&python, "sushy-emulator", "sushy-tools")?;
+    Ok(Peer { python, script })
 }
 
 /// Options for starting a [`SushyEmulator`]; from [`SushyEmulator::builder`].
@@ -383,29 +351,9 @@ impl SushyBuilder {
 
     fn start_peer(&self, peer: &Peer) -> SushyEmulator {
         self.check_credentials();
-        let mut attempt = 1;
-        loop {
-            match self.try_start(peer) {
-                Ok(emulator) => return emulator,
-                Err(StartError::PortTaken { port, tail }) if attempt < PORT_ATTEMPTS => {
-                    eprintln!(
-                        "sushy-emulator: port {port} was taken before it could bind it \
-                         (attempt {attempt} of {PORT_ATTEMPTS}); trying another port. \
-                         Its log:\n{tail}"
-                    );
-                    attempt += 1;
-                }
-                Err(StartError::PortTaken { port, tail }) => panic!(
-                    "sushy-emulator ({}) could not bind a free port in {PORT_ATTEMPTS} \
-                     attempts; the last was {port}. The end of its log:\n{tail}",
-                    peer.script.display()
-                ),
-                Err(StartError::Failed { reason, tail }) => panic!(
-                    "sushy-emulator ({}) did not start: {reason}. The end of its log:\n{tail}",
-                    peer.script.display()
-                ),
-            }
-        }
+        process::start_on_free_port("sushy-emulator", peer.script.display(), |port| {
+            self.try_start(peer, port)
+        })
     }
 
     fn check_credentials(&self) {
@@ -425,11 +373,8 @@ impl SushyBuilder {
         }
     }
 
-    fn try_start(&self, peer: &Peer) -> Result<SushyEmulator, StartError> {
-        let dir = tempfile::Builder::new()
-            .prefix("sushy-emulator-")
-            .tempdir()
-            .map_err(|e| StartError::failed(format!("cannot create a temp dir: {e}")))?;
+    fn try_start(&self, peer: &Peer, port: u16) -> Result<SushyEmulator, StartError> {
+        let dir = process::temp_dir("sushy-emulator-")?;
         let password = self.write_credentials(peer, dir.path())?;
         let cert_pem =
             if self.https {
@@ -441,20 +386,11 @@ impl SushyBuilder {
                 None
             };
 
-        let port =
-            free_port().map_err(|e| StartError::failed(format!("cannot find a free port: {e}")))?;
         let config_path = dir.path().join("emulator.conf");
         std::fs::write(&config_path, self.config_file(dir.path(), port)?).map_err(|e| {
             StartError::failed(format!("cannot write {}: {e}", config_path.display()))
         })?;
 
-        let log_path = dir.path().join("sushy-emulator.log");
-        let log = File::create(&log_path).map_err(|e| {
-            StartError::failed(format!("cannot create {}: {e}", log_path.display()))
-        })?;
-        let log_err = log
-            .try_clone()
-            .map_err(|e| StartError::failed(format!("cannot clone the log handle: {e}")))?;
         let mut cmd = Command::new(&peer.python);
         cmd.arg("-c")
             .arg(WATCHDOG_SCRIPT)
@@ -463,33 +399,39 @@ impl SushyBuilder {
             .arg("--config")
             .arg(&config_path)
             .current_dir(dir.path())
-            .stdin(Stdio::piped())
-            .stdout(log)
-            .stderr(log_err)
             .env("PYTHONUNBUFFERED", "1")
             .env("PYTHONDONTWRITEBYTECODE", "1")
             // Read by sushy at import time, before `--config`.
             .env_remove("SUSHY_EMULATOR_CONFIG");
-        let mut child = cmd.spawn().map_err(|e| {
-            StartError::failed(format!("cannot run {}: {e}", peer.python.display()))
-        })?;
-        let stdin = child.stdin.take();
+        // Its stdin is the pipe the watchdog watches.
+        let mut process = PeerProcess::spawn(cmd, dir, "sushy-emulator.log", Stdin::Held)?;
+
+        // Ready = our process is alive, says it runs on *this* port, and the
+        // port accepts connections. The log check matters: when another
+        // process took the port first, a connection alone could be accepted
+        // by that one while ours is still importing. Werkzeug binds and
+        // listens before it logs the line.
         let scheme = if self.https { "https" } else { "http" };
-        // From here on, dropping `emulator` kills and reaps the process.
-        let mut emulator = SushyEmulator {
-            child,
-            stdin,
+        let base_url = format!("{scheme}://127.0.0.1:{port}");
+        let running = format!("Running on {base_url}");
+        process.wait_until_ready(self.startup_timeout, |log| {
+            if log.contains(&running) && answers(port, self.https) {
+                Ok(())
+            } else {
+                Err(format!(
+                    "it did not log \"{running}\" and accept connections"
+                ))
+            }
+        })?;
+        Ok(SushyEmulator {
+            process,
             port,
-            base_url: format!("{scheme}://127.0.0.1:{port}"),
+            base_url,
             username: self.username.clone(),
             password,
             cert_pem,
             config_path,
-            log_path,
-            dir,
-        };
-        emulator.wait_until_ready(self.startup_timeout)?;
-        Ok(emulator)
+        })
     }
 
     /// Runs [`SETUP_SCRIPT`]; returns the password.
@@ -588,27 +530,24 @@ fn is_identifier(key: &str) -> bool {
 /// process ends without dropping it: it watches a pipe only the test process
 /// holds.
 pub struct SushyEmulator {
-    child: Child,
-    stdin: Option<ChildStdin>,
+    process: PeerProcess,
     port: u16,
     base_url: String,
     username: String,
     password: String,
     cert_pem: Option<String>,
     config_path: PathBuf,
-    log_path: PathBuf,
-    dir: TempDir,
 }
 
 impl fmt::Debug for SushyEmulator {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("SushyEmulator")
-            .field("pid", &self.child.id())
+            .field("pid", &self.process.pid())
             .field("base_url", &self.base_url)
             .field("username", &self.username)
             .field("password", &"<redacted>")
             .field("https", &self.cert_pem.is_some())
-            .field("dir", &self.dir.path())
+            .field("dir", &self.process.dir())
             .finish()
     }
 }
@@ -674,7 +613,7 @@ impl SushyEmulator {
     pub fn cert_path(&self) -> Option<PathBuf> {
         self.cert_pem
             .as_ref()
-            .map(|_| self.dir.path().join("ca.pem"))
+            .map(|_| self.process.dir().join("ca.pem"))
     }
 
     /// Whether the emulator serves HTTPS.
@@ -684,7 +623,7 @@ impl SushyEmulator {
 
     /// The emulator's process id.
     pub fn pid(&self) -> u32 {
-        self.child.id()
+        self.process.pid()
     }
 
     /// The config file the emulator was started with.
@@ -695,84 +634,23 @@ impl SushyEmulator {
     /// The file that receives the emulator's stdout and stderr (it logs every
     /// request, and tracebacks).
     pub fn log_path(&self) -> &Path {
-        &self.log_path
+        self.process.log_path()
     }
 
     /// What the emulator has written to stdout and stderr so far.
     pub fn log(&self) -> String {
-        std::fs::read(&self.log_path)
-            .map(|b| String::from_utf8_lossy(&b).into_owned())
-            .unwrap_or_default()
-    }
-
-    fn wait_until_ready(&mut self, timeout: Duration) -> Result<(), StartError> {
-        // Ready = our process is alive, says it runs on *this* port, and the
-        // port accepts connections. The log check matters: when another
-        // process took the port first, a connection alone could be accepted
-        // by that one while ours is still importing. Werkzeug binds and
-        // listens before it logs the line.
-        let running = format!("Running on {}", self.base_url);
-        let deadline = Instant::now() + timeout;
-        loop {
-            match self.child.try_wait() {
-                Ok(Some(status)) => {
-                    let log = self.log();
-                    let tail = tail(&log, LOG_TAIL_LINES);
-                    return Err(
-                        if log.contains("Address already in use") || log.contains("is in use") {
-                            StartError::PortTaken {
-                                port: self.port,
-                                tail,
-                            }
-                        } else {
-                            StartError::Failed {
-                                reason: format!("it exited ({status}) before it was ready"),
-                                tail,
-                            }
-                        },
-                    );
-                }
-                Ok(None) => {}
-                Err(e) => {
-                    return Err(StartError::Failed {
-                        reason: format!("cannot check on it: {e}"),
-                        tail: tail(&self.log(), LOG_TAIL_LINES),
-                    });
-                }
-            }
-            if self.log().contains(&running) && self.answers() {
-                return Ok(());
-            }
-            if Instant::now() >= deadline {
-                return Err(StartError::Failed {
-                    reason: format!(
-                        "it did not log \"{running}\" and accept connections within {timeout:?}"
-                    ),
-                    tail: tail(&self.log(), LOG_TAIL_LINES),
-                });
-            }
-            thread::sleep(Duration::from_millis(50));
-        }
-    }
-
-    fn answers(&self) -> bool {
-        if self.is_https() {
-            let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, self.port));
-            TcpStream::connect_timeout(&addr, Duration::from_secs(2)).is_ok()
-        } else {
-            http_get_status(self.port, "/redfish/v1/").is_ok_and(|s| s == 200)
-        }
+        self.process.log()
     }
 }
 
-impl Drop for SushyEmulator {
-    fn drop(&mut self) {
-        // Closing stdin alone would end it (see WATCHDOG_SCRIPT); kill it
-        // anyway. `Child::kill` signals the PID we spawned; it cannot have
-        // been reused since the process is not reaped until `wait` below.
-        drop(self.stdin.take());
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+/// Whether the emulator on `port` takes connections (over HTTPS) or answers
+/// `GET /redfish/v1/` with 200 (over plain HTTP).
+fn answers(port: u16, https: bool) -> bool {
+    if https {
+        let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
+        TcpStream::connect_timeout(&addr, Duration::from_secs(2)).is_ok()
+    } else {
+        http_get_status(port, "/redfish/v1/").is_ok_and(|s| s == 200)
     }
 }
 
@@ -874,34 +752,29 @@ mod tests {
     #[cfg(unix)]
     mod fake_emulator {
         use super::*;
-        use std::os::unix::fs::PermissionsExt;
-        use std::sync::Mutex;
-
-        /// Held while writing and running a fake (see moto's tests: a fork
-        /// while a fake is open for writing makes its exec fail).
-        static SPAWN: Mutex<()> = Mutex::new(());
+        use crate::peers::process::fake_program;
+        use std::time::Instant;
 
         /// `python` is a shell script: for the setup script (`-c SCRIPT DIR
         /// USER SCHEME`) it writes an empty `ca.pem` and prints a password;
         /// for the emulator (`-c WATCHDOG DIR sushy-emulator --config FILE`)
         /// it runs `body`.
         fn with_fake(body: &str, test: impl FnOnce(&Peer)) {
-            let _guard = SPAWN.lock().unwrap_or_else(|e| e.into_inner());
-            let dir = tempfile::tempdir().unwrap();
-            let python = dir.path().join("python");
-            let script = format!(
-                "#!/bin/sh\n\
-                 case \"$4\" in\n\
+            let python = format!(
+                "case \"$4\" in\n\
                  *sushy-emulator) ;;\n\
                  *) : > \"$3/ca.pem\"; echo '{{\"password\": \"pw\"}}'; exit 0 ;;\n\
                  esac\n\
-                 {body}\n"
+                 {body}"
             );
-            std::fs::write(&python, script).unwrap();
-            std::fs::set_permissions(&python, std::fs::Permissions::from_mode(0o755)).unwrap();
-            let script = dir.path().join("sushy-emulator");
-            std::fs::write(&script, "").unwrap();
-            test(&Peer { python, script });
+            fake_program::with("python", &python, |dir, python| {
+                let script = dir.join("sushy-emulator");
+                std::fs::write(&script, "").unwrap();
+                test(&Peer {
+                    python: python.to_owned(),
+                    script,
+                });
+            });
         }
 
         #[test]
