@@ -39,6 +39,7 @@ mod process;
 pub mod sushy;
 
 use std::ffi::OsString;
+use std::fmt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -182,23 +183,25 @@ fn venv_script(python: &Path, file_name: &str, package: &str) -> Result<PathBuf,
 }
 
 fn python_from(value: Option<OsString>) -> Result<PathBuf, String> {
-    let path = path_from(PYTHON_ENV, value)?;
-    if path.is_file() {
-        Ok(path)
-    } else {
-        Err(format!("${PYTHON_ENV} = {} is not a file", path.display()))
-    }
+    existing_path(PYTHON_ENV, value, Path::is_file, "a file")
 }
 
 fn node_modules_from(value: Option<OsString>) -> Result<PathBuf, String> {
-    let path = path_from(NODE_MODULES_ENV, value)?;
-    if path.is_dir() {
+    existing_path(NODE_MODULES_ENV, value, Path::is_dir, "a folder")
+}
+
+/// The path in `$var` (its `value`), provided it `exists` (is `kind`).
+fn existing_path(
+    var: &str,
+    value: Option<OsString>,
+    exists: fn(&Path) -> bool,
+    kind: &str,
+) -> Result<PathBuf, String> {
+    let path = path_from(var, value)?;
+    if exists(&path) {
         Ok(path)
     } else {
-        Err(format!(
-            "${NODE_MODULES_ENV} = {} is not a folder",
-            path.display()
-        ))
+        Err(format!("${var} = {} is not {kind}", path.display()))
     }
 }
 
@@ -218,6 +221,17 @@ fn path_from(var: &str, value: Option<OsString>) -> Result<PathBuf, String> {
     match value {
         Some(v) if !v.is_empty() => Ok(PathBuf::from(v)),
         _ => Err(format!("${var} is not set")),
+    }
+}
+
+/// A test credential in a launcher's options: `Debug` shows `"<redacted>"`,
+/// never the value.
+#[derive(Clone, PartialEq, Eq)]
+struct Redacted(String);
+
+impl fmt::Debug for Redacted {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("\"<redacted>\"")
     }
 }
 

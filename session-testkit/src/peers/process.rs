@@ -295,8 +295,10 @@ impl Drop for PeerProcess {
 #[cfg(all(test, unix))]
 pub(crate) mod fake_program {
     use std::os::unix::fs::PermissionsExt;
+    use std::panic::AssertUnwindSafe;
     use std::path::Path;
     use std::sync::{Mutex, MutexGuard};
+    use std::time::{Duration, Instant};
 
     /// Held while writing and running a fake: a fork by another test while
     /// one is open for writing would make its exec fail (ETXTBSY) under
@@ -313,6 +315,18 @@ pub(crate) mod fake_program {
         std::fs::write(&path, format!("#!/bin/sh\n{body}\n")).unwrap();
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
         test(dir.path(), &path);
+    }
+
+    /// Runs `start`, which must panic (`what` says why) within 10 s, and
+    /// returns the panic message.
+    pub(crate) fn failed_start_message<T>(what: &str, start: impl FnOnce() -> T) -> String {
+        let started = Instant::now();
+        let panic = match std::panic::catch_unwind(AssertUnwindSafe(start)) {
+            Ok(_) => panic!("{what}"),
+            Err(panic) => panic,
+        };
+        assert!(started.elapsed() < Duration::from_secs(10));
+        panic.downcast_ref::<String>().cloned().unwrap_or_default()
     }
 
     fn lock() -> MutexGuard<'static, ()> {

@@ -86,11 +86,14 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use reqwest::{Client, Response, StatusCode, Url, header, redirect};
-
 use super::http::http_get_status;
 use super::process::{self, PeerProcess, StartError, Stdin};
-use super::{NODE_MODULES_ENV, node_package, require_peer};
+use super::{NODE_MODULES_ENV, Redacted, node_package, require_peer};
+
+mod approval;
+mod html;
+
+pub use approval::{ApprovalError, Verification, approve_device_code, deny_device_code};
 
 /// How long [`OidcBuilder::start`] waits for the provider to answer.
 pub const DEFAULT_STARTUP_TIMEOUT: Duration = Duration::from_secs(30);
@@ -164,11 +167,11 @@ fn find_on_path(program: &str, path: Option<std::ffi::OsString>) -> Option<PathB
 }
 
 /// Options for starting an [`OidcProvider`]; from [`OidcProvider::builder`].
-#[derive(Clone)]
+#[derive(Clone, Debug)]
 pub struct OidcBuilder {
     tenant: String,
     confidential_client_id: String,
-    client_secret: String,
+    client_secret: Redacted,
     public_client_id: String,
     resource: String,
     port: u16,
@@ -184,7 +187,7 @@ impl Default for OidcBuilder {
         Self {
             tenant: DEFAULT_TENANT.to_owned(),
             confidential_client_id: DEFAULT_CONFIDENTIAL_CLIENT_ID.to_owned(),
-            client_secret: DEFAULT_CLIENT_SECRET.to_owned(),
+            client_secret: Redacted(DEFAULT_CLIENT_SECRET.to_owned()),
             public_client_id: DEFAULT_PUBLIC_CLIENT_ID.to_owned(),
             resource: DEFAULT_RESOURCE.to_owned(),
             port: 0,
@@ -194,24 +197,6 @@ impl Default for OidcBuilder {
             refresh_token_ttl: Duration::from_secs(86_400),
             startup_timeout: DEFAULT_STARTUP_TIMEOUT,
         }
-    }
-}
-
-impl fmt::Debug for OidcBuilder {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("OidcBuilder")
-            .field("tenant", &self.tenant)
-            .field("confidential_client_id", &self.confidential_client_id)
-            .field("client_secret", &"<redacted>")
-            .field("public_client_id", &self.public_client_id)
-            .field("resource", &self.resource)
-            .field("port", &self.port)
-            .field("device_code_ttl", &self.device_code_ttl)
-            .field("access_token_ttl", &self.access_token_ttl)
-            .field("client_credentials_ttl", &self.client_credentials_ttl)
-            .field("refresh_token_ttl", &self.refresh_token_ttl)
-            .field("startup_timeout", &self.startup_timeout)
-            .finish()
     }
 }
 
@@ -230,7 +215,7 @@ impl OidcBuilder {
     #[must_use]
     pub fn confidential_client(mut self, id: impl Into<String>, secret: impl Into<String>) -> Self {
         self.confidential_client_id = id.into();
-        self.client_secret = secret.into();
+        self.client_secret = Redacted(secret.into());
         self
     }
 
@@ -362,7 +347,7 @@ impl OidcBuilder {
             "resource": self.resource,
             "confidentialClient": {
                 "id": self.confidential_client_id,
-                "secret": self.client_secret,
+                "secret": self.client_secret.0,
             },
             "publicClient": { "id": self.public_client_id },
             "ttl": ttl,
@@ -409,7 +394,7 @@ impl OidcBuilder {
             port,
             tenant: self.tenant.clone(),
             confidential_client_id: self.confidential_client_id.clone(),
-            client_secret: self.client_secret.clone(),
+            client_secret: self.client_secret.0.clone(),
             public_client_id: self.public_client_id.clone(),
             resource: self.resource.clone(),
         })
@@ -572,416 +557,6 @@ fn listening_port(log: &str) -> Option<u16> {
         .filter(|&port| port != 0)
 }
 
-// ---------------------------------------------------------------------------
-// Approving and denying device codes.
-// ---------------------------------------------------------------------------
-
-/// Where the "user" of [`approve_device_code`] / [`deny_device_code`] goes:
-/// the `verification_uri_complete` of a device authorization answer (from a
-/// `&str`), or its `verification_uri` and `user_code` (from a `(&str, &str)`
-/// pair), the way a user types the code in.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Verification<'a> {
-    /// `verification_uri_complete`: the page already carries the user code.
-    Complete(&'a str),
-    /// `verification_uri` and `user_code`: the user enters the code.
-    Code {
-        /// `verification_uri`.
-        uri: &'a str,
-        /// `user_code`, e.g. `"WDJB-MJHT"`.
-        user_code: &'a str,
-    },
-}
-
-impl<'a> From<&'a str> for Verification<'a> {
-    fn from(uri: &'a str) -> Self {
-        Self::Complete(uri)
-    }
-}
-
-impl<'a> From<(&'a str, &'a str)> for Verification<'a> {
-    fn from((uri, user_code): (&'a str, &'a str)) -> Self {
-        Self::Code { uri, user_code }
-    }
-}
-
-/// Why [`approve_device_code`] or [`deny_device_code`] failed: the step, and
-/// what went wrong there (with a short snippet of the page).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ApprovalError {
-    step: &'static str,
-    detail: String,
-}
-
-impl ApprovalError {
-    fn new(step: &'static str, detail: impl Into<String>) -> Self {
-        Self {
-            step,
-            detail: detail.into(),
-        }
-    }
-
-    /// The step that failed, e.g. `"2. POST the user code confirmation"`.
-    pub fn step(&self) -> &str {
-        self.step
-    }
-
-    /// What went wrong at that step.
-    pub fn detail(&self) -> &str {
-        &self.detail
-    }
-}
-
-impl fmt::Display for ApprovalError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "device code approval failed at step {}: {}",
-            self.step, self.detail
-        )
-    }
-}
-
-impl std::error::Error for ApprovalError {}
-
-const STEP_GET: &str = "1. GET the verification page";
-const STEP_CONFIRM: &str = "2. POST the user code confirmation";
-const STEP_LOGIN: &str = "3. sign in at the interaction";
-const STEP_DONE: &str = "4. GET the final page";
-
-/// Approves a device code as a user would in a browser, signing in as
-/// `login` (any login and password are accepted):
-///
-/// 1. GET the verification page (with a cookie jar) and read its form;
-/// 2. POST the form's `xsrf` and `user_code` with `confirm=yes`, which
-///    redirects (303) to the sign-in interaction;
-/// 3. GET the interaction's sign-in form and POST it with `prompt=login`,
-///    `login` and a password, which redirects (303) back to the device
-///    pages;
-/// 4. GET that page and check that it says `Sign-in Success`.
-///
-/// The next poll of the token endpoint with the device code then returns
-/// tokens whose `sub` is `login`. Relative redirects are resolved against
-/// the page they came from.
-///
-/// # Errors
-///
-/// Which step failed and why, with a short snippet of the page (e.g. `the
-/// code you entered is incorrect` for an unknown, used or expired code).
-pub async fn approve_device_code<'a>(
-    verification: impl Into<Verification<'a>>,
-    login: &str,
-) -> Result<(), ApprovalError> {
-    let browser = Browser::new(STEP_GET)?;
-    let (action, fields) = browser.confirm_form(verification.into()).await?;
-    let mut fields = fields;
-    fields.retain(|(k, _)| k != "confirm" && k != "abort");
-    fields.push(("confirm".to_owned(), "yes".to_owned()));
-    let response = browser.post(STEP_CONFIRM, &action, &fields).await?;
-    let interaction = expect_redirect(STEP_CONFIRM, response).await?;
-
-    // The sign-in form of oidc-provider's development interactions.
-    let page = browser.get(STEP_LOGIN, &interaction).await?;
-    let (url, html) = expect_page(STEP_LOGIN, page).await?;
-    let (action, mut fields) = parse_form(&html, &url)
-        .ok_or_else(|| ApprovalError::new(STEP_LOGIN, format!("no form: {}", snippet(&html))))?;
-    if !fields.iter().any(|(k, v)| k == "prompt" && v == "login") {
-        return Err(ApprovalError::new(
-            STEP_LOGIN,
-            format!("not a sign-in form: {}", snippet(&html)),
-        ));
-    }
-    fields.push(("login".to_owned(), login.to_owned()));
-    fields.push(("password".to_owned(), "any-password".to_owned()));
-    let response = browser.post(STEP_LOGIN, &action, &fields).await?;
-    let done = expect_redirect(STEP_LOGIN, response).await?;
-
-    let page = browser.get(STEP_DONE, &done).await?;
-    let (_, html) = expect_page(STEP_DONE, page).await?;
-    if html.contains("Sign-in Success") {
-        Ok(())
-    } else {
-        Err(ApprovalError::new(
-            STEP_DONE,
-            format!(
-                "the page does not say \"Sign-in Success\": {}",
-                snippet(&html)
-            ),
-        ))
-    }
-}
-
-/// Denies a device code as a user would by pressing "abort": steps 1 and 2
-/// of [`approve_device_code`], with `abort=yes` instead of `confirm=yes`,
-/// then checks that the page says the sign-in was interrupted. The next poll
-/// with the device code answers `access_denied`.
-///
-/// # Errors
-///
-/// Which step failed and why, with a short snippet of the page.
-pub async fn deny_device_code<'a>(
-    verification: impl Into<Verification<'a>>,
-) -> Result<(), ApprovalError> {
-    let browser = Browser::new(STEP_GET)?;
-    let (action, mut fields) = browser.confirm_form(verification.into()).await?;
-    fields.retain(|(k, _)| k != "confirm" && k != "abort");
-    fields.push(("abort".to_owned(), "yes".to_owned()));
-    let response = browser.post(STEP_CONFIRM, &action, &fields).await?;
-    let (_, html) = expect_page(STEP_CONFIRM, response).await?;
-    if html.contains("interrupted") {
-        Ok(())
-    } else {
-        Err(ApprovalError::new(
-            STEP_CONFIRM,
-            format!(
-                "the page does not say the sign-in was interrupted: {}",
-                snippet(&html)
-            ),
-        ))
-    }
-}
-
-/// A cookie-keeping HTTP client that does not follow redirects by itself.
-struct Browser {
-    client: Client,
-}
-
-impl Browser {
-    fn new(step: &'static str) -> Result<Self, ApprovalError> {
-        Client::builder()
-            .cookie_store(true)
-            .redirect(redirect::Policy::none())
-            .timeout(Duration::from_secs(30))
-            .build()
-            .map(|client| Self { client })
-            .map_err(|e| ApprovalError::new(step, format!("cannot build an HTTP client: {e}")))
-    }
-
-    async fn get(&self, step: &'static str, url: &Url) -> Result<Response, ApprovalError> {
-        self.client
-            .get(url.clone())
-            .send()
-            .await
-            .map_err(|e| ApprovalError::new(step, format!("GET {url}: {e}")))
-    }
-
-    async fn post(
-        &self,
-        step: &'static str,
-        url: &Url,
-        fields: &[(String, String)],
-    ) -> Result<Response, ApprovalError> {
-        self.client
-            .post(url.clone())
-            .form(fields)
-            .send()
-            .await
-            .map_err(|e| ApprovalError::new(step, format!("POST {url}: {e}")))
-    }
-
-    /// Step 1: the form to post the user code to, and its fields (`xsrf`,
-    /// `user_code`).
-    async fn confirm_form(
-        &self,
-        verification: Verification<'_>,
-    ) -> Result<(Url, Vec<(String, String)>), ApprovalError> {
-        let (uri, user_code) = match verification {
-            Verification::Complete(uri) => (uri, None),
-            Verification::Code { uri, user_code } => (uri, Some(user_code)),
-        };
-        let url = Url::parse(uri)
-            .map_err(|e| ApprovalError::new(STEP_GET, format!("bad URL {uri:?}: {e}")))?;
-        let response = self.get(STEP_GET, &url).await?;
-        let (url, html) = expect_page(STEP_GET, response).await?;
-        let (action, mut fields) = parse_form(&html, &url)
-            .ok_or_else(|| ApprovalError::new(STEP_GET, format!("no form: {}", snippet(&html))))?;
-        if !fields.iter().any(|(k, _)| k == "xsrf") {
-            return Err(ApprovalError::new(
-                STEP_GET,
-                format!("the form has no xsrf field: {}", snippet(&html)),
-            ));
-        }
-        match user_code {
-            Some(code) => {
-                fields.retain(|(k, _)| k != "user_code");
-                fields.push(("user_code".to_owned(), code.to_owned()));
-            }
-            None if !fields.iter().any(|(k, _)| k == "user_code") => {
-                return Err(ApprovalError::new(
-                    STEP_GET,
-                    format!("the form has no user_code field: {}", snippet(&html)),
-                ));
-            }
-            None => {}
-        }
-        Ok((action, fields))
-    }
-}
-
-/// A 200 HTML page: its URL and text.
-async fn expect_page(
-    step: &'static str,
-    response: Response,
-) -> Result<(Url, String), ApprovalError> {
-    let status = response.status();
-    let url = response.url().clone();
-    let location = location(&response);
-    let html = response
-        .text()
-        .await
-        .map_err(|e| ApprovalError::new(step, format!("reading {url}: {e}")))?;
-    if status == StatusCode::OK {
-        Ok((url, html))
-    } else {
-        Err(ApprovalError::new(
-            step,
-            format!(
-                "{url} answered {status}{} instead of a page: {}",
-                location
-                    .map(|l| format!(" (Location: {l})"))
-                    .unwrap_or_default(),
-                snippet(&html)
-            ),
-        ))
-    }
-}
-
-/// The target of a 3xx answer, resolved against the request's URL.
-async fn expect_redirect(step: &'static str, response: Response) -> Result<Url, ApprovalError> {
-    let status = response.status();
-    let url = response.url().clone();
-    match location(&response) {
-        Some(location) if status.is_redirection() => url.join(&location).map_err(|e| {
-            ApprovalError::new(step, format!("bad Location {location:?} from {url}: {e}"))
-        }),
-        _ => {
-            let html = response.text().await.unwrap_or_default();
-            Err(ApprovalError::new(
-                step,
-                format!(
-                    "{url} answered {status} instead of a redirect: {}",
-                    snippet(&html)
-                ),
-            ))
-        }
-    }
-}
-
-fn location(response: &Response) -> Option<String> {
-    response
-        .headers()
-        .get(header::LOCATION)
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_owned)
-}
-
-/// The first `<form>` of `html`: its action (resolved against `base`) and
-/// its hidden inputs, as name/value pairs.
-fn parse_form(html: &str, base: &Url) -> Option<(Url, Vec<(String, String)>)> {
-    let start = html.find("<form")?;
-    let form = &html[start..];
-    let form = &form[..form.find("</form>").unwrap_or(form.len())];
-    let open_tag = &form[..form.find('>')?];
-    let action = match attribute(open_tag, "action") {
-        Some(action) => base.join(&action).ok()?,
-        None => base.clone(),
-    };
-    let fields = form
-        .split("<input")
-        .skip(1)
-        .filter_map(|rest| {
-            let tag = &rest[..rest.find('>').unwrap_or(rest.len())];
-            (attribute(tag, "type").as_deref() == Some("hidden")).then_some(())?;
-            Some((attribute(tag, "name")?, attribute(tag, "value")?))
-        })
-        .collect();
-    Some((action, fields))
-}
-
-/// The value of the double-quoted attribute `name` in the tag text `tag`,
-/// with the usual HTML entities decoded.
-fn attribute(tag: &str, name: &str) -> Option<String> {
-    let needle = format!("{name}=\"");
-    let mut from = 0;
-    // Match whole attribute names only: `name="` must not match `username="`.
-    let start = loop {
-        let at = from + tag[from..].find(&needle)?;
-        if at == 0 || tag[..at].ends_with(char::is_whitespace) {
-            break at + needle.len();
-        }
-        from = at + needle.len();
-    };
-    let end = start + tag[start..].find('"')?;
-    Some(decode_entities(&tag[start..end]))
-}
-
-fn decode_entities(s: &str) -> String {
-    s.replace("&quot;", "\"")
-        .replace("&#39;", "'")
-        .replace("&#x27;", "'")
-        .replace("&lt;", "<")
-        .replace("&gt;", ">")
-        .replace("&amp;", "&")
-}
-
-/// A short, readable excerpt of a page for error messages: its red error
-/// paragraph if it has one, else its text without tags, styles and scripts,
-/// cut to 300 characters.
-fn snippet(html: &str) -> String {
-    const MAX: usize = 300;
-    let mut text = String::new();
-    let mut rest = html;
-    // Starting inside the paragraph's opening tag.
-    let mut in_tag = false;
-    if let Some(at) = rest.find("class=\"red\"") {
-        rest = &rest[at..];
-        in_tag = true;
-    }
-    let mut skip_until: Option<&str> = None;
-    let mut i = 0;
-    while i < rest.len() {
-        let tail = &rest[i..];
-        if let Some(end) = skip_until {
-            if tail.starts_with(end) {
-                skip_until = None;
-                i += end.len();
-            } else {
-                i += tail.chars().next().map_or(1, char::len_utf8);
-            }
-            continue;
-        }
-        if tail.starts_with("<style") {
-            skip_until = Some("</style>");
-            continue;
-        }
-        if tail.starts_with("<script") {
-            skip_until = Some("</script>");
-            continue;
-        }
-        let c = tail.chars().next().unwrap_or(' ');
-        match c {
-            '<' => in_tag = true,
-            '>' if in_tag => {
-                in_tag = false;
-                text.push(' ');
-            }
-            _ if !in_tag => text.push(c),
-            _ => {}
-        }
-        i += c.len_utf8();
-    }
-    let words: Vec<&str> = text.split_whitespace().collect();
-    let mut out = words.join(" ");
-    if out.is_empty() {
-        return "(empty page)".to_owned();
-    }
-    if let Some((cut, _)) = out.char_indices().nth(MAX) {
-        out.truncate(cut);
-        out.push_str("...");
-    }
-    format!("\"{out}\"")
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -992,55 +567,6 @@ mod tests {
         assert_eq!(listening_port("LISTENING 0\n"), None);
         assert_eq!(listening_port("LISTENING\n"), None);
         assert_eq!(listening_port(""), None);
-    }
-
-    #[test]
-    fn forms_are_parsed() {
-        let html = r#"<body><form method="post" action="http://127.0.0.1:9/t/device">
-            <input type="hidden" name="xsrf" value="a&amp;b"/>
-            <input type="hidden" name="user_code" value="ABCD-EFGH"/>
-            <input type="text" name="other" value="x"/></form>"#;
-        let base = Url::parse("http://127.0.0.1:9/t/device?user_code=ABCD-EFGH").unwrap();
-        let (action, fields) = parse_form(html, &base).unwrap();
-        assert_eq!(action.as_str(), "http://127.0.0.1:9/t/device");
-        assert_eq!(
-            fields,
-            vec![
-                ("xsrf".to_owned(), "a&b".to_owned()),
-                ("user_code".to_owned(), "ABCD-EFGH".to_owned())
-            ]
-        );
-
-        let relative = r#"<form action="/interaction/u1" method="post"><input type="hidden" name="prompt" value="login"/></form>"#;
-        let (action, fields) = parse_form(relative, &base).unwrap();
-        assert_eq!(action.as_str(), "http://127.0.0.1:9/interaction/u1");
-        assert_eq!(fields, vec![("prompt".to_owned(), "login".to_owned())]);
-        assert!(parse_form("<p>no form</p>", &base).is_none());
-    }
-
-    #[test]
-    fn attributes_match_whole_names() {
-        let tag = r#"input data-name="no" name="yes" value="v""#;
-        assert_eq!(attribute(tag, "name").as_deref(), Some("yes"));
-        assert_eq!(attribute(tag, "value").as_deref(), Some("v"));
-        assert_eq!(attribute(tag, "type"), None);
-    }
-
-    #[test]
-    fn snippets_prefer_the_error_paragraph() {
-        let html = "<html><head><style>h1{x:y}</style><script>var a = '<p>';</script></head>\
-                    <body><h1>Sign-in</h1><p class=\"red\">The code you entered is incorrect. \
-                    Try again</p><form></form></body></html>";
-        assert_eq!(
-            snippet(html),
-            "\"The code you entered is incorrect. Try again\""
-        );
-        assert_eq!(
-            snippet("<style>a{}</style><h1>Hi</h1>  <p>there</p>"),
-            "\"Hi there\""
-        );
-        assert_eq!(snippet(""), "(empty page)");
-        assert!(snippet(&"x".repeat(1000)).ends_with("...\""));
     }
 
     #[test]
