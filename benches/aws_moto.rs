@@ -13,7 +13,7 @@ use criterion::{Criterion, criterion_main};
 use session_sdk::aws::sink::SharedCredentialsFile;
 use session_sdk::aws::{AwsClientConfig, AwsCredentials, IamUserProvider};
 use session_sdk::{InMemoryWorkspace, Secret, Session, SessionManager, SessionType};
-use session_testkit::moto::MotoServer;
+use session_testkit::peers::moto::MotoServer;
 
 /// Sessions cycled through, so each start+stop is a different session.
 const SESSIONS: usize = 1_000;

@@ -21,7 +21,7 @@ use session_core::{
     Secret, Session, SessionEventKind, SessionManager, SessionType, SystemClock,
     WorkspaceRepository,
 };
-use session_testkit::moto::MotoServer;
+use session_testkit::peers::moto::MotoServer;
 
 /// The value of `key` in section `[profile]` of an INI file.
 fn profile_value(path: &Path, profile: &str, key: &str) -> Option<String> {

@@ -16,8 +16,8 @@ use session_core::{
     ActionContext, Clock, Error, InMemorySecretStore, ManualClock, Session, SessionAction,
     SessionStatus, SessionType, SystemClock,
 };
-use session_testkit::moto::MotoServer;
-use session_testkit::{ActionFixture, CredentialProbe, action_conformance};
+use session_testkit::peers::moto::MotoServer;
+use session_testkit::suites::{ActionFixture, CredentialProbe, action_conformance};
 
 const ROLE: &str = "arn:aws:iam::111122223333:role/Federated";
 const IDP: &str = "arn:aws:iam::111122223333:saml-provider/MyIdP";

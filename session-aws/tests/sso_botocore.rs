@@ -10,8 +10,8 @@ use session_aws::sso::{
     NonInteractivePrompter, SsoClientConfig, SsoLogin, SsoLoginKey, SsoTokenCache,
 };
 use session_core::{Clock, SystemClock};
-use session_testkit::Botocore;
 use session_testkit::fakes::SsoFake;
+use session_testkit::readers::botocore::Botocore;
 
 const START_URL: &str = "https://d-123.awsapps.com/start";
 const SESSION_NAME: &str = "my-sso";

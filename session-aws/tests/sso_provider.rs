@@ -19,7 +19,7 @@ use session_core::{
 };
 use session_testkit::fakes::SsoFake;
 use session_testkit::fakes::sso::ACCOUNT_ACCESS_SCOPE;
-use session_testkit::{ActionFixture, CredentialProbe, action_conformance};
+use session_testkit::suites::{ActionFixture, CredentialProbe, action_conformance};
 use time::OffsetDateTime;
 use time::macros::datetime;
 

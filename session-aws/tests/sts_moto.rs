@@ -14,8 +14,8 @@ use session_core::{
     SecretStore, Session, SessionAction, SessionManager, SessionStatus, SessionType, SystemClock,
     WorkspaceRepository,
 };
-use session_testkit::moto::MotoServer;
-use session_testkit::{ActionFixture, CredentialProbe, action_conformance};
+use session_testkit::peers::moto::MotoServer;
+use session_testkit::suites::{ActionFixture, CredentialProbe, action_conformance};
 
 fn client(moto: &MotoServer) -> AwsClientConfig {
     AwsClientConfig::builder()

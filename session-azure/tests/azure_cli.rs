@@ -18,8 +18,8 @@ use session_core::{
     ActionContext, Clock, InMemorySecretStore, Secret, SecretKey, Session, SessionAction,
     SessionStatus, SessionType, SystemClock,
 };
-use session_testkit::azure_cli::{AzureCliReader, ReadBack, ReadBackRequest, sha256_hex};
-use session_testkit::oidc::{OidcProvider, approve_device_code};
+use session_testkit::peers::oidc::{OidcProvider, approve_device_code};
+use session_testkit::readers::azure_cli::{AzureCliReader, ReadBack, ReadBackRequest, sha256_hex};
 
 const SUB: &str = "aaaaaaaa-0000-4000-8000-00000000000a";
 const BOBS_SUB: &str = "bbbbbbbb-0000-4000-8000-00000000000b";

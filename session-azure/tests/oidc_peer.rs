@@ -15,11 +15,11 @@ use session_core::{
     Session, SessionAction, SessionManager, SessionStatus, SessionType, SystemClock,
     WorkspaceRepository,
 };
-use session_testkit::oidc::{OidcProvider, approve_device_code, deny_device_code};
-use session_testkit::{ActionFixture, CredentialProbe, action_conformance};
+use session_testkit::peers::oidc::{OidcProvider, approve_device_code, deny_device_code};
+use session_testkit::suites::{ActionFixture, CredentialProbe, action_conformance};
 use tokio::sync::mpsc;
 
-async fn peer(b: session_testkit::oidc::OidcBuilder) -> Option<OidcProvider> {
+async fn peer(b: session_testkit::peers::oidc::OidcBuilder) -> Option<OidcProvider> {
     tokio::task::spawn_blocking(move || b.start())
         .await
         .expect("start oidc-provider")

@@ -11,7 +11,7 @@ use session_core::{
 };
 use session_redfish::client::{PASSWORD_SECRET, RedfishConfig, RedfishProvider, TOKEN_SECRET};
 use session_redfish::server::{RedfishServer, RedfishServerBuilder, RedfishServerHandle, Role};
-use session_testkit::{ActionFixture, CredentialProbe, action_conformance};
+use session_testkit::suites::{ActionFixture, CredentialProbe, action_conformance};
 
 const ADMIN_PW: &str = "CANARY-admin-pw-91c2";
 const WRONG_PW: &str = "CANARY-wrong-pw-5d0e";

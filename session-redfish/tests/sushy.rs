@@ -12,7 +12,7 @@ use session_core::{
 use session_redfish::client::{
     AuthMode, PASSWORD_SECRET, RedfishClient, RedfishConfig, RedfishProvider, TOKEN_SECRET,
 };
-use session_testkit::sushy::{FAKE_SYSTEM_UUID, SushyEmulator};
+use session_testkit::peers::sushy::{FAKE_SYSTEM_UUID, SushyEmulator};
 
 async fn emulator() -> Option<SushyEmulator> {
     tokio::task::spawn_blocking(SushyEmulator::start)

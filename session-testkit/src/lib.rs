@@ -1,47 +1,30 @@
-//! Conformance suites and test doubles shared by the `session-*` crates.
+//! Conformance suites, test doubles, third-party peers and readers, and
+//! fakes shared by the `session-*` crates, by role:
 //!
-//! - [`repository_conformance`]: every [`WorkspaceRepository`](session_core::WorkspaceRepository).
-//! - [`secret_store_conformance`]: every [`SecretStore`](session_core::SecretStore).
-//! - [`action_conformance`]: every [`SessionAction`](session_core::SessionAction),
-//!   with an [`ActionFixture`] per provider.
-//! - [`TokenProvider`]: a small provider for manager and scheduler tests.
+//! - [`suites`]: conformance suites every implementation of a `session-core`
+//!   trait runs ([`SessionAction`](session_core::SessionAction),
+//!   [`WorkspaceRepository`](session_core::WorkspaceRepository),
+//!   [`SecretStore`](session_core::SecretStore)).
+//! - [`doubles`]: in-process test doubles ([`TokenProvider`](doubles::TokenProvider),
+//!   a scripted provider; `MemoryKeychain` with the feature `keyring`).
+//! - [`peers`]: third-party processes the tests start (moto, sushy-emulator,
+//!   oidc-provider), and [`require_peer`](peers::require_peer), which fails
+//!   in CI when one is missing.
+//! - [`readers`]: third-party code reading back the files we write
+//!   (botocore, azure-cli).
+//! - [`fakes`]: in-process fakes of cloud HTTP APIs that have no public
+//!   emulator (the AWS IAM Identity Center fake).
 //! - [`capture_logs`]: `tracing` output for leak checks; [`CANARY`] is the
 //!   value to look for.
-//! - [`peers`]: finding external test peers (fails in CI when missing).
-//! - [`moto`]: the moto test peer ([`MotoServer`], a local STS/IAM endpoint)
-//!   and [`Botocore`] (boto3 as a subprocess: moto client, independent reader).
-//! - [`sushy`]: the sushy-emulator test peer ([`SushyEmulator`](sushy::SushyEmulator),
-//!   a Redfish service with HTTP Basic auth and no `SessionService`).
-//! - [`azure_cli`]: the Azure CLI's own code (`azure-cli-core`) reading back
-//!   the files session-azure's Azure CLI sink writes.
-//! - [`oidc`]: the oidc-provider test peer ([`OidcProvider`](oidc::OidcProvider),
-//!   a local stand-in for Microsoft Entra ID: client credentials, device code,
-//!   refresh token) and device-code approval helpers.
-//!
-//! Call the suites from `tests/`, not from `#[cfg(test)]` modules of the crate
-//! under test, so that only one copy of `session-core` is compiled.
 
-pub mod action;
-pub mod azure_cli;
-mod local_peer;
+pub mod doubles;
+pub mod fakes;
 pub mod logs;
 pub mod peers;
-pub mod provider;
-pub mod repository;
-pub mod secret_store;
+pub mod readers;
+pub mod suites;
 
-pub use action::{ActionFixture, CredentialProbe, action_conformance};
 pub use logs::{LogCapture, capture_logs};
-pub use provider::{TOKEN_SECRET, TokenConfig, TokenProvider};
-pub use repository::repository_conformance;
-pub use secret_store::secret_store_conformance;
 
 /// A value that must never appear in logs, output, files or `Debug` text.
 pub const CANARY: &str = "CANARY-7f3a-never-print-me";
-
-pub mod moto;
-pub mod oidc;
-pub mod sushy;
-pub use moto::{Botocore, MotoServer};
-
-pub mod fakes;

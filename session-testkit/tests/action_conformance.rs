@@ -7,9 +7,8 @@ use futures::FutureExt;
 use session_core::{
     ActionContext, InMemorySecretStore, ManualClock, SecretKey, Session, SessionAction, SessionType,
 };
-use session_testkit::{
-    ActionFixture, TOKEN_SECRET, TokenConfig, TokenProvider, action_conformance,
-};
+use session_testkit::doubles::{TOKEN_SECRET, TokenConfig, TokenProvider};
+use session_testkit::suites::{ActionFixture, action_conformance};
 
 fn fixture(session_type: SessionType) -> ActionFixture {
     let clock = Arc::new(ManualClock::new(

@@ -10,7 +10,8 @@ use session_core::{
     EncryptedFileSecretStore, ErrorChain, FsWorkspace, ManualClock, Secret, SecretKey, SecretStore,
     Session, SessionManager, SessionType, WorkspaceRepository,
 };
-use session_testkit::{CANARY, TOKEN_SECRET, TokenConfig, TokenProvider, capture_logs};
+use session_testkit::doubles::{TOKEN_SECRET, TokenConfig, TokenProvider};
+use session_testkit::{CANARY, capture_logs};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn canary_never_leaks() {

@@ -5,7 +5,7 @@
 
 use session_core::secret_store::KeyringSecretStore;
 use session_core::{Error, ErrorChain, Secret, SecretKey, SecretStore, SessionId};
-use session_testkit::secret_store::MemoryKeychain;
+use session_testkit::doubles::MemoryKeychain;
 
 const CANARY: &str = "CANARY-keyring-unit-a81c";
 

@@ -8,7 +8,7 @@ use session_core::{
     Error, InMemorySecretStore, InMemoryWorkspace, ManualClock, Operation, SecretKey, SecretStore,
     Session, SessionEventKind, SessionManager, SessionStatus, SessionType, WorkspaceRepository,
 };
-use session_testkit::{TOKEN_SECRET, TokenConfig, TokenProvider};
+use session_testkit::doubles::{TOKEN_SECRET, TokenConfig, TokenProvider};
 use tokio::sync::Semaphore;
 
 fn test_type() -> SessionType {

@@ -12,14 +12,15 @@ mod moto {
     use std::time::Duration;
 
     use serde_json::Value;
-    use session_testkit::moto::{Botocore, MotoServer};
+    use session_testkit::peers::moto::MotoServer;
+    use session_testkit::readers::botocore::Botocore;
 
     /// Dummy credentials: moto does not check signatures by default.
     fn signed<'a>(
         botocore: &'a Botocore,
         moto: &MotoServer,
         script: &str,
-    ) -> session_testkit::moto::BotocoreRun<'a> {
+    ) -> session_testkit::readers::botocore::BotocoreRun<'a> {
         botocore
             .script(script)
             .endpoint_url(moto.endpoint_url())

@@ -1,4 +1,4 @@
-//! Smoke tests of the oidc-provider peer (`session_testkit::oidc`), the local
+//! Smoke tests of the oidc-provider peer (`session_testkit::peers::oidc`), the local
 //! stand-in for Microsoft Entra ID, with plain form posts (reqwest): client
 //! credentials, the device code flow (approved, denied, reused, expired) and
 //! refresh tokens (rotated, expired). They pin down the answers, and exact
@@ -12,7 +12,9 @@ use std::time::Duration;
 
 use reqwest::StatusCode;
 use serde_json::Value;
-use session_testkit::oidc::{OidcBuilder, OidcProvider, approve_device_code, deny_device_code};
+use session_testkit::peers::oidc::{
+    OidcBuilder, OidcProvider, approve_device_code, deny_device_code,
+};
 
 const DEVICE_CODE_GRANT: &str = "urn:ietf:params:oauth:grant-type:device_code";
 
@@ -458,7 +460,7 @@ async fn a_second_tenant_is_a_second_provider() {
     // The default tenant's path is not served here.
     let other = entra.token_url().replace(
         "contoso.onmicrosoft.com",
-        session_testkit::oidc::DEFAULT_TENANT,
+        session_testkit::peers::oidc::DEFAULT_TENANT,
     );
     let status = reqwest::Client::new()
         .post(other)

@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use session_core::{FsWorkspace, InMemoryWorkspace, WorkspaceRepository};
-use session_testkit::repository_conformance;
+use session_testkit::suites::repository_conformance;
 
 #[tokio::test]
 async fn in_memory_direct() {

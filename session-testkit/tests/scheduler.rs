@@ -8,7 +8,7 @@ use session_core::{
     Clock, InMemorySecretStore, InMemoryWorkspace, ManualClock, RotationPolicy, RotationScheduler,
     Session, SessionEventKind, SessionManager, SessionStatus, SessionType, WorkspaceRepository,
 };
-use session_testkit::{TokenConfig, TokenProvider};
+use session_testkit::doubles::{TokenConfig, TokenProvider};
 
 const T0: time::OffsetDateTime = time::macros::datetime!(2030-01-01 0:00 UTC);
 

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use session_core::{
     EncryptedFileSecretStore, InMemorySecretStore, Secret, SecretKey, SecretStore, SessionId,
 };
-use session_testkit::secret_store_conformance;
+use session_testkit::suites::secret_store_conformance;
 
 /// Argon2id costs small enough for tests (64 KiB, 1 pass, 1 lane).
 fn file_store(path: &Path) -> EncryptedFileSecretStore {
@@ -203,7 +203,7 @@ fn child_writer() {
 #[tokio::test]
 async fn keyring_store_logic() {
     use session_core::secret_store::KeyringSecretStore;
-    use session_testkit::secret_store::MemoryKeychain;
+    use session_testkit::doubles::MemoryKeychain;
 
     let store = || {
         KeyringSecretStore::new()
@@ -228,7 +228,7 @@ async fn keyring_store_logic() {
 #[ignore = "needs an unlocked OS keychain"]
 async fn keyring_platform_store() {
     use session_core::secret_store::KeyringSecretStore;
-    use session_testkit::secret_store as suite;
+    use session_testkit::suites::secret_store as suite;
 
     let store = KeyringSecretStore::new().with_service("session-sdk-conformance");
     suite::check_roundtrip(&store).await;
@@ -391,7 +391,7 @@ async fn the_suite_catches_each_flaw() {
 #[ignore = "needs a possessed session keyring (keyctl session -)"]
 async fn keyring_linux_keyutils() {
     use session_core::secret_store::KeyringSecretStore;
-    use session_testkit::secret_store as suite;
+    use session_testkit::suites::secret_store as suite;
 
     let store = KeyringSecretStore::new()
         .with_service("session-sdk-conformance")

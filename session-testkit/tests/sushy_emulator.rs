@@ -1,4 +1,4 @@
-//! Smoke test of the sushy-emulator peer (`session_testkit::sushy`), with a
+//! Smoke test of the sushy-emulator peer (`session_testkit::peers::sushy`), with a
 //! plain HTTPS client (reqwest) that trusts only the emulator's CA.
 //!
 //! It pins down what a Redfish client meets there: HTTP Basic on every
@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use reqwest::{Certificate, Client, Response, StatusCode, header};
 use serde_json::{Value, json};
-use session_testkit::sushy::{DEFAULT_USERNAME, FAKE_SYSTEM_UUID, SushyEmulator};
+use session_testkit::peers::sushy::{DEFAULT_USERNAME, FAKE_SYSTEM_UUID, SushyEmulator};
 
 /// One HTTPS emulator (default options) for the read-only tests of this
 /// binary. It is never dropped: it exits with the test process, which holds

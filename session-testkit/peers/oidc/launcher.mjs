@@ -1,6 +1,6 @@
 // A Microsoft Entra ID stand-in for tests: panva's `oidc-provider` (9.x)
 // with Entra-shaped routes for ONE tenant, on 127.0.0.1. Started by
-// `session_testkit::oidc::OidcProvider`; see the project's Azure reference,
+// `session_testkit::peers::oidc::OidcProvider`; see the project's Azure reference,
 // section 4.1, for why each option is set the way it is.
 //
 // Usage: node launcher.mjs CONFIG.json

@@ -1,4 +1,15 @@
-//! External test peers (mock cloud endpoints, emulators, validators).
+//! External test peers: third-party processes the tests start and talk to
+//! (mock cloud endpoints, emulators), and how to find them.
+//!
+//! - [`moto`]: the moto test peer ([`MotoServer`](moto::MotoServer), a local
+//!   STS/IAM endpoint).
+//! - [`sushy`]: the sushy-emulator test peer
+//!   ([`SushyEmulator`](sushy::SushyEmulator), a Redfish service with HTTP
+//!   Basic auth and no `SessionService`).
+//! - [`oidc`]: the oidc-provider test peer
+//!   ([`OidcProvider`](oidc::OidcProvider), a local stand-in for Microsoft
+//!   Entra ID: client credentials, device code, refresh token) and
+//!   device-code approval helpers.
 //!
 //! `./scripts/test` installs the peers listed in `scripts/peers/` into a cache
 //! folder and exports where they are:
@@ -21,8 +32,15 @@
 //! # let _ = python;
 //! ```
 
+mod http;
+pub mod moto;
+pub mod oidc;
+mod process;
+pub mod sushy;
+
 use std::ffi::OsString;
-use std::path::PathBuf;
+use std::fmt;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 /// Environment variable holding the Python interpreter of the peers' venv.
@@ -144,28 +162,50 @@ pub fn node_package(package: &str) -> Result<PathBuf, String> {
     package_in(&node_modules, package)
 }
 
-fn python_from(value: Option<OsString>) -> Result<PathBuf, String> {
-    let path = path_from(PYTHON_ENV, value)?;
-    if path.is_file() {
-        Ok(path)
-    } else {
-        Err(format!("${PYTHON_ENV} = {} is not a file", path.display()))
-    }
-}
-
-fn node_modules_from(value: Option<OsString>) -> Result<PathBuf, String> {
-    let path = path_from(NODE_MODULES_ENV, value)?;
-    if path.is_dir() {
-        Ok(path)
+/// The console script `file_name` that `package` installed into the
+/// peers' venv, in the same folder as the venv's `python`.
+fn venv_script(python: &Path, file_name: &str, package: &str) -> Result<PathBuf, String> {
+    // Not canonicalized: a venv's `bin/python` is a symlink to the base
+    // interpreter, whose folder has none of the venv's scripts.
+    let dir = python
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .ok_or_else(|| format!("${PYTHON_ENV} = {} has no folder", python.display()))?;
+    let script = dir.join(file_name);
+    if script.is_file() {
+        Ok(script)
     } else {
         Err(format!(
-            "${NODE_MODULES_ENV} = {} is not a folder",
-            path.display()
+            "{} is not a file ({package} is not installed in the peers' venv)",
+            script.display()
         ))
     }
 }
 
-fn package_in(node_modules: &std::path::Path, package: &str) -> Result<PathBuf, String> {
+fn python_from(value: Option<OsString>) -> Result<PathBuf, String> {
+    existing_path(PYTHON_ENV, value, Path::is_file, "a file")
+}
+
+fn node_modules_from(value: Option<OsString>) -> Result<PathBuf, String> {
+    existing_path(NODE_MODULES_ENV, value, Path::is_dir, "a folder")
+}
+
+/// The path in `$var` (its `value`), provided it `exists` (is `kind`).
+fn existing_path(
+    var: &str,
+    value: Option<OsString>,
+    exists: fn(&Path) -> bool,
+    kind: &str,
+) -> Result<PathBuf, String> {
+    let path = path_from(var, value)?;
+    if exists(&path) {
+        Ok(path)
+    } else {
+        Err(format!("${var} = {} is not {kind}", path.display()))
+    }
+}
+
+fn package_in(node_modules: &Path, package: &str) -> Result<PathBuf, String> {
     let dir = node_modules.join(package);
     if dir.join("package.json").is_file() {
         Ok(dir)
@@ -181,6 +221,17 @@ fn path_from(var: &str, value: Option<OsString>) -> Result<PathBuf, String> {
     match value {
         Some(v) if !v.is_empty() => Ok(PathBuf::from(v)),
         _ => Err(format!("${var} is not set")),
+    }
+}
+
+/// A test credential in a launcher's options: `Debug` shows `"<redacted>"`,
+/// never the value.
+#[derive(Clone, PartialEq, Eq)]
+struct Redacted(String);
+
+impl fmt::Debug for Redacted {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("\"<redacted>\"")
     }
 }
 

@@ -6,7 +6,7 @@
 //!
 //! ```no_run
 //! # fn main() -> Result<(), String> {
-//! use session_testkit::azure_cli::AzureCliReader;
+//! use session_testkit::readers::azure_cli::AzureCliReader;
 //! let Some(az) = AzureCliReader::find() else { return Ok(()) }; // skipped outside CI
 //! let seen = az.read_back(std::path::Path::new("/tmp/azure"), &Default::default())?;
 //! assert_eq!(seen.error, None);

@@ -13,7 +13,7 @@
 //! loudly elsewhere.
 //!
 //! ```no_run
-//! use session_testkit::sushy::SushyEmulator;
+//! use session_testkit::peers::sushy::SushyEmulator;
 //!
 //! let Some(sushy) = SushyEmulator::start() else {
 //!     return; // skipped outside CI; would have panicked in CI
@@ -84,17 +84,18 @@
 
 use std::ffi::OsString;
 use std::fmt;
-use std::fs::File;
 use std::net::{Ipv4Addr, SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdin, Command, Stdio};
-use std::thread;
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Duration;
 
-use tempfile::TempDir;
+use super::http::http_get_status;
+use super::process::{self, PeerProcess, StartError, Stdin};
+use super::{PYTHON_ENV, Redacted, python_from, require_peer, venv_script};
 
-use crate::local_peer::{StartError, free_port, http_get_status, tail};
-use crate::peers::{PYTHON_ENV, require_peer};
+mod setup;
+
+use setup::{WATCHDOG_SCRIPT, is_identifier};
 
 /// How long [`SushyBuilder::start`] waits for a new emulator to answer.
 pub const DEFAULT_STARTUP_TIMEOUT: Duration = Duration::from_secs(30);
@@ -111,117 +112,9 @@ pub const FAKE_SYSTEM_UUID: &str = "27946b59-9e44-4fa7-8e91-f3527a1ef094";
 /// by name (`/redfish/v1/Systems/fake`) are redirected (307) to the UUID.
 pub const FAKE_SYSTEM_NAME: &str = "fake";
 
-/// How many ports [`SushyBuilder::start`] tries when the free port it picked
-/// was taken by someone else before the emulator could bind it.
-const PORT_ATTEMPTS: usize = 5;
-
-/// How many lines of the emulator's log a start failure quotes.
-const LOG_TAIL_LINES: usize = 40;
-
 /// bcrypt only looks at the first 72 bytes of a password (and the `bcrypt`
 /// module refuses longer ones).
 const MAX_PASSWORD_BYTES: usize = 72;
-
-/// The environment variable that hands the password to [`SETUP_SCRIPT`] (not
-/// its command line, which `ps` shows).
-const PASSWORD_ENV: &str = "SESSION_TESTKIT_SUSHY_PASSWORD";
-
-/// Writes the htpasswd file and, for HTTPS, a CA and a server certificate into
-/// `argv[1]`; prints the password as JSON. Needs `bcrypt` (a dependency of
-/// sushy-tools) and `cryptography`.
-const SETUP_SCRIPT: &str = r#"
-import datetime, ipaddress, json, os, secrets, sys
-
-import bcrypt
-
-out, username, scheme = sys.argv[1], sys.argv[2], sys.argv[3]
-password = os.environ.get("SESSION_TESTKIT_SUSHY_PASSWORD") or secrets.token_urlsafe(18)
-digest = bcrypt.hashpw(password.encode("utf-8"), bcrypt.gensalt(rounds=4)).decode("ascii")
-with open(os.path.join(out, "htpasswd"), "w", encoding="utf-8") as f:
-    f.write(f"{username}:{digest}\n")
-
-if scheme == "https":
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
-
-    now = datetime.datetime.now(datetime.timezone.utc)
-    start, end = now - datetime.timedelta(hours=1), now + datetime.timedelta(days=7)
-
-    def name(cn):
-        return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)])
-
-    def usage(**on):
-        flags = ("digital_signature", "content_commitment", "key_encipherment",
-                 "data_encipherment", "key_agreement", "key_cert_sign",
-                 "crl_sign", "encipher_only", "decipher_only")
-        return x509.KeyUsage(**{f: on.get(f, False) for f in flags})
-
-    ca_key = ec.generate_private_key(ec.SECP256R1())
-    ca_name = name("session-testkit sushy-emulator CA")
-    ca = (x509.CertificateBuilder()
-          .subject_name(ca_name).issuer_name(ca_name)
-          .public_key(ca_key.public_key())
-          .serial_number(x509.random_serial_number())
-          .not_valid_before(start).not_valid_after(end)
-          .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-          .add_extension(usage(key_cert_sign=True, crl_sign=True), critical=True)
-          .add_extension(x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()),
-                         critical=False)
-          .sign(ca_key, hashes.SHA256()))
-
-    key = ec.generate_private_key(ec.SECP256R1())
-    cert = (x509.CertificateBuilder()
-            .subject_name(name("127.0.0.1")).issuer_name(ca_name)
-            .public_key(key.public_key())
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(start).not_valid_after(end)
-            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-            .add_extension(usage(digital_signature=True), critical=True)
-            .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]),
-                           critical=False)
-            .add_extension(x509.SubjectAlternativeName([
-                x509.IPAddress(ipaddress.ip_address("127.0.0.1")),
-                x509.DNSName("localhost"),
-            ]), critical=False)
-            .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(
-                ca_key.public_key()), critical=False)
-            .sign(ca_key, hashes.SHA256()))
-
-    pem = serialization.Encoding.PEM
-    with open(os.path.join(out, "ca.pem"), "wb") as f:
-        f.write(ca.public_bytes(pem))
-    with open(os.path.join(out, "cert.pem"), "wb") as f:
-        f.write(cert.public_bytes(pem))
-    with open(os.path.join(out, "key.pem"), "wb") as f:
-        f.write(key.private_bytes(pem, serialization.PrivateFormat.PKCS8,
-                                  serialization.NoEncryption()))
-
-print(json.dumps({"password": password}))
-"#;
-
-/// Runs the `sushy-emulator` script given as `argv[2]` (with the rest of the
-/// arguments) in this interpreter; as soon as stdin reaches EOF, removes the
-/// folder `argv[1]` (the emulator's temp dir) and exits. Only the test process
-/// holds the write end of that pipe, so the emulator ends with it, and leaves
-/// no files behind, even when its [`SushyEmulator`] is never dropped (a
-/// `static`) or the test process is killed.
-const WATCHDOG_SCRIPT: &str = r#"
-import os, runpy, shutil, sys, threading
-
-def exit_at_eof(folder):
-    try:
-        while sys.stdin.buffer.read(4096):
-            pass
-    finally:
-        shutil.rmtree(folder, ignore_errors=True)
-        os._exit(0)
-
-threading.Thread(target=exit_at_eof, args=(sys.argv[1],), daemon=True).start()
-sys.argv = sys.argv[2:]
-runpy.run_path(sys.argv[0], run_name="__main__")
-"#;
 
 /// A probe for [`require_peer`]: the `sushy-emulator` script of the peers'
 /// venv, in the same folder as `$SESSION_PEERS_PYTHON`.
@@ -241,38 +134,16 @@ struct Peer {
 }
 
 fn peer_from(python: Option<OsString>) -> Result<Peer, String> {
-    let python = match python {
-        Some(v) if !v.is_empty() => PathBuf::from(v),
-        _ => return Err(format!("${PYTHON_ENV} is not set")),
-    };
-    if !python.is_file() {
-        return Err(format!(
-            "${PYTHON_ENV} = {} is not a file",
-            python.display()
-        ));
-    }
-    // Not canonicalized: a venv's `bin/python` is a symlink to the base
-    // interpreter, whose folder has no `sushy-emulator`.
-    let dir = python
-        .parent()
-        .filter(|d| !d.as_os_str().is_empty())
-        .ok_or_else(|| format!("${PYTHON_ENV} = {} has no folder", python.display()))?;
-    let script = dir.join("sushy-emulator");
-    if script.is_file() {
-        Ok(Peer { python, script })
-    } else {
-        Err(format!(
-            "{} is not a file (sushy-tools is not installed in the peers' venv)",
-            script.display()
-        ))
-    }
+    let python = python_from(python)?;
+    let script = venv_script(&python, "sushy-emulator", "sushy-tools")?;
+    Ok(Peer { python, script })
 }
 
 /// Options for starting a [`SushyEmulator`]; from [`SushyEmulator::builder`].
-#[derive(Clone)]
+#[derive(Clone, Debug)]
 pub struct SushyBuilder {
     username: String,
-    password: Option<String>,
+    password: Option<Redacted>,
     https: bool,
     config: Vec<(String, String)>,
     startup_timeout: Duration,
@@ -287,18 +158,6 @@ impl Default for SushyBuilder {
             config: Vec::new(),
             startup_timeout: DEFAULT_STARTUP_TIMEOUT,
         }
-    }
-}
-
-impl fmt::Debug for SushyBuilder {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("SushyBuilder")
-            .field("username", &self.username)
-            .field("password", &self.password.as_ref().map(|_| "<redacted>"))
-            .field("https", &self.https)
-            .field("config", &self.config)
-            .field("startup_timeout", &self.startup_timeout)
-            .finish()
     }
 }
 
@@ -317,7 +176,7 @@ impl SushyBuilder {
     /// uses ([`start`](Self::start) panics).
     #[must_use]
     pub fn password(mut self, password: impl Into<String>) -> Self {
-        self.password = Some(password.into());
+        self.password = Some(Redacted(password.into()));
         self
     }
 
@@ -383,29 +242,9 @@ impl SushyBuilder {
 
     fn start_peer(&self, peer: &Peer) -> SushyEmulator {
         self.check_credentials();
-        let mut attempt = 1;
-        loop {
-            match self.try_start(peer) {
-                Ok(emulator) => return emulator,
-                Err(StartError::PortTaken { port, tail }) if attempt < PORT_ATTEMPTS => {
-                    eprintln!(
-                        "sushy-emulator: port {port} was taken before it could bind it \
-                         (attempt {attempt} of {PORT_ATTEMPTS}); trying another port. \
-                         Its log:\n{tail}"
-                    );
-                    attempt += 1;
-                }
-                Err(StartError::PortTaken { port, tail }) => panic!(
-                    "sushy-emulator ({}) could not bind a free port in {PORT_ATTEMPTS} \
-                     attempts; the last was {port}. The end of its log:\n{tail}",
-                    peer.script.display()
-                ),
-                Err(StartError::Failed { reason, tail }) => panic!(
-                    "sushy-emulator ({}) did not start: {reason}. The end of its log:\n{tail}",
-                    peer.script.display()
-                ),
-            }
-        }
+        process::start_on_free_port("sushy-emulator", peer.script.display(), |port| {
+            self.try_start(peer, port)
+        })
     }
 
     fn check_credentials(&self) {
@@ -415,7 +254,7 @@ impl SushyBuilder {
             "sushy-emulator user name {user:?} must be non-empty, without ':' or line breaks \
              (it goes into an htpasswd file)"
         );
-        if let Some(password) = &self.password {
+        if let Some(Redacted(password)) = &self.password {
             assert!(
                 password.len() <= MAX_PASSWORD_BYTES,
                 "a sushy-emulator password must be at most {MAX_PASSWORD_BYTES} bytes \
@@ -425,11 +264,8 @@ impl SushyBuilder {
         }
     }
 
-    fn try_start(&self, peer: &Peer) -> Result<SushyEmulator, StartError> {
-        let dir = tempfile::Builder::new()
-            .prefix("sushy-emulator-")
-            .tempdir()
-            .map_err(|e| StartError::failed(format!("cannot create a temp dir: {e}")))?;
+    fn try_start(&self, peer: &Peer, port: u16) -> Result<SushyEmulator, StartError> {
+        let dir = process::temp_dir("sushy-emulator-")?;
         let password = self.write_credentials(peer, dir.path())?;
         let cert_pem =
             if self.https {
@@ -441,20 +277,11 @@ impl SushyBuilder {
                 None
             };
 
-        let port =
-            free_port().map_err(|e| StartError::failed(format!("cannot find a free port: {e}")))?;
         let config_path = dir.path().join("emulator.conf");
         std::fs::write(&config_path, self.config_file(dir.path(), port)?).map_err(|e| {
             StartError::failed(format!("cannot write {}: {e}", config_path.display()))
         })?;
 
-        let log_path = dir.path().join("sushy-emulator.log");
-        let log = File::create(&log_path).map_err(|e| {
-            StartError::failed(format!("cannot create {}: {e}", log_path.display()))
-        })?;
-        let log_err = log
-            .try_clone()
-            .map_err(|e| StartError::failed(format!("cannot clone the log handle: {e}")))?;
         let mut cmd = Command::new(&peer.python);
         cmd.arg("-c")
             .arg(WATCHDOG_SCRIPT)
@@ -463,118 +290,40 @@ impl SushyBuilder {
             .arg("--config")
             .arg(&config_path)
             .current_dir(dir.path())
-            .stdin(Stdio::piped())
-            .stdout(log)
-            .stderr(log_err)
             .env("PYTHONUNBUFFERED", "1")
             .env("PYTHONDONTWRITEBYTECODE", "1")
             // Read by sushy at import time, before `--config`.
             .env_remove("SUSHY_EMULATOR_CONFIG");
-        let mut child = cmd.spawn().map_err(|e| {
-            StartError::failed(format!("cannot run {}: {e}", peer.python.display()))
-        })?;
-        let stdin = child.stdin.take();
+        // Its stdin is the pipe the watchdog watches.
+        let mut process = PeerProcess::spawn(cmd, dir, "sushy-emulator.log", Stdin::Held)?;
+
+        // Ready = our process is alive, says it runs on *this* port, and the
+        // port accepts connections. The log check matters: when another
+        // process took the port first, a connection alone could be accepted
+        // by that one while ours is still importing. Werkzeug binds and
+        // listens before it logs the line.
         let scheme = if self.https { "https" } else { "http" };
-        // From here on, dropping `emulator` kills and reaps the process.
-        let mut emulator = SushyEmulator {
-            child,
-            stdin,
+        let base_url = format!("{scheme}://127.0.0.1:{port}");
+        let running = format!("Running on {base_url}");
+        process.wait_until_ready(self.startup_timeout, |log| {
+            if log.contains(&running) && answers(port, self.https) {
+                Ok(())
+            } else {
+                Err(format!(
+                    "it did not log \"{running}\" and accept connections"
+                ))
+            }
+        })?;
+        Ok(SushyEmulator {
+            process,
             port,
-            base_url: format!("{scheme}://127.0.0.1:{port}"),
+            base_url,
             username: self.username.clone(),
             password,
             cert_pem,
             config_path,
-            log_path,
-            dir,
-        };
-        emulator.wait_until_ready(self.startup_timeout)?;
-        Ok(emulator)
+        })
     }
-
-    /// Runs [`SETUP_SCRIPT`]; returns the password.
-    fn write_credentials(&self, peer: &Peer, dir: &Path) -> Result<String, StartError> {
-        let mut cmd = Command::new(&peer.python);
-        cmd.arg("-c")
-            .arg(SETUP_SCRIPT)
-            .arg(dir)
-            .arg(&self.username)
-            .arg(if self.https { "https" } else { "http" })
-            .stdin(Stdio::null())
-            .env("PYTHONDONTWRITEBYTECODE", "1");
-        match &self.password {
-            Some(password) => cmd.env(PASSWORD_ENV, password),
-            None => cmd.env_remove(PASSWORD_ENV),
-        };
-        let output = cmd.output().map_err(|e| {
-            StartError::failed(format!("cannot run {}: {e}", peer.python.display()))
-        })?;
-        let stderr = String::from_utf8_lossy(&output.stderr);
-        if !output.status.success() {
-            return Err(StartError::Failed {
-                reason: format!(
-                    "generating the htpasswd file and certificates failed ({}; needs the \
-                     Python packages bcrypt and cryptography)",
-                    output.status
-                ),
-                tail: tail(&stderr, LOG_TAIL_LINES),
-            });
-        }
-        #[derive(serde::Deserialize)]
-        struct Generated {
-            password: String,
-        }
-        serde_json::from_slice::<Generated>(&output.stdout)
-            .map(|g| g.password)
-            .map_err(|e| StartError::Failed {
-                reason: format!("the setup script printed no password: {e}"),
-                tail: tail(&stderr, LOG_TAIL_LINES),
-            })
-    }
-
-    /// The emulator's config file (Python source).
-    fn config_file(&self, dir: &Path, port: u16) -> Result<String, StartError> {
-        let path = |name: &str| {
-            let path = dir.join(name);
-            path.to_str()
-                .map(py_str)
-                .ok_or_else(|| StartError::failed(format!("{} is not UTF-8", path.display())))
-        };
-        let mut text = format!(
-            "# Written by session_testkit::sushy.\n\
-             SUSHY_EMULATOR_LISTEN_IP = '127.0.0.1'\n\
-             SUSHY_EMULATOR_LISTEN_PORT = {port}\n\
-             SUSHY_EMULATOR_FAKE_DRIVER = True\n\
-             SUSHY_EMULATOR_STATE_DIR = {}\n\
-             SUSHY_EMULATOR_AUTH_FILE = {}\n",
-            path("state")?,
-            path("htpasswd")?,
-        );
-        if self.https {
-            text.push_str(&format!(
-                "SUSHY_EMULATOR_SSL_CERT = {}\nSUSHY_EMULATOR_SSL_KEY = {}\n",
-                path("cert.pem")?,
-                path("key.pem")?,
-            ));
-        }
-        for (key, value) in &self.config {
-            text.push_str(&format!("{key} = {value}\n"));
-        }
-        Ok(text)
-    }
-}
-
-/// A Python string literal for `s` (a JSON string is one).
-fn py_str(s: &str) -> String {
-    serde_json::Value::from(s).to_string()
-}
-
-fn is_identifier(key: &str) -> bool {
-    let mut chars = key.chars();
-    chars
-        .next()
-        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
-        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
 /// A running sushy-emulator on 127.0.0.1 with the fake driver, HTTP Basic
@@ -588,27 +337,24 @@ fn is_identifier(key: &str) -> bool {
 /// process ends without dropping it: it watches a pipe only the test process
 /// holds.
 pub struct SushyEmulator {
-    child: Child,
-    stdin: Option<ChildStdin>,
+    process: PeerProcess,
     port: u16,
     base_url: String,
     username: String,
     password: String,
     cert_pem: Option<String>,
     config_path: PathBuf,
-    log_path: PathBuf,
-    dir: TempDir,
 }
 
 impl fmt::Debug for SushyEmulator {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("SushyEmulator")
-            .field("pid", &self.child.id())
+            .field("pid", &self.process.pid())
             .field("base_url", &self.base_url)
             .field("username", &self.username)
             .field("password", &"<redacted>")
             .field("https", &self.cert_pem.is_some())
-            .field("dir", &self.dir.path())
+            .field("dir", &self.process.dir())
             .finish()
     }
 }
@@ -674,7 +420,7 @@ impl SushyEmulator {
     pub fn cert_path(&self) -> Option<PathBuf> {
         self.cert_pem
             .as_ref()
-            .map(|_| self.dir.path().join("ca.pem"))
+            .map(|_| self.process.dir().join("ca.pem"))
     }
 
     /// Whether the emulator serves HTTPS.
@@ -684,7 +430,7 @@ impl SushyEmulator {
 
     /// The emulator's process id.
     pub fn pid(&self) -> u32 {
-        self.child.id()
+        self.process.pid()
     }
 
     /// The config file the emulator was started with.
@@ -695,84 +441,23 @@ impl SushyEmulator {
     /// The file that receives the emulator's stdout and stderr (it logs every
     /// request, and tracebacks).
     pub fn log_path(&self) -> &Path {
-        &self.log_path
+        self.process.log_path()
     }
 
     /// What the emulator has written to stdout and stderr so far.
     pub fn log(&self) -> String {
-        std::fs::read(&self.log_path)
-            .map(|b| String::from_utf8_lossy(&b).into_owned())
-            .unwrap_or_default()
-    }
-
-    fn wait_until_ready(&mut self, timeout: Duration) -> Result<(), StartError> {
-        // Ready = our process is alive, says it runs on *this* port, and the
-        // port accepts connections. The log check matters: when another
-        // process took the port first, a connection alone could be accepted
-        // by that one while ours is still importing. Werkzeug binds and
-        // listens before it logs the line.
-        let running = format!("Running on {}", self.base_url);
-        let deadline = Instant::now() + timeout;
-        loop {
-            match self.child.try_wait() {
-                Ok(Some(status)) => {
-                    let log = self.log();
-                    let tail = tail(&log, LOG_TAIL_LINES);
-                    return Err(
-                        if log.contains("Address already in use") || log.contains("is in use") {
-                            StartError::PortTaken {
-                                port: self.port,
-                                tail,
-                            }
-                        } else {
-                            StartError::Failed {
-                                reason: format!("it exited ({status}) before it was ready"),
-                                tail,
-                            }
-                        },
-                    );
-                }
-                Ok(None) => {}
-                Err(e) => {
-                    return Err(StartError::Failed {
-                        reason: format!("cannot check on it: {e}"),
-                        tail: tail(&self.log(), LOG_TAIL_LINES),
-                    });
-                }
-            }
-            if self.log().contains(&running) && self.answers() {
-                return Ok(());
-            }
-            if Instant::now() >= deadline {
-                return Err(StartError::Failed {
-                    reason: format!(
-                        "it did not log \"{running}\" and accept connections within {timeout:?}"
-                    ),
-                    tail: tail(&self.log(), LOG_TAIL_LINES),
-                });
-            }
-            thread::sleep(Duration::from_millis(50));
-        }
-    }
-
-    fn answers(&self) -> bool {
-        if self.is_https() {
-            let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, self.port));
-            TcpStream::connect_timeout(&addr, Duration::from_secs(2)).is_ok()
-        } else {
-            http_get_status(self.port, "/redfish/v1/").is_ok_and(|s| s == 200)
-        }
+        self.process.log()
     }
 }
 
-impl Drop for SushyEmulator {
-    fn drop(&mut self) {
-        // Closing stdin alone would end it (see WATCHDOG_SCRIPT); kill it
-        // anyway. `Child::kill` signals the PID we spawned; it cannot have
-        // been reused since the process is not reaped until `wait` below.
-        drop(self.stdin.take());
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+/// Whether the emulator on `port` takes connections (over HTTPS) or answers
+/// `GET /redfish/v1/` with 200 (over plain HTTP).
+fn answers(port: u16, https: bool) -> bool {
+    if https {
+        let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
+        TcpStream::connect_timeout(&addr, Duration::from_secs(2)).is_ok()
+    } else {
+        http_get_status(port, "/redfish/v1/").is_ok_and(|s| s == 200)
     }
 }
 
@@ -803,49 +488,9 @@ mod tests {
     }
 
     #[test]
-    fn the_config_file_is_python() {
-        let builder = SushyBuilder::default().config("SUSHY_EMULATOR_FEATURE_SET", "'minimum'");
-        let dir = Path::new("/tmp/it's \"here\"");
-        let text = builder.config_file(dir, 8123).unwrap_or_else(|_| panic!());
-        assert!(
-            text.contains("SUSHY_EMULATOR_LISTEN_PORT = 8123\n"),
-            "{text}"
-        );
-        assert!(
-            text.contains("SUSHY_EMULATOR_FAKE_DRIVER = True\n"),
-            "{text}"
-        );
-        assert!(
-            text.contains(r#"SUSHY_EMULATOR_AUTH_FILE = "/tmp/it's \"here\"/htpasswd""#),
-            "{text}"
-        );
-        assert!(
-            text.contains(r#"SUSHY_EMULATOR_SSL_KEY = "/tmp/it's \"here\"/key.pem""#),
-            "{text}"
-        );
-        assert!(
-            text.ends_with("SUSHY_EMULATOR_FEATURE_SET = 'minimum'\n"),
-            "{text}"
-        );
-        let http = SushyBuilder::default().https(false);
-        let text = http.config_file(dir, 8123).unwrap_or_else(|_| panic!());
-        assert!(!text.contains("SSL"), "{text}");
-    }
-
-    #[test]
     #[should_panic(expected = "is not a Python identifier")]
     fn config_keys_must_be_identifiers() {
         let _ = SushyBuilder::default().config("A = 1\nB", "2");
-    }
-
-    #[test]
-    fn identifiers() {
-        for yes in ["A", "_x", "SUSHY_EMULATOR_FAKE_SYSTEMS", "a1"] {
-            assert!(is_identifier(yes), "{yes}");
-        }
-        for no in ["", "1a", "a-b", "a b", "a\n"] {
-            assert!(!is_identifier(no), "{no:?}");
-        }
     }
 
     #[test]
@@ -874,34 +519,28 @@ mod tests {
     #[cfg(unix)]
     mod fake_emulator {
         use super::*;
-        use std::os::unix::fs::PermissionsExt;
-        use std::sync::Mutex;
-
-        /// Held while writing and running a fake (see moto's tests: a fork
-        /// while a fake is open for writing makes its exec fail).
-        static SPAWN: Mutex<()> = Mutex::new(());
+        use crate::peers::process::fake_program;
 
         /// `python` is a shell script: for the setup script (`-c SCRIPT DIR
         /// USER SCHEME`) it writes an empty `ca.pem` and prints a password;
         /// for the emulator (`-c WATCHDOG DIR sushy-emulator --config FILE`)
         /// it runs `body`.
         fn with_fake(body: &str, test: impl FnOnce(&Peer)) {
-            let _guard = SPAWN.lock().unwrap_or_else(|e| e.into_inner());
-            let dir = tempfile::tempdir().unwrap();
-            let python = dir.path().join("python");
-            let script = format!(
-                "#!/bin/sh\n\
-                 case \"$4\" in\n\
+            let python = format!(
+                "case \"$4\" in\n\
                  *sushy-emulator) ;;\n\
                  *) : > \"$3/ca.pem\"; echo '{{\"password\": \"pw\"}}'; exit 0 ;;\n\
                  esac\n\
-                 {body}\n"
+                 {body}"
             );
-            std::fs::write(&python, script).unwrap();
-            std::fs::set_permissions(&python, std::fs::Permissions::from_mode(0o755)).unwrap();
-            let script = dir.path().join("sushy-emulator");
-            std::fs::write(&script, "").unwrap();
-            test(&Peer { python, script });
+            fake_program::with("python", &python, |dir, python| {
+                let script = dir.join("sushy-emulator");
+                std::fs::write(&script, "").unwrap();
+                test(&Peer {
+                    python: python.to_owned(),
+                    script,
+                });
+            });
         }
 
         #[test]
@@ -929,18 +568,17 @@ mod tests {
         #[test]
         fn an_emulator_that_never_answers_times_out_and_is_killed() {
             with_fake("echo \"config: $6\"\nexec sleep 30", |peer| {
-                let started = Instant::now();
-                let panic = std::panic::catch_unwind(|| {
-                    SushyBuilder::default()
-                        .startup_timeout(Duration::from_millis(500))
-                        .start_peer(peer)
-                })
-                .expect_err("a silent emulator must not count as started");
-                let message = panic.downcast_ref::<String>().cloned().unwrap_or_default();
+                let message = fake_program::failed_start_message(
+                    "a silent emulator must not count as started",
+                    || {
+                        SushyBuilder::default()
+                            .startup_timeout(Duration::from_millis(500))
+                            .start_peer(peer)
+                    },
+                );
                 assert!(message.contains("within 500ms"), "{message}");
                 // The log tail shows the config argument.
                 assert!(message.contains("emulator.conf"), "{message}");
-                assert!(started.elapsed() < Duration::from_secs(10));
             });
         }
     }

@@ -1,0 +1,699 @@
+//! End-to-end tests of `sessionctl` with AWS sessions (cargo feature
+//! `aws`, on by default). Each test runs the built binary against a
+//! workspace in a temporary directory (see `common`).
+
+#![cfg(feature = "aws")]
+
+mod common;
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+
+use serde_json::Value;
+use session_core::{SecretStore, Session, SessionStatus, SessionType};
+
+use common::*;
+
+use session_aws::{ChainedRoleConfig, long_term};
+use session_core::SecretKey;
+
+const KEY_ID: &str = "AKIAIOSFODNN7EXAMPLE";
+const SECRET: &str = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY-canary";
+
+fn add_user(fx: &Fixture, extra: &[&str], stdin: &[u8]) -> Run {
+    let mut args = vec!["add", "aws-iam-user", "dev", "--access-key-id", KEY_ID];
+    args.extend_from_slice(extra);
+    let mut command = fx.command(&args);
+    command.env("SESSIONCTL_PASSPHRASE", PASSPHRASE);
+    Fixture::run_with_stdin(command, stdin)
+}
+
+fn stored_secret(fx: &Fixture, session: &Session, name: &str) -> Option<String> {
+    let store = fx.store();
+    block_on(async move {
+        store
+            .get(&SecretKey::new(session.session_id, name).expect("key"))
+            .await
+            .expect("get")
+            .map(|s| s.expose().to_owned())
+    })
+}
+
+#[test]
+fn add_aws_iam_user_takes_the_secret_from_stdin_only() {
+    let fx = Fixture::new();
+    let out = add_user(
+        &fx,
+        &["--region", "eu-west-1", "--profile", "dev-prof"],
+        format!("{SECRET}\n").as_bytes(),
+    );
+    assert!(out.ok().starts_with("added session 'dev'"), "{out:#?}");
+    assert!(!out.stdout.contains(SECRET) && !out.stderr.contains(SECRET));
+    let stored = fx.stored();
+    assert_eq!(stored.len(), 1);
+    assert_eq!(stored[0].session_type, SessionType::AwsIamUser);
+    assert_eq!(stored[0].region.as_deref(), Some("eu-west-1"));
+    assert_eq!(stored[0].config.get_str("profile"), Some("dev-prof"));
+    assert_eq!(
+        stored_secret(&fx, &stored[0], long_term::SECRET_ACCESS_KEY).as_deref(),
+        Some(SECRET),
+        "one newline removed"
+    );
+    assert_eq!(
+        stored_secret(&fx, &stored[0], long_term::ACCESS_KEY_ID).as_deref(),
+        Some(KEY_ID)
+    );
+    let file = std::fs::read_to_string(fx.workspace()).expect("workspace");
+    assert!(
+        !file.contains(SECRET),
+        "the secret is not in the workspace file"
+    );
+
+    // There is no flag for the secret: a usage error.
+    let flag = fx.run_unlocked(&[
+        "add",
+        "aws-iam-user",
+        "x",
+        "--access-key-id",
+        KEY_ID,
+        "--secret-access-key",
+        "s",
+    ]);
+    assert_eq!(flag.code, Some(2), "a usage error: {flag:#?}");
+}
+
+#[test]
+fn add_aws_iam_user_reads_a_named_variable_and_validates_first() {
+    let fx = Fixture::new();
+    let mut command = fx.command(&[
+        "add",
+        "aws-iam-user",
+        "ci",
+        "--access-key-id",
+        KEY_ID,
+        "--secret-access-key-env",
+        "MY_SECRET",
+    ]);
+    command
+        .env("SESSIONCTL_PASSPHRASE", PASSPHRASE)
+        .env("MY_SECRET", SECRET);
+    let out = Run::from(command.output().expect("run"));
+    out.ok();
+    let stored = fx.stored();
+    assert_eq!(
+        stored_secret(&fx, &stored[0], long_term::SECRET_ACCESS_KEY).as_deref(),
+        Some(SECRET)
+    );
+
+    let mut unset = fx.command(&[
+        "add",
+        "aws-iam-user",
+        "ci2",
+        "--access-key-id",
+        KEY_ID,
+        "--secret-access-key-env",
+        "NOT_SET_ANYWHERE",
+    ]);
+    unset
+        .env("SESSIONCTL_PASSPHRASE", PASSPHRASE)
+        .env_remove("NOT_SET_ANYWHERE");
+    let line = Run::from(unset.output().expect("run"))
+        .one_line_error()
+        .to_owned();
+    assert!(line.contains("NOT_SET_ANYWHERE"), "{line}");
+
+    for (args, field) in [
+        (vec!["--access-key-id", "not-a-key"], "accessKeyId"),
+        (
+            vec!["--access-key-id", KEY_ID, "--duration-seconds", "60"],
+            "durationSeconds",
+        ),
+        (
+            vec!["--access-key-id", KEY_ID, "--profile", "has space"],
+            "profile",
+        ),
+        (
+            vec!["--access-key-id", KEY_ID, "--mfa-serial", "x"],
+            "mfaSerial",
+        ),
+    ] {
+        let mut all = vec!["add", "aws-iam-user", "bad"];
+        all.extend(args);
+        let mut command = fx.command(&all);
+        command.env("SESSIONCTL_PASSPHRASE", PASSPHRASE);
+        let out = Fixture::run_with_stdin(command, SECRET.as_bytes());
+        assert!(out.one_line_error().contains(field), "{field}: {out:#?}");
+    }
+    assert_eq!(fx.stored().len(), 1, "refused adds store nothing");
+}
+
+#[test]
+fn add_aws_role_chained_links_an_aws_parent() {
+    let fx = Fixture::new();
+    add_user(&fx, &[], SECRET.as_bytes()).ok();
+    let out = fx.run(&[
+        "add",
+        "aws-role-chained",
+        "deploy",
+        "--parent",
+        "dev",
+        "--role-arn",
+        "arn:aws:iam::210987654321:role/Deploy",
+        "--tag",
+        "team=infra",
+        "--transitive-tag-key",
+        "team",
+        "--duration-seconds",
+        "1800",
+    ]);
+    out.ok();
+    let stored = fx.stored();
+    let child = stored
+        .iter()
+        .find(|s| s.session_name == "deploy")
+        .expect("child");
+    assert_eq!(child.parent_session_id, Some(stored[0].session_id));
+    let config: ChainedRoleConfig = child.config.get().expect("config");
+    assert_eq!(config.role_arn, "arn:aws:iam::210987654321:role/Deploy");
+    assert_eq!(config.tags.get("team").map(String::as_str), Some("infra"));
+    assert_eq!(config.duration_seconds, Some(1800));
+
+    fx.insert(vec![session("bmc", SessionType::Redfish)]);
+    let not_aws = fx.run(&[
+        "add",
+        "aws-role-chained",
+        "x",
+        "--parent",
+        "bmc",
+        "--role-arn",
+        "arn:aws:iam::210987654321:role/D",
+    ]);
+    assert!(not_aws.one_line_error().contains("not AWS credentials"));
+    let bad_arn = fx.run(&[
+        "add",
+        "aws-role-chained",
+        "y",
+        "--parent",
+        "dev",
+        "--role-arn",
+        "arn:aws:iam::1:role/D",
+    ]);
+    assert!(bad_arn.one_line_error().contains("roleArn"));
+    let too_long = fx.run(&[
+        "add",
+        "aws-role-chained",
+        "z",
+        "--parent",
+        "dev",
+        "--role-arn",
+        "arn:aws:iam::210987654321:role/D",
+        "--duration-seconds",
+        "7200",
+    ]);
+    assert!(too_long.one_line_error().contains("durationSeconds"));
+    assert_eq!(fx.stored().len(), 3);
+}
+
+/// The whole path a user takes: add, start against moto, botocore reads
+/// the profile from the credentials file and calls STS with it, stop
+/// leaves the user's own file content byte-identical.
+#[test]
+fn start_publishes_a_profile_botocore_uses_and_stop_restores_the_file() {
+    let Some(moto) = session_testkit::peers::moto::MotoServer::start() else {
+        return;
+    };
+    let Some(botocore) = session_testkit::readers::botocore::Botocore::new() else {
+        return;
+    };
+    let fx = Fixture::new();
+    let aws_dir = fx.dir.path().join("aws");
+    std::fs::create_dir_all(&aws_dir).expect("dir");
+    let credentials = aws_dir.join("credentials");
+    let config = aws_dir.join("config");
+    let user_content = "# my own keys\r\n[personal]\r\naws_access_key_id = AKIAPERSONAL00000000\r\naws_secret_access_key = personal\r\n";
+    std::fs::write(&credentials, user_content).expect("fixture");
+    let aws = |command: &mut Command| {
+        command
+            .env("SESSIONCTL_PASSPHRASE", PASSPHRASE)
+            .env("AWS_SHARED_CREDENTIALS_FILE", &credentials)
+            .env("AWS_CONFIG_FILE", &config)
+            .env("AWS_ENDPOINT_URL", moto.endpoint_url())
+            .env_remove("AWS_ENDPOINT_URL_STS")
+            .env_remove("AWS_REGION")
+            .env_remove("AWS_DEFAULT_REGION");
+    };
+    add_user(&fx, &["--region", "eu-west-1"], SECRET.as_bytes()).ok();
+
+    let mut start = fx.command(&["start", "dev"]);
+    aws(&mut start);
+    let out = Run::from(start.output().expect("run"));
+    assert!(out.ok().contains("active"), "{out:#?}");
+    let text = std::fs::read_to_string(&credentials).expect("read");
+    assert!(
+        text.starts_with(user_content),
+        "the user's content is untouched at the top"
+    );
+    assert!(text.contains("[dev]") && text.contains("# managed-by: session-sdk session="));
+
+    let result = botocore
+            .script(
+                r#"
+                import boto3, json
+                s = boto3.Session(profile_name="dev")
+                c = s.get_credentials()
+                ident = s.client("sts").get_caller_identity()
+                print(json.dumps({"method": c.method, "region": s.region_name, "account": ident["Account"]}))
+                "#,
+            )
+            .credentials_file(&credentials)
+            .config_file(&config)
+            .endpoint_url(moto.endpoint_url())
+            .run();
+    result.assert_success();
+    let seen: Value = result.json();
+    assert_eq!(seen["method"], "shared-credentials-file");
+    assert_eq!(seen["region"], "eu-west-1", "region from the config file");
+    assert!(seen["account"].is_string());
+
+    let mut stop = fx.command(&["stop", "dev"]);
+    aws(&mut stop);
+    Run::from(stop.output().expect("run")).ok();
+    assert_eq!(
+        std::fs::read_to_string(&credentials).expect("read"),
+        user_content,
+        "byte-identical after stop"
+    );
+    let gone = botocore
+        .script(
+            r#"
+                import boto3, botocore.exceptions
+                try:
+                    boto3.Session(profile_name="dev")
+                    print("still there")
+                except botocore.exceptions.ProfileNotFound:
+                    print("gone")
+                "#,
+        )
+        .credentials_file(&credentials)
+        .config_file(&config)
+        .run();
+    assert_eq!(gone.stdout.trim(), "gone");
+    // The long-term key never reached any file but the encrypted store.
+    for path in [&credentials, &config, &fx.workspace()] {
+        let bytes = std::fs::read(path).unwrap_or_default();
+        assert!(!contains(&bytes, SECRET.as_bytes()), "{}", path.display());
+    }
+}
+
+/// The environment that points sessionctl at moto and private AWS files.
+fn moto_env(
+    command: &mut Command,
+    moto: &session_testkit::peers::moto::MotoServer,
+    aws_dir: &Path,
+) {
+    command
+        .env("SESSIONCTL_PASSPHRASE", PASSPHRASE)
+        .env("AWS_SHARED_CREDENTIALS_FILE", aws_dir.join("credentials"))
+        .env("AWS_CONFIG_FILE", aws_dir.join("config"))
+        .env("AWS_ENDPOINT_URL", moto.endpoint_url())
+        .env_remove("AWS_ENDPOINT_URL_STS")
+        .env_remove("AWS_REGION")
+        .env_remove("AWS_DEFAULT_REGION")
+        .env_remove("SESSIONCTL_AWS_SINK")
+        .env_remove("SESSIONCTL_AWS_SESSION");
+}
+
+/// `--aws-sink credential-process`: no keys in any file; botocore runs
+/// sessionctl itself and gets working credentials; concurrent callers
+/// make one start.
+#[test]
+fn credential_process_profile_is_used_by_botocore() {
+    let Some(moto) = session_testkit::peers::moto::MotoServer::start() else {
+        return;
+    };
+    let Some(botocore) = session_testkit::readers::botocore::Botocore::new() else {
+        return;
+    };
+    let fx = Fixture::new();
+    let aws_dir = fx.dir.path().join("aws");
+    add_user(&fx, &["--region", "eu-west-1"], SECRET.as_bytes()).ok();
+    let revision_before = fx.stored()[0].revision();
+
+    // Five processes at once on the inactive session: one start.
+    let children: Vec<_> = (0..5)
+        .map(|_| {
+            let mut command = fx.command(&["aws", "credential-process", "dev"]);
+            moto_env(&mut command, &moto, &aws_dir);
+            command.env("SESSIONCTL_AWS_SINK", "credential-process");
+            command
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .expect("spawn")
+        })
+        .collect();
+    let mut outputs = Vec::new();
+    for child in children {
+        let out = Run::from(child.wait_with_output().expect("wait"));
+        outputs.push(json(out.ok()));
+    }
+    for doc in &outputs {
+        assert_eq!(doc["Version"], 1);
+        assert_eq!(doc["AccessKeyId"], outputs[0]["AccessKeyId"]);
+        let expiration = doc["Expiration"].as_str().expect("Expiration");
+        assert!(
+            expiration.ends_with('Z') && expiration.len() == 20,
+            "{expiration}"
+        );
+        assert!(doc["SessionToken"].is_string());
+    }
+    let after = &fx.stored()[0];
+    assert_eq!(after.status(), SessionStatus::Active);
+    assert_eq!(
+        after.revision(),
+        revision_before + 2,
+        "one start (pending, active), not five"
+    );
+
+    let config = std::fs::read_to_string(aws_dir.join("config")).expect("config");
+    assert!(
+        config.contains("[profile dev]") && config.contains("credential_process = \""),
+        "{config}"
+    );
+    let credentials = std::fs::read_to_string(aws_dir.join("credentials")).unwrap_or_default();
+    assert!(
+        !credentials.contains("aws_secret_access_key"),
+        "no keys in the credentials file"
+    );
+
+    let result = botocore
+            .script(
+                r#"
+                import boto3, json
+                s = boto3.Session(profile_name="dev")
+                c = s.get_credentials()
+                frozen = c.get_frozen_credentials()
+                ident = s.client("sts").get_caller_identity()
+                print(json.dumps({"method": c.method, "key": frozen.access_key, "region": s.region_name, "account": ident["Account"]}))
+                "#,
+            )
+            .credentials_file(aws_dir.join("credentials"))
+            .config_file(aws_dir.join("config"))
+            .endpoint_url(moto.endpoint_url())
+            .env("SESSIONCTL_PASSPHRASE", PASSPHRASE)
+            .run();
+    result.assert_success();
+    let seen: Value = result.json();
+    assert_eq!(
+        seen["method"], "custom-process",
+        "botocore ran our credential_process"
+    );
+    assert_eq!(seen["key"], outputs[0]["AccessKeyId"]);
+    assert_eq!(seen["region"], "eu-west-1");
+
+    let mut stop = fx.command(&["stop", "dev"]);
+    moto_env(&mut stop, &moto, &aws_dir);
+    Run::from(stop.output().expect("stop")).ok();
+    let config = std::fs::read_to_string(aws_dir.join("config")).expect("config");
+    assert!(
+        !config.contains("credential_process"),
+        "stop removes the profile: {config}"
+    );
+}
+
+#[test]
+fn env_and_exec_hand_over_the_credentials() {
+    let Some(moto) = session_testkit::peers::moto::MotoServer::start() else {
+        return;
+    };
+    let fx = Fixture::new();
+    let aws_dir = fx.dir.path().join("aws");
+    add_user(&fx, &["--region", "ap-south-1"], SECRET.as_bytes()).ok();
+
+    let mut env = fx.command(&["aws", "env", "dev"]);
+    moto_env(&mut env, &moto, &aws_dir);
+    env.env("SESSIONCTL_AWS_SINK", "none");
+    let out = Run::from(env.output().expect("env"));
+    let text = out.ok().to_owned();
+    for name in [
+        "AWS_ACCESS_KEY_ID",
+        "AWS_SECRET_ACCESS_KEY",
+        "AWS_SESSION_TOKEN",
+        "AWS_CREDENTIAL_EXPIRATION",
+        "AWS_REGION",
+        "AWS_DEFAULT_REGION",
+    ] {
+        assert!(
+            text.contains(&format!("export {name}='")),
+            "{name} in {text}"
+        );
+    }
+    assert!(text.contains("export AWS_REGION='ap-south-1'"));
+    assert!(
+        !text.contains(SECRET),
+        "the long-term secret is never exported"
+    );
+    assert!(
+        !aws_dir.join("credentials").exists(),
+        "--aws-sink none writes no file"
+    );
+
+    let mut exec = fx.command(&["aws", "exec", "dev", "--", "sh", "-c", "test -z \"$AWS_PROFILE\" && test -n \"$AWS_SESSION_TOKEN\" && echo \"$SESSIONCTL_AWS_SESSION $AWS_REGION\""]);
+    moto_env(&mut exec, &moto, &aws_dir);
+    exec.env("SESSIONCTL_AWS_SINK", "none")
+        .env("AWS_PROFILE", "someone-else");
+    let out = Run::from(exec.output().expect("exec"));
+    assert_eq!(out.ok().trim(), "dev ap-south-1", "{out:#?}");
+
+    let mut failing = fx.command(&["aws", "exec", "dev", "--", "sh", "-c", "exit 7"]);
+    moto_env(&mut failing, &moto, &aws_dir);
+    failing.env("SESSIONCTL_AWS_SINK", "none");
+    let out = Run::from(failing.output().expect("exec"));
+    assert_eq!(out.code, Some(7), "the command's status: {out:#?}");
+    assert_eq!(out.stderr, "", "nothing added to stderr");
+
+    let mut nested = fx.command(&["aws", "exec", "dev", "--", "true"]);
+    moto_env(&mut nested, &moto, &aws_dir);
+    nested.env("SESSIONCTL_AWS_SESSION", "outer");
+    let line = Run::from(nested.output().expect("exec"))
+        .one_line_error()
+        .to_owned();
+    assert!(
+        line.contains("already inside") && line.contains("outer"),
+        "{line}"
+    );
+}
+
+/// `add aws-sso-role` then `start` against the SSO fake with trace
+/// logging: the device flow runs (auto-approved), the profile is
+/// published, and neither the access token nor the role's secret key
+/// appears in the trace output.
+#[test]
+fn sso_role_starts_through_the_device_flow_without_logging_the_token() {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let fake = rt.block_on(session_testkit::fakes::SsoFake::start());
+    fake.set_auto_approve(true);
+    fake.set_interval(std::time::Duration::from_secs(0));
+    fake.add_account("111122223333", "Prod", "ops@example.com");
+    fake.add_role("111122223333", "Admin");
+    let fx = Fixture::new();
+    let aws_dir = fx.dir.path().join("aws");
+    fx.run(&[
+        "add",
+        "aws-sso-role",
+        "prod-admin",
+        "--start-url",
+        "https://d-123.awsapps.com/start",
+        "--sso-region",
+        "us-east-1",
+        "--account-id",
+        "111122223333",
+        "--role-name",
+        "Admin",
+        "--sso-session",
+        "my-sso",
+        "--region",
+        "eu-west-1",
+    ])
+    .ok();
+    let bad = fx.run(&[
+        "add",
+        "aws-sso-role",
+        "x",
+        "--start-url",
+        "https://d-123.awsapps.com/start",
+        "--sso-region",
+        "us-east-1",
+        "--account-id",
+        "12",
+        "--role-name",
+        "Admin",
+    ]);
+    assert!(bad.one_line_error().contains("accountId"));
+
+    let mut start = fx.command(&["start", "prod-admin"]);
+    start
+        .env("SESSIONCTL_PASSPHRASE", PASSPHRASE)
+        .env("SESSIONCTL_LOG", "trace")
+        .env("AWS_SHARED_CREDENTIALS_FILE", aws_dir.join("credentials"))
+        .env("AWS_CONFIG_FILE", aws_dir.join("config"))
+        .env("AWS_ENDPOINT_URL_SSO_OIDC", fake.oidc_endpoint())
+        .env("AWS_ENDPOINT_URL_SSO", fake.portal_endpoint())
+        .env_remove("AWS_ENDPOINT_URL")
+        .env_remove("SESSIONCTL_AWS_SINK");
+    let out = Run::from(start.output().expect("start"));
+    assert_eq!(out.code, Some(0), "{out:#?}");
+    assert!(out.stdout.contains("active"), "{out:#?}");
+    assert!(out.stderr.contains("TRACE"), "trace logging was on");
+    assert_eq!(fake.device_authorizations(), 1);
+
+    let cache_dir = fx.dir.path().join("home/.aws/sso/cache");
+    let token_file = std::fs::read_dir(&cache_dir)
+        .expect("the SSO cache was written")
+        .map(|e| e.expect("entry").path())
+        .find(|p| {
+            p.extension().is_some_and(|x| x == "json") && !p.to_string_lossy().contains("lock")
+        })
+        .expect("a token file");
+    let token: Value = json(&std::fs::read_to_string(&token_file).expect("token"));
+    let access_token = token["accessToken"].as_str().expect("accessToken");
+    assert!(
+        !out.stderr.contains(access_token),
+        "the bearer token leaked into the log"
+    );
+    let issued = fake.issued_credentials();
+    let secret_key = issued
+        .last()
+        .expect("credentials issued")
+        .secret_access_key
+        .clone();
+    assert!(!out.stderr.contains(&secret_key) && !out.stdout.contains(&secret_key));
+    let credentials = std::fs::read_to_string(aws_dir.join("credentials")).expect("credentials");
+    assert!(credentials.contains("[prod-admin]") && credentials.contains(&secret_key));
+    drop(fake);
+}
+
+#[test]
+fn add_aws_role_federated_records_the_assertion_source() {
+    let fx = Fixture::new();
+    fx.run(&[
+        "add",
+        "aws-role-federated",
+        "fed",
+        "--role-arn",
+        "arn:aws:iam::111122223333:role/Federated",
+        "--principal-arn",
+        "arn:aws:iam::111122223333:saml-provider/MyIdP",
+        "--assertion-command",
+        "saml-helper",
+        "--assertion-arg",
+        "--idp",
+        "--assertion-arg",
+        "corp",
+    ])
+    .ok();
+    let stored = fx.stored();
+    let source = &stored[0].config.as_map()["assertionSource"];
+    assert_eq!(source["type"], "command");
+    assert_eq!(source["program"], "saml-helper");
+    assert_eq!(source["args"], serde_json::json!(["--idp", "corp"]));
+    let neither = fx.run(&[
+        "add",
+        "aws-role-federated",
+        "x",
+        "--role-arn",
+        "arn:aws:iam::111122223333:role/F",
+        "--principal-arn",
+        "arn:aws:iam::111122223333:saml-provider/I",
+    ]);
+    assert_eq!(neither.code, Some(2), "a source is required: {neither:#?}");
+    let bad = fx.run(&[
+        "add",
+        "aws-role-federated",
+        "y",
+        "--role-arn",
+        "arn:aws:iam::111122223333:role/F",
+        "--principal-arn",
+        "arn:aws:iam::111122223333:role/NotAProvider",
+        "--assertion-file",
+        "a.xml",
+    ]);
+    assert!(bad.one_line_error().contains("principalArn"));
+}
+
+#[test]
+fn sso_sync_adds_one_session_per_role_once() {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let fake = rt.block_on(session_testkit::fakes::SsoFake::start());
+    fake.set_auto_approve(true);
+    fake.set_interval(std::time::Duration::from_secs(0));
+    fake.set_page_size(1);
+    fake.add_account("111122223333", "Prod", "ops@example.com");
+    fake.add_role("111122223333", "Admin");
+    fake.add_role("111122223333", "ReadOnly");
+    fake.add_account("444455556666", "Dev", "dev@example.com");
+    fake.add_role("444455556666", "Admin");
+    let fx = Fixture::new();
+    let sync = |extra: &[&str]| {
+        let mut args = vec![
+            "aws",
+            "sso-sync",
+            "--start-url",
+            "https://d-123.awsapps.com/start",
+            "--sso-region",
+            "us-east-1",
+            "--sso-session",
+            "corp",
+            "--region",
+            "eu-west-1",
+        ];
+        args.extend_from_slice(extra);
+        let mut command = fx.command(&args);
+        command
+            .env("AWS_ENDPOINT_URL_SSO_OIDC", fake.oidc_endpoint())
+            .env("AWS_ENDPOINT_URL_SSO", fake.portal_endpoint())
+            .env_remove("AWS_ENDPOINT_URL");
+        Run::from(command.output().expect("sso-sync"))
+    };
+    let dry = sync(&["--dry-run"]);
+    assert!(dry.ok().contains("3 to add"), "{dry:#?}");
+    assert!(fx.stored().is_empty(), "a dry run adds nothing");
+
+    let first = sync(&[]);
+    assert!(
+        first.ok().contains("3 added, 0 already present"),
+        "{first:#?}"
+    );
+    let mut names: Vec<String> = fx.stored().iter().map(|s| s.session_name.clone()).collect();
+    names.sort();
+    assert_eq!(names, ["Dev/Admin", "Prod/Admin", "Prod/ReadOnly"]);
+    let stored = fx.stored();
+    assert!(
+        stored
+            .iter()
+            .all(|s| s.session_type == SessionType::AwsSsoRole
+                && s.region.as_deref() == Some("eu-west-1"))
+    );
+    assert_eq!(stored[0].config.get_str("ssoSessionName"), Some("corp"));
+
+    fake.add_role("444455556666", "Deploy");
+    let second = sync(&[]);
+    assert!(
+        second.ok().contains("1 added, 3 already present"),
+        "{second:#?}"
+    );
+    assert_eq!(
+        fake.device_authorizations(),
+        1,
+        "the second run reused the cached login"
+    );
+    drop(fake);
+}

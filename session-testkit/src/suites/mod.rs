@@ -1,0 +1,20 @@
+//! Conformance suites: what every implementation of a `session-core` trait
+//! must do, written once and run by each implementation's own tests.
+//!
+//! - [`action_conformance`]: every [`SessionAction`](session_core::SessionAction),
+//!   with an [`ActionFixture`] per provider.
+//! - [`repository_conformance`], for every repository:
+//!   [`WorkspaceRepository`](session_core::WorkspaceRepository).
+//! - [`secret_store_conformance`]: every [`SecretStore`](session_core::SecretStore);
+//!   its checks are public one by one in [`secret_store`].
+//!
+//! Call the suites from `tests/`, not from `#[cfg(test)]` modules of the crate
+//! under test, so that only one copy of `session-core` is compiled.
+
+pub mod action;
+pub mod repository;
+pub mod secret_store;
+
+pub use action::{ActionFixture, CredentialProbe, action_conformance};
+pub use repository::repository_conformance;
+pub use secret_store::secret_store_conformance;
