@@ -9,7 +9,7 @@
 //!
 //! `AZURE_AUTHORITY_HOST` selects a sovereign cloud. To try it with no Azure
 //! account, against the test peer `oidc-provider` (installed by
-//! `./scripts/test`; see `session_testkit::oidc`):
+//! `./scripts/test`; see `session_testkit::peers::oidc`):
 //!
 //! ```sh
 //! echo '{"nodeModules": ".cache/peers/node/node_modules"}' > /tmp/oidc.json

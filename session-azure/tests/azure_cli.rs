@@ -1,7 +1,7 @@
 //! The Azure CLI sink end to end: a device-code session signed in against
 //! the loopback OAuth peer (oidc-provider, with the Azure CLI's client id)
 //! writes the CLI's files, and the Azure CLI's own code (`azure-cli-core`,
-//! MSAL Python, `session_testkit::azure_cli`) reads them back offline: the
+//! MSAL Python, `session_testkit::readers::azure_cli`) reads them back offline: the
 //! subscription, the default, the user, and the access token from the cache.
 //! Stop gives the user's own files back.
 

@@ -1,6 +1,6 @@
 //! The `azure` provider and the `TokenCredential` adapter against a real
 //! OAuth 2.0 server on loopback: panva's `oidc-provider` with Entra-shaped
-//! paths (`session_testkit::oidc`, installed by `./scripts/test` from npm).
+//! paths (`session_testkit::peers::oidc`, installed by `./scripts/test` from npm).
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -162,3 +162,72 @@ fn redfish_get_and_sessions_use_the_active_session() {
     }
     rt.block_on(server.shutdown());
 }
+
+/// Providers are built on first use of their session type: an AWS setting
+/// that breaks every AWS session (`AWS_REGION='not a region'`) does not stop
+/// a Redfish session from starting, and the AWS session's error names the
+/// setting.
+#[cfg(feature = "aws")]
+#[test]
+fn a_bad_aws_region_breaks_only_aws_sessions() {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let server = rt.block_on(async {
+        RedfishServer::builder()
+            .account("admin", Secret::new(BMC_PASSWORD), Role::Administrator)
+            .build()
+            .expect("server")
+            .start()
+            .await
+            .expect("start")
+    });
+    let fx = Fixture::new();
+    let ca = fx.dir.path().join("bmc-ca.pem");
+    std::fs::write(&ca, server.ca_pem().expect("CA")).expect("write CA");
+    let endpoint = server.base_url().trim_end_matches('/').to_owned();
+    let mut command = fx.command(&[
+        "add",
+        "redfish",
+        "my-bmc",
+        "--endpoint",
+        &endpoint,
+        "--username",
+        "admin",
+        "--ca-file",
+        ca.to_str().expect("utf-8"),
+    ]);
+    command.env("SESSIONCTL_PASSPHRASE", PASSPHRASE);
+    Fixture::run_with_stdin(command, format!("{BMC_PASSWORD}\n").as_bytes()).ok();
+    let mut command = fx.command(&[
+        "add",
+        "aws-iam-user",
+        "dev",
+        "--access-key-id",
+        "AKIAIOSFODNN7EXAMPLE",
+    ]);
+    command.env("SESSIONCTL_PASSPHRASE", PASSPHRASE);
+    Fixture::run_with_stdin(command, b"wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY\n").ok();
+
+    let start = |name: &str| {
+        Run::from(
+            fx.command(&["start", name])
+                .env("SESSIONCTL_PASSPHRASE", PASSPHRASE)
+                .env("AWS_REGION", "not a region")
+                .output()
+                .expect("run sessionctl"),
+        )
+    };
+    let aws = start("dev");
+    let line = aws.one_line_error();
+    assert!(
+        line.contains("region") && line.contains("not a region"),
+        "the AWS session fails on the setting: {line}"
+    );
+    let bmc = start("my-bmc");
+    assert_eq!(bmc.code, Some(0), "{bmc:#?}");
+    assert!(bmc.stdout.contains("active"), "{bmc:#?}");
+    rt.block_on(server.shutdown());
+}

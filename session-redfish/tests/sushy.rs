@@ -1,5 +1,5 @@
 //! The Redfish client against OpenStack's `sushy-emulator` (a pinned test
-//! peer, `session_testkit::sushy`): a real third-party Redfish service with
+//! peer, `session_testkit::peers::sushy`): a real third-party Redfish service with
 //! HTTP Basic authentication and no SessionService, so the client must fall
 //! back to Basic.
 
