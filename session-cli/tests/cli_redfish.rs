@@ -10,47 +10,81 @@ use session_core::{Secret, SessionStatus};
 
 use common::*;
 
-use session_redfish::server::{RedfishServer, Role};
+use session_redfish::server::{RedfishServer, RedfishServerHandle, Role};
 
 const BMC_PASSWORD: &str = "bmc-password-canary-42";
+
+/// The crate's embedded Redfish server with one `admin` account, and a
+/// workspace whose sessions trust its CA. The server stops on drop.
+struct Bmc {
+    rt: tokio::runtime::Runtime,
+    server: Option<RedfishServerHandle>,
+    fx: Fixture,
+    ca: std::path::PathBuf,
+}
+
+impl Bmc {
+    fn start() -> Self {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .expect("runtime");
+        let server = rt.block_on(async {
+            RedfishServer::builder()
+                .account("admin", Secret::new(BMC_PASSWORD), Role::Administrator)
+                .build()
+                .expect("server")
+                .start()
+                .await
+                .expect("start")
+        });
+        let fx = Fixture::new();
+        let ca = fx.dir.path().join("bmc-ca.pem");
+        std::fs::write(&ca, server.ca_pem().expect("CA")).expect("write CA");
+        Self {
+            rt,
+            server: Some(server),
+            fx,
+            ca,
+        }
+    }
+
+    /// `add redfish NAME` for `admin`, with `password` on stdin.
+    fn add(&self, name: &str, password: &str) -> Run {
+        let server = self.server.as_ref().expect("running");
+        let endpoint = server.base_url().trim_end_matches('/');
+        let mut command = self.fx.command(&[
+            "add",
+            "redfish",
+            name,
+            "--endpoint",
+            endpoint,
+            "--username",
+            "admin",
+            "--ca-file",
+            self.ca.to_str().expect("utf-8"),
+        ]);
+        command.env("SESSIONCTL_PASSPHRASE", PASSPHRASE);
+        Fixture::run_with_stdin(command, format!("{password}\n").as_bytes())
+    }
+}
+
+impl Drop for Bmc {
+    fn drop(&mut self) {
+        if let Some(server) = self.server.take() {
+            self.rt.block_on(server.shutdown());
+        }
+    }
+}
 
 /// add, start, rotate, stop twice against the crate's embedded server; a
 /// wrong password is one clear line; the password never shows.
 #[test]
 fn add_start_rotate_stop_a_redfish_session() {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-        .expect("runtime");
-    let server = rt.block_on(async {
-        RedfishServer::builder()
-            .account("admin", Secret::new(BMC_PASSWORD), Role::Administrator)
-            .build()
-            .expect("server")
-            .start()
-            .await
-            .expect("start")
-    });
-    let fx = Fixture::new();
-    let ca = fx.dir.path().join("bmc-ca.pem");
-    std::fs::write(&ca, server.ca_pem().expect("CA")).expect("write CA");
-    let endpoint = server.base_url().trim_end_matches('/').to_owned();
-    let add = |name: &str, password: &str| {
-        let mut command = fx.command(&[
-            "add",
-            "redfish",
-            name,
-            "--endpoint",
-            &endpoint,
-            "--username",
-            "admin",
-            "--ca-file",
-            ca.to_str().expect("utf-8"),
-        ]);
-        command.env("SESSIONCTL_PASSPHRASE", PASSPHRASE);
-        Fixture::run_with_stdin(command, format!("{password}\n").as_bytes())
-    };
+    let bmc = Bmc::start();
+    let fx = &bmc.fx;
+    let add = |name: &str, password: &str| bmc.add(name, password);
     assert!(
         add("bmc", BMC_PASSWORD)
             .ok()
@@ -93,43 +127,15 @@ fn add_start_rotate_stop_a_redfish_session() {
         !workspace.contains(BMC_PASSWORD),
         "the password is not in the workspace"
     );
-    rt.block_on(server.shutdown());
 }
 
 /// `redfish get` and `redfish sessions` through an active session; an
 /// inactive one is refused with one clear line.
 #[test]
 fn redfish_get_and_sessions_use_the_active_session() {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-        .expect("runtime");
-    let server = rt.block_on(async {
-        RedfishServer::builder()
-            .account("admin", Secret::new(BMC_PASSWORD), Role::Administrator)
-            .build()
-            .expect("server")
-            .start()
-            .await
-            .expect("start")
-    });
-    let fx = Fixture::new();
-    let ca = fx.dir.path().join("bmc-ca.pem");
-    std::fs::write(&ca, server.ca_pem().expect("CA")).expect("write CA");
-    let mut command = fx.command(&[
-        "add",
-        "redfish",
-        "bmc",
-        "--endpoint",
-        server.base_url(),
-        "--username",
-        "admin",
-        "--ca-file",
-        ca.to_str().expect("utf-8"),
-    ]);
-    command.env("SESSIONCTL_PASSPHRASE", PASSPHRASE);
-    Fixture::run_with_stdin(command, format!("{BMC_PASSWORD}\n").as_bytes()).ok();
+    let bmc = Bmc::start();
+    let fx = &bmc.fx;
+    bmc.add("bmc", BMC_PASSWORD).ok();
 
     let inactive = fx.run_unlocked(&["redfish", "get", "bmc"]);
     assert!(
@@ -160,7 +166,6 @@ fn redfish_get_and_sessions_use_the_active_session() {
     for out in [&get, &table, &json] {
         assert!(!out.stdout.contains(BMC_PASSWORD) && !out.stderr.contains(BMC_PASSWORD));
     }
-    rt.block_on(server.shutdown());
 }
 
 /// Providers are built on first use of their session type: an AWS setting
@@ -170,37 +175,9 @@ fn redfish_get_and_sessions_use_the_active_session() {
 #[cfg(feature = "aws")]
 #[test]
 fn a_bad_aws_region_breaks_only_aws_sessions() {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-        .expect("runtime");
-    let server = rt.block_on(async {
-        RedfishServer::builder()
-            .account("admin", Secret::new(BMC_PASSWORD), Role::Administrator)
-            .build()
-            .expect("server")
-            .start()
-            .await
-            .expect("start")
-    });
-    let fx = Fixture::new();
-    let ca = fx.dir.path().join("bmc-ca.pem");
-    std::fs::write(&ca, server.ca_pem().expect("CA")).expect("write CA");
-    let endpoint = server.base_url().trim_end_matches('/').to_owned();
-    let mut command = fx.command(&[
-        "add",
-        "redfish",
-        "my-bmc",
-        "--endpoint",
-        &endpoint,
-        "--username",
-        "admin",
-        "--ca-file",
-        ca.to_str().expect("utf-8"),
-    ]);
-    command.env("SESSIONCTL_PASSPHRASE", PASSPHRASE);
-    Fixture::run_with_stdin(command, format!("{BMC_PASSWORD}\n").as_bytes()).ok();
+    let bmc = Bmc::start();
+    let fx = &bmc.fx;
+    bmc.add("my-bmc", BMC_PASSWORD).ok();
     let mut command = fx.command(&[
         "add",
         "aws-iam-user",
@@ -229,5 +206,4 @@ fn a_bad_aws_region_breaks_only_aws_sessions() {
     let bmc = start("my-bmc");
     assert_eq!(bmc.code, Some(0), "{bmc:#?}");
     assert!(bmc.stdout.contains("active"), "{bmc:#?}");
-    rt.block_on(server.shutdown());
 }

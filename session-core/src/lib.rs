@@ -60,6 +60,7 @@
 //! ```
 
 mod action;
+mod blocking;
 mod clock;
 pub mod device_code;
 mod error;

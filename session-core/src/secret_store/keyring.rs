@@ -135,18 +135,16 @@ impl KeyringSecretStore {
         &self,
         f: impl FnOnce(&Inner) -> Result<T> + Send + 'static,
     ) -> Result<T> {
-        let inner = Arc::clone(&self.inner);
-        match tokio::task::spawn_blocking(move || f(&inner)).await {
-            Ok(result) => result,
-            Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
-            Err(_) => Err(Error::secret_store(
+        crate::blocking::run(&self.inner, f, || {
+            Error::secret_store(
                 format!(
                     "keyring service {:?}: the keychain call was cancelled",
                     self.inner.service
                 ),
                 None,
-            )),
-        }
+            )
+        })
+        .await
     }
 }
 

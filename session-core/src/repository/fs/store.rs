@@ -141,15 +141,14 @@ impl FsWorkspace {
         &self,
         f: impl FnOnce(&Inner) -> Result<T> + Send + 'static,
     ) -> Result<T> {
-        let inner = Arc::clone(&self.inner);
-        match tokio::task::spawn_blocking(move || f(&inner)).await {
-            Ok(result) => result,
-            Err(join) => Err(Error::storage(
+        crate::blocking::run(&self.inner, f, || {
+            Error::storage(
                 &self.inner.path,
-                format!("workspace I/O task failed: {join}"),
+                "the workspace I/O task was cancelled",
                 None,
-            )),
-        }
+            )
+        })
+        .await
     }
 
     /// Runs a change under the cross-process lock and writes the result.

@@ -160,18 +160,16 @@ impl EncryptedFileSecretStore {
         &self,
         f: impl FnOnce(&Inner) -> Result<T> + Send + 'static,
     ) -> Result<T> {
-        let inner = Arc::clone(&self.inner);
-        match tokio::task::spawn_blocking(move || f(&inner)).await {
-            Ok(result) => result,
-            Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
-            Err(_) => Err(Error::secret_store(
+        crate::blocking::run(&self.inner, f, || {
+            Error::secret_store(
                 format!(
                     "{}: the file operation was cancelled",
                     self.inner.path.display()
                 ),
                 None,
-            )),
-        }
+            )
+        })
+        .await
     }
 
     /// Read-modify-write under the cross-process lock. `change` returns its
