@@ -3,16 +3,17 @@
 //! token is never written, ended and expired sessions are dropped, and the
 //! last use is carried over.
 
+mod common;
+
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
 use reqwest::{Client, StatusCode};
-use serde_json::json;
 use session_core::{Clock, FsWorkspace, ManualClock, Secret, SystemClock, WorkspaceRepository};
 use session_redfish::server::{RedfishServer, RedfishServerHandle, Role, SERVER_SESSION_TYPE};
 
-const SESSIONS: &str = "/redfish/v1/SessionService/Sessions";
+use common::{Login, SESSIONS, get, login};
 
 async fn server(
     file: &Path,
@@ -33,25 +34,9 @@ async fn server(
     (h, Client::new(), workspace)
 }
 
-async fn login(h: &RedfishServerHandle, c: &Client, user: &str, pw: &str) -> (String, String) {
-    let res = c
-        .post(format!("{}{SESSIONS}", h.base_url()))
-        .json(&json!({"UserName": user, "Password": pw}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), StatusCode::CREATED);
-    let token = res.headers()["x-auth-token"].to_str().unwrap().to_owned();
-    let location = res.headers()["location"].to_str().unwrap().to_owned();
-    (token, location)
-}
-
 async fn status(h: &RedfishServerHandle, c: &Client, token: &str) -> StatusCode {
-    c.get(format!("{}/redfish/v1/SessionService", h.base_url()))
-        .header("X-Auth-Token", token)
-        .send()
+    get(h, c, "/redfish/v1/SessionService", token)
         .await
-        .unwrap()
         .status()
 }
 
@@ -80,9 +65,12 @@ async fn sessions_survive_a_restart_without_their_tokens_on_disk() {
     let clock = Arc::new(ManualClock::new(SystemClock.now()));
 
     let (h, c, ws) = server(&file, &clock, true).await;
-    let (kept, _) = login(&h, &c, "admin", "admin-pw").await;
-    let (deleted, deleted_uri) = login(&h, &c, "admin", "admin-pw").await;
-    let (reader, _) = login(&h, &c, "reader", "reader-pw").await;
+    let kept = login(&h, &c, "admin", "admin-pw").await.token;
+    let Login {
+        token: deleted,
+        location: deleted_uri,
+    } = login(&h, &c, "admin", "admin-pw").await;
+    let reader = login(&h, &c, "reader", "reader-pw").await.token;
     records(&ws, 3).await;
     let res = c
         .delete(format!("{}{deleted_uri}", h.base_url()))
@@ -166,7 +154,7 @@ async fn without_persistence_a_restart_forgets_sessions() {
     assert_eq!(server.restore_sessions().await.unwrap(), 0);
     let h = server.start().await.unwrap();
     let c = Client::new();
-    let (token, _) = login(&h, &c, "admin", "admin-pw").await;
+    let token = login(&h, &c, "admin", "admin-pw").await.token;
     h.shutdown().await;
     let h = build().start().await.unwrap();
     assert_eq!(status(&h, &c, &token).await, StatusCode::UNAUTHORIZED);
