@@ -41,7 +41,7 @@ pub mod federated;
 mod iam_user;
 mod lifecycle;
 pub mod mfa;
-mod provide;
+mod sdk_credentials;
 mod providers;
 pub mod secret_names;
 pub mod sink;
@@ -55,7 +55,7 @@ pub use credentials::AwsCredentials;
 pub use federated::{FederatedRoleConfig, FederatedRoleIssuer, FederatedRoleProvider};
 pub use iam_user::{IamUserConfig, IamUserIssuer, IamUserProvider};
 pub use lifecycle::{CommonAwsConfig, CredentialSessionProvider, IssueCredentials};
-pub use provide::SessionCredentialsProvider;
+pub use sdk_credentials::SessionCredentialsProvider;
 pub use providers::CredentialProviders;
 pub use sso::{SsoRoleConfig, SsoRoleProvider};
 
