@@ -64,6 +64,8 @@ impl SessionManager {
     /// token), so it never races the provider.
     ///
     /// The lease carries the session as stored once the gate was taken.
+    /// Never take it inside a provider's start, stop or rotate of the same
+    /// session: the manager holds the gate then, so it would wait forever.
     ///
     /// # Errors
     ///

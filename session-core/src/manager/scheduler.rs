@@ -9,7 +9,7 @@ use tokio::sync::{broadcast, watch};
 use tokio::task::JoinHandle;
 
 use super::SessionManager;
-use crate::{Operation, Session, SessionId, SessionStatus};
+use crate::{Error, Operation, Session, SessionId, SessionStatus};
 
 /// When the [`RotationScheduler`] rotates.
 ///
@@ -197,9 +197,20 @@ async fn run(
         issued.retain(|id, _| live.contains(id));
         failed.retain(|id, _| live.contains(id));
         for session in &sessions {
-            let rotatable = manager
-                .provider(&session.session_type)
-                .is_ok_and(|p| p.capabilities().rotate);
+            let rotatable = match manager.provider(&session.session_type) {
+                Ok(provider) => provider.capabilities().rotate,
+                // No provider for the type: nothing this process can rotate.
+                Err(Error::Unsupported { .. }) => false,
+                Err(error) => {
+                    // A provider built on first use whose settings are wrong.
+                    tracing::warn!(
+                        session_id = %session.session_id,
+                        category = error.category(),
+                        "rotation scheduler cannot build the provider: {error}"
+                    );
+                    false
+                }
+            };
             if !rotatable {
                 continue;
             }
