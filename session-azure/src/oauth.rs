@@ -545,6 +545,36 @@ mod tests {
         task.await.unwrap()
     }
 
+    /// Serves `s`, asks for a device code, then polls (`default_interval`
+    /// when the server names none) on the script's clock until the sign-in
+    /// ends: the prompt, the server's interval and the outcome.
+    async fn device_sign_in(
+        s: &Script,
+        default_interval: Duration,
+    ) -> (DeviceCodePrompt, Option<Duration>, Result<Token>) {
+        let base = serve(s.clone()).await;
+        let http = http_client().unwrap();
+        let cfg = config(&base);
+        let device = device_authorization(&http, &cfg, s.clock.now(), "session 'az'")
+            .await
+            .unwrap();
+        let (prompt, interval) = (device.prompt.clone(), device.interval);
+        let clock = s.clock.clone();
+        let task = tokio::spawn(async move {
+            poll_device(
+                &http,
+                &cfg,
+                &device,
+                default_interval,
+                &FnPrompter::new(|_| {}),
+                &*clock,
+                "session 'az'",
+            )
+            .await
+        });
+        (prompt, interval, drive(&s.clock, task).await)
+    }
+
     #[tokio::test]
     async fn device_flow_honours_interval_pending_and_slow_down() {
         let s = script(vec![
@@ -563,34 +593,12 @@ mod tests {
                 "expires_in": "3599", "refresh_token": "rt-1"}),
             ),
         ]);
-        let base = serve(s.clone()).await;
-        let http = http_client().unwrap();
-        let cfg = config(&base);
-        let device = device_authorization(&http, &cfg, s.clock.now(), "session 'az'")
-            .await
-            .unwrap();
-        assert_eq!(device.prompt.user_code, "ABCD-EFGH");
-        assert!(
-            device.prompt.message.contains("ABCD-EFGH"),
-            "{}",
-            device.prompt.message
-        );
-        assert_eq!(device.prompt.expires_in, Duration::from_secs(900));
-        let clock = s.clock.clone();
-        let start = clock.now();
-        let task = tokio::spawn(async move {
-            poll_device(
-                &http,
-                &cfg,
-                &device,
-                DEFAULT_POLL_INTERVAL,
-                &FnPrompter::new(|_| {}),
-                &*clock,
-                "session 'az'",
-            )
-            .await
-        });
-        let token = drive(&s.clock, task).await.unwrap();
+        let start = s.clock.now();
+        let (prompt, _, token) = device_sign_in(&s, DEFAULT_POLL_INTERVAL).await;
+        assert_eq!(prompt.user_code, "ABCD-EFGH");
+        assert!(prompt.message.contains("ABCD-EFGH"), "{}", prompt.message);
+        assert_eq!(prompt.expires_in, Duration::from_secs(900));
+        let token = token.unwrap();
         assert_eq!(token.access_token.expose(), "at-1");
         assert_eq!(token.refresh_token.as_ref().unwrap().expose(), "rt-1");
         let seen = s.seen.lock().unwrap().clone();
@@ -624,27 +632,9 @@ mod tests {
                 ),
                 (400, reply),
             ]);
-            let base = serve(s.clone()).await;
-            let http = http_client().unwrap();
-            let cfg = config(&base);
-            let device = device_authorization(&http, &cfg, s.clock.now(), "s")
-                .await
-                .unwrap();
-            assert_eq!(device.interval, None);
-            let clock = s.clock.clone();
-            let task = tokio::spawn(async move {
-                poll_device(
-                    &http,
-                    &cfg,
-                    &device,
-                    Duration::from_secs(1),
-                    &FnPrompter::new(|_| {}),
-                    &*clock,
-                    "s",
-                )
-                .await
-            });
-            let err = drive(&s.clock, task).await.unwrap_err();
+            let (_, interval, outcome) = device_sign_in(&s, Duration::from_secs(1)).await;
+            assert_eq!(interval, None);
+            let err = outcome.unwrap_err();
             assert_eq!(err.category(), category, "{err}");
         }
         // No approval before the code's expiry: stops by the clock.
@@ -659,26 +649,8 @@ mod tests {
                 replies.push_back((400, json!({"error": "authorization_pending"})));
             }
         }
-        let base = serve(s.clone()).await;
-        let http = http_client().unwrap();
-        let cfg = config(&base);
-        let device = device_authorization(&http, &cfg, s.clock.now(), "s")
-            .await
-            .unwrap();
-        let clock = s.clock.clone();
-        let task = tokio::spawn(async move {
-            poll_device(
-                &http,
-                &cfg,
-                &device,
-                DEFAULT_POLL_INTERVAL,
-                &FnPrompter::new(|_| {}),
-                &*clock,
-                "s",
-            )
-            .await
-        });
-        let err = drive(&s.clock, task).await.unwrap_err();
+        let (_, _, outcome) = device_sign_in(&s, DEFAULT_POLL_INTERVAL).await;
+        let err = outcome.unwrap_err();
         assert_eq!(err.category(), "unauthenticated");
         assert!(err.to_string().contains("expired"), "{err}");
         assert_eq!(

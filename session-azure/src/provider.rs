@@ -409,9 +409,8 @@ impl SessionAction for AzureProvider {
                 .delete(&Self::key(session, REFRESH_TOKEN)?)
                 .await?;
         }
-        let mut inactive = session.clone();
-        inactive.config.set(&config)?;
-        inactive.expiration = None;
+        // Becoming inactive clears the expiry and start time.
+        let mut inactive = session.clone().with_config(&config)?;
         inactive.transition(SessionStatus::Inactive, ctx.clock.now())?;
         Ok(inactive)
     }

@@ -355,9 +355,8 @@ impl SessionAction for RedfishProvider {
         ctx.secrets.delete(&key).await?;
         config.session_uri = None;
         config.auth_mode = None;
-        let mut inactive = session.clone();
-        inactive.config.set(&config)?;
-        inactive.expiration = None;
+        // Becoming inactive clears the expiry and start time.
+        let mut inactive = session.clone().with_config(&config)?;
         inactive.transition(SessionStatus::Inactive, ctx.clock.now())?;
         Ok(inactive)
     }
