@@ -23,7 +23,10 @@ use crate::{Error, Operation, Session, SessionId, SessionStatus};
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct RotationPolicy {
-    /// How long before expiry to rotate. Default 5 minutes.
+    /// How long before expiry to rotate. Default
+    /// [`DEFAULT_MIN_TTL`](crate::DEFAULT_MIN_TTL) (5 minutes), the lifetime
+    /// [`SessionManager::ensure_active`](crate::SessionManager::ensure_active)
+    /// callers get by default, so a scheduled session is never rotated by them too.
     pub window: Duration,
     /// Up to how much earlier still, per session. Default 60 seconds.
     pub jitter: Duration,
@@ -39,7 +42,7 @@ pub struct RotationPolicy {
 impl Default for RotationPolicy {
     fn default() -> Self {
         Self {
-            window: Duration::from_secs(300),
+            window: crate::DEFAULT_MIN_TTL,
             jitter: Duration::from_secs(60),
             retry_after: Duration::from_secs(60),
             rescan: Duration::from_secs(60),
