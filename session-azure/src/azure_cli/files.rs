@@ -50,13 +50,19 @@ impl AzureCliFiles {
         Self::from_lookup(|name| std::env::var_os(name))
     }
 
-    /// [`from_env`](Self::from_env) with the variables given by `lookup`
-    /// (`AZURE_CONFIG_DIR`, `HOME`).
+    /// [`from_env`](Self::from_env) from the given variables
+    /// (`AZURE_CONFIG_DIR`, `HOME`), so tests need not change the process
+    /// environment. Empty values count as unset.
     ///
     /// # Errors
     ///
     /// As [`from_env`](Self::from_env).
-    pub fn from_lookup(lookup: impl Fn(&str) -> Option<OsString>) -> Result<Self> {
+    pub fn from_env_iter(vars: impl IntoIterator<Item = (String, String)>) -> Result<Self> {
+        let vars: std::collections::HashMap<String, String> = vars.into_iter().collect();
+        Self::from_lookup(|name| vars.get(name).map(OsString::from))
+    }
+
+    pub(crate) fn from_lookup(lookup: impl Fn(&str) -> Option<OsString>) -> Result<Self> {
         let home = || {
             lookup("HOME")
                 .filter(|h| !h.is_empty())

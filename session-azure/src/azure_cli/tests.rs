@@ -1,6 +1,5 @@
 //! Tests of the Azure CLI sink: publish and withdraw on real files.
 
-use std::ffi::OsString;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::time::Duration;
@@ -325,22 +324,22 @@ fn a_symlinked_profile_stays_a_link() {
 }
 
 #[test]
-fn from_lookup_follows_azure_config_dir_then_home() {
-    let lookup = |pairs: &'static [(&'static str, &'static str)]| {
-        move |name: &str| {
+fn from_env_iter_follows_azure_config_dir_then_home() {
+    let files = |pairs: &[(&str, &str)]| {
+        AzureCliFiles::from_env_iter(
             pairs
                 .iter()
-                .find(|(k, _)| *k == name)
-                .map(|(_, v)| OsString::from(v))
-        }
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned())),
+        )
     };
-    let f = AzureCliFiles::from_lookup(lookup(&[("HOME", "/h")])).unwrap();
+    let f = files(&[("HOME", "/h")]).unwrap();
     assert_eq!(f.dir(), Path::new("/h/.azure"));
-    let f = AzureCliFiles::from_lookup(lookup(&[("HOME", "/h"), ("AZURE_CONFIG_DIR", "~/az")]))
-        .unwrap();
+    let f = files(&[("HOME", "/h"), ("AZURE_CONFIG_DIR", "~/az")]).unwrap();
     assert_eq!(f.dir(), Path::new("/h/az"));
-    let f = AzureCliFiles::from_lookup(lookup(&[("AZURE_CONFIG_DIR", "/x")])).unwrap();
+    let f = files(&[("AZURE_CONFIG_DIR", "/x")]).unwrap();
     assert_eq!(f.token_cache_path(), Path::new("/x/msal_token_cache.json"));
-    let err = AzureCliFiles::from_lookup(lookup(&[])).unwrap_err();
+    let f = files(&[("HOME", "/h"), ("AZURE_CONFIG_DIR", "")]).unwrap();
+    assert_eq!(f.dir(), Path::new("/h/.azure"), "empty counts as unset");
+    let err = files(&[]).unwrap_err();
     assert!(err.to_string().contains("HOME"), "{err}");
 }
