@@ -41,8 +41,8 @@ pub mod federated;
 mod iam_user;
 mod lifecycle;
 pub mod mfa;
-mod sdk_credentials;
 mod providers;
+mod sdk_credentials;
 pub mod secret_names;
 pub mod sink;
 pub mod sso;
@@ -55,8 +55,8 @@ pub use credentials::AwsCredentials;
 pub use federated::{FederatedRoleConfig, FederatedRoleIssuer, FederatedRoleProvider};
 pub use iam_user::{IamUserConfig, IamUserIssuer, IamUserProvider};
 pub use lifecycle::{CommonAwsConfig, CredentialSessionProvider, IssueCredentials};
-pub use sdk_credentials::SessionCredentialsProvider;
 pub use providers::CredentialProviders;
+pub use sdk_credentials::SessionCredentialsProvider;
 pub use sso::{SsoRoleConfig, SsoRoleProvider};
 
 /// The AWS STS SDK that [`AwsClientConfig::sts`] returns clients of, so a
