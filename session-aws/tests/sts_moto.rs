@@ -1,75 +1,21 @@
 //! The IAM-user and chained-role providers against moto, a real STS
 //! implementation on 127.0.0.1 (installed by `./scripts/test`).
 
+mod common;
+
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures::FutureExt;
+use common::{add_iam_user, client, context, pending, probe, store_user_key, unreachable_client};
 use session_aws::{
-    AwsClientConfig, AwsCredentials, ChainedRoleConfig, ChainedRoleProvider, IamUserConfig,
-    IamUserProvider,
+    AwsClientConfig, AwsCredentials, ChainedRoleConfig, ChainedRoleProvider, IamUserProvider,
 };
 use session_core::{
-    ActionContext, Clock, Error, InMemorySecretStore, InMemoryWorkspace, ManualClock, Secret,
-    SecretStore, Session, SessionAction, SessionManager, SessionStatus, SessionType, SystemClock,
-    WorkspaceRepository,
+    Error, InMemorySecretStore, InMemoryWorkspace, Session, SessionAction, SessionManager,
+    SessionStatus, SessionType, WorkspaceRepository,
 };
 use session_testkit::peers::moto::MotoServer;
-use session_testkit::suites::{ActionFixture, CredentialProbe, action_conformance};
-
-fn client(moto: &MotoServer) -> AwsClientConfig {
-    AwsClientConfig::builder()
-        .endpoint_url(moto.endpoint_url())
-        .max_attempts(1)
-        .build()
-        .expect("client config")
-}
-
-/// A dummy long-term key: moto (without auth mode) accepts any signer.
-async fn store_user_key(secrets: &dyn SecretStore, session: &Session) {
-    AwsCredentials::store_long_term(
-        secrets,
-        session.session_id,
-        "AKIAIOSFODNN7EXAMPLE",
-        &Secret::new("wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"),
-    )
-    .await
-    .expect("store long-term key");
-}
-
-/// The issued credentials as a fingerprint: key id, token length and expiry.
-fn probe() -> CredentialProbe {
-    Arc::new(|ctx: ActionContext, session: Session| {
-        async move {
-            let creds = AwsCredentials::load_issued(ctx.secrets.as_ref(), session.session_id)
-                .await
-                .ok()??;
-            Some(format!(
-                "{}/{}/{:?}",
-                creds.access_key_id,
-                creds.session_token.map(|t| t.expose().len()).unwrap_or(0),
-                creds.expiration
-            ))
-        }
-        .boxed()
-    })
-}
-
-fn context() -> (ActionContext, Arc<ManualClock>) {
-    // Moto issues expiries from the real time, so the manual clock starts there.
-    let clock = Arc::new(ManualClock::new(SystemClock.now()));
-    (
-        ActionContext::new(clock.clone(), Arc::new(InMemorySecretStore::new())),
-        clock,
-    )
-}
-
-fn pending(mut session: Session) -> Session {
-    session
-        .transition(SessionStatus::Pending, SystemClock.now())
-        .expect("inactive -> pending");
-    session
-}
+use session_testkit::suites::{ActionFixture, action_conformance};
 
 #[tokio::test]
 async fn iam_user_passes_the_conformance_harness() {
@@ -157,16 +103,7 @@ async fn manager_starts_a_chain_against_moto() {
         .provider(Arc::new(ChainedRoleProvider::without_sink(client(&moto))))
         .build()
         .expect("manager");
-    let user = manager
-        .add(
-            Session::new("dev-user", SessionType::AwsIamUser)
-                .expect("s")
-                .with_config(&IamUserConfig::default().with_duration_seconds(7200))
-                .expect("config"),
-        )
-        .await
-        .expect("add");
-    store_user_key(secrets.as_ref(), &user).await;
+    let user = add_iam_user(&manager, secrets.as_ref(), "dev-user", 7200).await;
     let mut role = ChainedRoleConfig::new("arn:aws:iam::210987654321:role/Deploy");
     role.role_session_name = Some("ci-deploy".into());
     role.tags.insert("team".into(), "infra".into());
@@ -229,11 +166,7 @@ async fn manager_starts_a_chain_against_moto() {
 #[tokio::test]
 async fn invalid_config_is_refused_without_a_call() {
     // An endpoint where nothing listens: a call would be Unavailable.
-    let client = AwsClientConfig::builder()
-        .endpoint_url("http://127.0.0.1:9")
-        .max_attempts(1)
-        .build()
-        .expect("client");
+    let client = unreachable_client();
     let (ctx, _clock) = context();
     let parent = Session::new("p", SessionType::AwsIamUser).expect("s");
     let ctx = ctx.with_parent(parent);
@@ -297,16 +230,7 @@ async fn a_session_is_a_credentials_provider_for_sdk_clients() {
         .provider(Arc::new(IamUserProvider::without_sink(client(&moto))))
         .build()
         .expect("manager");
-    let user = manager
-        .add(
-            Session::new("sdk-user", SessionType::AwsIamUser)
-                .expect("s")
-                .with_config(&IamUserConfig::default().with_duration_seconds(900))
-                .expect("config"),
-        )
-        .await
-        .expect("add");
-    store_user_key(secrets.as_ref(), &user).await;
+    add_iam_user(&manager, secrets.as_ref(), "sdk-user", 900).await;
     let mut events = manager.subscribe();
 
     let provider = SessionCredentialsProvider::new(manager.clone(), "sdk-user");
