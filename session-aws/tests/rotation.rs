@@ -13,12 +13,12 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::add_iam_user;
+use common::{add_chained_role, add_iam_user};
 use session_aws::sink::SharedCredentialsFile;
 use session_aws::{ChainedRoleConfig, ChainedRoleProvider, IamUserProvider};
 use session_core::{
     Clock, InMemorySecretStore, InMemoryWorkspace, ManualClock, RotationPolicy, RotationScheduler,
-    Session, SessionEventKind, SessionManager, SessionType, SystemClock, WorkspaceRepository,
+    SessionEventKind, SessionManager, SystemClock, WorkspaceRepository,
 };
 use session_testkit::peers::moto::MotoServer;
 
@@ -68,16 +68,7 @@ async fn the_scheduler_rotates_before_expiry_and_the_file_follows() {
     let user = add_iam_user(&manager, secrets.as_ref(), "rot-user", 1800).await;
     let mut role = ChainedRoleConfig::new("arn:aws:iam::123456789012:role/Rotated");
     role.duration_seconds = Some(900);
-    let child = manager
-        .add(
-            Session::new("rot-role", SessionType::AwsIamRoleChained)
-                .expect("s")
-                .with_parent(user.session_id)
-                .with_config(&role)
-                .expect("config"),
-        )
-        .await
-        .expect("add");
+    let child = add_chained_role(&manager, "rot-role", &user, &role).await;
     manager.start("rot-role").await.expect("start the chain");
     let user_started = repo.get(user.session_id).await.expect("get");
     let child_started = repo.get(child.session_id).await.expect("get");

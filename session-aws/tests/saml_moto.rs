@@ -9,14 +9,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use base64::Engine as _;
-use common::{client, context, pending, probe, unreachable_client};
+use common::{client, conformance_in_every_form, context, pending, probe, unreachable_client};
 use session_aws::AwsCredentials;
 use session_aws::federated::{
     AssertionSourceConfig, FederatedRoleConfig, FederatedRoleProvider, FileSamlSource,
 };
 use session_core::{Clock, Error, Session, SessionAction, SessionStatus, SessionType, SystemClock};
 use session_testkit::peers::moto::MotoServer;
-use session_testkit::suites::{ActionFixture, action_conformance};
+use session_testkit::suites::ActionFixture;
 
 const ROLE: &str = "arn:aws:iam::111122223333:role/Federated";
 const IDP: &str = "arn:aws:iam::111122223333:saml-provider/MyIdP";
@@ -84,11 +84,7 @@ async fn federated_role_passes_the_conformance_harness() {
     };
     let provider = FederatedRoleProvider::without_sink(client(&moto))
         .with_source(Arc::new(FileSamlSource::new(&file)));
-    action_conformance(&provider, &fixture).await;
-    let boxed: Box<dyn SessionAction> = Box::new(provider.clone());
-    action_conformance(&boxed, &fixture).await;
-    let shared: Arc<dyn SessionAction> = Arc::new(provider);
-    action_conformance(&shared, &fixture).await;
+    conformance_in_every_form(provider, &fixture).await;
 }
 
 /// The issued credentials are temporary keys moto accepts for a signed call.

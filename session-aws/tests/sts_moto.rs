@@ -6,7 +6,10 @@ mod common;
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::{add_iam_user, client, context, pending, probe, store_user_key, unreachable_client};
+use common::{
+    add_chained_role, add_iam_user, client, conformance_in_every_form, context, pending, probe,
+    store_user_key, unreachable_client,
+};
 use session_aws::{
     AwsClientConfig, AwsCredentials, ChainedRoleConfig, ChainedRoleProvider, IamUserProvider,
 };
@@ -15,7 +18,7 @@ use session_core::{
     SessionStatus, SessionType, WorkspaceRepository,
 };
 use session_testkit::peers::moto::MotoServer;
-use session_testkit::suites::{ActionFixture, action_conformance};
+use session_testkit::suites::ActionFixture;
 
 #[tokio::test]
 async fn iam_user_passes_the_conformance_harness() {
@@ -35,12 +38,7 @@ async fn iam_user_passes_the_conformance_harness() {
         probe: probe(),
         pause_before_rotate: Duration::from_millis(1100),
     };
-    let provider = IamUserProvider::without_sink(client(&moto));
-    action_conformance(&provider, &fixture).await;
-    let boxed: Box<dyn SessionAction> = Box::new(provider.clone());
-    action_conformance(&boxed, &fixture).await;
-    let shared: Arc<dyn SessionAction> = Arc::new(provider);
-    action_conformance(&shared, &fixture).await;
+    conformance_in_every_form(IamUserProvider::without_sink(client(&moto)), &fixture).await;
 }
 
 #[tokio::test]
@@ -80,10 +78,7 @@ async fn chained_role_passes_the_conformance_harness() {
         probe: probe(),
         pause_before_rotate: Duration::ZERO,
     };
-    let provider = ChainedRoleProvider::without_sink(client(&moto));
-    action_conformance(&provider, &fixture).await;
-    let shared: Arc<dyn SessionAction> = Arc::new(provider);
-    action_conformance(&shared, &fixture).await;
+    conformance_in_every_form(ChainedRoleProvider::without_sink(client(&moto)), &fixture).await;
 }
 
 /// Through the manager: starting the child starts the parent, the child's
@@ -107,16 +102,7 @@ async fn manager_starts_a_chain_against_moto() {
     let mut role = ChainedRoleConfig::new("arn:aws:iam::210987654321:role/Deploy");
     role.role_session_name = Some("ci-deploy".into());
     role.tags.insert("team".into(), "infra".into());
-    let child = manager
-        .add(
-            Session::new("deploy", SessionType::AwsIamRoleChained)
-                .expect("s")
-                .with_parent(user.session_id)
-                .with_config(&role)
-                .expect("config"),
-        )
-        .await
-        .expect("add");
+    let child = add_chained_role(&manager, "deploy", &user, &role).await;
 
     let started = manager.start("deploy").await.expect("start the chain");
     assert_eq!(started.status(), SessionStatus::Active);

@@ -6,13 +6,13 @@
 use std::sync::Arc;
 
 use futures::FutureExt;
-use session_aws::{AwsClientConfig, AwsCredentials, IamUserConfig};
+use session_aws::{AwsClientConfig, AwsCredentials, ChainedRoleConfig, IamUserConfig};
 use session_core::{
     ActionContext, Clock, InMemorySecretStore, ManualClock, Secret, SecretStore, Session,
-    SessionManager, SessionStatus, SessionType, SystemClock,
+    SessionAction, SessionManager, SessionStatus, SessionType, SystemClock,
 };
 use session_testkit::peers::moto::MotoServer;
-use session_testkit::suites::CredentialProbe;
+use session_testkit::suites::{ActionFixture, CredentialProbe, action_conformance};
 
 /// A client for moto's STS, without retries.
 pub(crate) fn client(moto: &MotoServer) -> AwsClientConfig {
@@ -64,6 +64,39 @@ pub(crate) async fn add_iam_user(
         .expect("add");
     store_user_key(secrets, &user).await;
     user
+}
+
+/// Adds a chained role session `name` assuming `role` with `parent`'s
+/// credentials.
+pub(crate) async fn add_chained_role(
+    manager: &SessionManager,
+    name: &str,
+    parent: &Session,
+    role: &ChainedRoleConfig,
+) -> Session {
+    manager
+        .add(
+            Session::new(name, SessionType::AwsIamRoleChained)
+                .expect("s")
+                .with_parent(parent.session_id)
+                .with_config(role)
+                .expect("config"),
+        )
+        .await
+        .expect("add")
+}
+
+/// The conformance harness on `provider` itself, then boxed and shared as
+/// a `dyn SessionAction`.
+pub(crate) async fn conformance_in_every_form<P>(provider: P, fixture: &ActionFixture)
+where
+    P: SessionAction + Clone + 'static,
+{
+    action_conformance(&provider, fixture).await;
+    let boxed: Box<dyn SessionAction> = Box::new(provider.clone());
+    action_conformance(&boxed, fixture).await;
+    let shared: Arc<dyn SessionAction> = Arc::new(provider);
+    action_conformance(&shared, fixture).await;
 }
 
 /// The issued credentials as a fingerprint: key id, token length and expiry.
