@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use common::{
     add_chained_role, add_iam_user, client, conformance_in_every_form, context, pending, probe,
-    store_user_key, unreachable_client,
+    signed_caller_identity, store_user_key, unreachable_client,
 };
 use session_aws::{
     AwsClientConfig, AwsCredentials, ChainedRoleConfig, ChainedRoleProvider, IamUserProvider,
@@ -116,18 +116,7 @@ async fn manager_starts_a_chain_against_moto() {
         .await
         .expect("load")
         .expect("issued credentials");
-    assert!(
-        creds.access_key_id.starts_with("ASIA"),
-        "temporary credentials"
-    );
-    assert_eq!(started.expiration, creds.expiration);
-
-    let identity = client(&moto)
-        .sts("us-east-1", Some(&creds))
-        .get_caller_identity()
-        .send()
-        .await
-        .expect("GetCallerIdentity with the child's credentials");
+    let identity = signed_caller_identity(&moto, &started, &creds).await;
     assert_eq!(
         identity.arn(),
         Some("arn:aws:sts::210987654321:assumed-role/Deploy/ci-deploy")

@@ -5,6 +5,7 @@
 
 use std::sync::Arc;
 
+use aws_sdk_sts::operation::get_caller_identity::GetCallerIdentityOutput;
 use futures::FutureExt;
 use session_aws::{AwsClientConfig, AwsCredentials, ChainedRoleConfig, IamUserConfig};
 use session_core::{
@@ -31,6 +32,26 @@ fn client_for(endpoint_url: &str) -> AwsClientConfig {
         .max_attempts(1)
         .build()
         .expect("client config")
+}
+
+/// Checks that `creds` are temporary keys with `started`'s expiry, and
+/// signs a `GetCallerIdentity` call to moto with them.
+pub(crate) async fn signed_caller_identity(
+    moto: &MotoServer,
+    started: &Session,
+    creds: &AwsCredentials,
+) -> GetCallerIdentityOutput {
+    assert!(
+        creds.access_key_id.starts_with("ASIA"),
+        "temporary credentials"
+    );
+    assert_eq!(started.expiration, creds.expiration);
+    client(moto)
+        .sts("us-east-1", Some(creds))
+        .get_caller_identity()
+        .send()
+        .await
+        .expect("GetCallerIdentity with the issued credentials")
 }
 
 /// A dummy long-term key: moto (without auth mode) accepts any signer.
