@@ -33,6 +33,42 @@ pub struct AwsClientConfig {
     timeout: Option<Duration>,
 }
 
+/// Refuses an endpoint override (`field`) that is not an `http(s)://` URL.
+pub(crate) fn check_endpoint_url(field: &str, url: Option<&str>) -> Result<()> {
+    match url {
+        Some(url) if !(url.starts_with("http://") || url.starts_with("https://")) => {
+            Err(Error::invalid_input(
+                field,
+                format!("{url:?} must start with http:// or https://"),
+            ))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// Refuses `max_attempts` 0 (1 is a call without retries).
+pub(crate) fn check_max_attempts(max_attempts: Option<u32>) -> Result<()> {
+    if max_attempts == Some(0) {
+        return Err(Error::invalid_input("max attempts", "must be at least 1"));
+    }
+    Ok(())
+}
+
+/// The SDK's standard retry, with `max_attempts` attempts when set.
+pub(crate) fn retry_config(max_attempts: Option<u32>) -> RetryConfig {
+    match max_attempts {
+        Some(attempts) => RetryConfig::standard().with_max_attempts(attempts),
+        None => RetryConfig::standard(),
+    }
+}
+
+/// A whole call's timeout, retries included: `timeout` or 30 s.
+pub(crate) fn timeout_config(timeout: Option<Duration>) -> TimeoutConfig {
+    TimeoutConfig::builder()
+        .operation_timeout(timeout.unwrap_or(Duration::from_secs(30)))
+        .build()
+}
+
 /// Builds an [`AwsClientConfig`]; setters never fail, [`build`](Self::build) checks.
 #[derive(Clone, Debug, Default)]
 pub struct AwsClientConfigBuilder {
@@ -92,17 +128,8 @@ impl AwsClientConfigBuilder {
     /// Checks the settings: the endpoint must be an `http(s)://` URL, the
     /// attempts at least 1.
     pub fn build(self) -> Result<AwsClientConfig> {
-        if let Some(url) = &self.config.endpoint_url
-            && !(url.starts_with("http://") || url.starts_with("https://"))
-        {
-            return Err(Error::invalid_input(
-                "endpoint URL",
-                format!("{url:?} must start with http:// or https://"),
-            ));
-        }
-        if self.config.max_attempts == Some(0) {
-            return Err(Error::invalid_input("max attempts", "must be at least 1"));
-        }
+        check_endpoint_url("endpoint URL", self.config.endpoint_url.as_deref())?;
+        check_max_attempts(self.config.max_attempts)?;
         if let Some(region) = &self.config.region
             && (region.is_empty()
                 || !region
@@ -150,17 +177,8 @@ impl AwsClientConfig {
         let mut builder = aws_sdk_sts::Config::builder()
             .behavior_version(BehaviorVersion::latest())
             .region(Region::new(region.to_owned()))
-            .timeout_config(
-                TimeoutConfig::builder()
-                    .operation_timeout(self.timeout.unwrap_or(Duration::from_secs(30)))
-                    .build(),
-            );
-        builder = match self.max_attempts {
-            Some(attempts) => {
-                builder.retry_config(RetryConfig::standard().with_max_attempts(attempts))
-            }
-            None => builder.retry_config(RetryConfig::standard()),
-        };
+            .timeout_config(timeout_config(self.timeout))
+            .retry_config(retry_config(self.max_attempts));
         if let Some(url) = &self.endpoint_url {
             builder = builder.endpoint_url(url);
         }

@@ -7,8 +7,7 @@ use serde::{Deserialize, Serialize};
 use session_core::{ActionContext, Capabilities, Error, Result, Session, SessionType};
 
 use crate::lifecycle::{CredentialSessionProvider, IssueCredentials, from_sts, sealed};
-use crate::mfa::{MfaPrompt, NoMfaPrompt};
-use crate::sink::{CredentialSink, NoSink};
+use crate::mfa::MfaPrompt;
 use crate::{AwsClientConfig, AwsCredentials, error, validate};
 
 /// `GetSessionToken` accepts 900 s to 36 h (root users: at most 1 h).
@@ -73,31 +72,17 @@ pub struct IamUserIssuer {
     mfa: Arc<dyn MfaPrompt>,
 }
 
-impl IamUserProvider {
-    /// A provider that publishes to `sink`.
-    pub fn new(client: AwsClientConfig, sink: Arc<dyn CredentialSink>) -> Self {
-        Self {
-            issuer: IamUserIssuer {
-                client,
-                mfa: Arc::new(NoMfaPrompt),
-            },
-            sink,
-        }
+impl sealed::Sealed for IamUserIssuer {}
+
+impl sealed::MfaIssuer for IamUserIssuer {
+    fn from_parts(client: AwsClientConfig, mfa: Arc<dyn MfaPrompt>) -> Self {
+        Self { client, mfa }
     }
 
-    /// A provider that publishes nowhere (secret store only).
-    pub fn without_sink(client: AwsClientConfig) -> Self {
-        Self::new(client, Arc::new(NoSink))
-    }
-
-    /// Where MFA codes come from (default: none; MFA sessions then fail).
-    pub fn with_mfa(mut self, mfa: Arc<dyn MfaPrompt>) -> Self {
-        self.issuer.mfa = mfa;
-        self
+    fn mfa_mut(&mut self) -> &mut Arc<dyn MfaPrompt> {
+        &mut self.mfa
     }
 }
-
-impl sealed::Sealed for IamUserIssuer {}
 
 #[async_trait::async_trait]
 impl IssueCredentials for IamUserIssuer {

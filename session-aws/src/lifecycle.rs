@@ -10,8 +10,9 @@ use session_core::{
     ActionContext, Capabilities, Result, Session, SessionAction, SessionStatus, SessionType,
 };
 
-use crate::sink::{CredentialSink, SinkTarget};
-use crate::{AwsCredentials, validate};
+use crate::mfa::{MfaPrompt, NoMfaPrompt};
+use crate::sink::{CredentialSink, NoSink, SinkTarget};
+use crate::{AwsClientConfig, AwsCredentials, validate};
 
 /// What every AWS credential session's `config` may hold besides its own
 /// settings.
@@ -149,8 +150,24 @@ pub trait IssueCredentials: sealed::Sealed + Send + Sync + fmt::Debug {
 }
 
 pub(crate) mod sealed {
+    use std::sync::Arc;
+
+    use crate::AwsClientConfig;
+    use crate::mfa::MfaPrompt;
+
     /// Keeps [`IssueCredentials`](super::IssueCredentials) to this crate.
     pub trait Sealed {}
+
+    /// An issuer that calls STS with a client and asks an [`MfaPrompt`] for
+    /// codes (IAM user, chained role): its provider's constructors are
+    /// [`CredentialSessionProvider`](super::CredentialSessionProvider)'s.
+    pub trait MfaIssuer: Sealed {
+        /// The issuer calling through `client`, with codes from `mfa`.
+        fn from_parts(client: AwsClientConfig, mfa: Arc<dyn MfaPrompt>) -> Self;
+
+        /// Where its MFA codes come from.
+        fn mfa_mut(&mut self) -> &mut Arc<dyn MfaPrompt>;
+    }
 }
 
 /// The provider ([`SessionAction`]) of an AWS credential session type:
@@ -173,6 +190,30 @@ pub(crate) mod sealed {
 pub struct CredentialSessionProvider<I> {
     pub(crate) issuer: I,
     pub(crate) sink: Arc<dyn CredentialSink>,
+}
+
+/// The constructors of [`IamUserProvider`](crate::IamUserProvider) and
+/// [`ChainedRoleProvider`](crate::ChainedRoleProvider).
+impl<I: sealed::MfaIssuer> CredentialSessionProvider<I> {
+    /// A provider that publishes to `sink`.
+    pub fn new(client: AwsClientConfig, sink: Arc<dyn CredentialSink>) -> Self {
+        Self {
+            issuer: I::from_parts(client, Arc::new(NoMfaPrompt)),
+            sink,
+        }
+    }
+
+    /// A provider that publishes nowhere (secret store only).
+    pub fn without_sink(client: AwsClientConfig) -> Self {
+        Self::new(client, Arc::new(NoSink))
+    }
+
+    /// Where MFA codes come from (default: none; sessions that need a code
+    /// then fail).
+    pub fn with_mfa(mut self, mfa: Arc<dyn MfaPrompt>) -> Self {
+        *self.issuer.mfa_mut() = mfa;
+        self
+    }
 }
 
 #[async_trait::async_trait]

@@ -7,19 +7,18 @@
 //! rewritten with the rotation's result and the expiry moved; the chained
 //! role, whose `AssumeRole` returns fresh keys, shows the new token itself.
 
+mod common;
+
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
+use common::{add_chained_role, add_iam_user};
 use session_aws::sink::SharedCredentialsFile;
-use session_aws::{
-    AwsClientConfig, AwsCredentials, ChainedRoleConfig, ChainedRoleProvider, IamUserConfig,
-    IamUserProvider,
-};
+use session_aws::{ChainedRoleConfig, ChainedRoleProvider, IamUserProvider};
 use session_core::{
     Clock, InMemorySecretStore, InMemoryWorkspace, ManualClock, RotationPolicy, RotationScheduler,
-    Secret, Session, SessionEventKind, SessionManager, SessionType, SystemClock,
-    WorkspaceRepository,
+    SessionEventKind, SessionManager, SystemClock, WorkspaceRepository,
 };
 use session_testkit::peers::moto::MotoServer;
 
@@ -52,11 +51,7 @@ async fn the_scheduler_rotates_before_expiry_and_the_file_follows() {
         credentials_file.clone(),
         dir.path().join("config"),
     ));
-    let client = AwsClientConfig::builder()
-        .endpoint_url(moto.endpoint_url())
-        .max_attempts(1)
-        .build()
-        .expect("client");
+    let client = common::client(&moto);
     // moto issues expiries from the real time: the manual clock starts there.
     let clock = Arc::new(ManualClock::new(SystemClock.now()));
     let secrets = Arc::new(InMemorySecretStore::new());
@@ -70,35 +65,10 @@ async fn the_scheduler_rotates_before_expiry_and_the_file_follows() {
         .build()
         .expect("manager");
 
-    let user = manager
-        .add(
-            Session::new("rot-user", SessionType::AwsIamUser)
-                .expect("s")
-                .with_config(&IamUserConfig::default().with_duration_seconds(1800))
-                .expect("config"),
-        )
-        .await
-        .expect("add");
-    AwsCredentials::store_long_term(
-        secrets.as_ref(),
-        user.session_id,
-        "AKIAIOSFODNN7EXAMPLE",
-        &Secret::new("wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"),
-    )
-    .await
-    .expect("key");
+    let user = add_iam_user(&manager, secrets.as_ref(), "rot-user", 1800).await;
     let mut role = ChainedRoleConfig::new("arn:aws:iam::123456789012:role/Rotated");
     role.duration_seconds = Some(900);
-    let child = manager
-        .add(
-            Session::new("rot-role", SessionType::AwsIamRoleChained)
-                .expect("s")
-                .with_parent(user.session_id)
-                .with_config(&role)
-                .expect("config"),
-        )
-        .await
-        .expect("add");
+    let child = add_chained_role(&manager, "rot-role", &user, &role).await;
     manager.start("rot-role").await.expect("start the chain");
     let user_started = repo.get(user.session_id).await.expect("get");
     let child_started = repo.get(child.session_id).await.expect("get");

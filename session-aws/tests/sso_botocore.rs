@@ -38,18 +38,23 @@ const LOAD_TOKEN: &str = r#"
     print(json.dumps({"token": token.token, "expiration": str(token.expiration)}))
 "#;
 
-fn setup() -> Option<(Botocore, SsoLogin, SsoLoginKey)> {
+/// botocore's home holding `CONFIG`, an auto-approving fake and a login
+/// against it (cached in that home); `None` without botocore. The fake runs
+/// on the wall clock: botocore judges expiry by it.
+async fn setup() -> Option<(Botocore, SsoFake, SsoLogin, SsoLoginKey)> {
     let botocore = Botocore::new()?;
     let aws = botocore.home().join(".aws");
     std::fs::create_dir_all(&aws).unwrap();
     std::fs::write(botocore.config_file(), CONFIG).unwrap();
     let key = SsoLoginKey::new(START_URL, "us-east-1").with_session_name(SESSION_NAME);
+    let fake = SsoFake::start().await;
+    fake.set_auto_approve(true);
     let login = SsoLogin::new(
-        SsoClientConfig::default(),
+        clients(&fake),
         SsoTokenCache::for_home(botocore.home()),
         Arc::new(NonInteractivePrompter),
     );
-    Some((botocore, login, key))
+    Some((botocore, fake, login, key))
 }
 
 fn clients(fake: &SsoFake) -> SsoClientConfig {
@@ -60,19 +65,11 @@ fn clients(fake: &SsoFake) -> SsoClientConfig {
         .unwrap()
 }
 
-/// The fake runs on the wall clock here: botocore judges expiry by it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sso_botocore_reads_the_token_we_cached() {
-    let Some((botocore, _, key)) = setup() else {
+    let Some((botocore, fake, login, key)) = setup().await else {
         return;
     };
-    let fake = SsoFake::start().await;
-    fake.set_auto_approve(true);
-    let login = SsoLogin::new(
-        clients(&fake),
-        SsoTokenCache::for_home(botocore.home()),
-        Arc::new(NonInteractivePrompter),
-    );
     let token = login.access_token(&key, &SystemClock).await.unwrap();
     assert_eq!(fake.device_authorizations(), 1);
 
@@ -96,16 +93,9 @@ async fn sso_botocore_reads_the_token_we_cached() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sso_we_use_the_token_botocore_refreshed_and_wrote_back() {
-    let Some((botocore, _, key)) = setup() else {
+    let Some((botocore, fake, login, key)) = setup().await else {
         return;
     };
-    let fake = SsoFake::start().await;
-    fake.set_auto_approve(true);
-    let login = SsoLogin::new(
-        clients(&fake),
-        SsoTokenCache::for_home(botocore.home()),
-        Arc::new(NonInteractivePrompter),
-    );
     let ours = login.access_token(&key, &SystemClock).await.unwrap();
     // Our token is now within botocore's 15-minute refresh window.
     let mut cached = login.cache().load(SESSION_NAME).unwrap().unwrap();

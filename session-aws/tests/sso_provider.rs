@@ -3,11 +3,13 @@
 //! the device flow, refresh, 401 handling, single-flight and the AWS CLI
 //! cache layout.
 
+mod common;
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use futures::FutureExt;
+use common::probe;
 use session_aws::AwsCredentials;
 use session_aws::sso::{
     DeviceCodePrompt, DeviceCodePrompter, NonInteractivePrompter, SsoClientConfig, SsoLogin,
@@ -19,7 +21,7 @@ use session_core::{
 };
 use session_testkit::fakes::SsoFake;
 use session_testkit::fakes::sso::ACCOUNT_ACCESS_SCOPE;
-use session_testkit::suites::{ActionFixture, CredentialProbe, action_conformance};
+use session_testkit::suites::{ActionFixture, action_conformance};
 use time::OffsetDateTime;
 use time::macros::datetime;
 
@@ -159,6 +161,20 @@ impl Env {
         SsoRoleProvider::without_sink(self.login.clone())
     }
 
+    /// The access token for `key()`, signing in as needed.
+    async fn access_token(&self) -> Result<Secret> {
+        self.login
+            .access_token(&self.key(), self.clock.as_ref())
+            .await
+    }
+
+    /// Starts `session` (moved to pending) with a new provider.
+    async fn start(&self, ctx: &ActionContext, session: &Session) -> Result<Session> {
+        self.provider()
+            .start(ctx, &pending(session, &self.clock))
+            .await
+    }
+
     fn ctx(&self) -> ActionContext {
         ActionContext::new(self.clock.clone(), Arc::new(InMemorySecretStore::new()))
     }
@@ -200,18 +216,6 @@ fn pending(session: &Session, clock: &ManualClock) -> Session {
     next.transition(SessionStatus::Pending, clock.now())
         .unwrap();
     next
-}
-
-fn probe() -> CredentialProbe {
-    Arc::new(|ctx: ActionContext, session: Session| {
-        async move {
-            let creds = AwsCredentials::load_issued(ctx.secrets.as_ref(), session.session_id)
-                .await
-                .ok()??;
-            Some(format!("{}/{:?}", creds.access_key_id, creds.expiration))
-        }
-        .boxed()
-    })
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -256,11 +260,7 @@ async fn sso_the_issued_credentials_are_what_the_portal_returned() {
     let env = Env::new(Answer::Approve).await;
     let ctx = env.ctx();
     let session = sso_session("sso-admin", "Admin");
-    let started = env
-        .provider()
-        .start(&ctx, &pending(&session, &env.clock))
-        .await
-        .unwrap();
+    let started = env.start(&ctx, &session).await.unwrap();
     let issued = env.fake.issued_credentials();
     assert_eq!(issued.len(), 1);
     let stored = AwsCredentials::load_issued(ctx.secrets.as_ref(), session.session_id)
@@ -302,11 +302,7 @@ async fn sso_the_issued_credentials_are_what_the_portal_returned() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sso_device_flow_polls_through_pending_and_slow_down() {
     let env = Env::new(Answer::ApproveAfterTwoSlowDowns).await;
-    let token = env
-        .login
-        .access_token(&env.key(), env.clock.as_ref())
-        .await
-        .unwrap();
+    let token = env.access_token().await.unwrap();
     assert!(env.fake.access_token_valid(token.expose()));
 
     // Poll 1 (before the prompt): pending. Then every interval (1 s), with
@@ -334,11 +330,7 @@ async fn sso_device_flow_polls_through_pending_and_slow_down() {
     );
 
     // Served from the cache: no calls at all.
-    let again = env
-        .login
-        .access_token(&env.key(), env.clock.as_ref())
-        .await
-        .unwrap();
+    let again = env.access_token().await.unwrap();
     assert_eq!(again, token);
     assert_eq!(env.fake.calls("CreateToken"), 4);
 }
@@ -347,10 +339,7 @@ async fn sso_device_flow_polls_through_pending_and_slow_down() {
 async fn sso_an_approved_authorization_needs_no_prompt() {
     let env = Env::new(Answer::Ignore).await;
     env.fake.set_auto_approve(true);
-    env.login
-        .access_token(&env.key(), env.clock.as_ref())
-        .await
-        .unwrap();
+    env.access_token().await.unwrap();
     assert_eq!(
         env.user.prompts(),
         0,
@@ -362,11 +351,7 @@ async fn sso_an_approved_authorization_needs_no_prompt() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sso_a_denied_sign_in_aborts_at_once() {
     let env = Env::new(Answer::Deny).await;
-    let err = env
-        .login
-        .access_token(&env.key(), env.clock.as_ref())
-        .await
-        .unwrap_err();
+    let err = env.access_token().await.unwrap_err();
     assert_eq!(err.category(), "permission_denied", "{err}");
     assert!(err.to_string().contains("denied"), "{err}");
     assert_eq!(env.fake.calls("CreateToken"), 2);
@@ -377,11 +362,7 @@ async fn sso_a_denied_sign_in_aborts_at_once() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sso_an_expired_device_code_fails_clearly() {
     let env = Env::new(Answer::ExpireCode).await;
-    let err = env
-        .login
-        .access_token(&env.key(), env.clock.as_ref())
-        .await
-        .unwrap_err();
+    let err = env.access_token().await.unwrap_err();
     assert_eq!(err.category(), "unauthenticated", "{err}");
     assert!(err.to_string().contains("expired"), "{err}");
     assert_eq!(env.fake.device_authorizations(), 1, "no automatic restart");
@@ -391,11 +372,7 @@ async fn sso_an_expired_device_code_fails_clearly() {
 async fn sso_polling_stops_at_the_device_code_deadline() {
     let env = Env::new(Answer::Ignore).await;
     env.fake.set_device_code_lifetime(Duration::from_secs(5));
-    let err = env
-        .login
-        .access_token(&env.key(), env.clock.as_ref())
-        .await
-        .unwrap_err();
+    let err = env.access_token().await.unwrap_err();
     assert_eq!(err.category(), "unauthenticated", "{err}");
     assert!(!err.is_retryable());
     assert!(env.clock.now() - T0 <= time::Duration::seconds(6));
@@ -466,19 +443,11 @@ async fn sso_an_expired_access_token_is_refreshed_after_the_401_without_a_new_si
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sso_a_token_inside_the_refresh_window_is_refreshed_before_use() {
     let env = Env::new(Answer::Approve).await;
-    let first = env
-        .login
-        .access_token(&env.key(), env.clock.as_ref())
-        .await
-        .unwrap();
+    let first = env.access_token().await.unwrap();
     let calls = env.fake.calls("CreateToken");
     // 50 of its 60 minutes gone: inside the 15-minute window.
     env.clock.advance(Duration::from_secs(50 * 60));
-    let second = env
-        .login
-        .access_token(&env.key(), env.clock.as_ref())
-        .await
-        .unwrap();
+    let second = env.access_token().await.unwrap();
     assert_ne!(second, first);
     assert_eq!(env.fake.calls("CreateToken"), calls + 1);
     assert_eq!(env.fake.device_authorizations(), 1);
@@ -493,17 +462,10 @@ async fn sso_one_401_renews_the_sign_in_once_and_succeeds() {
     let env = Env::new(Answer::Approve).await;
     let ctx = env.ctx();
     let session = sso_session("sso-admin", "Admin");
-    env.login
-        .access_token(&env.key(), env.clock.as_ref())
-        .await
-        .unwrap();
+    env.access_token().await.unwrap();
     env.fake
         .fail_next_call_of("GetRoleCredentials", 401, "UnauthorizedException");
-    let started = env
-        .provider()
-        .start(&ctx, &pending(&session, &env.clock))
-        .await
-        .unwrap();
+    let started = env.start(&ctx, &session).await.unwrap();
     assert_eq!(started.status(), SessionStatus::Active);
     assert_eq!(env.fake.calls("GetRoleCredentials"), 2);
     assert_eq!(env.fake.device_authorizations(), 1, "renewed by refresh");
@@ -514,17 +476,11 @@ async fn sso_an_ended_identity_center_session_signs_in_again_once() {
     let env = Env::new(Answer::Approve).await;
     let ctx = env.ctx();
     let session = sso_session("sso-admin", "Admin");
-    env.login
-        .access_token(&env.key(), env.clock.as_ref())
-        .await
-        .unwrap();
+    env.access_token().await.unwrap();
     // Access and refresh tokens revoked: the refresh fails, a device flow
     // follows, reusing the cached registration.
     env.fake.revoke_all();
-    env.provider()
-        .start(&ctx, &pending(&session, &env.clock))
-        .await
-        .unwrap();
+    env.start(&ctx, &session).await.unwrap();
     assert_eq!(env.fake.device_authorizations(), 2);
     assert_eq!(env.user.prompts(), 2);
     assert_eq!(env.fake.registrations(), 1, "the registration was reused");
@@ -536,19 +492,12 @@ async fn sso_two_401s_fail_clearly_without_a_loop() {
     let env = Env::new(Answer::Approve).await;
     let ctx = env.ctx();
     let session = sso_session("sso-admin", "Admin");
-    env.login
-        .access_token(&env.key(), env.clock.as_ref())
-        .await
-        .unwrap();
+    env.access_token().await.unwrap();
     for _ in 0..2 {
         env.fake
             .fail_next_call_of("GetRoleCredentials", 401, "UnauthorizedException");
     }
-    let err = env
-        .provider()
-        .start(&ctx, &pending(&session, &env.clock))
-        .await
-        .unwrap_err();
+    let err = env.start(&ctx, &session).await.unwrap_err();
     assert!(matches!(err, Error::Unauthenticated { .. }), "{err:?}");
     let text = err.to_string();
     assert!(text.contains("sso-admin"), "names the session: {text}");
@@ -665,10 +614,7 @@ async fn sso_the_aws_cli_registration_is_reused() {
     )
     .unwrap();
     let before = std::fs::read(&path).unwrap();
-    env.login
-        .access_token(&env.key(), env.clock.as_ref())
-        .await
-        .unwrap();
+    env.access_token().await.unwrap();
     assert_eq!(
         env.fake.registrations(),
         0,
@@ -685,20 +631,13 @@ async fn sso_the_aws_cli_registration_is_reused() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sso_a_refused_registration_is_replaced() {
     let env = Env::new(Answer::Approve).await;
-    env.login
-        .access_token(&env.key(), env.clock.as_ref())
-        .await
-        .unwrap();
+    env.access_token().await.unwrap();
     // The service forgot the client: the refresh and the cached
     // registration are both refused; one new registration, one sign-in.
     env.fake.expire_registrations();
     env.fake.expire_access_tokens();
     env.clock.advance(Duration::from_secs(3600));
-    let token = env
-        .login
-        .access_token(&env.key(), env.clock.as_ref())
-        .await
-        .unwrap();
+    let token = env.access_token().await.unwrap();
     assert!(env.fake.access_token_valid(token.expose()));
     assert_eq!(env.fake.registrations(), 2);
     assert_eq!(env.fake.device_authorizations(), 2);
@@ -709,10 +648,7 @@ async fn sso_a_refused_registration_is_replaced() {
 async fn sso_the_cache_file_is_named_like_the_aws_cli_and_private() {
     use std::os::unix::fs::PermissionsExt;
     let env = Env::new(Answer::Approve).await;
-    env.login
-        .access_token(&env.key(), env.clock.as_ref())
-        .await
-        .unwrap();
+    env.access_token().await.unwrap();
     let dir = env.home.path().join(".aws/sso/cache");
     let file = dir.join("0ad374308c5a4e22f723adf10145eafad7c4031c.json");
     let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
@@ -757,11 +693,7 @@ async fn sso_the_cache_file_is_named_like_the_aws_cli_and_private() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sso_logout_signs_out_and_deletes_the_cache_file() {
     let env = Env::new(Answer::Approve).await;
-    let token = env
-        .login
-        .access_token(&env.key(), env.clock.as_ref())
-        .await
-        .unwrap();
+    let token = env.access_token().await.unwrap();
     env.login.logout(&env.key()).await.unwrap();
     assert!(!env.fake.access_token_valid(token.expose()));
     assert!(env.login.cache().load(SESSION_NAME).unwrap().is_none());
@@ -774,11 +706,7 @@ async fn sso_logout_signs_out_and_deletes_the_cache_file() {
 async fn sso_an_unassigned_role_is_permission_denied_naming_the_session() {
     let env = Env::new(Answer::Approve).await;
     let session = sso_session("sso-nope", "NotAssigned");
-    let err = env
-        .provider()
-        .start(&env.ctx(), &pending(&session, &env.clock))
-        .await
-        .unwrap_err();
+    let err = env.start(&env.ctx(), &session).await.unwrap_err();
     assert_eq!(err.category(), "permission_denied", "{err}");
     assert!(err.to_string().contains("sso-nope"), "{err}");
     assert!(err.to_string().contains("NotAssigned"), "{err}");

@@ -1,75 +1,24 @@
 //! The IAM-user and chained-role providers against moto, a real STS
 //! implementation on 127.0.0.1 (installed by `./scripts/test`).
 
+mod common;
+
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures::FutureExt;
+use common::{
+    add_chained_role, add_iam_user, client, conformance_in_every_form, context, pending, probe,
+    signed_caller_identity, store_user_key, unreachable_client,
+};
 use session_aws::{
-    AwsClientConfig, AwsCredentials, ChainedRoleConfig, ChainedRoleProvider, IamUserConfig,
-    IamUserProvider,
+    AwsClientConfig, AwsCredentials, ChainedRoleConfig, ChainedRoleProvider, IamUserProvider,
 };
 use session_core::{
-    ActionContext, Clock, Error, InMemorySecretStore, InMemoryWorkspace, ManualClock, Secret,
-    SecretStore, Session, SessionAction, SessionManager, SessionStatus, SessionType, SystemClock,
-    WorkspaceRepository,
+    Error, InMemorySecretStore, InMemoryWorkspace, Session, SessionAction, SessionManager,
+    SessionStatus, SessionType, WorkspaceRepository,
 };
 use session_testkit::peers::moto::MotoServer;
-use session_testkit::suites::{ActionFixture, CredentialProbe, action_conformance};
-
-fn client(moto: &MotoServer) -> AwsClientConfig {
-    AwsClientConfig::builder()
-        .endpoint_url(moto.endpoint_url())
-        .max_attempts(1)
-        .build()
-        .expect("client config")
-}
-
-/// A dummy long-term key: moto (without auth mode) accepts any signer.
-async fn store_user_key(secrets: &dyn SecretStore, session: &Session) {
-    AwsCredentials::store_long_term(
-        secrets,
-        session.session_id,
-        "AKIAIOSFODNN7EXAMPLE",
-        &Secret::new("wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"),
-    )
-    .await
-    .expect("store long-term key");
-}
-
-/// The issued credentials as a fingerprint: key id, token length and expiry.
-fn probe() -> CredentialProbe {
-    Arc::new(|ctx: ActionContext, session: Session| {
-        async move {
-            let creds = AwsCredentials::load_issued(ctx.secrets.as_ref(), session.session_id)
-                .await
-                .ok()??;
-            Some(format!(
-                "{}/{}/{:?}",
-                creds.access_key_id,
-                creds.session_token.map(|t| t.expose().len()).unwrap_or(0),
-                creds.expiration
-            ))
-        }
-        .boxed()
-    })
-}
-
-fn context() -> (ActionContext, Arc<ManualClock>) {
-    // Moto issues expiries from the real time, so the manual clock starts there.
-    let clock = Arc::new(ManualClock::new(SystemClock.now()));
-    (
-        ActionContext::new(clock.clone(), Arc::new(InMemorySecretStore::new())),
-        clock,
-    )
-}
-
-fn pending(mut session: Session) -> Session {
-    session
-        .transition(SessionStatus::Pending, SystemClock.now())
-        .expect("inactive -> pending");
-    session
-}
+use session_testkit::suites::ActionFixture;
 
 #[tokio::test]
 async fn iam_user_passes_the_conformance_harness() {
@@ -89,12 +38,7 @@ async fn iam_user_passes_the_conformance_harness() {
         probe: probe(),
         pause_before_rotate: Duration::from_millis(1100),
     };
-    let provider = IamUserProvider::without_sink(client(&moto));
-    action_conformance(&provider, &fixture).await;
-    let boxed: Box<dyn SessionAction> = Box::new(provider.clone());
-    action_conformance(&boxed, &fixture).await;
-    let shared: Arc<dyn SessionAction> = Arc::new(provider);
-    action_conformance(&shared, &fixture).await;
+    conformance_in_every_form(IamUserProvider::without_sink(client(&moto)), &fixture).await;
 }
 
 #[tokio::test]
@@ -134,10 +78,7 @@ async fn chained_role_passes_the_conformance_harness() {
         probe: probe(),
         pause_before_rotate: Duration::ZERO,
     };
-    let provider = ChainedRoleProvider::without_sink(client(&moto));
-    action_conformance(&provider, &fixture).await;
-    let shared: Arc<dyn SessionAction> = Arc::new(provider);
-    action_conformance(&shared, &fixture).await;
+    conformance_in_every_form(ChainedRoleProvider::without_sink(client(&moto)), &fixture).await;
 }
 
 /// Through the manager: starting the child starts the parent, the child's
@@ -157,29 +98,11 @@ async fn manager_starts_a_chain_against_moto() {
         .provider(Arc::new(ChainedRoleProvider::without_sink(client(&moto))))
         .build()
         .expect("manager");
-    let user = manager
-        .add(
-            Session::new("dev-user", SessionType::AwsIamUser)
-                .expect("s")
-                .with_config(&IamUserConfig::default().with_duration_seconds(7200))
-                .expect("config"),
-        )
-        .await
-        .expect("add");
-    store_user_key(secrets.as_ref(), &user).await;
+    let user = add_iam_user(&manager, secrets.as_ref(), "dev-user", 7200).await;
     let mut role = ChainedRoleConfig::new("arn:aws:iam::210987654321:role/Deploy");
     role.role_session_name = Some("ci-deploy".into());
     role.tags.insert("team".into(), "infra".into());
-    let child = manager
-        .add(
-            Session::new("deploy", SessionType::AwsIamRoleChained)
-                .expect("s")
-                .with_parent(user.session_id)
-                .with_config(&role)
-                .expect("config"),
-        )
-        .await
-        .expect("add");
+    let child = add_chained_role(&manager, "deploy", &user, &role).await;
 
     let started = manager.start("deploy").await.expect("start the chain");
     assert_eq!(started.status(), SessionStatus::Active);
@@ -193,18 +116,7 @@ async fn manager_starts_a_chain_against_moto() {
         .await
         .expect("load")
         .expect("issued credentials");
-    assert!(
-        creds.access_key_id.starts_with("ASIA"),
-        "temporary credentials"
-    );
-    assert_eq!(started.expiration, creds.expiration);
-
-    let identity = client(&moto)
-        .sts("us-east-1", Some(&creds))
-        .get_caller_identity()
-        .send()
-        .await
-        .expect("GetCallerIdentity with the child's credentials");
+    let identity = signed_caller_identity(&moto, &started, &creds).await;
     assert_eq!(
         identity.arn(),
         Some("arn:aws:sts::210987654321:assumed-role/Deploy/ci-deploy")
@@ -229,11 +141,7 @@ async fn manager_starts_a_chain_against_moto() {
 #[tokio::test]
 async fn invalid_config_is_refused_without_a_call() {
     // An endpoint where nothing listens: a call would be Unavailable.
-    let client = AwsClientConfig::builder()
-        .endpoint_url("http://127.0.0.1:9")
-        .max_attempts(1)
-        .build()
-        .expect("client");
+    let client = unreachable_client();
     let (ctx, _clock) = context();
     let parent = Session::new("p", SessionType::AwsIamUser).expect("s");
     let ctx = ctx.with_parent(parent);
@@ -297,16 +205,7 @@ async fn a_session_is_a_credentials_provider_for_sdk_clients() {
         .provider(Arc::new(IamUserProvider::without_sink(client(&moto))))
         .build()
         .expect("manager");
-    let user = manager
-        .add(
-            Session::new("sdk-user", SessionType::AwsIamUser)
-                .expect("s")
-                .with_config(&IamUserConfig::default().with_duration_seconds(900))
-                .expect("config"),
-        )
-        .await
-        .expect("add");
-    store_user_key(secrets.as_ref(), &user).await;
+    add_iam_user(&manager, secrets.as_ref(), "sdk-user", 900).await;
     let mut events = manager.subscribe();
 
     let provider = SessionCredentialsProvider::new(manager.clone(), "sdk-user");

@@ -6,9 +6,9 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use aws_sdk_sts::error::{ProvideErrorMetadata, SdkError};
-use aws_smithy_types::retry::RetryConfig;
-use aws_smithy_types::timeout::TimeoutConfig;
 use session_core::{Error, Result};
+
+use crate::client::{check_endpoint_url, check_max_attempts, retry_config, timeout_config};
 
 /// Settings for the SSO-OIDC and portal clients: endpoint overrides,
 /// retries and timeouts. Neither API is SigV4-signed, so there are no
@@ -101,18 +101,9 @@ impl SsoClientConfigBuilder {
             ("OIDC endpoint URL", &self.config.oidc_endpoint_url),
             ("portal endpoint URL", &self.config.portal_endpoint_url),
         ] {
-            if let Some(url) = url
-                && !(url.starts_with("http://") || url.starts_with("https://"))
-            {
-                return Err(Error::invalid_input(
-                    field,
-                    format!("{url:?} must start with http:// or https://"),
-                ));
-            }
+            check_endpoint_url(field, url.as_deref())?;
         }
-        if self.config.max_attempts == Some(0) {
-            return Err(Error::invalid_input("max attempts", "must be at least 1"));
-        }
+        check_max_attempts(self.config.max_attempts)?;
         Ok(self.config)
     }
 }
@@ -139,26 +130,13 @@ impl SsoClientConfig {
         self.portal_endpoint_url.as_deref()
     }
 
-    fn retry(&self) -> RetryConfig {
-        match self.max_attempts {
-            Some(attempts) => RetryConfig::standard().with_max_attempts(attempts),
-            None => RetryConfig::standard(),
-        }
-    }
-
-    fn timeouts(&self) -> TimeoutConfig {
-        TimeoutConfig::builder()
-            .operation_timeout(self.timeout.unwrap_or(Duration::from_secs(30)))
-            .build()
-    }
-
     /// An SSO-OIDC client for `region`.
     pub(crate) fn oidc(&self, region: &str) -> aws_sdk_ssooidc::Client {
         let mut builder = aws_sdk_ssooidc::Config::builder()
             .behavior_version(aws_sdk_ssooidc::config::BehaviorVersion::latest())
             .region(aws_sdk_ssooidc::config::Region::new(region.to_owned()))
-            .retry_config(self.retry())
-            .timeout_config(self.timeouts());
+            .retry_config(retry_config(self.max_attempts))
+            .timeout_config(timeout_config(self.timeout));
         if let Some(url) = &self.oidc_endpoint_url {
             builder = builder.endpoint_url(url);
         }
@@ -170,8 +148,8 @@ impl SsoClientConfig {
         let mut builder = aws_sdk_sso::Config::builder()
             .behavior_version(aws_sdk_sso::config::BehaviorVersion::latest())
             .region(aws_sdk_sso::config::Region::new(region.to_owned()))
-            .retry_config(self.retry())
-            .timeout_config(self.timeouts());
+            .retry_config(retry_config(self.max_attempts))
+            .timeout_config(timeout_config(self.timeout));
         if let Some(url) = &self.portal_endpoint_url {
             builder = builder.endpoint_url(url);
         }

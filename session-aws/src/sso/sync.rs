@@ -165,73 +165,98 @@ impl SsoIntegration {
         };
 
         let mut accounts = Vec::new();
-        let mut next_token: Option<String> = None;
-        loop {
-            let request = |t: Secret| {
-                portal
-                    .list_accounts()
-                    .access_token(t.expose())
-                    .max_results(self.page_size)
-                    .set_next_token(next_token.clone())
-                    .send()
-            };
-            let out = self
-                .call(clock, &mut pacer, &mut token, "ListAccounts", request)
-                .await?;
-            for account in out.account_list() {
-                if let Some(id) = account.account_id() {
-                    accounts.push((
-                        id.to_owned(),
-                        account.account_name().map(str::to_owned),
-                        account.email_address().map(str::to_owned),
-                    ));
+        let list_accounts = |t: Secret, next_token: Option<String>| {
+            portal
+                .list_accounts()
+                .access_token(t.expose())
+                .max_results(self.page_size)
+                .set_next_token(next_token)
+                .send()
+        };
+        self.all_pages(
+            clock,
+            &mut pacer,
+            &mut token,
+            "ListAccounts",
+            list_accounts,
+            |out| {
+                for account in out.account_list() {
+                    if let Some(id) = account.account_id() {
+                        accounts.push((
+                            id.to_owned(),
+                            account.account_name().map(str::to_owned),
+                            account.email_address().map(str::to_owned),
+                        ));
+                    }
                 }
-            }
-            next_token = out
-                .next_token()
-                .filter(|t| !t.is_empty())
-                .map(str::to_owned);
-            if next_token.is_none() {
-                break;
-            }
-        }
+                out.next_token().map(str::to_owned)
+            },
+        )
+        .await?;
 
         let mut assignments = Vec::new();
         for (account_id, account_name, email_address) in accounts {
-            let mut next_token: Option<String> = None;
-            loop {
-                let request = |t: Secret| {
-                    portal
-                        .list_account_roles()
-                        .access_token(t.expose())
-                        .account_id(&account_id)
-                        .max_results(self.page_size)
-                        .set_next_token(next_token.clone())
-                        .send()
-                };
-                let out = self
-                    .call(clock, &mut pacer, &mut token, "ListAccountRoles", request)
-                    .await?;
-                for role in out.role_list() {
-                    if let Some(role_name) = role.role_name() {
-                        assignments.push(SsoAssignment {
-                            account_id: account_id.clone(),
-                            account_name: account_name.clone(),
-                            email_address: email_address.clone(),
-                            role_name: role_name.to_owned(),
-                        });
+            let list_roles = |t: Secret, next_token: Option<String>| {
+                portal
+                    .list_account_roles()
+                    .access_token(t.expose())
+                    .account_id(&account_id)
+                    .max_results(self.page_size)
+                    .set_next_token(next_token)
+                    .send()
+            };
+            self.all_pages(
+                clock,
+                &mut pacer,
+                &mut token,
+                "ListAccountRoles",
+                list_roles,
+                |out| {
+                    for role in out.role_list() {
+                        if let Some(role_name) = role.role_name() {
+                            assignments.push(SsoAssignment {
+                                account_id: account_id.clone(),
+                                account_name: account_name.clone(),
+                                email_address: email_address.clone(),
+                                role_name: role_name.to_owned(),
+                            });
+                        }
                     }
-                }
-                next_token = out
-                    .next_token()
-                    .filter(|t| !t.is_empty())
-                    .map(str::to_owned);
-                if next_token.is_none() {
-                    break;
-                }
-            }
+                    out.next_token().map(str::to_owned)
+                },
+            )
+            .await?;
         }
         Ok(assignments)
+    }
+
+    /// Every page of a paginated portal call, each through
+    /// [`call`](Self::call): `request` asks for the page after a next token,
+    /// `take` keeps what the page holds and returns its next token (none or
+    /// empty: that was the last page).
+    async fn all_pages<T, E, R, Fut>(
+        &self,
+        clock: &dyn Clock,
+        pacer: &mut Pacer,
+        token: &mut Secret,
+        operation: &str,
+        request: impl Fn(Secret, Option<String>) -> Fut,
+        mut take: impl FnMut(T) -> Option<String>,
+    ) -> Result<()>
+    where
+        Fut: Future<Output = std::result::Result<T, SdkError<E, R>>>,
+        E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+        R: std::fmt::Debug,
+    {
+        let mut next_token: Option<String> = None;
+        loop {
+            let page = |t: Secret| request(t, next_token.clone());
+            let out = self.call(clock, pacer, token, operation, page).await?;
+            next_token = take(out).filter(|t| !t.is_empty());
+            if next_token.is_none() {
+                return Ok(());
+            }
+        }
     }
 
     /// One paced portal call, retried after 429s, with one sign-in renewal
