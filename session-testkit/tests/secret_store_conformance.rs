@@ -207,6 +207,23 @@ async fn keyring_store_logic() {
     .await;
 }
 
+/// Every check of the suite, one by one, with long values of `long_len`
+/// bytes: for a real keychain that holds less than the suite's 64 KiB.
+#[cfg(feature = "keyring")]
+async fn every_check_with_long_values(store: &dyn SecretStore, long_len: usize) {
+    use session_testkit::suites::secret_store as suite;
+
+    suite::check_roundtrip(store).await;
+    suite::check_overwrite(store).await;
+    suite::check_missing(store).await;
+    suite::check_delete_is_idempotent(store).await;
+    suite::check_namespacing(store).await;
+    suite::check_names_sorted(store).await;
+    suite::check_delete_session(store).await;
+    suite::check_debug_hides_values(store).await;
+    suite::check_unusual_values(store, long_len).await;
+}
+
 /// The suite against the platform keychain (macOS Keychain, Windows
 /// Credential Manager, Linux Secret Service). Needs an unlocked keychain, so
 /// it runs only on request:
@@ -218,18 +235,9 @@ async fn keyring_store_logic() {
 #[ignore = "needs an unlocked OS keychain"]
 async fn keyring_platform_store() {
     use session_core::secret_store::KeyringSecretStore;
-    use session_testkit::suites::secret_store as suite;
 
     let store = KeyringSecretStore::new().with_service("session-sdk-conformance");
-    suite::check_roundtrip(&store).await;
-    suite::check_overwrite(&store).await;
-    suite::check_missing(&store).await;
-    suite::check_delete_is_idempotent(&store).await;
-    suite::check_namespacing(&store).await;
-    suite::check_names_sorted(&store).await;
-    suite::check_delete_session(&store).await;
-    suite::check_debug_hides_values(&store).await;
-    suite::check_unusual_values(&store, 1000).await;
+    every_check_with_long_values(&store, 1000).await;
 }
 
 /// A store with one deliberate defect, to prove the suite catches it.
@@ -381,18 +389,9 @@ async fn the_suite_catches_each_flaw() {
 #[ignore = "needs a possessed session keyring (keyctl session -)"]
 async fn keyring_linux_keyutils() {
     use session_core::secret_store::KeyringSecretStore;
-    use session_testkit::suites::secret_store as suite;
 
     let store = KeyringSecretStore::new()
         .with_service("session-sdk-conformance")
         .with_credential_builder(keyring::keyutils::default_credential_builder());
-    suite::check_roundtrip(&store).await;
-    suite::check_overwrite(&store).await;
-    suite::check_missing(&store).await;
-    suite::check_delete_is_idempotent(&store).await;
-    suite::check_namespacing(&store).await;
-    suite::check_names_sorted(&store).await;
-    suite::check_delete_session(&store).await;
-    suite::check_debug_hides_values(&store).await;
-    suite::check_unusual_values(&store, 8 * 1024).await;
+    every_check_with_long_values(&store, 8 * 1024).await;
 }
