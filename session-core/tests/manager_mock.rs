@@ -28,6 +28,20 @@ fn base_mock() -> MockProvider {
     mock
 }
 
+/// What a working provider's start returns: the session, now active.
+fn activated(s: &Session) -> Result<Session> {
+    let mut s = s.clone();
+    s.transition(
+        SessionStatus::Active,
+        time::macros::datetime!(2030-01-01 0:00 UTC),
+    )?;
+    Ok(s)
+}
+
+fn start_active(mock: &mut MockProvider) {
+    mock.expect_start().returning(|_, s| activated(s));
+}
+
 async fn manager_with(mock: MockProvider) -> (SessionManager, Arc<InMemoryWorkspace>, Session) {
     let repo = Arc::new(InMemoryWorkspace::new());
     let manager = SessionManager::builder()
@@ -46,14 +60,7 @@ async fn manager_with(mock: MockProvider) -> (SessionManager, Arc<InMemoryWorksp
 async fn rotate_without_the_capability_never_reaches_the_provider() {
     let mut mock = base_mock();
     mock.expect_capabilities().returning(Capabilities::none);
-    mock.expect_start().times(1).returning(|_, s| {
-        let mut s = s.clone();
-        s.transition(
-            SessionStatus::Active,
-            time::macros::datetime!(2030-01-01 0:00 UTC),
-        )?;
-        Ok(s)
-    });
+    mock.expect_start().times(1).returning(|_, s| activated(s));
     mock.expect_rotate().never();
     let (manager, repo, session) = manager_with(mock).await;
     manager.start("tunnel").await.expect("start");
@@ -89,14 +96,7 @@ async fn a_provider_breaking_the_contract_is_an_error_and_the_session_stays_cons
 #[tokio::test]
 async fn a_failed_stop_keeps_the_session_live() {
     let mut mock = base_mock();
-    mock.expect_start().returning(|_, s| {
-        let mut s = s.clone();
-        s.transition(
-            SessionStatus::Active,
-            time::macros::datetime!(2030-01-01 0:00 UTC),
-        )?;
-        Ok(s)
-    });
+    start_active(&mut mock);
     mock.expect_stop().times(1).returning(|_, s| {
         Err(Error::Unavailable {
             target: s.label(),
@@ -114,17 +114,6 @@ async fn a_failed_stop_keeps_the_session_live() {
         "still live, so still active"
     );
     assert_eq!(stored.last_error.expect("recorded").operation, "stop");
-}
-
-fn start_active(mock: &mut MockProvider) {
-    mock.expect_start().returning(|_, s| {
-        let mut s = s.clone();
-        s.transition(
-            SessionStatus::Active,
-            time::macros::datetime!(2030-01-01 0:00 UTC),
-        )?;
-        Ok(s)
-    });
 }
 
 fn rotate_unauthenticated(mock: &mut MockProvider) {

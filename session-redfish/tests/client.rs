@@ -76,6 +76,34 @@ fn moved(session: &Session, to: SessionStatus) -> Session {
     next
 }
 
+/// Starts `session` (moved to Pending first) and expects success.
+async fn start(provider: &RedfishProvider, ctx: &ActionContext, session: &Session) -> Session {
+    provider
+        .start(ctx, &moved(session, SessionStatus::Pending))
+        .await
+        .unwrap()
+}
+
+/// Starts `session` (moved to Pending first) and expects an error.
+async fn start_err(
+    provider: &RedfishProvider,
+    ctx: &ActionContext,
+    session: &Session,
+) -> session_core::Error {
+    provider
+        .start(ctx, &moved(session, SessionStatus::Pending))
+        .await
+        .unwrap_err()
+}
+
+/// Stops `session` (moved to Stopping first) and expects success.
+async fn stop(provider: &RedfishProvider, ctx: &ActionContext, session: &Session) -> Session {
+    provider
+        .stop(ctx, &moved(session, SessionStatus::Stopping))
+        .await
+        .unwrap()
+}
+
 /// A plain reqwest client trusting the server's CA, to check tokens.
 fn checker(h: &RedfishServerHandle) -> reqwest::Client {
     reqwest::Client::builder()
@@ -118,10 +146,7 @@ async fn passes_the_conformance_harness() {
     action_conformance(&shared, &fixture).await;
 
     // The wrong password: unauthenticated, naming the session, no secrets.
-    let err = provider
-        .start(&ctx, &moved(&failing, SessionStatus::Pending))
-        .await
-        .unwrap_err();
+    let err = start_err(&provider, &ctx, &failing).await;
     assert_eq!(err.category(), "unauthenticated", "{err}");
     let text = format!("{err} {err:?}");
     assert!(text.contains("bmc-wrong-password"), "{text}");
@@ -135,10 +160,7 @@ async fn start_stores_token_and_uri_and_stop_twice_is_idempotent() {
     let (ctx, _clock) = context();
     let provider = RedfishProvider::new();
     let session = session_with(&ctx, "bmc", &config(&h), ADMIN_PW).await;
-    let started = provider
-        .start(&ctx, &moved(&session, SessionStatus::Pending))
-        .await
-        .unwrap();
+    let started = start(&provider, &ctx, &session).await;
     let tok = token(&ctx, &started).await.expect("token stored");
     let stored: RedfishConfig = started.config.get().unwrap();
     let uri = stored.session_uri.clone().expect("sessionUri recorded");
@@ -201,10 +223,7 @@ async fn rotate_makes_before_break_and_deletes_first_at_the_session_limit() {
         let (ctx, _clock) = context();
         let provider = RedfishProvider::new();
         let session = session_with(&ctx, "bmc", &config(&h), ADMIN_PW).await;
-        let started = provider
-            .start(&ctx, &moved(&session, SessionStatus::Pending))
-            .await
-            .unwrap();
+        let started = start(&provider, &ctx, &session).await;
         let old = token(&ctx, &started).await.unwrap();
         let old_uri = started.config.get::<RedfishConfig>().unwrap().session_uri;
         let rotated = provider
@@ -224,10 +243,7 @@ async fn rotate_makes_before_break_and_deletes_first_at_the_session_limit() {
             "old deleted"
         );
         assert_eq!(token_status(&h, &new).await, StatusCode::OK, "new works");
-        provider
-            .stop(&ctx, &moved(&rotated, SessionStatus::Stopping))
-            .await
-            .unwrap();
+        stop(&provider, &ctx, &rotated).await;
         assert_eq!(token_status(&h, &new).await, StatusCode::UNAUTHORIZED);
         h.shutdown().await;
     }
@@ -240,21 +256,12 @@ async fn session_limit_on_start_is_throttled() {
     let provider = RedfishProvider::new();
     let first = session_with(&ctx, "bmc-1", &config(&h), ADMIN_PW).await;
     let second = session_with(&ctx, "bmc-2", &config(&h), ADMIN_PW).await;
-    let started = provider
-        .start(&ctx, &moved(&first, SessionStatus::Pending))
-        .await
-        .unwrap();
-    let err = provider
-        .start(&ctx, &moved(&second, SessionStatus::Pending))
-        .await
-        .unwrap_err();
+    let started = start(&provider, &ctx, &first).await;
+    let err = start_err(&provider, &ctx, &second).await;
     assert_eq!(err.category(), "throttled", "{err}");
     assert!(err.is_retryable());
     assert!(err.to_string().contains("bmc-2"), "{err}");
-    provider
-        .stop(&ctx, &moved(&started, SessionStatus::Stopping))
-        .await
-        .unwrap();
+    stop(&provider, &ctx, &started).await;
     h.shutdown().await;
 }
 
@@ -265,10 +272,7 @@ async fn tls_is_verified_without_the_ca_and_insecure_only_when_asked() {
     let provider = RedfishProvider::new();
     let untrusted = RedfishConfig::new(h.base_url(), "admin");
     let session = session_with(&ctx, "bmc-untrusted", &untrusted, ADMIN_PW).await;
-    let err = provider
-        .start(&ctx, &moved(&session, SessionStatus::Pending))
-        .await
-        .unwrap_err();
+    let err = start_err(&provider, &ctx, &session).await;
     let text = err.to_string();
     assert_eq!(err.category(), "unavailable", "{text}");
     assert!(text.contains("bmc-untrusted"), "{text}");
@@ -278,14 +282,8 @@ async fn tls_is_verified_without_the_ca_and_insecure_only_when_asked() {
 
     let insecure = untrusted.clone().with_insecure_skip_verify(true);
     let session = session_with(&ctx, "bmc-insecure", &insecure, ADMIN_PW).await;
-    let started = provider
-        .start(&ctx, &moved(&session, SessionStatus::Pending))
-        .await
-        .unwrap();
-    provider
-        .stop(&ctx, &moved(&started, SessionStatus::Stopping))
-        .await
-        .unwrap();
+    let started = start(&provider, &ctx, &session).await;
+    stop(&provider, &ctx, &started).await;
 
     // A CA from a file path works like inline PEM.
     let dir = tempfile::tempdir().unwrap();
@@ -293,14 +291,8 @@ async fn tls_is_verified_without_the_ca_and_insecure_only_when_asked() {
     std::fs::write(&path, h.ca_pem().unwrap()).unwrap();
     let from_file = untrusted.with_ca_certificate_pem(path.to_str().unwrap());
     let session = session_with(&ctx, "bmc-ca-file", &from_file, ADMIN_PW).await;
-    let started = provider
-        .start(&ctx, &moved(&session, SessionStatus::Pending))
-        .await
-        .unwrap();
-    provider
-        .stop(&ctx, &moved(&started, SessionStatus::Stopping))
-        .await
-        .unwrap();
+    let started = start(&provider, &ctx, &session).await;
+    stop(&provider, &ctx, &started).await;
     h.shutdown().await;
 }
 
@@ -327,10 +319,7 @@ async fn bad_config_is_refused_naming_field_and_session() {
         ),
     ] {
         let session = session_with(&ctx, "bmc-bad", &cfg, ADMIN_PW).await;
-        let err = provider
-            .start(&ctx, &moved(&session, SessionStatus::Pending))
-            .await
-            .unwrap_err();
+        let err = start_err(&provider, &ctx, &session).await;
         let text = err.to_string();
         assert_eq!(err.category(), "invalid_input", "{text}");
         assert!(text.contains(&format!("invalid {field}")), "{text}");
@@ -341,10 +330,7 @@ async fn bad_config_is_refused_naming_field_and_session() {
         .unwrap()
         .with_config(&RedfishConfig::new("https://127.0.0.1", "admin"))
         .unwrap();
-    let err = provider
-        .start(&ctx, &moved(&session, SessionStatus::Pending))
-        .await
-        .unwrap_err();
+    let err = start_err(&provider, &ctx, &session).await;
     assert!(err.to_string().contains("bmc-no-pw"), "{err}");
 }
 
@@ -355,14 +341,8 @@ async fn plain_http_only_when_allowed() {
     let provider = RedfishProvider::new();
     let cfg = RedfishConfig::new(h.base_url(), "admin").with_allow_insecure_http(true);
     let session = session_with(&ctx, "bmc-http", &cfg, ADMIN_PW).await;
-    let started = provider
-        .start(&ctx, &moved(&session, SessionStatus::Pending))
-        .await
-        .unwrap();
-    provider
-        .stop(&ctx, &moved(&started, SessionStatus::Stopping))
-        .await
-        .unwrap();
+    let started = start(&provider, &ctx, &session).await;
+    stop(&provider, &ctx, &started).await;
     h.shutdown().await;
 }
 
@@ -372,31 +352,19 @@ async fn idle_expiry_then_stop_and_start_again() {
     let (ctx, _clock) = context();
     let provider = RedfishProvider::new();
     let session = session_with(&ctx, "bmc-idle", &config(&h), ADMIN_PW).await;
-    let started = provider
-        .start(&ctx, &moved(&session, SessionStatus::Pending))
-        .await
-        .unwrap();
+    let started = start(&provider, &ctx, &session).await;
     assert!(started.expiration.is_some());
     let old = token(&ctx, &started).await.unwrap();
     tokio::time::sleep(Duration::from_millis(2600)).await;
     assert_eq!(token_status(&h, &old).await, StatusCode::UNAUTHORIZED);
     // The service already ended it: stop still succeeds and cleans up.
-    let stopped = provider
-        .stop(&ctx, &moved(&started, SessionStatus::Stopping))
-        .await
-        .unwrap();
+    let stopped = stop(&provider, &ctx, &started).await;
     assert!(token(&ctx, &stopped).await.is_none());
     // And a new start works.
-    let restarted = provider
-        .start(&ctx, &moved(&stopped, SessionStatus::Pending))
-        .await
-        .unwrap();
+    let restarted = start(&provider, &ctx, &stopped).await;
     let new = token(&ctx, &restarted).await.unwrap();
     assert_eq!(token_status(&h, &new).await, StatusCode::OK);
-    provider
-        .stop(&ctx, &moved(&restarted, SessionStatus::Stopping))
-        .await
-        .unwrap();
+    stop(&provider, &ctx, &restarted).await;
     h.shutdown().await;
 }
 
@@ -413,14 +381,22 @@ fn manual_server_builder(clock: &Arc<ManualClock>) -> RedfishServerBuilder {
         .clock(clock.clone())
 }
 
-async fn connect(h: &RedfishServerHandle, user: &str, pw: &str) -> RedfishClient {
+/// Connects as `user` with `pw`, trusting the server's CA.
+async fn try_connect(
+    h: &RedfishServerHandle,
+    user: &str,
+    pw: &str,
+) -> session_core::Result<RedfishClient> {
     RedfishClient::builder(
         RedfishConfig::new(h.base_url(), user).with_ca_certificate_pem(h.ca_pem().unwrap()),
     )
     .password(Secret::new(pw))
     .connect()
     .await
-    .unwrap()
+}
+
+async fn connect(h: &RedfishServerHandle, user: &str, pw: &str) -> RedfishClient {
+    try_connect(h, user, pw).await.unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -547,13 +523,7 @@ async fn client_lists_and_reads_sessions_by_privilege() {
 #[tokio::test]
 async fn client_wrong_password_is_a_clear_unauthorized() {
     let h = start_server(builder()).await;
-    let err = RedfishClient::builder(
-        RedfishConfig::new(h.base_url(), "admin").with_ca_certificate_pem(h.ca_pem().unwrap()),
-    )
-    .password(Secret::new(WRONG_PW))
-    .connect()
-    .await
-    .unwrap_err();
+    let err = try_connect(&h, "admin", WRONG_PW).await.unwrap_err();
     assert_eq!(err.category(), "unauthenticated");
     let text = err.to_string();
     assert!(text.contains("unauthorized"), "{text}");
@@ -592,10 +562,7 @@ async fn provider_client_uses_the_stored_token_and_does_not_relogin() {
     let provider = RedfishProvider::new();
     let session = session_with(&ctx, "bmc-client", &config(&h), ADMIN_PW).await;
     assert!(provider.client(&ctx, &session).await.is_err(), "inactive");
-    let started = provider
-        .start(&ctx, &moved(&session, SessionStatus::Pending))
-        .await
-        .unwrap();
+    let started = start(&provider, &ctx, &session).await;
     assert_eq!(
         started.config.get::<RedfishConfig>().unwrap().auth_mode,
         Some(AuthMode::Session)
@@ -623,9 +590,6 @@ async fn provider_client_uses_the_stored_token_and_does_not_relogin() {
     assert_eq!(err.category(), "unauthenticated", "{err}");
     assert!(err.to_string().contains("rotate or start"), "{err}");
     assert_eq!(client.relogins(), 0);
-    provider
-        .stop(&ctx, &moved(&started, SessionStatus::Stopping))
-        .await
-        .unwrap();
+    stop(&provider, &ctx, &started).await;
     h.shutdown().await;
 }

@@ -13,7 +13,7 @@ use reqwest::{Client, StatusCode};
 use session_core::{Clock, FsWorkspace, ManualClock, Secret, SystemClock, WorkspaceRepository};
 use session_redfish::server::{RedfishServer, RedfishServerHandle, Role, SERVER_SESSION_TYPE};
 
-use common::{Login, SESSIONS, get, login};
+use common::{Login, SESSIONS, delete, get, get_json, login};
 
 async fn server(
     file: &Path,
@@ -72,12 +72,7 @@ async fn sessions_survive_a_restart_without_their_tokens_on_disk() {
     } = login(&h, &c, "admin", "admin-pw").await;
     let reader = login(&h, &c, "reader", "reader-pw").await.token;
     records(&ws, 3).await;
-    let res = c
-        .delete(format!("{}{deleted_uri}", h.base_url()))
-        .header("X-Auth-Token", &kept)
-        .send()
-        .await
-        .unwrap();
+    let res = delete(&h, &c, &deleted_uri, &kept).await;
     assert!(res.status().is_success());
     let stored = records(&ws, 2).await;
     let text = std::fs::read_to_string(&file).unwrap();
@@ -118,15 +113,7 @@ async fn sessions_survive_a_restart_without_their_tokens_on_disk() {
     assert_eq!(status(&h, &c, &reader).await, StatusCode::UNAUTHORIZED);
     let left = records(&ws, 1).await;
     assert_eq!(left[0].session_name.len(), "redfish-server-".len() + 16);
-    let list: serde_json::Value = c
-        .get(format!("{}{SESSIONS}", h.base_url()))
-        .header("X-Auth-Token", &kept)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let list = get_json(&h, &c, SESSIONS, &kept).await;
     assert_eq!(list["Members@odata.count"], 1, "{list}");
     h.shutdown().await;
     drop(ws);

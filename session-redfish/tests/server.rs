@@ -52,11 +52,8 @@ async fn login_headers_body_and_token_use() {
     assert_eq!(body["Context"], "test");
 
     // The token works; the root is public and links the collection.
-    let root: Value = c
-        .get(format!("{}/redfish/v1/", h.base_url()))
-        .send()
+    let root: Value = get_public(&h, &c, "/redfish/v1/")
         .await
-        .unwrap()
         .json()
         .await
         .unwrap();
@@ -78,12 +75,7 @@ async fn login_headers_body_and_token_use() {
 async fn delete_kills_the_token() {
     let (h, c) = start(builder()).await;
     let s = login(&h, &c, "admin", ADMIN_PW).await;
-    let res = c
-        .delete(format!("{}{}", h.base_url(), s.location))
-        .header("X-Auth-Token", &s.token)
-        .send()
-        .await
-        .unwrap();
+    let res = delete(&h, &c, &s.location, &s.token).await;
     assert_eq!(res.status(), StatusCode::OK);
     let body: Value = res.json().await.unwrap();
     assert!(
@@ -119,11 +111,7 @@ async fn idle_sessions_expire_and_use_refreshes() {
     let res = get(&h, &c, SESSIONS, &idle.token).await;
     assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
     assert!(res.headers().contains_key("www-authenticate"));
-    let list: Value = get(&h, &c, SESSIONS, &kept.token)
-        .await
-        .json()
-        .await
-        .unwrap();
+    let list = get_json(&h, &c, SESSIONS, &kept.token).await;
     assert_eq!(list["Members@odata.count"], 1);
 }
 
@@ -133,12 +121,7 @@ async fn bad_logins_do_not_leak() {
     let valid = login(&h, &c, "admin", ADMIN_PW).await;
     let mut bodies = Vec::new();
     for (user, pw) in [("admin", "CANARY-wrong-pw"), ("nobody", "CANARY-wrong-pw")] {
-        let res = c
-            .post(format!("{}{SESSIONS}", h.base_url()))
-            .json(&json!({"UserName": user, "Password": pw}))
-            .send()
-            .await
-            .unwrap();
+        let res = post_login(&h, &c, user, pw).await;
         assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
         assert!(
             res.headers()["www-authenticate"]
@@ -195,31 +178,11 @@ async fn privilege_filtering() {
     let reader = login(&h, &c, "reader", "reader-pw").await;
     let reader2 = login(&h, &c, "reader", "reader-pw").await;
 
-    let members = |v: Value| -> Vec<String> {
-        v["Members"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|m| m["@odata.id"].as_str().unwrap().to_owned())
-            .collect()
-    };
-    let as_reader = members(
-        get(&h, &c, SESSIONS, &reader.token)
-            .await
-            .json()
-            .await
-            .unwrap(),
-    );
+    let as_reader = members(&get_json(&h, &c, SESSIONS, &reader.token).await);
     assert_eq!(as_reader.len(), 2);
     assert!(as_reader.contains(&reader.location) && as_reader.contains(&reader2.location));
     assert!(!as_reader.contains(&admin.location));
-    let as_admin = members(
-        get(&h, &c, SESSIONS, &admin.token)
-            .await
-            .json()
-            .await
-            .unwrap(),
-    );
+    let as_admin = members(&get_json(&h, &c, SESSIONS, &admin.token).await);
     assert_eq!(as_admin.len(), 3);
 
     // Reader cannot read or delete the admin's session; admin can read the reader's.
@@ -227,12 +190,7 @@ async fn privilege_filtering() {
         get(&h, &c, &admin.location, &reader.token).await.status(),
         StatusCode::FORBIDDEN
     );
-    let del = c
-        .delete(format!("{}{}", h.base_url(), admin.location))
-        .header("X-Auth-Token", &reader.token)
-        .send()
-        .await
-        .unwrap();
+    let del = delete(&h, &c, &admin.location, &reader.token).await;
     assert_eq!(del.status(), StatusCode::FORBIDDEN);
     assert_eq!(
         get(&h, &c, &reader.location, &admin.token).await.status(),
@@ -268,12 +226,7 @@ async fn privilege_filtering() {
     assert_eq!(res.status(), StatusCode::OK);
     assert_eq!(res.json::<Value>().await.unwrap()["SessionTimeout"], 600);
     // Admin deletes the reader's session.
-    let del = c
-        .delete(format!("{}{}", h.base_url(), reader.location))
-        .header("X-Auth-Token", &admin.token)
-        .send()
-        .await
-        .unwrap();
+    let del = delete(&h, &c, &reader.location, &admin.token).await;
     assert_eq!(del.status(), StatusCode::OK);
 }
 
@@ -320,12 +273,7 @@ async fn basic_auth_odata_version_members_and_limits() {
 
     // The limit is 2.
     login(&h, &c, "reader", "reader-pw").await;
-    let res = c
-        .post(&url)
-        .json(&json!({"UserName": "admin", "Password": ADMIN_PW}))
-        .send()
-        .await
-        .unwrap();
+    let res = post_login(&h, &c, "admin", ADMIN_PW).await;
     assert_eq!(res.status(), StatusCode::SERVICE_UNAVAILABLE);
     assert!(res.headers().contains_key("retry-after"));
     assert!(res.text().await.unwrap().contains("SessionLimitExceeded"));
@@ -337,18 +285,10 @@ async fn basic_auth_odata_version_members_and_limits() {
         "/redfish/v1/odata",
         "/redfish/v1/$metadata",
     ] {
-        let res = c
-            .get(format!("{}{path}", h.base_url()))
-            .send()
-            .await
-            .unwrap();
+        let res = get_public(&h, &c, path).await;
         assert_eq!(res.status(), StatusCode::OK, "{path}");
     }
-    let res = c
-        .get(format!("{}/redfish/v1/Systems", h.base_url()))
-        .send()
-        .await
-        .unwrap();
+    let res = get_public(&h, &c, "/redfish/v1/Systems").await;
     assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
 }
 
@@ -367,12 +307,7 @@ async fn config_is_validated_and_disabled_service_refuses_logins() {
             .is_err()
     );
     let (h, c) = start(builder().service_enabled(false)).await;
-    let res = c
-        .post(format!("{}{SESSIONS}", h.base_url()))
-        .json(&json!({"UserName": "admin", "Password": ADMIN_PW}))
-        .send()
-        .await
-        .unwrap();
+    let res = post_login(&h, &c, "admin", ADMIN_PW).await;
     assert_eq!(res.status(), StatusCode::SERVICE_UNAVAILABLE);
 }
 
@@ -390,24 +325,12 @@ async fn account_service_is_read_only_and_shows_each_user_what_they_may_see() {
         assert_eq!(res.status(), StatusCode::OK, "{}", res.url());
         res.json::<Value>().await.unwrap()
     };
-    let members = |v: &Value| -> Vec<String> {
-        v["Members"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|m| m["@odata.id"].as_str().unwrap().to_owned())
-            .collect()
-    };
 
     // Linked from the root; needs authentication like any other resource.
     let root = json(get(&h, &c, "/redfish/v1/", &admin.token).await).await;
     let svc_uri = root["AccountService"]["@odata.id"].as_str().unwrap();
     assert_eq!(svc_uri, "/redfish/v1/AccountService");
-    let res = c
-        .get(format!("{}{svc_uri}", h.base_url()))
-        .send()
-        .await
-        .unwrap();
+    let res = get_public(&h, &c, svc_uri).await;
     assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
     let svc = json(get(&h, &c, svc_uri, &reader.token).await).await;
     let accounts_uri = svc["Accounts"]["@odata.id"].as_str().unwrap().to_owned();

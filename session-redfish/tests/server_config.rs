@@ -7,7 +7,7 @@ mod common;
 use std::time::Duration;
 
 use reqwest::{Client, StatusCode};
-use serde_json::{Value, json};
+use serde_json::json;
 use session_redfish::server::{RedfishServerBuilder, RedfishServerConfig};
 
 use common::*;
@@ -87,11 +87,7 @@ async fn only_insecure_http_gives_an_http_listener() {
         .await
         .unwrap();
     assert_eq!(h.ca_pem().unwrap(), cert_pem);
-    let c = Client::builder()
-        .add_root_certificate(reqwest::Certificate::from_pem(cert_pem.as_bytes()).unwrap())
-        .tls_built_in_root_certs(false)
-        .build()
-        .unwrap();
+    let c = trusting(&cert_pem);
     login(&h, &c, "admin", ADMIN_PW).await;
     h.shutdown().await;
 
@@ -149,26 +145,13 @@ passwordFile = "reader.password"
     let h = builder.build().unwrap().start().await.unwrap();
     assert!(h.base_url().starts_with("https://127.0.0.1:"));
     assert_eq!(h.ca_pem().unwrap(), cert_pem);
-    let c = Client::builder()
-        .add_root_certificate(reqwest::Certificate::from_pem(cert_pem.as_bytes()).unwrap())
-        .tls_built_in_root_certs(false)
-        .build()
-        .unwrap();
+    let c = trusting(&cert_pem);
     let admin = login(&h, &c, "admin", ADMIN_PW).await;
     login(&h, &c, "reader", "reader-file-pw").await;
-    let svc: Value = get(&h, &c, "/redfish/v1/SessionService", &admin.token)
-        .await
-        .json()
-        .await
-        .unwrap();
+    let svc = get_json(&h, &c, "/redfish/v1/SessionService", &admin.token).await;
     assert_eq!(svc["SessionTimeout"], 900);
     assert_eq!(svc["ServiceEnabled"], true);
-    let third = c
-        .post(format!("{}{SESSIONS}", h.base_url()))
-        .json(&json!({"UserName": "admin", "Password": ADMIN_PW}))
-        .send()
-        .await
-        .unwrap();
+    let third = post_login(&h, &c, "admin", ADMIN_PW).await;
     assert_eq!(
         third.status(),
         StatusCode::SERVICE_UNAVAILABLE,

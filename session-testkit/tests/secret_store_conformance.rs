@@ -18,23 +18,27 @@ fn file_store(path: &Path) -> EncryptedFileSecretStore {
         .expect("valid test costs")
 }
 
+/// The suite against a store used directly, then through
+/// `Box<dyn SecretStore>` and `Arc<dyn SecretStore>`; `store` makes a fresh
+/// one for each use, told which ("direct", "boxed", "shared").
+async fn conformance_direct_boxed_shared<S: SecretStore + 'static>(store: impl Fn(&str) -> S) {
+    secret_store_conformance(&store("direct")).await;
+    let boxed: Box<dyn SecretStore> = Box::new(store("boxed"));
+    secret_store_conformance(&boxed).await;
+    let shared: Arc<dyn SecretStore> = Arc::new(store("shared"));
+    secret_store_conformance(&shared).await;
+}
+
 #[tokio::test]
 async fn in_memory() {
-    secret_store_conformance(&InMemorySecretStore::new()).await;
-    let boxed: Box<dyn SecretStore> = Box::new(InMemorySecretStore::new());
-    secret_store_conformance(&boxed).await;
-    let shared: Arc<dyn SecretStore> = Arc::new(InMemorySecretStore::new());
-    secret_store_conformance(&shared).await;
+    conformance_direct_boxed_shared(|_| InMemorySecretStore::new()).await;
 }
 
 #[tokio::test]
 async fn encrypted_file() {
     let dir = tempfile::tempdir().unwrap();
-    secret_store_conformance(&file_store(&dir.path().join("direct.json"))).await;
-    let boxed: Box<dyn SecretStore> = Box::new(file_store(&dir.path().join("boxed.json")));
-    secret_store_conformance(&boxed).await;
-    let shared: Arc<dyn SecretStore> = Arc::new(file_store(&dir.path().join("shared.json")));
-    secret_store_conformance(&shared).await;
+    conformance_direct_boxed_shared(|which| file_store(&dir.path().join(format!("{which}.json"))))
+        .await;
 }
 
 #[tokio::test]
@@ -51,6 +55,29 @@ fn key(session: SessionId, name: &str) -> SecretKey {
     SecretKey::new(session, name).unwrap()
 }
 
+fn current_thread_runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap()
+}
+
+/// One writer of the concurrency tests: 50 keys `{prefix}-00`..`{prefix}-49`
+/// with values `{prefix}0`..`{prefix}49`, on its own runtime.
+fn write_fifty_keys(path: &Path, session: SessionId, prefix: &str) {
+    current_thread_runtime().block_on(async {
+        let store = file_store(path);
+        for i in 0..50 {
+            store
+                .put(
+                    &key(session, &format!("{prefix}-{i:02}")),
+                    &Secret::new(format!("{prefix}{i}")),
+                )
+                .await
+                .unwrap();
+        }
+    });
+}
+
 /// Two store instances on one file (as two processes would have), each
 /// writing 50 keys from its own thread and runtime at the same time.
 #[test]
@@ -62,23 +89,7 @@ fn concurrent_instances_lose_no_writes() {
         .into_iter()
         .map(|prefix| {
             let path = path.clone();
-            std::thread::spawn(move || {
-                let runtime = tokio::runtime::Builder::new_current_thread()
-                    .build()
-                    .unwrap();
-                runtime.block_on(async {
-                    let store = file_store(&path);
-                    for i in 0..50 {
-                        store
-                            .put(
-                                &key(session, &format!("{prefix}-{i:02}")),
-                                &Secret::new(format!("{prefix}{i}")),
-                            )
-                            .await
-                            .unwrap();
-                    }
-                });
-            })
+            std::thread::spawn(move || write_fifty_keys(&path, session, prefix))
         })
         .collect();
     for writer in writers {
@@ -88,10 +99,7 @@ fn concurrent_instances_lose_no_writes() {
 }
 
 fn assert_all_present(path: &Path, session: SessionId) {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .build()
-        .unwrap();
-    runtime.block_on(async {
+    current_thread_runtime().block_on(async {
         let store = file_store(path);
         let names = store.names(session).await.unwrap();
         let mut expected: Vec<String> = ["a", "b"]
@@ -179,21 +187,7 @@ fn child_writer() {
         return;
     };
     let session: SessionId = session.parse().unwrap();
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .build()
-        .unwrap();
-    runtime.block_on(async {
-        let store = file_store(Path::new(&path));
-        for i in 0..50 {
-            store
-                .put(
-                    &key(session, &format!("{prefix}-{i:02}")),
-                    &Secret::new(format!("{prefix}{i}")),
-                )
-                .await
-                .unwrap();
-        }
-    });
+    write_fifty_keys(Path::new(&path), session, &prefix);
 }
 
 /// `KeyringSecretStore` over a shared in-memory credential store: this checks
@@ -205,16 +199,29 @@ async fn keyring_store_logic() {
     use session_core::secret_store::KeyringSecretStore;
     use session_testkit::doubles::MemoryKeychain;
 
-    let store = || {
+    conformance_direct_boxed_shared(|_| {
         KeyringSecretStore::new()
             .with_service("session-sdk-conformance")
             .with_credential_builder(MemoryKeychain::new().builder())
-    };
-    secret_store_conformance(&store()).await;
-    let boxed: Box<dyn SecretStore> = Box::new(store());
-    secret_store_conformance(&boxed).await;
-    let shared: Arc<dyn SecretStore> = Arc::new(store());
-    secret_store_conformance(&shared).await;
+    })
+    .await;
+}
+
+/// Every check of the suite, one by one, with long values of `long_len`
+/// bytes: for a real keychain that holds less than the suite's 64 KiB.
+#[cfg(feature = "keyring")]
+async fn every_check_with_long_values(store: &dyn SecretStore, long_len: usize) {
+    use session_testkit::suites::secret_store as suite;
+
+    suite::check_roundtrip(store).await;
+    suite::check_overwrite(store).await;
+    suite::check_missing(store).await;
+    suite::check_delete_is_idempotent(store).await;
+    suite::check_namespacing(store).await;
+    suite::check_names_sorted(store).await;
+    suite::check_delete_session(store).await;
+    suite::check_debug_hides_values(store).await;
+    suite::check_unusual_values(store, long_len).await;
 }
 
 /// The suite against the platform keychain (macOS Keychain, Windows
@@ -228,18 +235,9 @@ async fn keyring_store_logic() {
 #[ignore = "needs an unlocked OS keychain"]
 async fn keyring_platform_store() {
     use session_core::secret_store::KeyringSecretStore;
-    use session_testkit::suites::secret_store as suite;
 
     let store = KeyringSecretStore::new().with_service("session-sdk-conformance");
-    suite::check_roundtrip(&store).await;
-    suite::check_overwrite(&store).await;
-    suite::check_missing(&store).await;
-    suite::check_delete_is_idempotent(&store).await;
-    suite::check_namespacing(&store).await;
-    suite::check_names_sorted(&store).await;
-    suite::check_delete_session(&store).await;
-    suite::check_debug_hides_values(&store).await;
-    suite::check_unusual_values(&store, 1000).await;
+    every_check_with_long_values(&store, 1000).await;
 }
 
 /// A store with one deliberate defect, to prove the suite catches it.
@@ -391,18 +389,9 @@ async fn the_suite_catches_each_flaw() {
 #[ignore = "needs a possessed session keyring (keyctl session -)"]
 async fn keyring_linux_keyutils() {
     use session_core::secret_store::KeyringSecretStore;
-    use session_testkit::suites::secret_store as suite;
 
     let store = KeyringSecretStore::new()
         .with_service("session-sdk-conformance")
         .with_credential_builder(keyring::keyutils::default_credential_builder());
-    suite::check_roundtrip(&store).await;
-    suite::check_overwrite(&store).await;
-    suite::check_missing(&store).await;
-    suite::check_delete_is_idempotent(&store).await;
-    suite::check_namespacing(&store).await;
-    suite::check_names_sorted(&store).await;
-    suite::check_delete_session(&store).await;
-    suite::check_debug_hides_values(&store).await;
-    suite::check_unusual_values(&store, 8 * 1024).await;
+    every_check_with_long_values(&store, 8 * 1024).await;
 }

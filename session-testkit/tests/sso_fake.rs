@@ -10,8 +10,9 @@ use aws_sdk_sso::error::ProvideErrorMetadata;
 use aws_sdk_sso::operation::get_role_credentials::GetRoleCredentialsError;
 use aws_sdk_sso::operation::list_accounts::ListAccountsError;
 use aws_sdk_sso::operation::logout::LogoutError;
+use aws_sdk_ssooidc::error::SdkError;
 use aws_sdk_ssooidc::operation::create_token::{CreateTokenError, CreateTokenOutput};
-use aws_sdk_ssooidc::operation::register_client::RegisterClientOutput;
+use aws_sdk_ssooidc::operation::register_client::{RegisterClientError, RegisterClientOutput};
 use aws_sdk_ssooidc::operation::start_device_authorization::{
     StartDeviceAuthorizationError, StartDeviceAuthorizationOutput,
 };
@@ -54,26 +55,48 @@ async fn manual_fake() -> (SsoFake, Arc<ManualClock>) {
     (fake, clock)
 }
 
-async fn register(oidc: &aws_sdk_ssooidc::Client, scopes: &[&str]) -> RegisterClientOutput {
+/// A public client registration named `name`, the SDK's answer unchecked.
+async fn try_register(
+    oidc: &aws_sdk_ssooidc::Client,
+    name: &str,
+    scopes: &[&str],
+) -> Result<RegisterClientOutput, SdkError<RegisterClientError>> {
     let mut request = oidc
         .register_client()
-        .client_name("session-sdk-test")
+        .client_name(name)
         .client_type("public");
     for scope in scopes {
         request = request.scopes(*scope);
     }
-    request.send().await.expect("RegisterClient")
+    request.send().await
+}
+
+async fn register(oidc: &aws_sdk_ssooidc::Client, scopes: &[&str]) -> RegisterClientOutput {
+    try_register(oidc, "session-sdk-test", scopes)
+        .await
+        .expect("RegisterClient")
+}
+
+/// StartDeviceAuthorization for `reg`'s client with `client_secret`, the
+/// SDK's answer unchecked.
+async fn try_start(
+    oidc: &aws_sdk_ssooidc::Client,
+    reg: &RegisterClientOutput,
+    client_secret: &str,
+) -> Result<StartDeviceAuthorizationOutput, SdkError<StartDeviceAuthorizationError>> {
+    oidc.start_device_authorization()
+        .client_id(reg.client_id().unwrap())
+        .client_secret(client_secret)
+        .start_url(START_URL)
+        .send()
+        .await
 }
 
 async fn start(
     oidc: &aws_sdk_ssooidc::Client,
     reg: &RegisterClientOutput,
 ) -> StartDeviceAuthorizationOutput {
-    oidc.start_device_authorization()
-        .client_id(reg.client_id().unwrap())
-        .client_secret(reg.client_secret().unwrap())
-        .start_url(START_URL)
-        .send()
+    try_start(oidc, reg, reg.client_secret().unwrap())
         .await
         .expect("StartDeviceAuthorization")
 }
@@ -106,6 +129,24 @@ async fn refresh(
         .send()
         .await
         .map_err(|e| e.into_service_error())
+}
+
+/// A poll that must fail; its error for the caller to check.
+async fn poll_err(
+    oidc: &aws_sdk_ssooidc::Client,
+    reg: &RegisterClientOutput,
+    auth: &StartDeviceAuthorizationOutput,
+) -> CreateTokenError {
+    poll(oidc, reg, auth).await.unwrap_err()
+}
+
+/// A refresh that must fail; its error for the caller to check.
+async fn refresh_err(
+    oidc: &aws_sdk_ssooidc::Client,
+    reg: &RegisterClientOutput,
+    refresh_token: &str,
+) -> CreateTokenError {
+    refresh(oidc, reg, refresh_token).await.unwrap_err()
 }
 
 /// Registers (with `scopes`), runs the device flow to completion with the
@@ -167,7 +208,7 @@ async fn device_flow_pending_then_slow_down_then_token() {
         other => panic!("expected SlowDownException, got {other:?}"),
     }
     clock.advance(Duration::from_secs(1));
-    let err = poll(&oidc, &reg, &auth).await.unwrap_err();
+    let err = poll_err(&oidc, &reg, &auth).await;
     assert!(err.is_authorization_pending_exception(), "{err:?}");
 
     assert!(fake.approve(&user_code));
@@ -184,7 +225,7 @@ async fn device_flow_pending_then_slow_down_then_token() {
 
     // A device code is redeemed once.
     clock.advance(Duration::from_secs(1));
-    let err = poll(&oidc, &reg, &auth).await.unwrap_err();
+    let err = poll_err(&oidc, &reg, &auth).await;
     assert!(err.is_invalid_grant_exception(), "{err:?}");
 
     assert_eq!(fake.registrations(), 1);
@@ -204,20 +245,20 @@ async fn forced_slow_downs_and_switchable_interval() {
     // Interval enforcement off: back-to-back polls are merely pending.
     fake.set_enforce_interval(false);
     for _ in 0..3 {
-        let err = poll(&oidc, &reg, &auth).await.unwrap_err();
+        let err = poll_err(&oidc, &reg, &auth).await;
         assert!(err.is_authorization_pending_exception(), "{err:?}");
     }
     // Forced slow-downs still happen, exactly as many as asked for.
     fake.slow_down_next(2);
     for _ in 0..2 {
-        let err = poll(&oidc, &reg, &auth).await.unwrap_err();
+        let err = poll_err(&oidc, &reg, &auth).await;
         assert!(err.is_slow_down_exception(), "{err:?}");
     }
-    let err = poll(&oidc, &reg, &auth).await.unwrap_err();
+    let err = poll_err(&oidc, &reg, &auth).await;
     assert!(err.is_authorization_pending_exception(), "{err:?}");
     // Back on: the next immediate poll is too fast.
     fake.set_enforce_interval(true);
-    let err = poll(&oidc, &reg, &auth).await.unwrap_err();
+    let err = poll_err(&oidc, &reg, &auth).await;
     assert!(err.is_slow_down_exception(), "{err:?}");
 }
 
@@ -245,9 +286,7 @@ async fn refresh_rotates_and_the_old_refresh_token_is_rejected() {
     // The new one works (once more), and an unknown one does not.
     let third = refresh(&oidc, &reg, second_refresh).await.expect("refresh");
     assert!(third.refresh_token().is_some());
-    let err = refresh(&oidc, &reg, "not-a-refresh-token")
-        .await
-        .unwrap_err();
+    let err = refresh_err(&oidc, &reg, "not-a-refresh-token").await;
     assert!(err.is_invalid_grant_exception(), "{err:?}");
 
     // Refresh tokens expire.
@@ -256,9 +295,7 @@ async fn refresh_rotates_and_the_old_refresh_token_is_rejected() {
         .await
         .expect("refresh");
     clock.advance(Duration::from_secs(3600));
-    let err = refresh(&oidc, &reg, fourth.refresh_token().unwrap())
-        .await
-        .unwrap_err();
+    let err = refresh_err(&oidc, &reg, fourth.refresh_token().unwrap()).await;
     assert!(err.is_invalid_grant_exception(), "{err:?}");
 }
 
@@ -270,7 +307,7 @@ async fn no_refresh_token_without_the_account_access_scope() {
     let (reg, token) = login(&fake, &oidc, &[]).await;
     assert!(token.access_token().is_some());
     assert_eq!(token.refresh_token(), None, "no scopes, no refresh token");
-    let err = refresh(&oidc, &reg, "anything").await.unwrap_err();
+    let err = refresh_err(&oidc, &reg, "anything").await;
     assert!(err.is_invalid_grant_exception(), "{err:?}");
 
     // Other scopes do not bring a refresh token either.
@@ -279,9 +316,7 @@ async fn no_refresh_token_without_the_account_access_scope() {
 
     // A refresh token of one client does not work for another.
     let (_, with_scope) = login(&fake, &oidc, &[ACCOUNT_ACCESS_SCOPE]).await;
-    let err = refresh(&oidc, &reg, with_scope.refresh_token().unwrap())
-        .await
-        .unwrap_err();
+    let err = refresh_err(&oidc, &reg, with_scope.refresh_token().unwrap()).await;
     assert!(err.is_invalid_grant_exception(), "{err:?}");
 }
 
@@ -295,7 +330,7 @@ async fn expired_device_code_is_expired_token_and_denial_is_access_denied() {
     let auth = start(&oidc, &reg).await;
     assert_eq!(auth.expires_in(), 120);
     clock.advance(Duration::from_secs(119));
-    let err = poll(&oidc, &reg, &auth).await.unwrap_err();
+    let err = poll_err(&oidc, &reg, &auth).await;
     assert!(err.is_authorization_pending_exception(), "{err:?}");
     clock.advance(Duration::from_secs(1));
     match poll(&oidc, &reg, &auth).await {
@@ -320,7 +355,7 @@ async fn expired_device_code_is_expired_token_and_denial_is_access_denied() {
 
     let auth = start(&oidc, &reg).await;
     fake.expire_device_codes();
-    let err = poll(&oidc, &reg, &auth).await.unwrap_err();
+    let err = poll_err(&oidc, &reg, &auth).await;
     assert!(err.is_expired_token_exception(), "{err:?}");
 }
 
@@ -352,14 +387,7 @@ async fn unknown_or_expired_clients_are_invalid_client() {
         "the model gives InvalidClientException 401"
     );
 
-    let err = oidc
-        .start_device_authorization()
-        .client_id(reg.client_id().unwrap())
-        .client_secret("wrong-secret")
-        .start_url(START_URL)
-        .send()
-        .await
-        .unwrap_err();
+    let err = try_start(&oidc, &reg, "wrong-secret").await.unwrap_err();
     assert!(matches!(
         err.into_service_error(),
         StartDeviceAuthorizationError::InvalidClientException(_)
@@ -374,17 +402,12 @@ async fn unknown_or_expired_clients_are_invalid_client() {
     );
     let auth = start(&oidc, &short).await;
     clock.advance(Duration::from_secs(3600));
-    let err = poll(&oidc, &short, &auth).await.unwrap_err();
+    let err = poll_err(&oidc, &short, &auth).await;
     assert!(err.is_invalid_client_exception(), "{err:?}");
     // The first registration (90 days) is still fine.
     start(&oidc, &reg).await;
     fake.expire_registrations();
-    let err = oidc
-        .start_device_authorization()
-        .client_id(reg.client_id().unwrap())
-        .client_secret(reg.client_secret().unwrap())
-        .start_url(START_URL)
-        .send()
+    let err = try_start(&oidc, &reg, reg.client_secret().unwrap())
         .await
         .unwrap_err();
     assert!(err.into_service_error().is_invalid_client_exception());
@@ -571,9 +594,7 @@ async fn expired_or_revoked_tokens_are_unauthorized_401() {
         .await
         .unwrap_err();
     assert!(err.into_service_error().is_unauthorized_exception());
-    let err = refresh(&oidc, &reg, refreshed.refresh_token().unwrap())
-        .await
-        .unwrap_err();
+    let err = refresh_err(&oidc, &reg, refreshed.refresh_token().unwrap()).await;
     assert!(err.is_invalid_grant_exception(), "{err:?}");
 
     // An unknown token is unauthorized too, on every portal operation.
@@ -642,13 +663,7 @@ async fn injected_failures_hit_the_next_call() {
     let (fake, _clock) = manual_fake().await;
     let oidc = oidc_client(&fake);
     fake.fail_next_with(500, "InternalServerException");
-    let err = oidc
-        .register_client()
-        .client_name("x")
-        .client_type("public")
-        .send()
-        .await
-        .unwrap_err();
+    let err = try_register(&oidc, "x", &[]).await.unwrap_err();
     assert_eq!(err.raw_response().map(|r| r.status().as_u16()), Some(500));
     assert!(err.into_service_error().is_internal_server_exception());
     assert_eq!(fake.registrations(), 0);
@@ -656,9 +671,9 @@ async fn injected_failures_hit_the_next_call() {
     let reg = register(&oidc, &[]).await;
     let auth = start(&oidc, &reg).await;
     fake.fail_next_call_of("CreateToken", 400, "InvalidRequestException");
-    let err = poll(&oidc, &reg, &auth).await.unwrap_err();
+    let err = poll_err(&oidc, &reg, &auth).await;
     assert!(err.is_invalid_request_exception(), "{err:?}");
-    let err = poll(&oidc, &reg, &auth).await.unwrap_err();
+    let err = poll_err(&oidc, &reg, &auth).await;
     assert!(err.is_authorization_pending_exception(), "{err:?}");
 }
 
@@ -700,9 +715,7 @@ async fn logout_invalidates_the_token() {
         LogoutError::UnauthorizedException(_)
     ));
     // The sign-in's refresh token ended with it; other sign-ins did not.
-    let err = refresh(&oidc, &reg, token.refresh_token().unwrap())
-        .await
-        .unwrap_err();
+    let err = refresh_err(&oidc, &reg, token.refresh_token().unwrap()).await;
     assert!(err.is_invalid_grant_exception(), "{err:?}");
     portal
         .list_accounts()
@@ -752,13 +765,7 @@ async fn auto_approve_and_shutdown() {
     poll(&oidc, &reg, &auth).await.expect("auto-approved");
 
     fake.shutdown().await;
-    let err = oidc
-        .register_client()
-        .client_name("x")
-        .client_type("public")
-        .send()
-        .await
-        .unwrap_err();
+    let err = try_register(&oidc, "x", &[]).await.unwrap_err();
     assert!(err.as_service_error().is_none(), "server is gone: {err:?}");
 }
 

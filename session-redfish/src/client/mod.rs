@@ -200,6 +200,24 @@ impl RedfishProvider {
         .await
     }
 
+    /// Logs in (or settles on Basic) and stores the result as the active
+    /// session; a failed login is its error.
+    async fn login_and_activate(
+        &self,
+        ctx: &ActionContext,
+        session: &Session,
+        config: RedfishConfig,
+        http: &Client,
+        base: &Url,
+        password: &Secret,
+    ) -> Result<Session> {
+        let login = self
+            .login_or_basic(http, base, &config, password, session)
+            .await
+            .map_err(|f| f.error)?;
+        self.activate(ctx, session, config, http, base, login).await
+    }
+
     /// Stores the new login (or Basic mode) and returns the session `active`.
     async fn activate(
         &self,
@@ -329,11 +347,7 @@ impl SessionAction for RedfishProvider {
 
     async fn start(&self, ctx: &ActionContext, session: &Session) -> Result<Session> {
         let (config, http, base, password) = self.prepare(ctx, session).await?;
-        let login = self
-            .login_or_basic(&http, &base, &config, &password, session)
-            .await
-            .map_err(|f| f.error)?;
-        self.activate(ctx, session, config, &http, &base, login)
+        self.login_and_activate(ctx, session, config, &http, &base, &password)
             .await
     }
 
@@ -401,11 +415,7 @@ impl SessionAction for RedfishProvider {
                 tracing::info!(session = %label, "rotate: session limit reached; deleting the old session first");
                 protocol::logout(&http, &uri, &token, &label).await?;
                 ctx.secrets.delete(&key).await?;
-                let login = self
-                    .login_or_basic(&http, &base, &config, &password, session)
-                    .await
-                    .map_err(|f| f.error)?;
-                self.activate(ctx, session, config, &http, &base, login)
+                self.login_and_activate(ctx, session, config, &http, &base, &password)
                     .await
             }
             Err(failure) => Err(failure.error),

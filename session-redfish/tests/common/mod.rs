@@ -24,13 +24,17 @@ pub(crate) fn builder() -> RedfishServerBuilder {
 
 pub(crate) async fn start(b: RedfishServerBuilder) -> (RedfishServerHandle, Client) {
     let handle = b.build().unwrap().start().await.unwrap();
-    let ca = reqwest::Certificate::from_pem(handle.ca_pem().unwrap().as_bytes()).unwrap();
-    let client = Client::builder()
-        .add_root_certificate(ca)
+    let client = trusting(handle.ca_pem().unwrap());
+    (handle, client)
+}
+
+/// A reqwest client that trusts only the given PEM certificate.
+pub(crate) fn trusting(ca_pem: &str) -> Client {
+    Client::builder()
+        .add_root_certificate(reqwest::Certificate::from_pem(ca_pem.as_bytes()).unwrap())
         .tls_built_in_root_certs(false)
         .build()
-        .unwrap();
-    (handle, client)
+        .unwrap()
 }
 
 pub(crate) struct Login {
@@ -38,13 +42,22 @@ pub(crate) struct Login {
     pub(crate) location: String,
 }
 
-pub(crate) async fn login(h: &RedfishServerHandle, c: &Client, user: &str, pw: &str) -> Login {
-    let res = c
-        .post(format!("{}{SESSIONS}", h.base_url()))
+/// A login POST to the sessions collection, its answer unchecked.
+pub(crate) async fn post_login(
+    h: &RedfishServerHandle,
+    c: &Client,
+    user: &str,
+    pw: &str,
+) -> reqwest::Response {
+    c.post(format!("{}{SESSIONS}", h.base_url()))
         .json(&json!({"UserName": user, "Password": pw}))
         .send()
         .await
-        .unwrap();
+        .unwrap()
+}
+
+pub(crate) async fn login(h: &RedfishServerHandle, c: &Client, user: &str, pw: &str) -> Login {
+    let res = post_login(h, c, user, pw).await;
     assert_eq!(res.status(), StatusCode::CREATED);
     let token = res.headers()["x-auth-token"].to_str().unwrap().to_owned();
     let location = res.headers()["location"].to_str().unwrap().to_owned();
@@ -61,6 +74,52 @@ pub(crate) async fn get(
     token: &str,
 ) -> reqwest::Response {
     c.get(format!("{}{path}", h.base_url()))
+        .header("X-Auth-Token", token)
+        .send()
+        .await
+        .unwrap()
+}
+
+/// A GET with a session token, its body as JSON (the status unchecked).
+pub(crate) async fn get_json(
+    h: &RedfishServerHandle,
+    c: &Client,
+    path: &str,
+    token: &str,
+) -> Value {
+    get(h, c, path, token).await.json().await.unwrap()
+}
+
+/// The `@odata.id` of each of a collection's members.
+pub(crate) fn members(collection: &Value) -> Vec<String> {
+    collection["Members"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["@odata.id"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+/// A GET without credentials.
+pub(crate) async fn get_public(
+    h: &RedfishServerHandle,
+    c: &Client,
+    path: &str,
+) -> reqwest::Response {
+    c.get(format!("{}{path}", h.base_url()))
+        .send()
+        .await
+        .unwrap()
+}
+
+/// A DELETE with a session token.
+pub(crate) async fn delete(
+    h: &RedfishServerHandle,
+    c: &Client,
+    path: &str,
+    token: &str,
+) -> reqwest::Response {
+    c.delete(format!("{}{path}", h.base_url()))
         .header("X-Auth-Token", token)
         .send()
         .await
