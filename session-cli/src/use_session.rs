@@ -10,22 +10,20 @@
     allow(dead_code)
 )]
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use session_sdk::{
-    ActionContext, Error, FsWorkspace, Secret, SecretKey, SecretStore, Session, SessionManager,
-    SessionStatus, SessionType, SystemClock, WorkspaceRepositoryExt,
+    ActionContext, Error, FsWorkspace, Secret, SecretKey, Session, SessionManager, SessionStatus,
+    SessionType, WorkspaceRepositoryExt,
 };
 
 use crate::{Failure, Global, secrets};
 
-/// A session resolved for a provider command, with the manager and secret
-/// store of this invocation.
+/// A session resolved for a provider command, with the manager (and through
+/// it the secret store and clock) of this invocation.
 pub(crate) struct SessionInUse {
     pub(crate) session: Session,
     pub(crate) manager: SessionManager,
-    pub(crate) secrets: Arc<dyn SecretStore>,
 }
 
 /// Finds `id_or_name` in `workspace` and checks that `accepts` its type
@@ -51,12 +49,8 @@ pub(crate) async fn resolve(
         .into());
     }
     let secrets = secrets::open(global, workspace.path()).await?;
-    let manager = crate::manager(global, workspace, secrets.clone())?;
-    Ok(SessionInUse {
-        session,
-        manager,
-        secrets,
-    })
+    let manager = crate::manager(global, workspace, secrets)?;
+    Ok(SessionInUse { session, manager })
 }
 
 impl SessionInUse {
@@ -88,7 +82,8 @@ impl SessionInUse {
 
     /// The session's secret `name`, which start put there.
     pub(crate) async fn secret(&self, name: &str) -> Result<Secret, Failure> {
-        self.secrets
+        self.manager
+            .secrets()
             .get(&SecretKey::new(self.session.session_id, name)?)
             .await?
             .ok_or_else(|| {
@@ -100,8 +95,9 @@ impl SessionInUse {
             })
     }
 
-    /// What a provider call on this session needs: the clock and secrets.
+    /// What a provider call on this session needs: the manager's clock and
+    /// secret store.
     pub(crate) fn context(&self) -> ActionContext {
-        ActionContext::new(Arc::new(SystemClock), self.secrets.clone())
+        ActionContext::new(self.manager.clock().clone(), self.manager.secrets().clone())
     }
 }

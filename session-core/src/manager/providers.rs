@@ -131,27 +131,30 @@ impl Providers {
         self.hint = Some(hint);
     }
 
-    /// Whether a provider is registered (built or not) for `session_type`.
-    pub(super) fn knows(&self, session_type: &SessionType) -> bool {
-        self.entries.contains_key(session_type)
-    }
-
     /// The provider of `session_type`, built now if it is lazy.
     pub(super) fn get(&self, session_type: &SessionType) -> Result<Arc<dyn SessionAction>> {
-        match self.entries.get(session_type) {
-            Some(Entry::Ready(provider)) => Ok(Arc::clone(provider)),
-            Some(Entry::Lazy(lazy)) => lazy.get(session_type),
-            None => Err(self.missing(session_type, None)),
-        }
+        self.resolve(session_type, None)
     }
 
     /// The provider for `session`, with errors that name the session.
     pub(super) fn for_session(&self, session: &Session) -> Result<Arc<dyn SessionAction>> {
-        if !self.knows(&session.session_type) {
-            return Err(self.missing(&session.session_type, Some(session)));
+        self.resolve(&session.session_type, Some(session))
+    }
+
+    fn resolve(
+        &self,
+        session_type: &SessionType,
+        session: Option<&Session>,
+    ) -> Result<Arc<dyn SessionAction>> {
+        let built = match self.entries.get(session_type) {
+            Some(Entry::Ready(provider)) => return Ok(Arc::clone(provider)),
+            Some(Entry::Lazy(lazy)) => lazy.get(session_type),
+            None => return Err(self.missing(session_type, session)),
+        };
+        match session {
+            Some(session) => built.map_err(|e| e.in_session(&session.label())),
+            None => built,
         }
-        self.get(&session.session_type)
-            .map_err(|e| e.in_session(&session.label()))
     }
 
     fn missing(&self, session_type: &SessionType, session: Option<&Session>) -> Error {

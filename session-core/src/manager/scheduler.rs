@@ -200,6 +200,13 @@ async fn run(
         issued.retain(|id, _| live.contains(id));
         failed.retain(|id, _| live.contains(id));
         for session in &sessions {
+            // Only sessions with a rotation time ask for their provider, so
+            // a provider built on first use is not built (or, when its
+            // settings are wrong, retried) for every idle session per scan.
+            let Some(mut due) = policy.due_at(session, issued.get(&session.session_id).copied())
+            else {
+                continue;
+            };
             let rotatable = match manager.provider(&session.session_type) {
                 Ok(provider) => provider.capabilities().rotate,
                 // No provider for the type: nothing this process can rotate.
@@ -217,10 +224,6 @@ async fn run(
             if !rotatable {
                 continue;
             }
-            let Some(mut due) = policy.due_at(session, issued.get(&session.session_id).copied())
-            else {
-                continue;
-            };
             if let Some((at, times)) = failed.get(&session.session_id) {
                 let backoff = 1i32 << (times.saturating_sub(1).min(6));
                 due = due.max(*at + retry_after * backoff);
