@@ -220,6 +220,10 @@ fn an_ambiguous_name_asks_for_the_id() {
         let out = fx.run_unlocked(&[command, "twin"]);
         let line = out.one_line_error();
         assert!(line.contains("use the id"), "{command}: {line}");
+        for twin in &stored {
+            assert!(line.contains(&twin.session_id.to_string()), "{line}");
+        }
+        assert!(!line.contains('…'), "both matches are listed: {line}");
     }
     assert_eq!(fx.stored().len(), 2, "nothing was removed");
     let by_id = fx.run(&["show", &stored[1].session_id.to_string(), "--json"]);
@@ -654,4 +658,107 @@ fn canary_secret_never_leaks() {
             file.display()
         );
     }
+}
+
+/// `add redfish` of the reproduction, with `password` on stdin.
+fn add_redfish(fx: &Fixture, name: &str) -> Run {
+    let mut command = fx.command(&[
+        "add",
+        "redfish",
+        name,
+        "--endpoint",
+        "https://127.0.0.1:1",
+        "--username",
+        "u",
+    ]);
+    command.env("SESSIONCTL_PASSPHRASE", PASSPHRASE);
+    Fixture::run_with_stdin(command, b"pw\n")
+}
+
+/// D1: a workspace file and a secrets file that are symbolic links (into a
+/// dotfiles repository, say) stay links, and their targets get the writes.
+#[cfg(unix)]
+#[test]
+fn a_symlinked_workspace_and_secrets_file_stay_links() {
+    use std::os::unix::fs::symlink;
+    let fx = Fixture::new();
+    let real = fx.dir.path().join("real");
+    std::fs::create_dir(&real).expect("mkdir");
+    symlink("real/t.json", fx.workspace()).expect("link");
+    symlink("real/s.enc", fx.secrets()).expect("link");
+    add_redfish(&fx, "b").ok();
+    add_redfish(&fx, "c").ok();
+    for link in [fx.workspace(), fx.secrets()] {
+        let meta = std::fs::symlink_metadata(&link).expect("meta");
+        assert!(
+            meta.file_type().is_symlink(),
+            "{} is still a link",
+            link.display()
+        );
+    }
+    let through_target = session_core::FsWorkspace::open(real.join("t.json")).expect("open");
+    let sessions =
+        block_on(session_core::WorkspaceRepository::list(&through_target)).expect("list");
+    assert_eq!(sessions.len(), 2, "the target holds both sessions");
+    let store = session_core::EncryptedFileSecretStore::open(
+        real.join("s.enc"),
+        session_core::Secret::new(PASSPHRASE),
+    )
+    .expect("open");
+    for session in &sessions {
+        let keys = block_on(session_core::SecretStore::names(&store, session.session_id))
+            .expect("list secrets");
+        assert_eq!(keys.len(), 1, "{}: {keys:?}", session.session_name);
+    }
+}
+
+/// D2: a lock-file link planted in the workspace's directory is refused by
+/// name, and the file it points to is not touched.
+#[cfg(unix)]
+#[test]
+fn a_planted_lock_link_is_refused_and_its_target_untouched() {
+    use std::os::unix::fs::PermissionsExt;
+    let fx = Fixture::new();
+    let victim = fx.dir.path().join("victim");
+    std::fs::write(&victim, "someone else's file").expect("write");
+    std::fs::set_permissions(&victim, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+    let lock = fx.dir.path().join("ws.json.lock");
+    std::os::unix::fs::symlink(&victim, &lock).expect("link");
+    let out = add_redfish(&fx, "b");
+    let line = out.one_line_error();
+    assert!(
+        line.contains(&*lock.to_string_lossy()) && line.contains("symbolic link"),
+        "{line}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(&victim).expect("read"),
+        "someone else's file"
+    );
+    let mode = std::fs::metadata(&victim)
+        .expect("meta")
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o644);
+}
+
+/// D3: a workspace file its owner made read-only is a clear error and stays
+/// exactly as it was.
+#[cfg(unix)]
+#[test]
+fn a_read_only_workspace_is_a_clear_error_and_left_as_it_was() {
+    use std::os::unix::fs::PermissionsExt;
+    let fx = Fixture::new();
+    fx.insert(vec![session("dev", SessionType::Azure)]);
+    std::fs::set_permissions(fx.workspace(), std::fs::Permissions::from_mode(0o400))
+        .expect("chmod");
+    let before = std::fs::read(fx.workspace()).expect("read");
+    let out = add_redfish(&fx, "b");
+    let line = out.one_line_error();
+    assert!(line.contains("read-only"), "{line}");
+    assert_eq!(std::fs::read(fx.workspace()).expect("read"), before);
+    let mode = std::fs::metadata(fx.workspace())
+        .expect("meta")
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o400);
 }

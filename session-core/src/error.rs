@@ -147,8 +147,9 @@ pub enum Error {
 
     /// A file this crate owns is not valid. It was left exactly as it was.
     #[error(
-        "{}: not a valid {kind} at line {line}, column {column}: {message} (the file was left untouched)",
-        path.display()
+        "{}: not a valid {kind}{}: {message} (the file was left untouched)",
+        path.display(),
+        position(*line, *column)
     )]
     Corrupt {
         /// The file.
@@ -439,6 +440,26 @@ impl fmt::Display for ErrorChain<'_> {
     }
 }
 
+/// ` at line L, column C` of a [`Error::Corrupt`], or as much of it as is
+/// known (0 means unknown).
+fn position(line: usize, column: usize) -> String {
+    match (line, column) {
+        (0, _) => String::new(),
+        (line, 0) => format!(" at line {line}"),
+        (line, column) => format!(" at line {line}, column {column}"),
+    }
+}
+
+/// A parser's message without the ` at line L column C` it appends, for an
+/// [`Error::Corrupt`] that carries the position in its own fields (and
+/// would otherwise print it twice).
+pub(crate) fn without_position(message: &str) -> String {
+    match message.rfind(" at line ") {
+        Some(i) if message[i..].contains(" column ") => message[..i].to_owned(),
+        _ => message.to_owned(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -504,5 +525,26 @@ mod tests {
             "session 'dev' (42): azure: sink failed: EACCES"
         );
         assert!(!err.is_retryable());
+    }
+
+    #[test]
+    fn a_corrupt_file_without_a_position_does_not_print_line_zero() {
+        let corrupt = |line, column| Error::Corrupt {
+            path: "/w.json".into(),
+            kind: "workspace file".into(),
+            line,
+            column,
+            message: "broken".into(),
+        };
+        assert_eq!(
+            corrupt(0, 0).to_string(),
+            "/w.json: not a valid workspace file: broken (the file was left untouched)"
+        );
+        assert!(corrupt(3, 0).to_string().contains("at line 3: broken"));
+        assert!(
+            corrupt(3, 7)
+                .to_string()
+                .contains("at line 3, column 7: broken")
+        );
     }
 }

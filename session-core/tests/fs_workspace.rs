@@ -219,6 +219,27 @@ fn corrupt_file_is_reported_with_position_and_left_untouched() {
         "the file was not touched"
     );
 
+    // The same session twice: the second one's line, no `line 0`.
+    let id = session_core::SessionId::new();
+    let item = |name: &str| {
+        format!(
+            r#"{{"sessionId":"{id}","sessionName":"{name}","sessionType":"azure","status":"inactive"}}"#
+        )
+    };
+    let twice = format!(
+        "{{\"version\": 1, \"sessions\": [\n{},\n{}\n]}}",
+        item("a"),
+        item("b")
+    );
+    std::fs::write(&path, &twice).expect("write");
+    match rt.block_on(ws.list()) {
+        Err(err @ Error::Corrupt { line, column, .. }) => {
+            assert_eq!((line, column), (3, 1), "{err}");
+            assert!(!err.to_string().contains("line 0"), "{err}");
+        }
+        other => panic!("expected Corrupt, got {other:?}"),
+    }
+
     // Not JSON at all, and an empty file.
     for garbage in ["{\"version\": 1, \"sessions\": [", ""] {
         std::fs::write(&path, garbage).expect("write");
@@ -239,11 +260,22 @@ fn newer_schema_is_refused_and_older_is_migrated() {
     let rt = runtime();
     let newer = r#"{"version": 2, "sessions": []}"#;
     std::fs::write(&path, newer).expect("write");
-    let err = rt
-        .block_on(FsWorkspace::open(&path).expect("open").list())
-        .expect_err("newer");
+    let newer_ws = FsWorkspace::open(&path).expect("open");
+    let err = rt.block_on(newer_ws.list()).expect_err("newer");
     assert!(err.to_string().contains("newer"), "{err}");
+    assert!(
+        !err.to_string().contains(".bak"),
+        "no backup to point at: {err}"
+    );
     assert_eq!(std::fs::read_to_string(&path).expect("read"), newer);
+    std::fs::write(newer_ws.backup_path(), newer).expect("write");
+    let err = rt.block_on(newer_ws.list()).expect_err("newer");
+    assert!(
+        err.to_string()
+            .contains(&*newer_ws.backup_path().to_string_lossy()),
+        "the backup that exists is named: {err}"
+    );
+    std::fs::remove_file(newer_ws.backup_path()).expect("rm");
 
     // Schema 0 kept sessions under "items"; a migration step renames it.
     let id = session_core::SessionId::new();
@@ -340,4 +372,111 @@ fn path_is_the_given_one_or_the_config_dir() {
     );
     let err = FsWorkspace::open("").expect_err("empty path");
     assert!(matches!(err, Error::InvalidInput { .. }));
+}
+
+/// D1: a workspace file that is a symbolic link (into a dotfiles
+/// repository, say) stays a link; its target gets every update.
+#[cfg(unix)]
+#[test]
+fn a_symlinked_workspace_file_stays_a_link_and_its_target_is_updated() {
+    let dir = tempfile::tempdir().expect("dir");
+    std::fs::create_dir(dir.path().join("real")).expect("mkdir");
+    let target = dir.path().join("real/t.json");
+    let link = dir.path().join("w.json");
+    std::os::unix::fs::symlink("real/t.json", &link).expect("link");
+    let ws = FsWorkspace::open(&link).expect("open");
+    let rt = runtime();
+    for name in ["one", "two"] {
+        rt.block_on(ws.insert(Session::new(name, SessionType::Azure).expect("s")))
+            .expect("insert");
+        assert!(
+            std::fs::symlink_metadata(&link)
+                .expect("meta")
+                .file_type()
+                .is_symlink(),
+            "after adding {name}, the workspace file is still a link"
+        );
+    }
+    let through_target = FsWorkspace::open(&target).expect("open");
+    assert_eq!(
+        rt.block_on(through_target.list()).expect("list").len(),
+        2,
+        "the link's target holds both sessions"
+    );
+}
+
+/// D2: links planted at the names this SDK chooses (the temporary file and
+/// the lock file) are never written through.
+#[cfg(unix)]
+#[test]
+fn links_planted_at_the_temporary_and_lock_names_change_nothing() {
+    use std::os::unix::fs::{PermissionsExt, symlink};
+    let dir = tempfile::tempdir().expect("dir");
+    let victim = dir.path().join("victim");
+    std::fs::write(&victim, "someone else's file").expect("write");
+    std::fs::set_permissions(&victim, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+    let untouched = || {
+        assert_eq!(
+            std::fs::read_to_string(&victim).expect("read"),
+            "someone else's file"
+        );
+        let mode = std::fs::metadata(&victim)
+            .expect("meta")
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o644);
+    };
+    let path = dir.path().join("w.json");
+    let rt = runtime();
+
+    // The temporary name earlier versions used: the write goes elsewhere.
+    symlink(&victim, dir.path().join(".w.json.tmp")).expect("link");
+    let ws = FsWorkspace::open(&path).expect("open");
+    rt.block_on(ws.insert(Session::new("one", SessionType::Azure).expect("s")))
+        .expect("insert");
+    untouched();
+
+    // The lock file: an error naming the link.
+    let lock = dir.path().join("w.json.lock");
+    std::fs::remove_file(&lock).expect("rm lock");
+    symlink(&victim, &lock).expect("link");
+    let before = std::fs::read(&path).expect("read");
+    let err = rt
+        .block_on(ws.insert(Session::new("two", SessionType::Azure).expect("s")))
+        .expect_err("a planted lock link is refused");
+    let chain = std::iter::successors(Some(&err as &dyn std::error::Error), |e| e.source())
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(": ");
+    assert!(
+        chain.contains(&*lock.to_string_lossy()) && chain.contains("symbolic link"),
+        "{chain}"
+    );
+    untouched();
+    assert_eq!(std::fs::read(&path).expect("read"), before);
+}
+
+/// D3: a workspace its owner made read-only is refused, not swapped for a
+/// writable copy.
+#[cfg(unix)]
+#[test]
+fn a_read_only_workspace_file_is_refused_and_left_unchanged() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().expect("dir");
+    let path = dir.path().join("w.json");
+    let ws = FsWorkspace::open(&path).expect("open");
+    let rt = runtime();
+    rt.block_on(ws.insert(Session::new("one", SessionType::Azure).expect("s")))
+        .expect("insert");
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o400)).expect("chmod");
+    let before = std::fs::read(&path).expect("read");
+    let err = rt
+        .block_on(ws.insert(Session::new("two", SessionType::Azure).expect("s")))
+        .expect_err("read-only");
+    assert!(matches!(err, Error::Storage { .. }), "{err:?}");
+    assert!(err.to_string().contains("read-only"), "{err}");
+    assert_eq!(std::fs::read(&path).expect("read"), before);
+    let mode = std::fs::metadata(&path).expect("meta").permissions().mode();
+    assert_eq!(mode & 0o777, 0o400);
+    assert_eq!(rt.block_on(ws.list()).expect("still readable").len(), 1);
 }

@@ -454,7 +454,7 @@ impl SsoTokenCache {
             Zeroizing::new(serde_json::to_vec_pretty(&Value::Object(map)).map_err(|e| {
                 Error::storage(&path, format!("cannot encode the SSO token: {e}"), None)
             })?);
-        private_file::replace_atomically(&path, &bytes, || {}).map_err(|e| {
+        private_file::replace_atomically(&path, &bytes, |_| {}).map_err(|e| {
             Error::storage(&path, format!("{} (SSO token file)", e.step), Some(e.error))
         })?;
         Ok(true)

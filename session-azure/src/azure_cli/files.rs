@@ -266,7 +266,7 @@ pub(super) fn write_both(first: &JsonFile, second: &JsonFile) -> Result<()> {
             private_file::create_private_dir(dir)
                 .map_err(|e| io_error(dir, "cannot create the directory", e))?;
         }
-        private_file::replace_atomically(&file.path, bytes, || {})
+        private_file::replace_atomically(&file.path, bytes, |_| {})
             .map_err(|e| io_error(&file.path, e.step, e.error))
     };
     let is_profile = |f: &JsonFile| f.path.file_name().is_some_and(|n| n == PROFILE_FILE);

@@ -66,23 +66,39 @@ pub trait WorkspaceRepositoryExt: WorkspaceRepository {
             if let Ok(id) = id_or_name.parse::<SessionId>() {
                 return self.get(id).await;
             }
-            let mut matches = self
+            let mut matches: Vec<Session> = self
                 .list()
                 .await?
                 .into_iter()
-                .filter(|s| s.session_name == id_or_name);
-            match (matches.next(), matches.next()) {
-                (None, _) => Err(Error::not_found(format!("session '{id_or_name}'"))),
-                (Some(session), None) => Ok(session),
-                (Some(a), Some(b)) => Err(Error::invalid_input(
+                .filter(|s| s.session_name == id_or_name)
+                .collect();
+            match matches.len() {
+                0 => Err(Error::not_found(format!("session '{id_or_name}'"))),
+                1 => Ok(matches.remove(0)),
+                several => Err(Error::invalid_input(
                     "session",
                     format!(
-                        "several sessions are named '{id_or_name}' ({}, {}, …); use the id",
-                        a.session_id, b.session_id
+                        "{several} sessions are named '{id_or_name}' ({}); use the id",
+                        list_ids(&matches)
                     ),
                 )),
             }
         }
+    }
+}
+
+/// The ids of an ambiguous name: all of them when few, else the first ones
+/// and how many more.
+fn list_ids(sessions: &[Session]) -> String {
+    const SHOWN: usize = 5;
+    let shown: Vec<String> = sessions
+        .iter()
+        .take(SHOWN)
+        .map(|s| s.session_id.to_string())
+        .collect();
+    match sessions.len().checked_sub(SHOWN) {
+        Some(more) if more > 0 => format!("{} and {more} more", shown.join(", ")),
+        _ => shown.join(", "),
     }
 }
 

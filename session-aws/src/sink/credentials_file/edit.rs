@@ -174,7 +174,7 @@ impl LockedFile {
         let Some(text) = text else {
             return Ok(false);
         };
-        private_file::replace_atomically(&self.path, text.as_bytes(), || {})
+        private_file::replace_atomically(&self.path, text.as_bytes(), |_| {})
             .map_err(|e| Error::storage(&self.path, e.step, Some(e.error)))?;
         Ok(true)
     }

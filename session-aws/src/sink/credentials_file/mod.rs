@@ -54,7 +54,6 @@
 //! [`withdraw`]: CredentialSink::withdraw
 
 use std::ffi::{OsStr, OsString};
-use std::io;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -386,30 +385,11 @@ fn expand_tilde(value: &OsStr, home: &dyn Fn() -> Result<PathBuf>) -> Result<Pat
 }
 
 /// Follows `path` through symlinks to the file they name (which may not
-/// exist yet), so the atomic rename replaces the target and the link stays.
+/// exist yet), so the lock is taken on the file that is replaced and the
+/// link stays.
 fn resolve_symlinks(path: &Path) -> Result<PathBuf> {
-    let mut current = path.to_path_buf();
-    for _ in 0..40 {
-        match std::fs::symlink_metadata(&current) {
-            Ok(meta) if meta.file_type().is_symlink() => {
-                let target = std::fs::read_link(&current)
-                    .map_err(|e| Error::storage(path, "cannot read the symbolic link", Some(e)))?;
-                current = if target.is_absolute() {
-                    target
-                } else {
-                    private_file::parent_dir(&current).join(target)
-                };
-            }
-            Ok(_) => return Ok(current),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(current),
-            Err(e) => return Err(Error::storage(path, "cannot inspect the file", Some(e))),
-        }
-    }
-    Err(Error::storage(
-        path,
-        "too many levels of symbolic links",
-        None,
-    ))
+    private_file::resolve_symlinks(path)
+        .map_err(|e| Error::storage(path, "cannot follow the symbolic link", Some(e)))
 }
 
 fn same_file(a: &Path, b: &Path) -> bool {

@@ -68,8 +68,9 @@ impl Inner {
             return Err(Error::storage(
                 &self.path,
                 format!(
-                    "written by a newer version (schema {version}; this build reads up to {WORKSPACE_SCHEMA_VERSION}); upgrade, or use the backup {}",
-                    self.backup_path.display()
+                    "written by a newer version of session-sdk (schema {version}; this build \
+                     reads up to {WORKSPACE_SCHEMA_VERSION}); upgrade to read it{}",
+                    self.backup_hint()
                 ),
                 None,
             ));
@@ -81,6 +82,7 @@ impl Inner {
             .sessions
             .ok_or_else(|| self.corrupt_at(1, 1, "the \"sessions\" field is missing"))?;
         let sessions = self.parse_sessions(bytes, &raws)?;
+        let ids: Vec<SessionId> = sessions.iter().map(|s| s.session_id).collect();
         let mut raw = HashMap::with_capacity(raws.len());
         for (session, item) in sessions.iter().zip(&raws) {
             let start = offset_in(bytes, item.get());
@@ -90,8 +92,18 @@ impl Inner {
             );
         }
         let extra = top.extra;
-        let set = SessionSet::from_sessions(sessions)
-            .map_err(|id| self.corrupt_at(0, 0, format!("session id {id} appears twice")))?;
+        let set = SessionSet::from_sessions(sessions).map_err(|id| {
+            // Point at the second session with the id.
+            let (line, column) = raws
+                .iter()
+                .zip(&ids)
+                .filter(|(_, seen)| **seen == id)
+                .nth(1)
+                .map_or((0, 0), |(item, _)| {
+                    position_of(bytes, offset_in(bytes, item.get()))
+                });
+            self.corrupt_at(line, column, format!("session id {id} appears twice"))
+        })?;
         Ok(Loaded {
             stamp: None,
             set,
@@ -179,6 +191,19 @@ impl Inner {
         self.parse(migrated)
     }
 
+    /// `; the previous version of the file is in X`, when there is one.
+    /// It may be of the newer schema too; it is named only if it exists.
+    fn backup_hint(&self) -> String {
+        if self.backup_path.is_file() {
+            format!(
+                "; the previous version of the file is in {}",
+                self.backup_path.display()
+            )
+        } else {
+            String::new()
+        }
+    }
+
     pub(super) fn corrupt_at(
         &self,
         line: usize,
@@ -190,7 +215,7 @@ impl Inner {
             kind: KIND.into(),
             line,
             column,
-            message: strip_position(&message.to_string()),
+            message: crate::error::without_position(&message.to_string()),
         }
     }
 
@@ -243,15 +268,6 @@ impl ErrorPosition for Error {
     }
     fn message(&self) -> String {
         self.to_string()
-    }
-}
-
-/// serde_json appends " at line L column C"; the position is reported in
-/// its own fields, so drop the duplicate.
-fn strip_position(message: &str) -> String {
-    match message.rfind(" at line ") {
-        Some(i) if message[i..].contains(" column ") => message[..i].to_owned(),
-        _ => message.to_owned(),
     }
 }
 

@@ -258,35 +258,22 @@ impl Inner {
         })
     }
 
-    /// Temp file, fsync, keep the old file as backup, rename, fsync the dir.
+    /// Temp file, fsync, keep the old file as backup, rename, fsync the dir
+    /// (a symlinked workspace file stays a link; its target is replaced).
     fn replace(&self, bytes: &[u8]) -> Result<()> {
-        private_file::replace_atomically(&self.path, bytes, || self.keep_backup())
+        private_file::replace_atomically(&self.path, bytes, |target| self.keep_backup(target))
             .map_err(|e| self.io_error(e.step, e.error))
     }
 
-    /// Points `<file>.bak` at the current file. Best effort: a failure here
-    /// loses only the backup, never the data being written.
-    fn keep_backup(&self) {
-        let dir = private_file::parent_dir(&self.path);
-        if !self.path.exists() {
+    /// Points `<file>.bak` at the current version of `target` (the file,
+    /// or the file its link names). Best effort: a failure here loses only
+    /// the backup, never the data being written.
+    fn keep_backup(&self, target: &Path) {
+        if !target.exists() {
             return;
         }
-        let staged = dir.join(format!(
-            ".{}.bak.tmp",
-            self.path
-                .file_name()
-                .expect("checked by the builder")
-                .to_string_lossy(),
-        ));
-        let _ = fs::remove_file(&staged);
-        let linked = fs::hard_link(&self.path, &staged)
-            .or_else(|_| fs::copy(&self.path, &staged).map(|_| ()));
-        match linked.and_then(|()| fs::rename(&staged, &self.backup_path)) {
-            Ok(()) => {}
-            Err(e) => {
-                let _ = fs::remove_file(&staged);
-                tracing::warn!(path = %self.backup_path.display(), error = %e, "could not keep the workspace backup");
-            }
+        if let Err(e) = private_file::copy_atomically(target, &self.backup_path) {
+            tracing::warn!(path = %self.backup_path.display(), error = %e.error, "could not keep the workspace backup: {}", e.step);
         }
     }
 

@@ -136,8 +136,13 @@ impl Inner {
     /// Parses the envelope and checks every field except the ciphertext's
     /// integrity, which only decryption can check.
     pub(super) fn parse(&self, bytes: &[u8]) -> Result<Sealed> {
-        let envelope: Envelope = serde_json::from_slice(bytes)
-            .map_err(|e| self.corrupt(e.line(), e.column(), e.to_string()))?;
+        let envelope: Envelope = serde_json::from_slice(bytes).map_err(|e| {
+            self.corrupt(
+                e.line(),
+                e.column(),
+                crate::error::without_position(&e.to_string()),
+            )
+        })?;
         let header = envelope.header;
         if header.format != FORMAT {
             return Err(self.corrupt(

@@ -358,7 +358,7 @@ impl Inner {
 
     /// Replaces the file crash-safely (see `private_file::replace_atomically`).
     fn write_atomically(&self, bytes: &[u8]) -> Result<()> {
-        private_file::replace_atomically(&self.path, bytes, || {})
+        private_file::replace_atomically(&self.path, bytes, |_| {})
             .map_err(|e| self.io_error(e.step, e.error))
     }
 

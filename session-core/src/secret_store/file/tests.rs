@@ -182,6 +182,8 @@ async fn malformed_file_is_corrupt_and_left_untouched() {
         }
         other => panic!("expected Corrupt, got {other:?}"),
     }
+    let text = err.to_string();
+    assert_eq!(text.matches("line").count(), 1, "the position once: {text}");
 
     // A store opened before the damage must not reset the file either.
     fs::remove_file(&path).unwrap();
@@ -244,6 +246,47 @@ async fn file_is_private() {
         .map(|e| e.unwrap().file_name().into_string().unwrap())
         .collect();
     assert_eq!(names.len(), 2, "{names:?}");
+}
+
+/// D1 and D3 of the secret file: a symlinked file stays a link (its target
+/// is updated), a read-only one is refused and left as it was.
+#[cfg(unix)]
+#[tokio::test]
+async fn a_symlinked_file_stays_a_link_and_a_read_only_one_is_refused() {
+    use std::os::unix::fs::{PermissionsExt, symlink};
+    let dir = tempfile::tempdir().unwrap();
+    fs::create_dir(dir.path().join("real")).unwrap();
+    let link = dir.path().join("secrets.enc");
+    symlink("real/t.enc", &link).unwrap();
+    let store = open(&link, PASSPHRASE).unwrap();
+    let (a, b) = (key(SessionId::new(), "a"), key(SessionId::new(), "b"));
+    store.put(&a, &Secret::new("one")).await.unwrap();
+    store.put(&b, &Secret::new("two")).await.unwrap();
+    assert!(
+        fs::symlink_metadata(&link)
+            .unwrap()
+            .file_type()
+            .is_symlink()
+    );
+    let through_target = open(&dir.path().join("real/t.enc"), PASSPHRASE).unwrap();
+    assert_eq!(
+        through_target.get(&b).await.unwrap().unwrap().expose(),
+        "two"
+    );
+
+    let target = dir.path().join("real/t.enc");
+    fs::set_permissions(&target, fs::Permissions::from_mode(0o400)).unwrap();
+    let before = fs::read(&target).unwrap();
+    let err = store
+        .put(&key(SessionId::new(), "c"), &Secret::new("three"))
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("read-only"), "{err}");
+    assert_eq!(fs::read(&target).unwrap(), before);
+    assert_eq!(
+        fs::metadata(&target).unwrap().permissions().mode() & 0o777,
+        0o400
+    );
 }
 
 #[tokio::test]
