@@ -135,6 +135,30 @@ async fn tampered_header_is_detected() {
     assert!(matches!(err, Error::SecretStore { .. }), "got {err:?}");
 }
 
+/// A header with costs inside the earlier bounds (256 MiB × 200 passes:
+/// minutes per command in a release build, hours in a debug one) is refused
+/// before any key is derived.
+#[tokio::test]
+async fn a_hostile_kdf_header_is_refused_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let (path, _) = store_with_canary(dir.path()).await;
+    rewrite_envelope(&path, |v| {
+        v["header"]["kdf"]["m_cost"] = (256 * 1024).into();
+        v["header"]["kdf"]["t_cost"] = 200.into();
+    });
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(open(&path, PASSPHRASE).map(|_| ()));
+    });
+    let result = rx
+        .recv_timeout(std::time::Duration::from_secs(5))
+        .expect("refused within 5 s, not after deriving a key");
+    match result {
+        Err(Error::Corrupt { message, .. }) => assert!(message.contains("m×t"), "{message}"),
+        other => panic!("expected Corrupt, got {other:?}"),
+    }
+}
+
 #[test]
 fn header_is_bound_as_associated_data() {
     // Fields that do not feed the KDF must still be authenticated: seal
@@ -371,6 +395,20 @@ fn invalid_parameters_are_refused() {
         store().with_kdf_params(u32::MAX, 1, 1).is_err(),
         "absurd memory"
     );
+    assert!(
+        store().with_kdf_params(2 * 1024 * 1024, 1, 1).is_err(),
+        "2 GiB: a failed allocation would abort the process"
+    );
+    assert!(
+        store().with_kdf_params(64 * 1024, 33, 1).is_err(),
+        "64 MiB × 33 passes is over the work bound (seconds, not minutes)"
+    );
+    store()
+        .with_kdf_params(64 * 1024, 3, 4)
+        .expect("RFC 9106's second recommendation");
+    store()
+        .with_kdf_params(1024 * 1024, 2, 1)
+        .expect("1 GiB × 2 is at the bound");
     assert!(matches!(
         EncryptedFileSecretStore::open(&path, Secret::new("")),
         Err(Error::InvalidInput { .. })
