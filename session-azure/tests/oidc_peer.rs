@@ -185,7 +185,13 @@ async fn device_code_sign_in_refresh_and_token_credential() {
     );
     assert!(prompts.try_recv().is_err(), "no second device prompt");
     let rt2 = get(&ctx, &rotated, REFRESH_TOKEN).await.unwrap();
-    let _ = rt1 != rt2; // oidc-provider may or may not rotate refresh tokens
+    // oidc-provider rotates the refresh token of a public client that is not
+    // sender-constrained (its default `rotateRefreshToken`), and the old one
+    // is then spent: the provider must have stored the new one.
+    assert!(
+        rt1 != rt2,
+        "the rotated refresh token replaced the spent one"
+    );
 
     // The TokenCredential: the cached session token, then (with a minimum
     // lifetime longer than the token's) a renewed one.

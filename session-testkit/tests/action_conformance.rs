@@ -69,3 +69,145 @@ async fn provider_without_rotate_passes_with_unsupported() {
     )
     .await;
 }
+
+/// A provider with one deliberate defect, to prove the suite catches it.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Flaw {
+    /// No defect: the control, which must pass.
+    None,
+    /// Rotate moves the expiry but hands back the same credentials.
+    RotateOnlyBumpsExpiry,
+    /// Stop says inactive but leaves the token.
+    StopLeavesCredentials,
+    /// A second stop fails.
+    StopNotIdempotent,
+    /// Start returns the session still pending.
+    StartNotActive,
+    /// Start renames the session.
+    StartRenames,
+    /// Start sets an expiry in the past.
+    StartAlreadyExpired,
+    /// Claims no rotate, yet rotate succeeds.
+    RotateWithoutCapability,
+    /// The failing start's error does not say which session.
+    AnonymousError,
+}
+
+#[derive(Debug)]
+struct Flawed {
+    inner: TokenProvider,
+    flaw: Flaw,
+}
+
+#[async_trait::async_trait]
+impl SessionAction for Flawed {
+    fn session_type(&self) -> SessionType {
+        self.inner.session_type()
+    }
+
+    fn capabilities(&self) -> session_core::Capabilities {
+        let rotate = self.flaw != Flaw::RotateWithoutCapability;
+        self.inner.capabilities().with_rotate(rotate)
+    }
+
+    async fn start(&self, ctx: &ActionContext, session: &Session) -> session_core::Result<Session> {
+        let mut started = match self.inner.start(ctx, session).await {
+            Err(_) if self.flaw == Flaw::AnonymousError => {
+                return Err(session_core::Error::Unauthenticated {
+                    target: "the service".into(),
+                    message: "refused".into(),
+                });
+            }
+            other => other?,
+        };
+        match self.flaw {
+            Flaw::StartNotActive => started = session.clone(),
+            Flaw::StartRenames => started.session_name.push_str("-renamed"),
+            Flaw::StartAlreadyExpired => {
+                started.expiration = Some(ctx.clock.now() - Duration::from_secs(1));
+            }
+            _ => {}
+        }
+        Ok(started)
+    }
+
+    async fn stop(&self, ctx: &ActionContext, session: &Session) -> session_core::Result<Session> {
+        let key = SecretKey::new(session.session_id, TOKEN_SECRET)?;
+        let had_token = ctx.secrets.get(&key).await?.is_some();
+        match self.flaw {
+            Flaw::StopLeavesCredentials => {
+                let mut stopped = session.clone();
+                stopped.transition(session_core::SessionStatus::Inactive, ctx.clock.now())?;
+                Ok(stopped)
+            }
+            Flaw::StopNotIdempotent if !had_token => Err(session_core::Error::not_found(format!(
+                "{}: nothing to stop",
+                session.label()
+            ))),
+            _ => self.inner.stop(ctx, session).await,
+        }
+    }
+
+    async fn rotate(
+        &self,
+        ctx: &ActionContext,
+        session: &Session,
+    ) -> session_core::Result<Session> {
+        match self.flaw {
+            Flaw::RotateOnlyBumpsExpiry => {
+                let mut rotated = session.clone();
+                rotated.expiration = Some(ctx.clock.now() + Duration::from_secs(3600));
+                rotated.transition(session_core::SessionStatus::Active, ctx.clock.now())?;
+                Ok(rotated)
+            }
+            _ => self.inner.rotate(ctx, session).await,
+        }
+    }
+}
+
+#[tokio::test]
+async fn the_suite_catches_each_flaw() {
+    eprintln!("the_suite_catches_each_flaw: the panics printed below are expected");
+    // The wrapper without a flaw passes: the failures below are the flaws'.
+    let control = Flawed {
+        inner: provider(),
+        flaw: Flaw::None,
+    };
+    action_conformance(&control, &fixture(SessionType::Other("test".into()))).await;
+    for (flaw, expected) in [
+        (Flaw::RotateOnlyBumpsExpiry, "rotate issues new credentials"),
+        (
+            Flaw::StopLeavesCredentials,
+            "stop removes what start made available",
+        ),
+        (Flaw::StopNotIdempotent, "a second stop must succeed"),
+        (Flaw::StartNotActive, "start returns the session active"),
+        (Flaw::StartRenames, "start keeps the name"),
+        (Flaw::StartAlreadyExpired, "a fresh expiry is in the future"),
+        (
+            Flaw::RotateWithoutCapability,
+            "rotate without the capability must be Unsupported",
+        ),
+        (Flaw::AnonymousError, "the error names the session"),
+    ] {
+        let flawed = Flawed {
+            inner: provider(),
+            flaw,
+        };
+        let outcome = tokio::spawn(async move {
+            action_conformance(&flawed, &fixture(SessionType::Other("test".into()))).await;
+        })
+        .await;
+        let panic = outcome.expect_err(&format!("the suite passed a provider with {flaw:?}"));
+        let payload = panic.into_panic();
+        let message = payload
+            .downcast_ref::<String>()
+            .cloned()
+            .or_else(|| payload.downcast_ref::<&str>().map(|s| (*s).to_owned()))
+            .unwrap_or_default();
+        assert!(
+            message.contains(expected),
+            "{flaw:?}: unexpected failure: {message}"
+        );
+    }
+}

@@ -49,7 +49,8 @@ fn moved(session: &Session, to: SessionStatus, clock: &ManualClock) -> Session {
     next
 }
 
-/// Start → active, rotate → new credentials (or `Unsupported`), stop →
+/// Start → active, rotate → new credentials, different from the ones it
+/// replaced (or `Unsupported`), stop →
 /// inactive and idempotent, failures typed and naming the session.
 pub async fn action_conformance(provider: &dyn SessionAction, fixture: &ActionFixture) {
     let ActionFixture {
@@ -115,10 +116,16 @@ pub async fn action_conformance(provider: &dyn SessionAction, fixture: &ActionFi
         let second = probe(ctx.clone(), rotated.clone())
             .await
             .expect("rotate leaves credentials available");
-        assert!(
-            second != first || rotated.expiration != started.expiration,
-            "rotate changes the credentials or their expiry"
-        );
+        // `Capabilities::rotate` promises replaced credentials: a rotate
+        // that only moves the expiry would leave revoked or leaked ones in
+        // use.
+        assert_ne!(second, first, "rotate issues new credentials");
+        if let (Some(before), Some(after)) = (started.expiration, rotated.expiration) {
+            assert!(
+                after >= before,
+                "rotate does not shorten the credentials' life ({after} < {before})"
+            );
+        }
         rotated
     } else {
         match provider.rotate(ctx, &rotating).await {
