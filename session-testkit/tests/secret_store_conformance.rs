@@ -226,7 +226,8 @@ async fn every_check_with_long_values(store: &dyn SecretStore, long_len: usize) 
 
 /// The suite against the platform keychain (macOS Keychain, Windows
 /// Credential Manager, Linux Secret Service). Needs an unlocked keychain, so
-/// it runs only on request:
+/// it runs only on request; `./scripts/test` runs it on Linux against GNOME
+/// Keyring in a private D-Bus session:
 /// `cargo test -p session-testkit --features keyring -- --ignored keyring_platform_store`.
 ///
 /// Long values use 1000 bytes: Windows stores at most 2560 bytes of UTF-16.
@@ -238,6 +239,47 @@ async fn keyring_platform_store() {
 
     let store = KeyringSecretStore::new().with_service("session-sdk-conformance");
     every_check_with_long_values(&store, 1000).await;
+}
+
+/// What a desktop user of `sessionctl` gets on Linux: values reach the
+/// D-Bus Secret Service (not only the kernel keyring that caches them), as
+/// a third-party client, libsecret's `secret-tool`, reads them back. Needs a
+/// running, unlocked Secret Service: `./scripts/test` runs it with the
+/// platform suite above inside `dbus-run-session` with GNOME Keyring.
+#[cfg(all(feature = "keyring", target_os = "linux"))]
+#[tokio::test]
+#[ignore = "needs a running Secret Service (scripts/test starts one)"]
+async fn keyring_secret_service_readback() {
+    use session_core::secret_store::KeyringSecretStore;
+
+    const SERVICE: &str = "session-sdk-readback";
+    let store = KeyringSecretStore::new().with_service(SERVICE);
+    let session = SessionId::new();
+    let key = SecretKey::new(session, "token").unwrap();
+    let value = format!("{}-secret-service", session_testkit::CANARY);
+    store.put(&key, &Secret::new(value.clone())).await.unwrap();
+    let lookup = |user: &str| {
+        std::process::Command::new("secret-tool")
+            .args(["lookup", "service", SERVICE, "username", user])
+            .output()
+            .expect("secret-tool (Debian package libsecret-tools) runs")
+    };
+    let user = format!("{session}/token");
+    let found = lookup(&user);
+    assert!(
+        found.status.success(),
+        "secret-tool lookup failed: {found:?}"
+    );
+    assert!(
+        String::from_utf8_lossy(&found.stdout) == value,
+        "the Secret Service holds the stored value"
+    );
+    store.delete(&key).await.unwrap();
+    let gone = lookup(&user);
+    assert!(
+        !gone.status.success() && gone.stdout.is_empty(),
+        "delete removed it from the Secret Service too"
+    );
 }
 
 /// A store with one deliberate defect, to prove the suite catches it.
