@@ -62,6 +62,8 @@ impl Clock for SystemClock {
 pub struct ManualClock {
     now: Mutex<OffsetDateTime>,
     tick: watch::Sender<OffsetDateTime>,
+    /// The deadline of every task in `sleep_until`, one entry per task.
+    deadlines: Mutex<Vec<OffsetDateTime>>,
 }
 
 impl ManualClock {
@@ -71,6 +73,7 @@ impl ManualClock {
         Self {
             now: Mutex::new(start),
             tick,
+            deadlines: Mutex::new(Vec::new()),
         }
     }
 
@@ -93,6 +96,53 @@ impl ManualClock {
     pub fn sleepers(&self) -> usize {
         self.tick.receiver_count()
     }
+
+    /// How many tasks are asleep until a time still ahead of
+    /// [`now`](Clock::now). Unlike [`sleepers`](Self::sleepers), a task
+    /// whose deadline an [`advance`](Self::advance) has passed (it is waking
+    /// up) is not counted, so after an advance a test can wait until a
+    /// background task has done its work and gone back to sleep, without a
+    /// grace period in real time.
+    pub fn sleepers_ahead(&self) -> usize {
+        let now = self.now();
+        self.deadlines
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .filter(|deadline| **deadline > now)
+            .count()
+    }
+}
+
+/// Keeps one task's deadline in [`ManualClock::sleepers_ahead`] while it
+/// sleeps, also when the sleep is cancelled.
+struct Asleep<'a> {
+    clock: &'a ManualClock,
+    deadline: OffsetDateTime,
+}
+
+impl<'a> Asleep<'a> {
+    fn new(clock: &'a ManualClock, deadline: OffsetDateTime) -> Self {
+        clock
+            .deadlines
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(deadline);
+        Self { clock, deadline }
+    }
+}
+
+impl Drop for Asleep<'_> {
+    fn drop(&mut self) {
+        let mut deadlines = self
+            .clock
+            .deadlines
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        if let Some(i) = deadlines.iter().position(|d| *d == self.deadline) {
+            deadlines.swap_remove(i);
+        }
+    }
 }
 
 impl fmt::Debug for ManualClock {
@@ -110,9 +160,44 @@ impl Clock for ManualClock {
     }
 
     async fn sleep_until(&self, deadline: OffsetDateTime) {
+        let _asleep = Asleep::new(self, deadline);
         let mut rx = self.tick.subscribe();
         // `wait_for` checks the current value first, so an advance between
         // `subscribe` and here is not missed.
         let _ = rx.wait_for(|now| *now >= deadline).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+
+    #[tokio::test]
+    async fn sleepers_ahead_leaves_out_the_ones_an_advance_woke() {
+        let clock = Arc::new(ManualClock::new(
+            time::macros::datetime!(2030-01-01 0:00 UTC),
+        ));
+        let deadline = clock.now() + Duration::from_secs(60);
+        let (tx, mut rx) = tokio::sync::mpsc::channel(1);
+        let sleeper = tokio::spawn({
+            let clock = clock.clone();
+            async move {
+                clock.sleep_until(deadline).await;
+                // Hold on until the test has looked, as a task doing its
+                // work after waking would.
+                rx.recv().await;
+            }
+        });
+        while clock.sleepers_ahead() == 0 {
+            tokio::task::yield_now().await;
+        }
+        assert_eq!(clock.sleepers(), 1);
+        clock.advance(Duration::from_secs(60));
+        assert_eq!(clock.sleepers_ahead(), 0, "its deadline has passed");
+        tx.send(()).await.unwrap();
+        sleeper.await.unwrap();
+        assert_eq!(clock.sleepers(), 0);
+        assert_eq!(clock.sleepers_ahead(), 0);
     }
 }

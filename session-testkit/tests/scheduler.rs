@@ -36,14 +36,14 @@ fn setup(
     (manager, provider, clock, repo)
 }
 
-/// Waits (in real time, briefly) until the scheduler is asleep on the clock.
+/// Waits until the scheduler has done what is due and is asleep on the
+/// clock until a time still ahead: an event, not a grace period.
 async fn until_asleep(clock: &ManualClock) {
-    for _ in 0..500 {
-        if clock.sleepers() > 0 {
-            // Let it finish any bookkeeping after registering.
-            tokio::time::sleep(Duration::from_millis(5)).await;
+    for _ in 0..2500 {
+        if clock.sleepers_ahead() > 0 {
             return;
         }
+        tokio::task::yield_now().await;
         tokio::time::sleep(Duration::from_millis(2)).await;
     }
     panic!("the scheduler never went to sleep");
