@@ -78,7 +78,7 @@ async fn main() -> Result<()> {
     let session =
         manager
             .add(Session::new("demo-bmc", SessionType::Redfish)?.with_config(
-                &RedfishConfig::new(endpoint, "admin").with_ca_certificate_pem(ca_pem),
+                &RedfishConfig::new(endpoint, "admin").with_ca_pem(ca_pem),
             )?)
             .await?;
     secrets
