@@ -7,8 +7,8 @@ use std::sync::{Arc, OnceLock};
 use clap::{Args, Subcommand};
 use session_sdk::redfish::client::{PASSWORD_SECRET, RedfishConfig, RedfishProvider};
 use session_sdk::{
-    ActionContext, Capabilities, Error, FsWorkspace, Session, SessionAction,
-    SessionManagerBuilder, SessionType,
+    ActionContext, Capabilities, Error, FsWorkspace, Session, SessionAction, SessionManagerBuilder,
+    SessionType,
 };
 
 use crate::{Failure, Global, secrets, use_session};

@@ -210,7 +210,11 @@ fn insecure_skip_verify_warns_every_time() {
     let start = fx.run_unlocked(&["start", "safe"]);
     assert_eq!(start.code, Some(0), "{start:#?}");
     assert!(!start.stderr.contains("NOT verified"), "{start:#?}");
-    assert!(!fx.run(&["show", "safe"]).ok().contains("TLS verification: OFF"));
+    assert!(
+        !fx.run(&["show", "safe"])
+            .ok()
+            .contains("TLS verification: OFF")
+    );
 }
 
 /// `add redfish` refuses a `--ca-file` that does not exist and
@@ -239,7 +243,10 @@ fn add_refuses_a_missing_ca_file_and_remote_plain_http() {
     command.env("SESSIONCTL_PASSPHRASE", PASSPHRASE);
     let out = Fixture::run_with_stdin(command, format!("{BMC_PASSWORD}\n").as_bytes());
     let line = out.one_line_error();
-    assert!(line.contains("192.0.2.10") && line.contains("loopback"), "{line}");
+    assert!(
+        line.contains("192.0.2.10") && line.contains("loopback"),
+        "{line}"
+    );
     assert!(fx.stored().is_empty(), "nothing was added");
 }
 

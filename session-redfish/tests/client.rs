@@ -386,8 +386,7 @@ async fn bad_config_is_refused_naming_field_and_session() {
         ),
         (RedfishConfig::new("https://127.0.0.1", ""), "username"),
         (
-            RedfishConfig::new("https://127.0.0.1", "admin")
-                .with_ca_file("/nonexistent/ca.pem"),
+            RedfishConfig::new("https://127.0.0.1", "admin").with_ca_file("/nonexistent/ca.pem"),
             "caFile",
         ),
     ] {
@@ -460,12 +459,10 @@ async fn try_connect(
     user: &str,
     pw: &str,
 ) -> session_core::Result<RedfishClient> {
-    RedfishClient::builder(
-        RedfishConfig::new(h.base_url(), user).with_ca_pem(h.ca_pem().unwrap()),
-    )
-    .password(Secret::new(pw))
-    .connect()
-    .await
+    RedfishClient::builder(RedfishConfig::new(h.base_url(), user).with_ca_pem(h.ca_pem().unwrap()))
+        .password(Secret::new(pw))
+        .connect()
+        .await
 }
 
 async fn connect(h: &RedfishServerHandle, user: &str, pw: &str) -> RedfishClient {

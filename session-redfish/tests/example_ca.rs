@@ -88,7 +88,11 @@ fn check(signal: &str) {
         "the example wrote through the planted symlink"
     );
     assert_ne!(ca, planted, "the CA path is predictable");
-    assert!(std::fs::read_to_string(&ca).unwrap().contains("BEGIN CERTIFICATE"));
+    assert!(
+        std::fs::read_to_string(&ca)
+            .unwrap()
+            .contains("BEGIN CERTIFICATE")
+    );
     let dir = ca.parent().unwrap();
     let mode = std::fs::metadata(dir).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode, 0o700, "the CA's folder is private");

@@ -489,9 +489,13 @@ async fn method_not_allowed_and_too_large_have_redfish_error_bodies() {
     ] {
         assert_eq!(res.status(), status);
         let text = res.text().await.unwrap();
-        let body: Value = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{status}: {e}: {text:?}"));
+        let body: Value =
+            serde_json::from_str(&text).unwrap_or_else(|e| panic!("{status}: {e}: {text:?}"));
         let code = body["error"]["code"].as_str().unwrap_or_default();
-        assert!(code.starts_with("Base.1.") && code.ends_with(id), "{status}: {body}");
+        assert!(
+            code.starts_with("Base.1.") && code.ends_with(id),
+            "{status}: {body}"
+        );
         assert!(body["error"]["message"].is_string(), "{body}");
         assert_eq!(
             body["error"]["@Message.ExtendedInfo"][0]["MessageId"], code,
