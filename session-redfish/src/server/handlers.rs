@@ -1,10 +1,11 @@
 //! The routes and the authentication layer.
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::{DefaultBodyLimit, Path, Request, State as AxState};
+use axum::extract::{ConnectInfo, DefaultBodyLimit, Path, Request, State as AxState};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -13,6 +14,7 @@ use base64::Engine;
 use serde_json::{Map, Value, json};
 
 use super::accounts;
+use super::lockout::ClientKey;
 use super::messages::{
     error, insufficient_privilege, message, no_valid_session, payload_too_large,
 };
@@ -76,9 +78,17 @@ fn is_public(method: &Method, path: &str) -> bool {
 }
 
 /// Authentication first (before any other header), then `OData-Version`.
+/// Also records the client's address (from `ConnectInfo`, when the router
+/// is served with it) for the login lockout.
 async fn authenticate(AxState(state): AxState<Shared>, mut req: Request, next: Next) -> Response {
+    let client = ClientKey::of(
+        req.extensions()
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|c| c.0.ip()),
+    );
+    req.extensions_mut().insert(client);
     if !is_public(req.method(), req.uri().path()) {
-        match principal(&state, req.headers()) {
+        match principal(&state, req.headers(), client) {
             Some(p) => {
                 req.extensions_mut().insert(p);
             }
@@ -93,7 +103,7 @@ async fn authenticate(AxState(state): AxState<Shared>, mut req: Request, next: N
     next.run(req).await
 }
 
-fn principal(state: &State, headers: &HeaderMap) -> Option<Principal> {
+fn principal(state: &State, headers: &HeaderMap, client: ClientKey) -> Option<Principal> {
     if let Some(token) = headers.get("x-auth-token") {
         return state
             .authenticate_token(token.to_str().ok()?)
@@ -110,7 +120,7 @@ fn principal(state: &State, headers: &HeaderMap) -> Option<Principal> {
     let decoded = String::from_utf8(decoded).ok()?;
     let (user, password) = decoded.split_once(':')?;
     state
-        .check_password(user, password)
+        .check_password(user, password, client)
         .filter(|p| p.role.has(Privilege::Login))
 }
 
@@ -415,7 +425,11 @@ fn session_body(entry: &SessionEntry) -> Value {
     body
 }
 
-async fn login(AxState(state): AxState<Shared>, body: Bytes) -> Response {
+async fn login(
+    AxState(state): AxState<Shared>,
+    axum::Extension(client): axum::Extension<ClientKey>,
+    body: Bytes,
+) -> Response {
     let Some(map) = parse_object(&body) else {
         return malformed_json();
     };
@@ -465,7 +479,7 @@ async fn login(AxState(state): AxState<Shared>, body: Bytes) -> Response {
             &["Password"],
         );
     };
-    match state.login(&username, password.expose(), context) {
+    match state.login(&username, password.expose(), context, client) {
         Ok((entry, token)) => {
             let uri = session_uri(entry.id);
             let mut res = (StatusCode::CREATED, axum::Json(session_body(&entry))).into_response();
