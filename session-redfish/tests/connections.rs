@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, ServerName};
-use session_redfish::server::RedfishServerHandle;
+use session_redfish::server::{RedfishServerConfig, RedfishServerHandle};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
@@ -94,14 +94,26 @@ async fn idle_connections_are_closed_and_capped_per_client_address() {
     h.shutdown().await;
 }
 
+/// Also checks that the TOML keys reach the server.
 #[tokio::test]
 async fn unfinished_handshakes_and_slow_request_heads_are_closed() {
-    let (h, c) = start(
-        builder()
-            .idle_timeout(Duration::from_secs(1))
-            .tls_handshake_timeout(Duration::from_secs(1)),
+    let config = RedfishServerConfig::from_toml(
+        r#"
+        idleTimeout = 1
+        tlsHandshakeTimeout = 1
+        maxConnectionsPerClient = 8
+        [[accounts]]
+        userName = "admin"
+        role = "Administrator"
+        passwordEnv = "P"
+        "#,
+        "redfish.toml",
     )
-    .await;
+    .unwrap();
+    let builder = config
+        .into_builder_with_env(|_| Some(ADMIN_PW.to_owned()))
+        .unwrap();
+    let (h, c) = start(builder).await;
     // A TCP connection that never starts the TLS handshake.
     let mut silent = TcpStream::connect(h.local_addr()).await.unwrap();
     assert!(closed_by_server(&mut silent).await, "no handshake time-out");
@@ -117,9 +129,28 @@ async fn unfinished_handshakes_and_slow_request_heads_are_closed() {
     h.shutdown().await;
 }
 
-/// The defaults are documented constants.
+/// The defaults are documented constants; zero limits are refused, naming
+/// the setting or key.
 #[test]
-fn defaults_are_bounded() {
+fn defaults_are_bounded_and_zero_is_refused() {
+    for (b, key) in [
+        (builder().idle_timeout(Duration::ZERO), "idle_timeout"),
+        (
+            builder().tls_handshake_timeout(Duration::ZERO),
+            "tls_handshake_timeout",
+        ),
+        (
+            builder().max_connections_per_client(0),
+            "max_connections_per_client",
+        ),
+    ] {
+        let err = b.build().unwrap_err();
+        assert!(err.to_string().contains(key), "{err}");
+    }
+    let err =
+        RedfishServerConfig::from_toml("maxConnectionsPerClient = 0", "redfish.toml").unwrap_err();
+    assert!(err.to_string().contains("maxConnectionsPerClient"), "{err}");
+
     use session_redfish::server::{
         DEFAULT_IDLE_TIMEOUT, DEFAULT_MAX_CONNECTIONS_PER_CLIENT, DEFAULT_TLS_HANDSHAKE_TIMEOUT,
     };
