@@ -1,7 +1,8 @@
 //! Connection hygiene of the started server: a client that opens TLS
 //! connections and never sends a request cannot hold the server's file
 //! descriptors. Idle connections (and slow request heads) are closed after
-//! the idle time-out, unfinished TLS handshakes after the handshake
+//! the idle time-out (as are requests whose body does not arrive in that
+//! time), unfinished TLS handshakes after the handshake
 //! time-out, and one client address holds at most
 //! `max_connections_per_client` connections at a time.
 
@@ -124,6 +125,17 @@ async fn unfinished_handshakes_and_slow_request_heads_are_closed() {
         .await
         .unwrap();
     assert!(closed_by_server(&mut slow).await, "no header time-out");
+
+    // A login body that never ends.
+    let mut trickle = tls_connect(&h).await.unwrap();
+    trickle
+        .write_all(
+            b"POST /redfish/v1/SessionService/Sessions HTTP/1.1\r\nHost: 127.0.0.1\r\n\
+              Content-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"UserName\"",
+        )
+        .await
+        .unwrap();
+    assert!(closed_by_server(&mut trickle).await, "no body time-out");
 
     login(&h, &c, "admin", ADMIN_PW).await;
     h.shutdown().await;

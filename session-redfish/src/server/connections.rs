@@ -2,7 +2,9 @@
 //! caps open connections per client address, bounds the TLS handshake,
 //! and serves HTTP/1.1 with hyper, whose header-read timer closes a
 //! connection that has not sent a whole request head within the idle
-//! time-out (on a new connection and between keep-alive requests alike).
+//! time-out (on a new connection and between keep-alive requests alike);
+//! a request's body and answer are bounded by the same time-out (tower's
+//! `Timeout`).
 //!
 //! Built on hyper's connection builder and hyper-util's graceful shutdown
 //! rather than `axum::serve`, which (axum 0.8) sets no timer, so no
@@ -26,6 +28,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::oneshot;
 use tokio_rustls::TlsAcceptor;
 use tower::ServiceExt;
+use tower::timeout::Timeout;
 
 use super::lockout::ClientKey;
 use super::{
@@ -142,6 +145,11 @@ pub(crate) async fn serve(
                 req.extensions_mut().insert(ConnectInfo(peer));
                 req
             });
+        // The header-read timer stops once the head is in: this bounds the
+        // rest (reading the body and answering), so a body trickled byte by
+        // byte cannot hold the connection either. On expiry hyper closes
+        // the connection without an answer.
+        let service = Timeout::new(service, limits.idle_timeout);
         let watcher = graceful.watcher();
         let tls = tls.clone();
         tokio::spawn(async move {

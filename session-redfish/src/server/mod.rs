@@ -52,7 +52,8 @@
 //!
 //! **Connections** (of [`RedfishServer::start`]): a connection that has
 //! not sent a whole request head within the idle time-out (default
-//! [`DEFAULT_IDLE_TIMEOUT`], also between keep-alive requests) or not
+//! [`DEFAULT_IDLE_TIMEOUT`], also between keep-alive requests), or whose
+//! request body and answer take longer than that, or that has not
 //! finished its TLS handshake within [`DEFAULT_TLS_HANDSHAKE_TIMEOUT`] is
 //! closed, and one client address may hold at most
 //! [`DEFAULT_MAX_CONNECTIONS_PER_CLIENT`] connections (more are closed at
@@ -333,14 +334,15 @@ impl RedfishServerBuilder {
     /// How long a connection may wait for the whole head of its next
     /// request (on a new connection, and between keep-alive requests)
     /// before [`RedfishServer::start`]'s listener closes it (default
-    /// [`DEFAULT_IDLE_TIMEOUT`]). At least 1 ms.
+    /// [`DEFAULT_IDLE_TIMEOUT`]); reading a request's body and answering it
+    /// must also fit in it, or the connection is closed. More than 0.
     pub fn idle_timeout(mut self, timeout: Duration) -> Self {
         self.limits.idle_timeout = timeout;
         self
     }
 
     /// How long a TLS handshake may take (default
-    /// [`DEFAULT_TLS_HANDSHAKE_TIMEOUT`]). At least 1 ms.
+    /// [`DEFAULT_TLS_HANDSHAKE_TIMEOUT`]). More than 0.
     pub fn tls_handshake_timeout(mut self, timeout: Duration) -> Self {
         self.limits.tls_handshake_timeout = timeout;
         self
