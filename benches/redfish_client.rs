@@ -121,7 +121,7 @@ impl Ours {
             .build()
             .expect("client runtime");
         let ctx = ActionContext::new(Arc::new(SystemClock), Arc::new(InMemorySecretStore::new()));
-        let config = RedfishConfig::new(handle.base_url(), USER).with_ca_certificate_pem(ca_pem);
+        let config = RedfishConfig::new(handle.base_url(), USER).with_ca_pem(ca_pem);
         let mut pending = Session::new("bench-bmc", SessionType::Redfish)
             .expect("session")
             .with_config(&config)

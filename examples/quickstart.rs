@@ -75,12 +75,12 @@ async fn main() -> Result<()> {
     //    secret store.
     let endpoint = server.base_url().trim_end_matches('/').to_owned();
     let endpoint = endpoint.trim_end_matches("/redfish/v1").to_owned();
-    let session =
-        manager
-            .add(Session::new("demo-bmc", SessionType::Redfish)?.with_config(
-                &RedfishConfig::new(endpoint, "admin").with_ca_certificate_pem(ca_pem),
-            )?)
-            .await?;
+    let session = manager
+        .add(
+            Session::new("demo-bmc", SessionType::Redfish)?
+                .with_config(&RedfishConfig::new(endpoint, "admin").with_ca_pem(ca_pem))?,
+        )
+        .await?;
     secrets
         .put(
             &SecretKey::new(session.session_id, PASSWORD_SECRET)?,

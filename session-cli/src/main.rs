@@ -495,7 +495,11 @@ async fn dispatch(cli: Cli) -> Result<(), Failure> {
                 json::session(&session)?
             } else {
                 let all = workspace.list().await?;
-                output::details(&session, &all, &SystemClock)
+                #[cfg_attr(not(feature = "redfish"), allow(unused_mut))]
+                let mut text = output::details(&session, &all, &SystemClock);
+                #[cfg(feature = "redfish")]
+                text.push_str(&redfish::show_notes(&session));
+                text
             };
         }
         Command::Start(Target { session }) => {

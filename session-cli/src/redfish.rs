@@ -1,19 +1,92 @@
 //! The Redfish parts of sessionctl (cargo feature `redfish`, on by default):
 //! the provider, `add redfish`, and `redfish get|sessions`.
 
+use std::io::Write as _;
 use std::sync::{Arc, OnceLock};
 
 use clap::{Args, Subcommand};
 use session_sdk::redfish::client::{PASSWORD_SECRET, RedfishConfig, RedfishProvider};
-use session_sdk::{FsWorkspace, Session, SessionAction, SessionManagerBuilder, SessionType};
+use session_sdk::{
+    ActionContext, Capabilities, Error, FsWorkspace, Session, SessionAction, SessionManagerBuilder,
+    SessionType,
+};
 
 use crate::{Failure, Global, secrets, use_session};
 
-/// The Redfish provider.
+/// The Redfish provider, behind [`Warned`].
 pub(crate) fn register(builder: SessionManagerBuilder) -> SessionManagerBuilder {
     builder.lazy_providers([SessionType::Redfish], || {
-        Ok(vec![provider() as Arc<dyn SessionAction>])
+        Ok(vec![Arc::new(Warned(provider())) as Arc<dyn SessionAction>])
     })
+}
+
+/// The Redfish provider, warning on stderr before each start, stop and
+/// rotate of a session with `insecureSkipVerify`. The library's warning is
+/// a log line, and sessionctl logs nothing by default: without this, the
+/// password would go to any certificate holder without a word.
+#[derive(Debug)]
+struct Warned(Arc<RedfishProvider>);
+
+#[async_trait::async_trait]
+impl SessionAction for Warned {
+    fn session_type(&self) -> SessionType {
+        self.0.session_type()
+    }
+
+    fn capabilities(&self) -> Capabilities {
+        self.0.capabilities()
+    }
+
+    async fn start(&self, ctx: &ActionContext, session: &Session) -> session_sdk::Result<Session> {
+        warn_if_unverified(session);
+        self.0.start(ctx, session).await
+    }
+
+    async fn stop(&self, ctx: &ActionContext, session: &Session) -> session_sdk::Result<Session> {
+        warn_if_unverified(session);
+        self.0.stop(ctx, session).await
+    }
+
+    async fn rotate(&self, ctx: &ActionContext, session: &Session) -> session_sdk::Result<Session> {
+        warn_if_unverified(session);
+        self.0.rotate(ctx, session).await
+    }
+}
+
+/// Whether the session's config turns TLS verification off.
+fn unverified(session: &Session) -> bool {
+    session
+        .config
+        .as_map()
+        .get("insecureSkipVerify")
+        .and_then(serde_json::Value::as_bool)
+        .unwrap_or(false)
+}
+
+/// The warning printed on stderr each time an unverified session is used.
+fn warn_if_unverified(session: &Session) {
+    if unverified(session) {
+        let endpoint = session.config.get_str("endpoint").unwrap_or("?");
+        // Nowhere left to report a failed write to stderr.
+        let _ = writeln!(
+            std::io::stderr().lock(),
+            "sessionctl: warning: {}: the TLS certificate of {endpoint} is NOT verified \
+             (--insecure-skip-verify): the password and token go to whoever answers there; \
+             use --ca-file instead",
+            session.label()
+        );
+    }
+}
+
+/// The line `show` adds for a Redfish session whose TLS is not verified
+/// (empty otherwise).
+pub(crate) fn show_notes(session: &Session) -> String {
+    if session.session_type == SessionType::Redfish && unverified(session) {
+        "TLS verification: OFF (insecureSkipVerify): the service's certificate is not checked\n"
+            .to_owned()
+    } else {
+        String::new()
+    }
 }
 
 /// The one Redfish provider of this process: the manager's, and the one
@@ -43,11 +116,14 @@ pub(crate) struct AddRedfish {
     #[arg(long, value_name = "PATH")]
     ca_file: Option<std::path::PathBuf>,
 
-    /// Do not verify the service's TLS certificate (logs a warning on use).
+    /// Do not verify the service's TLS certificate (warns on stderr on every
+    /// use, and `show` says so).
     #[arg(long)]
     insecure_skip_verify: bool,
 
-    /// Allow a plain http:// endpoint.
+    /// Allow a plain http:// endpoint, on a loopback host only (127.0.0.0/8,
+    /// ::1, localhost): the password would otherwise cross the network in
+    /// clear.
     #[arg(long)]
     allow_insecure_http: bool,
 
@@ -77,10 +153,18 @@ pub(crate) async fn add(
     if let Some(path) = &args.ca_file {
         let absolute =
             std::path::absolute(path).map_err(|e| Failure::Usage(format!("--ca-file: {e}")))?;
-        config = config.with_ca_certificate_pem(absolute.to_string_lossy().into_owned());
+        // Checked now, not at the first start, so a typo is caught here.
+        std::fs::File::open(&absolute).map_err(|e| {
+            Error::invalid_input(
+                "--ca-file",
+                format!("cannot read {}: {e}", absolute.display()),
+            )
+        })?;
+        config = config.with_ca_file(absolute);
     }
     config.validate()?;
     let session = Session::new(&args.name, SessionType::Redfish)?.with_config(&config)?;
+    warn_if_unverified(&session);
     let password =
         secrets::from_env_or_stdin("--password-env", args.password_env.as_deref(), "password")?;
     secrets::add_with_secret(global, &workspace, session, PASSWORD_SECRET, &password).await
@@ -145,6 +229,7 @@ pub(crate) async fn run(
     )
     .await?;
     used.require_active()?;
+    warn_if_unverified(&used.session);
     let client = provider().client(&used.context(), &used.session).await?;
     match command {
         RedfishCommand::Get(args) => {

@@ -52,9 +52,16 @@ impl Bmc {
 
     /// `add redfish NAME` for `admin`, with `password` on stdin.
     fn add(&self, name: &str, password: &str) -> Run {
+        let ca = self.ca.to_str().expect("utf-8");
+        self.add_with(name, password, &["--ca-file", ca])
+    }
+
+    /// `add redfish NAME --endpoint <this server> --username admin EXTRA…`,
+    /// with `password` on stdin.
+    fn add_with(&self, name: &str, password: &str, extra: &[&str]) -> Run {
         let server = self.server.as_ref().expect("running");
         let endpoint = server.base_url().trim_end_matches('/');
-        let mut command = self.fx.command(&[
+        let mut args = vec![
             "add",
             "redfish",
             name,
@@ -62,9 +69,9 @@ impl Bmc {
             endpoint,
             "--username",
             "admin",
-            "--ca-file",
-            self.ca.to_str().expect("utf-8"),
-        ]);
+        ];
+        args.extend_from_slice(extra);
+        let mut command = self.fx.command(&args);
         command.env("SESSIONCTL_PASSPHRASE", PASSPHRASE);
         Fixture::run_with_stdin(command, format!("{password}\n").as_bytes())
     }
@@ -166,6 +173,81 @@ fn redfish_get_and_sessions_use_the_active_session() {
     for out in [&get, &table, &json] {
         assert!(!out.stdout.contains(BMC_PASSWORD) && !out.stderr.contains(BMC_PASSWORD));
     }
+}
+
+/// `--insecure-skip-verify` is never silent: `add`, `start`, `rotate`,
+/// `redfish get` and `stop` each warn on stderr (logging off), and `show`
+/// says that TLS verification is off.
+#[test]
+fn insecure_skip_verify_warns_every_time() {
+    let bmc = Bmc::start();
+    let fx = &bmc.fx;
+    let warned = |out: &Run, what: &str| {
+        assert!(
+            out.stderr.contains("warning:") && out.stderr.contains("NOT verified"),
+            "{what}: {out:#?}"
+        );
+        assert!(!out.stderr.contains(BMC_PASSWORD), "{what}: {out:#?}");
+    };
+    let add = bmc.add_with("bmc", BMC_PASSWORD, &["--insecure-skip-verify"]);
+    add.ok();
+    warned(&add, "add");
+    for args in [
+        &["start", "bmc"][..],
+        &["rotate", "bmc"],
+        &["redfish", "get", "bmc"],
+        &["stop", "bmc"],
+    ] {
+        let out = fx.run_unlocked(args);
+        assert_eq!(out.code, Some(0), "{args:?}: {out:#?}");
+        warned(&out, &args.join(" "));
+    }
+    let show = fx.run(&["show", "bmc"]);
+    assert!(show.ok().contains("TLS verification: OFF"), "{show:#?}");
+
+    // A verified session says nothing of the kind.
+    bmc.add("safe", BMC_PASSWORD).ok();
+    let start = fx.run_unlocked(&["start", "safe"]);
+    assert_eq!(start.code, Some(0), "{start:#?}");
+    assert!(!start.stderr.contains("NOT verified"), "{start:#?}");
+    assert!(
+        !fx.run(&["show", "safe"])
+            .ok()
+            .contains("TLS verification: OFF")
+    );
+}
+
+/// `add redfish` refuses a `--ca-file` that does not exist and
+/// `--allow-insecure-http` for a host that is not loopback, naming the
+/// path or host; nothing is added.
+#[test]
+fn add_refuses_a_missing_ca_file_and_remote_plain_http() {
+    let bmc = Bmc::start();
+    let fx = &bmc.fx;
+    let missing = fx.dir.path().join("no-such-ca.pem");
+    let missing = missing.to_str().expect("utf-8");
+    let out = bmc.add_with("bmc", BMC_PASSWORD, &["--ca-file", missing]);
+    assert_ne!(out.code, Some(0), "{out:#?}");
+    assert!(out.stderr.contains(missing), "names the path: {out:#?}");
+
+    let mut command = fx.command(&[
+        "add",
+        "redfish",
+        "remote",
+        "--endpoint",
+        "http://192.0.2.10",
+        "--username",
+        "admin",
+        "--allow-insecure-http",
+    ]);
+    command.env("SESSIONCTL_PASSPHRASE", PASSPHRASE);
+    let out = Fixture::run_with_stdin(command, format!("{BMC_PASSWORD}\n").as_bytes());
+    let line = out.one_line_error();
+    assert!(
+        line.contains("192.0.2.10") && line.contains("loopback"),
+        "{line}"
+    );
+    assert!(fx.stored().is_empty(), "nothing was added");
 }
 
 /// Providers are built on first use of their session type: an AWS setting

@@ -1,5 +1,6 @@
 //! Starts the Redfish SessionService server on 127.0.0.1 with demo
-//! accounts, writes its CA certificate to a file and prints how to reach it.
+//! accounts, writes its CA certificate to a file in a private temporary
+//! folder (removed on Ctrl-C and SIGTERM) and prints how to reach it.
 //!
 //! ```text
 //! cargo run --example redfish_server -p session-redfish
@@ -47,6 +48,7 @@ async fn main() {
 }
 
 async fn run() -> Result<(), Box<dyn std::error::Error>> {
+    let stopped = stop_signal()?;
     let config = config_path()?;
     let builder = match &config {
         Some(path) => RedfishServerBuilder::from_config_file(path)?,
@@ -63,24 +65,29 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
     };
     let handle = builder.build()?.start().await?;
     println!("Redfish service: {}/redfish/v1/", handle.base_url());
-    let ca_path = match handle.ca_pem() {
+    // The CA goes into a fresh private folder (mode 0700, random name, made
+    // by `tempfile`), never to a predictable path in the shared temporary
+    // folder, where someone could plant a symlink. Dropping it removes it.
+    let ca_dir = match handle.ca_pem() {
         Some(ca) => {
-            let path = std::env::temp_dir().join(format!(
-                "session-redfish-ca-{}.pem",
-                handle.local_addr().port()
-            ));
-            std::fs::write(&path, ca)?;
+            let dir = private_dir()?;
+            let path = dir.path().join("ca.pem");
+            std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(&path)
+                .and_then(|mut f| std::io::Write::write_all(&mut f, ca.as_bytes()))?;
             println!("CA certificate:  {}", path.display());
-            Some(path)
+            Some((dir, path))
         }
         None => {
             println!("Plain HTTP (insecureHttp): put a TLS-terminating proxy in front.");
             None
         }
     };
-    let cacert = ca_path
+    let cacert = ca_dir
         .as_ref()
-        .map(|p| format!("--cacert {} ", p.display()))
+        .map(|(_, p)| format!("--cacert {} ", p.display()))
         .unwrap_or_default();
     match &config {
         Some(path) => println!("Accounts:        from {}", path.display()),
@@ -95,10 +102,46 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
         }
     }
     println!("Press Ctrl-C to stop.");
-    tokio::signal::ctrl_c().await?;
+    stopped.await;
     handle.shutdown().await;
-    if let Some(path) = ca_path {
-        let _ = std::fs::remove_file(path);
-    }
+    // Removes the CA file and its folder.
+    drop(ca_dir);
     Ok(())
+}
+
+/// A new folder only this user can enter, in the temporary folder.
+fn private_dir() -> std::io::Result<tempfile::TempDir> {
+    let mut builder = tempfile::Builder::new();
+    builder.prefix("session-redfish-ca-");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        builder.permissions(std::fs::Permissions::from_mode(0o700));
+    }
+    builder.tempdir()
+}
+
+/// Resolves on Ctrl-C (SIGINT) or, on Unix, SIGTERM (what `kill` and
+/// service managers send), so that both clean up. The handlers are
+/// installed when this is called, not when the future is first awaited: a
+/// signal arriving in between must not kill the process uncleaned.
+#[cfg(unix)]
+fn stop_signal() -> std::io::Result<impl std::future::Future<Output = ()>> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut interrupt = signal(SignalKind::interrupt())?;
+    let mut terminate = signal(SignalKind::terminate())?;
+    Ok(async move {
+        tokio::select! {
+            _ = interrupt.recv() => {}
+            _ = terminate.recv() => {}
+        }
+    })
+}
+
+/// Resolves on Ctrl-C.
+#[cfg(not(unix))]
+fn stop_signal() -> std::io::Result<impl std::future::Future<Output = ()>> {
+    Ok(async {
+        let _ = tokio::signal::ctrl_c().await;
+    })
 }

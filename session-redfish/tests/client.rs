@@ -25,7 +25,7 @@ async fn start_server(b: RedfishServerBuilder) -> RedfishServerHandle {
 }
 
 fn config(h: &RedfishServerHandle) -> RedfishConfig {
-    RedfishConfig::new(h.base_url(), "admin").with_ca_certificate_pem(h.ca_pem().unwrap())
+    RedfishConfig::new(h.base_url(), "admin").with_ca_pem(h.ca_pem().unwrap())
 }
 
 fn context() -> (ActionContext, Arc<ManualClock>) {
@@ -277,7 +277,8 @@ async fn tls_is_verified_without_the_ca_and_insecure_only_when_asked() {
     assert_eq!(err.category(), "unavailable", "{text}");
     assert!(text.contains("bmc-untrusted"), "{text}");
     assert!(text.contains("certificate"), "a clear TLS error: {text}");
-    assert!(text.contains("caCertificatePem"), "says what to do: {text}");
+    // Names what the user has: sessionctl's flag and the config keys.
+    assert!(text.contains("--ca-file"), "says what to do: {text}");
     eprintln!("untrusted CA error: {text}");
 
     let insecure = untrusted.clone().with_insecure_skip_verify(true);
@@ -289,11 +290,83 @@ async fn tls_is_verified_without_the_ca_and_insecure_only_when_asked() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("ca.pem");
     std::fs::write(&path, h.ca_pem().unwrap()).unwrap();
-    let from_file = untrusted.with_ca_certificate_pem(path.to_str().unwrap());
+    let from_file = untrusted.with_ca_file(&path);
     let session = session_with(&ctx, "bmc-ca-file", &from_file, ADMIN_PW).await;
     let started = start(&provider, &ctx, &session).await;
     stop(&provider, &ctx, &started).await;
     h.shutdown().await;
+}
+
+/// `allowInsecureHttp` is for loopback only (127.0.0.0/8, ::1,
+/// `localhost`): any other host is refused by `validate`, naming it.
+#[test]
+fn insecure_http_is_for_loopback_only() {
+    for (endpoint, host) in [
+        ("http://192.0.2.10", "192.0.2.10"),
+        ("http://bmc.example:8080", "bmc.example"),
+        ("http://[2001:db8::1]:80", "2001:db8::1"),
+        ("http://127.0.0.1.nip.io", "127.0.0.1.nip.io"),
+        ("http://localhost.example", "localhost.example"),
+    ] {
+        let err = RedfishConfig::new(endpoint, "admin")
+            .with_allow_insecure_http(true)
+            .validate()
+            .unwrap_err();
+        let text = err.to_string();
+        assert!(
+            text.contains("endpoint") && text.contains(host) && text.contains("loopback"),
+            "{endpoint}: {text}"
+        );
+    }
+    for endpoint in [
+        "http://127.0.0.1:8000",
+        "http://127.9.8.7",
+        "http://localhost:1",
+        "http://LOCALHOST",
+        "http://[::1]:80",
+    ] {
+        RedfishConfig::new(endpoint, "admin")
+            .with_allow_insecure_http(true)
+            .validate()
+            .unwrap_or_else(|e| panic!("{endpoint}: {e}"));
+    }
+}
+
+/// The old `caCertificatePem` key (a path or PEM text) is still read, into
+/// `caFile` or `caPem`, and dropped when the config is written back.
+#[test]
+fn the_old_ca_key_is_read_and_replaced() {
+    let pem = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n";
+    for (old, file, text) in [
+        ("/etc/bmc-ca.pem", Some("/etc/bmc-ca.pem"), None),
+        (pem, None, Some(pem)),
+    ] {
+        let mut session = Session::new("old", SessionType::Redfish).unwrap();
+        session
+            .config
+            .as_map_mut()
+            .extend(serde_json::from_value::<serde_json::Map<String, serde_json::Value>>(
+                json!({"endpoint": "https://bmc.example", "username": "admin", "caCertificatePem": old}),
+            ).unwrap());
+        let config: RedfishConfig = session.config.get().unwrap();
+        assert_eq!(config.ca_file.as_deref(), file.map(std::path::Path::new));
+        assert_eq!(config.ca_pem.as_deref(), text);
+        session.config.set(&config).unwrap();
+        let map = session.config.as_map();
+        assert!(!map.contains_key("caCertificatePem"), "{map:?}");
+        assert_eq!(map.get("caFile").and_then(|v| v.as_str()), file);
+        assert_eq!(map.get("caPem").and_then(|v| v.as_str()), text);
+    }
+}
+
+/// A CA file that does not exist is refused by `validate`, naming the path.
+#[test]
+fn a_missing_ca_file_is_refused_by_validate() {
+    let err = RedfishConfig::new("https://127.0.0.1", "admin")
+        .with_ca_file("/nonexistent/ca.pem")
+        .validate()
+        .unwrap_err();
+    assert!(err.to_string().contains("/nonexistent/ca.pem"), "{err}");
 }
 
 #[tokio::test]
@@ -313,9 +386,8 @@ async fn bad_config_is_refused_naming_field_and_session() {
         ),
         (RedfishConfig::new("https://127.0.0.1", ""), "username"),
         (
-            RedfishConfig::new("https://127.0.0.1", "admin")
-                .with_ca_certificate_pem("/nonexistent/ca.pem"),
-            "caCertificatePem",
+            RedfishConfig::new("https://127.0.0.1", "admin").with_ca_file("/nonexistent/ca.pem"),
+            "caFile",
         ),
     ] {
         let session = session_with(&ctx, "bmc-bad", &cfg, ADMIN_PW).await;
@@ -387,12 +459,10 @@ async fn try_connect(
     user: &str,
     pw: &str,
 ) -> session_core::Result<RedfishClient> {
-    RedfishClient::builder(
-        RedfishConfig::new(h.base_url(), user).with_ca_certificate_pem(h.ca_pem().unwrap()),
-    )
-    .password(Secret::new(pw))
-    .connect()
-    .await
+    RedfishClient::builder(RedfishConfig::new(h.base_url(), user).with_ca_pem(h.ca_pem().unwrap()))
+        .password(Secret::new(pw))
+        .connect()
+        .await
 }
 
 async fn connect(h: &RedfishServerHandle, user: &str, pw: &str) -> RedfishClient {

@@ -462,3 +462,45 @@ async fn resources_link_their_schema() {
     }
     h.shutdown().await;
 }
+
+/// 405 and 413 (a body over the 64 KiB limit) answers carry a Redfish error
+/// body like every other error.
+#[tokio::test]
+async fn method_not_allowed_and_too_large_have_redfish_error_bodies() {
+    let (h, c) = start(builder()).await;
+    let admin = login(&h, &c, "admin", ADMIN_PW).await;
+    let put = c
+        .put(format!("{}/redfish/v1/SessionService", h.base_url()))
+        .header("X-Auth-Token", &admin.token)
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap();
+    let too_large = c
+        .post(format!("{}{SESSIONS}", h.base_url()))
+        .header("content-type", "application/json")
+        .body(vec![b' '; 128 * 1024])
+        .send()
+        .await
+        .unwrap();
+    for (res, status, id) in [
+        (put, StatusCode::METHOD_NOT_ALLOWED, "OperationNotAllowed"),
+        (too_large, StatusCode::PAYLOAD_TOO_LARGE, "GeneralError"),
+    ] {
+        assert_eq!(res.status(), status);
+        let text = res.text().await.unwrap();
+        let body: Value =
+            serde_json::from_str(&text).unwrap_or_else(|e| panic!("{status}: {e}: {text:?}"));
+        let code = body["error"]["code"].as_str().unwrap_or_default();
+        assert!(
+            code.starts_with("Base.1.") && code.ends_with(id),
+            "{status}: {body}"
+        );
+        assert!(body["error"]["message"].is_string(), "{body}");
+        assert_eq!(
+            body["error"]["@Message.ExtendedInfo"][0]["MessageId"], code,
+            "{body}"
+        );
+    }
+    h.shutdown().await;
+}

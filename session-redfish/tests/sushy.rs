@@ -22,7 +22,7 @@ async fn emulator() -> Option<SushyEmulator> {
 
 fn config(sushy: &SushyEmulator) -> RedfishConfig {
     RedfishConfig::new(sushy.base_url(), sushy.username())
-        .with_ca_certificate_pem(sushy.cert_pem().expect("HTTPS"))
+        .with_ca_pem(sushy.cert_pem().expect("HTTPS"))
 }
 
 fn moved(session: &Session, to: SessionStatus) -> Session {

@@ -118,7 +118,7 @@ struct Inner {
 /// use session_redfish::client::{RedfishClient, RedfishConfig};
 /// # async fn demo() -> session_core::Result<()> {
 /// let config = RedfishConfig::new("https://bmc.example", "admin")
-///     .with_ca_certificate_pem("/etc/bmc-ca.pem");
+///     .with_ca_file("/etc/bmc-ca.pem");
 /// let client = RedfishClient::builder(config)
 ///     .password(Secret::new("…"))
 ///     .connect()

@@ -1,5 +1,7 @@
 //! [`RedfishConfig`]: what a `redfish` session's `config` holds.
 
+use std::path::PathBuf;
+
 use reqwest::Url;
 use serde::{Deserialize, Serialize};
 use session_core::{Error, Result};
@@ -16,7 +18,11 @@ use session_core::{Error, Result};
 /// config.validate().unwrap();
 /// ```
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(
+    rename_all = "camelCase",
+    from = "compat::StoredConfig",
+    into = "compat::StoredConfig"
+)]
 #[non_exhaustive]
 pub struct RedfishConfig {
     /// The service's base URL, e.g. `https://bmc.example` (the path is
@@ -25,17 +31,26 @@ pub struct RedfishConfig {
     pub endpoint: String,
     /// The account to log in with.
     pub username: String,
-    /// A CA or self-signed certificate to trust, as PEM text or as the path
-    /// of a PEM file.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub ca_certificate_pem: Option<String>,
+    /// The path of a PEM file with a CA or self-signed certificate to trust
+    /// (key `caFile`; `sessionctl add redfish --ca-file`). Read when the
+    /// session's HTTP client is built; [`validate`](Self::validate) checks
+    /// that it is a file.
+    pub ca_file: Option<PathBuf>,
+    /// A CA or self-signed certificate to trust, as PEM text (key `caPem`).
+    ///
+    /// Configs written before `caFile` and `caPem` existed kept either in
+    /// one key, `caCertificatePem`; it is still read (PEM text goes here, a
+    /// path to [`ca_file`](Self::ca_file)) and removed when the config is
+    /// written back.
+    pub ca_pem: Option<String>,
     /// Accept any server certificate. Off unless explicitly set to `true`;
-    /// every use logs a warning. Prefer
-    /// [`ca_certificate_pem`](Self::ca_certificate_pem).
-    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    /// every use logs a warning. Prefer [`ca_file`](Self::ca_file) or
+    /// [`ca_pem`](Self::ca_pem).
     pub insecure_skip_verify: bool,
-    /// Allow an `http://` endpoint (loopback tests, TLS-terminating proxies).
-    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    /// Allow an `http://` endpoint, on a loopback host only (127.0.0.0/8,
+    /// `::1`, `localhost`: tests, a local TLS-terminating proxy);
+    /// [`validate`](Self::validate) refuses any other host, since the
+    /// password and token would cross the network in clear.
     pub allow_insecure_http: bool,
     /// Fall back to HTTP Basic when the service has no SessionService (its
     /// root links neither `Links.Sessions` nor `SessionService`, or the
@@ -43,19 +58,18 @@ pub struct RedfishConfig {
     /// default; set `false` to require session login. Basic sends the
     /// password with every request, so it is only used over HTTPS (or with
     /// [`allow_insecure_http`](Self::allow_insecure_http)).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub basic_auth_fallback: Option<bool>,
     /// How the live session authenticates (written by the provider on start
     /// and rotate, removed on stop). Always serialized (as `null` when
     /// unset), because the session config is merged on write and an omitted
     /// key would keep its old value.
-    #[serde(default)]
     pub auth_mode: Option<AuthMode>,
     /// The URI of the live login session (not a secret). Written by the
     /// provider on start and rotate, removed on stop.
-    #[serde(default)]
     pub session_uri: Option<String>,
 }
+
+mod compat;
 
 /// How a Redfish client authenticates its requests.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -79,9 +93,16 @@ impl RedfishConfig {
         }
     }
 
-    /// Sets [`ca_certificate_pem`](Self::ca_certificate_pem).
-    pub fn with_ca_certificate_pem(mut self, pem_or_path: impl Into<String>) -> Self {
-        self.ca_certificate_pem = Some(pem_or_path.into());
+    /// Sets [`ca_file`](Self::ca_file): trust the certificates of this PEM
+    /// file.
+    pub fn with_ca_file(mut self, path: impl Into<PathBuf>) -> Self {
+        self.ca_file = Some(path.into());
+        self
+    }
+
+    /// Sets [`ca_pem`](Self::ca_pem): trust these PEM certificates.
+    pub fn with_ca_pem(mut self, pem: impl Into<String>) -> Self {
+        self.ca_pem = Some(pem.into());
         self
     }
 
@@ -108,9 +129,40 @@ impl RedfishConfig {
         self
     }
 
-    /// Checks the fields; errors name the field (`endpoint`, `username`).
+    /// Checks the fields; errors name the field (`endpoint`, `username`,
+    /// `caFile`, `caPem`). A `caFile` must be an existing file (its content
+    /// is read when the HTTP client is built).
     pub fn validate(&self) -> Result<()> {
         self.base_url()?;
+        match (&self.ca_file, &self.ca_pem) {
+            (Some(_), Some(_)) => {
+                return Err(Error::invalid_input(
+                    "caFile",
+                    "give caFile (a path) or caPem (PEM text), not both",
+                ));
+            }
+            (Some(path), None) => {
+                if let Err(e) = std::fs::metadata(path).and_then(|m| {
+                    if m.is_file() {
+                        Ok(())
+                    } else {
+                        Err(std::io::Error::other("not a file"))
+                    }
+                }) {
+                    return Err(Error::invalid_input(
+                        "caFile",
+                        format!("cannot use {}: {e}", path.display()),
+                    ));
+                }
+            }
+            (None, Some(pem)) if !pem.contains("-----BEGIN") => {
+                return Err(Error::invalid_input(
+                    "caPem",
+                    "is not PEM text (no -----BEGIN line); give a path as caFile",
+                ));
+            }
+            _ => {}
+        }
         if self.username.trim().is_empty() {
             return Err(Error::invalid_input("username", "must not be empty"));
         }
@@ -134,7 +186,21 @@ impl RedfishConfig {
         })?;
         match url.scheme() {
             "https" => {}
-            "http" if self.allow_insecure_http => {}
+            "http" if self.allow_insecure_http => {
+                // Plain HTTP sends the password and token in clear: only
+                // where they never leave the machine.
+                if !is_loopback(&url) {
+                    return Err(Error::invalid_input(
+                        "endpoint",
+                        format!(
+                            "http:// to {} is refused: allowInsecureHttp is for loopback hosts \
+                             only (127.0.0.0/8, ::1, localhost), because the password and \
+                             token would cross the network in clear; use https://",
+                            url.host_str().unwrap_or_default()
+                        ),
+                    ));
+                }
+            }
             "http" => {
                 return Err(Error::invalid_input(
                     "endpoint",
@@ -166,5 +232,19 @@ impl RedfishConfig {
         let mut base = url;
         base.set_path("/");
         Ok(base)
+    }
+}
+
+/// Whether the URL's host is loopback: 127.0.0.0/8, `::1` or `localhost`
+/// (any case; no subdomains, so `localhost.example` is not).
+fn is_loopback(url: &Url) -> bool {
+    let Some(host) = url.host_str() else {
+        return false;
+    };
+    // `host_str` keeps the brackets of an IPv6 literal.
+    let bare = host.trim_start_matches('[').trim_end_matches(']');
+    match bare.parse::<std::net::IpAddr>() {
+        Ok(ip) => ip.is_loopback(),
+        Err(_) => bare.eq_ignore_ascii_case("localhost"),
     }
 }

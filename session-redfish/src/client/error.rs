@@ -157,7 +157,10 @@ pub(crate) fn from_transport(target: &str, what: &str, error: reqwest::Error) ->
     }
     let lower = chain.to_ascii_lowercase();
     if lower.contains("certificate") || lower.contains("tls") || lower.contains("handshake") {
-        chain.push_str(" (TLS verification failed: trust the service's CA with caCertificatePem)");
+        chain.push_str(
+            " (TLS verification failed: trust the service's CA with --ca-file PATH \
+             (sessionctl add redfish), or caFile / caPem in the session config)",
+        );
     }
     if error.is_timeout() {
         return Error::Timeout {

@@ -27,7 +27,8 @@
 //! session with [`RedfishProvider::client`]) and adds the credentials to each
 //! request; see its docs for re-login, keep-alive and session listing.
 //!
-//! TLS verification is on; [`RedfishConfig::ca_certificate_pem`] adds a CA
+//! TLS verification is on; [`RedfishConfig::ca_file`] or
+//! [`RedfishConfig::ca_pem`] adds a CA
 //! (BMCs usually have self-signed certificates). Redirects are never
 //! followed. The password and token are [`Secret`]s: they never appear in
 //! the config, errors, logs or `Debug` output.
@@ -75,7 +76,8 @@ const CLIENT_CACHE_LIMIT: usize = 64;
 /// The TLS settings an HTTP client is built from (its cache key).
 #[derive(Clone, PartialEq, Eq, Hash)]
 struct TlsKey {
-    ca: Option<String>,
+    ca_file: Option<std::path::PathBuf>,
+    ca_pem: Option<String>,
     insecure: bool,
 }
 
@@ -93,7 +95,8 @@ pub struct RedfishProvider {
 impl std::fmt::Debug for TlsKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("TlsKey")
-            .field("ca", &self.ca.as_ref().map(|_| "…"))
+            .field("ca_file", &self.ca_file)
+            .field("ca_pem", &self.ca_pem.as_ref().map(|_| "…"))
             .field("insecure", &self.insecure)
             .finish()
     }
@@ -114,7 +117,8 @@ impl RedfishProvider {
             );
         }
         let key = TlsKey {
-            ca: config.ca_certificate_pem.clone(),
+            ca_file: config.ca_file.clone(),
+            ca_pem: config.ca_pem.clone(),
             insecure: config.insecure_skip_verify,
         };
         let mut clients = self.clients.lock().unwrap_or_else(|e| e.into_inner());

@@ -75,26 +75,29 @@ pub(crate) fn build_http(config: &RedfishConfig, label: &str) -> Result<Client> 
         // BMCs drop idle connections early; do not keep them for long.
         .pool_idle_timeout(Duration::from_secs(30))
         .user_agent(concat!("session-redfish/", env!("CARGO_PKG_VERSION")));
-    if let Some(pem_or_path) = &config.ca_certificate_pem {
-        let pem = if pem_or_path.contains("-----BEGIN") {
-            pem_or_path.clone().into_bytes()
-        } else {
-            std::fs::read(pem_or_path).map_err(|e| {
+    let ca = match (&config.ca_file, &config.ca_pem) {
+        (Some(path), _) => Some((
+            "caFile",
+            std::fs::read(path).map_err(|e| {
                 Error::invalid_input(
-                    "caCertificatePem",
-                    format!("{label}: cannot read {pem_or_path:?}: {e}"),
+                    "caFile",
+                    format!("{label}: cannot read {}: {e}", path.display()),
                 )
-            })?
-        };
+            })?,
+        )),
+        (None, Some(pem)) => Some(("caPem", pem.clone().into_bytes())),
+        (None, None) => None,
+    };
+    if let Some((key, pem)) = ca {
         let certs = reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| {
             Error::invalid_input(
-                "caCertificatePem",
+                key,
                 format!("{label}: not a PEM certificate: {}", e.without_url()),
             )
         })?;
         if certs.is_empty() {
             return Err(Error::invalid_input(
-                "caCertificatePem",
+                key,
                 format!("{label}: no certificate in the PEM text"),
             ));
         }

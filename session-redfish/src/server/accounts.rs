@@ -37,7 +37,8 @@ pub(super) fn routes() -> Router<Shared> {
         .route(&format!("{ROLES}/{{id}}"), get(get_role))
 }
 
-async fn account_service() -> Response {
+async fn account_service(AxState(state): AxState<Shared>) -> Response {
+    let lockout = state.lockout.policy;
     json_ok(
         json!({
             "@odata.id": ACCOUNT_SERVICE,
@@ -49,6 +50,11 @@ async fn account_service() -> Response {
             "ServiceEnabled": true,
             "LocalAccountAuth": "Enabled",
             "HTTPBasicAuth": "Enabled",
+            // Per (user name, client address); see the server docs.
+            "AccountLockoutThreshold": lockout.account_threshold,
+            "AccountLockoutDuration": lockout.duration.as_secs(),
+            "AccountLockoutCounterResetAfter": lockout.reset_after.as_secs(),
+            "AccountLockoutCounterResetEnabled": true,
             "Accounts": {"@odata.id": ACCOUNTS},
             "Roles": {"@odata.id": ROLES},
         }),

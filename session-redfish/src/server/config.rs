@@ -10,6 +10,8 @@ use serde::de::IgnoredAny;
 use session_core::{Error, Result, Secret};
 use toml::Spanned;
 
+use super::connections::ConnectionLimits;
+use super::lockout::LockoutPolicy;
 use super::{RedfishServerBuilder, Role, SESSION_TIMEOUT_RANGE};
 
 /// The file's top level.
@@ -21,6 +23,13 @@ struct RawConfig {
     service_enabled: Option<bool>,
     max_sessions: Option<Spanned<i64>>,
     insecure_http: Option<Spanned<bool>>,
+    account_lockout_threshold: Option<Spanned<i64>>,
+    account_lockout_duration: Option<Spanned<i64>>,
+    account_lockout_counter_reset_after: Option<Spanned<i64>>,
+    client_lockout_threshold: Option<Spanned<i64>>,
+    idle_timeout: Option<Spanned<i64>>,
+    tls_handshake_timeout: Option<Spanned<i64>>,
+    max_connections_per_client: Option<Spanned<i64>>,
     tls: Option<Spanned<RawTls>>,
     #[serde(default)]
     accounts: Vec<Spanned<RawAccount>>,
@@ -117,6 +126,17 @@ enum TlsChoice {
 /// serviceEnabled = true       # default true
 /// maxSessions = 64            # default: no limit
 ///
+/// ## Brute-force protection (see `RedfishServerBuilder::account_lockout_threshold`):
+/// accountLockoutThreshold = 5          # failures of one user from one address; 0 = off; default 5
+/// accountLockoutDuration = 300         # seconds a lock lasts, >= 1; default 300
+/// accountLockoutCounterResetAfter = 300 # seconds until failures are forgotten, 1..=duration; default 300
+/// clientLockoutThreshold = 20          # failures from one address, any user; 0 = off; default 20
+///
+/// ## Connections of the started server:
+/// idleTimeout = 30             # seconds to wait for a request head (idle keep-alive too); default 30
+/// tlsHandshakeTimeout = 10     # seconds; default 10
+/// maxConnectionsPerClient = 64 # open connections per client address; default 64
+///
 /// [tls]                       # default: a CA and certificate generated at start
 /// certFile = "server-chain.pem"
 /// keyFile = "server-key.pem"
@@ -187,6 +207,8 @@ enum TlsChoice {
 #[derive(Debug, Clone)]
 pub struct RedfishServerConfig {
     bind: Option<SocketAddr>,
+    lockout: LockoutPolicy,
+    limits: ConnectionLimits,
     session_timeout: Option<Duration>,
     service_enabled: Option<bool>,
     max_sessions: Option<usize>,
@@ -265,6 +287,7 @@ impl RedfishServerConfig {
     }
 
     fn validate(src: &Source<'_>, raw: RawConfig) -> Result<Self> {
+        let (lockout, limits) = limits(src, &raw)?;
         let bind = raw
             .bind
             .map(|b| {
@@ -388,6 +411,8 @@ impl RedfishServerConfig {
         }
         Ok(Self {
             bind,
+            lockout,
+            limits,
             session_timeout,
             service_enabled: raw.service_enabled,
             max_sessions,
@@ -419,7 +444,14 @@ impl RedfishServerConfig {
         self,
         env: impl Fn(&str) -> Option<String>,
     ) -> Result<RedfishServerBuilder> {
-        let mut builder = RedfishServerBuilder::new();
+        let mut builder = RedfishServerBuilder::new()
+            .account_lockout_threshold(self.lockout.account_threshold)
+            .account_lockout_duration(self.lockout.duration)
+            .account_lockout_counter_reset_after(self.lockout.reset_after)
+            .client_lockout_threshold(self.lockout.client_threshold)
+            .idle_timeout(self.limits.idle_timeout)
+            .tls_handshake_timeout(self.limits.tls_handshake_timeout)
+            .max_connections_per_client(self.limits.max_per_client);
         if let Some(bind) = self.bind {
             builder = builder.bind(bind);
         }
@@ -460,6 +492,85 @@ impl RedfishServerConfig {
         }
         Ok(builder)
     }
+}
+
+/// The lockout and connection settings, defaults filled in; errors name
+/// the key.
+fn limits(src: &Source<'_>, raw: &RawConfig) -> Result<(LockoutPolicy, ConnectionLimits)> {
+    // An integer key in `range`, or `default`.
+    let int = |value: &Option<Spanned<i64>>,
+               key: &str,
+               range: std::ops::RangeInclusive<u64>,
+               default: u64|
+     -> Result<u64> {
+        let Some(v) = value else {
+            return Ok(default);
+        };
+        u64::try_from(*v.get_ref())
+            .ok()
+            .filter(|n| range.contains(n))
+            .ok_or_else(|| {
+                src.origin(v, key).error(format!(
+                    "must be {}..={}, got {}",
+                    range.start(),
+                    range.end(),
+                    v.get_ref()
+                ))
+            })
+    };
+    let defaults = LockoutPolicy::default();
+    let day = 86_400;
+    let to_u32 = |n: u64| u32::try_from(n).unwrap_or(u32::MAX);
+    let duration = int(
+        &raw.account_lockout_duration,
+        "accountLockoutDuration",
+        1..=day,
+        defaults.duration.as_secs(),
+    )?;
+    let lockout = LockoutPolicy {
+        account_threshold: to_u32(int(
+            &raw.account_lockout_threshold,
+            "accountLockoutThreshold",
+            0..=1000,
+            defaults.account_threshold.into(),
+        )?),
+        client_threshold: to_u32(int(
+            &raw.client_lockout_threshold,
+            "clientLockoutThreshold",
+            0..=100_000,
+            defaults.client_threshold.into(),
+        )?),
+        duration: Duration::from_secs(duration),
+        reset_after: Duration::from_secs(int(
+            &raw.account_lockout_counter_reset_after,
+            "accountLockoutCounterResetAfter",
+            1..=duration,
+            defaults.reset_after.as_secs().min(duration),
+        )?),
+    };
+    let connection = ConnectionLimits::default();
+    let limits = ConnectionLimits {
+        idle_timeout: Duration::from_secs(int(
+            &raw.idle_timeout,
+            "idleTimeout",
+            1..=3600,
+            connection.idle_timeout.as_secs(),
+        )?),
+        tls_handshake_timeout: Duration::from_secs(int(
+            &raw.tls_handshake_timeout,
+            "tlsHandshakeTimeout",
+            1..=600,
+            connection.tls_handshake_timeout.as_secs(),
+        )?),
+        max_per_client: usize::try_from(int(
+            &raw.max_connections_per_client,
+            "maxConnectionsPerClient",
+            1..=100_000,
+            connection.max_per_client as u64,
+        )?)
+        .unwrap_or(usize::MAX),
+    };
+    Ok((lockout, limits))
 }
 
 /// The file's content less one trailing newline (editors add one).

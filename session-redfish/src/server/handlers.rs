@@ -1,10 +1,11 @@
 //! The routes and the authentication layer.
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::{Path, Request, State as AxState};
+use axum::extract::{ConnectInfo, DefaultBodyLimit, Path, Request, State as AxState};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -13,7 +14,10 @@ use base64::Engine;
 use serde_json::{Map, Value, json};
 
 use super::accounts;
-use super::messages::{error, insufficient_privilege, message, no_valid_session};
+use super::lockout::ClientKey;
+use super::messages::{
+    error, insufficient_privilege, message, no_valid_session, payload_too_large,
+};
 use super::state::{LoginError, Principal, Privilege, SessionEntry, SessionId, State};
 
 /// The Sessions collection URI (`Links.Sessions`).
@@ -22,6 +26,10 @@ pub(crate) const SESSIONS: &str = "/redfish/v1/SessionService/Sessions";
 const SESSIONS_MEMBERS: &str = "/redfish/v1/SessionService/Sessions/Members";
 const SESSION_SERVICE: &str = "/redfish/v1/SessionService";
 const SYSTEMS: &str = "/redfish/v1/Systems";
+
+/// The largest request body accepted (larger ones get 413): a login or a
+/// PATCH is a few hundred bytes, and a body is held in memory whole.
+const BODY_LIMIT: usize = 64 * 1024;
 
 /// Where the DMTF publishes the JSON schemas `Link: rel=describedby` names.
 const SCHEMA_BASE: &str = "https://redfish.dmtf.org/schemas/v1/";
@@ -50,6 +58,7 @@ pub(crate) fn router(state: Shared) -> Router {
         )
         .merge(accounts::routes())
         .fallback(not_found)
+        .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .layer(middleware::from_fn_with_state(state.clone(), authenticate))
         .layer(middleware::map_response(common_headers))
         .with_state(state)
@@ -69,9 +78,17 @@ fn is_public(method: &Method, path: &str) -> bool {
 }
 
 /// Authentication first (before any other header), then `OData-Version`.
+/// Also records the client's address (from `ConnectInfo`, when the router
+/// is served with it) for the login lockout.
 async fn authenticate(AxState(state): AxState<Shared>, mut req: Request, next: Next) -> Response {
+    let client = ClientKey::of(
+        req.extensions()
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|c| c.0.ip()),
+    );
+    req.extensions_mut().insert(client);
     if !is_public(req.method(), req.uri().path()) {
-        match principal(&state, req.headers()) {
+        match principal(&state, req.headers(), client) {
             Some(p) => {
                 req.extensions_mut().insert(p);
             }
@@ -86,7 +103,7 @@ async fn authenticate(AxState(state): AxState<Shared>, mut req: Request, next: N
     next.run(req).await
 }
 
-fn principal(state: &State, headers: &HeaderMap) -> Option<Principal> {
+fn principal(state: &State, headers: &HeaderMap, client: ClientKey) -> Option<Principal> {
     if let Some(token) = headers.get("x-auth-token") {
         return state
             .authenticate_token(token.to_str().ok()?)
@@ -103,11 +120,29 @@ fn principal(state: &State, headers: &HeaderMap) -> Option<Principal> {
     let decoded = String::from_utf8(decoded).ok()?;
     let (user, password) = decoded.split_once(':')?;
     state
-        .check_password(user, password)
+        .check_password(user, password, client)
         .filter(|p| p.role.has(Privilege::Login))
 }
 
-async fn common_headers(mut res: Response) -> Response {
+/// The headers every answer carries; and a Redfish error body for the 405
+/// and 413 answers axum makes itself (with an empty or plain-text body).
+async fn common_headers(res: Response) -> Response {
+    let is_json = res
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
+    let mut res = match res.status() {
+        StatusCode::METHOD_NOT_ALLOWED if !is_json => {
+            let allow = res.headers().get(header::ALLOW).cloned();
+            let mut redfish = error(StatusCode::METHOD_NOT_ALLOWED, "OperationNotAllowed", &[]);
+            if let Some(allow) = allow {
+                redfish.headers_mut().insert(header::ALLOW, allow);
+            }
+            redfish
+        }
+        StatusCode::PAYLOAD_TOO_LARGE if !is_json => payload_too_large(BODY_LIMIT),
+        _ => res,
+    };
     let headers = res.headers_mut();
     headers.insert("odata-version", HeaderValue::from_static("4.0"));
     if headers
@@ -390,7 +425,11 @@ fn session_body(entry: &SessionEntry) -> Value {
     body
 }
 
-async fn login(AxState(state): AxState<Shared>, body: Bytes) -> Response {
+async fn login(
+    AxState(state): AxState<Shared>,
+    axum::Extension(client): axum::Extension<ClientKey>,
+    body: Bytes,
+) -> Response {
     let Some(map) = parse_object(&body) else {
         return malformed_json();
     };
@@ -440,7 +479,7 @@ async fn login(AxState(state): AxState<Shared>, body: Bytes) -> Response {
             &["Password"],
         );
     };
-    match state.login(&username, password.expose(), context) {
+    match state.login(&username, password.expose(), context, client) {
         Ok((entry, token)) => {
             let uri = session_uri(entry.id);
             let mut res = (StatusCode::CREATED, axum::Json(session_body(&entry))).into_response();

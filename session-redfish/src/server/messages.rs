@@ -125,6 +125,13 @@ pub(crate) fn message(id: &str, args: &[&str]) -> Value {
             "Critical",
             "None.",
         ),
+        "GeneralError" => (
+            "A general error has occurred.  See Resolution for information on how to resolve \
+             the error."
+                .to_owned(),
+            "Critical",
+            "None.",
+        ),
         _ => (
             "A general error has occurred.".to_owned(),
             "Critical",
@@ -147,10 +154,24 @@ fn arg<'a>(args: &[&'a str], i: usize) -> &'a str {
 
 /// A Redfish error response: `{"error":{"code","message","@Message.ExtendedInfo"}}`.
 pub(crate) fn error(status: StatusCode, id: &str, args: &[&str]) -> Response {
-    let msg = message(id, args);
+    error_body(status, message(id, args))
+}
+
+/// 413 for a body over `limit` bytes: `GeneralError` (the Base registry has
+/// no message of its own for it), its `Resolution` naming the limit.
+pub(crate) fn payload_too_large(limit: usize) -> Response {
+    let mut msg = message("GeneralError", &[]);
+    msg["Resolution"] = Value::String(format!(
+        "The request body is larger than the service accepts; send at most {limit} bytes."
+    ));
+    error_body(StatusCode::PAYLOAD_TOO_LARGE, msg)
+}
+
+fn error_body(status: StatusCode, msg: Value) -> Response {
+    let id = msg["MessageId"].as_str().unwrap_or_default().to_owned();
     let body = json!({
         "error": {
-            "code": format!("{BASE_PREFIX}.{id}"),
+            "code": id,
             "message": msg["Message"].clone(),
             "@Message.ExtendedInfo": [msg],
         }

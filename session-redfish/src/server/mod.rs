@@ -32,6 +32,33 @@
 //! lazily and by a task driven by the injected [`Clock`]. A request with an
 //! `OData-Version` other than `4.0` gets 412.
 //!
+//! **Brute-force protection.** Failed logins (session POST and HTTP Basic)
+//! are counted per user name and client address: after
+//! `AccountLockoutThreshold` failures (default
+//! [`DEFAULT_ACCOUNT_LOCKOUT_THRESHOLD`]) that user name is locked **from
+//! that address** for `AccountLockoutDuration` (default
+//! [`DEFAULT_ACCOUNT_LOCKOUT_DURATION`]), so someone guessing elsewhere
+//! cannot lock the real user out, and every lock ends. One address failing
+//! [`DEFAULT_CLIENT_LOCKOUT_THRESHOLD`] times, whatever the user names, is
+//! locked for every account. Failures are forgotten
+//! `AccountLockoutCounterResetAfter` after the last one. A locked login
+//! gets exactly the 401 of a wrong password (and unknown user names are
+//! counted too), so no answer tells whether an account exists or is
+//! locked. The `AccountService` shows the three properties; times follow
+//! the injected [`Clock`]. An application serving [`RedfishServer::router`]
+//! itself should serve it with
+//! `into_make_service_with_connect_info::<SocketAddr>()`: without the
+//! client address, all clients count as one.
+//!
+//! **Connections** (of [`RedfishServer::start`]): a connection that has
+//! not sent a whole request head within the idle time-out (default
+//! [`DEFAULT_IDLE_TIMEOUT`], also between keep-alive requests), or whose
+//! request body and answer take longer than that, or that has not
+//! finished its TLS handshake within [`DEFAULT_TLS_HANDSHAKE_TIMEOUT`] is
+//! closed, and one client address may hold at most
+//! [`DEFAULT_MAX_CONNECTIONS_PER_CLIENT`] connections (more are closed at
+//! once), so idle clients cannot use up the server's file descriptors.
+//!
 //! HTTPS is the default, with a CA and certificate generated at build time
 //! (see [`RedfishServer::ca_pem`]); plain HTTP only with
 //! [`RedfishServerBuilder::insecure_http`] (or `insecureHttp = true` in a
@@ -53,7 +80,9 @@
 
 mod accounts;
 mod config;
+mod connections;
 mod handlers;
+mod lockout;
 mod messages;
 mod persist;
 mod state;
@@ -73,6 +102,8 @@ pub use config::RedfishServerConfig;
 pub use persist::SERVER_SESSION_TYPE;
 pub use state::{Privilege, Role};
 
+use connections::ConnectionLimits;
+use lockout::LockoutPolicy;
 use state::{Accounts, Settings, State};
 use tls::TlsMaterial;
 
@@ -81,6 +112,35 @@ pub const DEFAULT_SESSION_TIMEOUT: Duration = Duration::from_secs(1800);
 
 /// The smallest and largest `SessionTimeout` the Redfish schema allows.
 pub const SESSION_TIMEOUT_RANGE: std::ops::RangeInclusive<u64> = 30..=86_400;
+
+/// The default `AccountLockoutThreshold`: failed logins (session POST or
+/// HTTP Basic) of one account from one client address before that account
+/// is locked for that address. 0 disables the account lockout.
+pub const DEFAULT_ACCOUNT_LOCKOUT_THRESHOLD: u32 = 5;
+
+/// The default `AccountLockoutDuration`, 5 minutes: how long a lock lasts.
+pub const DEFAULT_ACCOUNT_LOCKOUT_DURATION: Duration = Duration::from_secs(300);
+
+/// The default `AccountLockoutCounterResetAfter`, 5 minutes: failures older
+/// than this (counted from the last one) are forgotten.
+pub const DEFAULT_ACCOUNT_LOCKOUT_COUNTER_RESET_AFTER: Duration = Duration::from_secs(300);
+
+/// The default client-address threshold: failed logins from one client
+/// address, whatever the user name, before the whole address is locked for
+/// `AccountLockoutDuration`. 0 disables it.
+pub const DEFAULT_CLIENT_LOCKOUT_THRESHOLD: u32 = 20;
+
+/// The default idle time-out of a connection, 30 s: how long the server
+/// waits for the (whole) head of the next request, on a new connection and
+/// between keep-alive requests, before closing it.
+pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The default TLS handshake time-out, 10 s.
+pub const DEFAULT_TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The default cap on open connections from one client address, 64; the
+/// connections over it are closed at once.
+pub const DEFAULT_MAX_CONNECTIONS_PER_CLIENT: usize = 64;
 
 /// The Sessions collection URI, as in the service root's `Links.Sessions`.
 pub const SESSIONS_URI: &str = handlers::SESSIONS;
@@ -106,6 +166,8 @@ pub struct RedfishServerBuilder {
     tls: TlsSource,
     clock: Arc<dyn Clock>,
     persist: Option<Arc<dyn WorkspaceRepository>>,
+    lockout: LockoutPolicy,
+    limits: ConnectionLimits,
 }
 
 impl Default for RedfishServerBuilder {
@@ -120,6 +182,8 @@ impl Default for RedfishServerBuilder {
             tls: TlsSource::SelfSigned,
             clock: Arc::new(SystemClock),
             persist: None,
+            lockout: LockoutPolicy::default(),
+            limits: ConnectionLimits::default(),
         }
     }
 }
@@ -231,6 +295,67 @@ impl RedfishServerBuilder {
         self
     }
 
+    /// `AccountLockoutThreshold` (default
+    /// [`DEFAULT_ACCOUNT_LOCKOUT_THRESHOLD`]): this many failed logins of
+    /// one account from one client address lock that account for that
+    /// address for [`account_lockout_duration`](Self::account_lockout_duration).
+    /// 0 disables the account lockout.
+    pub fn account_lockout_threshold(mut self, failures: u32) -> Self {
+        self.lockout.account_threshold = failures;
+        self
+    }
+
+    /// `AccountLockoutDuration` (default
+    /// [`DEFAULT_ACCOUNT_LOCKOUT_DURATION`]): how long a lock lasts, whole
+    /// seconds, at least 1 s (a lock always ends).
+    pub fn account_lockout_duration(mut self, duration: Duration) -> Self {
+        self.lockout.duration = duration;
+        self
+    }
+
+    /// `AccountLockoutCounterResetAfter` (default
+    /// [`DEFAULT_ACCOUNT_LOCKOUT_COUNTER_RESET_AFTER`]): failures are
+    /// forgotten this long after the last one. Whole seconds, at least 1 s
+    /// and at most the lockout duration (the schema's rule).
+    pub fn account_lockout_counter_reset_after(mut self, after: Duration) -> Self {
+        self.lockout.reset_after = after;
+        self
+    }
+
+    /// Failed logins from one client address, whatever the user name,
+    /// before the address is locked (for every account) for the lockout
+    /// duration (default [`DEFAULT_CLIENT_LOCKOUT_THRESHOLD`]). 0 disables
+    /// it.
+    pub fn client_lockout_threshold(mut self, failures: u32) -> Self {
+        self.lockout.client_threshold = failures;
+        self
+    }
+
+    /// How long a connection may wait for the whole head of its next
+    /// request (on a new connection, and between keep-alive requests)
+    /// before [`RedfishServer::start`]'s listener closes it (default
+    /// [`DEFAULT_IDLE_TIMEOUT`]); reading a request's body and answering it
+    /// must also fit in it, or the connection is closed. More than 0.
+    pub fn idle_timeout(mut self, timeout: Duration) -> Self {
+        self.limits.idle_timeout = timeout;
+        self
+    }
+
+    /// How long a TLS handshake may take (default
+    /// [`DEFAULT_TLS_HANDSHAKE_TIMEOUT`]). More than 0.
+    pub fn tls_handshake_timeout(mut self, timeout: Duration) -> Self {
+        self.limits.tls_handshake_timeout = timeout;
+        self
+    }
+
+    /// The most connections one client address may have open at once
+    /// (default [`DEFAULT_MAX_CONNECTIONS_PER_CLIENT`]); new ones over it
+    /// are closed at once. At least 1.
+    pub fn max_connections_per_client(mut self, max: usize) -> Self {
+        self.limits.max_per_client = max;
+        self
+    }
+
     /// Validates the settings, reads or generates the TLS material.
     ///
     /// # Errors
@@ -256,6 +381,12 @@ impl RedfishServerBuilder {
                 ),
             ));
         }
+        self.lockout
+            .validate()
+            .map_err(|(key, reason)| Error::invalid_input(key, reason))?;
+        self.limits
+            .validate()
+            .map_err(|(key, reason)| Error::invalid_input(key, reason))?;
         if self.max_sessions == Some(0) {
             return Err(Error::invalid_input("max_sessions", "must be at least 1"));
         }
@@ -291,9 +422,11 @@ impl RedfishServerBuilder {
                 service_enabled: self.service_enabled,
             },
             self.max_sessions,
+            self.lockout,
         ));
         Ok(RedfishServer {
             state,
+            limits: self.limits,
             bind: self.bind,
             tls,
             tls_config,
@@ -319,6 +452,7 @@ fn pem_material(cert: String, key: Secret) -> TlsMaterial {
 #[derive(Debug)]
 pub struct RedfishServer {
     state: Arc<State>,
+    limits: ConnectionLimits,
     bind: SocketAddr,
     tls: Option<TlsMaterial>,
     tls_config: Option<Arc<rustls::ServerConfig>>,
@@ -332,8 +466,11 @@ impl RedfishServer {
         RedfishServerBuilder::new()
     }
 
-    /// The routes, for embedding in an axum application (TLS is then the
-    /// embedder's job; nothing reaps idle sessions except lookups).
+    /// The routes, for embedding in an axum application (TLS, time-outs and
+    /// connection limits are then the embedder's job; nothing reaps idle
+    /// sessions except lookups). Serve it with
+    /// `into_make_service_with_connect_info::<std::net::SocketAddr>()`, so
+    /// that the login lockout counts per client address.
     pub fn router(&self) -> Router {
         handlers::router(self.state.clone())
     }
@@ -393,30 +530,9 @@ impl RedfishServer {
             .map_err(|e| unavailable(self.bind, "no local address", e))?;
         let router = self.router();
         let (stop_tx, stop_rx) = oneshot::channel::<()>();
-        let shutdown = async move {
-            let _ = stop_rx.await;
-        };
-        let server: JoinHandle<()> = match &self.tls_config {
-            Some(config) => {
-                let listener = tls::TlsListener::new(tcp, config.clone())
-                    .map_err(|e| unavailable(addr, "TLS listener", e))?;
-                tokio::spawn(async move {
-                    let _ = axum::serve(listener, router)
-                        .with_graceful_shutdown(shutdown)
-                        .await;
-                })
-            }
-            None => tokio::spawn(async move {
-                use axum::serve::ListenerExt;
-                // Small responses go out at once (no Nagle delay).
-                let tcp = tcp.tap_io(|io| {
-                    let _ = io.set_nodelay(true);
-                });
-                let _ = axum::serve(tcp, router)
-                    .with_graceful_shutdown(shutdown)
-                    .await;
-            }),
-        };
+        let tls = self.tls_config.clone().map(tokio_rustls::TlsAcceptor::from);
+        let server: JoinHandle<()> =
+            tokio::spawn(connections::serve(tcp, tls, router, self.limits, stop_rx));
         let reaper = tokio::spawn(reap_loop(self.state.clone()));
         let scheme = if self.tls.is_some() { "https" } else { "http" };
         Ok(RedfishServerHandle {

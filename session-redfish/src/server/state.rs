@@ -14,6 +14,7 @@ use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
 use tokio::sync::{Notify, mpsc};
 
+use super::lockout::{ClientKey, Lockout, LockoutPolicy};
 use super::persist::Op;
 
 /// A Redfish privilege (standard privilege registry).
@@ -275,6 +276,8 @@ pub(crate) enum LoginError {
 #[derive(Debug)]
 pub(crate) struct State {
     pub(crate) accounts: Accounts,
+    /// Failed-login counters and locks.
+    pub(crate) lockout: Lockout,
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) max_sessions: Option<usize>,
     pub(crate) uuid: String,
@@ -331,8 +334,10 @@ impl State {
         clock: Arc<dyn Clock>,
         settings: Settings,
         max_sessions: Option<usize>,
+        lockout: LockoutPolicy,
     ) -> Self {
         Self {
+            lockout: Lockout::new(lockout),
             accounts,
             clock,
             max_sessions,
@@ -403,10 +408,21 @@ impl State {
         new
     }
 
-    /// Checks a user name and password (for login and Basic).
-    pub(crate) fn check_password(&self, username: &str, password: &str) -> Option<Principal> {
+    /// Checks a user name and password from `client` (for login and
+    /// Basic), counting failures for the lockout. A locked login fails as
+    /// a wrong password does, whatever the password.
+    pub(crate) fn check_password(
+        &self,
+        username: &str,
+        password: &str,
+        client: ClientKey,
+    ) -> Option<Principal> {
+        let now = self.clock.now();
+        let locked = self.lockout.is_locked(username, client, now);
         let given = Secret::new(password);
-        match self.accounts.get(username) {
+        // The comparison runs even when locked, so a lock costs the same
+        // time as a wrong password.
+        let found = match self.accounts.get(username) {
             Some(account) if account.password == given => Some(Principal {
                 username: account.username.clone(),
                 role: account.role,
@@ -414,6 +430,19 @@ impl State {
             Some(_) => None,
             None => {
                 let _ = Secret::new(DUMMY_PASSWORD) == given;
+                None
+            }
+        };
+        if locked {
+            return None;
+        }
+        match found {
+            Some(p) => {
+                self.lockout.succeeded(username, client);
+                Some(p)
+            }
+            None => {
+                self.lockout.failed(username, client, now);
                 None
             }
         }
@@ -425,9 +454,10 @@ impl State {
         username: &str,
         password: &str,
         context: Option<String>,
+        client: ClientKey,
     ) -> Result<(SessionEntry, Secret), LoginError> {
         let principal = self
-            .check_password(username, password)
+            .check_password(username, password, client)
             .filter(|p| p.role.has(Privilege::Login))
             .ok_or(LoginError::BadCredentials)?;
         let settings = self.settings();
@@ -568,6 +598,7 @@ mod tests {
                 service_enabled: true,
             },
             None,
+            LockoutPolicy::default(),
         )
     }
 
@@ -590,7 +621,7 @@ mod tests {
     fn tokens_are_256_bit_hex_and_stored_only_as_digests() {
         let clock = Arc::new(ManualClock::new(start()));
         let s = state(clock);
-        let (entry, token) = s.login("admin", "pw", None).unwrap();
+        let (entry, token) = s.login("admin", "pw", None, ClientKey::Unknown).unwrap();
         assert_eq!(token.expose().len(), 64);
         assert!(token.expose().bytes().all(|b| b.is_ascii_hexdigit()));
         assert_eq!(entry.key, <[u8; 32]>::from(Sha256::digest(token.expose())));
@@ -605,12 +636,12 @@ mod tests {
     fn expiry_index_follows_use() {
         let clock = Arc::new(ManualClock::new(start()));
         let s = state(clock.clone());
-        let (a, ta) = s.login("admin", "pw", None).unwrap();
+        let (a, ta) = s.login("admin", "pw", None, ClientKey::Unknown).unwrap();
         clock.advance(Duration::from_secs(10));
-        let (b, _tb) = s.login("reader", "pw", None).unwrap();
+        let (b, _tb) = s.login("reader", "pw", None, ClientKey::Unknown).unwrap();
         // A second later, so the list order (by creation) is not a tie.
         clock.advance(Duration::from_secs(1));
-        let (c, _tc) = s.login("reader", "pw", None).unwrap();
+        let (c, _tc) = s.login("reader", "pw", None, ClientKey::Unknown).unwrap();
         assert_eq!(s.list(None), vec![a.id, b.id, c.id]);
         assert_eq!(s.list(Some("reader")), vec![b.id, c.id]);
         assert_eq!(s.reap(), Some(start() + Duration::from_secs(60)));
