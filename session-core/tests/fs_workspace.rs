@@ -116,10 +116,27 @@ fn sigkill_mid_write_leaves_old_or_new_file() {
     let path = dir.path().join("ws.json");
     let mut last_count = 0usize;
     let mut observed_growth = 0;
+    let count_now = || {
+        std::fs::read(&path)
+            .ok()
+            .and_then(|bytes| serde_json::from_slice::<serde_json::Value>(&bytes).ok())
+            .and_then(|raw| raw["sessions"].as_array().map(Vec::len))
+            .unwrap_or(0)
+    };
     for round in 0..30u64 {
         let mut child = spawn_child("churn", &path, &format!("r{round}"));
-        // Kill at varying points of the write cycle.
-        std::thread::sleep(Duration::from_millis(20 + (round * 7) % 60));
+        // Wait until this child has written (an event, not a guess at how
+        // long a start takes under load), then kill it at varying points of
+        // its next write cycle.
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        while count_now() <= last_count {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "round {round}: the child wrote nothing in 60 s"
+            );
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        std::thread::sleep(Duration::from_millis((round * 7) % 20));
         child.kill().expect("SIGKILL");
         child.wait().expect("reap");
         if !path.exists() {
@@ -145,10 +162,7 @@ fn sigkill_mid_write_leaves_old_or_new_file() {
             count
         );
     }
-    assert!(
-        observed_growth > 5,
-        "the children wrote between kills ({observed_growth} rounds grew)"
-    );
+    assert_eq!(observed_growth, 30, "every round's write survived its kill");
     assert!(last_count > 0);
     let temporaries: Vec<_> = std::fs::read_dir(dir.path())
         .expect("ls")
