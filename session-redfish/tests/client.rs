@@ -420,14 +420,20 @@ async fn plain_http_only_when_allowed() {
 
 #[tokio::test]
 async fn idle_expiry_then_stop_and_start_again() {
-    let h = start_server(builder().test_session_timeout(Duration::from_secs(2))).await;
-    let (ctx, _clock) = context();
+    // The server and the provider share the manual clock of the context.
+    let (ctx, clock) = context();
+    let h = start_server(
+        builder()
+            .session_timeout(Duration::from_secs(30))
+            .clock(clock.clone()),
+    )
+    .await;
     let provider = RedfishProvider::new();
     let session = session_with(&ctx, "bmc-idle", &config(&h), ADMIN_PW).await;
     let started = start(&provider, &ctx, &session).await;
     assert!(started.expiration.is_some());
     let old = token(&ctx, &started).await.unwrap();
-    tokio::time::sleep(Duration::from_millis(2600)).await;
+    clock.advance(Duration::from_secs(31));
     assert_eq!(token_status(&h, &old).await, StatusCode::UNAUTHORIZED);
     // The service already ended it: stop still succeeds and cleans up.
     let stopped = stop(&provider, &ctx, &started).await;
@@ -602,19 +608,47 @@ async fn client_wrong_password_is_a_clear_unauthorized() {
     h.shutdown().await;
 }
 
+/// Waits until every task asleep on `clock` before an advance is back
+/// asleep until a time ahead: the keep-alive has sent its request.
+async fn until_back_asleep(clock: &ManualClock, before: usize) {
+    for _ in 0..2500 {
+        if clock.sleepers_ahead() >= before {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    panic!("the keep-alive task never went back to sleep");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn keep_alive_holds_the_session_past_its_idle_timeout() {
-    // Real time: a 2 s idle timeout, keep-alive every 500 ms.
-    let h = start_server(builder().test_session_timeout(Duration::from_secs(2))).await;
-    let kept = connect(&h, "admin", ADMIN_PW).await;
-    let idle = connect(&h, "admin", ADMIN_PW).await;
-    let err = kept.keep_alive(Some(Duration::from_secs(2))).unwrap_err();
+    // One manual clock for the server (30 s idle timeout) and both clients
+    // (keep-alive every 10 s): no real time involved.
+    let clock = Arc::new(ManualClock::new(SystemClock.now()));
+    let h = start_server(manual_server_builder(&clock)).await;
+    let connect_on_clock = || {
+        RedfishClient::builder(
+            RedfishConfig::new(h.base_url(), "admin").with_ca_pem(h.ca_pem().unwrap()),
+        )
+        .password(Secret::new(ADMIN_PW))
+        .clock(clock.clone())
+        .connect()
+    };
+    let kept = connect_on_clock().await.unwrap();
+    let idle = connect_on_clock().await.unwrap();
+    let err = kept.keep_alive(Some(Duration::from_secs(30))).unwrap_err();
     assert_eq!(err.category(), "invalid_input", "{err}");
     let guard = kept.keep_alive(Some(Duration::from_millis(500)));
     assert!(guard.is_err(), "under the 1 s minimum");
-    let guard = kept.keep_alive(Some(Duration::from_secs(1))).unwrap();
+    let guard = kept.keep_alive(Some(Duration::from_secs(10))).unwrap();
     assert!(guard.is_running());
-    tokio::time::sleep(Duration::from_millis(3500)).await;
+    until_back_asleep(&clock, 1).await;
+    for _ in 0..4 {
+        let asleep = clock.sleepers_ahead();
+        clock.advance(Duration::from_secs(10));
+        until_back_asleep(&clock, asleep).await;
+    }
+    // 40 s: past the idle timeout for the client that sent nothing.
     kept.get("/redfish/v1/Systems").await.unwrap();
     idle.get("/redfish/v1/Systems").await.unwrap();
     assert_eq!(kept.relogins(), 0, "kept alive");

@@ -3,11 +3,12 @@
 
 mod common;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use reqwest::StatusCode;
 use serde_json::{Value, json};
-use session_core::Secret;
+use session_core::{Clock, ManualClock, Secret, SystemClock};
 use session_redfish::server::Role;
 
 use common::*;
@@ -98,11 +99,17 @@ async fn delete_kills_the_token() {
 
 #[tokio::test]
 async fn idle_sessions_expire_and_use_refreshes() {
-    let (h, c) = start(builder().test_session_timeout(Duration::from_secs(2))).await;
+    let clock = Arc::new(ManualClock::new(SystemClock.now()));
+    let (h, c) = start(
+        builder()
+            .session_timeout(Duration::from_secs(30))
+            .clock(clock.clone()),
+    )
+    .await;
     let kept = login(&h, &c, "admin", ADMIN_PW).await;
     let idle = login(&h, &c, "admin", ADMIN_PW).await;
     for _ in 0..3 {
-        tokio::time::sleep(Duration::from_millis(900)).await;
+        clock.advance(Duration::from_secs(20));
         assert_eq!(
             get(&h, &c, SESSIONS, &kept.token).await.status(),
             StatusCode::OK
