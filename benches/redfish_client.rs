@@ -88,7 +88,12 @@ const SCRIPT: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
     "/benches/redfish_python_login.py"
 );
-const DEFAULT_PYTHON: &str = "/work/main/.cache/peers/venv/bin/python";
+/// The peers' Python that `./scripts/test` installs, relative to the
+/// repository (as the tests find it), when `SESSION_PEERS_PYTHON` is unset.
+const DEFAULT_PYTHON: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/.cache/peers/venv/bin/python"
+);
 
 /// How our side gets its provider.
 #[derive(Clone, Copy, PartialEq, Eq)]
