@@ -90,10 +90,7 @@ const SCRIPT: &str = concat!(
 );
 /// The peers' Python that `./scripts/test` installs, relative to the
 /// repository (as the tests find it), when `SESSION_PEERS_PYTHON` is unset.
-const DEFAULT_PYTHON: &str = concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/.cache/peers/venv/bin/python"
-);
+const DEFAULT_PYTHON: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/.cache/peers/venv/bin/python");
 
 /// How our side gets its provider.
 #[derive(Clone, Copy, PartialEq, Eq)]

@@ -6,84 +6,10 @@
 
 mod common;
 
-use session_core::{Secret, SessionStatus};
+use session_core::SessionStatus;
 
+use common::bmc::{BMC_PASSWORD, Bmc};
 use common::*;
-
-use session_redfish::server::{RedfishServer, RedfishServerHandle, Role};
-
-const BMC_PASSWORD: &str = "bmc-password-canary-42";
-
-/// The crate's embedded Redfish server with one `admin` account, and a
-/// workspace whose sessions trust its CA. The server stops on drop.
-struct Bmc {
-    rt: tokio::runtime::Runtime,
-    server: Option<RedfishServerHandle>,
-    fx: Fixture,
-    ca: std::path::PathBuf,
-}
-
-impl Bmc {
-    fn start() -> Self {
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .enable_all()
-            .build()
-            .expect("runtime");
-        let server = rt.block_on(async {
-            RedfishServer::builder()
-                .account("admin", Secret::new(BMC_PASSWORD), Role::Administrator)
-                .build()
-                .expect("server")
-                .start()
-                .await
-                .expect("start")
-        });
-        let fx = Fixture::new();
-        let ca = fx.dir.path().join("bmc-ca.pem");
-        std::fs::write(&ca, server.ca_pem().expect("CA")).expect("write CA");
-        Self {
-            rt,
-            server: Some(server),
-            fx,
-            ca,
-        }
-    }
-
-    /// `add redfish NAME` for `admin`, with `password` on stdin.
-    fn add(&self, name: &str, password: &str) -> Run {
-        let ca = self.ca.to_str().expect("utf-8");
-        self.add_with(name, password, &["--ca-file", ca])
-    }
-
-    /// `add redfish NAME --endpoint <this server> --username admin EXTRA…`,
-    /// with `password` on stdin.
-    fn add_with(&self, name: &str, password: &str, extra: &[&str]) -> Run {
-        let server = self.server.as_ref().expect("running");
-        let endpoint = server.base_url().trim_end_matches('/');
-        let mut args = vec![
-            "add",
-            "redfish",
-            name,
-            "--endpoint",
-            endpoint,
-            "--username",
-            "admin",
-        ];
-        args.extend_from_slice(extra);
-        let mut command = self.fx.command(&args);
-        command.env("SESSIONCTL_PASSPHRASE", PASSPHRASE);
-        Fixture::run_with_stdin(command, format!("{password}\n").as_bytes())
-    }
-}
-
-impl Drop for Bmc {
-    fn drop(&mut self) {
-        if let Some(server) = self.server.take() {
-            self.rt.block_on(server.shutdown());
-        }
-    }
-}
 
 /// add, start, rotate, stop twice against the crate's embedded server; a
 /// wrong password is one clear line; the password never shows.

@@ -9,6 +9,9 @@
 // Each test file compiles this module on its own and uses only some of it.
 #![allow(dead_code)]
 
+#[cfg(feature = "redfish")]
+pub(crate) mod bmc;
+
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
