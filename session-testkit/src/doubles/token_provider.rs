@@ -34,8 +34,8 @@ pub struct TokenConfig {
 ///   in one write (no moment without a valid token); `stop` deletes it and
 ///   succeeds when there is nothing to delete.
 /// - Tokens are `<prefix><n>`; give a canary prefix to check leaks.
-/// - Counts calls, and can hold `start` until released, to test
-///   single-flight.
+/// - Counts calls, and can hold `start`, `rotate` or `stop` until released,
+///   to test single-flight and the order of operations.
 pub struct TokenProvider {
     session_type: SessionType,
     lifetime: Duration,
@@ -45,6 +45,8 @@ pub struct TokenProvider {
     /// Calls of `start`, `stop`, `rotate`.
     pub calls: CallCounts,
     hold: Option<Arc<Semaphore>>,
+    hold_rotate: Option<Arc<Semaphore>>,
+    hold_stop: Option<Arc<Semaphore>>,
 }
 
 /// How often each method was called.
@@ -91,6 +93,8 @@ impl TokenProvider {
             issued: AtomicUsize::new(0),
             calls: CallCounts::default(),
             hold: None,
+            hold_rotate: None,
+            hold_stop: None,
         }
     }
 
@@ -110,6 +114,32 @@ impl TokenProvider {
     pub fn with_start_gate(mut self, gate: Arc<Semaphore>) -> Self {
         self.hold = Some(gate);
         self
+    }
+
+    /// Makes `rotate` wait for a permit of `gate` (one per call).
+    pub fn with_rotate_gate(mut self, gate: Arc<Semaphore>) -> Self {
+        self.hold_rotate = Some(gate);
+        self
+    }
+
+    /// Makes `stop` wait for a permit of `gate` (one per call).
+    pub fn with_stop_gate(mut self, gate: Arc<Semaphore>) -> Self {
+        self.hold_stop = Some(gate);
+        self
+    }
+
+    /// Waits for one permit of `gate`, if there is one.
+    async fn pass(gate: Option<&Arc<Semaphore>>, operation: &str) -> Result<()> {
+        if let Some(gate) = gate {
+            gate.acquire()
+                .await
+                .map_err(|_| Error::Cancelled {
+                    operation: operation.into(),
+                    reason: "the test gate was closed".into(),
+                })?
+                .forget();
+        }
+        Ok(())
     }
 
     fn key(session: &Session) -> Result<SecretKey> {
@@ -155,15 +185,7 @@ impl SessionAction for TokenProvider {
 
     async fn start(&self, ctx: &ActionContext, session: &Session) -> Result<Session> {
         self.calls.start.fetch_add(1, Ordering::SeqCst);
-        if let Some(gate) = &self.hold {
-            gate.acquire()
-                .await
-                .map_err(|_| Error::Cancelled {
-                    operation: "start".into(),
-                    reason: "the test gate was closed".into(),
-                })?
-                .forget();
-        }
+        Self::pass(self.hold.as_ref(), "start").await?;
         let config: TokenConfig = session.config.get()?;
         if config.fail_start {
             return Err(Error::Unauthenticated {
@@ -176,6 +198,7 @@ impl SessionAction for TokenProvider {
 
     async fn stop(&self, ctx: &ActionContext, session: &Session) -> Result<Session> {
         self.calls.stop.fetch_add(1, Ordering::SeqCst);
+        Self::pass(self.hold_stop.as_ref(), "stop").await?;
         ctx.secrets.delete(&Self::key(session)?).await?;
         let mut stopped = session.clone();
         stopped.transition(SessionStatus::Inactive, ctx.clock.now())?;
@@ -187,6 +210,7 @@ impl SessionAction for TokenProvider {
         if !self.rotate {
             return Err(Error::unsupported(self.session_type.to_string(), "rotate"));
         }
+        Self::pass(self.hold_rotate.as_ref(), "rotate").await?;
         let config: TokenConfig = session.config.get()?;
         if config.fail_rotate {
             return Err(Error::Unavailable {
