@@ -3,9 +3,17 @@
 //! Against moto on 127.0.0.1.
 //!
 //! moto's `GetSessionToken` returns the same fixed keys every time (only the
-//! expiry moves), so for the IAM user the test checks that the profile was
-//! rewritten with the rotation's result and the expiry moved; the chained
-//! role, whose `AssumeRole` returns fresh keys, shows the new token itself.
+//! expiry moves), so for the IAM user the test puts stale values into its
+//! profile before the rotation (as the previous period's keys would be),
+//! then checks that the rotation rewrote the section with exactly the
+//! credentials it stored and that the expiry moved strictly later; the
+//! chained role, whose `AssumeRole` returns fresh keys, shows the new token
+//! itself.
+//!
+//! moto's authentication stays off here: the role's parent is an IAM user,
+//! and moto does not register the credentials `GetSessionToken` returns, so
+//! with authentication on the role's `AssumeRole` would be refused
+//! (`InvalidClientTokenId`; moto's limit, see `sts_moto.rs`).
 
 mod common;
 
@@ -15,12 +23,31 @@ use std::time::Duration;
 
 use common::{add_chained_role, add_iam_user};
 use session_aws::sink::SharedCredentialsFile;
-use session_aws::{ChainedRoleConfig, ChainedRoleProvider, IamUserProvider};
+use session_aws::{AwsCredentials, ChainedRoleConfig, ChainedRoleProvider, IamUserProvider};
 use session_core::{
     Clock, InMemorySecretStore, InMemoryWorkspace, ManualClock, RotationPolicy, RotationScheduler,
     SessionEventKind, SessionManager, SystemClock, WorkspaceRepository,
 };
 use session_testkit::peers::moto::MotoServer;
+
+/// The lines of section `[profile]` of an INI file, header included, as
+/// they are in the file.
+fn section(path: &Path, profile: &str) -> String {
+    let text = std::fs::read_to_string(path).expect("read the credentials file");
+    let header = format!("[{profile}]");
+    let mut out = String::new();
+    let mut in_section = false;
+    for line in text.split_inclusive('\n') {
+        if line.trim_start().starts_with('[') {
+            in_section = line.trim() == header;
+        }
+        if in_section {
+            out.push_str(line);
+        }
+    }
+    assert!(!out.is_empty(), "no {header} in {}", path.display());
+    out
+}
 
 /// The value of `key` in section `[profile]` of an INI file.
 fn profile_value(path: &Path, profile: &str, key: &str) -> Option<String> {
@@ -75,7 +102,6 @@ async fn the_scheduler_rotates_before_expiry_and_the_file_follows() {
     let first_token = profile_value(&credentials_file, "rot-role", "aws_session_token")
         .expect("the role's profile has a token");
     assert!(profile_value(&credentials_file, "rot-user", "aws_session_token").is_some());
-    let user_inode = inode(&credentials_file);
 
     let mut events = manager.subscribe();
     let scheduler = RotationScheduler::spawn(
@@ -112,6 +138,20 @@ async fn the_scheduler_rotates_before_expiry_and_the_file_follows() {
         "rotated before it expired"
     );
 
+    // moto's GetSessionToken returns the same keys every time: stale values
+    // stand in for the previous period's keys, so that the section changes
+    // only if the rotation rewrites it.
+    let fresh = section(&credentials_file, "rot-user");
+    let token = profile_value(&credentials_file, "rot-user", "aws_session_token").expect("token");
+    let stale = fresh.replace(&token, "stale-token-of-the-previous-period");
+    assert!(stale != fresh, "the token was replaced");
+    let text = std::fs::read_to_string(&credentials_file).expect("read");
+    std::fs::write(&credentials_file, text.replace(&fresh, &stale)).expect("write");
+    let before = section(&credentials_file, "rot-user");
+    assert!(before == stale, "the stale values are in the file");
+    // Expiries have a resolution of one second and moto counts them from
+    // the real time: let a second pass, so that the rotated expiry is later.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
     clock.set(user_due + Duration::from_secs(1));
     // Past the user's due time; the role may rotate again too.
     let mut user_rotated = false;
@@ -123,13 +163,31 @@ async fn the_scheduler_rotates_before_expiry_and_the_file_follows() {
     }
     assert!(user_rotated, "the IAM user rotated before its expiry");
     let user_now = repo.get(user.session_id).await.expect("get");
-    assert!(user_now.expiration >= user_started.expiration);
-    assert_ne!(
-        inode(&credentials_file),
-        user_inode,
-        "the profile file was rewritten"
+    assert!(
+        user_now.expiration.expect("expiry") > user_started.expiration.expect("expiry"),
+        "the rotation got a later expiry"
     );
-    assert!(profile_value(&credentials_file, "rot-user", "aws_access_key_id").is_some());
+    let after = section(&credentials_file, "rot-user");
+    // Compared without printing: the section holds credentials.
+    assert!(after != before, "the rotation rewrote the user's section");
+    let issued = AwsCredentials::load_issued(secrets.as_ref(), user.session_id)
+        .await
+        .expect("load")
+        .expect("issued credentials");
+    for (key, value) in [
+        ("aws_access_key_id", issued.access_key_id.as_str()),
+        ("aws_secret_access_key", issued.secret_access_key.expose()),
+        (
+            "aws_session_token",
+            issued.session_token.as_ref().expect("token").expose(),
+        ),
+    ] {
+        // Compared without printing the values.
+        assert!(
+            profile_value(&credentials_file, "rot-user", key).as_deref() == Some(value),
+            "{key} in the file is the rotation's"
+        );
+    }
     scheduler.shutdown().await;
 }
 
@@ -158,15 +216,4 @@ async fn next_rotation(
             _ => {}
         }
     }
-}
-
-#[cfg(unix)]
-fn inode(path: &Path) -> u64 {
-    use std::os::unix::fs::MetadataExt;
-    std::fs::metadata(path).expect("meta").ino()
-}
-
-#[cfg(not(unix))]
-fn inode(path: &Path) -> u64 {
-    std::fs::metadata(path).expect("meta").len()
 }

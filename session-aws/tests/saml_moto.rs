@@ -1,6 +1,13 @@
 //! The federated (SAML) role provider against moto, whose
 //! `AssumeRoleWithSAML` reads the assertion's attributes but checks no
 //! signature (see the AWS reference, §7.3).
+//!
+//! `AssumeRoleWithSAML` is unsigned, and moto fails unsigned calls with a
+//! 500 when its authentication is on (moto 5.2), so the starts run with
+//! authentication off. moto registers the credentials they issue:
+//! `issued_credentials_sign_get_caller_identity` turns authentication on
+//! after the start and checks that the credentials (and only they, not a
+//! tampered copy) sign a call.
 
 mod common;
 
@@ -8,50 +15,27 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use base64::Engine as _;
 use common::{
-    client, conformance_in_every_form, context, pending, probe, signed_caller_identity,
-    unreachable_client,
+    caller_identity, client, conformance_in_every_form, context, pending, probe,
+    signed_caller_identity, tampered, unreachable_client,
 };
 use session_aws::AwsCredentials;
 use session_aws::federated::{
     AssertionSourceConfig, FederatedRoleConfig, FederatedRoleProvider, FileSamlSource,
 };
-use session_core::{Clock, Error, Session, SessionAction, SessionStatus, SessionType, SystemClock};
+use session_core::{
+    Clock, Error, Secret, Session, SessionAction, SessionStatus, SessionType, SystemClock,
+};
 use session_testkit::peers::moto::MotoServer;
 use session_testkit::suites::ActionFixture;
 
 const ROLE: &str = "arn:aws:iam::111122223333:role/Federated";
 const IDP: &str = "arn:aws:iam::111122223333:saml-provider/MyIdP";
 
-/// A §7.3-style SAML response granting `ROLE` via `IDP`.
-fn assertion_xml(session_duration: Option<u32>) -> String {
-    let duration = session_duration
-        .map(|s| {
-            format!(
-                r#"<saml:Attribute Name="https://aws.amazon.com/SAML/Attributes/SessionDuration"><saml:AttributeValue>{s}</saml:AttributeValue></saml:Attribute>"#
-            )
-        })
-        .unwrap_or_default();
-    format!(
-        r#"<samlp:Response xmlns:samlp="urn:oasis:names:tc:SAML:2.0:protocol" ID="_r" Version="2.0" IssueInstant="2026-01-01T00:00:00Z">
-<saml:Issuer xmlns:saml="urn:oasis:names:tc:SAML:2.0:assertion">http://localhost:3000/</saml:Issuer>
-<saml:Assertion xmlns:saml="urn:oasis:names:tc:SAML:2.0:assertion" ID="_a" Version="2.0" IssueInstant="2026-01-01T00:00:00Z">
-<saml:Issuer>http://localhost:3000/</saml:Issuer><saml:Subject><saml:NameID>alice@example.com</saml:NameID></saml:Subject>
-<saml:AttributeStatement>
-<saml:Attribute Name="https://aws.amazon.com/SAML/Attributes/Role"><saml:AttributeValue>{ROLE},{IDP}</saml:AttributeValue></saml:Attribute>
-<saml:Attribute Name="https://aws.amazon.com/SAML/Attributes/RoleSessionName"><saml:AttributeValue>alice@example.com</saml:AttributeValue></saml:Attribute>
-{duration}
-</saml:AttributeStatement></saml:Assertion></samlp:Response>"#
-    )
-}
-
-/// Writes the assertion base64-encoded, as an IdP POSTs it.
+/// A §7.3-style SAML response granting `ROLE` via `IDP`, written
+/// base64-encoded into `dir`.
 fn write_assertion(dir: &Path, session_duration: Option<u32>) -> PathBuf {
-    let path = dir.join("saml-response.b64");
-    let encoded = base64::engine::general_purpose::STANDARD.encode(assertion_xml(session_duration));
-    std::fs::write(&path, encoded).expect("write the assertion");
-    path
+    common::write_assertion(dir, ROLE, IDP, session_duration)
 }
 
 fn federated(name: &str, config: &FederatedRoleConfig) -> Session {
@@ -90,10 +74,17 @@ async fn federated_role_passes_the_conformance_harness() {
     conformance_in_every_form(provider, &fixture).await;
 }
 
-/// The issued credentials are temporary keys moto accepts for a signed call.
+/// The issued credentials are temporary keys moto accepts for a signed call
+/// with authentication on; with a tampered secret or token moto refuses
+/// them.
 #[tokio::test]
 async fn issued_credentials_sign_get_caller_identity() {
-    let Some(moto) = MotoServer::start() else {
+    // With authentication on, moto finds SAML credentials only in its
+    // default account (else `InvalidClientTokenId`): make it ROLE's.
+    let Some(moto) = MotoServer::builder()
+        .env("MOTO_ACCOUNT_ID", "111122223333")
+        .start()
+    else {
         return;
     };
     let dir = tempfile::tempdir().expect("tempdir");
@@ -102,20 +93,43 @@ async fn issued_credentials_sign_get_caller_identity() {
     let session = federated("saml-identity", &FederatedRoleConfig::new(ROLE, IDP));
     let provider = FederatedRoleProvider::without_sink(client(&moto))
         .with_source(Arc::new(FileSamlSource::new(&file)));
+    // The start is unsigned: it runs before authentication is turned on.
     let started = provider
         .start(&ctx, &pending(session.clone()))
         .await
         .expect("start");
+    moto.authentication_after(0);
     assert_eq!(started.status(), SessionStatus::Active);
     let creds = AwsCredentials::load_issued(ctx.secrets.as_ref(), session.session_id)
         .await
         .expect("load")
         .expect("issued credentials");
-    assert!(creds.session_token.is_some());
-    // moto answers `user/moto` for SAML credentials (a moto bug, §7.2), so
-    // only the signed call's success is checked.
+    // moto names the caller from the signing key: the assumed role.
     let identity = signed_caller_identity(&moto, &started, &creds).await;
-    assert!(identity.account().is_some());
+    assert_eq!(
+        identity.arn(),
+        Some("arn:aws:sts::111122223333:assumed-role/Federated/alice@example.com")
+    );
+    let mut bad_secret = creds.clone();
+    bad_secret.secret_access_key = Secret::new(tampered(creds.secret_access_key.expose()));
+    assert_eq!(
+        caller_identity(&moto, &bad_secret).await.map(drop),
+        Err("403 SignatureDoesNotMatch".to_owned()),
+        "a tampered secret is refused"
+    );
+    let mut bad_token = creds.clone();
+    bad_token.session_token = Some(Secret::new(tampered(
+        creds
+            .session_token
+            .as_ref()
+            .expect("a session token")
+            .expose(),
+    )));
+    assert_eq!(
+        caller_identity(&moto, &bad_token).await.map(drop),
+        Err("403 InvalidClientTokenId".to_owned()),
+        "a tampered token is refused"
+    );
 }
 
 /// `SessionDuration` 1800 in the assertion sets a 30-minute expiry; the

@@ -16,6 +16,8 @@ use common::*;
 
 use session_aws::{ChainedRoleConfig, long_term};
 use session_core::SecretKey;
+use session_testkit::peers::moto::{ALLOW_ALL_POLICY, MotoAccessKey, MotoServer};
+use session_testkit::readers::botocore::Botocore;
 
 const KEY_ID: &str = "AKIAIOSFODNN7EXAMPLE";
 const SECRET: &str = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY-canary";
@@ -26,6 +28,34 @@ fn add_user(fx: &Fixture, extra: &[&str], stdin: &[u8]) -> Run {
     let mut command = fx.command(&args);
     command.env("SESSIONCTL_PASSPHRASE", PASSPHRASE);
     Fixture::run_with_stdin(command, stdin)
+}
+
+/// moto with authentication on, and the key it issued to the IAM user
+/// `dev` (allowed everything): `sessionctl start` must sign
+/// `GetSessionToken` with that key. moto does not register the credentials
+/// `GetSessionToken` returns (moto's limit), so a check that signs with
+/// them, like botocore's read-back, turns authentication off first.
+fn moto_with_user() -> Option<(MotoServer, Botocore, MotoAccessKey)> {
+    let moto = MotoServer::start()?;
+    let botocore = Botocore::new()?;
+    let key = moto
+        .seed_then_authenticate(|moto| moto.create_iam_user(&botocore, "dev", ALLOW_ALL_POLICY));
+    Some((moto, botocore, key))
+}
+
+/// `add aws-iam-user dev` with moto's key id and `secret` on stdin.
+fn add_moto_user(fx: &Fixture, key: &MotoAccessKey, secret: &str, extra: &[&str]) -> Run {
+    let mut args = vec![
+        "add",
+        "aws-iam-user",
+        "dev",
+        "--access-key-id",
+        &key.access_key_id,
+    ];
+    args.extend_from_slice(extra);
+    let mut command = fx.command(&args);
+    command.env("SESSIONCTL_PASSPHRASE", PASSPHRASE);
+    Fixture::run_with_stdin(command, secret.as_bytes())
 }
 
 fn stored_secret(fx: &Fixture, session: &Session, name: &str) -> Option<String> {
@@ -214,17 +244,16 @@ fn add_aws_role_chained_links_an_aws_parent() {
     assert_eq!(fx.stored().len(), 3);
 }
 
-/// The whole path a user takes: add, start against moto, botocore reads
-/// the profile from the credentials file and calls STS with it, stop
-/// leaves the user's own file content byte-identical.
+/// The whole path a user takes: add, start against moto (authentication
+/// on: signed with the key moto issued), botocore reads the profile from
+/// the credentials file and calls STS with it, stop leaves the user's own
+/// file content byte-identical.
 #[test]
 fn start_publishes_a_profile_botocore_uses_and_stop_restores_the_file() {
-    let Some(moto) = session_testkit::peers::moto::MotoServer::start() else {
+    let Some((moto, botocore, key)) = moto_with_user() else {
         return;
     };
-    let Some(botocore) = session_testkit::readers::botocore::Botocore::new() else {
-        return;
-    };
+    let secret = key.secret_access_key.expose();
     let fx = Fixture::new();
     let aws_dir = fx.dir.path().join("aws");
     std::fs::create_dir_all(&aws_dir).expect("dir");
@@ -242,7 +271,7 @@ fn start_publishes_a_profile_botocore_uses_and_stop_restores_the_file() {
             .env_remove("AWS_REGION")
             .env_remove("AWS_DEFAULT_REGION");
     };
-    add_user(&fx, &["--region", "eu-west-1"], SECRET.as_bytes()).ok();
+    add_moto_user(&fx, &key, secret, &["--region", "eu-west-1"]).ok();
 
     let mut start = fx.command(&["start", "dev"]);
     aws(&mut start);
@@ -255,6 +284,10 @@ fn start_publishes_a_profile_botocore_uses_and_stop_restores_the_file() {
     );
     assert!(text.contains("[dev]") && text.contains("# managed-by: session-sdk session="));
 
+    // The profile holds GetSessionToken's credentials, which moto does not
+    // register: with authentication on, botocore's call would be
+    // InvalidClientTokenId (moto's limit), so it runs with it off.
+    moto.authentication_off();
     let result = botocore
             .script(
                 r#"
@@ -301,7 +334,7 @@ fn start_publishes_a_profile_botocore_uses_and_stop_restores_the_file() {
     // The long-term key never reached any file but the encrypted store.
     for path in [&credentials, &config, &fx.workspace()] {
         let bytes = std::fs::read(path).unwrap_or_default();
-        assert!(!contains(&bytes, SECRET.as_bytes()), "{}", path.display());
+        assert!(!contains(&bytes, secret.as_bytes()), "{}", path.display());
     }
 }
 
@@ -325,18 +358,22 @@ fn moto_env(
 
 /// `--aws-sink credential-process`: no keys in any file; botocore runs
 /// sessionctl itself and gets working credentials; concurrent callers
-/// make one start.
+/// make one start (with moto's authentication on: signed with the key moto
+/// issued).
 #[test]
 fn credential_process_profile_is_used_by_botocore() {
-    let Some(moto) = session_testkit::peers::moto::MotoServer::start() else {
-        return;
-    };
-    let Some(botocore) = session_testkit::readers::botocore::Botocore::new() else {
+    let Some((moto, botocore, key)) = moto_with_user() else {
         return;
     };
     let fx = Fixture::new();
     let aws_dir = fx.dir.path().join("aws");
-    add_user(&fx, &["--region", "eu-west-1"], SECRET.as_bytes()).ok();
+    add_moto_user(
+        &fx,
+        &key,
+        key.secret_access_key.expose(),
+        &["--region", "eu-west-1"],
+    )
+    .ok();
     let revision_before = fx.stored()[0].revision();
 
     // Five processes at once on the inactive session: one start.
@@ -386,6 +423,11 @@ fn credential_process_profile_is_used_by_botocore() {
         "no keys in the credentials file"
     );
 
+    // botocore signs with GetSessionToken's credentials, which moto does not
+    // register: with authentication on its call would be
+    // InvalidClientTokenId (moto's limit), so it runs with it off. The
+    // session is active, so sessionctl makes no STS call here.
+    moto.authentication_off();
     let result = botocore
             .script(
                 r#"
@@ -421,14 +463,17 @@ fn credential_process_profile_is_used_by_botocore() {
     );
 }
 
+/// `aws env` and `aws exec` start the session (with moto's authentication
+/// on: signed with the key moto issued) and hand the credentials over.
 #[test]
 fn env_and_exec_hand_over_the_credentials() {
-    let Some(moto) = session_testkit::peers::moto::MotoServer::start() else {
+    let Some((moto, _botocore, key)) = moto_with_user() else {
         return;
     };
+    let secret = key.secret_access_key.expose();
     let fx = Fixture::new();
     let aws_dir = fx.dir.path().join("aws");
-    add_user(&fx, &["--region", "ap-south-1"], SECRET.as_bytes()).ok();
+    add_moto_user(&fx, &key, secret, &["--region", "ap-south-1"]).ok();
 
     let mut env = fx.command(&["aws", "env", "dev"]);
     moto_env(&mut env, &moto, &aws_dir);
@@ -450,7 +495,7 @@ fn env_and_exec_hand_over_the_credentials() {
     }
     assert!(text.contains("export AWS_REGION='ap-south-1'"));
     assert!(
-        !text.contains(SECRET),
+        !text.contains(secret),
         "the long-term secret is never exported"
     );
     assert!(
@@ -481,6 +526,67 @@ fn env_and_exec_hand_over_the_credentials() {
     assert!(
         line.contains("already inside") && line.contains("outer"),
         "{line}"
+    );
+}
+
+/// With moto's authentication on, `sessionctl start` signs
+/// `GetSessionToken` with the stored long-term key: a tampered secret is
+/// refused (moto: `SignatureDoesNotMatch`, checked with botocore and the same
+/// key), the start fails with one error line naming the session, nothing is
+/// published, and neither secret is printed. With authentication off moto
+/// would accept the tampered secret.
+#[test]
+fn start_with_a_tampered_secret_is_refused() {
+    let Some((moto, botocore, key)) = moto_with_user() else {
+        return;
+    };
+    let real = key.secret_access_key.expose();
+    let mut bad = real.to_owned();
+    let last = bad.pop().expect("not empty");
+    bad.push(if last == 'A' { 'B' } else { 'A' });
+    let fx = Fixture::new();
+    let aws_dir = fx.dir.path().join("aws");
+    add_moto_user(&fx, &key, &bad, &[]).ok();
+
+    let code: String = botocore
+        .script(
+            r#"
+            import json, boto3, botocore.exceptions
+            try:
+                boto3.client("sts").get_session_token()
+                print(json.dumps("accepted"))
+            except botocore.exceptions.ClientError as e:
+                print(json.dumps(e.response["Error"]["Code"]))
+            "#,
+        )
+        .endpoint_url(moto.endpoint_url())
+        .env("AWS_ACCESS_KEY_ID", &key.access_key_id)
+        .env("AWS_SECRET_ACCESS_KEY", &bad)
+        .env("AWS_DEFAULT_REGION", "us-east-1")
+        .run()
+        .json();
+    assert_eq!(code, "SignatureDoesNotMatch", "moto refuses this key");
+
+    let mut start = fx.command(&["start", "dev"]);
+    moto_env(&mut start, &moto, &aws_dir);
+    let out = Run::from(start.output().expect("run"));
+    for text in [&out.stdout, &out.stderr] {
+        assert!(
+            !text.contains(&bad) && !text.contains(real),
+            "a secret printed"
+        );
+    }
+    let line = out.one_line_error();
+    assert!(
+        line.contains("'dev'") && line.contains("GetSessionToken"),
+        "{line}"
+    );
+    assert_ne!(fx.stored()[0].status(), SessionStatus::Active);
+    assert!(
+        !std::fs::read_to_string(aws_dir.join("credentials"))
+            .unwrap_or_default()
+            .contains("[dev]"),
+        "nothing published"
     );
 }
 

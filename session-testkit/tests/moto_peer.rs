@@ -1,6 +1,7 @@
 //! The moto test peer harness against the real peer: `MotoServer` starts,
-//! resets, runs side by side and dies on drop; `Botocore` gets STS credentials
-//! from it, in a clean, sandboxed environment.
+//! resets, runs side by side and dies on drop, and turns authentication on
+//! after seeding an IAM user; `Botocore` gets STS credentials from it, in a
+//! clean, sandboxed environment.
 //!
 //! Every test is skipped loudly outside CI when the peers' venv is missing,
 //! and fails in CI (see `session_testkit::peers`).
@@ -12,7 +13,9 @@ mod moto {
     use std::time::Duration;
 
     use serde_json::Value;
-    use session_testkit::peers::moto::MotoServer;
+    use session_testkit::peers::moto::{
+        ALLOW_ALL_POLICY, IAM_USER_SEED_CALLS, MotoAccessKey, MotoServer,
+    };
     use session_testkit::readers::botocore::Botocore;
 
     /// Dummy credentials: moto does not check signatures by default.
@@ -27,6 +30,55 @@ mod moto {
             .env("AWS_ACCESS_KEY_ID", "AKIDTESTING")
             .env("AWS_SECRET_ACCESS_KEY", "testing-secret")
             .env("AWS_DEFAULT_REGION", "us-east-1")
+    }
+
+    /// What moto answers a botocore call `call` (`"gci"`: GetCallerIdentity,
+    /// or `"ar:<role arn>"`: AssumeRole) signed with these credentials: the
+    /// caller's or assumed role's ARN, or the error code. The credentials
+    /// travel in the environment, never on stdout.
+    fn call_as(
+        botocore: &Botocore,
+        moto: &MotoServer,
+        call: &str,
+        key_id: &str,
+        secret: &str,
+        token: Option<&str>,
+    ) -> String {
+        let script = r#"
+    import json, sys, boto3, botocore.exceptions
+    sts = boto3.client("sts")
+    try:
+        if sys.argv[1] == "gci":
+            print(json.dumps(sts.get_caller_identity()["Arn"]))
+        else:
+            ar = sts.assume_role(RoleArn=sys.argv[1][3:], RoleSessionName="peer-test")
+            print(json.dumps(ar["AssumedRoleUser"]["Arn"]))
+    except botocore.exceptions.ClientError as e:
+        print(json.dumps(e.response["Error"]["Code"]))
+    "#;
+        let mut run = botocore
+            .script(script)
+            .arg(call)
+            .endpoint_url(moto.endpoint_url())
+            .env("AWS_ACCESS_KEY_ID", key_id)
+            .env("AWS_SECRET_ACCESS_KEY", secret)
+            .env("AWS_DEFAULT_REGION", "us-east-1");
+        if let Some(token) = token {
+            run = run.env("AWS_SESSION_TOKEN", token);
+        }
+        run.run().json()
+    }
+
+    /// `secret` with its last character changed.
+    fn tampered(secret: &str) -> String {
+        let mut s = secret.to_owned();
+        let last = s.pop().expect("non-empty");
+        s.push(if last == 'A' { 'B' } else { 'A' });
+        s
+    }
+
+    fn gci(botocore: &Botocore, moto: &MotoServer, key: &MotoAccessKey, secret: &str) -> String {
+        call_as(botocore, moto, "gci", &key.access_key_id, secret, None)
     }
 
     fn answers(port: u16) -> bool {
@@ -310,5 +362,92 @@ mod moto {
         let out = botocore.script("raise ValueError('boom')").run();
         assert!(!out.success());
         assert!(out.stderr.contains("ValueError: boom"), "{}", out.stderr);
+    }
+
+    /// With authentication on, only the seeded key with its own secret is
+    /// accepted; a wrong secret, an unknown key and a role without a
+    /// permission policy are refused with AWS's codes. Run with
+    /// authentication off, each refusal below is (wrongly) a success.
+    #[test]
+    fn authentication_accepts_only_the_seeded_key() {
+        let (Some(moto), Some(botocore)) = (MotoServer::start(), Botocore::new()) else {
+            return;
+        };
+        let (key, no_policy, with_policy) = moto.seed_then_authenticate(|moto| {
+            (
+                moto.create_iam_user(&botocore, "peer-user", ALLOW_ALL_POLICY),
+                moto.create_role(&botocore, "NoPolicy", None),
+                moto.create_role(&botocore, "WithPolicy", Some(ALLOW_ALL_POLICY)),
+            )
+        });
+        assert!(
+            key.access_key_id.starts_with("AKIA"),
+            "{}",
+            key.access_key_id
+        );
+        assert_eq!(key.arn, "arn:aws:iam::123456789012:user/peer-user");
+        assert!(
+            !format!("{key:?}").contains(key.secret_access_key.expose()),
+            "Debug hides the secret"
+        );
+        let secret = key.secret_access_key.expose();
+        assert_eq!(gci(&botocore, &moto, &key, secret), key.arn);
+        assert_eq!(
+            gci(&botocore, &moto, &key, &tampered(secret)),
+            "SignatureDoesNotMatch"
+        );
+        assert_eq!(
+            call_as(&botocore, &moto, "gci", "AKIDUNKNOWN", "x", None),
+            "InvalidClientTokenId"
+        );
+        // The user's policy allows AssumeRole; the assumed role's own
+        // permission policy decides whether it may assume another.
+        let assume = |role: &str| format!("ar:{role}");
+        assert_eq!(
+            call_as(
+                &botocore,
+                &moto,
+                &assume(&no_policy),
+                &key.access_key_id,
+                secret,
+                None
+            ),
+            "arn:aws:sts::123456789012:assumed-role/NoPolicy/peer-test"
+        );
+        assert!(with_policy.ends_with(":role/WithPolicy"), "{with_policy}");
+
+        // reset wipes the key but keeps authentication on: now refused.
+        moto.reset();
+        assert_eq!(gci(&botocore, &moto, &key, secret), "InvalidClientTokenId");
+        moto.authentication_off();
+        assert_eq!(
+            call_as(&botocore, &moto, "gci", "AKIDUNKNOWN", "x", None),
+            "arn:aws:sts::123456789012:user/moto",
+            "authentication off: any key"
+        );
+    }
+
+    /// The builder's count of unauthenticated calls: seeding one IAM user
+    /// uses them all, and the next call must be signed with its key.
+    #[test]
+    fn builder_authentication_leaves_exactly_the_seeding_calls_free() {
+        let (Some(moto), Some(botocore)) = (
+            MotoServer::builder()
+                .authentication(IAM_USER_SEED_CALLS)
+                .start(),
+            Botocore::new(),
+        ) else {
+            return;
+        };
+        let key = moto.create_iam_user(&botocore, "counted", ALLOW_ALL_POLICY);
+        assert_eq!(
+            call_as(&botocore, &moto, "gci", "AKIDUNKNOWN", "x", None),
+            "InvalidClientTokenId",
+            "no free call left"
+        );
+        assert_eq!(
+            gci(&botocore, &moto, &key, key.secret_access_key.expose()),
+            key.arn
+        );
     }
 }

@@ -3,9 +3,8 @@
 //! It comes from the peers' Python venv that `./scripts/test` installs from
 //! `scripts/peers/requirements.txt` (`moto[server]`), and is looked up through
 //! [`require_peer`]: when it is missing, a test fails in CI and is skipped
-//! loudly elsewhere. Its usual client is
-//! [`Botocore`](crate::readers::botocore::Botocore), the AWS SDK for Python
-//! run as a subprocess.
+//! loudly elsewhere. Its usual client is [`Botocore`], the AWS SDK for
+//! Python run as a subprocess.
 //!
 //! ```no_run
 //! use session_testkit::peers::moto::MotoServer;
@@ -34,6 +33,44 @@
 //! [`DEFAULT_STARTUP_TIMEOUT`]. Call it from sync tests, or through
 //! `tokio::task::spawn_blocking` from async ones.
 //!
+//! # Authentication
+//!
+//! By default moto accepts any signature, so a call signed with a wrong
+//! secret or a made-up token succeeds. [`MotoServer::seed_then_authenticate`]
+//! (or [`MotoBuilder::authentication`]) turns moto's authentication on: its
+//! seeding closure runs with authentication off and creates IAM users, their
+//! keys ([`MotoServer::create_iam_user`]) and roles
+//! ([`MotoServer::create_role`]); after it, every call must be signed with a
+//! key moto issued (else `InvalidClientTokenId`, or `SignatureDoesNotMatch`
+//! for a wrong secret) and allowed by the caller's IAM policy (else
+//! `AccessDenied`).
+//!
+//! ```no_run
+//! use session_testkit::peers::moto::{ALLOW_ALL_POLICY, MotoServer};
+//! use session_testkit::readers::botocore::Botocore;
+//!
+//! let (Some(moto), Some(botocore)) = (MotoServer::start(), Botocore::new()) else {
+//!     return;
+//! };
+//! let key = moto.seed_then_authenticate(|moto| {
+//!     moto.create_iam_user(&botocore, "dev", ALLOW_ALL_POLICY)
+//! });
+//! // Sign with `key.access_key_id` / `key.secret_access_key` from here on.
+//! # let _ = key;
+//! ```
+//!
+//! Limits of moto with authentication on (moto 5.2): it does not register
+//! the credentials `GetSessionToken` returns (always the same example key),
+//! so calls signed with them are `InvalidClientTokenId`;
+//! `AssumeRoleWithSAML` (sent unsigned) fails with a 500 unless it is one of
+//! the unauthenticated calls; `AssumeRole` with the credentials of a role
+//! that has no permission policy is `AccessDenied`, and with those of a role
+//! that does not exist in IAM a 500. `GetCallerIdentity` needs no policy.
+//! [`MotoServer::reset`] wipes the users and keys but not the authentication
+//! setting: after it, every call is refused until authentication is reset
+//! ([`MotoServer::authentication_off`] or
+//! [`MotoServer::seed_then_authenticate`]).
+//!
 //! Notes on moto itself (what it checks and what it does not) are in the
 //! project's AWS reference, section 7.
 
@@ -47,12 +84,47 @@ pub use super::http::HttpResponse;
 use super::http::http_request;
 use super::process::{self, PeerProcess, StartError, Stdin};
 use super::{PYTHON_ENV, path_from, require_peer, venv_script};
+use crate::readers::botocore::Botocore;
+use session_core::Secret;
 
 /// How long [`MotoBuilder::start`] waits for a new server to answer.
 pub const DEFAULT_STARTUP_TIMEOUT: Duration = Duration::from_secs(20);
 
 /// The readiness probe of a moto server.
 const PROBE_PATH: &str = "/moto-api/data.json";
+
+/// An IAM policy document allowing every action on every resource, for
+/// [`MotoServer::create_iam_user`] and [`MotoServer::create_role`].
+pub const ALLOW_ALL_POLICY: &str = r#"{"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]}"#;
+
+/// A trust policy letting any AWS principal assume a role (moto does not
+/// check trust policies; real STS would).
+pub const TRUST_ANYONE_POLICY: &str = r#"{"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": {"AWS": "*"}, "Action": "sts:AssumeRole"}]}"#;
+
+/// How many AWS calls [`MotoServer::create_iam_user`] makes (`CreateUser`,
+/// `PutUserPolicy`, `CreateAccessKey`): the unauthenticated calls it needs
+/// with [`MotoBuilder::authentication`].
+pub const IAM_USER_SEED_CALLS: u32 = 3;
+
+/// How many AWS calls [`MotoServer::create_role`] makes: `CreateRole`, plus
+/// `PutRolePolicy` when it is given a permission policy.
+pub fn role_seed_calls(permission_policy: Option<&str>) -> u32 {
+    1 + u32::from(permission_policy.is_some())
+}
+
+/// An IAM user's long-term access key as moto issued it
+/// ([`MotoServer::create_iam_user`]). `Debug` does not show the secret.
+#[derive(Debug, Clone)]
+pub struct MotoAccessKey {
+    /// The user's name.
+    pub user_name: String,
+    /// The user's ARN, e.g. `arn:aws:iam::123456789012:user/dev`.
+    pub arn: String,
+    /// The access key id moto issued (`AKIA…`).
+    pub access_key_id: String,
+    /// The secret access key moto issued.
+    pub secret_access_key: Secret,
+}
 
 /// A probe for [`require_peer`]: the `moto_server` script of the peers' venv,
 /// in the same folder as `$SESSION_PEERS_PYTHON`.
@@ -95,6 +167,25 @@ impl MotoBuilder {
         self.env
             .push((key.as_ref().to_owned(), value.as_ref().to_owned()));
         self
+    }
+
+    /// Starts the server with authentication on after its first
+    /// `unauthenticated_calls` AWS calls (moto's
+    /// `INITIAL_NO_AUTH_ACTION_COUNT`; calls to `/moto-api/` do not count).
+    /// Those calls create the users, keys and roles the test needs (e.g.
+    /// [`IAM_USER_SEED_CALLS`] for one [`MotoServer::create_iam_user`]);
+    /// from the next one on, every call must be signed with a key moto
+    /// issued and allowed by IAM policy.
+    ///
+    /// An exact count is easy to get wrong (a spare unauthenticated call
+    /// lets one badly signed call through):
+    /// [`MotoServer::seed_then_authenticate`] needs none.
+    #[must_use]
+    pub fn authentication(self, unauthenticated_calls: u32) -> Self {
+        self.env(
+            "INITIAL_NO_AUTH_ACTION_COUNT",
+            unauthenticated_calls.to_string(),
+        )
     }
 
     /// How long to wait for the server to answer (default
@@ -212,29 +303,182 @@ impl MotoServer {
 
     /// Wipes all of moto's state (`POST /moto-api/reset`).
     ///
+    /// The authentication setting stays: on a server with authentication
+    /// on, the wiped users' keys are unknown from then on and every call is
+    /// refused, until [`authentication_off`](Self::authentication_off) or
+    /// [`seed_then_authenticate`](Self::seed_then_authenticate).
+    ///
     /// # Panics
     ///
     /// When the server does not answer 200.
     pub fn reset(&self) {
-        match self.request("POST", "/moto-api/reset", b"") {
+        self.post_moto_api("/moto-api/reset", b"");
+    }
+
+    /// Turns authentication on after the next `unauthenticated_calls` AWS
+    /// calls (`POST /moto-api/reset-auth`, which also restarts moto's count
+    /// of calls); `0` turns it on at once. With authentication on, every call
+    /// must be signed with a key moto issued and allowed by IAM policy.
+    ///
+    /// # Panics
+    ///
+    /// When the server does not answer 200.
+    pub fn authentication_after(&self, unauthenticated_calls: u32) {
+        self.post_moto_api(
+            "/moto-api/reset-auth",
+            unauthenticated_calls.to_string().as_bytes(),
+        );
+    }
+
+    /// Turns authentication off (moto's default): any signature, any key.
+    ///
+    /// # Panics
+    ///
+    /// When the server does not answer 200.
+    pub fn authentication_off(&self) {
+        self.post_moto_api("/moto-api/reset-auth", b"inf");
+    }
+
+    /// Runs `seed` with authentication off, then turns authentication on
+    /// ([`authentication_after`](Self::authentication_after)`(0)`), and
+    /// returns what `seed` returned. `seed` creates what the test needs
+    /// ([`create_iam_user`](Self::create_iam_user),
+    /// [`create_role`](Self::create_role), or calls that only work
+    /// unauthenticated, like an unsigned `AssumeRoleWithSAML`).
+    ///
+    /// # Panics
+    ///
+    /// When `seed` panics, or moto does not switch.
+    pub fn seed_then_authenticate<T>(&self, seed: impl FnOnce(&Self) -> T) -> T {
+        self.authentication_off();
+        let seeded = seed(self);
+        self.authentication_after(0);
+        seeded
+    }
+
+    /// Creates the IAM user `user_name` with the inline policy `policy`
+    /// (e.g. [`ALLOW_ALL_POLICY`]) and a long-term access key, through
+    /// botocore signed with a dummy key: [`IAM_USER_SEED_CALLS`] calls, which
+    /// must be unauthenticated (see
+    /// [`seed_then_authenticate`](Self::seed_then_authenticate)). Returns the
+    /// key moto issued. The secret never reaches stdout: the script writes it
+    /// to a private file in botocore's home, read back here.
+    ///
+    /// # Panics
+    ///
+    /// When a call fails (e.g. authentication is already on).
+    pub fn create_iam_user(
+        &self,
+        botocore: &Botocore,
+        user_name: &str,
+        policy: &str,
+    ) -> MotoAccessKey {
+        let out = botocore.home().join(format!("moto-key-{user_name}.json"));
+        let script = r#"
+            import json, os, sys, boto3
+            iam = boto3.client("iam", region_name="us-east-1")
+            user = iam.create_user(UserName=sys.argv[1])["User"]
+            iam.put_user_policy(UserName=sys.argv[1], PolicyName="seeded", PolicyDocument=sys.argv[2])
+            key = iam.create_access_key(UserName=sys.argv[1])["AccessKey"]
+            fd = os.open(sys.argv[3], os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "w") as f:
+                json.dump({"arn": user["Arn"], "id": key["AccessKeyId"], "secret": key["SecretAccessKey"]}, f)
+            print(json.dumps(key["AccessKeyId"]))
+        "#;
+        let id: String = self
+            .seed_script(botocore, script)
+            .arg(user_name)
+            .arg(policy)
+            .arg(&out)
+            .run()
+            .json();
+        let text = std::fs::read_to_string(&out)
+            .unwrap_or_else(|e| panic!("reading {}: {e}", out.display()));
+        let _ = std::fs::remove_file(&out);
+        let doc: serde_json::Value = serde_json::from_str(&text)
+            .unwrap_or_else(|e| panic!("{} is not JSON: {e}", out.display()));
+        let field = |name: &str| {
+            doc[name]
+                .as_str()
+                .unwrap_or_else(|| panic!("{} has no {name}", out.display()))
+                .to_owned()
+        };
+        assert_eq!(field("id"), id, "the key id on stdout and in the file");
+        MotoAccessKey {
+            user_name: user_name.to_owned(),
+            arn: field("arn"),
+            access_key_id: id,
+            secret_access_key: Secret::new(field("secret")),
+        }
+    }
+
+    /// Creates the IAM role `role_name` that anyone may assume
+    /// ([`TRUST_ANYONE_POLICY`]), with the inline permission policy
+    /// `permission_policy` if any, through botocore signed with a dummy key:
+    /// [`role_seed_calls`] calls, which must be unauthenticated (see
+    /// [`seed_then_authenticate`](Self::seed_then_authenticate)). Returns the
+    /// role's ARN. With authentication on, the credentials of a role without
+    /// a permission policy sign `GetCallerIdentity` but not `AssumeRole`
+    /// (`AccessDenied`).
+    ///
+    /// # Panics
+    ///
+    /// When a call fails (e.g. authentication is already on).
+    pub fn create_role(
+        &self,
+        botocore: &Botocore,
+        role_name: &str,
+        permission_policy: Option<&str>,
+    ) -> String {
+        let script = r#"
+            import json, sys, boto3
+            iam = boto3.client("iam", region_name="us-east-1")
+            role = iam.create_role(RoleName=sys.argv[1], AssumeRolePolicyDocument=sys.argv[2])["Role"]
+            if sys.argv[3]:
+                iam.put_role_policy(RoleName=sys.argv[1], PolicyName="seeded", PolicyDocument=sys.argv[3])
+            print(json.dumps(role["Arn"]))
+        "#;
+        self.seed_script(botocore, script)
+            .arg(role_name)
+            .arg(TRUST_ANYONE_POLICY)
+            .arg(permission_policy.unwrap_or(""))
+            .run()
+            .json()
+    }
+
+    /// A botocore run against this server, signed with a dummy key.
+    fn seed_script<'b>(
+        &self,
+        botocore: &'b Botocore,
+        script: &str,
+    ) -> crate::readers::botocore::BotocoreRun<'b> {
+        botocore
+            .script(script)
+            .endpoint_url(self.endpoint_url())
+            .env("AWS_ACCESS_KEY_ID", "AKIDSEEDING")
+            .env("AWS_SECRET_ACCESS_KEY", "seeding")
+            .env("AWS_DEFAULT_REGION", "us-east-1")
+    }
+
+    fn post_moto_api(&self, path: &str, body: &[u8]) {
+        match self.request("POST", path, body) {
             Ok(r) if r.status == 200 => {}
             Ok(r) => panic!(
-                "POST /moto-api/reset answered {} ({}); moto's log:\n{}",
+                "POST {path} answered {} ({}); moto's log:\n{}",
                 r.status,
                 r.text(),
                 self.process.log_tail()
             ),
             Err(e) => panic!(
-                "POST /moto-api/reset failed: {e}; moto's log:\n{}",
+                "POST {path} failed: {e}; moto's log:\n{}",
                 self.process.log_tail()
             ),
         }
     }
 
     /// Sends one plain HTTP/1.1 request to the server, e.g.
-    /// `request("POST", "/moto-api/reset-auth", b"0")` to switch moto's auth
-    /// checks on. Requests to AWS APIs need SigV4 signing: use an SDK
-    /// ([`Botocore`](crate::readers::botocore::Botocore), or the Rust SDK with [`endpoint_url`](Self::endpoint_url)).
+    /// `request("GET", "/moto-api/data.json", b"")`. Requests to AWS APIs need SigV4 signing: use an SDK
+    /// ([`Botocore`], or the Rust SDK with [`endpoint_url`](Self::endpoint_url)).
     ///
     /// # Errors
     ///
