@@ -112,3 +112,61 @@ fn the_azure_client_secret_never_shows_through_start_rotate_stop() {
     }
     assert_never_shown(CANARY, &transcript, fx.dir.path());
 }
+
+/// The AWS secret key moto issued to an IAM user (authentication on, so the
+/// start is signed with it) through start, rotate and stop at trace level.
+/// The issued temporary credentials go to the credentials file by design;
+/// the long-term secret must be nowhere.
+#[cfg(feature = "aws")]
+#[test]
+fn the_aws_secret_key_never_shows_through_start_rotate_stop() {
+    use session_testkit::peers::moto::{ALLOW_ALL_POLICY, MotoServer};
+    use session_testkit::readers::botocore::Botocore;
+    let Some(moto) = MotoServer::start() else {
+        return;
+    };
+    let Some(botocore) = Botocore::new() else {
+        return;
+    };
+    let key = moto
+        .seed_then_authenticate(|moto| moto.create_iam_user(&botocore, "dev", ALLOW_ALL_POLICY));
+    let secret = key.secret_access_key.expose();
+    let fx = Fixture::new();
+    let aws_dir = fx.dir.path().join("aws");
+    let aws = |command: &mut std::process::Command| {
+        command
+            .env("AWS_SHARED_CREDENTIALS_FILE", aws_dir.join("credentials"))
+            .env("AWS_CONFIG_FILE", aws_dir.join("config"))
+            .env("AWS_ENDPOINT_URL", moto.endpoint_url())
+            .env_remove("AWS_ENDPOINT_URL_STS")
+            .env("AWS_REGION", "us-east-1");
+    };
+    let mut add = fx.command(&[
+        "add",
+        "aws-iam-user",
+        "dev",
+        "--access-key-id",
+        &key.access_key_id,
+    ]);
+    add.env("SESSIONCTL_PASSPHRASE", PASSPHRASE)
+        .env("SESSIONCTL_LOG", "trace");
+    aws(&mut add);
+    let mut transcript = vec![Fixture::run_with_stdin(add, secret.as_bytes())];
+    transcript[0].ok();
+    for args in [
+        &["start", "dev"][..],
+        &["rotate", "dev"],
+        &["show", "dev", "--json"],
+        &["stop", "dev"],
+    ] {
+        let mut command = fx.command(args);
+        command
+            .env("SESSIONCTL_LOG", "trace")
+            .env("SESSIONCTL_PASSPHRASE", PASSPHRASE);
+        aws(&mut command);
+        let run = Run::from(command.output().expect("run sessionctl"));
+        assert_eq!(run.code, Some(0), "{args:?}: {run:#?}");
+        transcript.push(run);
+    }
+    assert_never_shown(secret, &transcript, fx.dir.path());
+}
