@@ -86,7 +86,7 @@ pub use manager::{
     SessionEventKind, SessionLease, SessionManager, SessionManagerBuilder,
 };
 pub use repository::{
-    FsWorkspace, FsWorkspaceBuilder, InMemoryWorkspace, WORKSPACE_SCHEMA_VERSION,
+    FsWorkspace, FsWorkspaceBuilder, InMemoryWorkspace, SessionLock, WORKSPACE_SCHEMA_VERSION,
     WorkspaceRepository, WorkspaceRepositoryExt,
 };
 pub use secret::Secret;

@@ -53,7 +53,12 @@ type OpFuture = Shared<BoxFuture<'static, Result<Session>>>;
 ///
 /// Operations are **single-flight per session**: concurrent calls of the same
 /// operation on one session share one provider call and its result, and
-/// different operations on one session run one after another. An operation
+/// different operations on one session run one after another. Across
+/// managers (processes) sharing a repository, the session's
+/// [lock](WorkspaceRepository::lock_session) serializes them; a caller that
+/// waited re-reads the session and returns it without a provider call when
+/// the operation's result is already there (started and valid, stopped, or
+/// started or rotated after it asked to rotate). An operation
 /// runs on its own task, so it completes and persists its result even if
 /// every caller stops waiting.
 ///
@@ -330,6 +335,7 @@ impl SessionManager {
         }
         let gate = self.inner.gate(id);
         let _held = gate.lock().await;
+        let _locked = self.inner.repository.lock_session(id).await?;
         // Another caller may have started it between the stop and the gate.
         let current = self.inner.repository.get(id).await?;
         if current.status().is_live() {
@@ -419,13 +425,23 @@ impl Inner {
         depth: usize,
     ) -> BoxFuture<'a, Result<Session>> {
         async move {
+            // Read before waiting, to tell below whether another holder of
+            // the session finished an operation while this one waited.
+            let seen = inner.repository.get(id).await?;
             let gate = inner.gate(id);
             let _held = gate.lock().await;
+            // Other managers (other processes) sharing the repository wait
+            // here too: one provider call per operation across them all.
+            let _locked = inner.repository.lock_session(id).await?;
             let session = inner.repository.get(id).await?;
             let span = tracing::debug_span!("session", %operation, session_id = %id, name = %session.session_name);
             let result = match operation {
                 Operation::Start => inner.start(session, depth).instrument(span).await,
                 Operation::Stop => inner.stop(session).instrument(span).await,
+                Operation::Rotate if inner.renewed_meanwhile(&seen, &session) => {
+                    tracing::debug!(session_id = %id, "rotated or started by another holder while waiting");
+                    Ok(session)
+                }
                 Operation::Rotate => inner.rotate(session).instrument(span).await,
             };
             if let Err(error) = &result {
@@ -434,6 +450,17 @@ impl Inner {
             result
         }
         .boxed()
+    }
+
+    /// Whether `now` (read under the session lock) is the result of a
+    /// start or rotate that succeeded after `seen` was read: active, valid,
+    /// with no error recorded. A rotate asked for before then is answered
+    /// by it, so parallel rotations make one provider call.
+    fn renewed_meanwhile(&self, seen: &Session, now: &Session) -> bool {
+        now.revision() != seen.revision()
+            && now.status() == SessionStatus::Active
+            && now.last_error.is_none()
+            && !now.is_expired_at(self.clock.now())
     }
 
     async fn start(self: &Arc<Self>, session: Session, depth: usize) -> Result<Session> {
