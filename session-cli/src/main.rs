@@ -10,6 +10,7 @@
 //! sessionctl secret set ID|NAME SECRET_NAME   < value-on-stdin
 //! sessionctl secret list ID|NAME
 //! sessionctl secret delete ID|NAME SECRET_NAME
+//! sessionctl secret orphans [--remove]
 //! ```
 //!
 //! # Settings
@@ -306,6 +307,24 @@ enum SecretCommand {
 
     /// Delete one secret of a session.
     Delete(SecretNameArgs),
+
+    /// List the secrets whose session is not in the workspace, one
+    /// `SESSION_ID/NAME` a line (never the values); with --remove, delete
+    /// them.
+    ///
+    /// No command can use such secrets. A sessionctl killed in the middle
+    /// of `remove` can leave them (and of `add`, before add wrote the
+    /// session first). Needs a secret store that can list its entries
+    /// (the encrypted file; not the OS keychain).
+    Orphans(OrphansArgs),
+}
+
+/// The arguments of `secret orphans`.
+#[derive(Debug, Args)]
+struct OrphansArgs {
+    /// Delete the secrets listed, printing `removed SESSION_ID/NAME` lines.
+    #[arg(long)]
+    remove: bool,
 }
 
 /// `--json`.
@@ -599,6 +618,30 @@ async fn secret(
                 .into());
             }
             *out = format!("deleted secret {} of {}\n", key.name(), session.label());
+        }
+        SecretCommand::Orphans(OrphansArgs { remove }) => {
+            let store = secrets::open(global, workspace.path()).await?;
+            let known: std::collections::HashSet<_> = workspace
+                .list()
+                .await?
+                .into_iter()
+                .map(|s| s.session_id)
+                .collect();
+            // `add` writes the session before its secrets, so an add in
+            // progress elsewhere never looks orphaned here.
+            for id in store.sessions().await? {
+                if known.contains(&id) {
+                    continue;
+                }
+                let names = store.names(id).await?;
+                if remove {
+                    store.delete_session(id).await?;
+                }
+                for name in names {
+                    let prefix = if remove { "removed " } else { "" };
+                    out.push_str(&format!("{prefix}{id}/{name}\n"));
+                }
+            }
         }
     }
     Ok(())

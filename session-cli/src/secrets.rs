@@ -222,8 +222,8 @@ pub(crate) fn from_env_or_stdin(
     }
 }
 
-/// Stores `secret` as `secret_name` of `session`, then adds the session
-/// (see [`add_with_secrets`]).
+/// Adds `session`, then stores `secret` as its `secret_name` (see
+/// [`add_with_secrets`]).
 pub(crate) async fn add_with_secret(
     global: &Global,
     workspace: &session_sdk::FsWorkspace,
@@ -234,10 +234,15 @@ pub(crate) async fn add_with_secret(
     add_with_secrets(global, workspace, session, &[(secret_name, secret)]).await
 }
 
-/// Stores `secrets` (name, value) of `session`, then adds the session; if
-/// a store or the add fails, the secrets stored are removed again, so a
-/// session never exists without its secrets and no secret is left without a
-/// session. Returns the `added …` line.
+/// Adds `session`, then stores its `secrets` (name, value); returns the
+/// `added …` line.
+///
+/// The session is written first so that a crash (`kill -9`) at any moment
+/// never leaves a secret no command can reach: at worst the session exists
+/// with some secrets missing, where `list` shows it, `start` says which
+/// secret is missing, and `secret set` or `remove` fix it. If storing a
+/// secret fails, the secrets stored so far and then the session are
+/// removed again (in that order, for the same reason).
 pub(crate) async fn add_with_secrets(
     global: &Global,
     workspace: &session_sdk::FsWorkspace,
@@ -245,25 +250,22 @@ pub(crate) async fn add_with_secrets(
     secrets: &[(&str, &Secret)],
 ) -> Result<String, Failure> {
     use session_sdk::{SecretKey, WorkspaceRepository};
+    let keys = secrets
+        .iter()
+        .map(|(name, _)| SecretKey::new(session.session_id, *name))
+        .collect::<Result<Vec<_>, _>>()?;
+    // Opened before the session is written: a wrong passphrase adds nothing.
     let store = open(global, workspace.path()).await?;
+    let session = workspace.insert(session).await?;
     let id = session.session_id;
-    for (name, secret) in secrets {
-        let stored = match SecretKey::new(id, *name) {
-            Ok(key) => store.put(&key, secret).await,
-            Err(e) => Err(e),
-        };
-        if let Err(error) = stored {
+    for (key, (_, secret)) in keys.iter().zip(secrets) {
+        if let Err(error) = store.put(key, secret).await {
             let _ = store.delete_session(id).await;
+            let _ = workspace.delete(id, None).await;
             return Err(error.into());
         }
     }
-    match workspace.insert(session).await {
-        Ok(session) => Ok(format!("added {}\n", session.label())),
-        Err(error) => {
-            let _ = store.delete_session(id).await;
-            Err(error.into())
-        }
-    }
+    Ok(format!("added {}\n", session.label()))
 }
 
 #[cfg(test)]
