@@ -36,7 +36,8 @@
 //! An error prints exactly one line on standard error,
 //! `sessionctl: <the error and its causes>`, and exits with 1; a usage error
 //! (unknown flag, bad value) exits with 2. Secret values never appear in
-//! output, errors or logs.
+//! output, errors or logs: errors and log lines are scrubbed of every secret
+//! value the process has seen, even one a service echoed back.
 
 #[cfg(feature = "aws")]
 mod aws;
@@ -413,11 +414,13 @@ impl Failure {
         }
     }
 
-    /// The message, on one line.
+    /// The message, on one line, scrubbed of every secret value this
+    /// process has seen ([`secrets::redactor`]).
     fn message(&self) -> String {
+        let redactor = secrets::redactor();
         let text = match self {
-            Failure::Usage(message) | Failure::Other(message) => message.clone(),
-            Failure::Operation(error) => ErrorChain(error).to_string(),
+            Failure::Usage(message) | Failure::Other(message) => redactor.redact(message),
+            Failure::Operation(error) => ErrorChain(&redactor.error(error)).to_string(),
             Failure::Exit(_) => String::new(),
         };
         one_line(&text)
@@ -487,10 +490,30 @@ fn init_logging(spec: Option<&str>) -> Result<(), Failure> {
     }
     tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
+        .with_writer(|| ScrubbedStderr)
         .with_ansi(std::io::stderr().is_terminal())
         .try_init()
         .map_err(|e| Failure::Usage(format!("cannot set up logging: {e}")))
+}
+
+/// Standard error for the logger, with every secret value this process has
+/// seen scrubbed from each line ([`secrets::redactor`]): a library may log
+/// a service's error text, which may echo a password.
+struct ScrubbedStderr;
+
+impl Write for ScrubbedStderr {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        // The formatter writes one whole event per call, so a secret is
+        // never split across two writes.
+        let text = String::from_utf8_lossy(buf);
+        let clean = secrets::redactor().redact(&text);
+        std::io::stderr().lock().write_all(clean.as_bytes())?;
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        std::io::stderr().flush()
+    }
 }
 
 /// Runs one command.

@@ -20,6 +20,7 @@ use tokio::sync::broadcast;
 use tracing::Instrument;
 
 use self::providers::Providers;
+use crate::redact::Redactor;
 use crate::{
     ActionContext, Clock, Error, InMemorySecretStore, Operation, Result, SecretStore, Session,
     SessionAction, SessionId, SessionStatus, SessionType, SystemClock, WorkspaceRepository,
@@ -418,6 +419,22 @@ impl Inner {
         ActionContext::new(Arc::clone(&self.clock), Arc::clone(&self.secrets))
     }
 
+    /// The context for a provider call: its secret store tells `redactor`
+    /// every value the provider reads or writes.
+    fn watched_context(&self, redactor: &Redactor) -> ActionContext {
+        ActionContext::new(
+            Arc::clone(&self.clock),
+            redactor.watch(Arc::clone(&self.secrets)),
+        )
+    }
+
+    /// `error` without any secret value the operation used or the session
+    /// has in the store: what may be returned, recorded or published.
+    async fn scrub(&self, id: SessionId, redactor: &Redactor, error: Error) -> Error {
+        redactor.add_session(&*self.secrets, id).await;
+        redactor.error(&error)
+    }
+
     fn execute<'a>(
         inner: &'a Arc<Inner>,
         operation: Operation,
@@ -435,19 +452,25 @@ impl Inner {
             let _locked = inner.repository.lock_session(id).await?;
             let session = inner.repository.get(id).await?;
             let span = tracing::debug_span!("session", %operation, session_id = %id, name = %session.session_name);
+            // Every secret value the operation touches, to scrub from its
+            // error (a service may echo a password back).
+            let redactor = Redactor::new();
             let result = match operation {
-                Operation::Start => inner.start(session, depth).instrument(span).await,
-                Operation::Stop => inner.stop(session).instrument(span).await,
+                Operation::Start => inner.start(session, depth, &redactor).instrument(span).await,
+                Operation::Stop => inner.stop(session, &redactor).instrument(span).await,
                 Operation::Rotate if inner.renewed_meanwhile(&seen, &session) => {
                     tracing::debug!(session_id = %id, "rotated or started by another holder while waiting");
                     Ok(session)
                 }
-                Operation::Rotate => inner.rotate(session).instrument(span).await,
+                Operation::Rotate => inner.rotate(session, &redactor).instrument(span).await,
             };
-            if let Err(error) = &result {
-                tracing::debug!(session_id = %id, %operation, category = error.category(), "operation failed");
+            match result {
+                Ok(session) => Ok(session),
+                Err(error) => {
+                    tracing::debug!(session_id = %id, %operation, category = error.category(), "operation failed");
+                    Err(inner.scrub(id, &redactor, error).await)
+                }
             }
-            result
         }
         .boxed()
     }
@@ -463,7 +486,12 @@ impl Inner {
             && !now.is_expired_at(self.clock.now())
     }
 
-    async fn start(self: &Arc<Self>, session: Session, depth: usize) -> Result<Session> {
+    async fn start(
+        self: &Arc<Self>,
+        session: Session,
+        depth: usize,
+        redactor: &Redactor,
+    ) -> Result<Session> {
         let now = self.clock.now();
         let session = if session.status() == SessionStatus::Active {
             if !session.is_expired_at(now) {
@@ -478,7 +506,7 @@ impl Inner {
             session
         };
         let provider = self.provider_for(&session)?;
-        let ctx = self.context_for(&session, depth).await?;
+        let ctx = self.context_for(&session, depth, redactor).await?;
         let now = self.clock.now();
         let mut pending = session.clone();
         pending.transition(SessionStatus::Pending, now)?;
@@ -490,6 +518,7 @@ impl Inner {
             SessionStatus::Inactive,
             outcome,
             SessionStatus::Active,
+            redactor,
         )
         .await
     }
@@ -500,8 +529,9 @@ impl Inner {
         self: &Arc<Self>,
         session: &Session,
         depth: usize,
+        redactor: &Redactor,
     ) -> Result<ActionContext> {
-        let ctx = self.context();
+        let ctx = self.watched_context(redactor);
         let Some(parent_id) = session.parent_session_id else {
             return Ok(ctx);
         };
@@ -527,7 +557,7 @@ impl Inner {
         Ok(ctx.with_parent(parent))
     }
 
-    async fn stop(self: &Arc<Self>, session: Session) -> Result<Session> {
+    async fn stop(self: &Arc<Self>, session: Session, redactor: &Redactor) -> Result<Session> {
         if session.status() == SessionStatus::Inactive {
             return Ok(session);
         }
@@ -536,7 +566,9 @@ impl Inner {
         let mut stopping = session.clone();
         stopping.transition(SessionStatus::Stopping, self.clock.now())?;
         let stopping = self.repository.update(stopping).await?;
-        let outcome = provider.stop(&self.context(), &stopping).await;
+        let outcome = provider
+            .stop(&self.watched_context(redactor), &stopping)
+            .await;
         // A failed stop leaves whatever was live; a session caught in another
         // transitional status is marked expired so the next start or stop
         // runs from a known state.
@@ -550,11 +582,12 @@ impl Inner {
             fallback,
             outcome,
             SessionStatus::Inactive,
+            redactor,
         )
         .await
     }
 
-    async fn rotate(self: &Arc<Self>, session: Session) -> Result<Session> {
+    async fn rotate(self: &Arc<Self>, session: Session, redactor: &Redactor) -> Result<Session> {
         let provider = self.provider_for(&session)?;
         if !provider.capabilities().rotate {
             return Err(Error::unsupported(
@@ -570,7 +603,7 @@ impl Inner {
                 to: SessionStatus::Rotating,
             });
         }
-        let ctx = self.context_for(&session, 0).await?;
+        let ctx = self.context_for(&session, 0, redactor).await?;
         let mut rotating = session.clone();
         rotating.transition(SessionStatus::Rotating, self.clock.now())?;
         let rotating = self.repository.update(rotating).await?;
@@ -591,11 +624,13 @@ impl Inner {
             fallback,
             outcome,
             SessionStatus::Active,
+            redactor,
         )
         .await
     }
 
-    /// Persists the provider's result, or the fallback status with the error.
+    /// Persists the provider's result, or the fallback status with the
+    /// error, scrubbed of secrets first (see [`Inner::scrub`]).
     async fn finish(
         &self,
         operation: Operation,
@@ -603,6 +638,7 @@ impl Inner {
         fallback: SessionStatus,
         outcome: Result<Session>,
         expected: SessionStatus,
+        redactor: &Redactor,
     ) -> Result<Session> {
         let outcome =
             outcome.and_then(|returned| check_returned(operation, &sent, returned, expected));
@@ -633,6 +669,7 @@ impl Inner {
                 Ok(stored)
             }
             Err(error) => {
+                let error = self.scrub(sent.session_id, redactor, error).await;
                 // A rotation that ended the session (see
                 // `Capabilities::rotate_unauthenticated_ends_session`) goes
                 // rotating → stopping → inactive: two writes, because every
