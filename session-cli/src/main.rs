@@ -10,6 +10,7 @@
 //! sessionctl secret set ID|NAME SECRET_NAME   < value-on-stdin
 //! sessionctl secret list ID|NAME
 //! sessionctl secret delete ID|NAME SECRET_NAME
+//! sessionctl secret orphans [--remove]
 //! ```
 //!
 //! # Settings
@@ -35,7 +36,8 @@
 //! An error prints exactly one line on standard error,
 //! `sessionctl: <the error and its causes>`, and exits with 1; a usage error
 //! (unknown flag, bad value) exits with 2. Secret values never appear in
-//! output, errors or logs.
+//! output, errors or logs: errors and log lines are scrubbed of every secret
+//! value the process has seen, even one a service echoed back.
 
 #[cfg(feature = "aws")]
 mod aws;
@@ -306,6 +308,24 @@ enum SecretCommand {
 
     /// Delete one secret of a session.
     Delete(SecretNameArgs),
+
+    /// List the secrets whose session is not in the workspace, one
+    /// `SESSION_ID/NAME` a line (never the values); with --remove, delete
+    /// them.
+    ///
+    /// No command can use such secrets. A sessionctl killed in the middle
+    /// of `remove` can leave them (and of `add`, before add wrote the
+    /// session first). Needs a secret store that can list its entries
+    /// (the encrypted file; not the OS keychain).
+    Orphans(OrphansArgs),
+}
+
+/// The arguments of `secret orphans`.
+#[derive(Debug, Args)]
+struct OrphansArgs {
+    /// Delete the secrets listed, printing `removed SESSION_ID/NAME` lines.
+    #[arg(long)]
+    remove: bool,
 }
 
 /// `--json`.
@@ -394,11 +414,13 @@ impl Failure {
         }
     }
 
-    /// The message, on one line.
+    /// The message, on one line, scrubbed of every secret value this
+    /// process has seen ([`secrets::redactor`]).
     fn message(&self) -> String {
+        let redactor = secrets::redactor();
         let text = match self {
-            Failure::Usage(message) | Failure::Other(message) => message.clone(),
-            Failure::Operation(error) => ErrorChain(error).to_string(),
+            Failure::Usage(message) | Failure::Other(message) => redactor.redact(message),
+            Failure::Operation(error) => ErrorChain(&redactor.error(error)).to_string(),
             Failure::Exit(_) => String::new(),
         };
         one_line(&text)
@@ -468,10 +490,30 @@ fn init_logging(spec: Option<&str>) -> Result<(), Failure> {
     }
     tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
+        .with_writer(|| ScrubbedStderr)
         .with_ansi(std::io::stderr().is_terminal())
         .try_init()
         .map_err(|e| Failure::Usage(format!("cannot set up logging: {e}")))
+}
+
+/// Standard error for the logger, with every secret value this process has
+/// seen scrubbed from each line ([`secrets::redactor`]): a library may log
+/// a service's error text, which may echo a password.
+struct ScrubbedStderr;
+
+impl Write for ScrubbedStderr {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        // The formatter writes one whole event per call, so a secret is
+        // never split across two writes.
+        let text = String::from_utf8_lossy(buf);
+        let clean = secrets::redactor().redact(&text);
+        std::io::stderr().lock().write_all(clean.as_bytes())?;
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        std::io::stderr().flush()
+    }
 }
 
 /// Runs one command.
@@ -603,6 +645,30 @@ async fn secret(
                 .into());
             }
             *out = format!("deleted secret {} of {}\n", key.name(), session.label());
+        }
+        SecretCommand::Orphans(OrphansArgs { remove }) => {
+            let store = secrets::open(global, workspace.path()).await?;
+            let known: std::collections::HashSet<_> = workspace
+                .list()
+                .await?
+                .into_iter()
+                .map(|s| s.session_id)
+                .collect();
+            // `add` writes the session before its secrets, so an add in
+            // progress elsewhere never looks orphaned here.
+            for id in store.sessions().await? {
+                if known.contains(&id) {
+                    continue;
+                }
+                let names = store.names(id).await?;
+                if remove {
+                    store.delete_session(id).await?;
+                }
+                for name in names {
+                    let prefix = if remove { "removed " } else { "" };
+                    out.push_str(&format!("{prefix}{id}/{name}\n"));
+                }
+            }
         }
     }
     Ok(())

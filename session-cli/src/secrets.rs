@@ -10,7 +10,11 @@
 //!   with the `keyring` feature.
 //!
 //! Values and passphrases are held only in [`Secret`]s and never printed or
-//! logged.
+//! logged. Every value this process reads (the passphrase, values on
+//! standard input or from the environment, everything the secret store
+//! hands out or takes in) also goes to one [`Redactor`]
+//! ([`redactor`]), which scrubs them from the errors and logs sessionctl
+//! prints: a service may echo a password back in its error text.
 
 // Shared by the provider modules: a build without some of them leaves
 // some of these unused.
@@ -21,9 +25,10 @@
 
 use std::io::{IsTerminal, Read};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use clap::ValueEnum;
+use session_sdk::redact::Redactor;
 use session_sdk::{EncryptedFileSecretStore, Error, Secret, SecretStore};
 use zeroize::Zeroize;
 
@@ -48,8 +53,20 @@ pub(crate) enum StoreKind {
     Keyring,
 }
 
-/// Opens the store chosen by the flags. Blocking work (key derivation, file
-/// reads) runs off the async thread.
+/// Every secret value this process has seen; see the module docs.
+pub(crate) fn redactor() -> &'static Redactor {
+    static REDACTOR: OnceLock<Redactor> = OnceLock::new();
+    REDACTOR.get_or_init(Redactor::new)
+}
+
+/// `secret`, after telling the [`redactor`] about it.
+fn seen(secret: Secret) -> Secret {
+    redactor().add(&secret);
+    secret
+}
+
+/// Opens the store chosen by the flags, watched by the [`redactor`].
+/// Blocking work (key derivation, file reads) runs off the async thread.
 pub(crate) async fn open(
     global: &Global,
     workspace: &Path,
@@ -64,9 +81,9 @@ pub(crate) async fn open(
             })
             .await
             .map_err(|e| Failure::Other(format!("opening the secrets file failed: {e}")))?;
-            Ok(Arc::new(opened?))
+            Ok(redactor().watch(Arc::new(opened?)))
         }
-        StoreKind::Keyring => keyring(),
+        StoreKind::Keyring => Ok(redactor().watch(keyring()?)),
     }
 }
 
@@ -105,7 +122,7 @@ pub(crate) fn secrets_file(global: &Global, workspace: &Path) -> PathBuf {
 /// asked on the terminal.
 fn passphrase(path: &Path) -> Result<Secret, Failure> {
     match std::env::var(PASSPHRASE_ENV) {
-        Ok(value) if !value.is_empty() => return Ok(Secret::new(value)),
+        Ok(value) if !value.is_empty() => return Ok(seen(Secret::new(value))),
         Ok(_) | Err(std::env::VarError::NotPresent) => {}
         Err(std::env::VarError::NotUnicode(raw)) => {
             raw.into_encoded_bytes().zeroize();
@@ -124,7 +141,7 @@ fn passphrase(path: &Path) -> Result<Secret, Failure> {
     }
     let ask =
         |prompt: String| {
-            rpassword::prompt_password(prompt).map(Secret::new).map_err(|e| {
+            rpassword::prompt_password(prompt).map(|p| seen(Secret::new(p))).map_err(|e| {
             Error::secret_store(
                 format!("cannot read the passphrase from the terminal ({e}); set {PASSPHRASE_ENV}"),
                 None,
@@ -169,7 +186,7 @@ pub(crate) fn read_value(name: &str) -> Result<Secret, Failure> {
         )
         .into());
     }
-    Ok(Secret::new(value))
+    Ok(seen(Secret::new(value)))
 }
 
 /// Reads `input` to the end (at most [`MAX_VALUE_LEN`] bytes) and strips one
@@ -211,7 +228,7 @@ pub(crate) fn from_env_or_stdin(
 ) -> Result<Secret, Failure> {
     match env_var {
         Some(var) => match std::env::var(var) {
-            Ok(value) if !value.is_empty() => Ok(Secret::new(value)),
+            Ok(value) if !value.is_empty() => Ok(seen(Secret::new(value))),
             _ => Err(session_sdk::Error::invalid_input(
                 flag,
                 format!("the environment variable {var} is unset or empty"),
@@ -222,8 +239,8 @@ pub(crate) fn from_env_or_stdin(
     }
 }
 
-/// Stores `secret` as `secret_name` of `session`, then adds the session
-/// (see [`add_with_secrets`]).
+/// Adds `session`, then stores `secret` as its `secret_name` (see
+/// [`add_with_secrets`]).
 pub(crate) async fn add_with_secret(
     global: &Global,
     workspace: &session_sdk::FsWorkspace,
@@ -234,10 +251,15 @@ pub(crate) async fn add_with_secret(
     add_with_secrets(global, workspace, session, &[(secret_name, secret)]).await
 }
 
-/// Stores `secrets` (name, value) of `session`, then adds the session; if
-/// a store or the add fails, the secrets stored are removed again, so a
-/// session never exists without its secrets and no secret is left without a
-/// session. Returns the `added …` line.
+/// Adds `session`, then stores its `secrets` (name, value); returns the
+/// `added …` line.
+///
+/// The session is written first so that a crash (`kill -9`) at any moment
+/// never leaves a secret no command can reach: at worst the session exists
+/// with some secrets missing, where `list` shows it, `start` says which
+/// secret is missing, and `secret set` or `remove` fix it. If storing a
+/// secret fails, the secrets stored so far and then the session are
+/// removed again (in that order, for the same reason).
 pub(crate) async fn add_with_secrets(
     global: &Global,
     workspace: &session_sdk::FsWorkspace,
@@ -245,25 +267,22 @@ pub(crate) async fn add_with_secrets(
     secrets: &[(&str, &Secret)],
 ) -> Result<String, Failure> {
     use session_sdk::{SecretKey, WorkspaceRepository};
+    let keys = secrets
+        .iter()
+        .map(|(name, _)| SecretKey::new(session.session_id, *name))
+        .collect::<Result<Vec<_>, _>>()?;
+    // Opened before the session is written: a wrong passphrase adds nothing.
     let store = open(global, workspace.path()).await?;
+    let session = workspace.insert(session).await?;
     let id = session.session_id;
-    for (name, secret) in secrets {
-        let stored = match SecretKey::new(id, *name) {
-            Ok(key) => store.put(&key, secret).await,
-            Err(e) => Err(e),
-        };
-        if let Err(error) = stored {
+    for (key, (_, secret)) in keys.iter().zip(secrets) {
+        if let Err(error) = store.put(key, secret).await {
             let _ = store.delete_session(id).await;
+            let _ = workspace.delete(id, None).await;
             return Err(error.into());
         }
     }
-    match workspace.insert(session).await {
-        Ok(session) => Ok(format!("added {}\n", session.label())),
-        Err(error) => {
-            let _ = store.delete_session(id).await;
-            Err(error.into())
-        }
-    }
+    Ok(format!("added {}\n", session.label()))
 }
 
 #[cfg(test)]

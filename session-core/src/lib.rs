@@ -16,6 +16,8 @@
 //!   ([`SessionManager::ensure_active`]); [`RotationScheduler`] rotates
 //!   before expiry.
 //! - [`device_code`]: the RFC 8628 device sign-in shared by providers.
+//! - [`redact`]: scrubbing secret values out of errors (a service may echo
+//!   a password back in its error text).
 //! - [`Clock`]: injected time ([`ManualClock`] for tests).
 //!
 //! This crate has no network or cloud-SDK dependency; CI checks that with
@@ -70,6 +72,7 @@ mod manager;
 // the SSO cache, the secret store); not part of the supported API.
 #[doc(hidden)]
 pub mod private_file;
+pub mod redact;
 pub mod repository;
 mod secret;
 pub mod secret_store;
@@ -86,7 +89,7 @@ pub use manager::{
     SessionEventKind, SessionLease, SessionManager, SessionManagerBuilder,
 };
 pub use repository::{
-    FsWorkspace, FsWorkspaceBuilder, InMemoryWorkspace, WORKSPACE_SCHEMA_VERSION,
+    FsWorkspace, FsWorkspaceBuilder, InMemoryWorkspace, SessionLock, WORKSPACE_SCHEMA_VERSION,
     WorkspaceRepository, WorkspaceRepositoryExt,
 };
 pub use secret::Secret;

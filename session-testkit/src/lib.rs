@@ -13,7 +13,8 @@
 //! - [`readers`]: third-party code reading back the files we write
 //!   (botocore, azure-cli).
 //! - [`fakes`]: in-process fakes of cloud HTTP APIs that have no public
-//!   emulator (the AWS IAM Identity Center fake).
+//!   emulator (the AWS IAM Identity Center fake), and a hostile service
+//!   that echoes request bodies into its errors ([`fakes::EchoService`]).
 //! - [`capture_logs`]: `tracing` output for leak checks; [`CANARY`] is the
 //!   value to look for.
 

@@ -80,3 +80,35 @@ async fn fs_two_handles_share_the_file() {
         Some("b")
     );
 }
+
+/// A repository written before `lock_session` existed (the trait's
+/// default, which locks nothing) fails the suite: the lock check is real.
+#[tokio::test]
+#[should_panic(expected = "lock_session must wait")]
+async fn a_repository_without_session_locks_fails_the_suite() {
+    use session_core::{Result, Session, SessionId};
+
+    #[derive(Debug, Default)]
+    struct NoLocks(InMemoryWorkspace);
+
+    #[async_trait::async_trait]
+    impl WorkspaceRepository for NoLocks {
+        async fn list(&self) -> Result<Vec<Session>> {
+            self.0.list().await
+        }
+        async fn get(&self, id: SessionId) -> Result<Session> {
+            self.0.get(id).await
+        }
+        async fn insert(&self, session: Session) -> Result<Session> {
+            self.0.insert(session).await
+        }
+        async fn update(&self, session: Session) -> Result<Session> {
+            self.0.update(session).await
+        }
+        async fn delete(&self, id: SessionId, expected: Option<u64>) -> Result<Session> {
+            self.0.delete(id, expected).await
+        }
+    }
+
+    repository_conformance(&NoLocks::default()).await;
+}

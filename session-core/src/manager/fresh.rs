@@ -57,8 +57,11 @@ impl SessionManager {
         self.run(operation, id).await
     }
 
-    /// Holds the session's gate: no start, stop, rotate or remove of it runs
-    /// through this manager until the returned [`SessionLease`] is dropped.
+    /// Holds the session's gate and its repository
+    /// [lock](crate::WorkspaceRepository::lock_session): no start, stop,
+    /// rotate or remove of it runs through this manager, or any other
+    /// manager sharing the repository, until the returned [`SessionLease`]
+    /// is dropped.
     /// For code that reads and writes the session's secrets outside a
     /// provider call (e.g. a token credential storing a rotated refresh
     /// token), so it never races the provider.
@@ -74,12 +77,14 @@ impl SessionManager {
         let id = self.find(id_or_name).await?.session_id;
         let gate = self.inner.gate(id);
         let held = gate.lock_owned().await;
+        let locked = self.inner.repository.lock_session(id).await?;
         // Read again under the gate: an operation may have just finished.
         let session = self.inner.repository.get(id).await?;
         Ok(SessionLease {
             session,
             ctx: self.inner.context(),
             _held: held,
+            _locked: locked,
         })
     }
 }
@@ -89,6 +94,7 @@ pub struct SessionLease {
     session: Session,
     ctx: ActionContext,
     _held: tokio::sync::OwnedMutexGuard<()>,
+    _locked: crate::SessionLock,
 }
 
 impl fmt::Debug for SessionLease {

@@ -20,6 +20,7 @@ use tokio::sync::broadcast;
 use tracing::Instrument;
 
 use self::providers::Providers;
+use crate::redact::Redactor;
 use crate::{
     ActionContext, Clock, Error, InMemorySecretStore, Operation, Result, SecretStore, Session,
     SessionAction, SessionId, SessionStatus, SessionType, SystemClock, WorkspaceRepository,
@@ -53,7 +54,12 @@ type OpFuture = Shared<BoxFuture<'static, Result<Session>>>;
 ///
 /// Operations are **single-flight per session**: concurrent calls of the same
 /// operation on one session share one provider call and its result, and
-/// different operations on one session run one after another. An operation
+/// different operations on one session run one after another. Across
+/// managers (processes) sharing a repository, the session's
+/// [lock](WorkspaceRepository::lock_session) serializes them; a caller that
+/// waited re-reads the session and returns it without a provider call when
+/// the operation's result is already there (started and valid, stopped, or
+/// started or rotated after it asked to rotate). An operation
 /// runs on its own task, so it completes and persists its result even if
 /// every caller stops waiting.
 ///
@@ -330,6 +336,7 @@ impl SessionManager {
         }
         let gate = self.inner.gate(id);
         let _held = gate.lock().await;
+        let _locked = self.inner.repository.lock_session(id).await?;
         // Another caller may have started it between the stop and the gate.
         let current = self.inner.repository.get(id).await?;
         if current.status().is_live() {
@@ -412,6 +419,22 @@ impl Inner {
         ActionContext::new(Arc::clone(&self.clock), Arc::clone(&self.secrets))
     }
 
+    /// The context for a provider call: its secret store tells `redactor`
+    /// every value the provider reads or writes.
+    fn watched_context(&self, redactor: &Redactor) -> ActionContext {
+        ActionContext::new(
+            Arc::clone(&self.clock),
+            redactor.watch(Arc::clone(&self.secrets)),
+        )
+    }
+
+    /// `error` without any secret value the operation used or the session
+    /// has in the store: what may be returned, recorded or published.
+    async fn scrub(&self, id: SessionId, redactor: &Redactor, error: Error) -> Error {
+        redactor.add_session(&*self.secrets, id).await;
+        redactor.error(&error)
+    }
+
     fn execute<'a>(
         inner: &'a Arc<Inner>,
         operation: Operation,
@@ -419,24 +442,56 @@ impl Inner {
         depth: usize,
     ) -> BoxFuture<'a, Result<Session>> {
         async move {
+            // Read before waiting, to tell below whether another holder of
+            // the session finished an operation while this one waited.
+            let seen = inner.repository.get(id).await?;
             let gate = inner.gate(id);
             let _held = gate.lock().await;
+            // Other managers (other processes) sharing the repository wait
+            // here too: one provider call per operation across them all.
+            let _locked = inner.repository.lock_session(id).await?;
             let session = inner.repository.get(id).await?;
             let span = tracing::debug_span!("session", %operation, session_id = %id, name = %session.session_name);
+            // Every secret value the operation touches, to scrub from its
+            // error (a service may echo a password back).
+            let redactor = Redactor::new();
             let result = match operation {
-                Operation::Start => inner.start(session, depth).instrument(span).await,
-                Operation::Stop => inner.stop(session).instrument(span).await,
-                Operation::Rotate => inner.rotate(session).instrument(span).await,
+                Operation::Start => inner.start(session, depth, &redactor).instrument(span).await,
+                Operation::Stop => inner.stop(session, &redactor).instrument(span).await,
+                Operation::Rotate if inner.renewed_meanwhile(&seen, &session) => {
+                    tracing::debug!(session_id = %id, "rotated or started by another holder while waiting");
+                    Ok(session)
+                }
+                Operation::Rotate => inner.rotate(session, &redactor).instrument(span).await,
             };
-            if let Err(error) = &result {
-                tracing::debug!(session_id = %id, %operation, category = error.category(), "operation failed");
+            match result {
+                Ok(session) => Ok(session),
+                Err(error) => {
+                    tracing::debug!(session_id = %id, %operation, category = error.category(), "operation failed");
+                    Err(inner.scrub(id, &redactor, error).await)
+                }
             }
-            result
         }
         .boxed()
     }
 
-    async fn start(self: &Arc<Self>, session: Session, depth: usize) -> Result<Session> {
+    /// Whether `now` (read under the session lock) is the result of a
+    /// start or rotate that succeeded after `seen` was read: active, valid,
+    /// with no error recorded. A rotate asked for before then is answered
+    /// by it, so parallel rotations make one provider call.
+    fn renewed_meanwhile(&self, seen: &Session, now: &Session) -> bool {
+        now.revision() != seen.revision()
+            && now.status() == SessionStatus::Active
+            && now.last_error.is_none()
+            && !now.is_expired_at(self.clock.now())
+    }
+
+    async fn start(
+        self: &Arc<Self>,
+        session: Session,
+        depth: usize,
+        redactor: &Redactor,
+    ) -> Result<Session> {
         let now = self.clock.now();
         let session = if session.status() == SessionStatus::Active {
             if !session.is_expired_at(now) {
@@ -451,7 +506,7 @@ impl Inner {
             session
         };
         let provider = self.provider_for(&session)?;
-        let ctx = self.context_for(&session, depth).await?;
+        let ctx = self.context_for(&session, depth, redactor).await?;
         let now = self.clock.now();
         let mut pending = session.clone();
         pending.transition(SessionStatus::Pending, now)?;
@@ -463,6 +518,7 @@ impl Inner {
             SessionStatus::Inactive,
             outcome,
             SessionStatus::Active,
+            redactor,
         )
         .await
     }
@@ -473,8 +529,9 @@ impl Inner {
         self: &Arc<Self>,
         session: &Session,
         depth: usize,
+        redactor: &Redactor,
     ) -> Result<ActionContext> {
-        let ctx = self.context();
+        let ctx = self.watched_context(redactor);
         let Some(parent_id) = session.parent_session_id else {
             return Ok(ctx);
         };
@@ -500,7 +557,7 @@ impl Inner {
         Ok(ctx.with_parent(parent))
     }
 
-    async fn stop(self: &Arc<Self>, session: Session) -> Result<Session> {
+    async fn stop(self: &Arc<Self>, session: Session, redactor: &Redactor) -> Result<Session> {
         if session.status() == SessionStatus::Inactive {
             return Ok(session);
         }
@@ -509,7 +566,9 @@ impl Inner {
         let mut stopping = session.clone();
         stopping.transition(SessionStatus::Stopping, self.clock.now())?;
         let stopping = self.repository.update(stopping).await?;
-        let outcome = provider.stop(&self.context(), &stopping).await;
+        let outcome = provider
+            .stop(&self.watched_context(redactor), &stopping)
+            .await;
         // A failed stop leaves whatever was live; a session caught in another
         // transitional status is marked expired so the next start or stop
         // runs from a known state.
@@ -523,11 +582,12 @@ impl Inner {
             fallback,
             outcome,
             SessionStatus::Inactive,
+            redactor,
         )
         .await
     }
 
-    async fn rotate(self: &Arc<Self>, session: Session) -> Result<Session> {
+    async fn rotate(self: &Arc<Self>, session: Session, redactor: &Redactor) -> Result<Session> {
         let provider = self.provider_for(&session)?;
         if !provider.capabilities().rotate {
             return Err(Error::unsupported(
@@ -543,7 +603,7 @@ impl Inner {
                 to: SessionStatus::Rotating,
             });
         }
-        let ctx = self.context_for(&session, 0).await?;
+        let ctx = self.context_for(&session, 0, redactor).await?;
         let mut rotating = session.clone();
         rotating.transition(SessionStatus::Rotating, self.clock.now())?;
         let rotating = self.repository.update(rotating).await?;
@@ -564,11 +624,13 @@ impl Inner {
             fallback,
             outcome,
             SessionStatus::Active,
+            redactor,
         )
         .await
     }
 
-    /// Persists the provider's result, or the fallback status with the error.
+    /// Persists the provider's result, or the fallback status with the
+    /// error, scrubbed of secrets first (see [`Inner::scrub`]).
     async fn finish(
         &self,
         operation: Operation,
@@ -576,6 +638,7 @@ impl Inner {
         fallback: SessionStatus,
         outcome: Result<Session>,
         expected: SessionStatus,
+        redactor: &Redactor,
     ) -> Result<Session> {
         let outcome =
             outcome.and_then(|returned| check_returned(operation, &sent, returned, expected));
@@ -606,6 +669,7 @@ impl Inner {
                 Ok(stored)
             }
             Err(error) => {
+                let error = self.scrub(sent.session_id, redactor, error).await;
                 // A rotation that ended the session (see
                 // `Capabilities::rotate_unauthenticated_ends_session`) goes
                 // rotating → stopping → inactive: two writes, because every

@@ -2,7 +2,7 @@
 
 use std::sync::Mutex;
 
-use super::{SessionSet, WorkspaceRepository};
+use super::{SessionLock, SessionSet, TaskLocks, WorkspaceRepository};
 use crate::{Result, Session, SessionId};
 
 /// A [`WorkspaceRepository`] in memory: for tests, and for embedding tools
@@ -24,6 +24,7 @@ use crate::{Result, Session, SessionId};
 #[derive(Debug, Default)]
 pub struct InMemoryWorkspace {
     set: Mutex<SessionSet>,
+    locks: TaskLocks,
 }
 
 impl InMemoryWorkspace {
@@ -60,5 +61,10 @@ impl WorkspaceRepository for InMemoryWorkspace {
 
     async fn delete(&self, id: SessionId, expected_revision: Option<u64>) -> Result<Session> {
         self.with_set(|set| set.delete(id, expected_revision))
+    }
+
+    /// A task lock: the sessions live in this process only.
+    async fn lock_session(&self, id: SessionId) -> Result<SessionLock> {
+        Ok(self.locks.lock(id).await)
     }
 }

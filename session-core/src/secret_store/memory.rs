@@ -67,4 +67,13 @@ impl SecretStore for InMemorySecretStore {
             before - m.len()
         }))
     }
+
+    async fn sessions(&self) -> Result<Vec<SessionId>> {
+        // Keys sort by session first, so equal sessions are adjacent.
+        Ok(self.with(|m| {
+            let mut ids: Vec<SessionId> = m.keys().map(SecretKey::session).collect();
+            ids.dedup();
+            ids
+        }))
+    }
 }

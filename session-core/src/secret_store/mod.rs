@@ -96,6 +96,19 @@ pub trait SecretStore: Send + Sync + fmt::Debug {
 
     /// Removes every secret of `session` and returns how many there were.
     async fn delete_session(&self, session: SessionId) -> Result<usize>;
+
+    /// Every session that has at least one secret here, sorted, each once:
+    /// how secrets whose session no longer exists are found (`sessionctl
+    /// secret orphans`).
+    ///
+    /// The default, for backends that cannot enumerate their entries (the
+    /// OS keychain), fails with [`Error::Unsupported`].
+    async fn sessions(&self) -> Result<Vec<SessionId>> {
+        Err(Error::unsupported(
+            self.backend(),
+            "listing the sessions that have secrets",
+        ))
+    }
 }
 
 macro_rules! forward_secret_store {
@@ -119,6 +132,9 @@ macro_rules! forward_secret_store {
             }
             async fn delete_session(&self, session: SessionId) -> Result<usize> {
                 (**self).delete_session(session).await
+            }
+            async fn sessions(&self) -> Result<Vec<SessionId>> {
+                (**self).sessions().await
             }
         }
     )*};

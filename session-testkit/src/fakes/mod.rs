@@ -9,7 +9,11 @@
 //! - [`sso::SsoFake`]: AWS IAM Identity Center, both the SSO-OIDC API
 //!   (client registration, device authorization, tokens) and the SSO portal
 //!   API (role credentials, accounts, roles, logout).
+//! - [`echo::EchoService`]: a hostile service whose 400 answers echo the
+//!   request body (a Redfish login gets its password back), for leak tests.
 
+pub mod echo;
 pub mod sso;
 
+pub use echo::EchoService;
 pub use sso::SsoFake;

@@ -4,6 +4,8 @@ use session_core::{
     Error, ProviderConfig, Session, SessionId, SessionStatus, SessionType, SystemClock,
     WorkspaceRepository, WorkspaceRepositoryExt,
 };
+use std::time::Duration;
+
 use time::OffsetDateTime;
 
 fn now() -> OffsetDateTime {
@@ -28,6 +30,7 @@ pub async fn repository_conformance(repo: &dyn WorkspaceRepository) {
     delete_rules(repo).await;
     unknown_fields_round_trip(repo).await;
     find_by_id_or_name(repo).await;
+    session_lock_excludes(repo).await;
 }
 
 async fn starts_empty(repo: &dyn WorkspaceRepository) {
@@ -315,6 +318,37 @@ async fn find_by_id_or_name(repo: &dyn WorkspaceRepository) {
         other => panic!("an unknown name must be NotFound, got {other:?}"),
     }
     for s in [one, twin_a, twin_b] {
+        repo.delete(s.session_id, None).await.expect("clean up");
+    }
+}
+
+/// How long a second `lock_session` must stay pending while the first is
+/// held (a repository that locks nothing returns at once).
+const HELD_FOR: Duration = Duration::from_millis(300);
+
+async fn session_lock_excludes(repo: &dyn WorkspaceRepository) {
+    let a = repo.insert(new_session("lock-a")).await.expect("insert a");
+    let b = repo.insert(new_session("lock-b")).await.expect("insert b");
+    let held = repo.lock_session(a.session_id).await.expect("lock a");
+
+    let mut second = std::pin::pin!(repo.lock_session(a.session_id));
+    assert!(
+        tokio::time::timeout(HELD_FOR, &mut second).await.is_err(),
+        "lock_session must wait while another holder has the session's lock"
+    );
+    let other = tokio::time::timeout(Duration::from_secs(10), repo.lock_session(b.session_id))
+        .await
+        .expect("another session's lock is independent")
+        .expect("lock b");
+    drop(other);
+
+    drop(held);
+    let again = tokio::time::timeout(Duration::from_secs(10), second)
+        .await
+        .expect("the waiter gets the lock once it is released")
+        .expect("lock a again");
+    drop(again);
+    for s in [a, b] {
         repo.delete(s.session_id, None).await.expect("clean up");
     }
 }

@@ -43,6 +43,7 @@ pub async fn secret_store_conformance(store: &dyn SecretStore) {
     check_namespacing(store).await;
     check_names_sorted(store).await;
     check_delete_session(store).await;
+    check_sessions_listing(store).await;
     check_debug_hides_values(store).await;
     check_unusual_values(store, LONG_VALUE_LEN).await;
 }
@@ -263,6 +264,47 @@ pub async fn check_delete_session(store: &dyn SecretStore) {
         store.backend()
     );
     cleanup(store, &[other]).await;
+}
+
+/// `sessions` lists each session with secrets once, and drops it once its
+/// secrets are gone; or the backend says it cannot list
+/// ([`Error::Unsupported`](session_core::Error::Unsupported)).
+pub async fn check_sessions_listing(store: &dyn SecretStore) {
+    let (a, b) = (SessionId::new(), SessionId::new());
+    for (session, name) in [(a, "x"), (a, "y"), (b, "x")] {
+        ok(
+            store,
+            "put",
+            store.put(&key(session, name), &unique(name)).await,
+        );
+    }
+    match store.sessions().await {
+        Err(session_core::Error::Unsupported { .. }) => {}
+        listed => {
+            let listed = ok(store, "sessions", listed);
+            for session in [a, b] {
+                assert_eq!(
+                    listed.iter().filter(|s| **s == session).count(),
+                    1,
+                    "{}: sessions() must list {session} once: {listed:?}",
+                    store.backend()
+                );
+            }
+            assert!(
+                listed.is_sorted(),
+                "{}: sessions() must be sorted",
+                store.backend()
+            );
+            ok(store, "delete_session", store.delete_session(a).await);
+            let after = ok(store, "sessions", store.sessions().await);
+            assert!(
+                !after.contains(&a) && after.contains(&b),
+                "{}: sessions() after delete_session: {after:?}",
+                store.backend()
+            );
+        }
+    }
+    cleanup(store, &[a, b]).await;
 }
 
 /// `Debug` of the store never shows a stored value.

@@ -7,9 +7,12 @@
 //! - `store`: [`FsWorkspace`]: the cross-process lock, the atomic replace,
 //!   the backup, and the [`WorkspaceRepository`](super::WorkspaceRepository)
 //!   implementation.
+//! - `session_lock`: the per-session lock files behind
+//!   [`WorkspaceRepository::lock_session`](super::WorkspaceRepository::lock_session).
 
 mod builder;
 mod format;
+mod session_lock;
 mod store;
 
 pub use builder::{FsWorkspaceBuilder, default_path};

@@ -11,7 +11,7 @@ use std::time::Duration;
 use super::builder::FsWorkspaceBuilder;
 use super::format::{Loaded, Migration, position_of, render};
 use crate::private_file::{self, LockError};
-use crate::repository::{SessionSet, WorkspaceRepository};
+use crate::repository::{SessionLock, SessionSet, WorkspaceRepository};
 use crate::{Error, Result, Session, SessionId};
 
 /// A [`WorkspaceRepository`] in one JSON file, safe for several processes
@@ -325,5 +325,10 @@ impl WorkspaceRepository for FsWorkspace {
     async fn delete(&self, id: SessionId, expected_revision: Option<u64>) -> Result<Session> {
         self.write(move |set| set.delete(id, expected_revision).map(|s| (s, Vec::new())))
             .await
+    }
+
+    /// An advisory lock on a per-session file; see `session_lock`.
+    async fn lock_session(&self, id: SessionId) -> Result<SessionLock> {
+        super::session_lock::lock(&self.inner.path, id).await
     }
 }

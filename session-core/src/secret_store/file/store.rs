@@ -261,6 +261,22 @@ impl SecretStore for EncryptedFileSecretStore {
         })
         .await
     }
+
+    async fn sessions(&self) -> Result<Vec<SessionId>> {
+        self.blocking(move |inner| {
+            // Keys are "<session id>/<name>" (see `SecretKey`'s Display).
+            let mut ids: Vec<SessionId> = inner
+                .load()?
+                .secrets
+                .keys()
+                .filter_map(|key| key.split_once('/')?.0.parse().ok())
+                .collect();
+            ids.sort();
+            ids.dedup();
+            Ok(ids)
+        })
+        .await
+    }
 }
 
 impl Inner {
