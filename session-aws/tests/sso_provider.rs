@@ -712,6 +712,50 @@ async fn sso_an_unassigned_role_is_permission_denied_naming_the_session() {
     assert!(err.to_string().contains("NotAssigned"), "{err}");
 }
 
+/// The model's answer for a resource the portal cannot find (404
+/// `ResourceNotFoundException`) reads like the real portal's unmodelled 403
+/// for an unassigned role: check the account and role.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sso_a_role_the_portal_does_not_find_is_permission_denied_too() {
+    let env = Env::new(Answer::Approve).await;
+    env.fake
+        .fail_next_call_of("GetRoleCredentials", 404, "ResourceNotFoundException");
+    let err = env
+        .start(&env.ctx(), &sso_session("sso-gone", "Admin"))
+        .await
+        .unwrap_err();
+    assert_eq!(err.category(), "permission_denied", "{err}");
+    let text = err.to_string();
+    assert!(text.contains("sso-gone"), "{text}");
+    assert!(text.contains("role Admin in account"), "{text}");
+    assert!(text.contains("ResourceNotFoundException"), "{text}");
+    assert_eq!(env.fake.calls("GetRoleCredentials"), 1);
+}
+
+/// SSO-OIDC's modelled 500 `InternalServerException` is transient: a device
+/// sign-in keeps polling through one, and a sign-in that cannot even start
+/// says the service is unavailable.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sso_an_oidc_server_error_is_unavailable_and_polling_survives_it() {
+    let env = Env::new(Answer::Ignore).await;
+    env.fake
+        .fail_next_call_of("StartDeviceAuthorization", 500, "InternalServerException");
+    let err = env.access_token().await.unwrap_err();
+    assert_eq!(err.category(), "unavailable", "{err}");
+    assert!(err.is_retryable(), "{err}");
+    assert!(err.to_string().contains("InternalServerException"), "{err}");
+
+    env.fake.set_auto_approve(true);
+    env.fake
+        .fail_next_call_of("CreateToken", 500, "InternalServerException");
+    env.access_token().await.unwrap();
+    assert_eq!(
+        env.fake.calls("CreateToken"),
+        2,
+        "one failed poll, one granted"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sso_logs_errors_and_debug_output_hold_no_tokens() {
     let logs = session_testkit::capture_logs();

@@ -1,6 +1,7 @@
 //! Drives `session_testkit::fakes::SsoFake` with the official AWS SDK clients
-//! (`aws-sdk-ssooidc`, `aws-sdk-sso`), and with botocore when it is available,
-//! to prove the fake speaks the real SSO-OIDC and SSO portal protocols.
+//! (`aws-sdk-ssooidc`, `aws-sdk-sso`) to prove the fake speaks the real
+//! SSO-OIDC and SSO portal protocols. `sso_fake_botocore.rs` checks every
+//! operation and error against botocore and its service models.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -767,106 +768,4 @@ async fn auto_approve_and_shutdown() {
     fake.shutdown().await;
     let err = try_register(&oidc, "x", &[]).await.unwrap_err();
     assert!(err.as_service_error().is_none(), "server is gone: {err:?}");
-}
-
-/// botocore parses the fake's errors into its modeled exceptions, and the
-/// portal's credentials into its shapes. botocore is a pinned test peer:
-/// skipped loudly outside CI when missing, a failure in CI.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn botocore_parses_the_modeled_errors() {
-    let Some(python) = session_testkit::peers::require_peer("botocore", || {
-        let python =
-            session_testkit::peers::peers_python().ok_or("$SESSION_PEERS_PYTHON is not set")?;
-        let imports = std::process::Command::new(&python)
-            .args(["-c", "import botocore"])
-            .output()
-            .is_ok_and(|o| o.status.success());
-        if imports {
-            Ok(python)
-        } else {
-            Err(format!("{} cannot import botocore", python.display()))
-        }
-    }) else {
-        return;
-    };
-
-    let fake = SsoFake::start().await;
-    fake.add_account("111122223333", "Dev", "dev@example.com");
-    fake.add_role("111122223333", "Admin");
-    let login = fake.mint_login(&[ACCOUNT_ACCESS_SCOPE]);
-    let home = tempfile::tempdir().unwrap();
-    let script = r#"
-import json, sys
-import botocore, botocore.session
-from botocore.config import Config
-endpoint, access_token = sys.argv[1], sys.argv[2]
-session = botocore.session.get_session()
-config = Config(signature_version=botocore.UNSIGNED, retries={"total_max_attempts": 1})
-oidc = session.create_client("sso-oidc", region_name="us-east-1", endpoint_url=endpoint, config=config)
-portal = session.create_client("sso", region_name="us-east-1", endpoint_url=endpoint, config=config)
-out = {}
-reg = oidc.register_client(clientName="botocore", clientType="public", scopes=["sso:account:access"])
-auth = oidc.start_device_authorization(clientId=reg["clientId"], clientSecret=reg["clientSecret"], startUrl="https://d-123.awsapps.com/start")
-try:
-    oidc.create_token(clientId=reg["clientId"], clientSecret=reg["clientSecret"],
-                      grantType="urn:ietf:params:oauth:grant-type:device_code", deviceCode=auth["deviceCode"])
-    out["pending"] = "no error"
-except oidc.exceptions.AuthorizationPendingException as e:
-    out["pending"] = [e.response["Error"]["Code"], e.response["ResponseMetadata"]["HTTPStatusCode"], e.response.get("error")]
-creds = portal.get_role_credentials(accessToken=access_token, accountId="111122223333", roleName="Admin")["roleCredentials"]
-out["expiration"] = creds["expiration"]
-out["key"] = creds["accessKeyId"]
-try:
-    portal.list_accounts(accessToken="made-up")
-    out["unauthorized"] = "no error"
-except portal.exceptions.UnauthorizedException as e:
-    out["unauthorized"] = [e.response["Error"]["Code"], e.response["ResponseMetadata"]["HTTPStatusCode"]]
-print(json.dumps(out))
-"#;
-    let mut command = std::process::Command::new(&python);
-    command
-        .env_clear()
-        .env("HOME", home.path())
-        .env("AWS_CONFIG_FILE", home.path().join("config"))
-        .env(
-            "AWS_SHARED_CREDENTIALS_FILE",
-            home.path().join("credentials"),
-        )
-        .env("AWS_EC2_METADATA_DISABLED", "true")
-        .arg("-c")
-        .arg(script)
-        .arg(fake.oidc_endpoint())
-        .arg(&login.access_token);
-    let output = tokio::task::spawn_blocking(move || command.output())
-        .await
-        .unwrap()
-        .expect("run botocore");
-    assert!(
-        output.status.success(),
-        "botocore script failed: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let out: serde_json::Value = serde_json::from_slice(&output.stdout).expect("JSON output");
-    assert_eq!(
-        out["pending"],
-        serde_json::json!([
-            "AuthorizationPendingException",
-            400,
-            "authorization_pending"
-        ])
-    );
-    assert_eq!(
-        out["unauthorized"],
-        serde_json::json!(["UnauthorizedException", 401])
-    );
-    let issued = fake.issued_credentials();
-    assert_eq!(issued.len(), 1);
-    assert_eq!(out["key"], issued[0].access_key_id.as_str());
-    let expected_ms = issued[0].expiration.unix_timestamp_nanos() / 1_000_000;
-    assert_eq!(
-        out["expiration"].as_i64().map(i128::from),
-        Some(expected_ms)
-    );
-    assert_eq!(fake.registrations(), 1);
-    assert_eq!(fake.calls("CreateToken"), 1);
 }

@@ -207,9 +207,21 @@ where
     };
     let target_owned = || target.to_owned();
     match code.as_deref() {
-        Some("ForbiddenException") => Error::PermissionDenied {
+        // An account or role that is not assigned to the user: the real
+        // portal answers 403 `ForbiddenException` ("No access"), which its
+        // model does not list; the model's answer for a resource it cannot
+        // find is 404 `ResourceNotFoundException`. Either way the user must
+        // check the account and role, so both read the same.
+        Some("ForbiddenException" | "ResourceNotFoundException") => Error::PermissionDenied {
             target: target_owned(),
             message: message(),
+        },
+        // SSO-OIDC's 5xx (the portal has none in its model): the shared
+        // mapping does not know this code and would call it final.
+        Some("InternalServerException") => Error::Unavailable {
+            target: target_owned(),
+            message: message(),
+            source: None,
         },
         Some(
             "InvalidGrantException"

@@ -22,10 +22,16 @@
 //! `error` (e.g. `authorization_pending`) and `error_description`. Status
 //! codes follow the models: every SSO-OIDC error is 400 except
 //! `InvalidClientException` (401) and `InternalServerException` (500); on the
-//! portal `UnauthorizedException` is 401, `TooManyRequestsException` 429,
-//! `ResourceNotFoundException` 404 and `InvalidRequestException` 400. A role
-//! that is not assigned answers 403 `ForbiddenException` with message
-//! `No access`, as the real portal does (that error is not in the model).
+//! portal `UnauthorizedException` is 401, `TooManyRequestsException` 429 and
+//! `InvalidRequestException` 400 (`ResourceNotFoundException` 404 and
+//! `InternalServerException` only come from injected failures).
+//!
+//! One error is not in the models: a role that is not assigned answers 403
+//! `ForbiddenException` with message `No access`, because that is what the
+//! real portal sends (botocore and the Go SDK report exactly this code,
+//! status and message for a wrong `sso_role_name`: aws/aws-sam-cli#2129,
+//! fwdcloudsec/granted#276); botocore parses it as a plain `ClientError`. `tests/sso_fake_botocore.rs` checks every error the
+//! fake emits against botocore and its models, this one included.
 //!
 //! Time (token, device-code, client-secret and credential expiry, polling
 //! interval) is read from a [`Clock`]: the wall clock by default, or a
