@@ -21,9 +21,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 use common::{client, context, pending, store_moto_key};
-use session_aws::mfa::{
-    ChainMfaPrompt, CommandMfaPrompt, MfaPrompt, SharedMfaPrompt, TerminalMfaPrompt,
-};
+use session_aws::mfa::{ChainMfaPrompt, MfaPrompt, TerminalMfaPrompt};
 use session_aws::{ChainedRoleConfig, ChainedRoleProvider, IamUserConfig, IamUserProvider};
 use session_core::{
     Error, InMemorySecretStore, InMemoryWorkspace, Result, Secret, Session, SessionAction,
@@ -329,6 +327,8 @@ async fn add_chain(
 #[cfg(unix)]
 #[tokio::test]
 async fn chained_role_start_sends_its_serial_and_a_fresh_code_from_the_command() {
+    use session_aws::mfa::{CommandMfaPrompt, SharedMfaPrompt};
+
     let Some(recorder) = RecordingMoto::start() else {
         return;
     };
@@ -486,6 +486,8 @@ async fn no_mfa_source_fails_naming_the_device_and_sends_nothing() {
 #[cfg(unix)]
 #[tokio::test]
 async fn a_failing_mfa_command_fails_the_start_and_sends_nothing() {
+    use session_aws::mfa::CommandMfaPrompt;
+
     let Some((recorder, key)) = RecordingMoto::with_authentication() else {
         return;
     };
