@@ -1,13 +1,23 @@
 //! MFA code prompts: sharing one prompt per device, the external command,
 //! the chain of sources, and the terminal prompt (injected streams, missing
 //! terminals, and a real pseudo-terminal driven through Python's `pty`).
+//!
+//! Time: tests of code that waits only on tokio (the shared prompt, the
+//! chain, failing fast) run on tokio's paused clock (`start_paused`), which
+//! moves only when every task waits: their timings are exact and do not
+//! depend on the machine's load. Tests with a real subprocess or the
+//! terminal prompt's reader thread run outside tokio's clock, so they use
+//! real time with generous bounds and wait on events (a channel, a file the
+//! program wrote) for ordering.
 
 /// Every test sits in this module so that `cargo test mfa` selects them all.
 mod mfa {
     use std::io::{self, Write};
     use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-    use std::sync::{Arc, Mutex};
-    use std::time::{Duration, Instant};
+    use std::sync::{Arc, Mutex, mpsc};
+    use std::time::Duration;
+
+    use tokio::time::Instant;
 
     use session_aws::mfa::{
         ChainMfaPrompt, CommandMfaPrompt, MfaPrompt, NoMfaPrompt, SharedMfaPrompt, StaticMfaCode,
@@ -18,8 +28,9 @@ mod mfa {
     const SERIAL: &str = "arn:aws:iam::123456789012:mfa/alice";
     const OTHER_SERIAL: &str = "arn:aws:iam::123456789012:mfa/bob";
 
-    /// A prompt that counts its calls, takes `delay`, and answers a new code on
-    /// each call (`100001`, `100002`, …), or fails if told to.
+    /// A prompt that counts its calls, takes `delay` (tokio time, so paused
+    /// in the tests that pause the clock), and answers a new code on each
+    /// call (`100001`, `100002`, …), or fails if told to.
     #[derive(Debug)]
     struct Counting {
         calls: AtomicUsize,
@@ -74,6 +85,17 @@ mod mfa {
         }
     }
 
+    /// Lets every other task run until it waits. On the paused clock of a
+    /// current-thread runtime, tokio advances time only when no task can
+    /// run, so when this 1 ms sleep ends every spawned task has reached its
+    /// first wait, while longer delays (the prompts') are still pending.
+    /// There is no event for "this request joined the shared prompt"; this
+    /// is the deterministic way to wait for it, and the callers check the
+    /// state it leads to.
+    async fn settle() {
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+
     fn codes(results: Vec<Result<Secret>>) -> Vec<String> {
         results
             .into_iter()
@@ -85,7 +107,12 @@ mod mfa {
     // SharedMfaPrompt
     // ---------------------------------------------------------------------------
 
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    // Paused clock: all ten requests have joined before the prompt's 100 ms
+    // can pass, whatever the load. (This used ten threads and relied on all of
+    // them arriving within 100 ms of real time. The paused clock needs the
+    // current-thread runtime; sharing goes through a std mutex and a
+    // OnceCell, which do not depend on the runtime's threads.)
+    #[tokio::test(start_paused = true)]
     async fn ten_concurrent_requests_for_one_serial_share_one_prompt() {
         let inner = Counting::new(Duration::from_millis(100));
         let shared = SharedMfaPrompt::new(inner.clone());
@@ -99,7 +126,7 @@ mod mfa {
         assert_eq!(inner.calls(), 1, "one prompt for ten concurrent requests");
     }
 
-    #[tokio::test]
+    #[tokio::test(start_paused = true)]
     async fn different_serials_prompt_independently() {
         let inner = Counting::new(Duration::from_millis(300));
         let shared = SharedMfaPrompt::new(inner.clone());
@@ -114,13 +141,15 @@ mod mfa {
         assert!(a.iter().all(|c| *c == a[0]), "{a:?}");
         assert!(b.iter().all(|c| *c == b[0]), "{b:?}");
         assert_ne!(a[0], b[0], "each serial got its own code");
+        // Paused clock: only the two 300 ms prompts move it, so this is
+        // 300 ms when they overlap and 600 ms when one waits for the other.
         assert!(
-            elapsed < Duration::from_millis(550),
+            elapsed >= Duration::from_millis(300) && elapsed < Duration::from_millis(600),
             "the two prompts ran concurrently, not one after the other: {elapsed:?}"
         );
     }
 
-    #[tokio::test]
+    #[tokio::test(start_paused = true)]
     async fn a_request_after_completion_prompts_again() {
         let inner = Counting::new(Duration::from_millis(20));
         let shared = SharedMfaPrompt::new(inner.clone());
@@ -134,7 +163,7 @@ mod mfa {
         );
     }
 
-    #[tokio::test]
+    #[tokio::test(start_paused = true)]
     async fn an_error_reaches_every_waiter_and_is_not_cached() {
         let inner = Counting::failing();
         let shared = SharedMfaPrompt::new(inner.clone());
@@ -147,7 +176,9 @@ mod mfa {
         assert_eq!(inner.calls(), 2, "the next request asks again");
     }
 
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    // Paused clock: the steps are ordered by `settle` and checked, instead of
+    // real sleeps that had to fit inside the prompt's 200 ms.
+    #[tokio::test(start_paused = true)]
     async fn a_waiter_takes_over_when_the_first_request_is_cancelled() {
         let inner = Counting::new(Duration::from_millis(200));
         let shared = SharedMfaPrompt::new(inner.clone());
@@ -155,12 +186,15 @@ mod mfa {
             let shared = shared.clone();
             async move { shared.code(SERIAL, "first").await }
         });
-        tokio::time::sleep(Duration::from_millis(50)).await;
+        settle().await;
+        assert_eq!(inner.calls(), 1, "the first request is prompting");
         let second = tokio::spawn({
             let shared = shared.clone();
             async move { shared.code(SERIAL, "second").await }
         });
-        tokio::time::sleep(Duration::from_millis(50)).await;
+        settle().await;
+        assert_eq!(inner.calls(), 1, "the second request waits on that prompt");
+        assert!(!second.is_finished());
         first.abort();
         let code = tokio::time::timeout(Duration::from_secs(5), second)
             .await
@@ -240,27 +274,36 @@ mod mfa {
         assert!(!text.contains("987654"), "the code is redacted: {text}");
     }
 
+    // A real subprocess, so real time (tokio's paused clock would fire the
+    // timeout before `sh` even ran). The timeout leaves `sh` ample time to
+    // write its pid first, even on a loaded machine; the pid file is the
+    // event that it ran. The bounds: not before the timeout, and far less
+    // than the program's 300 s (it was killed, not waited for).
     #[cfg(unix)]
     #[tokio::test]
     async fn command_that_runs_too_long_is_killed() {
         let dir = tempfile::tempdir().unwrap();
         let pid_file = dir.path().join("pid");
-        let script = format!("echo $$ > '{}'; exec sleep 30", pid_file.display());
-        let started = Instant::now();
+        let script = format!("echo $$ > '{}'; exec sleep 300", pid_file.display());
+        let timeout = Duration::from_secs(2);
+        let started = std::time::Instant::now();
         let err = sh(&script)
-            .with_timeout(Duration::from_millis(500))
+            .with_timeout(timeout)
             .code(SERIAL, "p")
             .await
             .unwrap_err();
+        let elapsed = started.elapsed();
+        assert!(elapsed >= timeout, "waited for the timeout: {elapsed:?}");
         assert!(
-            started.elapsed() < Duration::from_secs(5),
-            "{:?}",
-            started.elapsed()
+            elapsed < Duration::from_secs(60),
+            "killed, not waited for: {elapsed:?}"
         );
         assert_eq!(err.category(), "timeout", "{err}");
         assert!(err.to_string().contains(SERIAL), "{err}");
 
-        let pid = std::fs::read_to_string(&pid_file).unwrap();
+        let pid = std::fs::read_to_string(&pid_file).unwrap_or_else(|e| {
+            panic!("the program did not write its pid within {timeout:?} ({e})")
+        });
         let pid = pid.trim();
         assert!(!pid.is_empty());
         // `kill -0` succeeds while the process exists (a zombie included).
@@ -317,7 +360,7 @@ mod mfa {
         assert_eq!((failing.calls(), next.calls()), (1, 0));
     }
 
-    #[tokio::test]
+    #[tokio::test(start_paused = true)]
     async fn chain_explicit_code_then_command_then_missing_terminal_then_error() {
         let explicit = StaticMfaCode::single_use(Secret::new("111111")).unwrap();
         let command = Counting::new(Duration::ZERO);
@@ -332,9 +375,11 @@ mod mfa {
         assert_eq!(chain.code(SERIAL, "p").await.unwrap().expose(), "100001");
         command.available.store(false, Ordering::SeqCst);
 
+        // Paused clock: any wait for a prompt (its timeout, a retry delay)
+        // would move it; failing at once leaves it where it was.
         let started = Instant::now();
         let err = chain.code(SERIAL, "session 'dev'").await.unwrap_err();
-        assert!(started.elapsed() < Duration::from_millis(500));
+        assert_eq!(started.elapsed(), Duration::ZERO, "failed at once");
         assert!(!chain.is_available());
         let text = err.to_string();
         assert_eq!(err.category(), "invalid_input", "{text}");
@@ -373,7 +418,8 @@ mod mfa {
         TerminalMfaPrompt::with_streams(move || Ok((io::Cursor::new(input), screen.clone())))
     }
 
-    #[tokio::test]
+    // Paused clock, as in the chain test above: failing fast means no wait.
+    #[tokio::test(start_paused = true)]
     async fn terminal_without_a_terminal_fails_fast_naming_the_serial() {
         let prompt = TerminalMfaPrompt::with_paths("/nonexistent/tty", "/nonexistent/tty");
         assert!(!prompt.is_available());
@@ -381,7 +427,7 @@ mod mfa {
         let err = prompt.code(SERIAL, "session 'dev'").await.unwrap_err();
         let elapsed = started.elapsed();
         let text = err.to_string();
-        assert!(elapsed < Duration::from_millis(500), "{elapsed:?}");
+        assert_eq!(elapsed, Duration::ZERO, "failed at once");
         assert_eq!(err.category(), "invalid_input", "{text}");
         assert!(text.contains(SERIAL), "{text}");
         assert!(text.contains("no terminal"), "{text}");
@@ -435,39 +481,95 @@ mod mfa {
         assert_eq!(screen.text().matches("MFA code for").count(), 3);
     }
 
+    /// A terminal input (a pipe) that tells the test each newline it
+    /// delivered, so a test waits for "that line was read" instead of
+    /// sleeping.
+    struct Keyboard {
+        input: io::PipeReader,
+        newlines: mpsc::Sender<()>,
+    }
+
+    impl io::Read for Keyboard {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            let n = self.input.read(buf)?;
+            if buf[..n].contains(&b'\n') {
+                let _ = self.newlines.send(());
+            }
+            Ok(n)
+        }
+    }
+
+    /// Waits, in real time and off the runtime's thread, for the next
+    /// newline a [`Keyboard`] delivered.
+    async fn newline_read(newlines: mpsc::Receiver<()>) -> mpsc::Receiver<()> {
+        tokio::task::spawn_blocking(move || {
+            newlines
+                .recv_timeout(Duration::from_secs(10))
+                .expect("the line was read within 10 s");
+            newlines
+        })
+        .await
+        .unwrap()
+    }
+
+    // Real time: the prompt reads on its own OS thread, which tokio's paused
+    // clock does not wait for (it would time out every prompt before the
+    // thread ran). So the bounds are generous, and the order of events comes
+    // from the screen and from the keyboard's newline events, not sleeps.
     #[tokio::test]
     async fn terminal_times_out_and_never_uses_a_late_answer() {
         let (reader, mut keyboard) = io::pipe().unwrap();
+        let (newline_tx, newlines) = mpsc::channel();
         let screen = Screen::default();
+        let timeout = Duration::from_secs(1);
         let prompt = {
             let screen = screen.clone();
-            TerminalMfaPrompt::with_streams(move || Ok((reader.try_clone()?, screen.clone())))
-                .with_timeout(Duration::from_millis(300))
+            TerminalMfaPrompt::with_streams(move || {
+                let input = Keyboard {
+                    input: reader.try_clone()?,
+                    newlines: newline_tx.clone(),
+                };
+                Ok((input, screen.clone()))
+            })
+            .with_timeout(timeout)
         };
 
-        let started = Instant::now();
+        let started = std::time::Instant::now();
         let err = prompt.code(SERIAL, "p").await.unwrap_err();
         let elapsed = started.elapsed();
         assert_eq!(err.category(), "timeout", "{err}");
         assert!(err.to_string().contains(SERIAL), "{err}");
         assert!(
-            elapsed >= Duration::from_millis(300) && elapsed < Duration::from_secs(2),
+            elapsed >= timeout && elapsed < Duration::from_secs(30),
             "{elapsed:?}"
         );
-        assert!(screen.text().contains("giving up"), "{}", screen.text());
+        let shown = screen.text();
+        assert!(
+            shown.starts_with("MFA code for") && shown.ends_with("giving up.\n"),
+            "the prompt, then the note: {shown:?}"
+        );
 
         // The reader of the timed-out prompt still waits for a line: a second
         // reader on the same terminal would split the input, so this fails now.
         let err = prompt.code(SERIAL, "p").await.unwrap_err();
         assert_eq!(err.category(), "unavailable", "{err}");
 
-        // A late answer to the timed-out prompt, then the answer to a new one.
-        keyboard.write_all(b"999999\n222333\n").unwrap();
-        let deadline = Instant::now() + Duration::from_secs(5);
+        // A late answer to the timed-out prompt: its reader takes it (byte by
+        // byte, so only this line) and the prompt must throw it away.
+        keyboard.write_all(b"999999\n").unwrap();
+        let _newlines = newline_read(newlines).await;
+        keyboard.write_all(b"222333\n").unwrap();
+        // Between reading its newline and handing the line over, the old
+        // reader still holds the terminal (there is no event for the hand-over
+        // outside the prompt), and a request then is refused as unavailable:
+        // retry on exactly that, for a bounded time. A longer timeout for the
+        // new prompt (a clone shares the old reader) keeps load from failing it.
+        let patient = prompt.clone().with_timeout(Duration::from_secs(30));
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
         let code = loop {
-            match prompt.code(SERIAL, "p").await {
-                Err(e) if e.category() == "unavailable" && Instant::now() < deadline => {
-                    tokio::time::sleep(Duration::from_millis(20)).await;
+            match patient.code(SERIAL, "p").await {
+                Err(e) if e.category() == "unavailable" && std::time::Instant::now() < deadline => {
+                    tokio::time::sleep(Duration::from_millis(5)).await;
                 }
                 other => break other.unwrap(),
             }
@@ -766,7 +868,10 @@ print(json.dumps(report))
                 .and_then(|rest| rest.split_whitespace().next())
                 .and_then(|ms| ms.parse().ok())
                 .unwrap_or_else(|| panic!("{}", report.stdout));
-            assert!(elapsed_ms < 500, "failed at once: {elapsed_ms} ms");
+            // Measured in the child, a separate process, in real time: the
+            // bound is generous for a loaded machine and still far below the
+            // 20 s prompt timeout it would wait for if it tried a terminal.
+            assert!(elapsed_ms < 5_000, "failed at once: {elapsed_ms} ms");
         }
     }
 }

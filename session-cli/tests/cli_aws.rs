@@ -803,3 +803,219 @@ fn sso_sync_adds_one_session_per_role_once() {
     );
     drop(fake);
 }
+
+// ---------------------------------------------------------------------------
+// MFA through SESSIONCTL_MFA_COMMAND (issue 12)
+// ---------------------------------------------------------------------------
+
+/// The MFA device of the IAM user `dev` in the MFA tests.
+const MFA_SERIAL: &str = "arn:aws:iam::123456789012:mfa/dev";
+
+/// moto with its request recorder on (`MOTO_ENABLE_RECORDING`) and
+/// authentication on, and the key it issued to `dev`. moto does not check
+/// MFA codes, so what sessionctl sent is read from the recording: moto
+/// appends each request it receives, body included, to the file before
+/// handling it. (The same helper as in `session-aws/tests/mfa_moto.rs`;
+/// test crates cannot share it.)
+struct RecordingMoto {
+    moto: MotoServer,
+    botocore: Botocore,
+    recording: std::path::PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl RecordingMoto {
+    fn with_user() -> Option<(Self, MotoAccessKey)> {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let recording = dir.path().join("recording.jsonl");
+        let moto = MotoServer::builder()
+            .env("MOTO_ENABLE_RECORDING", "True")
+            .env("MOTO_RECORDER_FILEPATH", &recording)
+            .start()?;
+        let botocore = Botocore::new()?;
+        let key = moto.seed_then_authenticate(|moto| {
+            moto.create_iam_user(&botocore, "dev", ALLOW_ALL_POLICY)
+        });
+        let recorder = Self {
+            moto,
+            botocore,
+            recording,
+            _dir: dir,
+        };
+        recorder.forget();
+        Some((recorder, key))
+    }
+
+    /// Empties the recording (the seeding calls, an earlier run).
+    fn forget(&self) {
+        let reset = self
+            .moto
+            .request("POST", "/moto-api/recorder/reset-recording", b"")
+            .expect("reset the recording");
+        assert_eq!(reset.status, 200, "{}", reset.text());
+    }
+
+    /// The form parameters of each AWS query call moto received since the
+    /// last `forget`, blank values kept. `TokenCode` is replaced by
+    /// `"matches"` or `"differs (N characters)"` against `code`, so that no
+    /// assertion message can show a code.
+    fn calls(&self, code: &str) -> Vec<std::collections::BTreeMap<String, String>> {
+        self.botocore
+            .script(
+                r#"
+                import base64, json, os, sys, urllib.parse
+                calls = []
+                if os.path.exists(sys.argv[1]):
+                    for line in open(sys.argv[1]):
+                        entry = json.loads(line)
+                        body = entry.get("body") or ""
+                        if entry.get("body_encoded"):
+                            body = base64.b64decode(body).decode()
+                        form = dict(urllib.parse.parse_qsl(body, keep_blank_values=True))
+                        if "TokenCode" in form:
+                            sent = form["TokenCode"]
+                            form["TokenCode"] = "matches" if sent == sys.argv[2] else f"differs ({len(sent)} characters)"
+                        if "Action" in form:
+                            calls.append(form)
+                print(json.dumps(calls))
+                "#,
+            )
+            .arg(&self.recording)
+            .arg(code)
+            .run()
+            .json()
+    }
+}
+
+/// `start dev` with `SESSIONCTL_MFA_COMMAND` set to `mfa_command` (or
+/// unset), in a clean environment pointed at moto.
+fn start_with_mfa_command(
+    fx: &Fixture,
+    moto: &MotoServer,
+    aws_dir: &Path,
+    mfa_command: Option<&str>,
+) -> Command {
+    let mut start = fx.command(&["start", "dev"]);
+    moto_env(&mut start, moto, aws_dir);
+    match mfa_command {
+        Some(line) => start.env("SESSIONCTL_MFA_COMMAND", line),
+        None => start.env_remove("SESSIONCTL_MFA_COMMAND"),
+    };
+    start
+}
+
+/// An IAM user added with `--mfa-serial`: `sessionctl start` runs the
+/// command of `SESSIONCTL_MFA_COMMAND` (through the shell, told the device
+/// in `SESSION_SDK_MFA_SERIAL`) and sends the device and the code it printed
+/// with `GetSessionToken` (moto's authentication on: signed with the key
+/// moto issued). The code is printed nowhere.
+#[test]
+fn start_sends_the_code_from_sessionctl_mfa_command() {
+    let Some((recorder, key)) = RecordingMoto::with_user() else {
+        return;
+    };
+    let fx = Fixture::new();
+    let aws_dir = fx.dir.path().join("aws");
+    add_moto_user(
+        &fx,
+        &key,
+        key.secret_access_key.expose(),
+        &["--mfa-serial", MFA_SERIAL],
+    )
+    .ok();
+    let asked = fx.dir.path().join("asked");
+    let line = format!(
+        r#"echo "$SESSION_SDK_MFA_SERIAL" > '{}'; echo 593017"#,
+        asked.display()
+    );
+
+    let out = Run::from(
+        start_with_mfa_command(&fx, &recorder.moto, &aws_dir, Some(&line))
+            .output()
+            .expect("run"),
+    );
+    out.ok();
+    assert_eq!(fx.stored()[0].status(), SessionStatus::Active);
+    for text in [&out.stdout, &out.stderr] {
+        assert!(!text.contains("593017"), "the MFA code was printed");
+    }
+    assert_eq!(
+        std::fs::read_to_string(&asked)
+            .expect("the command ran")
+            .trim(),
+        MFA_SERIAL,
+        "the command was told the device"
+    );
+    let calls = recorder.calls("593017");
+    assert_eq!(calls.len(), 1, "{calls:?}");
+    assert_eq!(calls[0]["Action"], "GetSessionToken", "{calls:?}");
+    assert_eq!(calls[0]["SerialNumber"], MFA_SERIAL, "{calls:?}");
+    assert_eq!(calls[0]["TokenCode"], "matches", "{calls:?}");
+}
+
+/// `SESSIONCTL_MFA_COMMAND` printing something that is not 6 digits, or
+/// failing, and no command and no terminal (run under `setsid`, so there is
+/// no controlling terminal even when the tests run in one): each start fails
+/// with one error line naming the device and what went wrong, exits
+/// non-zero, sends nothing to STS, and does not print the command's output.
+#[cfg(unix)]
+#[test]
+fn start_without_a_usable_mfa_code_fails_and_sends_nothing() {
+    let Some((recorder, key)) = RecordingMoto::with_user() else {
+        return;
+    };
+    let fx = Fixture::new();
+    let aws_dir = fx.dir.path().join("aws");
+    add_moto_user(
+        &fx,
+        &key,
+        key.secret_access_key.expose(),
+        &["--mfa-serial", MFA_SERIAL],
+    )
+    .ok();
+
+    let cases: [(Option<&str>, &[&str]); 4] = [
+        (Some("echo 59301"), &["6-digit"]),
+        (Some("echo"), &["6-digit"]),
+        (
+            Some("echo 'token locked' >&2; exit 1"),
+            &["token locked", "failed"],
+        ),
+        (None, &["no terminal"]),
+    ];
+    for (command, expected) in cases {
+        let start = start_with_mfa_command(&fx, &recorder.moto, &aws_dir, command);
+        // setsid: a new session without a controlling terminal, so the
+        // terminal prompt (the last source) fails at once instead of asking
+        // whoever runs the tests.
+        let mut detached = Command::new("setsid");
+        detached
+            .arg("--wait")
+            .arg(start.get_program())
+            .args(start.get_args())
+            .stdin(Stdio::null());
+        for (name, value) in start.get_envs() {
+            match value {
+                Some(value) => detached.env(name, value),
+                None => detached.env_remove(name),
+            };
+        }
+        let out = Run::from(detached.output().expect("run"));
+        assert!(
+            !out.stdout.contains("59301") && !out.stderr.contains("59301"),
+            "{command:?}: the command's output was printed"
+        );
+        let line = out.one_line_error();
+        assert!(line.contains(MFA_SERIAL), "{command:?}: {line}");
+        for word in expected {
+            assert!(line.contains(word), "{command:?}: {word:?} in {line}");
+        }
+        assert_ne!(
+            fx.stored()[0].status(),
+            SessionStatus::Active,
+            "{command:?}"
+        );
+        let calls = recorder.calls("");
+        assert!(calls.is_empty(), "{command:?}: nothing sent: {calls:?}");
+    }
+}
