@@ -189,7 +189,7 @@ impl IssueCredentials for ChainedRoleIssuer {
         }
         if let Some(serial) = &config.mfa_serial {
             let code = self.mfa.code(serial, &label).await?;
-            validate::token_code(code.expose())?;
+            validate::prompted_token_code(code.expose(), serial, &label)?;
             call = call
                 .serial_number(serial)
                 .token_code(code.expose().to_owned());

@@ -75,6 +75,21 @@ pub fn token_code(value: &str) -> Result<()> {
     }
 }
 
+/// An MFA code a prompt answered for `serial` on behalf of `label` (a
+/// session): [`token_code`], with an error that says which session and
+/// device it was for. The value is not echoed.
+pub fn prompted_token_code(value: &str, serial: &str, label: &str) -> Result<()> {
+    token_code(value).map_err(|_| {
+        Error::invalid_input(
+            "MFA code",
+            format!(
+                "{label}: the code given for MFA device {serial} is not 6 digits (the value is \
+                 not shown); enter the code the device shows now"
+            ),
+        )
+    })
+}
+
 /// `ExternalId`: 2–1224 characters from `[\w+=,.@:/-]`.
 pub fn external_id(value: &str) -> Result<()> {
     let len = value.chars().count();

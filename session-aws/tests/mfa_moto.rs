@@ -397,7 +397,7 @@ async fn a_malformed_code_fails_the_start_before_any_request() {
             .start(&ctx, &pending(session))
             .await
             .expect_err("a malformed code");
-        check_malformed_code_error(&err, answer);
+        check_malformed_code_error(&err, answer, USER_SERIAL, "mfa-user");
         assert_eq!(prompter.asked().len(), 1, "asked once, not retried");
         let calls = recorder.calls();
         assert!(calls.is_empty(), "{answer:?}: nothing sent: {calls:?}");
@@ -411,7 +411,7 @@ async fn a_malformed_code_fails_the_start_before_any_request() {
         .start("deploy")
         .await
         .expect_err("a malformed code for the role");
-    check_malformed_code_error(&err, "12345");
+    check_malformed_code_error(&err, "12345", ROLE_SERIAL, "deploy");
     assert_eq!(prompter.asked().len(), 1, "{:?}", prompter.asked());
     assert_eq!(prompter.asked()[0].0, ROLE_SERIAL);
     let calls = recorder.calls();
@@ -423,15 +423,22 @@ async fn a_malformed_code_fails_the_start_before_any_request() {
     );
 }
 
-fn check_malformed_code_error(err: &Error, answer: &str) {
+fn check_malformed_code_error(err: &Error, answer: &str, serial: &str, session: &str) {
     let text = err.to_string();
     assert_eq!(err.category(), "invalid_input", "{answer:?}: {text}");
     assert!(text.contains("MFA code"), "{answer:?}: {text}");
     assert!(text.contains("6 digits"), "{answer:?}: {text}");
+    assert!(
+        text.contains(serial) && text.contains(&format!("'{session}'")),
+        "names the device and the session: {text}"
+    );
+    // The serial (an ARN with the account id) may contain the digits of an
+    // answer; the answer must not appear anywhere else.
+    let without_serial = text.replace(serial, "");
     let shown = answer.trim();
     if !shown.is_empty() {
         assert!(
-            !text.contains(shown),
+            !without_serial.contains(shown),
             "the answer is not echoed: {answer:?}"
         );
     }

@@ -110,8 +110,10 @@ fn providers(
         prompts.push(Arc::new(CommandMfaPrompt::shell(line)));
     }
     prompts.push(Arc::new(TerminalMfaPrompt::new()));
-    let mfa: Arc<dyn MfaPrompt> =
-        Arc::new(SharedMfaPrompt::new(Arc::new(ChainMfaPrompt::new(prompts))));
+    let chain = ChainMfaPrompt::new(prompts).with_hint(format!(
+        "set {MFA_COMMAND_ENV} to a command that prints the code, or run sessionctl in a terminal"
+    ));
+    let mfa: Arc<dyn MfaPrompt> = Arc::new(SharedMfaPrompt::new(Arc::new(chain)));
     Ok(CredentialProviders {
         client,
         sso: SsoClientConfig::from_env()?,

@@ -981,7 +981,7 @@ fn start_without_a_usable_mfa_code_fails_and_sends_nothing() {
             Some("echo 'token locked' >&2; exit 1"),
             &["token locked", "failed"],
         ),
-        (None, &["no terminal"]),
+        (None, &["no terminal", "SESSIONCTL_MFA_COMMAND"]),
     ];
     for (command, expected) in cases {
         let start = start_with_mfa_command(&fx, &recorder.moto, &aws_dir, command);

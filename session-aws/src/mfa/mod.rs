@@ -177,12 +177,24 @@ impl MfaPrompt for StaticMfaCode {
 #[derive(Debug, Clone, Default)]
 pub struct ChainMfaPrompt {
     prompts: Vec<Arc<dyn MfaPrompt>>,
+    hint: Option<String>,
 }
 
 impl ChainMfaPrompt {
     /// A chain trying `prompts` in this order.
     pub fn new(prompts: Vec<Arc<dyn MfaPrompt>>) -> Self {
-        Self { prompts }
+        Self {
+            prompts,
+            hint: None,
+        }
+    }
+
+    /// What the error says to do when no source is available, in the words
+    /// of the program around it (e.g. which environment variable sets the
+    /// MFA command). By default it names the library's sources.
+    pub fn with_hint(mut self, hint: impl Into<String>) -> Self {
+        self.hint = Some(hint.into());
+        self
     }
 
     /// Appends a source, tried after the ones already there.
@@ -200,12 +212,15 @@ impl MfaPrompt for ChainMfaPrompt {
                 return prompt.code(serial, purpose).await;
             }
         }
+        let hint = self.hint.as_deref().unwrap_or(
+            "pass a code, configure an MFA command (mfa_process), or run the command in a \
+             terminal",
+        );
         Err(Error::invalid_input(
             "MFA code",
             format!(
                 "{purpose} needs a code for MFA device {serial}, and no MFA source is available \
-                 here (no code given, no MFA command configured, no terminal); pass a code, \
-                 configure an MFA command (mfa_process), or run the command in a terminal"
+                 here (no code given, no MFA command configured, no terminal); {hint}"
             ),
         ))
     }
