@@ -14,6 +14,11 @@ WARMUP untimed ones (interpreter start-up and imports are not timed):
 - "reuse": one client object made once (untimed); per pair login() and
   logout() on it. logout() closes the client's connection pool, so every
   login opens a new connection.
+- "keepalive": the like-for-like counterpart of our one-provider variant:
+  one client made once (untimed), then per pair the library's own post()
+  to Links.Sessions (the login) and delete() of the new session with its
+  X-Auth-Token, without login()/logout(), so the client's requests.Session
+  keeps its one connection alive across pairs.
 
 Before timing, a few extra pairs run with requests.Session.send and
 urllib3's HTTPS connection set-up wrapped in counters, to report how many
@@ -52,6 +57,17 @@ def reuse_pair(client):
     if not client.get_session_key():
         raise RuntimeError("login returned no X-Auth-Token")
     client.logout()
+
+
+def keepalive_pair(client, sessions_uri, user, password):
+    login = client.post(sessions_uri, body={"UserName": user, "Password": password})
+    token = login.getheader("X-Auth-Token")
+    location = login.getheader("Location")
+    if login.status != 201 or not token or not location:
+        raise RuntimeError("login answered %d without a token or location" % login.status)
+    gone = client.delete(location, headers={"X-Auth-Token": token})
+    if gone.status not in (200, 204):
+        raise RuntimeError("logout answered %d" % gone.status)
 
 
 def counted(run, pairs):
@@ -118,13 +134,21 @@ def main():
     def reuse():
         reuse_pair(reused)
 
+    kept = redfish.redfish_client(
+        base_url=url, username=user, password=password, cafile=cafile
+    )
+    sessions_uri = kept.root["Links"]["Sessions"]["@odata.id"]
+
+    def keepalive():
+        keepalive_pair(kept, sessions_uri, user, password)
+
     out = {
         "library": "redfish " + getattr(redfish, "__version__", "?"),
         "requests": requests.__version__,
         "urllib3": urllib3.__version__,
         "python": sys.version.split()[0],
     }
-    for name, run in (("fresh", fresh), ("reuse", reuse)):
+    for name, run in (("fresh", fresh), ("reuse", reuse), ("keepalive", keepalive)):
         run()  # the steady state: "reuse" has an open connection only at first
         result = counted(run, 5)
         result.update(timed(run, pairs, warmup))

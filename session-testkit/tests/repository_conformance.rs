@@ -81,34 +81,125 @@ async fn fs_two_handles_share_the_file() {
     );
 }
 
-/// A repository written before `lock_session` existed (the trait's
-/// default, which locks nothing) fails the suite: the lock check is real.
-#[tokio::test]
-#[should_panic(expected = "lock_session must wait")]
-async fn a_repository_without_session_locks_fails_the_suite() {
-    use session_core::{Result, Session, SessionId};
+/// A repository with one deliberate defect, to prove the suite catches it.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Flaw {
+    /// No defect: the control, which must pass.
+    None,
+    /// Written before `lock_session` existed: the trait's default, which
+    /// locks nothing.
+    NoSessionLocks,
+    /// Last write wins: an update with a stale revision overwrites.
+    UpdateIgnoresRevision,
+    /// Delete ignores the expected revision.
+    DeleteIgnoresRevision,
+    /// Fields this version does not know are dropped on insert.
+    DropsUnknownFields,
+    /// List returns the newest first.
+    ListsNewestFirst,
+}
 
-    #[derive(Debug, Default)]
-    struct NoLocks(InMemoryWorkspace);
+#[derive(Debug)]
+struct Flawed {
+    inner: InMemoryWorkspace,
+    flaw: Flaw,
+}
 
-    #[async_trait::async_trait]
-    impl WorkspaceRepository for NoLocks {
-        async fn list(&self) -> Result<Vec<Session>> {
-            self.0.list().await
+#[async_trait::async_trait]
+impl WorkspaceRepository for Flawed {
+    async fn list(&self) -> session_core::Result<Vec<session_core::Session>> {
+        let mut sessions = self.inner.list().await?;
+        if self.flaw == Flaw::ListsNewestFirst {
+            sessions.reverse();
         }
-        async fn get(&self, id: SessionId) -> Result<Session> {
-            self.0.get(id).await
-        }
-        async fn insert(&self, session: Session) -> Result<Session> {
-            self.0.insert(session).await
-        }
-        async fn update(&self, session: Session) -> Result<Session> {
-            self.0.update(session).await
-        }
-        async fn delete(&self, id: SessionId, expected: Option<u64>) -> Result<Session> {
-            self.0.delete(id, expected).await
-        }
+        Ok(sessions)
     }
+    async fn get(
+        &self,
+        id: session_core::SessionId,
+    ) -> session_core::Result<session_core::Session> {
+        self.inner.get(id).await
+    }
+    async fn insert(
+        &self,
+        mut session: session_core::Session,
+    ) -> session_core::Result<session_core::Session> {
+        if self.flaw == Flaw::DropsUnknownFields {
+            session.extra.clear();
+        }
+        self.inner.insert(session).await
+    }
+    async fn update(
+        &self,
+        session: session_core::Session,
+    ) -> session_core::Result<session_core::Session> {
+        if self.flaw != Flaw::UpdateIgnoresRevision {
+            return self.inner.update(session).await;
+        }
+        // Rebase the write on whatever is stored now.
+        let current = self.inner.get(session.session_id).await?;
+        let mut json = serde_json::to_value(&session).expect("encode");
+        json["revision"] = current.revision().into();
+        self.inner
+            .update(serde_json::from_value(json).expect("decode"))
+            .await
+    }
+    async fn delete(
+        &self,
+        id: session_core::SessionId,
+        expected: Option<u64>,
+    ) -> session_core::Result<session_core::Session> {
+        let expected = expected.filter(|_| self.flaw != Flaw::DeleteIgnoresRevision);
+        self.inner.delete(id, expected).await
+    }
+    async fn lock_session(
+        &self,
+        id: session_core::SessionId,
+    ) -> session_core::Result<session_core::SessionLock> {
+        if self.flaw == Flaw::NoSessionLocks {
+            // What the trait's default does.
+            return Ok(session_core::SessionLock::new(()));
+        }
+        self.inner.lock_session(id).await
+    }
+}
 
-    repository_conformance(&NoLocks::default()).await;
+#[tokio::test]
+async fn the_suite_catches_each_flaw() {
+    eprintln!("the_suite_catches_each_flaw: the panics printed below are expected");
+    repository_conformance(&Flawed {
+        inner: InMemoryWorkspace::new(),
+        flaw: Flaw::None,
+    })
+    .await;
+    for (flaw, expected) in [
+        (Flaw::NoSessionLocks, "lock_session must wait"),
+        (
+            Flaw::UpdateIgnoresRevision,
+            "a stale update must be Conflict",
+        ),
+        (
+            Flaw::DeleteIgnoresRevision,
+            "delete with a wrong revision is Conflict",
+        ),
+        (Flaw::DropsUnknownFields, "unknown"),
+        (Flaw::ListsNewestFirst, "list keeps insertion order"),
+    ] {
+        let repo = Flawed {
+            inner: InMemoryWorkspace::new(),
+            flaw,
+        };
+        let outcome = tokio::spawn(async move { repository_conformance(&repo).await }).await;
+        let panic = outcome.expect_err(&format!("the suite passed a repository with {flaw:?}"));
+        let payload = panic.into_panic();
+        let message = payload
+            .downcast_ref::<String>()
+            .cloned()
+            .or_else(|| payload.downcast_ref::<&str>().map(|s| (*s).to_owned()))
+            .unwrap_or_default();
+        assert!(
+            message.contains(expected),
+            "{flaw:?}: unexpected failure: {message}"
+        );
+    }
 }
