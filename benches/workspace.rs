@@ -39,7 +39,11 @@ fn fixture(dir: &Path, n: usize) -> std::path::PathBuf {
             s
         })
         .collect();
-    let doc = serde_json::json!({ "version": 1, "sessions": sessions });
+    // The current schema, so loading measures parsing, not a migration.
+    let doc = serde_json::json!({
+        "version": session_sdk::WORKSPACE_SCHEMA_VERSION,
+        "sessions": sessions
+    });
     std::fs::write(&path, serde_json::to_vec(&doc).expect("json")).expect("write");
     path
 }

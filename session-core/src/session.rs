@@ -12,15 +12,30 @@ pub const MAX_SESSION_NAME_CHARS: usize = 128;
 
 /// One session of any kind, as stored in a workspace.
 ///
-/// The common fields are typed; what only one provider needs lives in
-/// [`config`](Session::config), a JSON object the provider reads and writes
-/// through its own types. Fields this version does not know (written by a
-/// newer version) are kept in `extra` and written back unchanged.
+/// The common fields are typed; what only one provider needs lives in two
+/// JSON objects the provider reads and writes through its own types:
+///
+/// - [`config`](Session::config): the **settings** the user chose (role ARN,
+///   BMC URL, tenant, …), checked when the session is added and changed only
+///   by the user.
+/// - [`state`](Session::state): what the last start, rotate or resume made
+///   available (the profile credentials were published to, a Redfish login
+///   session's URI, the signed-in account, …). The provider replaces it
+///   wholesale each time; it is cleared when the session becomes `inactive`
+///   (see [`transition`](Session::transition)), so a stopped session carries
+///   none of it.
+///
+/// Keeping them apart means a setting never has to be written as `null` to
+/// erase a value a previous start left behind, and `sessionctl show` can
+/// tell the user which is which.
+///
+/// Fields this version does not know (written by a newer version) are kept
+/// in `extra` and written back unchanged.
 ///
 /// On disk (and in `sessionctl --json`) the field names are camelCase:
 /// `sessionId`, `sessionName`, `sessionType`, `status`, `startDateTime`,
 /// `region`, `expiration`, `parentSessionId`, `lastError`, `config`,
-/// `revision`. Times are RFC 3339 in UTC.
+/// `state` (omitted when empty), `revision`. Times are RFC 3339 in UTC.
 ///
 /// Secrets never live here: they go to a [`SecretStore`](crate::SecretStore)
 /// under the session's id.
@@ -61,6 +76,10 @@ pub struct Session {
     /// The provider's own settings (role ARN, BMC URL, target id, …).
     #[serde(default)]
     pub config: ProviderConfig,
+    /// What the last start, rotate or resume made available; empty when
+    /// `inactive`. Replace it with [`replace_state`](Session::replace_state).
+    #[serde(default, skip_serializing_if = "ProviderConfig::is_empty")]
+    pub state: ProviderConfig,
     /// Bumped by the repository on every update; see
     /// [`WorkspaceRepository::update`](crate::WorkspaceRepository::update).
     #[serde(default)]
@@ -99,6 +118,7 @@ impl Session {
             parent_session_id: None,
             last_error: None,
             config: ProviderConfig::default(),
+            state: ProviderConfig::default(),
             revision: 0,
             extra: Map::new(),
         })
@@ -123,6 +143,26 @@ impl Session {
         Ok(self)
     }
 
+    /// Replaces the whole [`state`](Session::state) with the typed value
+    /// `T` (keys it serializes as `null` are left out). A provider calls this
+    /// once per start, rotate or resume with everything that operation made
+    /// available, so nothing from an earlier one lingers.
+    ///
+    /// ```
+    /// use session_core::{Session, SessionType};
+    /// let mut session = Session::new("bmc", SessionType::Redfish)?;
+    /// session.state.as_map_mut().insert("old".into(), 1.into());
+    /// session.replace_state(&serde_json::json!({"sessionUri": "/s/1", "gone": null}))?;
+    /// assert_eq!(serde_json::to_value(&session.state)?, serde_json::json!({"sessionUri": "/s/1"}));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn replace_state<T: Serialize>(&mut self, state: &T) -> Result<()> {
+        let mut fresh = ProviderConfig::default();
+        fresh.set(state)?;
+        self.state = fresh;
+        Ok(())
+    }
+
     /// The status.
     pub fn status(&self) -> SessionStatus {
         self.status
@@ -136,7 +176,9 @@ impl Session {
     /// Moves to `to` if the transition table of [`SessionStatus`] allows it.
     ///
     /// Becoming `active` sets `start_date_time` (if not set) to `now`;
-    /// becoming `inactive` clears `start_date_time` and `expiration`.
+    /// becoming `inactive` clears `start_date_time`, `expiration` and
+    /// [`state`](Session::state): nothing a start made available outlives
+    /// the session, whoever stopped it (provider or manager).
     pub fn transition(&mut self, to: SessionStatus, now: OffsetDateTime) -> Result<()> {
         if !self.status.can_become(to) {
             return Err(Error::InvalidTransition {
@@ -152,6 +194,7 @@ impl Session {
             SessionStatus::Inactive => {
                 self.start_date_time = None;
                 self.expiration = None;
+                self.state = ProviderConfig::default();
             }
             _ => {}
         }
@@ -373,6 +416,7 @@ impl<'de> serde::de::Visitor<'de> for SessionVisitor {
         let mut parent = None;
         let mut last_error = None;
         let mut config = None;
+        let mut state = None;
         let mut revision = None;
         let mut extra = Map::new();
         fn set<T, E: serde::de::Error>(
@@ -417,6 +461,7 @@ impl<'de> serde::de::Visitor<'de> for SessionVisitor {
                     "lastError",
                 )?,
                 "config" => set(&mut config, map.next_value::<ProviderConfig>()?, "config")?,
+                "state" => set(&mut state, map.next_value::<ProviderConfig>()?, "state")?,
                 "revision" => set(&mut revision, map.next_value::<u64>()?, "revision")?,
                 _ => {
                     let value = map.next_value::<Value>()?;
@@ -437,6 +482,7 @@ impl<'de> serde::de::Visitor<'de> for SessionVisitor {
             parent_session_id: parent.flatten(),
             last_error: last_error.flatten(),
             config: config.unwrap_or_default(),
+            state: state.unwrap_or_default(),
             revision: revision.unwrap_or_default(),
             extra,
         })
@@ -446,6 +492,38 @@ impl<'de> serde::de::Visitor<'de> for SessionVisitor {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn state_is_cleared_on_inactive_and_omitted_when_empty() {
+        let at = time::macros::datetime!(2030-01-01 0:00 UTC);
+        let mut s = Session::new("st", SessionType::Redfish).unwrap();
+        assert!(!serde_json::to_string(&s).unwrap().contains("\"state\""));
+        s.transition(SessionStatus::Pending, at).unwrap();
+        s.transition(SessionStatus::Active, at).unwrap();
+        s.config
+            .as_map_mut()
+            .insert("endpoint".into(), "https://b".into());
+        s.replace_state(&serde_json::json!({"sessionUri": "/s/1"}))
+            .unwrap();
+        assert!(
+            serde_json::to_string(&s)
+                .unwrap()
+                .contains(r#""state":{"sessionUri":"/s/1"}"#)
+        );
+        // A second start replaces the state wholesale.
+        s.replace_state(&serde_json::json!({"authMode": "basic"}))
+            .unwrap();
+        assert_eq!(s.state.as_map().len(), 1);
+        s.transition(SessionStatus::Stopping, at).unwrap();
+        assert!(!s.state.is_empty(), "stop still needs it");
+        s.transition(SessionStatus::Inactive, at).unwrap();
+        assert!(s.state.is_empty(), "inactive keeps no state");
+        assert_eq!(
+            s.config.get_str("endpoint"),
+            Some("https://b"),
+            "settings stay"
+        );
+    }
 
     #[test]
     fn json_round_trip_keeps_every_field() {
@@ -459,6 +537,9 @@ mod tests {
         s.expiration = Some(at + time::Duration::HOUR);
         s.record_error("rotate", &Error::not_found("x"), at);
         s.config.as_map_mut().insert("k".into(), 1.into());
+        s.state
+            .as_map_mut()
+            .insert("sessionUri".into(), "/s/1".into());
         s.extra.insert("future".into(), true.into());
         s.set_revision(4);
         let text = serde_json::to_string(&s).unwrap();
@@ -482,6 +563,13 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("duplicate"), "{err}");
+        let twice = format!(
+            r#"{{"sessionId":"{id}","sessionName":"x","sessionType":"azure","status":"active","state":{{}},"state":{{}}}}"#
+        );
+        let err = serde_json::from_str::<Session>(&twice)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("duplicate field `state`"), "{err}");
         let nulls = format!(
             r#"{{"sessionId":"{id}","sessionName":"x","sessionType":"azure","status":"inactive","region":null,"expiration":null}}"#
         );

@@ -8,7 +8,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use session_core::{Error, FsWorkspace, Session, SessionType, WorkspaceRepository};
+use session_core::{
+    Error, FsWorkspace, Session, SessionType, WORKSPACE_SCHEMA_VERSION, WorkspaceRepository,
+};
 
 const ROLE: &str = "FS_CHILD_ROLE";
 const PATH: &str = "FS_CHILD_PATH";
@@ -96,7 +98,7 @@ fn eight_processes_add_fifty_each() {
         );
     }
     let raw = read_raw(&path);
-    assert_eq!(raw["version"], 1);
+    assert_eq!(raw["version"], WORKSPACE_SCHEMA_VERSION);
     let sessions = raw["sessions"].as_array().expect("array");
     assert_eq!(sessions.len(), 400, "no write was lost");
     let mut names: Vec<_> = sessions
@@ -278,7 +280,11 @@ fn newer_schema_is_refused_and_older_is_migrated() {
     let dir = tempfile::tempdir().expect("dir");
     let path = dir.path().join("ws.json");
     let rt = runtime();
-    let newer = r#"{"version": 2, "sessions": []}"#;
+    let newer = format!(
+        r#"{{"version": {}, "sessions": []}}"#,
+        WORKSPACE_SCHEMA_VERSION + 1
+    );
+    let newer = newer.as_str();
     std::fs::write(&path, newer).expect("write");
     let newer_ws = FsWorkspace::open(&path).expect("open");
     let err = rt.block_on(newer_ws.list()).expect_err("newer");
@@ -327,7 +333,10 @@ fn newer_schema_is_refused_and_older_is_migrated() {
     rt.block_on(ws.insert(Session::new("new", SessionType::Azure).expect("s")))
         .expect("insert");
     let raw = read_raw(&path);
-    assert_eq!(raw["version"], 1, "written in the current schema");
+    assert_eq!(
+        raw["version"], WORKSPACE_SCHEMA_VERSION,
+        "written in the current schema (step 0 registered, 1 built in)"
+    );
     assert_eq!(raw["keepMe"], 7, "unknown top-level keys survive");
     assert_eq!(raw["sessions"].as_array().expect("a").len(), 2);
 }

@@ -15,7 +15,69 @@ use crate::repository::SessionSet;
 use crate::{Error, Result, Session, SessionId};
 
 /// The schema version this build reads and writes.
-pub const WORKSPACE_SCHEMA_VERSION: u32 = 1;
+///
+/// - 1: the first release.
+/// - 2: each session's `state` (what start made available) is apart from
+///   its `config` (the user's settings). A schema 1 file is migrated when
+///   loaded by a built-in step that moves the keys providers wrote at start
+///   (`publishedProfile` of the AWS credential types, `signedInAccount` and
+///   `azureCliPublished` of `azure`, `authMode` and `sessionUri` of
+///   `redfish`) from `config` to `state`.
+pub const WORKSPACE_SCHEMA_VERSION: u32 = 2;
+
+/// The keys schema 1 kept in a session's `config` although a start or
+/// rotate wrote them, by session type: schema 2 keeps them in `state`.
+const STATE_KEYS_V1: &[(&str, &[&str])] = &[
+    ("awsIamUser", &["publishedProfile"]),
+    ("awsIamRoleChained", &["publishedProfile"]),
+    ("awsIamRoleFederated", &["publishedProfile"]),
+    ("awsSsoRole", &["publishedProfile"]),
+    ("azure", &["signedInAccount", "azureCliPublished"]),
+    ("redfish", &["authMode", "sessionUri"]),
+];
+
+/// The built-in step from schema 1 to 2: moves each key of
+/// [`STATE_KEYS_V1`] from a session's `config` to its `state`.
+///
+/// An `inactive` session's keys are dropped instead: schema 2 keeps no
+/// state for an inactive session, and what schema 1 left there after a stop
+/// (the Azure signed-in account, which its stop did not erase) describes a
+/// sign-in that is over; the next start records it afresh. A key holding
+/// `null` is dropped too. Sessions of other types, and every other key, are
+/// left as they are.
+pub(super) fn split_state_from_config(
+    doc: &mut Map<String, Value>,
+) -> std::result::Result<(), String> {
+    let Some(sessions) = doc.get_mut("sessions").and_then(Value::as_array_mut) else {
+        return Err("the \"sessions\" field is missing or not a list".into());
+    };
+    for session in sessions.iter_mut().filter_map(Value::as_object_mut) {
+        let session_type = session.get("sessionType").and_then(Value::as_str);
+        let inactive = session.get("status").and_then(Value::as_str) == Some("inactive");
+        let Some((_, keys)) = STATE_KEYS_V1.iter().find(|(t, _)| Some(*t) == session_type) else {
+            continue;
+        };
+        let Some(config) = session.get_mut("config").and_then(Value::as_object_mut) else {
+            continue;
+        };
+        let mut state = Map::new();
+        for key in *keys {
+            match config.remove(*key) {
+                None | Some(Value::Null) => {}
+                Some(value) => {
+                    state.insert((*key).to_owned(), value);
+                }
+            }
+        }
+        if inactive {
+            continue;
+        }
+        if !state.is_empty() {
+            session.insert("state".into(), Value::Object(state));
+        }
+    }
+    Ok(())
+}
 
 const KIND: &str = "workspace file";
 /// Below this many sessions per extra thread, parsing stays on one thread.
@@ -58,6 +120,13 @@ impl Loaded {
 
 impl Inner {
     pub(super) fn parse(&self, text: String) -> Result<Loaded> {
+        self.parse_as(text, false)
+    }
+
+    /// [`parse`](Self::parse); `as_current` reads the sessions of an older
+    /// schema as if they were current, without migrating (to find where an
+    /// error is in the file as the user has it).
+    fn parse_as(&self, text: String, as_current: bool) -> Result<Loaded> {
         let bytes = text.as_bytes();
         let top: TopLevel<'_> =
             serde_json::from_str(&text).map_err(|e| self.corrupt_at(e.line(), e.column(), e))?;
@@ -75,7 +144,7 @@ impl Inner {
                 None,
             ));
         }
-        if version < u64::from(WORKSPACE_SCHEMA_VERSION) {
+        if version < u64::from(WORKSPACE_SCHEMA_VERSION) && !as_current {
             return self.migrate(&text, version as u32);
         }
         let raws = top
@@ -162,11 +231,17 @@ impl Inner {
         let mut doc: Map<String, Value> =
             serde_json::from_str(text).map_err(|e| self.corrupt_at(e.line(), e.column(), e))?;
         for version in from..WORKSPACE_SCHEMA_VERSION {
+            // A step registered on the builder wins over the built-in one.
+            let builtin: Option<Migration> = match version {
+                1 => Some(split_state_from_config),
+                _ => None,
+            };
             let step = self
                 .migrations
                 .iter()
                 .find(|(v, _)| *v == version)
                 .map(|(_, step)| *step)
+                .or(builtin)
                 .ok_or_else(|| {
                     Error::storage(
                         &self.path,
@@ -189,6 +264,24 @@ impl Inner {
         let migrated = serde_json::to_string(&doc)
             .map_err(|e| self.corrupt_at(0, 0, format!("after migration: {e}")))?;
         self.parse(migrated)
+            .map_err(|e| self.locate_in_original(text, e))
+    }
+
+    /// An error found in the migrated text has its line and column there,
+    /// not in the file the user has. When the original sessions show the
+    /// same kind of fault (a bad session, a repeated id), that error, with
+    /// its position in the file, is reported instead.
+    fn locate_in_original(&self, original: &str, migrated: Error) -> Error {
+        // A schema that kept its sessions elsewhere has nothing to compare.
+        let has_sessions =
+            serde_json::from_str::<TopLevel<'_>>(original).is_ok_and(|top| top.sessions.is_some());
+        if !has_sessions {
+            return migrated;
+        }
+        match self.parse_as(original.to_owned(), true) {
+            Err(in_file @ Error::Corrupt { .. }) => in_file,
+            _ => migrated,
+        }
     }
 
     /// `; the previous version of the file is in X`, when there is one.

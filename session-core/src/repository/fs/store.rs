@@ -21,16 +21,19 @@ use crate::{Error, Result, Session, SessionId};
 ///
 /// ```json
 /// {
-///   "version": 1,
+///   "version": 2,
 ///   "sessions": [
-///     {"sessionId":"…","sessionName":"dev","sessionType":"awsIamUser","status":"inactive","config":{},"revision":3},
+///     {"sessionId":"…","sessionName":"dev","sessionType":"awsIamUser","status":"inactive","config":{"profile":"dev"},"revision":3},
+///     {"sessionId":"…","sessionName":"bmc","sessionType":"redfish","status":"active","config":{"endpoint":"https://bmc","username":"admin"},"state":{"authMode":"session","sessionUri":"/redfish/v1/SessionService/Sessions/7"},"revision":5},
 ///     …
 ///   ]
 /// }
 /// ```
 ///
-/// One session per line, in insertion order. Keys this version does not know,
-/// at the top level or inside a session, are kept and written back.
+/// One session per line, in insertion order. Each session's `config` holds
+/// its settings and `state` (omitted when empty) what its last start made
+/// available; see [`Session`]. Keys this version does not know, at the top
+/// level or inside a session, are kept and written back.
 ///
 /// # Safety of the file
 ///
@@ -48,8 +51,12 @@ use crate::{Error, Result, Session, SessionId};
 ///   and column), and is left untouched; nothing is written until it is fixed
 ///   (for example from `<file>.bak`).
 /// - **Schema version**: files of an older schema go through the migration
-///   hook ([`FsWorkspaceBuilder::migration`]) when loaded and are written in
-///   the current schema on the next write; a file of a newer schema is refused.
+///   steps when loaded (built-in ones, see
+///   [`WORKSPACE_SCHEMA_VERSION`](crate::WORKSPACE_SCHEMA_VERSION),
+///   or a step given to [`FsWorkspaceBuilder::migration`], which wins) and
+///   are written in the current schema on the next write, whose backup
+///   keeps the old file's bytes. Loading alone never rewrites the file; a
+///   file of a newer schema is refused.
 ///
 /// Cloning is cheap and clones share the in-memory copy.
 #[derive(Clone)]
