@@ -655,6 +655,7 @@ impl Inner {
                         }
                         current.expiration = returned.expiration;
                         current.config = returned.config.clone();
+                        current.state = returned.state.clone();
                         current.region = returned.region.clone();
                         current.last_error = None;
                         Ok(())
