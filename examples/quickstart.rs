@@ -95,13 +95,13 @@ async fn main() -> Result<()> {
         "started: {} is {}, session {}, idle expiry {}",
         active.session_name,
         active.status(),
-        active.config.get_str("sessionUri").unwrap_or("?"),
+        active.state.get_str("sessionUri").unwrap_or("?"),
         rfc3339(active.expiration)
     );
     let rotated = manager.rotate("demo-bmc").await?;
     println!(
         "rotated: now session {}",
-        rotated.config.get_str("sessionUri").unwrap_or("?")
+        rotated.state.get_str("sessionUri").unwrap_or("?")
     );
     for session in manager.list().await? {
         println!(

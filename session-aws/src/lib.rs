@@ -54,7 +54,9 @@ pub use client::{AwsClientConfig, AwsClientConfigBuilder, DEFAULT_REGION};
 pub use credentials::AwsCredentials;
 pub use federated::{FederatedRoleConfig, FederatedRoleIssuer, FederatedRoleProvider};
 pub use iam_user::{IamUserConfig, IamUserIssuer, IamUserProvider};
-pub use lifecycle::{CommonAwsConfig, CredentialSessionProvider, IssueCredentials};
+pub use lifecycle::{
+    AwsSessionState, CommonAwsConfig, CredentialSessionProvider, IssueCredentials,
+};
 pub use providers::CredentialProviders;
 pub use sdk_credentials::SessionCredentialsProvider;
 pub use sso::{SsoRoleConfig, SsoRoleProvider};

@@ -23,9 +23,17 @@ pub struct CommonAwsConfig {
     /// a profile name.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub profile: Option<String>,
-    /// The profile `start` published to, so `stop` withdraws exactly that
-    /// one even if `profile` was changed meanwhile. Written by the provider.
-    #[serde(default)]
+}
+
+/// What start and rotate of an AWS credential session record in its
+/// [`state`](Session::state) (cleared when the session becomes `inactive`).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+#[non_exhaustive]
+pub struct AwsSessionState {
+    /// The profile the credentials were published to, so that stop (and a
+    /// rotate after `profile` was changed) withdraws exactly that one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub published_profile: Option<String>,
 }
 
@@ -61,7 +69,8 @@ async fn activate(
     sink: &dyn CredentialSink,
     credentials: &AwsCredentials,
 ) -> Result<Session> {
-    let mut common: CommonAwsConfig = session.config.get()?;
+    let common: CommonAwsConfig = session.config.get()?;
+    let previous: AwsSessionState = session.state.get()?;
     let profile = common.profile_for(session)?;
     let target = SinkTarget {
         session_id: session.session_id,
@@ -70,9 +79,9 @@ async fn activate(
     };
     // Rotation: if the profile changed since the last publish, the old entry
     // goes first so no stale entry is left behind.
-    if let Some(previous) = common.published_profile.as_ref().filter(|p| **p != profile) {
+    if let Some(previous) = previous.published_profile.filter(|p| *p != profile) {
         sink.withdraw(&SinkTarget {
-            profile: previous.clone(),
+            profile: previous,
             ..target.clone()
         })
         .await?;
@@ -81,9 +90,10 @@ async fn activate(
         .store_issued(ctx.secrets.as_ref(), session.session_id)
         .await?;
     sink.publish(&target, credentials).await?;
-    common.published_profile = Some(profile);
     let mut active = session.clone();
-    active.config.set(&common)?;
+    active.replace_state(&AwsSessionState {
+        published_profile: Some(profile),
+    })?;
     active.expiration = credentials.expiration;
     active.transition(SessionStatus::Active, ctx.clock.now())?;
     Ok(active)
@@ -96,9 +106,10 @@ async fn deactivate(
     session: &Session,
     sink: &dyn CredentialSink,
 ) -> Result<Session> {
-    let mut common: CommonAwsConfig = session.config.get()?;
-    let profile = match &common.published_profile {
-        Some(profile) => Some(profile.clone()),
+    let common: CommonAwsConfig = session.config.get()?;
+    let state: AwsSessionState = session.state.get()?;
+    let profile = match state.published_profile {
+        Some(profile) => Some(profile),
         // Never published by this version: fall back to the configured name.
         None => common.profile_for(session).ok(),
     };
@@ -111,9 +122,8 @@ async fn deactivate(
         .await?;
     }
     AwsCredentials::delete_issued(ctx.secrets.as_ref(), session.session_id).await?;
-    common.published_profile = None;
+    // Becoming inactive clears the state, published profile included.
     let mut inactive = session.clone();
-    inactive.config.set(&common)?;
     inactive.transition(SessionStatus::Inactive, ctx.clock.now())?;
     Ok(inactive)
 }
@@ -178,7 +188,7 @@ pub(crate) mod sealed {
 ///   published to the sink, replacing the previous entry in one write (and
 ///   withdrawing the one of a profile that was renamed since); the session
 ///   becomes `active` with the credentials' expiry and the published
-///   profile recorded in its config ([`CommonAwsConfig`]).
+///   profile recorded in its state ([`AwsSessionState`]).
 /// - **stop**: withdraws the published entry, forgets the issued
 ///   credentials, and the session becomes `inactive`. Idempotent.
 ///

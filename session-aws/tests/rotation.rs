@@ -102,6 +102,17 @@ async fn the_scheduler_rotates_before_expiry_and_the_file_follows() {
     let first_token = profile_value(&credentials_file, "rot-role", "aws_session_token")
         .expect("the role's profile has a token");
     assert!(profile_value(&credentials_file, "rot-user", "aws_session_token").is_some());
+    // Where it was published is state, not a setting.
+    assert_eq!(
+        child_started.state.get_str("publishedProfile"),
+        Some("rot-role")
+    );
+    assert!(
+        !child_started
+            .config
+            .as_map()
+            .contains_key("publishedProfile")
+    );
 
     let mut events = manager.subscribe();
     let scheduler = RotationScheduler::spawn(

@@ -6,8 +6,8 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde::{Deserialize, Serialize};
 
 /// The user behind a device-code or refresh-token session, as Entra ID
-/// names it. The provider records it in the session's config
-/// ([`AzureConfig::signed_in_account`](crate::AzureConfig::signed_in_account))
+/// names it. The provider records it in the session's state
+/// ([`AzureState::signed_in_account`](crate::AzureState::signed_in_account))
 /// at sign-in; it labels the account in the Azure CLI's files.
 ///
 /// The claims are read from the token endpoint's answer (HTTPS, from the

@@ -102,19 +102,25 @@ pub struct AzureConfig {
     /// (`AzureChinaCloud`); required for any other authority.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub azure_cli_cloud: Option<String>,
+}
+
+/// What start and rotate of an `azure` session record in its
+/// [`state`](session_core::Session::state) (camelCase keys; cleared when the
+/// session becomes `inactive`). Holds no secret.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+#[non_exhaustive]
+pub struct AzureState {
     /// The user a device-code or refresh-token session signed in as.
-    /// Written by the provider at sign-in.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub signed_in_account: Option<SignedInAccount>,
     /// What the Azure CLI sink changed, so that stop undoes exactly that.
-    /// Written by the provider. (Serialized as `null` when absent: a
-    /// session's config is updated by merging, where `null` removes a key.)
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub azure_cli_published: Option<AzureCliPublished>,
 }
 
 /// What an [`azure_cli`](AzureConfig::azure_cli) session wrote into the
-/// Azure CLI's files, recorded in its config so that stop removes exactly
+/// Azure CLI's files, recorded in its state so that stop removes exactly
 /// that and gives back what was there before. Holds no secret.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]

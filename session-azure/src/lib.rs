@@ -40,7 +40,7 @@ pub use account::SignedInAccount;
 pub use azure_core;
 pub use config::{
     ARM_DEFAULT_SCOPE, AZURE_CLI_ARM_SCOPE, AZURE_CLI_CLIENT_ID, AzureCliPublished, AzureConfig,
-    CredentialKind, PUBLIC_CLOUD_AUTHORITY,
+    AzureState, CredentialKind, PUBLIC_CLOUD_AUTHORITY,
 };
 pub use oauth::Token;
 pub use provider::{AzureProvider, AzureProviderBuilder};

@@ -15,7 +15,7 @@ use session_core::device_code::{
 
 use crate::oauth::{self, Token};
 use crate::secret_names::{ACCESS_TOKEN, CLIENT_SECRET, REFRESH_TOKEN};
-use crate::{AzureConfig, CredentialKind};
+use crate::{AzureConfig, AzureState, CredentialKind};
 
 /// The provider of `azure` sessions.
 ///
@@ -146,6 +146,13 @@ impl AzureProvider {
         SecretKey::new(session.session_id, name)
     }
 
+    fn state(session: &Session) -> Result<AzureState> {
+        session
+            .state
+            .get()
+            .map_err(|e| e.in_session(&session.label()))
+    }
+
     fn config(session: &Session) -> Result<AzureConfig> {
         let label = session.label();
         let config: AzureConfig = session.config.get().map_err(|e| e.in_session(&label))?;
@@ -267,7 +274,8 @@ impl AzureProvider {
         token: Token,
         starting: bool,
     ) -> Result<Session> {
-        let mut config = Self::config(session)?;
+        let config = Self::config(session)?;
+        let mut state = Self::state(session)?;
         if let Some(rt) = &token.refresh_token {
             ctx.secrets
                 .put(&Self::key(session, REFRESH_TOKEN)?, rt)
@@ -276,17 +284,19 @@ impl AzureProvider {
         ctx.secrets
             .put(&Self::key(session, ACCESS_TOKEN)?, &token.access_token)
             .await?;
+        // A refresh whose answer names no account is still the same
+        // sign-in: the account recorded at start stays.
         if let Some(account) = &token.account {
-            config.signed_in_account = Some(account.clone());
+            state.signed_in_account = Some(account.clone());
         }
         if config.azure_cli {
-            self.publish_to_azure_cli(ctx, session, &mut config, &token, starting)
+            self.publish_to_azure_cli(ctx, session, &config, &mut state, &token, starting)
                 .await?;
         } else {
-            Self::withdraw_from_azure_cli(session, &mut config).await?;
+            Self::withdraw_from_azure_cli(session, &mut state).await?;
         }
         let mut active = session.clone();
-        active.config.set(&config)?;
+        active.replace_state(&state)?;
         active.expiration = Some(token.expires_at);
         active.transition(SessionStatus::Active, ctx.clock.now())?;
         Ok(active)
@@ -297,20 +307,21 @@ impl AzureProvider {
         &self,
         ctx: &ActionContext,
         session: &Session,
-        config: &mut AzureConfig,
+        config: &AzureConfig,
+        state: &mut AzureState,
         token: &Token,
         starting: bool,
     ) -> Result<()> {
         use crate::azure_cli::{AzureCliFiles, Publication};
         let label = session.label();
-        let account = config.signed_in_account.clone().ok_or_else(|| {
+        let account = state.signed_in_account.clone().ok_or_else(|| {
             Error::provider(
                 "azure",
                 &label,
                 "the sign-in answer had no ID token naming the account, which the Azure CLI sink needs (the authority must honour the `openid profile` scopes)",
             )
         })?;
-        let files = match (&config.azure_cli_published, &self.azure_cli) {
+        let files = match (&state.azure_cli_published, &self.azure_cli) {
             (Some(record), _) => AzureCliFiles::in_dir(&record.dir),
             (None, Some(files)) => files.clone(),
             (None, None) => AzureCliFiles::from_env()?,
@@ -323,7 +334,7 @@ impl AzureProvider {
             expires_at: token.expires_at,
             now: ctx.clock.now(),
             make_default: starting,
-            previous: config.azure_cli_published.clone(),
+            previous: state.azure_cli_published.clone(),
         };
         let record = tokio::task::spawn_blocking(move || files.publish(&publication))
             .await
@@ -331,7 +342,7 @@ impl AzureProvider {
                 Error::provider_caused_by("azure", &label, "the Azure CLI sink task failed", e)
             })?
             .map_err(|e| e.in_session(&label))?;
-        config.azure_cli_published = Some(record);
+        state.azure_cli_published = Some(record);
         Ok(())
     }
 
@@ -340,7 +351,8 @@ impl AzureProvider {
         &self,
         _ctx: &ActionContext,
         _session: &Session,
-        config: &mut AzureConfig,
+        config: &AzureConfig,
+        _state: &mut AzureState,
         _token: &Token,
         _starting: bool,
     ) -> Result<()> {
@@ -350,8 +362,8 @@ impl AzureProvider {
     }
 
     /// Removes what the Azure CLI sink wrote for the session, if anything.
-    async fn withdraw_from_azure_cli(session: &Session, config: &mut AzureConfig) -> Result<()> {
-        let Some(record) = config.azure_cli_published.clone() else {
+    async fn withdraw_from_azure_cli(session: &Session, state: &mut AzureState) -> Result<()> {
+        let Some(record) = state.azure_cli_published.clone() else {
             return Ok(());
         };
         #[cfg(feature = "azure-cli")]
@@ -364,7 +376,7 @@ impl AzureProvider {
                     Error::provider_caused_by("azure", &label, "the Azure CLI sink task failed", e)
                 })?
                 .map_err(|e| e.in_session(&label))?;
-            config.azure_cli_published = None;
+            state.azure_cli_published = None;
         }
         #[cfg(not(feature = "azure-cli"))]
         tracing::warn!(
@@ -396,11 +408,12 @@ impl SessionAction for AzureProvider {
     }
 
     async fn stop(&self, ctx: &ActionContext, session: &Session) -> Result<Session> {
-        let mut config: AzureConfig = session
+        let config: AzureConfig = session
             .config
             .get()
             .map_err(|e| e.in_session(&session.label()))?;
-        Self::withdraw_from_azure_cli(session, &mut config).await?;
+        let mut state = Self::state(session)?;
+        Self::withdraw_from_azure_cli(session, &mut state).await?;
         ctx.secrets
             .delete(&Self::key(session, ACCESS_TOKEN)?)
             .await?;
@@ -409,8 +422,8 @@ impl SessionAction for AzureProvider {
                 .delete(&Self::key(session, REFRESH_TOKEN)?)
                 .await?;
         }
-        // Becoming inactive clears the expiry and start time.
-        let mut inactive = session.clone().with_config(&config)?;
+        // Becoming inactive clears the expiry, start time and state.
+        let mut inactive = session.clone();
         inactive.transition(SessionStatus::Inactive, ctx.clock.now())?;
         Ok(inactive)
     }
@@ -421,11 +434,11 @@ impl SessionAction for AzureProvider {
             Err(e @ Error::Unauthenticated { .. }) => {
                 // The sign-in is gone: remove what start made available (see
                 // `Capabilities::rotate_unauthenticated_ends_session`). The
-                // manager keeps the session's config as it was, so the
-                // record of the Azure CLI files stays; the next stop finds
-                // them already gone.
-                let mut config = Self::config(session)?;
-                Self::withdraw_from_azure_cli(session, &mut config).await?;
+                // manager then leaves the session inactive, which clears its
+                // state, the record of the Azure CLI files included: they
+                // are withdrawn here, while the record is still at hand.
+                let mut state = Self::state(session)?;
+                Self::withdraw_from_azure_cli(session, &mut state).await?;
                 ctx.secrets
                     .delete(&Self::key(session, ACCESS_TOKEN)?)
                     .await?;

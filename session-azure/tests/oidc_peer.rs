@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use azure_core::credentials::TokenCredential;
 use session_azure::{
-    ACCESS_TOKEN, AzureConfig, AzureProvider, AzureSessionCredential, CLIENT_SECRET,
+    ACCESS_TOKEN, AzureConfig, AzureProvider, AzureSessionCredential, AzureState, CLIENT_SECRET,
     CredentialKind, DeviceCodePrompt, REFRESH_TOKEN,
 };
 use session_core::{
@@ -160,8 +160,12 @@ async fn device_code_sign_in_refresh_and_token_credential() {
         .expect("refresh token");
     assert!(!serde_json::to_string(&active).unwrap().contains(&at1));
     // The ID token and client_info name the account.
-    let recorded: AzureConfig = active.config.get().unwrap();
+    let recorded: AzureState = active.state.get().unwrap();
     let account = recorded.signed_in_account.expect("the signed-in account");
+    assert!(
+        !active.config.as_map().contains_key("signedInAccount"),
+        "the account is state, not a setting"
+    );
     assert_eq!(account.username, "alice@contoso.com");
     assert_eq!(account.tenant_id.as_deref(), Some(p.tenant()));
     assert_eq!(
@@ -177,7 +181,7 @@ async fn device_code_sign_in_refresh_and_token_credential() {
         .unwrap();
     let at2 = get(&ctx, &rotated, ACCESS_TOKEN).await.unwrap();
     assert_ne!(at1, at2);
-    let after: AzureConfig = rotated.config.get().unwrap();
+    let after: AzureState = rotated.state.get().unwrap();
     assert_eq!(
         after.signed_in_account.map(|a| a.home_account_id),
         Some(account.home_account_id.clone()),

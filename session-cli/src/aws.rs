@@ -337,7 +337,6 @@ fn common_config(common: &AwsCommon) -> Result<CommonAwsConfig, Failure> {
     }
     Ok(CommonAwsConfig {
         profile: common.profile.clone(),
-        published_profile: None,
     })
 }
 

@@ -9,7 +9,9 @@ use session_core::{
     ActionContext, Clock, InMemorySecretStore, ManualClock, Secret, SecretKey, Session,
     SessionAction, SessionStatus, SessionType, SystemClock,
 };
-use session_redfish::client::{PASSWORD_SECRET, RedfishConfig, RedfishProvider, TOKEN_SECRET};
+use session_redfish::client::{
+    PASSWORD_SECRET, RedfishConfig, RedfishProvider, RedfishState, TOKEN_SECRET,
+};
 use session_redfish::server::{RedfishServer, RedfishServerBuilder, RedfishServerHandle, Role};
 use session_testkit::suites::{ActionFixture, CredentialProbe, action_conformance};
 
@@ -162,7 +164,11 @@ async fn start_stores_token_and_uri_and_stop_twice_is_idempotent() {
     let session = session_with(&ctx, "bmc", &config(&h), ADMIN_PW).await;
     let started = start(&provider, &ctx, &session).await;
     let tok = token(&ctx, &started).await.expect("token stored");
-    let stored: RedfishConfig = started.config.get().unwrap();
+    let stored: RedfishState = started.state.get().unwrap();
+    assert!(
+        !started.config.as_map().contains_key("sessionUri"),
+        "what start made available is state, not a setting"
+    );
     let uri = stored.session_uri.clone().expect("sessionUri recorded");
     assert!(
         uri.starts_with(&format!(
@@ -188,12 +194,9 @@ async fn start_stores_token_and_uri_and_stop_twice_is_idempotent() {
     assert_eq!(stopped.status(), SessionStatus::Inactive);
     assert!(token(&ctx, &stopped).await.is_none());
     assert!(
-        stopped
-            .config
-            .get::<RedfishConfig>()
-            .unwrap()
-            .session_uri
-            .is_none()
+        stopped.state.is_empty(),
+        "stop leaves no state: {:?}",
+        stopped.state
     );
     assert_eq!(token_status(&h, &tok).await, StatusCode::UNAUTHORIZED);
     // Again with the same input (token already wiped), and again after the
@@ -225,7 +228,7 @@ async fn rotate_makes_before_break_and_deletes_first_at_the_session_limit() {
         let session = session_with(&ctx, "bmc", &config(&h), ADMIN_PW).await;
         let started = start(&provider, &ctx, &session).await;
         let old = token(&ctx, &started).await.unwrap();
-        let old_uri = started.config.get::<RedfishConfig>().unwrap().session_uri;
+        let old_uri = started.state.get::<RedfishState>().unwrap().session_uri;
         let rotated = provider
             .rotate(&ctx, &moved(&started, SessionStatus::Rotating))
             .await
@@ -234,7 +237,7 @@ async fn rotate_makes_before_break_and_deletes_first_at_the_session_limit() {
         let new = token(&ctx, &rotated).await.unwrap();
         assert_ne!(old, new);
         assert_ne!(
-            rotated.config.get::<RedfishConfig>().unwrap().session_uri,
+            rotated.state.get::<RedfishState>().unwrap().session_uri,
             old_uri
         );
         assert_eq!(
@@ -669,13 +672,13 @@ async fn provider_client_uses_the_stored_token_and_does_not_relogin() {
     assert!(provider.client(&ctx, &session).await.is_err(), "inactive");
     let started = start(&provider, &ctx, &session).await;
     assert_eq!(
-        started.config.get::<RedfishConfig>().unwrap().auth_mode,
+        started.state.get::<RedfishState>().unwrap().auth_mode,
         Some(AuthMode::Session)
     );
     let client = provider.client(&ctx, &started).await.unwrap();
     let uri = started
-        .config
-        .get::<RedfishConfig>()
+        .state
+        .get::<RedfishState>()
         .unwrap()
         .session_uri
         .unwrap();

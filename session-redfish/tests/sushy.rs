@@ -10,7 +10,8 @@ use session_core::{
     SessionType, SystemClock,
 };
 use session_redfish::client::{
-    AuthMode, PASSWORD_SECRET, RedfishClient, RedfishConfig, RedfishProvider, TOKEN_SECRET,
+    AuthMode, PASSWORD_SECRET, RedfishClient, RedfishConfig, RedfishProvider, RedfishState,
+    TOKEN_SECRET,
 };
 use session_testkit::peers::sushy::{FAKE_SYSTEM_UUID, SushyEmulator};
 
@@ -106,7 +107,7 @@ async fn provider_start_rotate_stop_with_basic() {
         .start(&ctx, &moved(&session, SessionStatus::Pending))
         .await
         .unwrap();
-    let stored: RedfishConfig = active.config.get().unwrap();
+    let stored: RedfishState = active.state.get().unwrap();
     assert_eq!(stored.auth_mode, Some(AuthMode::Basic));
     assert!(stored.session_uri.is_none());
     assert!(active.expiration.is_none(), "Basic does not expire");
@@ -128,10 +129,7 @@ async fn provider_start_rotate_stop_with_basic() {
         .await
         .unwrap();
     assert_eq!(stopped.status(), SessionStatus::Inactive);
-    assert_eq!(
-        stopped.config.get::<RedfishConfig>().unwrap().auth_mode,
-        None
-    );
+    assert!(stopped.state.is_empty(), "{:?}", stopped.state);
 
     // The wrong password: unauthenticated on start, naming the session.
     ctx.secrets

@@ -1,4 +1,5 @@
-//! [`RedfishConfig`]: what a `redfish` session's `config` holds.
+//! [`RedfishConfig`]: what a `redfish` session's `config` holds;
+//! [`RedfishState`]: what its `state` holds.
 
 use std::path::PathBuf;
 
@@ -59,13 +60,21 @@ pub struct RedfishConfig {
     /// password with every request, so it is only used over HTTPS (or with
     /// [`allow_insecure_http`](Self::allow_insecure_http)).
     pub basic_auth_fallback: Option<bool>,
-    /// How the live session authenticates (written by the provider on start
-    /// and rotate, removed on stop). Always serialized (as `null` when
-    /// unset), because the session config is merged on write and an omitted
-    /// key would keep its old value.
+}
+
+/// What start and rotate of a `redfish` session record in its
+/// [`state`](session_core::Session::state) (camelCase keys; cleared when
+/// the session becomes `inactive`).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+#[non_exhaustive]
+pub struct RedfishState {
+    /// How the live session authenticates.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub auth_mode: Option<AuthMode>,
-    /// The URI of the live login session (not a secret). Written by the
-    /// provider on start and rotate, removed on stop.
+    /// The URI of the live login session (not a secret), which stop and
+    /// rotate delete; absent in Basic mode.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub session_uri: Option<String>,
 }
 
@@ -172,10 +181,8 @@ impl RedfishConfig {
                 "must not contain control characters",
             ));
         }
-        if let Some(uri) = &self.session_uri {
-            super::url::same_origin(&self.base_url()?, uri)
-                .map_err(|reason| Error::invalid_input("sessionUri", reason))?;
-        }
+        // The recorded session URI is state, not a setting: stop, rotate
+        // and `client` check it is on the endpoint's origin when they use it.
         Ok(())
     }
 

@@ -10,12 +10,14 @@
 //!   {UserName, Password, Context}` → requires a 2xx with `X-Auth-Token` →
 //!   the session URI from `Location`, else the body's `@odata.id`, refused
 //!   unless on the endpoint's scheme, host and port. The token goes to the
-//!   secret store ([`secret_names::TOKEN`]), the URI to the config (`sessionUri`),
-//!   the expiry is `now + SessionTimeout`.
+//!   secret store ([`secret_names::TOKEN`]), the URI to the session's state
+//!   ([`RedfishState`]: `sessionUri`, `authMode`), the expiry is
+//!   `now + SessionTimeout`.
 //! - **Basic fallback**: when the root links no SessionService (or the login
 //!   POST answers 404/405) and [`RedfishConfig::basic_auth_fallback`] is not
 //!   `false`, start checks the credentials with HTTP Basic on a protected
-//!   resource and records `authMode: basic`; nothing is created remotely.
+//!   resource and records `authMode: basic` in the state; nothing is created
+//!   remotely.
 //! - **stop**: `DELETE` the session URI with the token; 401 and 404 mean the
 //!   session is already gone. Idempotent.
 //! - **rotate**: log in again, switch the stored token and URI, then delete
@@ -53,7 +55,7 @@ use session_core::{
 pub use authenticated::{
     KeepAlive, RedfishClient, RedfishClientBuilder, RedfishResponse, SessionInfo,
 };
-pub use config::{AuthMode, RedfishConfig};
+pub use config::{AuthMode, RedfishConfig, RedfishState};
 use error::RequestFailure;
 use protocol::{Login, X_AUTH_TOKEN};
 
@@ -219,7 +221,7 @@ impl RedfishProvider {
             .login_or_basic(http, base, &config, password, session)
             .await
             .map_err(|f| f.error)?;
-        self.activate(ctx, session, config, http, base, login).await
+        self.activate(ctx, session, http, base, login).await
     }
 
     /// Stores the new login (or Basic mode) and returns the session `active`.
@@ -227,7 +229,6 @@ impl RedfishProvider {
         &self,
         ctx: &ActionContext,
         session: &Session,
-        mut config: RedfishConfig,
         http: &Client,
         base: &Url,
         login: Option<Login>,
@@ -235,7 +236,7 @@ impl RedfishProvider {
         let label = session.label();
         let key = SecretKey::new(session.session_id, secret_names::TOKEN)?;
         let mut active = session.clone();
-        match login {
+        let state = match login {
             Some(login) => {
                 if let Err(e) = ctx.secrets.put(&key, &login.token).await {
                     // Without the token stored nobody can end it later: end it now.
@@ -243,18 +244,22 @@ impl RedfishProvider {
                     return Err(e);
                 }
                 active.expiration = self.expiration(ctx, http, base, &login).await;
-                config.session_uri = Some(login.uri.to_string());
-                config.auth_mode = Some(AuthMode::Session);
+                RedfishState {
+                    auth_mode: Some(AuthMode::Session),
+                    session_uri: Some(login.uri.to_string()),
+                }
             }
             None => {
                 // Basic: nothing was created remotely, nothing expires.
                 ctx.secrets.delete(&key).await?;
                 active.expiration = None;
-                config.session_uri = None;
-                config.auth_mode = Some(AuthMode::Basic);
+                RedfishState {
+                    auth_mode: Some(AuthMode::Basic),
+                    session_uri: None,
+                }
             }
-        }
-        active.config.set(&config)?;
+        };
+        active.replace_state(&state)?;
         active.transition(SessionStatus::Active, ctx.clock.now())?;
         Ok(active)
     }
@@ -281,9 +286,10 @@ impl RedfishProvider {
             ));
         }
         let config: RedfishConfig = session.config.get().map_err(|e| e.in_session(&label))?;
+        let state: RedfishState = session.state.get().map_err(|e| e.in_session(&label))?;
         let base = config.base_url().map_err(|e| e.in_session(&label))?;
         let http = self.http(&config, &label)?;
-        if config.auth_mode == Some(AuthMode::Basic) {
+        if state.auth_mode == Some(AuthMode::Basic) {
             let password = password(ctx, session).await?;
             return RedfishClient::from_basic(
                 http,
@@ -301,7 +307,7 @@ impl RedfishProvider {
             .ok_or_else(|| {
                 Error::invalid_input("token", format!("{label} has no token in the secret store"))
             })?;
-        let uri = config
+        let uri = state
             .session_uri
             .as_deref()
             .ok_or_else(|| Error::invalid_input("sessionUri", format!("{label}: not recorded")))
@@ -357,10 +363,11 @@ impl SessionAction for RedfishProvider {
 
     async fn stop(&self, ctx: &ActionContext, session: &Session) -> Result<Session> {
         let label = session.label();
-        let mut config: RedfishConfig = session.config.get().map_err(|e| e.in_session(&label))?;
+        let config: RedfishConfig = session.config.get().map_err(|e| e.in_session(&label))?;
+        let state: RedfishState = session.state.get().map_err(|e| e.in_session(&label))?;
         let key = SecretKey::new(session.session_id, secret_names::TOKEN)?;
         let token = ctx.secrets.get(&key).await?;
-        if let (Some(token), Some(uri)) = (&token, &config.session_uri) {
+        if let (Some(token), Some(uri)) = (&token, &state.session_uri) {
             let base = config.base_url().map_err(|e| e.in_session(&label))?;
             let uri = url::same_origin(&base, uri).map_err(|reason| {
                 Error::invalid_input("sessionUri", format!("{label}: {reason}"))
@@ -371,10 +378,8 @@ impl SessionAction for RedfishProvider {
             protocol::logout(&http, &uri, token, &label).await?;
         }
         ctx.secrets.delete(&key).await?;
-        config.session_uri = None;
-        config.auth_mode = None;
-        // Becoming inactive clears the expiry and start time.
-        let mut inactive = session.clone().with_config(&config)?;
+        // Becoming inactive clears the expiry, start time and state.
+        let mut inactive = session.clone();
         inactive.transition(SessionStatus::Inactive, ctx.clock.now())?;
         Ok(inactive)
     }
@@ -382,9 +387,10 @@ impl SessionAction for RedfishProvider {
     async fn rotate(&self, ctx: &ActionContext, session: &Session) -> Result<Session> {
         let label = session.label();
         let (config, http, base, password) = self.prepare(ctx, session).await?;
+        let state: RedfishState = session.state.get().map_err(|e| e.in_session(&label))?;
         let key = SecretKey::new(session.session_id, secret_names::TOKEN)?;
         let old_token = ctx.secrets.get(&key).await?;
-        let old_uri = match &config.session_uri {
+        let old_uri = match &state.session_uri {
             Some(uri) => Some(url::same_origin(&base, uri).map_err(|reason| {
                 Error::invalid_input("sessionUri", format!("{label}: {reason}"))
             })?),
@@ -396,9 +402,7 @@ impl SessionAction for RedfishProvider {
         {
             Ok(login) => {
                 let new_uri = login.as_ref().map(|l| l.uri.clone());
-                let active = self
-                    .activate(ctx, session, config, &http, &base, login)
-                    .await?;
+                let active = self.activate(ctx, session, &http, &base, login).await?;
                 if let (Some(token), Some(uri)) = (old_token, old_uri)
                     && Some(&uri) != new_uri.as_ref()
                     && let Err(e) = protocol::logout(&http, &uri, &token, &label).await

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
-use super::{AuthMode, RedfishConfig};
+use super::RedfishConfig;
 
 #[derive(Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -26,10 +26,6 @@ pub(super) struct StoredConfig {
     allow_insecure_http: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     basic_auth_fallback: Option<bool>,
-    #[serde(default)]
-    auth_mode: Option<AuthMode>,
-    #[serde(default)]
-    session_uri: Option<String>,
 }
 
 impl From<StoredConfig> for RedfishConfig {
@@ -53,8 +49,6 @@ impl From<StoredConfig> for RedfishConfig {
             insecure_skip_verify: s.insecure_skip_verify,
             allow_insecure_http: s.allow_insecure_http,
             basic_auth_fallback: s.basic_auth_fallback,
-            auth_mode: s.auth_mode,
-            session_uri: s.session_uri,
         }
     }
 }
@@ -70,8 +64,6 @@ impl From<RedfishConfig> for StoredConfig {
             insecure_skip_verify: c.insecure_skip_verify,
             allow_insecure_http: c.allow_insecure_http,
             basic_auth_fallback: c.basic_auth_fallback,
-            auth_mode: c.auth_mode,
-            session_uri: c.session_uri,
         }
     }
 }
