@@ -17,7 +17,8 @@
 //! | `expiration` | string, optional | when the credentials or remote session end (RFC 3339, UTC) |
 //! | `parentSessionId` | string, optional | the session it is derived from (role chaining) |
 //! | `lastError` | object, optional | the last failed operation: `operation`, `category`, `message`, `at` (RFC 3339) |
-//! | `config` | object | the provider's settings (never secrets) |
+//! | `config` | object | the provider's settings, as the user chose them (never secrets) |
+//! | `state` | object, optional | what the last start or rotate made available (published profile, Redfish session URI, signed-in account, …; never secrets); absent when the session is not started |
 //! | `revision` | number | bumped on every write of the session |
 //!
 //! Optional fields are left out when they have no value. Fields written by a

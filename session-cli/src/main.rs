@@ -91,7 +91,11 @@ macro_rules! json_fields_help {
                            chaining)
   lastError        object  optional: the last failed operation, with
                            operation, category, message and at (RFC 3339)
-  config           object  the provider's settings (never secrets)
+  config           object  the provider's settings, as the user chose them
+                           (never secrets)
+  state            object  optional: what the last start or rotate made
+                           available (published profile, Redfish session
+                           URI, signed-in account; never secrets)
   revision         number  bumped on every write of the session"
     };
 }

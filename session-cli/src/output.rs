@@ -67,7 +67,9 @@ fn push_row(out: &mut String, row: &[String; 5], widths: &[usize; 5]) {
 }
 
 /// The `show` output: one `field: value` line per field, with the JSON field
-/// names. `lastError` appears only when there is one. `all` is used to name
+/// names: `config` (the settings) and `state` (what the last start made
+/// available, `-` when none) on lines of their own. `lastError` appears only
+/// when there is one. `all` is used to name
 /// the parent session.
 pub(crate) fn details(session: &Session, all: &[Session], clock: &dyn Clock) -> String {
     let now = clock.now();
@@ -116,9 +118,19 @@ pub(crate) fn details(session: &Session, all: &[Session], clock: &dyn Clock) -> 
             ),
         ));
     }
+    // Settings and state apart, so the user sees what they chose and what
+    // the last start made of it.
     lines.push((
         "config".into(),
         serde_json::to_string(&session.config).unwrap_or_else(|_| "?".into()),
+    ));
+    lines.push((
+        "state".into(),
+        if session.state.is_empty() {
+            "-".into()
+        } else {
+            serde_json::to_string(&session.state).unwrap_or_else(|_| "?".into())
+        },
     ));
     lines.push(("revision".into(), session.revision().to_string()));
     for (key, value) in &session.extra {

@@ -15,7 +15,7 @@ use common::*;
 
 /// The JSON field names documented in `list --help`, `show --help` and the
 /// `json` module.
-const ALL_FIELDS: [&str; 11] = [
+const ALL_FIELDS: [&str; 12] = [
     "sessionId",
     "sessionName",
     "sessionType",
@@ -26,6 +26,7 @@ const ALL_FIELDS: [&str; 11] = [
     "parentSessionId",
     "lastError",
     "config",
+    "state",
     "revision",
 ];
 
@@ -84,6 +85,9 @@ fn parent_and_child(fx: &Fixture) -> (Session, Session) {
         .expect("pending");
     child.transition(SessionStatus::Active, t0).expect("active");
     child.expiration = Some(datetime!(2030-01-01 11:00 UTC));
+    child
+        .replace_state(&serde_json::json!({"publishedProfile": "admin-role"}))
+        .expect("state");
     child.record_error("rotate", &Error::unsupported("test provider", "rotate"), t0);
     let stored = fx.insert(vec![parent, child]);
     (stored[0].clone(), stored[1].clone())
@@ -107,6 +111,11 @@ fn list_json_uses_exactly_the_documented_field_names() {
     assert_eq!(array[1]["parentSessionId"], parent.session_id.to_string());
     assert_eq!(array[1]["expiration"], "2030-01-01T11:00:00Z");
     assert_eq!(array[1]["revision"], 1);
+    assert_eq!(
+        array[1]["state"],
+        serde_json::json!({"publishedProfile": "admin-role"})
+    );
+    assert!(array[1]["config"].get("publishedProfile").is_none());
     assert_eq!(
         keys(&array[1]["lastError"]),
         names(&["operation", "category", "message", "at"])
@@ -191,12 +200,22 @@ fn show_finds_by_name_and_by_id() {
     assert!(value("lastError").contains("rotate"));
     assert!(value("lastError").contains("unsupported"));
     assert!(value("config").contains("roleArn"));
+    assert!(!value("config").contains("publishedProfile"), "{text}");
+    assert_eq!(value("state"), r#"{"publishedProfile":"admin-role"}"#);
     assert_eq!(value("revision"), "1");
 
-    // No lastError line when there is none.
+    // No lastError line when there is none; a state line saying there is
+    // none.
     let parent_text = fx.run(&["show", &parent.session_id.to_string()]);
     assert!(parent_text.ok().contains("sessionName:"));
     assert!(!parent_text.ok().contains("lastError"), "{parent_text:#?}");
+    assert!(
+        parent_text
+            .ok()
+            .lines()
+            .any(|l| l.starts_with("state:") && l.trim_end().ends_with(" -")),
+        "{parent_text:#?}"
+    );
 }
 
 #[test]
