@@ -198,7 +198,6 @@ fn the_next_write_is_in_the_new_schema_and_the_backup_keeps_the_old_bytes() {
     let written: Value =
         serde_json::from_str(&std::fs::read_to_string(&path).expect("read")).expect("json");
     assert_eq!(written["version"], WORKSPACE_SCHEMA_VERSION);
-    assert!(WORKSPACE_SCHEMA_VERSION >= 2);
     let sessions = written["sessions"].as_array().expect("sessions");
     assert_eq!(sessions.len(), 11);
     let find = |last: &str| {
