@@ -67,6 +67,7 @@ mod clock;
 pub mod device_code;
 mod error;
 mod id;
+mod live;
 mod manager;
 // Crash-safe private files for the crates of this workspace (the AWS sink,
 // the SSO cache, the secret store); not part of the supported API.
@@ -84,6 +85,7 @@ pub use action::{ActionContext, Capabilities, Operation, SessionAction};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use error::{BoxError, Error, ErrorChain, Result};
 pub use id::SessionId;
+pub use live::{EndReason, LiveEnd, LiveHandle, LiveIo, LiveStream, ResumePolicy};
 pub use manager::{
     DEFAULT_MIN_TTL, RotationPolicy, RotationScheduler, SchedulerHandle, SessionEvent,
     SessionEventKind, SessionLease, SessionManager, SessionManagerBuilder,
