@@ -150,16 +150,23 @@ impl World {
     }
 }
 
+/// The next event of a kind. The time-out is a safety net that turns a
+/// missing event into a failure instead of a hung test; no test waits on it.
 async fn next(
     events: &mut broadcast::Receiver<SessionEvent>,
     want: fn(&SessionEventKind) -> bool,
 ) -> SessionEvent {
-    loop {
-        let event = events.recv().await.expect("event");
-        if want(&event.kind) {
-            return event;
+    let wait = async {
+        loop {
+            let event = events.recv().await.expect("event");
+            if want(&event.kind) {
+                return event;
+            }
         }
-    }
+    };
+    tokio::time::timeout(Duration::from_secs(20), wait)
+        .await
+        .expect("the expected event never came")
 }
 
 fn policy() -> ResumePolicy {
