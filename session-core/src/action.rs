@@ -3,7 +3,7 @@
 use std::fmt;
 use std::sync::Arc;
 
-use crate::{Clock, Result, SecretStore, Session, SessionType};
+use crate::{Clock, Error, LiveHandle, Result, SecretStore, Session, SessionType};
 
 /// Start, stop and rotate one kind of session.
 ///
@@ -31,12 +31,30 @@ use crate::{Clock, Result, SecretStore, Session, SessionType};
 /// # Live connections
 ///
 /// Tunnel-style providers (SSM data channel, Boundary `connect`) keep a
-/// connection open after `start`. The provider owns those handles, keyed by
-/// session id, and `stop` closes the one for that session; they live as long
-/// as the provider object, i.e. the process. Such providers set
-/// [`Capabilities::live_connection`], and a process that finds such a session
-/// `active` without holding its handle treats it as `disconnected` (resumable)
-/// rather than trusting the stored status.
+/// connection open after start. Such a provider sets
+/// [`Capabilities::live_connection`] and implements
+/// [`start_live`](SessionAction::start_live) (called *instead of* `start`)
+/// and, if the service can re-attach to a session, [`resume`](SessionAction::resume).
+/// Both return the session `active` together with a [`LiveHandle`]: the local
+/// listen addresses or a duplex stream, and a way to watch the connection end
+/// with an [`EndReason`](crate::EndReason). The provider keeps the matching
+/// [`LiveEnd`](crate::LiveEnd) and ends it when the connection goes away —
+/// with [`EndReason::ClosedByUser`](crate::EndReason::ClosedByUser) in `stop`,
+/// with the service's reason or a lost network otherwise.
+///
+/// The [`SessionManager`](crate::SessionManager) holds the handles of the
+/// live sessions of this process ([`SessionManager::live`](crate::SessionManager::live)),
+/// persists a dropped connection as `disconnected` with the reason in
+/// `last_error`, publishes
+/// [`SessionEventKind::Disconnected`](crate::SessionEventKind::Disconnected)
+/// and resumes it under its [`ResumePolicy`](crate::ResumePolicy). A live
+/// session stored `active` or `disconnected` whose handle this process does
+/// not hold (another process, or one that died) is reported `disconnected`,
+/// and `start` re-attaches to it: `resume`, or `start_live` when the
+/// provider returns [`Error::Unsupported`].
+///
+/// Credential providers implement neither: both default to
+/// [`Error::Unsupported`].
 ///
 /// # What start, stop and rotate mean per session type
 ///
@@ -66,6 +84,42 @@ pub trait SessionAction: Send + Sync + fmt::Debug {
 
     /// Replaces the credentials of `session` (status `rotating`) and returns it `active`.
     async fn rotate(&self, ctx: &ActionContext, session: &Session) -> Result<Session>;
+
+    /// Starts `session` (status `pending`) and returns it `active` with the
+    /// handle of its live connection. Called instead of
+    /// [`start`](Self::start) when [`Capabilities::live_connection`] is set.
+    ///
+    /// The default returns [`Error::Unsupported`].
+    async fn start_live(
+        &self,
+        ctx: &ActionContext,
+        session: &Session,
+    ) -> Result<(Session, LiveHandle)> {
+        let _ = ctx;
+        Err(Error::unsupported(
+            self.session_type().to_string(),
+            format!("a live connection ({})", session.label()),
+        ))
+    }
+
+    /// Re-attaches to the remote session of `session` (status `pending`,
+    /// previously `disconnected`: its connection was lost, or it is held by
+    /// no process) and returns it `active` with a new handle.
+    ///
+    /// Return [`Error::Unsupported`] (the default) when the service cannot
+    /// resume; the manager then calls [`start_live`](Self::start_live) for a
+    /// new remote session.
+    async fn resume(
+        &self,
+        ctx: &ActionContext,
+        session: &Session,
+    ) -> Result<(Session, LiveHandle)> {
+        let _ = ctx;
+        Err(Error::unsupported(
+            self.session_type().to_string(),
+            format!("resume ({})", session.label()),
+        ))
+    }
 }
 
 /// What a provider supports, so callers and the conformance suite can adapt.
@@ -148,7 +202,7 @@ impl ActionContext {
     }
 }
 
-/// The three operations, for events, errors and `last_error`.
+/// The operations, for events, errors and `last_error`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum Operation {
@@ -158,15 +212,19 @@ pub enum Operation {
     Stop,
     /// [`SessionAction::rotate`].
     Rotate,
+    /// [`SessionAction::resume`] of a `disconnected` live session (or
+    /// [`SessionAction::start_live`] when the provider cannot resume).
+    Resume,
 }
 
 impl Operation {
-    /// `start`, `stop` or `rotate`.
+    /// `start`, `stop`, `rotate` or `resume`.
     pub fn as_str(self) -> &'static str {
         match self {
             Operation::Start => "start",
             Operation::Stop => "stop",
             Operation::Rotate => "rotate",
+            Operation::Resume => "resume",
         }
     }
 }
@@ -198,6 +256,20 @@ macro_rules! forward_session_action {
             }
             async fn rotate(&self, ctx: &ActionContext, session: &Session) -> Result<Session> {
                 (**self).rotate(ctx, session).await
+            }
+            async fn start_live(
+                &self,
+                ctx: &ActionContext,
+                session: &Session,
+            ) -> Result<(Session, LiveHandle)> {
+                (**self).start_live(ctx, session).await
+            }
+            async fn resume(
+                &self,
+                ctx: &ActionContext,
+                session: &Session,
+            ) -> Result<(Session, LiveHandle)> {
+                (**self).resume(ctx, session).await
             }
         }
     )*};

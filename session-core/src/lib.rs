@@ -15,6 +15,12 @@
 //!   events, builds providers on first use, and hands out fresh sessions
 //!   ([`SessionManager::ensure_active`]); [`RotationScheduler`] rotates
 //!   before expiry.
+//! - [`LiveHandle`], [`EndReason`], [`ResumePolicy`]: live sessions
+//!   (tunnels). A provider with [`Capabilities::live_connection`] returns a
+//!   handle from [`SessionAction::start_live`] / [`SessionAction::resume`];
+//!   the manager holds it ([`SessionManager::connect`],
+//!   [`SessionManager::live`]), records a dropped connection as
+//!   `disconnected` and resumes it until a deadline.
 //! - [`device_code`]: the RFC 8628 device sign-in shared by providers.
 //! - [`redact`]: scrubbing secret values out of errors (a service may echo
 //!   a password back in its error text).
@@ -34,9 +40,9 @@
 //! | `awsIamRoleFederated` | get a SAML assertion from the `SamlAssertionSource`, `sts:AssumeRoleWithSAML` (unsigned); write to the sink | remove the sink entry | a new assertion (re-running the IdP only when needed) and `AssumeRoleWithSAML`; replace the sink entry |
 //! | `awsSsoRole` | SSO-OIDC device authorization (or the cached / refreshed token), `sso:GetRoleCredentials`; write to the sink | remove the sink entry (the SSO login itself stays, shared with the AWS CLI) | `GetRoleCredentials` again with the cached or refreshed access token; replace the sink entry |
 //! | `azure` | Entra ID token: client credentials (app) or device code / refresh token (user); store the tokens; optionally the Azure CLI files | forget the access and refresh tokens and remove sink entries (Entra ID has no per-token revocation) | refresh-token grant (user) or client credentials again (app) before `expires_at − min_ttl` |
-//! | `awsSsm` | `ssm:StartSession`, open the data-channel WebSocket and hold it (shell, port forward); the provider owns the live handle | send `TerminateSession` on the channel and call the `TerminateSession` API; close the WebSocket | transport rotation: `ssm:ResumeSession` and re-open the data channel with the new token, keeping sequence numbers (a fresh session needs stop + start) |
+//! | `awsSsm` | `ssm:StartSession`, open the data-channel WebSocket and hold it (shell, port forward); `start_live` returns the [`LiveHandle`] | send `TerminateSession` on the channel and call the `TerminateSession` API; close the WebSocket | transport rotation: `ssm:ResumeSession` and re-open the data channel with the new token, keeping sequence numbers (a fresh session needs stop + start) |
 //! | `redfish` | discover `Links.Sessions`, POST `UserName`/`Password`, keep the `X-Auth-Token` (secret store) and the session URI from `Location` | `DELETE` the session URI; 401/404 mean it is already gone | create a new session, switch to its token, then delete the old one (delete first and retry when the BMC's session limit refuses) |
-//! | `boundary` | `POST /v1/targets/{id}:authorize-session`, decode the authorization token, open the local `connect` proxy listener; the provider owns the listener | close the listener and connections and `POST /v1/sessions/{id}:cancel` | not supported for one Boundary session (its certificate and expiry are fixed): returns [`Error::Unsupported`]; stop then start gives a new authorization |
+//! | `boundary` | `POST /v1/targets/{id}:authorize-session`, decode the authorization token, open the local `connect` proxy listener; `start_live` returns its [`LiveHandle`] | close the listener and connections and `POST /v1/sessions/{id}:cancel` | not supported for one Boundary session (its certificate and expiry are fixed): returns [`Error::Unsupported`]; stop then start gives a new authorization |
 //!
 //! `Capabilities` tells which of these a provider supports
 //! (`rotate: false` for Boundary, `live_connection: true` for SSM and Boundary,
@@ -67,6 +73,7 @@ mod clock;
 pub mod device_code;
 mod error;
 mod id;
+mod live;
 mod manager;
 // Crash-safe private files for the crates of this workspace (the AWS sink,
 // the SSO cache, the secret store); not part of the supported API.
@@ -84,6 +91,7 @@ pub use action::{ActionContext, Capabilities, Operation, SessionAction};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use error::{BoxError, Error, ErrorChain, Result};
 pub use id::SessionId;
+pub use live::{EndReason, LiveEnd, LiveHandle, LiveIo, LiveStream, ResumePolicy};
 pub use manager::{
     DEFAULT_MIN_TTL, RotationPolicy, RotationScheduler, SchedulerHandle, SessionEvent,
     SessionEventKind, SessionLease, SessionManager, SessionManagerBuilder,

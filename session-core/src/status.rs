@@ -25,7 +25,7 @@ use crate::Error;
 /// | from \ to      | inactive | pending | active | rotating | stopping | disconnected | expired |
 /// |----------------|:--:|:--:|:--:|:--:|:--:|:--:|:--:|
 /// | `inactive`     |    | ✔ |    |    |    |    |    |
-/// | `pending`      | ✔ ¹ |    | ✔ |    | ✔ ² |    |    |
+/// | `pending`      | ✔ ¹ |    | ✔ |    | ✔ ² | ✔ ⁵ |    |
 /// | `active`       |    |    |    | ✔ | ✔ | ✔ | ✔ |
 /// | `rotating`     |    |    | ✔ |    | ✔ ² | ✔ ³ | ✔ ³ |
 /// | `stopping`     | ✔ |    | ✔ ⁴ |    |    | ✔ ⁴ | ✔ ⁴ |
@@ -41,6 +41,8 @@ use crate::Error;
 ///    and the rotate failed unauthenticated, the session ends instead:
 ///    `rotating` → `stopping` → `inactive`, with the error kept.
 /// 4. stop failed and the session is still live: back to the status before it.
+/// 5. resume of a live session failed: its remote session is still
+///    resumable, so it goes back to `disconnected`, the error kept.
 ///
 /// # Native states of each provider
 ///
@@ -113,7 +115,7 @@ impl SessionStatus {
         matches!(
             (self, to),
             (Inactive, Pending)
-                | (Pending, Inactive | Active | Stopping)
+                | (Pending, Inactive | Active | Stopping | Disconnected)
                 | (Active, Rotating | Stopping | Disconnected | Expired)
                 | (Rotating, Active | Stopping | Disconnected | Expired)
                 | (Stopping, Inactive | Active | Disconnected | Expired)

@@ -79,6 +79,8 @@ async fn rotate_without_the_capability_never_reaches_the_provider() {
 #[tokio::test]
 async fn a_provider_breaking_the_contract_is_an_error_and_the_session_stays_consistent() {
     let mut mock = base_mock();
+    // Every start asks whether the provider is live.
+    mock.expect_capabilities().returning(Capabilities::none);
     // Returns the session still pending instead of active.
     mock.expect_start().times(1).returning(|_, s| Ok(s.clone()));
     mock.expect_stop().never();
@@ -96,6 +98,7 @@ async fn a_provider_breaking_the_contract_is_an_error_and_the_session_stays_cons
 #[tokio::test]
 async fn a_failed_stop_keeps_the_session_live() {
     let mut mock = base_mock();
+    mock.expect_capabilities().returning(Capabilities::none);
     start_active(&mut mock);
     mock.expect_stop().times(1).returning(|_, s| {
         Err(Error::Unavailable {

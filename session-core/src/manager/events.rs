@@ -2,7 +2,7 @@
 
 use time::OffsetDateTime;
 
-use crate::{Error, Operation, SessionId, SessionStatus};
+use crate::{EndReason, Error, Operation, SessionId, SessionStatus};
 
 /// Something that happened to a session, published by the
 /// [`SessionManager`](crate::SessionManager) after it was persisted.
@@ -31,6 +31,22 @@ pub enum SessionEventKind {
     Stopped,
     /// The session's credentials were replaced.
     Rotated,
+    /// A live session's connection ended on its own (not through `stop`);
+    /// the session is now `disconnected` (or `expired`) with the reason in
+    /// its `last_error`.
+    Disconnected {
+        /// Why the connection ended.
+        reason: EndReason,
+    },
+    /// A `disconnected` live session is `active` again.
+    Resumed,
+    /// The manager stopped resuming a dropped live session: the
+    /// [`ResumePolicy`](crate::ResumePolicy) deadline passed. It stays
+    /// `disconnected`; `start` tries again.
+    ResumeAbandoned {
+        /// How many tries failed.
+        tries: u32,
+    },
     /// An operation failed; the session is back in a consistent status and
     /// the error is also in its `last_error`.
     Failed {

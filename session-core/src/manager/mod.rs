@@ -2,6 +2,7 @@
 
 mod events;
 mod fresh;
+mod live;
 mod providers;
 mod scheduler;
 
@@ -22,9 +23,9 @@ use tracing::Instrument;
 use self::providers::Providers;
 use crate::redact::Redactor;
 use crate::{
-    ActionContext, Clock, Error, InMemorySecretStore, Operation, Result, SecretStore, Session,
-    SessionAction, SessionId, SessionStatus, SessionType, SystemClock, WorkspaceRepository,
-    WorkspaceRepositoryExt,
+    ActionContext, Clock, Error, InMemorySecretStore, LiveHandle, Operation, Result, ResumePolicy,
+    SecretStore, Session, SessionAction, SessionId, SessionStatus, SessionType, SystemClock,
+    WorkspaceRepository, WorkspaceRepositoryExt,
 };
 
 /// How many events a slow subscriber may fall behind before it misses some
@@ -67,6 +68,32 @@ type OpFuture = Shared<BoxFuture<'static, Result<Session>>>;
 /// session unchanged without calling the provider. Starting a session with a
 /// parent starts the parent first if it is not `active`.
 ///
+/// # Live sessions
+///
+/// For a provider with [`Capabilities::live_connection`](crate::Capabilities::live_connection)
+/// the manager calls [`SessionAction::start_live`] and keeps the returned
+/// [`LiveHandle`] for as long as the connection is up; get it with
+/// [`live`](Self::live) or [`connect`](Self::connect). It only trusts what it
+/// holds:
+/// - [`list`](Self::list) and [`find`](Self::find) report a live session
+///   stored `active` whose handle this process does not hold as
+///   `disconnected` (nothing is written: another process may hold it);
+/// - `start` of such a session, or of a `disconnected` one, re-attaches
+///   ([`SessionAction::resume`], or `start_live` when the provider cannot
+///   resume) instead of returning it unchanged;
+/// - a connection that ends on its own is persisted as `disconnected`
+///   (`expired` when the remote session ran out) with the reason in
+///   [`Session::last_error`] (operation `connection`), a
+///   [`SessionEventKind::Disconnected`] event is published, and a lost
+///   network ([`EndReason::is_resumable`](crate::EndReason::is_resumable)) is
+///   resumed under the [`ResumePolicy`]: backoff on the manager's clock,
+///   bounded by a deadline, [`SessionEventKind::ResumeAbandoned`] when it
+///   passes. A connection the user closed stops the session.
+/// - `stop` forgets the handle before asking the provider to close it.
+///
+/// The [`RotationScheduler`] leaves `disconnected` sessions to this resume
+/// loop; [`Operation::Resume`] runs one try by hand.
+///
 /// Cloning is cheap; clones share everything.
 #[derive(Clone)]
 pub struct SessionManager {
@@ -82,6 +109,9 @@ struct Inner {
     inflight: Mutex<HashMap<(SessionId, Operation), (u64, OpFuture)>>,
     gates: Mutex<HashMap<SessionId, Arc<tokio::sync::Mutex<()>>>>,
     next_flight: std::sync::atomic::AtomicU64,
+    /// The handles of the live sessions this process holds.
+    live: Mutex<HashMap<SessionId, live::Held>>,
+    resume_policy: ResumePolicy,
 }
 
 impl fmt::Debug for SessionManager {
@@ -102,6 +132,7 @@ pub struct SessionManagerBuilder {
     clock: Option<Arc<dyn Clock>>,
     providers: Vec<Registration>,
     hint: Option<MissingProviderHint>,
+    resume_policy: ResumePolicy,
 }
 
 /// A provider as registered with the builder.
@@ -137,6 +168,13 @@ impl SessionManagerBuilder {
     /// The clock for expiry decisions. Defaults to [`SystemClock`].
     pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
         self.clock = Some(clock);
+        self
+    }
+
+    /// How dropped live connections are resumed. Defaults to
+    /// [`ResumePolicy::default`].
+    pub fn resume_policy(mut self, policy: ResumePolicy) -> Self {
+        self.resume_policy = policy;
         self
     }
 
@@ -220,6 +258,8 @@ impl SessionManagerBuilder {
                 inflight: Mutex::new(HashMap::new()),
                 gates: Mutex::new(HashMap::new()),
                 next_flight: std::sync::atomic::AtomicU64::new(0),
+                live: Mutex::new(HashMap::new()),
+                resume_policy: self.resume_policy,
             }),
         })
     }
@@ -263,14 +303,58 @@ impl SessionManager {
         self.inner.events.subscribe()
     }
 
-    /// All sessions.
+    /// All sessions, live ones as this process sees them (see
+    /// [Live sessions](Self#live-sessions)).
     pub async fn list(&self) -> Result<Vec<Session>> {
-        self.inner.repository.list().await
+        let sessions = self.inner.repository.list().await?;
+        Ok(sessions.into_iter().map(|s| self.inner.view(s)).collect())
     }
 
-    /// A session by id or name.
+    /// A session by id or name, a live one as this process sees it.
     pub async fn find(&self, id_or_name: &str) -> Result<Session> {
-        self.inner.repository.find(id_or_name).await
+        let session = self.inner.repository.find(id_or_name).await?;
+        Ok(self.inner.view(session))
+    }
+
+    /// The handle of a live session whose connection this process holds
+    /// and is up; `None` otherwise.
+    pub fn live(&self, id: SessionId) -> Option<LiveHandle> {
+        self.inner.held(id)
+    }
+
+    /// Starts (or re-attaches) a live session by id or name and returns it
+    /// with its handle.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Unsupported`] when the session's provider has no live
+    /// connection; those of [`start`](Self::start).
+    pub async fn connect(&self, id_or_name: &str) -> Result<(Session, LiveHandle)> {
+        let found = self.inner.repository.find(id_or_name).await?;
+        let provider = self.inner.provider_for(&found)?;
+        if !provider.capabilities().live_connection {
+            return Err(Error::unsupported(
+                provider.session_type().to_string(),
+                format!("connect ({} has no live connection)", found.label()),
+            ));
+        }
+        let session = self.run(Operation::Start, found.session_id).await?;
+        let handle = self
+            .live(session.session_id)
+            .ok_or_else(|| Error::Unavailable {
+                target: session.label(),
+                message: "the live connection ended as soon as it was opened".into(),
+                source: None,
+            })?;
+        Ok((session, handle))
+    }
+
+    /// Re-attaches a `disconnected` live session by id or name (one try;
+    /// the manager retries dropped connections on its own, see
+    /// [`ResumePolicy`]).
+    pub async fn resume(&self, id_or_name: &str) -> Result<Session> {
+        let id = self.inner.repository.find(id_or_name).await?.session_id;
+        self.run(Operation::Resume, id).await
     }
 
     /// Adds a new session (status must be `inactive`).
@@ -290,19 +374,19 @@ impl SessionManager {
 
     /// Starts a session by id or name; see the [type docs](Self).
     pub async fn start(&self, id_or_name: &str) -> Result<Session> {
-        let id = self.find(id_or_name).await?.session_id;
+        let id = self.inner.repository.find(id_or_name).await?.session_id;
         self.run(Operation::Start, id).await
     }
 
     /// Stops a session by id or name. Idempotent.
     pub async fn stop(&self, id_or_name: &str) -> Result<Session> {
-        let id = self.find(id_or_name).await?.session_id;
+        let id = self.inner.repository.find(id_or_name).await?.session_id;
         self.run(Operation::Stop, id).await
     }
 
     /// Rotates the credentials of a session by id or name.
     pub async fn rotate(&self, id_or_name: &str) -> Result<Session> {
-        let id = self.find(id_or_name).await?.session_id;
+        let id = self.inner.repository.find(id_or_name).await?.session_id;
         self.run(Operation::Rotate, id).await
     }
 
@@ -314,9 +398,11 @@ impl SessionManager {
     /// Stops a session if it is live, deletes its secrets and removes it.
     /// Refused while another session names it as parent.
     pub async fn remove(&self, id_or_name: &str) -> Result<Session> {
-        let session = self.find(id_or_name).await?;
+        let session = self.inner.repository.find(id_or_name).await?;
         let id = session.session_id;
         if let Some(child) = self
+            .inner
+            .repository
             .list()
             .await?
             .into_iter()
@@ -463,6 +549,7 @@ impl Inner {
                     Ok(session)
                 }
                 Operation::Rotate => inner.rotate(session, &redactor).instrument(span).await,
+                Operation::Resume => inner.resume(session, depth, &redactor).instrument(span).await,
             };
             match result {
                 Ok(session) => Ok(session),
@@ -492,6 +579,15 @@ impl Inner {
         depth: usize,
         redactor: &Redactor,
     ) -> Result<Session> {
+        // Built once: a lazy factory that fails runs once per call.
+        let provider = self.provider_for(&session);
+        if let Ok(live) = &provider
+            && live.capabilities().live_connection
+        {
+            return self
+                .start_live(Arc::clone(live), session, depth, redactor)
+                .await;
+        }
         let now = self.clock.now();
         let session = if session.status() == SessionStatus::Active {
             if !session.is_expired_at(now) {
@@ -505,7 +601,7 @@ impl Inner {
         } else {
             session
         };
-        let provider = self.provider_for(&session)?;
+        let provider = provider?;
         let ctx = self.context_for(&session, depth, redactor).await?;
         let now = self.clock.now();
         let mut pending = session.clone();
@@ -566,9 +662,18 @@ impl Inner {
         let mut stopping = session.clone();
         stopping.transition(SessionStatus::Stopping, self.clock.now())?;
         let stopping = self.repository.update(stopping).await?;
+        // Forgotten before the provider closes it, so the end it causes is
+        // not taken for a drop.
+        let released = self.take_held(session.session_id);
         let outcome = provider
             .stop(&self.watched_context(redactor), &stopping)
             .await;
+        if outcome.is_err()
+            && let Some(held) = released
+        {
+            // Still open after all: keep it, and its watcher finds it again.
+            self.keep(session.session_id, held);
+        }
         // A failed stop leaves whatever was live; a session caught in another
         // transitional status is marked expired so the next start or stop
         // runs from a known state.
@@ -665,7 +770,9 @@ impl Inner {
                     Operation::Start => SessionEventKind::Started,
                     Operation::Stop => SessionEventKind::Stopped,
                     Operation::Rotate => SessionEventKind::Rotated,
+                    Operation::Resume => SessionEventKind::Resumed,
                 };
+                self.note_revision(stored.session_id, stored.revision());
                 self.publish(&stored, kind);
                 Ok(stored)
             }

@@ -121,7 +121,10 @@ impl RotationPolicy {
 /// sleeping. It wakes when a session is started or rotated, when the next
 /// rotation is due, and every [`rescan`](RotationPolicy::rescan) to see
 /// changes made by other processes. Sessions whose provider cannot rotate
-/// are left alone.
+/// are left alone, and so are `disconnected` ones: the manager resumes a
+/// dropped live connection itself, under its
+/// [`ResumePolicy`](crate::ResumePolicy), from the moment of the drop
+/// (see [`SessionManager`](crate::SessionManager#live-sessions)).
 ///
 /// ```no_run
 /// # async fn demo(manager: session_core::SessionManager) {

@@ -2,7 +2,8 @@
 //! must do, written once and run by each implementation's own tests.
 //!
 //! - [`action_conformance`]: every [`SessionAction`](session_core::SessionAction),
-//!   with an [`ActionFixture`] per provider.
+//!   with an [`ActionFixture`] per provider; [`live_conformance`] for the
+//!   manager's handling of live providers, with a [`LiveFixture`].
 //! - [`repository_conformance`], for every repository:
 //!   [`WorkspaceRepository`](session_core::WorkspaceRepository).
 //! - [`secret_store_conformance`]: every [`SecretStore`](session_core::SecretStore);
@@ -15,6 +16,9 @@ pub mod action;
 pub mod repository;
 pub mod secret_store;
 
-pub use action::{ActionFixture, CredentialProbe, action_conformance};
+pub use action::{
+    ActionFixture, CredentialProbe, DropConnection, LiveFixture, action_conformance,
+    live_conformance,
+};
 pub use repository::repository_conformance;
 pub use secret_store::secret_store_conformance;

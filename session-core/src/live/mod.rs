@@ -1,0 +1,176 @@
+//! Live connections: what a tunnel-style provider hands back from start and
+//! resume, and how its end is watched.
+//!
+//! A [`LiveHandle`] is the user's side of a connection that outlives the call
+//! that opened it (an SSM data channel, a Boundary local proxy): the local
+//! listen addresses, or a duplex byte stream for an interactive shell, and a
+//! way to wait for its end with an [`EndReason`]. The provider keeps the
+//! matching [`LiveEnd`] and calls [`LiveEnd::end`] when the connection goes
+//! away, whoever closed it.
+
+mod policy;
+
+pub use policy::ResumePolicy;
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::sync::watch;
+
+/// A duplex byte stream, e.g. an interactive shell's stdin/stdout.
+pub trait LiveIo: AsyncRead + AsyncWrite + Send + fmt::Debug {}
+
+impl<T: AsyncRead + AsyncWrite + Send + fmt::Debug> LiveIo for T {}
+
+/// The stream of a [`LiveHandle`], taken once with [`LiveHandle::take_stream`].
+pub type LiveStream = Pin<Box<dyn LiveIo>>;
+
+/// Why a live connection ended.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum EndReason {
+    /// The user stopped the session; nothing to resume.
+    ClosedByUser,
+    /// The service ended the session (e.g. Boundary `canceled`, SSM
+    /// `channel_closed`); the text is the service's own reason, verbatim.
+    ClosedByService(String),
+    /// The remote session ran out (time or connection limit).
+    Expired,
+    /// The connection was lost (network, websocket closed with "resume me");
+    /// the remote session can be resumed.
+    NetworkLost(String),
+}
+
+impl EndReason {
+    /// Whether the manager should try to resume the session: only after
+    /// [`EndReason::NetworkLost`]. A session the service closed or that
+    /// expired would only be refused.
+    pub fn is_resumable(&self) -> bool {
+        matches!(self, EndReason::NetworkLost(_))
+    }
+}
+
+impl fmt::Display for EndReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            EndReason::ClosedByUser => f.write_str("closed by the user"),
+            EndReason::ClosedByService(why) => write!(f, "closed by the service: {why}"),
+            EndReason::Expired => f.write_str("the remote session expired"),
+            EndReason::NetworkLost(why) => write!(f, "network lost: {why}"),
+        }
+    }
+}
+
+/// The user's side of a live connection.
+///
+/// Cloning is cheap and clones share the connection: every clone sees the
+/// same end, and the stream can be taken by one of them only.
+#[derive(Clone)]
+pub struct LiveHandle {
+    inner: Arc<HandleInner>,
+}
+
+struct HandleInner {
+    addresses: Vec<SocketAddr>,
+    stream: Mutex<Option<LiveStream>>,
+    ended: watch::Receiver<Option<EndReason>>,
+}
+
+impl fmt::Debug for LiveHandle {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("LiveHandle")
+            .field("addresses", &self.inner.addresses)
+            .field("end_reason", &self.end_reason())
+            .finish_non_exhaustive()
+    }
+}
+
+/// The provider's side of a live connection: it tells every
+/// [`LiveHandle`] clone that the connection ended, and why.
+#[derive(Debug)]
+pub struct LiveEnd {
+    sender: watch::Sender<Option<EndReason>>,
+}
+
+impl LiveEnd {
+    /// Marks the connection ended. Only the first call counts, so a
+    /// provider may call it from both its drop detection and `stop`.
+    pub fn end(&self, reason: EndReason) {
+        self.sender.send_if_modified(|current| {
+            if current.is_some() {
+                return false;
+            }
+            *current = Some(reason);
+            true
+        });
+    }
+
+    /// Whether [`end`](Self::end) was called.
+    pub fn is_ended(&self) -> bool {
+        self.sender.borrow().is_some()
+    }
+}
+
+impl LiveHandle {
+    /// A handle for a port forward or proxy listening on `addresses`.
+    pub fn listening(addresses: impl IntoIterator<Item = SocketAddr>) -> (Self, LiveEnd) {
+        Self::build(addresses.into_iter().collect(), None)
+    }
+
+    /// A handle for an interactive stream, e.g. a shell.
+    pub fn streaming(stream: impl LiveIo + 'static) -> (Self, LiveEnd) {
+        Self::build(Vec::new(), Some(Box::pin(stream)))
+    }
+
+    fn build(addresses: Vec<SocketAddr>, stream: Option<LiveStream>) -> (Self, LiveEnd) {
+        let (sender, ended) = watch::channel(None);
+        let handle = Self {
+            inner: Arc::new(HandleInner {
+                addresses,
+                stream: Mutex::new(stream),
+                ended,
+            }),
+        };
+        (handle, LiveEnd { sender })
+    }
+
+    /// The local addresses to connect to; empty for a stream.
+    pub fn addresses(&self) -> &[SocketAddr] {
+        &self.inner.addresses
+    }
+
+    /// The duplex stream, the first time it is asked for; `None` after
+    /// that, and for a handle made with [`listening`](Self::listening).
+    pub fn take_stream(&self) -> Option<LiveStream> {
+        self.inner
+            .stream
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take()
+    }
+
+    /// Why the connection ended, or `None` while it is up.
+    pub fn end_reason(&self) -> Option<EndReason> {
+        self.inner.ended.borrow().clone()
+    }
+
+    /// Completes when the connection ends. If the provider dropped its
+    /// [`LiveEnd`] without calling it, the connection is reported as lost.
+    pub async fn ended(&self) -> EndReason {
+        let mut ended = self.inner.ended.clone();
+        let seen = match ended.wait_for(Option::is_some).await {
+            Ok(reason) => reason.clone(),
+            Err(_) => None,
+        };
+        seen.or_else(|| ended.borrow().clone())
+            .unwrap_or_else(|| EndReason::NetworkLost("the provider dropped the connection".into()))
+    }
+
+    /// Whether `self` and `other` are clones of one handle.
+    pub fn same_connection(&self, other: &LiveHandle) -> bool {
+        Arc::ptr_eq(&self.inner, &other.inner)
+    }
+}
