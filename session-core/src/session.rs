@@ -286,7 +286,9 @@ fn validate_name(name: &str) -> Result<()> {
 #[serde(rename_all = "camelCase")]
 #[non_exhaustive]
 pub struct LastError {
-    /// `start`, `stop` or `rotate`.
+    /// The operation that failed (`start`, `stop`, `rotate`, `resume`), or
+    /// `connection` when a live session's connection ended (the reason is
+    /// in `message`).
     pub operation: String,
     /// [`Error::category`] of the failure.
     pub category: String,
