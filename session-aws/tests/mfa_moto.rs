@@ -15,9 +15,8 @@
 
 mod common;
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::VecDeque;
 use std::fmt;
-use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 use common::{client, context, pending, store_moto_key};
@@ -27,8 +26,7 @@ use session_core::{
     Error, InMemorySecretStore, InMemoryWorkspace, Result, Secret, Session, SessionAction,
     SessionManager, SessionStatus, SessionType, WorkspaceRepository,
 };
-use session_testkit::peers::moto::{ALLOW_ALL_POLICY, MotoAccessKey, MotoServer};
-use session_testkit::readers::botocore::Botocore;
+use session_testkit::peers::moto_recorder::{RecordedCall, RecordingMoto};
 
 const USER_SERIAL: &str = "arn:aws:iam::123456789012:mfa/dev";
 const ROLE_SERIAL: &str = "GAHT12345678";
@@ -37,117 +35,6 @@ const ROLE_ARN: &str = "arn:aws:iam::123456789012:role/Deploy";
 // ---------------------------------------------------------------------------
 // moto with its request recorder
 // ---------------------------------------------------------------------------
-
-/// moto with its request recorder on, and botocore's Python to read the
-/// recording with.
-struct RecordingMoto {
-    moto: MotoServer,
-    botocore: Botocore,
-    recording: PathBuf,
-    _dir: tempfile::TempDir,
-}
-
-impl RecordingMoto {
-    /// Starts moto recording every request into a private file. `None`
-    /// when moto is missing outside CI.
-    fn start() -> Option<Self> {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let recording = dir.path().join("recording.jsonl");
-        let moto = MotoServer::builder()
-            .env("MOTO_ENABLE_RECORDING", "True")
-            .env("MOTO_RECORDER_FILEPATH", &recording)
-            .start()?;
-        let botocore = Botocore::new()?;
-        Some(Self {
-            moto,
-            botocore,
-            recording,
-            _dir: dir,
-        })
-    }
-
-    /// Like `common::moto_with_authentication`: the IAM user `dev` gets a
-    /// key, then every call must be signed with a key moto issued. The
-    /// seeding calls are dropped from the recording.
-    fn with_authentication() -> Option<(Self, MotoAccessKey)> {
-        let recorder = Self::start()?;
-        let key = recorder.moto.seed_then_authenticate(|moto| {
-            moto.create_iam_user(&recorder.botocore, "dev", ALLOW_ALL_POLICY)
-        });
-        recorder.forget();
-        Some((recorder, key))
-    }
-
-    /// Empties the recording.
-    fn forget(&self) {
-        let reset = self
-            .moto
-            .request("POST", "/moto-api/recorder/reset-recording", b"")
-            .expect("reset the recording");
-        assert_eq!(reset.status, 200, "{}", reset.text());
-    }
-
-    /// The AWS query-protocol calls (STS, IAM) moto received since the
-    /// last [`forget`](Self::forget), in order. Blank values are kept, so
-    /// an empty `TokenCode` would show.
-    fn calls(&self) -> Vec<StsCall> {
-        let forms: Vec<BTreeMap<String, String>> = self
-            .botocore
-            .script(
-                r#"
-                import base64, json, os, sys, urllib.parse
-                calls = []
-                if os.path.exists(sys.argv[1]):
-                    for line in open(sys.argv[1]):
-                        entry = json.loads(line)
-                        body = entry.get("body") or ""
-                        if entry.get("body_encoded"):
-                            body = base64.b64decode(body).decode()
-                        form = dict(urllib.parse.parse_qsl(body, keep_blank_values=True))
-                        if "Action" in form:
-                            calls.append(form)
-                print(json.dumps(calls))
-                "#,
-            )
-            .arg(&self.recording)
-            .run()
-            .json();
-        forms.into_iter().map(StsCall).collect()
-    }
-}
-
-/// One recorded call: its form parameters.
-struct StsCall(BTreeMap<String, String>);
-
-impl StsCall {
-    fn action(&self) -> &str {
-        self.get("Action").unwrap_or("")
-    }
-
-    fn get(&self, name: &str) -> Option<&str> {
-        self.0.get(name).map(String::as_str)
-    }
-
-    /// Whether the call carries exactly this `TokenCode`: compared here so
-    /// that an assertion message never has to show the value.
-    fn sends_code(&self, code: &str) -> bool {
-        self.get("TokenCode") == Some(code)
-    }
-}
-
-impl fmt::Debug for StsCall {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let mut map = f.debug_map();
-        for (name, value) in &self.0 {
-            if name == "TokenCode" {
-                map.entry(name, &format_args!("<{} characters>", value.len()));
-            } else {
-                map.entry(name, value);
-            }
-        }
-        map.finish()
-    }
-}
 
 // ---------------------------------------------------------------------------
 // An MFA prompt that records who asked
@@ -216,7 +103,7 @@ fn iam_user(name: &str, serial: Option<&str>) -> Session {
 /// without `mfaSerial` sends neither and does not ask.
 #[tokio::test]
 async fn iam_user_start_sends_the_serial_and_the_prompted_code() {
-    let Some((recorder, key)) = RecordingMoto::with_authentication() else {
+    let Some((recorder, key)) = RecordingMoto::with_user("dev") else {
         return;
     };
     let prompter = Prompter::new(&["482913"]);
@@ -353,7 +240,7 @@ async fn chained_role_start_sends_its_serial_and_a_fresh_code_from_the_command()
     );
 
     let calls = recorder.calls();
-    let actions: Vec<&str> = calls.iter().map(StsCall::action).collect();
+    let actions: Vec<&str> = calls.iter().map(RecordedCall::action).collect();
     assert_eq!(actions, ["GetSessionToken", "AssumeRole"], "{calls:?}");
     assert_eq!(calls[0].get("SerialNumber"), Some(USER_SERIAL), "{calls:?}");
     assert!(calls[0].sends_code("714201"), "{calls:?}");
@@ -383,7 +270,7 @@ async fn chained_role_start_sends_its_serial_and_a_fresh_code_from_the_command()
 /// the IAM user; off for the chain (see above).
 #[tokio::test]
 async fn a_malformed_code_fails_the_start_before_any_request() {
-    let Some((recorder, key)) = RecordingMoto::with_authentication() else {
+    let Some((recorder, key)) = RecordingMoto::with_user("dev") else {
         return;
     };
     let (ctx, _clock) = context();
@@ -415,7 +302,7 @@ async fn a_malformed_code_fails_the_start_before_any_request() {
     assert_eq!(prompter.asked().len(), 1, "{:?}", prompter.asked());
     assert_eq!(prompter.asked()[0].0, ROLE_SERIAL);
     let calls = recorder.calls();
-    let actions: Vec<&str> = calls.iter().map(StsCall::action).collect();
+    let actions: Vec<&str> = calls.iter().map(RecordedCall::action).collect();
     assert_eq!(
         actions,
         ["GetSessionToken"],
@@ -449,7 +336,7 @@ fn check_malformed_code_error(err: &Error, answer: &str, serial: &str, session: 
 /// naming the device and the session, and sends nothing.
 #[tokio::test]
 async fn no_mfa_source_fails_naming_the_device_and_sends_nothing() {
-    let Some((recorder, key)) = RecordingMoto::with_authentication() else {
+    let Some((recorder, key)) = RecordingMoto::with_user("dev") else {
         return;
     };
     let (ctx, _clock) = context();
@@ -495,7 +382,7 @@ async fn no_mfa_source_fails_naming_the_device_and_sends_nothing() {
 async fn a_failing_mfa_command_fails_the_start_and_sends_nothing() {
     use session_aws::mfa::CommandMfaPrompt;
 
-    let Some((recorder, key)) = RecordingMoto::with_authentication() else {
+    let Some((recorder, key)) = RecordingMoto::with_user("dev") else {
         return;
     };
     let (ctx, _clock) = context();

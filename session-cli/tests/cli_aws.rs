@@ -17,6 +17,7 @@ use common::*;
 use session_aws::{ChainedRoleConfig, long_term};
 use session_core::SecretKey;
 use session_testkit::peers::moto::{ALLOW_ALL_POLICY, MotoAccessKey, MotoServer};
+use session_testkit::peers::moto_recorder::RecordingMoto;
 use session_testkit::readers::botocore::Botocore;
 
 const KEY_ID: &str = "AKIAIOSFODNN7EXAMPLE";
@@ -811,82 +812,6 @@ fn sso_sync_adds_one_session_per_role_once() {
 /// The MFA device of the IAM user `dev` in the MFA tests.
 const MFA_SERIAL: &str = "arn:aws:iam::123456789012:mfa/dev";
 
-/// moto with its request recorder on (`MOTO_ENABLE_RECORDING`) and
-/// authentication on, and the key it issued to `dev`. moto does not check
-/// MFA codes, so what sessionctl sent is read from the recording: moto
-/// appends each request it receives, body included, to the file before
-/// handling it. (The same helper as in `session-aws/tests/mfa_moto.rs`;
-/// test crates cannot share it.)
-struct RecordingMoto {
-    moto: MotoServer,
-    botocore: Botocore,
-    recording: std::path::PathBuf,
-    _dir: tempfile::TempDir,
-}
-
-impl RecordingMoto {
-    fn with_user() -> Option<(Self, MotoAccessKey)> {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let recording = dir.path().join("recording.jsonl");
-        let moto = MotoServer::builder()
-            .env("MOTO_ENABLE_RECORDING", "True")
-            .env("MOTO_RECORDER_FILEPATH", &recording)
-            .start()?;
-        let botocore = Botocore::new()?;
-        let key = moto.seed_then_authenticate(|moto| {
-            moto.create_iam_user(&botocore, "dev", ALLOW_ALL_POLICY)
-        });
-        let recorder = Self {
-            moto,
-            botocore,
-            recording,
-            _dir: dir,
-        };
-        recorder.forget();
-        Some((recorder, key))
-    }
-
-    /// Empties the recording (the seeding calls, an earlier run).
-    fn forget(&self) {
-        let reset = self
-            .moto
-            .request("POST", "/moto-api/recorder/reset-recording", b"")
-            .expect("reset the recording");
-        assert_eq!(reset.status, 200, "{}", reset.text());
-    }
-
-    /// The form parameters of each AWS query call moto received since the
-    /// last `forget`, blank values kept. `TokenCode` is replaced by
-    /// `"matches"` or `"differs (N characters)"` against `code`, so that no
-    /// assertion message can show a code.
-    fn calls(&self, code: &str) -> Vec<std::collections::BTreeMap<String, String>> {
-        self.botocore
-            .script(
-                r#"
-                import base64, json, os, sys, urllib.parse
-                calls = []
-                if os.path.exists(sys.argv[1]):
-                    for line in open(sys.argv[1]):
-                        entry = json.loads(line)
-                        body = entry.get("body") or ""
-                        if entry.get("body_encoded"):
-                            body = base64.b64decode(body).decode()
-                        form = dict(urllib.parse.parse_qsl(body, keep_blank_values=True))
-                        if "TokenCode" in form:
-                            sent = form["TokenCode"]
-                            form["TokenCode"] = "matches" if sent == sys.argv[2] else f"differs ({len(sent)} characters)"
-                        if "Action" in form:
-                            calls.append(form)
-                print(json.dumps(calls))
-                "#,
-            )
-            .arg(&self.recording)
-            .arg(code)
-            .run()
-            .json()
-    }
-}
-
 /// `start dev` with `SESSIONCTL_MFA_COMMAND` set to `mfa_command` (or
 /// unset), in a clean environment pointed at moto.
 fn start_with_mfa_command(
@@ -911,7 +836,7 @@ fn start_with_mfa_command(
 /// moto issued). The code is printed nowhere.
 #[test]
 fn start_sends_the_code_from_sessionctl_mfa_command() {
-    let Some((recorder, key)) = RecordingMoto::with_user() else {
+    let Some((recorder, key)) = RecordingMoto::with_user("dev") else {
         return;
     };
     let fx = Fixture::new();
@@ -946,11 +871,11 @@ fn start_sends_the_code_from_sessionctl_mfa_command() {
         MFA_SERIAL,
         "the command was told the device"
     );
-    let calls = recorder.calls("593017");
+    let calls = recorder.calls();
     assert_eq!(calls.len(), 1, "{calls:?}");
-    assert_eq!(calls[0]["Action"], "GetSessionToken", "{calls:?}");
-    assert_eq!(calls[0]["SerialNumber"], MFA_SERIAL, "{calls:?}");
-    assert_eq!(calls[0]["TokenCode"], "matches", "{calls:?}");
+    assert_eq!(calls[0].action(), "GetSessionToken", "{calls:?}");
+    assert_eq!(calls[0].get("SerialNumber"), Some(MFA_SERIAL), "{calls:?}");
+    assert!(calls[0].sends_code("593017"), "{calls:?}");
 }
 
 /// `SESSIONCTL_MFA_COMMAND` printing something that is not 6 digits, or
@@ -961,7 +886,7 @@ fn start_sends_the_code_from_sessionctl_mfa_command() {
 #[cfg(unix)]
 #[test]
 fn start_without_a_usable_mfa_code_fails_and_sends_nothing() {
-    let Some((recorder, key)) = RecordingMoto::with_user() else {
+    let Some((recorder, key)) = RecordingMoto::with_user("dev") else {
         return;
     };
     let fx = Fixture::new();
@@ -1015,7 +940,7 @@ fn start_without_a_usable_mfa_code_fails_and_sends_nothing() {
             SessionStatus::Active,
             "{command:?}"
         );
-        let calls = recorder.calls("");
+        let calls = recorder.calls();
         assert!(calls.is_empty(), "{command:?}: nothing sent: {calls:?}");
     }
 }

@@ -194,17 +194,13 @@ async fn the_suite_catches_each_flaw() {
             inner: provider(),
             flaw,
         };
-        let outcome = tokio::spawn(async move {
-            action_conformance(&flawed, &fixture(SessionType::Other("test".into()))).await;
-        })
+        let message = session_testkit::suites::failure_of(
+            async move {
+                action_conformance(&flawed, &fixture(SessionType::Other("test".into()))).await;
+            },
+            &format!("a provider with {flaw:?}"),
+        )
         .await;
-        let panic = outcome.expect_err(&format!("the suite passed a provider with {flaw:?}"));
-        let payload = panic.into_panic();
-        let message = payload
-            .downcast_ref::<String>()
-            .cloned()
-            .or_else(|| payload.downcast_ref::<&str>().map(|s| (*s).to_owned()))
-            .unwrap_or_default();
         assert!(
             message.contains(expected),
             "{flaw:?}: unexpected failure: {message}"

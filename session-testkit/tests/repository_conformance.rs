@@ -189,14 +189,11 @@ async fn the_suite_catches_each_flaw() {
             inner: InMemoryWorkspace::new(),
             flaw,
         };
-        let outcome = tokio::spawn(async move { repository_conformance(&repo).await }).await;
-        let panic = outcome.expect_err(&format!("the suite passed a repository with {flaw:?}"));
-        let payload = panic.into_panic();
-        let message = payload
-            .downcast_ref::<String>()
-            .cloned()
-            .or_else(|| payload.downcast_ref::<&str>().map(|s| (*s).to_owned()))
-            .unwrap_or_default();
+        let message = session_testkit::suites::failure_of(
+            async move { repository_conformance(&repo).await },
+            &format!("a repository with {flaw:?}"),
+        )
+        .await;
         assert!(
             message.contains(expected),
             "{flaw:?}: unexpected failure: {message}"

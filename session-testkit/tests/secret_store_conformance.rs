@@ -399,15 +399,11 @@ async fn the_suite_catches_each_flaw() {
             flaw,
             seen: Default::default(),
         });
-        let outcome =
-            tokio::spawn(async move { secret_store_conformance(store.as_ref()).await }).await;
-        let panic = outcome.expect_err(&format!("the suite passed a store with {flaw:?}"));
-        let payload = panic.into_panic();
-        let message = payload
-            .downcast_ref::<String>()
-            .cloned()
-            .or_else(|| payload.downcast_ref::<&str>().map(|s| (*s).to_owned()))
-            .unwrap_or_default();
+        let message = session_testkit::suites::failure_of(
+            async move { secret_store_conformance(store.as_ref()).await },
+            &format!("a store with {flaw:?}"),
+        )
+        .await;
         assert!(
             message.contains(expected),
             "{flaw:?}: unexpected failure: {message}"

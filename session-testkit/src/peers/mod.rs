@@ -34,6 +34,7 @@
 
 mod http;
 pub mod moto;
+pub mod moto_recorder;
 pub mod oidc;
 mod process;
 pub mod sushy;

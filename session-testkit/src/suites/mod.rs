@@ -22,3 +22,25 @@ pub use action::{
 };
 pub use repository::repository_conformance;
 pub use secret_store::secret_store_conformance;
+
+/// For seeded-defect tests, which show a suite catches a broken
+/// implementation: runs `suite` on its own task and returns the message it
+/// panicked with.
+///
+/// # Panics
+///
+/// When the suite passed: `what` names the implementation it should have
+/// failed (e.g. `a store with KeepsFirstValue`).
+pub async fn failure_of(
+    suite: impl std::future::Future<Output = ()> + Send + 'static,
+    what: &str,
+) -> String {
+    let outcome = tokio::spawn(suite).await;
+    let panic = outcome.expect_err(&format!("the suite passed {what}"));
+    let payload = panic.into_panic();
+    payload
+        .downcast_ref::<String>()
+        .cloned()
+        .or_else(|| payload.downcast_ref::<&str>().map(|s| (*s).to_owned()))
+        .unwrap_or_default()
+}
