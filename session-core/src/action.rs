@@ -3,7 +3,7 @@
 use std::fmt;
 use std::sync::Arc;
 
-use crate::{Clock, Error, LiveHandle, Result, SecretStore, Session, SessionType};
+use crate::{Clock, Error, LiveHandle, LiveOptions, Result, SecretStore, Session, SessionType};
 
 /// Start, stop and rotate one kind of session.
 ///
@@ -53,8 +53,25 @@ use crate::{Clock, Error, LiveHandle, Result, SecretStore, Session, SessionType}
 /// and `start` re-attaches to it: `resume`, or `start_live` when the
 /// provider returns [`Error::Unsupported`].
 ///
+/// A provider that listens locally binds [`ActionContext::live`]'s
+/// address when one is set (else its session's setting, else a free
+/// loopback port) with [`bind_listener`](crate::bind_listener), so a port in
+/// use fails at once with "address in use". When the manager resumes a
+/// dropped connection it asks for the address the old one listened on, so
+/// the user's tools keep working.
+///
 /// Credential providers implement neither: both default to
 /// [`Error::Unsupported`].
+///
+/// # Cancellation
+///
+/// [`SessionManager::cancel`](crate::SessionManager::cancel) drops the
+/// future of a `start`, `start_live`, `rotate` or `resume` in progress (a
+/// device-code sign-in waiting for the user, a handshake). A provider must
+/// leave nothing local behind when its future is dropped at an `.await`
+/// (hold listeners and tasks in values whose `Drop` closes them); the
+/// manager then records the operation as failed with
+/// [`Error::Cancelled`](crate::Error::Cancelled). `stop` is never cancelled.
 ///
 /// # What start, stop and rotate mean per session type
 ///
@@ -183,6 +200,9 @@ pub struct ActionContext {
     pub secrets: Arc<dyn SecretStore>,
     /// The parent session, already `active`, for chained sessions.
     pub parent: Option<Session>,
+    /// What the caller asked of a live connection (e.g. the local port);
+    /// read by [`SessionAction::start_live`] and [`SessionAction::resume`].
+    pub live: LiveOptions,
 }
 
 impl ActionContext {
@@ -192,12 +212,19 @@ impl ActionContext {
             clock,
             secrets,
             parent: None,
+            live: LiveOptions::default(),
         }
     }
 
     /// Sets the parent session.
     pub fn with_parent(mut self, parent: Session) -> Self {
         self.parent = Some(parent);
+        self
+    }
+
+    /// Sets what the caller asks of a live connection.
+    pub fn with_live(mut self, live: LiveOptions) -> Self {
+        self.live = live;
         self
     }
 }

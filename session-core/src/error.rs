@@ -190,7 +190,9 @@ pub enum Error {
         source: Option<BoxError>,
     },
 
-    /// The operation was abandoned because the manager or scheduler shut down.
+    /// The operation was abandoned: cancelled by the caller
+    /// ([`SessionManager::cancel`](crate::SessionManager::cancel)), or the
+    /// manager or scheduler shut down.
     #[error("{operation} cancelled: {reason}")]
     Cancelled {
         /// What was abandoned.

@@ -91,7 +91,9 @@ pub use action::{ActionContext, Capabilities, Operation, SessionAction};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use error::{BoxError, Error, ErrorChain, Result};
 pub use id::SessionId;
-pub use live::{EndReason, LiveEnd, LiveHandle, LiveIo, LiveStream, ResumePolicy};
+pub use live::{
+    EndReason, LiveEnd, LiveHandle, LiveIo, LiveOptions, LiveStream, ResumePolicy, bind_listener,
+};
 pub use manager::{
     DEFAULT_MIN_TTL, RotationPolicy, RotationScheduler, SchedulerHandle, SessionEvent,
     SessionEventKind, SessionLease, SessionManager, SessionManagerBuilder,

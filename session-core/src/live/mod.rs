@@ -8,8 +8,10 @@
 //! matching [`LiveEnd`] and calls [`LiveEnd::end`] when the connection goes
 //! away, whoever closed it.
 
+mod listen;
 mod policy;
 
+pub use listen::{LiveOptions, bind_listener};
 pub use policy::ResumePolicy;
 
 use std::fmt;

@@ -6,11 +6,12 @@ use std::sync::{Arc, Weak};
 use futures::FutureExt;
 use futures::future::BoxFuture;
 
-use super::{Inner, SessionEventKind, SessionManager};
+use super::cancel::Cancel;
+use super::{Inner, SessionEventKind, SessionManager, cancelled};
 use crate::redact::Redactor;
 use crate::{
-    EndReason, Error, LiveHandle, Operation, Result, Session, SessionAction, SessionId,
-    SessionStatus,
+    EndReason, Error, LiveHandle, LiveOptions, Operation, Result, Session, SessionAction,
+    SessionId, SessionStatus,
 };
 
 /// A connection this process holds, and the session revision it last wrote.
@@ -34,6 +35,36 @@ impl Inner {
             .providers
             .for_session(session)
             .is_ok_and(|p| p.capabilities().live_connection)
+    }
+
+    /// What callers of this process asked of `id`'s connection.
+    pub(super) fn live_options_for(&self, id: SessionId) -> LiveOptions {
+        self.live_options
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&id)
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    /// Sets what callers ask of `id`'s connection; `None` forgets it.
+    pub(super) fn set_live_options(&self, id: SessionId, options: Option<LiveOptions>) {
+        let mut all = self.live_options.lock().unwrap_or_else(|e| e.into_inner());
+        match options {
+            Some(options) => all.insert(id, options),
+            None => all.remove(&id),
+        };
+    }
+
+    /// After a connection opened: a resume asks for the address it listens
+    /// on, so tools pointed at it keep working (a free port chosen by the
+    /// provider becomes this port).
+    fn remember_address(&self, id: SessionId, handle: &LiveHandle) {
+        if let [address] = handle.addresses() {
+            let mut options = self.live_options_for(id);
+            options.listen = Some(*address);
+            self.set_live_options(id, Some(options));
+        }
     }
 
     /// The handle this process holds for `id`, if its connection is up.
@@ -236,6 +267,7 @@ impl Inner {
         session: Session,
         depth: usize,
         redactor: &'a Redactor,
+        cancel: &'a Cancel,
     ) -> BoxFuture<'a, Result<Session>> {
         async move {
             let now = self.clock.now();
@@ -248,7 +280,7 @@ impl Inner {
                 SessionStatus::Active | SessionStatus::Disconnected
                     if !session.is_expired_at(now) =>
                 {
-                    return self.resume(session, depth, redactor).await;
+                    return self.resume(session, depth, redactor, cancel).await;
                 }
                 _ => {}
             }
@@ -261,11 +293,16 @@ impl Inner {
                 expired.transition(SessionStatus::Expired, now)?;
                 self.repository.update(expired).await?
             };
-            let ctx = self.context_for(&session, depth, redactor).await?;
+            let ctx = self.context_for(&session, depth, redactor, cancel).await?;
             let mut pending = session.clone();
             pending.transition(SessionStatus::Pending, self.clock.now())?;
             let pending = self.repository.update(pending).await?;
-            let outcome = provider.start_live(&ctx, &pending).await;
+            let outcome = cancel
+                .run(
+                    || cancelled(Operation::Start, &pending),
+                    provider.start_live(&ctx, &pending),
+                )
+                .await;
             self.finish_live(
                 Operation::Start,
                 pending,
@@ -287,6 +324,7 @@ impl Inner {
         session: Session,
         depth: usize,
         redactor: &Redactor,
+        cancel: &Cancel,
     ) -> Result<Session> {
         let provider = self.provider_for(&session)?;
         if !provider.capabilities().live_connection {
@@ -314,14 +352,19 @@ impl Inner {
                 });
             }
         };
-        let ctx = self.context_for(&session, depth, redactor).await?;
+        let ctx = self.context_for(&session, depth, redactor, cancel).await?;
         let mut pending = session.clone();
         pending.transition(SessionStatus::Pending, self.clock.now())?;
         let pending = self.repository.update(pending).await?;
-        let outcome = match provider.resume(&ctx, &pending).await {
-            Err(Error::Unsupported { .. }) => provider.start_live(&ctx, &pending).await,
-            other => other,
+        let reattach = async {
+            match provider.resume(&ctx, &pending).await {
+                Err(Error::Unsupported { .. }) => provider.start_live(&ctx, &pending).await,
+                other => other,
+            }
         };
+        let outcome = cancel
+            .run(|| cancelled(Operation::Resume, &pending), reattach)
+            .await;
         self.finish_live(
             Operation::Resume,
             pending,
@@ -346,6 +389,7 @@ impl Inner {
         let id = sent.session_id;
         let outcome = match outcome {
             Ok((session, handle)) => {
+                self.remember_address(id, &handle);
                 self.hold(id, handle);
                 Ok(session)
             }
@@ -392,6 +436,8 @@ async fn resume_until_deadline(weak: Weak<Inner>, id: SessionId) {
         let manager = SessionManager { inner };
         match manager.run(Operation::Resume, id).await {
             Ok(_) => return,
+            // Someone gave up on it (`SessionManager::cancel`).
+            Err(Error::Cancelled { .. }) => return,
             Err(error) => {
                 failures += 1;
                 tracing::warn!(session_id = %id, category = error.category(), failures, "resume failed: {error}");

@@ -1,5 +1,6 @@
 //! Runs start, stop and rotate with persistence, single-flight and events.
 
+mod cancel;
 mod events;
 mod fresh;
 mod live;
@@ -20,12 +21,13 @@ use futures::future::{BoxFuture, Shared};
 use tokio::sync::broadcast;
 use tracing::Instrument;
 
+use self::cancel::Cancel;
 use self::providers::Providers;
 use crate::redact::Redactor;
 use crate::{
-    ActionContext, Clock, Error, InMemorySecretStore, LiveHandle, Operation, Result, ResumePolicy,
-    SecretStore, Session, SessionAction, SessionId, SessionStatus, SessionType, SystemClock,
-    WorkspaceRepository, WorkspaceRepositoryExt,
+    ActionContext, Clock, Error, InMemorySecretStore, LiveHandle, LiveOptions, Operation, Result,
+    ResumePolicy, SecretStore, Session, SessionAction, SessionId, SessionStatus, SessionType,
+    SystemClock, WorkspaceRepository, WorkspaceRepositoryExt,
 };
 
 /// How many events a slow subscriber may fall behind before it misses some
@@ -106,12 +108,22 @@ struct Inner {
     clock: Arc<dyn Clock>,
     providers: Providers,
     events: broadcast::Sender<SessionEvent>,
-    inflight: Mutex<HashMap<(SessionId, Operation), (u64, OpFuture)>>,
+    inflight: Mutex<HashMap<(SessionId, Operation), Flight>>,
     gates: Mutex<HashMap<SessionId, Arc<tokio::sync::Mutex<()>>>>,
     next_flight: std::sync::atomic::AtomicU64,
     /// The handles of the live sessions this process holds.
     live: Mutex<HashMap<SessionId, live::Held>>,
+    /// What callers asked of each live session's connection, reused when
+    /// it is resumed.
+    live_options: Mutex<HashMap<SessionId, LiveOptions>>,
     resume_policy: ResumePolicy,
+}
+
+/// An operation in flight on one session.
+struct Flight {
+    number: u64,
+    future: OpFuture,
+    cancel: Arc<Cancel>,
 }
 
 impl fmt::Debug for SessionManager {
@@ -259,6 +271,7 @@ impl SessionManagerBuilder {
                 gates: Mutex::new(HashMap::new()),
                 next_flight: std::sync::atomic::AtomicU64::new(0),
                 live: Mutex::new(HashMap::new()),
+                live_options: Mutex::new(HashMap::new()),
                 resume_policy: self.resume_policy,
             }),
         })
@@ -330,6 +343,23 @@ impl SessionManager {
     /// [`Error::Unsupported`] when the session's provider has no live
     /// connection; those of [`start`](Self::start).
     pub async fn connect(&self, id_or_name: &str) -> Result<(Session, LiveHandle)> {
+        self.connect_with(id_or_name, LiveOptions::default()).await
+    }
+
+    /// [`connect`](Self::connect) with what the caller asks of the
+    /// connection, e.g. its local port. The options stay with the session
+    /// in this manager: a resume of the dropped connection asks for the
+    /// same address (the port the connection got, when it asked for any).
+    ///
+    /// # Errors
+    ///
+    /// Those of [`connect`](Self::connect); a listen address in use is
+    /// [`Error::InvalidInput`] naming it (see [`bind_listener`](crate::bind_listener)).
+    pub async fn connect_with(
+        &self,
+        id_or_name: &str,
+        options: LiveOptions,
+    ) -> Result<(Session, LiveHandle)> {
         let found = self.inner.repository.find(id_or_name).await?;
         let provider = self.inner.provider_for(&found)?;
         if !provider.capabilities().live_connection {
@@ -338,6 +368,7 @@ impl SessionManager {
                 format!("connect ({} has no live connection)", found.label()),
             ));
         }
+        self.inner.set_live_options(found.session_id, Some(options));
         let session = self.run(Operation::Start, found.session_id).await?;
         let handle = self
             .live(session.session_id)
@@ -355,6 +386,44 @@ impl SessionManager {
     pub async fn resume(&self, id_or_name: &str) -> Result<Session> {
         let id = self.inner.repository.find(id_or_name).await?.session_id;
         self.run(Operation::Resume, id).await
+    }
+
+    /// Cancels the `start`, `rotate` or `resume` of a session (by id or
+    /// name) that this manager is running, for every caller waiting on it;
+    /// returns whether one was running. Use it to give up a device-code
+    /// sign-in or a handshake that takes too long.
+    ///
+    /// The operation stops at its next cancellation point: while it waits
+    /// for another operation on the session (nothing changes), or while its
+    /// provider works (the provider's future is dropped). Its callers get
+    /// [`Error::Cancelled`], and the session is left as a failure of that
+    /// operation leaves it, with the error in [`Session::last_error`]:
+    ///
+    /// | cancelled | session left |
+    /// |---|---|
+    /// | `start` | `inactive` (a parent it started stays `active`) |
+    /// | `rotate` | as it was (`active` with the old credentials, `expired` if they ran out) |
+    /// | `resume` | `disconnected` (the manager's own resume loop gives up on it) |
+    ///
+    /// `stop` is never cancelled: it always runs to the end, so nothing it
+    /// removes is left half removed. Dropping the future of
+    /// [`run`](Self::run) and the like does not cancel: the operation runs
+    /// on its own task and completes.
+    pub async fn cancel(&self, id_or_name: &str) -> Result<bool> {
+        let id = self.inner.repository.find(id_or_name).await?.session_id;
+        let inflight = self
+            .inner
+            .inflight
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        let mut any = false;
+        for operation in [Operation::Start, Operation::Rotate, Operation::Resume] {
+            if let Some(flight) = inflight.get(&(id, operation)) {
+                flight.cancel.cancel();
+                any = true;
+            }
+        }
+        Ok(any)
     }
 
     /// Adds a new session (status must be `inactive`).
@@ -449,21 +518,23 @@ impl SessionManager {
             .inflight
             .lock()
             .unwrap_or_else(|e| e.into_inner());
-        if let Some((_, running)) = inflight.get(&(id, operation)) {
+        if let Some(running) = inflight.get(&(id, operation)) {
             tracing::debug!(session_id = %id, %operation, "joining an operation in flight");
-            return running.clone();
+            return running.future.clone();
         }
         let flight = self
             .inner
             .next_flight
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let inner = Arc::clone(&self.inner);
+        let cancel = Arc::new(Cancel::default());
+        let task_cancel = Arc::clone(&cancel);
         let task = tokio::spawn(async move {
-            let result = Inner::execute(&inner, operation, id, 0).await;
+            let result = Inner::execute(&inner, operation, id, 0, &task_cancel).await;
             let mut inflight = inner.inflight.lock().unwrap_or_else(|e| e.into_inner());
             if inflight
                 .get(&(id, operation))
-                .is_some_and(|(f, _)| *f == flight)
+                .is_some_and(|f| f.number == flight)
             {
                 inflight.remove(&(id, operation));
             }
@@ -479,7 +550,14 @@ impl SessionManager {
         }
         .boxed()
         .shared();
-        inflight.insert((id, operation), (flight, shared.clone()));
+        inflight.insert(
+            (id, operation),
+            Flight {
+                number: flight,
+                future: shared.clone(),
+                cancel,
+            },
+        );
         shared
     }
 }
@@ -526,30 +604,48 @@ impl Inner {
         operation: Operation,
         id: SessionId,
         depth: usize,
+        cancel: &'a Cancel,
     ) -> BoxFuture<'a, Result<Session>> {
         async move {
             // Read before waiting, to tell below whether another holder of
             // the session finished an operation while this one waited.
             let seen = inner.repository.get(id).await?;
+            let what = || format!("{operation} of {}", seen.label());
             let gate = inner.gate(id);
-            let _held = gate.lock().await;
+            // A cancel while waiting leaves everything as it was.
+            let _held = cancel.run(what, async { Ok(gate.lock().await) }).await?;
             // Other managers (other processes) sharing the repository wait
             // here too: one provider call per operation across them all.
-            let _locked = inner.repository.lock_session(id).await?;
+            let _locked = cancel.run(what, inner.repository.lock_session(id)).await?;
             let session = inner.repository.get(id).await?;
             let span = tracing::debug_span!("session", %operation, session_id = %id, name = %session.session_name);
             // Every secret value the operation touches, to scrub from its
             // error (a service may echo a password back).
             let redactor = Redactor::new();
             let result = match operation {
-                Operation::Start => inner.start(session, depth, &redactor).instrument(span).await,
+                Operation::Start => {
+                    inner
+                        .start(session, depth, &redactor, cancel)
+                        .instrument(span)
+                        .await
+                }
                 Operation::Stop => inner.stop(session, &redactor).instrument(span).await,
                 Operation::Rotate if inner.renewed_meanwhile(&seen, &session) => {
                     tracing::debug!(session_id = %id, "rotated or started by another holder while waiting");
                     Ok(session)
                 }
-                Operation::Rotate => inner.rotate(session, &redactor).instrument(span).await,
-                Operation::Resume => inner.resume(session, depth, &redactor).instrument(span).await,
+                Operation::Rotate => {
+                    inner
+                        .rotate(session, &redactor, cancel)
+                        .instrument(span)
+                        .await
+                }
+                Operation::Resume => {
+                    inner
+                        .resume(session, depth, &redactor, cancel)
+                        .instrument(span)
+                        .await
+                }
             };
             match result {
                 Ok(session) => Ok(session),
@@ -578,6 +674,7 @@ impl Inner {
         session: Session,
         depth: usize,
         redactor: &Redactor,
+        cancel: &Cancel,
     ) -> Result<Session> {
         // Built once: a lazy factory that fails runs once per call.
         let provider = self.provider_for(&session);
@@ -585,7 +682,7 @@ impl Inner {
             && live.capabilities().live_connection
         {
             return self
-                .start_live(Arc::clone(live), session, depth, redactor)
+                .start_live(Arc::clone(live), session, depth, redactor, cancel)
                 .await;
         }
         let now = self.clock.now();
@@ -602,12 +699,17 @@ impl Inner {
             session
         };
         let provider = provider?;
-        let ctx = self.context_for(&session, depth, redactor).await?;
+        let ctx = self.context_for(&session, depth, redactor, cancel).await?;
         let now = self.clock.now();
         let mut pending = session.clone();
         pending.transition(SessionStatus::Pending, now)?;
         let pending = self.repository.update(pending).await?;
-        let outcome = provider.start(&ctx, &pending).await;
+        let outcome = cancel
+            .run(
+                || cancelled(Operation::Start, &pending),
+                provider.start(&ctx, &pending),
+            )
+            .await;
         self.finish(
             Operation::Start,
             pending,
@@ -626,8 +728,11 @@ impl Inner {
         session: &Session,
         depth: usize,
         redactor: &Redactor,
+        cancel: &Cancel,
     ) -> Result<ActionContext> {
-        let ctx = self.watched_context(redactor);
+        let ctx = self
+            .watched_context(redactor)
+            .with_live(self.live_options_for(session.session_id));
         let Some(parent_id) = session.parent_session_id else {
             return Ok(ctx);
         };
@@ -648,7 +753,7 @@ impl Inner {
         } else {
             // Not through `flight`: the parent's own gate serializes it, and
             // a parent chain cannot loop (the repository refuses it).
-            Inner::execute(self, Operation::Start, parent_id, depth + 1).await?
+            Inner::execute(self, Operation::Start, parent_id, depth + 1, cancel).await?
         };
         Ok(ctx.with_parent(parent))
     }
@@ -681,18 +786,28 @@ impl Inner {
             SessionStatus::Active | SessionStatus::Disconnected | SessionStatus::Expired => before,
             _ => SessionStatus::Expired,
         };
-        self.finish(
-            Operation::Stop,
-            stopping,
-            fallback,
-            outcome,
-            SessionStatus::Inactive,
-            redactor,
-        )
-        .await
+        let stopped = self
+            .finish(
+                Operation::Stop,
+                stopping,
+                fallback,
+                outcome,
+                SessionStatus::Inactive,
+                redactor,
+            )
+            .await;
+        if stopped.is_ok() {
+            self.set_live_options(session.session_id, None);
+        }
+        stopped
     }
 
-    async fn rotate(self: &Arc<Self>, session: Session, redactor: &Redactor) -> Result<Session> {
+    async fn rotate(
+        self: &Arc<Self>,
+        session: Session,
+        redactor: &Redactor,
+        cancel: &Cancel,
+    ) -> Result<Session> {
         let provider = self.provider_for(&session)?;
         if !provider.capabilities().rotate {
             return Err(Error::unsupported(
@@ -708,11 +823,16 @@ impl Inner {
                 to: SessionStatus::Rotating,
             });
         }
-        let ctx = self.context_for(&session, 0, redactor).await?;
+        let ctx = self.context_for(&session, 0, redactor, cancel).await?;
         let mut rotating = session.clone();
         rotating.transition(SessionStatus::Rotating, self.clock.now())?;
         let rotating = self.repository.update(rotating).await?;
-        let outcome = provider.rotate(&ctx, &rotating).await;
+        let outcome = cancel
+            .run(
+                || cancelled(Operation::Rotate, &rotating),
+                provider.rotate(&ctx, &rotating),
+            )
+            .await;
         let signed_out = provider.capabilities().rotate_unauthenticated_ends_session
             && matches!(outcome, Err(Error::Unauthenticated { .. }));
         let fallback = if signed_out {
@@ -867,6 +987,11 @@ impl Inner {
             kind,
         });
     }
+}
+
+/// What [`Error::Cancelled`] names for `operation` of `session`.
+fn cancelled(operation: Operation, session: &Session) -> String {
+    format!("{operation} of {}", session.label())
 }
 
 /// Holds the provider to the contract of [`SessionAction`].

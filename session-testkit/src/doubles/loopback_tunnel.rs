@@ -3,21 +3,35 @@
 
 use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 
+use serde_json::Value;
 use session_core::{
     ActionContext, Capabilities, EndReason, Error, LiveEnd, LiveHandle, Result, Session,
-    SessionAction, SessionId, SessionStatus, SessionType,
+    SessionAction, SessionId, SessionStatus, SessionType, bind_listener,
 };
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinHandle;
 
+/// Session settings (`config` keys) that script what the double's "service"
+/// does, for tests that cannot reach the provider object (a child process):
+/// the first connection of each remote session is lost (resumable) this
+/// many milliseconds after it opened.
+pub const DROP_AFTER_MS: &str = "dropAfterMs";
+/// The remote session expires this many milliseconds after start: the
+/// session's `expiration`, and the connection ends with
+/// [`EndReason::Expired`] then.
+pub const LIFETIME_MS: &str = "lifetimeMs";
+
+type Tunnels = Arc<Mutex<HashMap<SessionId, Tunnel>>>;
+
 /// A tunnel-style [`SessionAction`] on loopback TCP.
 ///
-/// - `start_live` (and `start`) binds a listener on `127.0.0.1:0` that
-///   forwards every connection to an echo server of its own, and hands back
-///   a [`LiveHandle`] with that address. The "remote session" is a flag per
+/// - `start_live` (and `start`) binds a listener on
+///   [`ActionContext::live`]'s address (else `127.0.0.1:0`) with
+///   [`bind_listener`], forwarding every connection to an echo server of
+///   its own, and hands back a [`LiveHandle`] with that address. The "remote session" is a flag per
 ///   session id that lives until `stop`.
 /// - [`drop_connection`](Self::drop_connection) closes the listener and its
 ///   connections as a network failure would, leaving the remote session
@@ -26,14 +40,18 @@ use tokio::task::JoinHandle;
 ///   when nothing is open (idempotent).
 /// - [`fail_resumes`](Self::fail_resumes) makes the next resumes fail with a
 ///   retryable [`Error::Unavailable`], to test the resume policy.
+/// - The session's config can script the service: [`DROP_AFTER_MS`] and
+///   [`LIFETIME_MS`] (timers on [`ActionContext::clock`]).
 #[derive(Debug)]
 pub struct LoopbackTunnel {
     session_type: SessionType,
     resumable: bool,
     echo: SocketAddr,
     echo_task: JoinHandle<()>,
-    tunnels: Mutex<HashMap<SessionId, Tunnel>>,
+    tunnels: Tunnels,
     remote: Mutex<HashSet<SessionId>>,
+    /// Remote sessions whose scripted drop already happened.
+    dropped_once: Mutex<HashSet<SessionId>>,
     resume_failures: AtomicUsize,
     /// Calls of each method.
     pub calls: LiveCalls,
@@ -65,6 +83,8 @@ impl LiveCalls {
 struct Tunnel {
     accept: JoinHandle<()>,
     end: LiveEnd,
+    /// The scripted drop or expiry, if any.
+    timers: Vec<JoinHandle<()>>,
 }
 
 impl Tunnel {
@@ -72,14 +92,42 @@ impl Tunnel {
         // Aborting the accept task drops the listener and, through its
         // JoinSet, every forwarded connection.
         self.accept.abort();
+        for timer in &self.timers {
+            timer.abort();
+        }
         self.end.end(reason);
     }
+}
+
+/// Closes the tunnel of `id` with `reason`, if one is open.
+fn close_tunnel(tunnels: &Tunnels, id: SessionId, reason: EndReason) -> bool {
+    let tunnel = tunnels
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .remove(&id);
+    match tunnel {
+        Some(tunnel) => {
+            tunnel.close(reason);
+            true
+        }
+        None => false,
+    }
+}
+
+/// A config value in milliseconds.
+fn millis(session: &Session, key: &str) -> Option<time::Duration> {
+    session
+        .config
+        .as_map()
+        .get(key)
+        .and_then(Value::as_u64)
+        .map(|ms| time::Duration::milliseconds(i64::try_from(ms).unwrap_or(i64::MAX)))
 }
 
 impl Drop for LoopbackTunnel {
     fn drop(&mut self) {
         self.echo_task.abort();
-        let tunnels = std::mem::take(self.tunnels.get_mut().unwrap_or_else(|e| e.into_inner()));
+        let tunnels = std::mem::take(&mut *self.tunnels());
         for (_, tunnel) in tunnels {
             tunnel.close(EndReason::ClosedByService(
                 "the provider was dropped".into(),
@@ -108,8 +156,9 @@ impl LoopbackTunnel {
             resumable: true,
             echo: echo_addr,
             echo_task,
-            tunnels: Mutex::new(HashMap::new()),
+            tunnels: Arc::new(Mutex::new(HashMap::new())),
             remote: Mutex::new(HashSet::new()),
+            dropped_once: Mutex::new(HashSet::new()),
             resume_failures: AtomicUsize::new(0),
             calls: LiveCalls::default(),
         })
@@ -131,14 +180,7 @@ impl LoopbackTunnel {
     /// with `reason`, the remote session stays resumable. Returns whether a
     /// connection was open.
     pub fn drop_connection(&self, id: SessionId, reason: EndReason) -> bool {
-        let tunnel = self.tunnels().remove(&id);
-        match tunnel {
-            Some(tunnel) => {
-                tunnel.close(reason);
-                true
-            }
-            None => false,
-        }
+        close_tunnel(&self.tunnels, id, reason)
     }
 
     /// Whether a connection of `id` is open.
@@ -148,6 +190,10 @@ impl LoopbackTunnel {
 
     fn tunnels(&self) -> std::sync::MutexGuard<'_, HashMap<SessionId, Tunnel>> {
         self.tunnels.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn dropped_once(&self) -> std::sync::MutexGuard<'_, HashSet<SessionId>> {
+        self.dropped_once.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     fn remote(&self) -> std::sync::MutexGuard<'_, HashSet<SessionId>> {
@@ -166,10 +212,11 @@ impl LoopbackTunnel {
     }
 
     /// Binds a listener forwarding to the echo server and returns its handle.
-    async fn open(&self, session: &Session) -> Result<(Session, LiveHandle)> {
-        let listener = TcpListener::bind("127.0.0.1:0")
+    async fn open(&self, ctx: &ActionContext, session: &Session) -> Result<(Session, LiveHandle)> {
+        let listen = ctx.live.listen_or(SocketAddr::from(([127, 0, 0, 1], 0)));
+        let listener = bind_listener(listen)
             .await
-            .map_err(|e| self.io_error(session, "bind", e))?;
+            .map_err(|e| e.in_session(&session.label()))?;
         let address = listener
             .local_addr()
             .map_err(|e| self.io_error(session, "local address", e))?;
@@ -185,9 +232,15 @@ impl LoopbackTunnel {
             }
         });
         let (handle, end) = LiveHandle::listening([address]);
-        let previous = self
-            .tunnels()
-            .insert(session.session_id, Tunnel { accept, end });
+        let timers = self.script(ctx, session);
+        let previous = self.tunnels().insert(
+            session.session_id,
+            Tunnel {
+                accept,
+                end,
+                timers,
+            },
+        );
         if let Some(previous) = previous {
             previous.close(EndReason::ClosedByService(
                 "replaced by a new connection".into(),
@@ -195,6 +248,33 @@ impl LoopbackTunnel {
         }
         self.remote().insert(session.session_id);
         Ok((session.clone(), handle))
+    }
+
+    /// The timers the session's config asks for (see [`DROP_AFTER_MS`]).
+    fn script(&self, ctx: &ActionContext, session: &Session) -> Vec<JoinHandle<()>> {
+        let id = session.session_id;
+        let mut timers = Vec::new();
+        let mut at = |after: time::Duration, reason: EndReason| {
+            let tunnels = Arc::clone(&self.tunnels);
+            let clock = Arc::clone(&ctx.clock);
+            let when = clock.now() + after;
+            timers.push(tokio::spawn(async move {
+                clock.sleep_until(when).await;
+                close_tunnel(&tunnels, id, reason);
+            }));
+        };
+        let first = self
+            .dropped_once
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(id);
+        if let Some(after) = millis(session, DROP_AFTER_MS).filter(|_| first) {
+            at(after, EndReason::NetworkLost("scripted drop".into()));
+        }
+        if let Some(expiration) = session.expiration {
+            at(expiration - ctx.clock.now(), EndReason::Expired);
+        }
+        timers
     }
 
     fn io_error(&self, session: &Session, what: &str, error: std::io::Error) -> Error {
@@ -210,6 +290,15 @@ impl LoopbackTunnel {
         let mut active = session.clone();
         active.transition(SessionStatus::Active, ctx.clock.now())?;
         Ok(active)
+    }
+
+    /// `session` with the expiration its [`LIFETIME_MS`] gives, from now.
+    fn with_lifetime(session: &Session, ctx: &ActionContext) -> Session {
+        let mut session = session.clone();
+        if let Some(lifetime) = millis(&session, LIFETIME_MS) {
+            session.expiration = Some(ctx.clock.now() + lifetime);
+        }
+        session
     }
 }
 
@@ -254,8 +343,10 @@ impl SessionAction for LoopbackTunnel {
     ) -> Result<(Session, LiveHandle)> {
         self.calls.start.fetch_add(1, Ordering::SeqCst);
         self.check_pending(session, "start")?;
-        let (_, handle) = self.open(session).await?;
-        Ok((Self::activated(session, ctx)?, handle))
+        self.dropped_once().remove(&session.session_id);
+        let session = Self::with_lifetime(session, ctx);
+        let (_, handle) = self.open(ctx, &session).await?;
+        Ok((Self::activated(&session, ctx)?, handle))
     }
 
     async fn resume(
@@ -289,7 +380,7 @@ impl SessionAction for LoopbackTunnel {
                 "loopback tunnel: no remote session to resume",
             ));
         }
-        let (_, handle) = self.open(session).await?;
+        let (_, handle) = self.open(ctx, session).await?;
         Ok((Self::activated(session, ctx)?, handle))
     }
 }

@@ -5,11 +5,12 @@
 //!   that issues tokens, for manager, scheduler and harness tests.
 //! - [`LoopbackTunnel`]: a live [`SessionAction`](session_core::SessionAction)
 //!   whose tunnel is a loopback TCP listener forwarding to an echo server,
-//!   and that can be told to drop its connection.
+//!   and that can be told (or scripted by its session config, see
+//!   [`loopback_tunnel`]) to drop its connection.
 //! - `MemoryKeychain` (feature `keyring`): a `keyring` credential store in
 //!   process memory, for `KeyringSecretStore` without an OS keychain.
 
-mod loopback_tunnel;
+pub mod loopback_tunnel;
 #[cfg(feature = "keyring")]
 mod memory_keychain;
 mod token_provider;
