@@ -66,9 +66,6 @@ mod tests {
         let again = cancel.run(|| "rotate".into(), async { Ok(1) }).await;
         assert!(again.is_err());
         let fresh = Cancel::default();
-        assert_eq!(
-            fresh.run(|| String::new(), async { Ok(2) }).await.unwrap(),
-            2
-        );
+        assert_eq!(fresh.run(String::new, async { Ok(2) }).await.unwrap(), 2);
     }
 }
