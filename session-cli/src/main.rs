@@ -7,6 +7,7 @@
 //! sessionctl [--workspace PATH] list [--json]
 //! sessionctl show ID|NAME [--json]
 //! sessionctl start|stop|rotate|remove ID|NAME
+//! sessionctl connect ID|NAME [--listen-port PORT] [--json] [-- CMD ARGS…]
 //! sessionctl secret set ID|NAME SECRET_NAME   < value-on-stdin
 //! sessionctl secret list ID|NAME
 //! sessionctl secret delete ID|NAME SECRET_NAME
@@ -43,6 +44,7 @@
 mod aws;
 #[cfg(feature = "azure")]
 mod azure;
+mod connect;
 #[cfg(any(feature = "aws", feature = "azure"))]
 mod device_prompt;
 mod json;
@@ -51,6 +53,7 @@ mod output;
 mod redfish;
 mod secrets;
 mod shell;
+mod signals;
 #[cfg(any(feature = "aws", feature = "azure", feature = "redfish"))]
 mod use_session;
 
@@ -61,8 +64,8 @@ use std::sync::Arc;
 
 use clap::{Args, Parser, Subcommand};
 use session_sdk::{
-    Error, ErrorChain, FsWorkspace, Operation, SecretKey, SecretStore, SessionManager, SessionType,
-    SystemClock, WorkspaceRepository, WorkspaceRepositoryExt,
+    Error, ErrorChain, FsWorkspace, InMemorySecretStore, Operation, SecretKey, SecretStore,
+    SessionManager, SessionType, SystemClock, WorkspaceRepository, WorkspaceRepositoryExt,
 };
 
 use crate::secrets::StoreKind;
@@ -99,6 +102,27 @@ macro_rules! json_fields_help {
   revision         number  bumped on every write of the session"
     };
 }
+
+/// The end of `sessionctl connect --help`.
+const CONNECT_AFTER_HELP: &str = "\
+Examples:
+  sessionctl connect prod-db --listen-port 5432
+  sessionctl connect prod-db -- psql -h {{host}} -p {{port}} -U app
+  sessionctl connect prod-db --json | jq -c .
+
+JSON lines (--json), one per event, on standard output:
+  {\"event\":\"connected\",\"addresses\":[\"127.0.0.1:5432\"],...}
+  {\"event\":\"disconnected\",\"reason\":\"network lost: ...\",...}
+  {\"event\":\"resumeFailed\",\"category\":\"unavailable\",\"error\":\"...\",...}
+  {\"event\":\"resumed\",\"afterSeconds\":1.2,\"addresses\":[...],...}
+  {\"event\":\"ended\",\"error\":\"...\",...}
+  {\"event\":\"stopped\",...}
+Every line also has session (name), sessionId and at (RFC 3339, UTC).
+
+Exit status: 0 after Ctrl-C or SIGTERM (the session is stopped); the
+command's status with -- CMD; 1 when the service ended the session or
+reconnecting gave up (one line `sessionctl: <why>` on standard error); 130
+when Ctrl-C gave up connecting.";
 
 /// The end of `sessionctl --help`.
 const MAIN_AFTER_HELP: &str = "\
@@ -228,6 +252,31 @@ enum Command {
     ///
     /// Stopping an inactive session does nothing.
     Stop(Target),
+
+    /// Open a live session (SSM, Boundary) and hold it until Ctrl-C.
+    ///
+    /// A live session's connection (a local port forward or proxy) lasts
+    /// only as long as a process holds it, so these sessions are used with
+    /// `connect`, not `start`. It prints `listening on HOST:PORT` on
+    /// standard output, then holds the connection in the foreground: a
+    /// dropped connection is resumed (the same local address, retried with
+    /// backoff until the resume deadline), credentials of the session and
+    /// its parents are rotated before they expire, and every change is told
+    /// on standard error. Ctrl-C or SIGTERM stops the session and exits 0;
+    /// when the service ends it, or reconnecting gives up, it says why and
+    /// exits 1. A session held by a process that died shows as
+    /// `disconnected`; `connect` re-attaches to it. Ctrl-C while connecting
+    /// gives up the connection attempt and exits 130.
+    ///
+    /// With `-- CMD ARGS…` it runs the command once connected, with the
+    /// local address in SESSIONCTL_CONNECT_ADDRESS (HOST:PORT),
+    /// SESSIONCTL_CONNECT_HOST, SESSIONCTL_CONNECT_PORT and the session's
+    /// name in SESSIONCTL_CONNECT_SESSION, and `{{host}}`, `{{port}}` and
+    /// `{{address}}` replaced in its arguments; the address line then goes
+    /// to standard error. The session is stopped when the command exits,
+    /// and sessionctl exits with the command's status.
+    #[command(after_long_help = CONNECT_AFTER_HELP)]
+    Connect(connect::ConnectArgs),
 
     /// Replace the credentials of an active session before they expire.
     ///
@@ -386,6 +435,9 @@ enum Failure {
     /// Something outside the library failed (the runtime, standard output):
     /// exit status 1.
     Other(String),
+    /// The operation was given up on Ctrl-C or SIGTERM: exit status 130,
+    /// as a shell reports an interrupted command.
+    Interrupted(Error),
     /// A command run by `aws exec` ended with this status; sessionctl exits
     /// with it and prints nothing.
     #[cfg_attr(not(feature = "aws"), allow(dead_code))]
@@ -414,6 +466,7 @@ impl Failure {
         match self {
             Failure::Usage(_) => 2,
             Failure::Operation(_) | Failure::Other(_) => 1,
+            Failure::Interrupted(_) => 130,
             Failure::Exit(code) => *code,
         }
     }
@@ -424,7 +477,9 @@ impl Failure {
         let redactor = secrets::redactor();
         let text = match self {
             Failure::Usage(message) | Failure::Other(message) => redactor.redact(message),
-            Failure::Operation(error) => ErrorChain(&redactor.error(error)).to_string(),
+            Failure::Operation(error) | Failure::Interrupted(error) => {
+                ErrorChain(&redactor.error(error)).to_string()
+            }
             Failure::Exit(_) => String::new(),
         };
         one_line(&text)
@@ -528,19 +583,21 @@ async fn dispatch(cli: Cli) -> Result<(), Failure> {
     let mut out = String::new();
     match command {
         Command::List(JsonFlag { json }) => {
-            let sessions = workspace.list().await?;
+            let path = workspace.path().to_path_buf();
+            let sessions = viewer(&global, workspace)?.list().await?;
             out = if json {
                 json::sessions(&sessions)?
             } else {
-                output::table(&sessions, &SystemClock, workspace.path())
+                output::table(&sessions, &SystemClock, &path)
             };
         }
         Command::Show(ShowArgs { session, json }) => {
-            let session = workspace.find(&session).await?;
+            let viewer = viewer(&global, workspace)?;
+            let session = viewer.find(&session).await?;
             out = if json {
                 json::session(&session)?
             } else {
-                let all = workspace.list().await?;
+                let all = viewer.list().await?;
                 #[cfg_attr(not(feature = "redfish"), allow(unused_mut))]
                 let mut text = output::details(&session, &all, &SystemClock);
                 #[cfg(feature = "redfish")]
@@ -557,6 +614,7 @@ async fn dispatch(cli: Cli) -> Result<(), Failure> {
         Command::Rotate(Target { session }) => {
             operate(&global, workspace, Operation::Rotate, &session, &mut out).await?;
         }
+        Command::Connect(args) => connect::run(&global, workspace, args).await?,
         Command::Remove(Target { session }) => {
             let session = workspace.find(&session).await?;
             let store = secrets::open(&global, workspace.path()).await?;
@@ -606,8 +664,41 @@ async fn operate(
     let store = secrets::open(global, workspace.path()).await?;
     let manager = manager(global, workspace, store)?;
     let id = session.session_id;
+    if operation == Operation::Start
+        && manager
+            .provider(&session.session_type)
+            .is_ok_and(|p| p.capabilities().live_connection)
+    {
+        return Err(Error::invalid_input(
+            "session",
+            format!(
+                "{} is a live {} session: its connection lasts only as long as a process holds it, so `start` would leave it dead; use `sessionctl connect {}`",
+                session.label(),
+                session.session_type,
+                session.session_name
+            ),
+        )
+        .into());
+    }
     tracing::debug!(session_id = %id, %operation, "running");
-    let done = manager.run(operation, id).await?;
+    let running = manager.run(operation, id);
+    tokio::pin!(running);
+    // Ctrl-C gives up a start or rotate still waiting (a device-code
+    // sign-in nobody completes) and records it; a stop runs to its end.
+    let mut signals = signals::Signals::new()?;
+    let done = tokio::select! {
+        done = &mut running => done?,
+        () = signals.recv(), if operation != Operation::Stop => {
+            manager.cancel(&id.to_string()).await?;
+            return match running.await {
+                Ok(done) => {
+                    *out = output::outcome(&done, &SystemClock);
+                    Ok(())
+                }
+                Err(error) => Err(Failure::Interrupted(error)),
+            };
+        }
+    };
     *out = output::outcome(&done, &SystemClock);
     Ok(())
 }
@@ -692,6 +783,13 @@ fn open_workspace(global: &Global) -> Result<FsWorkspace, Failure> {
     Ok(builder.build()?)
 }
 
+/// A manager for `list` and `show`: it needs no secret store (it reads
+/// none), only the providers, to tell which sessions are live and report
+/// one held by no process as `disconnected`.
+fn viewer(global: &Global, workspace: FsWorkspace) -> Result<SessionManager, Failure> {
+    manager(global, workspace, Arc::new(InMemorySecretStore::new()))
+}
+
 /// The manager over `workspace` and `store`, with every provider of this
 /// build registered to be built on first use of its session type: a
 /// provider whose settings are wrong (say `AWS_REGION`) fails only its own
@@ -715,7 +813,19 @@ fn manager(
     let builder = azure::register(builder);
     #[cfg(feature = "redfish")]
     let builder = redfish::register(builder);
+    #[cfg(feature = "test-tunnel")]
+    let builder = builder.lazy_providers([test_tunnel_type()], || {
+        let tunnel = session_testkit::doubles::LoopbackTunnel::bind(test_tunnel_type())
+            .map_err(|e| Error::invalid_input("loopbackTunnel", e.to_string()))?;
+        Ok(vec![Arc::new(tunnel) as Arc<dyn session_sdk::SessionAction>])
+    });
     Ok(builder.build()?)
+}
+
+/// The session type of the test double (feature `test-tunnel`).
+#[cfg(feature = "test-tunnel")]
+fn test_tunnel_type() -> SessionType {
+    SessionType::Other("loopbackTunnel".into())
 }
 
 /// What to say when a session's type has no provider in this sessionctl.

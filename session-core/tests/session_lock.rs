@@ -180,3 +180,31 @@ async fn a_killed_holder_frees_the_session_lock() {
         .expect("lock");
     drop(lock);
 }
+
+/// The live-hold mark of `FsWorkspace`: one holder at a time, seen by every
+/// other open of the file, gone with its guard.
+#[tokio::test]
+async fn a_live_hold_is_seen_by_other_opens_and_ends_with_its_guard() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("ws.json");
+    let first = FsWorkspace::open(&path).unwrap();
+    let other = FsWorkspace::open(&path).unwrap();
+    let id = session_core::SessionId::new();
+    assert!(!other.is_held_elsewhere(id).await.unwrap(), "never held");
+
+    let guard = first
+        .hold_live(id)
+        .await
+        .unwrap()
+        .expect("FsWorkspace marks holds");
+    assert!(other.is_held_elsewhere(id).await.unwrap());
+    let second = other.hold_live(id).await.expect_err("one holder at a time");
+    assert!(
+        second.to_string().contains("connected in another process"),
+        "{second}"
+    );
+    drop(guard);
+    assert!(!other.is_held_elsewhere(id).await.unwrap(), "released");
+    let again = other.hold_live(id).await.unwrap();
+    assert!(again.is_some());
+}

@@ -138,3 +138,59 @@ async fn a_resumed_connection_listens_where_the_dropped_one_did() {
     world.manager.stop("db").await.expect("stop");
     assert_eq!(world.tunnel.calls.get().1, 1, "one resume");
 }
+
+/// Two managers on one workspace file, as two processes: the one that does
+/// not hold the connection sees it `active` while the other holds it, may
+/// not take it, and re-attaches once the holder is gone.
+#[tokio::test]
+async fn another_holder_is_seen_through_the_workspace_file_and_not_robbed() {
+    let dir = tempfile::tempdir().expect("dir");
+    let path = dir.path().join("ws.json");
+    let tunnel = Arc::new(LoopbackTunnel::new(tunnel_type()).await.expect("echo"));
+    let manager = || {
+        SessionManager::builder()
+            .repository(Arc::new(
+                session_core::FsWorkspace::open(&path).expect("workspace"),
+            ))
+            .provider(tunnel.clone())
+            .build()
+            .expect("manager")
+    };
+    let holder = manager();
+    let other = manager();
+    let id = holder
+        .add(Session::new("db", tunnel_type()).expect("session"))
+        .await
+        .expect("add")
+        .session_id;
+    let (_, handle) = holder.connect("db").await.expect("connect");
+
+    let seen = other.find("db").await.expect("find");
+    assert_eq!(
+        seen.status(),
+        SessionStatus::Active,
+        "held by a live holder"
+    );
+    let refused = other
+        .connect("db")
+        .await
+        .expect_err("not taken from its holder");
+    assert!(
+        refused.to_string().contains("connected in another process"),
+        "{refused}"
+    );
+    assert!(
+        handle.end_reason().is_none(),
+        "the holder's connection is untouched"
+    );
+    echo_through(handle.addresses()[0], b"mine").await;
+
+    // The holder goes away (as a process that dies: nothing is stopped).
+    drop(holder);
+    let seen = other.find("db").await.expect("find");
+    assert_eq!(seen.status(), SessionStatus::Disconnected);
+    let (session, again) = other.connect("db").await.expect("re-attach");
+    assert_eq!(session.session_id, id);
+    echo_through(again.addresses()[0], b"theirs now").await;
+    other.stop("db").await.expect("stop");
+}

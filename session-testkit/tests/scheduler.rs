@@ -204,3 +204,33 @@ fn jitter_stays_within_bounds_and_is_deterministic() {
         distinct.len()
     );
 }
+
+#[tokio::test]
+async fn a_scheduler_for_some_sessions_leaves_the_others_alone() {
+    let (manager, provider, clock, repo) = setup(Duration::from_secs(3600));
+    let mut ids = Vec::new();
+    for name in ["mine", "theirs"] {
+        let session = Session::new(name, SessionType::Other("test".into())).expect("s");
+        ids.push(manager.add(session).await.expect("add").session_id);
+        manager.start(name).await.expect("start");
+    }
+    let mut events = manager.subscribe();
+    let scheduler = RotationScheduler::spawn_for(manager.clone(), policy(), [ids[0]]);
+    until_asleep(&clock).await;
+    clock.advance(Duration::from_secs(55 * 60));
+    let event = tokio::time::timeout(Duration::from_secs(5), events.recv())
+        .await
+        .expect("a rotation within 5 s of real time")
+        .expect("event");
+    assert!(matches!(event.kind, SessionEventKind::Rotated), "{event:?}");
+    assert_eq!(event.session_id, ids[0]);
+    until_asleep(&clock).await;
+    assert_eq!(provider.calls.get().2, 1, "only the listed session rotated");
+    let theirs = repo.get(ids[1]).await.expect("get");
+    assert_eq!(
+        theirs.expiration,
+        Some(T0 + Duration::from_secs(3600)),
+        "the other session keeps its credentials"
+    );
+    scheduler.shutdown().await;
+}

@@ -11,13 +11,16 @@ use super::{Inner, SessionEventKind, SessionManager, cancelled};
 use crate::redact::Redactor;
 use crate::{
     EndReason, Error, LiveHandle, LiveOptions, Operation, Result, Session, SessionAction,
-    SessionId, SessionStatus,
+    SessionId, SessionLock, SessionStatus,
 };
 
 /// A connection this process holds, and the session revision it last wrote.
 pub(super) struct Held {
     pub(super) handle: LiveHandle,
     pub(super) revision: Option<u64>,
+    /// The repository's mark that this process holds the connection
+    /// ([`WorkspaceRepository::hold_live`](crate::WorkspaceRepository::hold_live)).
+    _holder: Option<SessionLock>,
 }
 
 /// `last_error.operation` of a connection that ended on its own.
@@ -78,13 +81,19 @@ impl Inner {
     }
 
     /// The session as this process can vouch for it: a live session stored
-    /// `active` whose connection this process does not hold may belong to a
+    /// `active` whose connection neither this process nor, as far as the
+    /// repository can tell, another live process holds may belong to a
     /// process that died, so it is reported `disconnected` (resumable).
     /// Nothing is written: the holder, if alive, still owns the record.
-    pub(super) fn view(&self, session: Session) -> Session {
+    pub(super) async fn view(&self, session: Session) -> Session {
         if session.status() != SessionStatus::Active
             || !self.is_live(&session)
             || self.held(session.session_id).is_some()
+            || self
+                .repository
+                .is_held_elsewhere(session.session_id)
+                .await
+                .unwrap_or(false)
         {
             return session;
         }
@@ -95,13 +104,20 @@ impl Inner {
         }
     }
 
-    /// Keeps `handle` for `id` and watches its end.
-    pub(super) fn hold(self: &Arc<Self>, id: SessionId, handle: LiveHandle) {
+    /// Keeps `handle` for `id`, marked in the repository as held by this
+    /// process, and watches its end.
+    pub(super) fn hold(
+        self: &Arc<Self>,
+        id: SessionId,
+        handle: LiveHandle,
+        holder: Option<SessionLock>,
+    ) {
         self.live.lock().unwrap_or_else(|e| e.into_inner()).insert(
             id,
             Held {
                 handle: handle.clone(),
                 revision: None,
+                _holder: holder,
             },
         );
         // Weak: a connection the provider never ends must not keep the
@@ -334,6 +350,10 @@ impl Inner {
             ));
         }
         let id = session.session_id;
+        if self.held(id).is_none() && self.repository.is_held_elsewhere(id).await? {
+            // Re-attaching would take the connection from a live process.
+            return Err(crate::repository::held_elsewhere_error(&session.label()));
+        }
         let session = match session.status() {
             SessionStatus::Active if self.held(id).is_some() => return Ok(session),
             SessionStatus::Active => {
@@ -390,7 +410,16 @@ impl Inner {
         let outcome = match outcome {
             Ok((session, handle)) => {
                 self.remember_address(id, &handle);
-                self.hold(id, handle);
+                let holder = match self.repository.hold_live(id).await {
+                    Ok(holder) => holder,
+                    Err(error) => {
+                        // The connection works; other processes will only
+                        // report it disconnected.
+                        tracing::warn!(session_id = %id, category = error.category(), "cannot mark the live connection as held: {error}");
+                        None
+                    }
+                };
+                self.hold(id, handle, holder);
                 Ok(session)
             }
             Err(error) => Err(error),

@@ -320,13 +320,17 @@ impl SessionManager {
     /// [Live sessions](Self#live-sessions)).
     pub async fn list(&self) -> Result<Vec<Session>> {
         let sessions = self.inner.repository.list().await?;
-        Ok(sessions.into_iter().map(|s| self.inner.view(s)).collect())
+        let mut viewed = Vec::with_capacity(sessions.len());
+        for session in sessions {
+            viewed.push(self.inner.view(session).await);
+        }
+        Ok(viewed)
     }
 
     /// A session by id or name, a live one as this process sees it.
     pub async fn find(&self, id_or_name: &str) -> Result<Session> {
         let session = self.inner.repository.find(id_or_name).await?;
-        Ok(self.inner.view(session))
+        Ok(self.inner.view(session).await)
     }
 
     /// The handle of a live session whose connection this process holds

@@ -1,6 +1,6 @@
 //! Rotates active sessions before their credentials expire.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::hash::{Hash, Hasher};
 use std::time::Duration;
 
@@ -140,9 +140,28 @@ pub struct RotationScheduler;
 impl RotationScheduler {
     /// Starts the task on the current Tokio runtime.
     pub fn spawn(manager: SessionManager, policy: RotationPolicy) -> SchedulerHandle {
+        Self::start(manager, policy, None)
+    }
+
+    /// Like [`spawn`](Self::spawn), for the listed sessions only (e.g. a
+    /// live session and its parents while a command holds it): the others
+    /// are left to whoever else rotates them.
+    pub fn spawn_for(
+        manager: SessionManager,
+        policy: RotationPolicy,
+        sessions: impl IntoIterator<Item = SessionId>,
+    ) -> SchedulerHandle {
+        Self::start(manager, policy, Some(sessions.into_iter().collect()))
+    }
+
+    fn start(
+        manager: SessionManager,
+        policy: RotationPolicy,
+        only: Option<HashSet<SessionId>>,
+    ) -> SchedulerHandle {
         let (stop, stopped) = watch::channel(false);
         let events = manager.subscribe();
-        let task = tokio::spawn(run(manager, policy, events, stopped));
+        let task = tokio::spawn(run(manager, policy, only, events, stopped));
         SchedulerHandle { stop, task }
     }
 }
@@ -172,6 +191,7 @@ impl SchedulerHandle {
 async fn run(
     manager: SessionManager,
     policy: RotationPolicy,
+    only: Option<HashSet<SessionId>>,
     mut events: broadcast::Receiver<super::SessionEvent>,
     mut stopped: watch::Receiver<bool>,
 ) {
@@ -190,7 +210,12 @@ async fn run(
         let now = clock.now();
         let mut next_wake = now + rescan;
         let sessions = match manager.list().await {
-            Ok(sessions) => sessions,
+            Ok(mut sessions) => {
+                if let Some(only) = &only {
+                    sessions.retain(|s| only.contains(&s.session_id));
+                }
+                sessions
+            }
             Err(error) => {
                 tracing::warn!(
                     category = error.category(),

@@ -38,3 +38,19 @@ pub fn lock_exclusive(lock_path: &Path, timeout: Duration) -> Result<File, LockE
         pause = (pause * 2).min(Duration::from_millis(20));
     }
 }
+
+/// Whether another open file holds a lock on `lock_path` (checked with a
+/// shared lock taken and dropped at once). A missing file is unlocked. The
+/// file is opened read-only and never through a symbolic link.
+pub fn is_locked(lock_path: &Path) -> io::Result<bool> {
+    let file = match super::open_private_read(lock_path) {
+        Ok(file) => file,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
+        Err(e) => return Err(e),
+    };
+    match file.try_lock_shared() {
+        Ok(()) => Ok(false),
+        Err(fs::TryLockError::WouldBlock) => Ok(true),
+        Err(fs::TryLockError::Error(e)) => Err(e),
+    }
+}

@@ -25,7 +25,7 @@ use std::io;
 use std::path::{Path, PathBuf};
 
 pub use links::resolve_symlinks;
-pub use lock::{LockError, lock_exclusive};
+pub use lock::{LockError, is_locked, lock_exclusive};
 pub use replace::{ReplaceError, copy_atomically, replace_atomically};
 
 /// Creates `dir` and its missing parents, with mode 0700 on Unix.
@@ -38,6 +38,21 @@ pub fn create_private_dir(dir: &Path) -> io::Result<()> {
     #[cfg(unix)]
     std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
     builder.create(dir)
+}
+
+/// Opens an existing file read-only, never through a symbolic link at its
+/// own path (an error naming the link instead).
+pub fn open_private_read(path: &Path) -> io::Result<File> {
+    let mut options = OpenOptions::new();
+    options.read(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.custom_flags(libc::O_NOFOLLOW);
+    }
+    options
+        .open(path)
+        .map_err(|e| links::explain_refused_link(path, e))
 }
 
 /// Opens (creating if needed) a file readable and writable only by its

@@ -87,6 +87,45 @@ pub trait WorkspaceRepository: Send + Sync + fmt::Debug {
         let _ = id;
         Ok(SessionLock::new(()))
     }
+
+    /// Records that this process holds session `id`'s live connection
+    /// until the returned guard is dropped (or the process dies), so that
+    /// other processes sharing the repository can tell a connection that is
+    /// up from one whose holder went away ([`is_held_elsewhere`](Self::is_held_elsewhere)).
+    /// Called by the [`SessionManager`](crate::SessionManager) under the
+    /// session's lock.
+    ///
+    /// The default returns `None`: the repository cannot tell other
+    /// processes, which then report the session `disconnected`.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Storage`] when the mark cannot be made (a lock file cannot
+    /// be created); [`Error::InvalidInput`] when another process holds it.
+    async fn hold_live(&self, id: SessionId) -> Result<Option<SessionLock>> {
+        let _ = id;
+        Ok(None)
+    }
+
+    /// Whether another process holds session `id`'s live connection (see
+    /// [`hold_live`](Self::hold_live)). The default is `false`: unknown.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Storage`] when the mark cannot be read.
+    async fn is_held_elsewhere(&self, id: SessionId) -> Result<bool> {
+        let _ = id;
+        Ok(false)
+    }
+}
+
+/// The error when a live connection is held by another process (see
+/// [`WorkspaceRepository::hold_live`]); `label` names the session.
+pub(crate) fn held_elsewhere_error(label: &str) -> Error {
+    Error::invalid_input(
+        "session",
+        format!("{label} is connected in another process; use it there, or stop it first"),
+    )
 }
 
 /// Conveniences on every [`WorkspaceRepository`], including `dyn` ones.
@@ -159,6 +198,12 @@ macro_rules! forward_repository {
             }
             async fn lock_session(&self, id: SessionId) -> Result<SessionLock> {
                 (**self).lock_session(id).await
+            }
+            async fn hold_live(&self, id: SessionId) -> Result<Option<SessionLock>> {
+                (**self).hold_live(id).await
+            }
+            async fn is_held_elsewhere(&self, id: SessionId) -> Result<bool> {
+                (**self).is_held_elsewhere(id).await
             }
         }
     )*};

@@ -140,7 +140,15 @@ impl LoopbackTunnel {
     /// A provider for `session_type` that can resume, with its echo server
     /// listening. Needs a Tokio runtime.
     pub async fn new(session_type: SessionType) -> std::io::Result<Self> {
-        let echo = TcpListener::bind("127.0.0.1:0").await?;
+        Self::bind(session_type)
+    }
+
+    /// [`new`](Self::new) for a caller that cannot await (a provider
+    /// factory); must be called inside a Tokio runtime.
+    pub fn bind(session_type: SessionType) -> std::io::Result<Self> {
+        let echo = std::net::TcpListener::bind("127.0.0.1:0")?;
+        echo.set_nonblocking(true)?;
+        let echo = TcpListener::from_std(echo)?;
         let echo_addr = echo.local_addr()?;
         let echo_task = tokio::spawn(async move {
             let mut connections = tokio::task::JoinSet::new();

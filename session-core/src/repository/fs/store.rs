@@ -338,4 +338,14 @@ impl WorkspaceRepository for FsWorkspace {
     async fn lock_session(&self, id: SessionId) -> Result<SessionLock> {
         super::session_lock::lock(&self.inner.path, id).await
     }
+
+    async fn hold_live(&self, id: SessionId) -> Result<Option<SessionLock>> {
+        super::session_lock::hold_live(&self.inner.path, id)
+            .await
+            .map(Some)
+    }
+
+    async fn is_held_elsewhere(&self, id: SessionId) -> Result<bool> {
+        super::session_lock::is_held_elsewhere(&self.inner.path, id).await
+    }
 }

@@ -1,0 +1,43 @@
+//! Ctrl-C and SIGTERM, for the commands that wait (`connect`, a `start`
+//! waiting for a device-code sign-in): they give up or stop cleanly
+//! instead of dying with a session half started.
+
+use crate::Failure;
+
+/// SIGINT and SIGTERM (Ctrl-C only, off Unix), received as one stream.
+pub(crate) struct Signals {
+    #[cfg(unix)]
+    interrupt: tokio::signal::unix::Signal,
+    #[cfg(unix)]
+    terminate: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    /// Catches the signals from now on: they no longer end the process.
+    pub(crate) fn new() -> Result<Self, Failure> {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{SignalKind, signal};
+            let catch = |kind| {
+                signal(kind).map_err(|e| Failure::Other(format!("cannot catch signals: {e}")))
+            };
+            Ok(Self {
+                interrupt: catch(SignalKind::interrupt())?,
+                terminate: catch(SignalKind::terminate())?,
+            })
+        }
+        #[cfg(not(unix))]
+        Ok(Self {})
+    }
+
+    /// Waits for the next signal.
+    pub(crate) async fn recv(&mut self) {
+        #[cfg(unix)]
+        tokio::select! {
+            _ = self.interrupt.recv() => {}
+            _ = self.terminate.recv() => {}
+        }
+        #[cfg(not(unix))]
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
