@@ -107,6 +107,7 @@ pub(crate) async fn run(
     let out = Printer {
         json: args.json,
         name: found.session_name.clone(),
+        session_type: found.session_type.to_string(),
         id,
         command: !args.command.is_empty(),
     };
@@ -217,11 +218,17 @@ async fn hold(
                         let _ = out.disconnected(&reason);
                     }
                     SessionEventKind::Disconnected { reason } => {
-                        return Ending::Ended(Error::Unavailable {
-                            target: out.name.clone(),
-                            message: format!("the service ended the session ({reason}); it is {}", event.status),
-                            source: None,
-                        });
+                        let why = match reason {
+                            EndReason::Expired => format!(
+                                "the remote session expired; `sessionctl connect {}` starts a new one",
+                                out.name
+                            ),
+                            EndReason::ClosedByService(why) => {
+                                format!("the service closed the session: {why}")
+                            }
+                            other => format!("the connection ended: {other}"),
+                        };
+                        return Ending::Ended(Error::provider(out.session_type.clone(), out.name.clone(), why));
                     }
                     SessionEventKind::Resumed => {
                         let after = lost_at.take().map(|at| at.elapsed());
@@ -358,6 +365,7 @@ fn exit_with(status: ExitStatus) -> Result<(), Failure> {
 struct Printer {
     json: bool,
     name: String,
+    session_type: String,
     id: SessionId,
     /// A command runs and owns standard output: the address goes to stderr.
     command: bool,

@@ -36,7 +36,10 @@
 //!
 //! An error prints exactly one line on standard error,
 //! `sessionctl: <the error and its causes>`, and exits with 1; a usage error
-//! (unknown flag, bad value) exits with 2. Secret values never appear in
+//! (unknown flag, bad value) exits with 2; Ctrl-C or SIGTERM while a
+//! `start`, `rotate` or `connect` still waits (a device-code sign-in, a
+//! handshake) gives it up, records the cancel, and exits with 130.
+//! `connect` is described in [`connect`]. Secret values never appear in
 //! output, errors or logs: errors and log lines are scrubbed of every secret
 //! value the process has seen, even one a service echoed back.
 
@@ -132,6 +135,7 @@ Examples:
   printf '%s' \"$TOKEN\" | sessionctl secret set prod-admin token
   sessionctl secret list prod-admin
   sessionctl start prod-admin
+  sessionctl connect prod-db -- psql -h {{host}} -p {{port}}
 
 Environment:
   SESSIONCTL_PASSPHRASE  the passphrase of the encrypted secrets file; when it
@@ -144,7 +148,8 @@ Environment:
 list and show never open the secret store, so they need no passphrase.
 
 Exit status: 0 on success; 1 when the operation failed, with one line
-`sessionctl: <error>` on standard error; 2 on a usage error.";
+`sessionctl: <error>` on standard error; 2 on a usage error; 130 when Ctrl-C
+gave up a start, rotate or connect that was still waiting.";
 
 /// Manage the sessions of a session-sdk workspace.
 ///

@@ -944,3 +944,96 @@ fn start_without_a_usable_mfa_code_fails_and_sends_nothing() {
         assert!(calls.is_empty(), "{command:?}: nothing sent: {calls:?}");
     }
 }
+
+/// Ctrl-C while `start` waits for a device-code sign-in nobody completes:
+/// the start is cancelled (exit 130, one line naming it), the session is
+/// left `inactive` with the cancel recorded, and nothing was published.
+#[cfg(unix)]
+#[test]
+fn sigint_during_a_device_sign_in_cancels_the_start() {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let fake = rt.block_on(session_testkit::fakes::SsoFake::start());
+    fake.set_auto_approve(false);
+    fake.add_account("111122223333", "Prod", "ops@example.com");
+    fake.add_role("111122223333", "Admin");
+    let fx = Fixture::new();
+    let aws_dir = fx.dir.path().join("aws");
+    fx.run(&[
+        "add",
+        "aws-sso-role",
+        "prod-admin",
+        "--start-url",
+        "https://d-123.awsapps.com/start",
+        "--sso-region",
+        "us-east-1",
+        "--account-id",
+        "111122223333",
+        "--role-name",
+        "Admin",
+        "--region",
+        "eu-west-1",
+    ])
+    .ok();
+    let mut start = fx.command(&["start", "prod-admin"]);
+    start
+        .env("SESSIONCTL_PASSPHRASE", PASSPHRASE)
+        .env("AWS_SHARED_CREDENTIALS_FILE", aws_dir.join("credentials"))
+        .env("AWS_CONFIG_FILE", aws_dir.join("config"))
+        .env("AWS_ENDPOINT_URL_SSO_OIDC", fake.oidc_endpoint())
+        .env("AWS_ENDPOINT_URL_SSO", fake.portal_endpoint())
+        .env_remove("AWS_ENDPOINT_URL")
+        .env_remove("SESSIONCTL_AWS_SINK")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let child = start.spawn().expect("spawn start");
+    // Waiting for the user: the device authorization was asked for.
+    let asked = std::time::Instant::now();
+    while fake.device_authorizations() == 0 {
+        assert!(
+            asked.elapsed() < std::time::Duration::from_secs(20),
+            "no device sign-in began"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    assert_eq!(
+        fx.stored()[0].status(),
+        session_core::SessionStatus::Pending,
+        "the start is in progress"
+    );
+    let pid = rustix::process::Pid::from_raw(child.id() as i32).expect("pid");
+    rustix::process::kill_process(pid, rustix::process::Signal::INT).expect("SIGINT");
+    // Bounded: a sessionctl that ignored the signal would wait 600 s.
+    let waiting = std::time::Instant::now();
+    let mut child = child;
+    while child.try_wait().expect("try_wait").is_none() {
+        if waiting.elapsed() > std::time::Duration::from_secs(20) {
+            let _ = child.kill();
+            panic!("sessionctl start did not end on SIGINT");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let out = Run::from(child.wait_with_output().expect("wait"));
+    assert_eq!(out.code, Some(130), "{out:#?}");
+    assert_eq!(out.stdout, "");
+    // The device prompt came first; the last line says what was given up.
+    let line = out.stderr.lines().last().expect("stderr").to_owned();
+    assert!(line.starts_with("sessionctl: "), "{line}");
+    assert!(
+        line.contains("start of") && line.contains("cancelled"),
+        "{line}"
+    );
+    let stored = fx.stored().remove(0);
+    assert_eq!(stored.status(), session_core::SessionStatus::Inactive);
+    let last = stored.last_error.expect("the cancel is recorded");
+    assert_eq!(
+        (last.operation.as_str(), last.category.as_str()),
+        ("start", "cancelled")
+    );
+    assert!(!aws_dir.join("credentials").exists(), "nothing published");
+    assert!(fake.issued_credentials().is_empty());
+    drop(fake);
+}

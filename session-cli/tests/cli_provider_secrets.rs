@@ -4,6 +4,8 @@
 //! the real peers and must succeed, and every output and every file left
 //! in the directory is scanned for it.
 
+#![cfg(any(feature = "redfish", feature = "azure", feature = "aws"))]
+
 mod common;
 
 use std::path::Path;

@@ -19,14 +19,21 @@
 //!   (tunnels). A provider with [`Capabilities::live_connection`] returns a
 //!   handle from [`SessionAction::start_live`] / [`SessionAction::resume`];
 //!   the manager holds it ([`SessionManager::connect`],
-//!   [`SessionManager::live`]), records a dropped connection as
-//!   `disconnected` and resumes it until a deadline.
+//!   [`SessionManager::connect_with`] and its [`LiveOptions`],
+//!   [`SessionManager::live`]), marks it held for other processes
+//!   ([`WorkspaceRepository::hold_live`]), records a dropped connection as
+//!   `disconnected` and resumes it until a deadline, on the same local
+//!   address ([`bind_listener`]). `sessionctl connect` is the command line
+//!   for it.
+//! - [`SessionManager::cancel`]: gives up a start, rotate or resume in
+//!   progress, leaving a documented status.
 //! - [`device_code`]: the RFC 8628 device sign-in shared by providers.
 //! - [`redact`]: scrubbing secret values out of errors (a service may echo
 //!   a password back in its error text).
 //! - [`Clock`]: injected time ([`ManualClock`] for tests).
 //!
-//! This crate has no network or cloud-SDK dependency; CI checks that with
+//! This crate has no HTTP, TLS or cloud-SDK dependency (its only network
+//! use is binding local listeners with Tokio); CI checks that with
 //! `cargo tree`.
 //!
 //! # What start, stop and rotate mean for each session type

@@ -38,6 +38,9 @@ type Tunnels = Arc<Mutex<HashMap<SessionId, Tunnel>>>;
 ///   resumable; `resume` binds a new listener for it.
 /// - `stop` closes everything with [`EndReason::ClosedByUser`] and succeeds
 ///   when nothing is open (idempotent).
+/// - Remote sessions live in the provider object: `resume` of one another
+///   object (another process) opened returns [`Error::Unsupported`], so
+///   the manager starts a new one.
 /// - [`fail_resumes`](Self::fail_resumes) makes the next resumes fail with a
 ///   retryable [`Error::Unavailable`], to test the resume policy.
 /// - The session's config can script the service: [`DROP_AFTER_MS`] and
@@ -382,10 +385,15 @@ impl SessionAction for LoopbackTunnel {
             });
         }
         if !self.remote().contains(&session.session_id) {
-            return Err(Error::provider(
+            // Its "remote session" lived in another process (or provider
+            // object): like a service that no longer knows the session,
+            // which the manager answers by starting a new one.
+            return Err(Error::unsupported(
                 self.session_type.to_string(),
-                session.label(),
-                "loopback tunnel: no remote session to resume",
+                format!(
+                    "resume of {}, which this provider never opened",
+                    session.label()
+                ),
             ));
         }
         let (_, handle) = self.open(ctx, session).await?;
