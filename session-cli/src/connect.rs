@@ -171,7 +171,7 @@ pub(crate) async fn run(
     };
     match ending {
         Ending::Signal | Ending::Command(_) => {
-            let stopped = manager.stop(&key).await?;
+            let stopped = stop(&manager, &key, &mut signals).await?;
             out.stopped(&stopped)?;
         }
         Ending::StoppedElsewhere => out.note("the session was stopped")?,
@@ -183,6 +183,23 @@ pub(crate) async fn run(
     match command_status {
         Some(status) => exit_with(status),
         None => Ok(()),
+    }
+}
+
+/// Stops the session; another Ctrl-C or SIGTERM meanwhile gives up
+/// waiting (a stop that hangs on an unreachable service), leaving the
+/// session `stopping` for the next `stop` to finish.
+async fn stop(
+    manager: &SessionManager,
+    key: &str,
+    signals: &mut Signals,
+) -> Result<Session, Failure> {
+    tokio::select! {
+        stopped = manager.stop(key) => Ok(stopped?),
+        () = signals.recv() => Err(Failure::Interrupted(Error::Cancelled {
+            operation: format!("stop of {key}"),
+            reason: "interrupted again while stopping; `sessionctl stop` finishes it".into(),
+        })),
     }
 }
 

@@ -686,22 +686,26 @@ async fn operate(
         .into());
     }
     tracing::debug!(session_id = %id, %operation, "running");
+    if operation == Operation::Stop {
+        // Not cancellable, so signals keep their default effect: Ctrl-C
+        // still ends a stop that hangs on an unreachable service.
+        let done = manager.run(operation, id).await?;
+        *out = output::outcome(&done, &SystemClock);
+        return Ok(());
+    }
     let running = manager.run(operation, id);
     tokio::pin!(running);
     // Ctrl-C gives up a start or rotate still waiting (a device-code
-    // sign-in nobody completes) and records it; a stop runs to its end.
+    // sign-in nobody completes) and records it.
     let mut signals = signals::Signals::new()?;
     let done = tokio::select! {
         done = &mut running => done?,
-        () = signals.recv(), if operation != Operation::Stop => {
+        () = signals.recv() => {
             manager.cancel(&id.to_string()).await?;
-            return match running.await {
-                Ok(done) => {
-                    *out = output::outcome(&done, &SystemClock);
-                    Ok(())
-                }
-                Err(error) => Err(Failure::Interrupted(error)),
-            };
+            match running.await {
+                Ok(done) => done,
+                Err(error) => return Err(Failure::Interrupted(error)),
+            }
         }
     };
     *out = output::outcome(&done, &SystemClock);

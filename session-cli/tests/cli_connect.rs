@@ -397,3 +397,23 @@ fn the_service_ending_the_session_exits_non_zero_and_says_why() {
     assert_eq!(status_of(&fx, "db"), SessionStatus::Expired);
     assert!(is_closed(address));
 }
+
+#[test]
+fn a_stop_from_another_process_ends_the_hold() {
+    let fx = Fixture::new();
+    add_tunnel(&fx, "db", serde_json::json!({}));
+    let mut connect = Connect::spawn(&fx, &["db"]);
+    let address = connect.address();
+    echo_through(address, b"before");
+    let stopped = fx.run_unlocked(&["stop", "db"]);
+    assert!(stopped.ok().contains("inactive"), "{stopped:#?}");
+    let status = connect.wait();
+    assert_eq!(status.code(), Some(0), "{}", connect.stderr());
+    assert!(
+        connect.stderr().contains("db: the session was stopped"),
+        "{}",
+        connect.stderr()
+    );
+    assert!(is_closed(address), "the holder let go of the listener");
+    assert_eq!(status_of(&fx, "db"), SessionStatus::Inactive);
+}
