@@ -9,11 +9,16 @@
 //! - [`sso::SsoFake`]: AWS IAM Identity Center, both the SSO-OIDC API
 //!   (client registration, device authorization, tokens) and the SSO portal
 //!   API (role credentials, accounts, roles, logout).
+//! - [`ssm::SsmControlFake`]: the AWS Systems Manager Session Manager
+//!   control plane (`StartSession`, `ResumeSession`, `TerminateSession`,
+//!   `DescribeSessions`), AWS JSON 1.1.
 //! - [`echo::EchoService`]: a hostile service whose 400 answers echo the
 //!   request body (a Redfish login gets its password back), for leak tests.
 
 pub mod echo;
+pub mod ssm;
 pub mod sso;
 
 pub use echo::EchoService;
+pub use ssm::SsmControlFake;
 pub use sso::SsoFake;

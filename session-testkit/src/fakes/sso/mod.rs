@@ -73,7 +73,7 @@ mod device_flow;
 mod http;
 mod portal;
 mod state;
-mod values;
+pub(in crate::fakes) mod values;
 
 /// The registration scope with which `CreateToken` also returns a refresh
 /// token (and rotates it on every refresh).

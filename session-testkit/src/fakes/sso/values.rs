@@ -1,5 +1,5 @@
 //! Random-looking ids, tokens and keys of the right shape, and time on the
-//! wire (whole seconds, epoch milliseconds).
+//! wire (whole seconds, epoch milliseconds); shared with the SSM fake.
 
 use std::hash::{BuildHasher, Hasher, RandomState};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -7,13 +7,14 @@ use std::time::Duration;
 
 use time::OffsetDateTime;
 
-pub(super) const ALNUM: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
-pub(super) const URL_SAFE: &[u8] =
+pub(in crate::fakes) const ALNUM: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+pub(in crate::fakes) const URL_SAFE: &[u8] =
     b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-pub(super) const SECRET: &[u8] =
+pub(in crate::fakes) const SECRET: &[u8] =
     b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-pub(super) const KEY_ID: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
-pub(super) const USER_CODE: &[u8] = b"BCDFGHJKLMNPQRSTVWXZ";
+pub(in crate::fakes) const KEY_ID: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
+pub(in crate::fakes) const USER_CODE: &[u8] = b"BCDFGHJKLMNPQRSTVWXZ";
+pub(in crate::fakes) const HEX: &[u8] = b"0123456789abcdef";
 
 /// Random-looking, not cryptographic: a fresh SipHash key per call (from
 /// std's per-process random seed) over a counter.
@@ -24,7 +25,7 @@ fn random_u64() -> u64 {
     hasher.finish()
 }
 
-pub(super) fn random_chars(alphabet: &[u8], len: usize) -> String {
+pub(in crate::fakes) fn random_chars(alphabet: &[u8], len: usize) -> String {
     let mut out = String::with_capacity(len);
     while out.len() < len {
         let mut bits = random_u64();
@@ -40,7 +41,7 @@ pub(super) fn random_chars(alphabet: &[u8], len: usize) -> String {
     out
 }
 
-pub(super) fn request_id() -> String {
+pub(in crate::fakes) fn request_id() -> String {
     let hex = |n: u64| format!("{n:016x}");
     let (a, b) = (hex(random_u64()), hex(random_u64()));
     format!(
@@ -54,11 +55,11 @@ pub(super) fn request_id() -> String {
 }
 
 /// `d` rounded down to whole seconds, as the wire carries seconds.
-pub(super) fn whole_seconds(d: Duration) -> Duration {
+pub(in crate::fakes) fn whole_seconds(d: Duration) -> Duration {
     Duration::from_secs(d.as_secs())
 }
 
-pub(super) fn epoch_millis(t: OffsetDateTime) -> i64 {
+pub(in crate::fakes) fn epoch_millis(t: OffsetDateTime) -> i64 {
     i64::try_from(t.unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MAX)
 }
 
