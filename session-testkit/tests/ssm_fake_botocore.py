@@ -66,6 +66,20 @@ def mangle_signature(request, **kwargs):
     request.headers["Authorization"] = header
 
 
+# The JSON types of Session members on the wire, as botocore received them
+# before parsing: botocore also accepts ISO-8601 strings for timestamps, so
+# the parsed datetimes alone would not show numbers on the wire.
+wire_types = {}
+
+
+def record_wire_types(response_dict, **kwargs):
+    if response_dict["status_code"] != 200:
+        return
+    for s in json.loads(response_dict["body"]).get("Sessions", []):
+        for member, value in s.items():
+            wire_types.setdefault(member, set()).add(type(value).__name__)
+
+
 def client(identity=ALICE, validate=True, signed=True, retries=None):
     key, region = identity
     config = Config(
@@ -79,6 +93,8 @@ def client(identity=ALICE, validate=True, signed=True, retries=None):
     )
     c.meta.events.register("before-send", count, unique_id="ssm-fake-count")
     c.meta.events.register("before-send", mangle_signature, unique_id="ssm-fake-mangle")
+    c.meta.events.register("before-parse.ssm.DescribeSessions", record_wire_types,
+                           unique_id="ssm-fake-wire-types")
     return c
 
 
@@ -298,6 +314,7 @@ out["history"] = plain(ssm.describe_sessions(State="History")["Sessions"])
 out["history_by_id"] = by("SessionId", sid, state="History")
 out["active_after"] = ids(State="Active")
 
+out["wire_types"] = {k: sorted(v) for k, v in wire_types.items()}
 out["errors"] = errors
 out["sent"] = sent
 print(json.dumps({"result": out}), flush=True)

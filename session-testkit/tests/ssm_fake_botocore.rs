@@ -231,6 +231,18 @@ async fn botocore_drives_every_operation_and_parses_every_error_as_modelled() {
     check_describe(&out, &fake);
     check_terminate(&out, &fake);
 
+    // On the wire (before botocore parsed them): dates are JSON numbers,
+    // MaxSessionDuration a string, OutputUrl an object.
+    assert_eq!(
+        out["wire_types"],
+        json!({
+            "SessionId": ["str"], "Target": ["str"], "Status": ["str"],
+            "StartDate": ["float"], "EndDate": ["float"], "DocumentName": ["str"],
+            "Owner": ["str"], "Reason": ["str"], "Details": ["str"],
+            "OutputUrl": ["dict"], "MaxSessionDuration": ["str"], "AccessType": ["str"],
+        })
+    );
+
     // Every request botocore sent reached the fake under its operation.
     let sent = out["sent"].as_object().unwrap();
     for operation in OPERATIONS {
