@@ -280,7 +280,11 @@ fn check_errors(errors: &Value) {
         // SSM's model gives its errors no status: nothing to contradict.
         assert_eq!(e["model_status"], Value::Null, "{what}: {e}");
         assert_eq!(e["listed"], kind == Listed, "{what}: listed? {e}");
-        assert_eq!(e["in_model"], kind != Unmodelled, "{what}: in the model? {e}");
+        assert_eq!(
+            e["in_model"],
+            kind != Unmodelled,
+            "{what}: in the model? {e}"
+        );
         if kind == Unmodelled {
             assert_eq!(e["exception"], "ClientError", "{what}: {e}");
         } else {
@@ -306,7 +310,11 @@ fn check_start_and_resume(out: &Value, fake: &SsmControlFake) {
             started["StreamUrl"],
             format!("{STREAM_BASE}/v1/data-channel/{id}?role=publish_subscribe")
         );
-        assert!(started["TokenValue"].as_str().is_some_and(|t| t.len() >= 32));
+        assert!(
+            started["TokenValue"]
+                .as_str()
+                .is_some_and(|t| t.len() >= 32)
+        );
         let mut keys: Vec<_> = started.as_object().unwrap().keys().collect();
         keys.sort();
         assert_eq!(keys, ["SessionId", "StreamUrl", "TokenValue"]);
@@ -318,7 +326,9 @@ fn check_start_and_resume(out: &Value, fake: &SsmControlFake) {
     assert_eq!(ssh["region"], "us-west-2");
     assert_eq!(ssh["document_name"], "AWS-StartSSHSession");
     assert_eq!(ssh["parameters"], json!({"portNumber": ["22"]}));
-    let port = fake.session(out["port"]["SessionId"].as_str().unwrap()).unwrap();
+    let port = fake
+        .session(out["port"]["SessionId"].as_str().unwrap())
+        .unwrap();
     assert_eq!(
         port.parameters,
         [
@@ -327,9 +337,14 @@ fn check_start_and_resume(out: &Value, fake: &SsmControlFake) {
         ]
         .into()
     );
-    let shell = fake.session(out["shell"]["SessionId"].as_str().unwrap()).unwrap();
+    let shell = fake
+        .session(out["shell"]["SessionId"].as_str().unwrap())
+        .unwrap();
     assert_eq!(shell.reason.as_deref(), Some("botocore check"));
-    assert_eq!((shell.access_key_id.as_str(), shell.region.as_str()), (ALICE_KEY, "eu-west-1"));
+    assert_eq!(
+        (shell.access_key_id.as_str(), shell.region.as_str()),
+        (ALICE_KEY, "eu-west-1")
+    );
 
     // Every successful StartSession was signed by the identity of its client.
     let signers: Vec<_> = fake
@@ -359,7 +374,11 @@ fn check_start_and_resume(out: &Value, fake: &SsmControlFake) {
     assert_ne!(resumed["TokenValue"], out["shell"]["TokenValue"]);
     assert_eq!(out["consume_after_resume"], json!([false, true]));
     assert_eq!(out["disconnected"], json!([true, true]));
-    assert!(out["port_resumed"]["TokenValue"].as_str().is_some_and(|t| !t.is_empty()));
+    assert!(
+        out["port_resumed"]["TokenValue"]
+            .as_str()
+            .is_some_and(|t| !t.is_empty())
+    );
     assert_eq!(out["timed_out"]["TokenValue"], "", "timed out: empty token");
     assert_eq!(out["timed_out"]["SessionId"], out["port"]["SessionId"]);
 }
@@ -367,7 +386,10 @@ fn check_start_and_resume(out: &Value, fake: &SsmControlFake) {
 fn check_describe(out: &Value, fake: &SsmControlFake) {
     let id = |name: &str| out[name]["SessionId"].as_str().unwrap().to_owned();
     let (shell, port, ssh) = (id("shell"), id("port"), id("ssh"));
-    let all: Vec<String> = strs(&out["filters"]["all"]).into_iter().map(str::to_owned).collect();
+    let all: Vec<String> = strs(&out["filters"]["all"])
+        .into_iter()
+        .map(str::to_owned)
+        .collect();
     assert_eq!(all.len(), 8);
     assert_eq!(all[..3], [shell.clone(), port.clone(), ssh.clone()]);
     let later = &all[3..];
@@ -406,7 +428,10 @@ fn check_describe(out: &Value, fake: &SsmControlFake) {
             "AccessType": "Standard",
         })
     );
-    assert_eq!(described[1]["DocumentName"], "AWS-StartPortForwardingSession");
+    assert_eq!(
+        described[1]["DocumentName"],
+        "AWS-StartPortForwardingSession"
+    );
     assert_eq!(described[2]["AccessType"], "JustInTime");
     assert_eq!(described[3]["Details"], "started for paging");
     assert_eq!(
@@ -442,7 +467,10 @@ fn check_terminate(out: &Value, fake: &SsmControlFake) {
         json!(["Connecting", "Connected", "Terminating", "Terminated"])
     );
     let end = datetime!(2024-08-29 11:01:30.250 UTC);
-    assert_eq!(record["end_date"], json!(end.unix_timestamp_nanos() / 1_000_000));
+    assert_eq!(
+        record["end_date"],
+        json!(end.unix_timestamp_nanos() / 1_000_000)
+    );
     assert_eq!(record["tokens_issued"], 2);
 
     // Held in Terminating: still Active, not yet History.

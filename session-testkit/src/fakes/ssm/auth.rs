@@ -121,7 +121,9 @@ mod tests {
 
     #[test]
     fn a_well_formed_header_gives_key_and_region() {
-        let signer = check(Some(&header("AKIDEXAMPLE/20240829/eu-west-1/ssm/aws4_request")));
+        let signer = check(Some(&header(
+            "AKIDEXAMPLE/20240829/eu-west-1/ssm/aws4_request",
+        )));
         assert_eq!(
             signer.unwrap(),
             Signer {
@@ -139,8 +141,14 @@ mod tests {
         let incomplete = (400, "IncompleteSignatureException".to_owned());
         assert_eq!(code(Some("Bearer abc")), incomplete);
         assert_eq!(code(Some("AWS4-HMAC-SHA256")), incomplete);
-        assert_eq!(code(Some(&header("AKID/20240829/us-east-1/ssm"))), incomplete);
-        assert_eq!(code(Some(&header("AKID/2024-08-29/us-east-1/ssm/aws4_request"))), incomplete);
+        assert_eq!(
+            code(Some(&header("AKID/20240829/us-east-1/ssm"))),
+            incomplete
+        );
+        assert_eq!(
+            code(Some(&header("AKID/2024-08-29/us-east-1/ssm/aws4_request"))),
+            incomplete
+        );
         let no_sig = "AWS4-HMAC-SHA256 Credential=AKID/20240829/us-east-1/ssm/aws4_request, SignedHeaders=host";
         assert_eq!(code(Some(no_sig)), incomplete);
         let short_sig = format!("{no_sig}, Signature=abc");

@@ -5,7 +5,9 @@ use serde_json::{Map, Value, json};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
-use super::http::{ApiError, Body, check_length, optional_str, required_str, serialization, validation};
+use super::http::{
+    ApiError, Body, check_length, optional_str, required_str, serialization, validation,
+};
 use super::state::{FakeState, PageCursor};
 use super::{SessionRecord, SessionStatus};
 use crate::fakes::sso::values::{URL_SAFE, random_chars};

@@ -220,7 +220,13 @@ mod tests {
         assert_eq!(ApiError::throttling().status, 400);
         assert_eq!(ApiError::client("TargetNotConnected", "").status, 400);
         let e = validation("'201'", "maxResults", "Member must be ≤ 200");
-        assert_eq!((e.status, e.error_type.as_str()), (400, "ValidationException"));
-        assert!(e.message.starts_with("1 validation error detected: Value '201' at 'maxResults'"));
+        assert_eq!(
+            (e.status, e.error_type.as_str()),
+            (400, "ValidationException")
+        );
+        assert!(
+            e.message
+                .starts_with("1 validation error detected: Value '201' at 'maxResults'")
+        );
     }
 }

@@ -46,7 +46,11 @@ fn parameters(body: &Body) -> Result<BTreeMap<String, Vec<String>>, ApiError> {
 }
 
 impl FakeState {
-    pub(super) fn start_session(&mut self, body: &Body, signer: &Signer) -> Result<Value, ApiError> {
+    pub(super) fn start_session(
+        &mut self,
+        body: &Body,
+        signer: &Signer,
+    ) -> Result<Value, ApiError> {
         let target = required_str(body, "Target", "target")?;
         check_length(&target, "target", 1, 400)?;
         let document_name = optional_str(body, "DocumentName")?;

@@ -111,7 +111,9 @@ impl FakeState {
     }
 
     pub(super) fn session_mut(&mut self, session_id: &str) -> Option<&mut SessionRecord> {
-        self.sessions.iter_mut().find(|s| s.session_id == session_id)
+        self.sessions
+            .iter_mut()
+            .find(|s| s.session_id == session_id)
     }
 
     /// Issues a new one-shot token for the session (the previous unused

@@ -7,7 +7,8 @@ use std::time::Duration;
 
 use time::OffsetDateTime;
 
-pub(in crate::fakes) const ALNUM: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+pub(in crate::fakes) const ALNUM: &[u8] =
+    b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
 pub(in crate::fakes) const URL_SAFE: &[u8] =
     b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
 pub(in crate::fakes) const SECRET: &[u8] =
