@@ -49,6 +49,19 @@
 //! `Connected`, `Disconnected` and `Terminating` sessions under `Active`,
 //! `Terminated` and `Failed` ones under `History`, oldest first.
 //!
+//! **Choices where the reference is silent.** `ResumeSession` issues a new
+//! token for any live session (`Connecting`, `Connected` or `Disconnected`:
+//! a client may resume before the service has seen its socket drop) and
+//! answers `DoesNotExistException` for unknown, `Terminating`, `Terminated`
+//! and `Failed` ones. `TerminateSession` answers success for ended and
+//! unknown sessions too (the model lists no error for it). The date filters
+//! are inclusive (`InvokedAfter`: started at or after; `InvokedBefore`: at or
+//! before) and take RFC 3339 values; a filter value that cannot be a date,
+//! status or access type answers `ValidationException`, as do more than six
+//! filters. A `NextToken` only continues the listing (same `State` and
+//! `Filters`) that issued it. Shell sessions (no `DocumentName` given) have
+//! no `DocumentName` in `DescribeSessions`; `OutputUrl` is always `{}`.
+//!
 //! Dates (`StartDate`, `EndDate`) come from a [`Clock`]: the wall clock by
 //! default, or one given to [`SsmControlFake::start_with_clock`] or
 //! [`SsmControlFake::set_clock`]. On the wire they are epoch seconds as JSON
