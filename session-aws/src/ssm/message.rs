@@ -180,7 +180,10 @@ impl From<u32> for PayloadType {
 
 impl fmt::Display for PayloadType {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{self:?} ({})", self.to_u32())
+        match self {
+            Self::Other(n) => write!(f, "{n}"),
+            known => write!(f, "{known:?} ({})", known.to_u32()),
+        }
     }
 }
 

@@ -264,7 +264,7 @@ fn parse(bytes: &[u8]) -> Result<Option<(Frame, usize)>, SmuxError> {
 /// before each use, as xtaci's client does); refuses once the u32 wraps.
 #[derive(Debug, Clone)]
 pub struct StreamIds {
-    last: Option<u32>,
+    last: u32,
 }
 
 impl Default for StreamIds {
@@ -276,16 +276,16 @@ impl Default for StreamIds {
 impl StreamIds {
     /// The allocator of a new client session.
     pub fn new() -> Self {
-        Self { last: Some(1) }
+        Self { last: 1 }
     }
 
     /// The next id, or [`SmuxError::StreamIdsExhausted`] after 4,294,967,295.
     pub fn allocate(&mut self) -> Result<u32, SmuxError> {
         let next = self
             .last
-            .and_then(|last| last.checked_add(2))
+            .checked_add(2)
             .ok_or(SmuxError::StreamIdsExhausted)?;
-        self.last = Some(next);
+        self.last = next;
         Ok(next)
     }
 }
@@ -382,9 +382,7 @@ mod tests {
         assert_eq!(ids.allocate(), Ok(5));
         assert_eq!(ids.allocate(), Ok(7));
 
-        let mut ids = StreamIds {
-            last: Some(u32::MAX - 4),
-        };
+        let mut ids = StreamIds { last: u32::MAX - 4 };
         assert_eq!(ids.allocate(), Ok(u32::MAX - 2));
         assert_eq!(ids.allocate(), Ok(u32::MAX));
         assert_eq!(ids.allocate(), Err(SmuxError::StreamIdsExhausted));
