@@ -25,7 +25,8 @@ pub use message::{
     ClientMessage, DecodeError, EncodeError, MessageFlags, MessageType, PayloadType,
 };
 pub use payload::{
-    Acknowledgement, ActionStatus, ActionType, ChannelClosed, FlagValue, HandshakeComplete,
-    HandshakeRequest, HandshakeResponse, PayloadError, PortProperties, ProcessedClientAction,
-    RequestedClientAction, SessionTypeRequest, Size,
+    Acknowledgement, ActionStatus, ActionType, ChannelClosed, EncryptionChallenge, FlagValue,
+    HandshakeComplete, HandshakeRequest, HandshakeResponse, KmsEncryptionRequest, PayloadError,
+    PortProperties, ProcessedClientAction, RequestedClientAction, SessionTypeRequest, Size,
+    to_json,
 };
