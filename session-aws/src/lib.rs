@@ -23,6 +23,8 @@
 //! - the four providers are [`CredentialSessionProvider`]s: each type only
 //!   says how it gets credentials ([`IssueCredentials`]); storing,
 //!   publishing and withdrawing them is shared;
+//! - with the feature `ssm`, `ssm`: the SSM data channel's message and smux
+//!   frame codecs (the `awsSsm` session itself is to come);
 //! - [`AwsCredentials`], the names of what is kept in the secret store
 //!   ([`secret_names`]), input validation ([`validate`]).
 //!
@@ -45,6 +47,8 @@ mod providers;
 mod sdk_credentials;
 pub mod secret_names;
 pub mod sink;
+#[cfg(feature = "ssm")]
+pub mod ssm;
 pub mod sso;
 mod subprocess;
 pub mod validate;

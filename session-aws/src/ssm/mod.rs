@@ -1,0 +1,32 @@
+//! AWS Systems Manager Session Manager: the data channel's wire formats
+//! (feature `ssm`).
+//!
+//! **Status:** codecs only, no session yet.
+//! - [`message`]: the binary `ClientMessage` every WebSocket frame carries
+//!   ([`ClientMessage::encode`] / [`ClientMessage::decode`]), stricter than
+//!   the reference plugin on what it accepts;
+//! - [`payload`]: acknowledgements, handshake, size, flag and
+//!   `channel_closed` payloads, as serde types;
+//! - [`smux`]: smux v1 frames for multiplexed port forwarding, with an
+//!   incremental decoder and the client's stream id allocator.
+//!
+//! These codecs sit below the provider level, so they have their own typed
+//! errors ([`DecodeError`], [`EncodeError`], [`PayloadError`],
+//! [`smux::SmuxError`]) rather than [`session_core::Error`].
+
+pub mod message;
+pub mod payload;
+pub mod smux;
+
+#[cfg(test)]
+mod golden;
+
+pub use message::{
+    ClientMessage, DecodeError, EncodeError, MessageFlags, MessageType, PayloadType,
+};
+pub use payload::{
+    Acknowledgement, ActionStatus, ActionType, ChannelClosed, EncryptionChallenge, FlagValue,
+    HandshakeComplete, HandshakeRequest, HandshakeResponse, KmsEncryptionRequest, PayloadError,
+    PortProperties, ProcessedClientAction, RequestedClientAction, SessionTypeRequest, Size,
+    to_json,
+};
