@@ -13,6 +13,21 @@ where
     E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
     R: std::fmt::Debug,
 {
+    from_sdk_of("aws-sts", call, target, err)
+}
+
+/// [`from_sdk`] for the SDK client of `service` (`aws-sts`, `aws-ssm`),
+/// which names the provider in errors the categories do not cover.
+pub(crate) fn from_sdk_of<E, R>(
+    service: &str,
+    call: &str,
+    target: &str,
+    err: SdkError<E, R>,
+) -> Error
+where
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    R: std::fmt::Debug,
+{
     let target = target.to_owned();
     match &err {
         SdkError::TimeoutError(_) => Error::Timeout {
@@ -31,24 +46,24 @@ where
             ),
             source: None,
         },
-        SdkError::ServiceError(service) => {
-            let inner = service.err();
+        SdkError::ServiceError(failed) => {
+            let inner = failed.err();
             let code = inner.code().unwrap_or("Unknown").to_owned();
             let message = format!(
                 "{call}: {code}: {}",
                 inner.message().unwrap_or("no message")
             );
-            from_code(&code, target, message)
+            from_code(service, &code, target, message)
         }
         SdkError::ResponseError(_) => Error::Provider {
-            provider: "aws-sts".into(),
+            provider: service.into(),
             target,
             message: format!("{call}: the response could not be read"),
             retryable: true,
             source: None,
         },
         _ => Error::Provider {
-            provider: "aws-sts".into(),
+            provider: service.into(),
             target,
             message: format!("{call}: {}", aws_sdk_sts::error::DisplayErrorContext(&err)),
             retryable: false,
@@ -58,7 +73,7 @@ where
 }
 
 /// The category of an AWS error code.
-fn from_code(code: &str, target: String, message: String) -> Error {
+fn from_code(service: &str, code: &str, target: String, message: String) -> Error {
     match code {
         "ExpiredToken"
         | "ExpiredTokenException"
@@ -79,14 +94,25 @@ fn from_code(code: &str, target: String, message: String) -> Error {
             target,
             retry_after: None,
         },
-        "ServiceUnavailable" | "InternalFailure" | "InternalError" | "IDPCommunicationError" => {
-            Error::Unavailable {
-                target,
-                message,
-                source: None,
-            }
-        }
+        // SSM: a target whose agent is not connected may come back.
+        "ServiceUnavailable"
+        | "InternalFailure"
+        | "InternalError"
+        | "InternalServerError"
+        | "IDPCommunicationError"
+        | "TargetNotConnected" => Error::Unavailable {
+            target,
+            message,
+            source: None,
+        },
+        "DoesNotExistException" => Error::NotFound {
+            what: format!("{target}: {message}"),
+        },
         "ValidationError"
+        | "ValidationException"
+        | "InvalidDocument"
+        | "InvalidFilterKey"
+        | "InvalidNextToken"
         | "MalformedPolicyDocument"
         | "PackedPolicyTooLarge"
         | "InvalidAuthorizationMessageException" => Error::InvalidInput {
@@ -94,7 +120,7 @@ fn from_code(code: &str, target: String, message: String) -> Error {
             reason: format!("{target}: {message}"),
         },
         _ => Error::Provider {
-            provider: "aws-sts".into(),
+            provider: service.into(),
             target,
             message,
             retryable: false,
@@ -112,20 +138,20 @@ mod tests {
         let t = || "session 'x'".to_owned();
         let m = || "m".to_owned();
         assert_eq!(
-            from_code("ExpiredToken", t(), m()).category(),
+            from_code("aws-sts", "ExpiredToken", t(), m()).category(),
             "unauthenticated"
         );
         assert_eq!(
-            from_code("AccessDenied", t(), m()).category(),
+            from_code("aws-sts", "AccessDenied", t(), m()).category(),
             "permission_denied"
         );
-        assert!(from_code("Throttling", t(), m()).is_retryable());
-        assert!(from_code("ServiceUnavailable", t(), m()).is_retryable());
+        assert!(from_code("aws-sts", "Throttling", t(), m()).is_retryable());
+        assert!(from_code("aws-sts", "ServiceUnavailable", t(), m()).is_retryable());
         assert_eq!(
-            from_code("ValidationError", t(), m()).category(),
+            from_code("aws-sts", "ValidationError", t(), m()).category(),
             "invalid_input"
         );
-        let other = from_code("SomethingNew", t(), m());
+        let other = from_code("aws-sts", "SomethingNew", t(), m());
         assert_eq!(other.category(), "provider");
         assert!(!other.is_retryable());
     }

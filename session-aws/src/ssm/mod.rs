@@ -1,7 +1,12 @@
-//! AWS Systems Manager Session Manager: the data channel's wire formats
-//! (feature `ssm`).
+//! AWS Systems Manager Session Manager (feature `ssm`).
 //!
-//! **Status:** codecs only, no session yet.
+//! **Status:** the settings, the control plane and the codecs; the data
+//! channel and the `awsSsm` provider are still to come.
+//! - [`config`]: [`SsmConfig`], the settings of an `awsSsm` session, and
+//!   [`SsmState`], what its start made available;
+//! - [`control`]: StartSession, ResumeSession, TerminateSession and
+//!   DescribeSessions through `aws-sdk-ssm` ([`SsmClientConfig`],
+//!   [`SsmApi`]);
 //! - [`message`]: the binary `ClientMessage` every WebSocket frame carries
 //!   ([`ClientMessage::encode`] / [`ClientMessage::decode`]), stricter than
 //!   the reference plugin on what it accepts;
@@ -14,6 +19,8 @@
 //! errors ([`DecodeError`], [`EncodeError`], [`PayloadError`],
 //! [`smux::SmuxError`]) rather than [`session_core::Error`].
 
+pub mod config;
+pub mod control;
 pub mod message;
 pub mod payload;
 pub mod smux;
@@ -21,6 +28,11 @@ pub mod smux;
 #[cfg(test)]
 mod golden;
 
+pub use config::{SsmConfig, SsmState};
+pub use control::{
+    SessionListFilter, SessionListState, SsmApi, SsmClientConfig, SsmClientConfigBuilder,
+    SsmSessionSummary, StreamTicket,
+};
 pub use message::{
     ClientMessage, DecodeError, EncodeError, MessageFlags, MessageType, PayloadType,
 };

@@ -88,6 +88,13 @@ impl SsmControlFake {
         self.lock().page_size = sessions.max(1);
     }
 
+    /// The most sessions a `DescribeSessions` page holds even when
+    /// `MaxResults` asks for more (AWS may answer a page shorter than
+    /// `MaxResults` with a `NextToken`); `None` (the default) caps nothing.
+    pub fn set_page_cap(&self, sessions: Option<usize>) {
+        self.lock().page_cap = sessions.map(|n| n.max(1));
+    }
+
     /// `MaxSessionDuration` (minutes, sent as a string) in every `Session`
     /// that `DescribeSessions` answers; `None` (the default) leaves it out.
     pub fn set_max_session_duration(&self, minutes: Option<u32>) {

@@ -196,6 +196,7 @@ impl FakeState {
             .filter(|s| s.status.is_active() == active)
             .filter(|s| filters.iter().all(|f| f.matches(s)))
             .collect();
+        let page_size = self.page_cap.map_or(page_size, |cap| page_size.min(cap));
         let end = offset.saturating_add(page_size).min(matching.len());
         let sessions: Vec<Value> = matching
             .get(offset..end)

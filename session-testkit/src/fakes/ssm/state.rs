@@ -44,6 +44,8 @@ pub(super) struct FakeState {
     pub(super) default_owner: String,
     pub(super) owners: HashMap<String, String>,
     pub(super) page_size: usize,
+    /// The most sessions a page holds whatever `MaxResults` asks.
+    pub(super) page_cap: Option<usize>,
     pub(super) max_session_duration: Option<u32>,
     pub(super) hold_terminating: bool,
     /// Sessions in the order they were started.
@@ -68,6 +70,7 @@ impl FakeState {
             default_owner: DEFAULT_OWNER.to_owned(),
             owners: HashMap::new(),
             page_size: 20,
+            page_cap: None,
             max_session_duration: None,
             hold_terminating: false,
             sessions: Vec::new(),
