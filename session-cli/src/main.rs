@@ -57,6 +57,8 @@ mod redfish;
 mod secrets;
 mod shell;
 mod signals;
+#[cfg(feature = "aws-ssm")]
+mod ssm;
 #[cfg(any(feature = "aws", feature = "azure", feature = "redfish"))]
 mod use_session;
 
@@ -319,6 +321,11 @@ enum Command {
     #[cfg(feature = "azure")]
     #[command(subcommand)]
     Azure(azure::AzureCommand),
+
+    /// AWS Systems Manager: list Session Manager sessions.
+    #[cfg(feature = "aws-ssm")]
+    #[command(subcommand)]
+    Ssm(ssm::SsmCommand),
 }
 
 /// The `add` commands of every provider built in.
@@ -347,6 +354,14 @@ enum AddCommand {
     /// --secret-env; never from a flag.
     #[cfg(feature = "azure")]
     Azure(azure::AddAzure),
+
+    /// Add an AWS Systems Manager session (a shell or a port forward on a
+    /// managed node), used with `sessionctl connect`.
+    ///
+    /// The identity is --parent (an AWS session of the workspace), else the
+    /// SDK's default credential chain.
+    #[cfg(feature = "aws-ssm")]
+    AwsSsm(ssm::AddSsm),
 }
 
 /// The `secret` commands.
@@ -644,6 +659,8 @@ async fn dispatch(cli: Cli) -> Result<(), Failure> {
                 AddCommand::Redfish(args) => redfish::add(&global, workspace, args).await?,
                 #[cfg(feature = "azure")]
                 AddCommand::Azure(args) => azure::add(&global, workspace, args).await?,
+                #[cfg(feature = "aws-ssm")]
+                AddCommand::AwsSsm(args) => ssm::add(workspace, args).await?,
             }
         }
         #[cfg(feature = "aws")]
@@ -652,6 +669,8 @@ async fn dispatch(cli: Cli) -> Result<(), Failure> {
         Command::Redfish(command) => out = redfish::run(&global, workspace, command).await?,
         #[cfg(feature = "azure")]
         Command::Azure(command) => out = azure::run(&global, workspace, command).await?,
+        #[cfg(feature = "aws-ssm")]
+        Command::Ssm(command) => out = ssm::run(&global, workspace, command).await?,
     }
     print(&out)
 }
