@@ -158,7 +158,15 @@ pub(crate) async fn run(
         chain(&manager, &session).await,
     );
     let mut child = match args.command.split_first() {
-        Some((program, rest)) => Some(spawn(program, rest, &session, first)?),
+        Some((program, rest)) => match spawn(program, rest, &session, first) {
+            Ok(child) => Some(child),
+            Err(failure) => {
+                // Nothing will use the connection: do not leave it open.
+                scheduler.shutdown().await;
+                manager.stop(&key).await?;
+                return Err(failure);
+            }
+        },
         None => None,
     };
 

@@ -417,3 +417,17 @@ fn a_stop_from_another_process_ends_the_hold() {
     assert!(is_closed(address), "the holder let go of the listener");
     assert_eq!(status_of(&fx, "db"), SessionStatus::Inactive);
 }
+
+#[test]
+fn a_command_that_cannot_run_fails_and_stops_the_session() {
+    let fx = Fixture::new();
+    add_tunnel(&fx, "db", serde_json::json!({}));
+    let out = fx.run_unlocked(&["connect", "db", "--", "/nonexistent/program-xyz"]);
+    assert_eq!(out.code, Some(1), "{out:#?}");
+    let last = out.stderr.lines().last().expect("a line");
+    assert!(
+        last.contains("cannot run") && last.contains("program-xyz"),
+        "{last}"
+    );
+    assert_eq!(status_of(&fx, "db"), SessionStatus::Inactive);
+}
