@@ -7,6 +7,8 @@
 //! - [`control`]: StartSession, ResumeSession, TerminateSession and
 //!   DescribeSessions through `aws-sdk-ssm` ([`SsmClientConfig`],
 //!   [`SsmApi`]);
+//! - [`transport`]: the websocket to the `StreamUrl` (rustls; `ws://` to
+//!   loopback only), OpenDataChannel, one binary frame per message;
 //! - [`message`]: the binary `ClientMessage` every WebSocket frame carries
 //!   ([`ClientMessage::encode`] / [`ClientMessage::decode`]), stricter than
 //!   the reference plugin on what it accepts;
@@ -24,6 +26,7 @@ pub mod control;
 pub mod message;
 pub mod payload;
 pub mod smux;
+pub mod transport;
 
 #[cfg(test)]
 mod golden;

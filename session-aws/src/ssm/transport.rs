@@ -1,0 +1,247 @@
+//! The data channel's websocket: opened over rustls to the `StreamUrl`
+//! (plain `ws://` only to a loopback host, for local fakes), the
+//! OpenDataChannel text frame first, then one binary frame per
+//! `ClientMessage` (ssm.md §2.1).
+
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::{SinkExt, StreamExt};
+use serde::Serialize;
+use session_core::{Error, Result, Secret};
+use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::{Connector, MaybeTlsStream, WebSocketStream};
+use uuid::Uuid;
+
+/// The OpenDataChannel input: the first (text) frame on a new socket.
+#[derive(Serialize)]
+#[serde(rename_all = "PascalCase")]
+struct OpenDataChannel<'a> {
+    message_schema_version: &'static str,
+    request_id: String,
+    token_value: &'a str,
+    client_id: String,
+    client_version: &'a str,
+}
+
+/// An open data-channel websocket.
+pub struct DataChannelSocket {
+    ws: WebSocketStream<MaybeTlsStream<TcpStream>>,
+}
+
+impl std::fmt::Debug for DataChannelSocket {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DataChannelSocket").finish_non_exhaustive()
+    }
+}
+
+/// Where and how to open a data channel.
+#[derive(Clone, Debug)]
+pub struct OpenRequest<'a> {
+    /// The `StreamUrl` from StartSession or ResumeSession.
+    pub stream_url: &'a str,
+    /// The single-use token that came with it.
+    pub token: &'a Secret,
+    /// This client's id: the same on every reconnect of one session.
+    pub client_id: Uuid,
+    /// The version reported to the agent (dotted-numeric).
+    pub client_version: &'a str,
+    /// Time-out for the TCP, TLS and websocket handshakes together.
+    pub timeout: Duration,
+    /// `label` of the session, for errors.
+    pub label: &'a str,
+}
+
+impl DataChannelSocket {
+    /// Opens the websocket and sends OpenDataChannel.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidInput`] for a URL that is not `wss://` (or `ws://` to
+    /// a loopback host); [`Error::Timeout`] when the handshakes take longer
+    /// than the request's time-out; [`Error::Unavailable`] when the
+    /// connection or upgrade fails.
+    pub async fn open(request: &OpenRequest<'_>) -> Result<Self> {
+        check_url(request.stream_url)?;
+        let connector = Connector::Rustls(tls_config()?);
+        let connecting = tokio_tungstenite::connect_async_tls_with_config(
+            request.stream_url,
+            None,
+            false,
+            Some(connector),
+        );
+        let (mut ws, _) = tokio::time::timeout(request.timeout, connecting)
+            .await
+            .map_err(|_| Error::Timeout {
+                target: request.label.to_owned(),
+                after: request.timeout,
+            })?
+            .map_err(|e| Error::Unavailable {
+                target: request.label.to_owned(),
+                message: format!("cannot open the data channel: {e}"),
+                source: None,
+            })?;
+        let open = OpenDataChannel {
+            message_schema_version: "1.0",
+            request_id: Uuid::new_v4().to_string(),
+            token_value: request.token.expose(),
+            client_id: request.client_id.to_string(),
+            client_version: request.client_version,
+        };
+        let text = serde_json::to_string(&open)
+            .map_err(|e| Error::invalid_input("OpenDataChannel", e.to_string()))?;
+        ws.send(Message::text(text))
+            .await
+            .map_err(|e| lost(request.label, &e))?;
+        Ok(Self { ws })
+    }
+
+    /// Sends one encoded `ClientMessage` as a binary frame.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Unavailable`] when the socket is gone.
+    pub async fn send(&mut self, message: Vec<u8>, label: &str) -> Result<()> {
+        self.ws
+            .send(Message::binary(message))
+            .await
+            .map_err(|e| lost(label, &e))
+    }
+
+    /// The next binary frame; `None` when the socket closed. Text frames
+    /// and pings are skipped (pongs are answered by the library).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Unavailable`] when reading fails.
+    pub async fn recv(&mut self, label: &str) -> Option<Result<Vec<u8>>> {
+        loop {
+            match self.ws.next().await? {
+                Ok(Message::Binary(bytes)) => return Some(Ok(bytes.to_vec())),
+                Ok(Message::Close(_)) => return None,
+                Ok(_) => continue,
+                Err(e) => return Some(Err(lost(label, &e))),
+            }
+        }
+    }
+
+    /// Sends a websocket ping (keepalive).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Unavailable`] when the socket is gone.
+    pub async fn ping(&mut self, label: &str) -> Result<()> {
+        self.ws
+            .send(Message::Ping(b"keepalive".to_vec().into()))
+            .await
+            .map_err(|e| lost(label, &e))
+    }
+
+    /// Closes the socket (best effort).
+    pub async fn close(mut self) {
+        let _ = self.ws.close(None).await;
+    }
+}
+
+fn lost(label: &str, error: &dyn std::fmt::Display) -> Error {
+    Error::Unavailable {
+        target: label.to_owned(),
+        message: format!("the data channel failed: {error}"),
+        source: None,
+    }
+}
+
+/// Accepts `wss://` anywhere and `ws://` only to a loopback host: the token
+/// and the session's bytes never cross a network in clear.
+fn check_url(url: &str) -> Result<()> {
+    let refused = |why: &str| Err(Error::invalid_input("StreamUrl", format!("{url:?}: {why}")));
+    let (scheme, rest) = match url.split_once("://") {
+        Some(parts) => parts,
+        None => return refused("not a URL"),
+    };
+    let authority = rest.split(['/', '?']).next().unwrap_or_default();
+    let host = match authority.rsplit_once(':') {
+        Some((host, port)) if port.bytes().all(|b| b.is_ascii_digit()) => host,
+        _ => authority,
+    };
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    match scheme {
+        "wss" if !host.is_empty() => Ok(()),
+        "ws" => {
+            let loopback = host.eq_ignore_ascii_case("localhost")
+                || host.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback());
+            if loopback {
+                Ok(())
+            } else {
+                refused("ws:// (no TLS) is accepted for loopback hosts only")
+            }
+        }
+        _ => refused("the data channel needs wss://"),
+    }
+}
+
+/// rustls with the ring provider and the Mozilla roots (webpki-roots), the
+/// same for every data channel.
+fn tls_config() -> Result<Arc<rustls::ClientConfig>> {
+    let mut roots = rustls::RootCertStore::empty();
+    roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+    let config = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .map_err(|e| Error::invalid_input("TLS", e.to_string()))?
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    Ok(Arc::new(config))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plain_websockets_only_to_loopback() {
+        for ok in [
+            "wss://ssmmessages.eu-west-1.amazonaws.com/v1/data-channel/s?role=publish_subscribe",
+            "ws://127.0.0.1:8080/v1/data-channel/s",
+            "ws://[::1]:8080/x",
+            "ws://localhost/x",
+        ] {
+            assert!(check_url(ok).is_ok(), "{ok}");
+        }
+        for bad in [
+            "ws://192.0.2.10/v1/data-channel/s",
+            "ws://ssmmessages.amazonaws.com/x",
+            "https://example.com/",
+            "no-scheme",
+            "wss:///path",
+        ] {
+            let error = check_url(bad).unwrap_err();
+            assert_eq!(error.category(), "invalid_input", "{bad}");
+        }
+    }
+
+    #[test]
+    fn open_data_channel_is_the_documented_json() {
+        let open = OpenDataChannel {
+            message_schema_version: "1.0",
+            request_id: "r".into(),
+            token_value: "t",
+            client_id: "c".into(),
+            client_version: "1.2.694.0",
+        };
+        let json: serde_json::Value = serde_json::to_value(&open).unwrap();
+        assert_eq!(
+            json,
+            serde_json::json!({
+                "MessageSchemaVersion": "1.0",
+                "RequestId": "r",
+                "TokenValue": "t",
+                "ClientId": "c",
+                "ClientVersion": "1.2.694.0"
+            })
+        );
+    }
+}
