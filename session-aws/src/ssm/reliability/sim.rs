@@ -55,6 +55,7 @@ struct Scenario {
     agent_messages: usize,
 }
 
+#[derive(Debug)]
 struct Endpoint {
     side: Side,
     sender: Sender,

@@ -249,7 +249,7 @@ fn zero_window_is_treated_as_one() {
 fn gives_up_after_the_deadline_since_the_oldest_was_first_sent() {
     let mut sender = client(8);
     send(&mut sender, 0, at(0));
-    let mut now = at(0);
+    let mut now;
     let gave_up = loop {
         now = sender.next_deadline().unwrap();
         match sender.poll_retransmit(now) {
@@ -381,7 +381,7 @@ fn output(seq: i64) -> ClientMessage {
         created_date: 1,
         sequence_number: seq,
         flags: MessageFlags::NONE,
-        message_id: id(seq as u128 + 100),
+        message_id: Uuid::from_u128(u128::from(seq as u64) + 1000),
         payload_type: PayloadType::Output,
         payload: seq.to_be_bytes().to_vec(),
     }
