@@ -75,7 +75,11 @@ pub enum PortMode {
 /// `ssm.md` names only those two `type` cases; any other `type` is treated
 /// like an absent one, as the plugin's `if type == LocalPortForwarding …
 /// else` does.
-pub fn port_mode(properties: &PortProperties, agent_version: &str, client_version: &str) -> PortMode {
+pub fn port_mode(
+    properties: &PortProperties,
+    agent_version: &str,
+    client_version: &str,
+) -> PortMode {
     match properties.kind.as_deref() {
         Some(LOCAL_PORT_FORWARDING) => {
             let agent_ok =
@@ -120,7 +124,10 @@ pub fn handshake_response(request: &HandshakeRequest) -> HandshakeResponse {
 /// - anything else → Unsupported, naming the action.
 ///
 /// Any non-success entry makes the agent cancel the session.
-pub fn handshake_response_as(request: &HandshakeRequest, client_version: &str) -> HandshakeResponse {
+pub fn handshake_response_as(
+    request: &HandshakeRequest,
+    client_version: &str,
+) -> HandshakeResponse {
     HandshakeResponse {
         client_version: client_version.to_owned(),
         processed_client_actions: request

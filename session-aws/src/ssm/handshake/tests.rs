@@ -53,8 +53,14 @@ fn non_numeric_components_compare_as_text() {
 
 #[test]
 fn our_client_version_is_past_both_agent_cut_offs() {
-    assert_eq!(compare_versions(CLIENT_VERSION, MUX_MIN_CLIENT_VERSION), Ordering::Greater);
-    assert_eq!(compare_versions(CLIENT_VERSION, "1.2.331.0"), Ordering::Greater);
+    assert_eq!(
+        compare_versions(CLIENT_VERSION, MUX_MIN_CLIENT_VERSION),
+        Ordering::Greater
+    );
+    assert_eq!(
+        compare_versions(CLIENT_VERSION, "1.2.331.0"),
+        Ordering::Greater
+    );
     assert_eq!(
         compare_versions(BASIC_MODE_CLIENT_VERSION, MUX_MIN_CLIENT_VERSION),
         Ordering::Less
@@ -63,10 +69,22 @@ fn our_client_version_is_past_both_agent_cut_offs() {
 
 #[test]
 fn mux_cut_off_on_the_agent_version() {
-    assert_eq!(port_mode(&port(LPF), "3.0.196.0", CLIENT_VERSION), PortMode::Basic);
-    assert_eq!(port_mode(&port(LPF), "3.0.197.0", CLIENT_VERSION), PortMode::Mux);
-    assert_eq!(port_mode(&port(LPF), "3.3.1142.0", CLIENT_VERSION), PortMode::Mux);
-    assert_eq!(port_mode(&port(LPF), "2.9.9999.9", CLIENT_VERSION), PortMode::Basic);
+    assert_eq!(
+        port_mode(&port(LPF), "3.0.196.0", CLIENT_VERSION),
+        PortMode::Basic
+    );
+    assert_eq!(
+        port_mode(&port(LPF), "3.0.197.0", CLIENT_VERSION),
+        PortMode::Mux
+    );
+    assert_eq!(
+        port_mode(&port(LPF), "3.3.1142.0", CLIENT_VERSION),
+        PortMode::Mux
+    );
+    assert_eq!(
+        port_mode(&port(LPF), "2.9.9999.9", CLIENT_VERSION),
+        PortMode::Basic
+    );
 }
 
 #[test]
@@ -76,14 +94,23 @@ fn mux_cut_off_on_the_client_version() {
     assert_eq!(port_mode(&port(LPF), agent, "1.1.69.0"), PortMode::Basic);
     assert_eq!(port_mode(&port(LPF), agent, "1.1.70"), PortMode::Mux);
     assert_eq!(port_mode(&port(LPF), agent, "1.1.70.0"), PortMode::Mux);
-    assert_eq!(port_mode(&port(LPF), agent, BASIC_MODE_CLIENT_VERSION), PortMode::Basic);
+    assert_eq!(
+        port_mode(&port(LPF), agent, BASIC_MODE_CLIENT_VERSION),
+        PortMode::Basic
+    );
 }
 
 #[test]
 fn without_local_port_forwarding_it_is_standard_stream() {
     let agent = "3.3.1142.0";
-    assert_eq!(port_mode(&port(None), agent, CLIENT_VERSION), PortMode::StandardStream);
-    assert_eq!(port_mode(&port(None), "1.0.0.0", CLIENT_VERSION), PortMode::StandardStream);
+    assert_eq!(
+        port_mode(&port(None), agent, CLIENT_VERSION),
+        PortMode::StandardStream
+    );
+    assert_eq!(
+        port_mode(&port(None), "1.0.0.0", CLIENT_VERSION),
+        PortMode::StandardStream
+    );
     assert_eq!(
         port_mode(&port(Some("SomethingElse")), agent, CLIENT_VERSION),
         PortMode::StandardStream
@@ -160,14 +187,21 @@ fn every_action_is_answered_in_order() {
         [
             (ActionType::KmsEncryption, ActionStatus::Unsupported),
             (ActionType::SessionType, ActionStatus::Success),
-            (ActionType::Other("Teleport".into()), ActionStatus::Unsupported),
+            (
+                ActionType::Other("Teleport".into()),
+                ActionStatus::Unsupported
+            ),
         ]
     );
     let kms = &response.processed_client_actions[0];
     assert_eq!(kms.error, KMS_NOT_BUILT_IN);
     assert_eq!(kms.action_status.to_i64(), 3);
     assert!(kms.action_result.is_none());
-    assert!(response.processed_client_actions[2].error.contains("Teleport"));
+    assert!(
+        response.processed_client_actions[2]
+            .error
+            .contains("Teleport")
+    );
     assert!(response.processed_client_actions[1].error.is_empty());
 }
 
@@ -181,7 +215,11 @@ fn unknown_or_unreadable_session_types_are_unsupported_with_a_reason() {
         assert_eq!(answer.action_status, ActionStatus::Unsupported);
         assert!(!answer.error.is_empty());
     }
-    assert!(response.processed_client_actions[0].error.contains("Hologram"));
+    assert!(
+        response.processed_client_actions[0]
+            .error
+            .contains("Hologram")
+    );
 }
 
 #[test]

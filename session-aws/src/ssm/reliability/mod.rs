@@ -34,7 +34,9 @@ mod sim;
 #[cfg(test)]
 mod tests;
 
-pub use receiver::{Disposition, NotSequenced, Received, Receiver, ReceiverConfig, ReceiverCounters};
+pub use receiver::{
+    Disposition, NotSequenced, Received, Receiver, ReceiverConfig, ReceiverCounters,
+};
 pub use rtt::RttEstimator;
 pub use sender::{AckOutcome, GaveUp, SendError, Sender, SenderConfig, SenderCounters, Unacked};
 

@@ -53,11 +53,7 @@ impl RttEstimator {
 
     /// Feeds one RTT sample, taken from a message sent exactly once.
     pub fn sample(&mut self, rtt: Duration) {
-        let diff = if self.srtt > rtt {
-            self.srtt - rtt
-        } else {
-            rtt - self.srtt
-        };
+        let diff = self.srtt.abs_diff(rtt);
         self.rttvar = self.rttvar * 3 / 4 + diff / 4;
         self.srtt = self.srtt * 7 / 8 + rtt / 8;
         let variance_term = (self.rttvar.saturating_mul(4)).max(MIN_VARIANCE_TERM);

@@ -192,7 +192,9 @@ impl Sender {
     /// Whether [`send`](Self::send) would accept a message now: the window
     /// has room, publication is not paused and the sender has not given up.
     pub fn can_send(&self) -> bool {
-        self.paused_since.is_none() && self.gave_up.is_none() && self.in_flight.len() < self.window()
+        self.paused_since.is_none()
+            && self.gave_up.is_none()
+            && self.in_flight.len() < self.window()
     }
 
     /// Builds, numbers and keeps the next stream message and returns the

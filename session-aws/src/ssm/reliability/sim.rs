@@ -128,7 +128,11 @@ impl Wire<'_> {
         if self.rng.percent(self.network.loss_percent) {
             return;
         }
-        let copies = if self.rng.percent(self.network.duplicate_percent) { 2 } else { 1 };
+        let copies = if self.rng.percent(self.network.duplicate_percent) {
+            2
+        } else {
+            1
+        };
         for _ in 0..copies {
             let delay = self
                 .rng
@@ -145,7 +149,9 @@ impl Wire<'_> {
 fn send_pending(endpoint: &mut Endpoint, wire: &mut Wire<'_>, now: OffsetDateTime) {
     let to_agent = endpoint.side == Side::Client;
     while endpoint.sender.can_send() {
-        let Some(payload) = endpoint.pending.pop_front() else { break };
+        let Some(payload) = endpoint.pending.pop_front() else {
+            break;
+        };
         let id = endpoint.id();
         let bytes = endpoint
             .sender
@@ -242,9 +248,27 @@ fn run(scenario: &Scenario, limit: Duration) -> Result<Outcome, String> {
 }
 
 fn assert_exactly_once_in_order(outcome: &Outcome, scenario: &Scenario) {
-    let expected = |tag, n| (0..n).map(|i| payload(tag, i)).collect::<Vec<_>>();
-    assert_eq!(outcome.agent.delivered, expected(0xc1, scenario.client_messages));
-    assert_eq!(outcome.client.delivered, expected(0xa9, scenario.agent_messages));
+    for (delivered, tag, sent, to) in [
+        (
+            &outcome.agent.delivered,
+            0xc1,
+            scenario.client_messages,
+            "agent",
+        ),
+        (
+            &outcome.client.delivered,
+            0xa9,
+            scenario.agent_messages,
+            "client",
+        ),
+    ] {
+        assert_eq!(delivered.len(), sent, "payloads delivered to the {to}");
+        let expected: Vec<_> = (0..sent).map(|i| payload(tag, i)).collect();
+        assert!(
+            *delivered == expected,
+            "payloads to the {to} out of order or altered"
+        );
+    }
 }
 
 /// The simulated-time budget: 30 s plus 3 s per message of the longer
@@ -362,6 +386,7 @@ fn heavy_loss_still_converges_through_re_acks() {
     };
     let outcome = run(&scenario, Duration::from_secs(300)).unwrap();
     assert_exactly_once_in_order(&outcome, &scenario);
-    let re_acks = outcome.client.receiver.counters().re_acks + outcome.agent.receiver.counters().re_acks;
+    let re_acks =
+        outcome.client.receiver.counters().re_acks + outcome.agent.receiver.counters().re_acks;
     assert!(re_acks > 0, "lost acks must have caused duplicates");
 }

@@ -210,7 +210,10 @@ fn unknown_and_duplicate_acks_are_ignored() {
     let mut sender = client(8);
     let bytes = send(&mut sender, 0, at(0));
     let ack = ack_of(&bytes);
-    assert!(matches!(sender.on_ack(&ack, at(10)), AckOutcome::Acked { .. }));
+    assert!(matches!(
+        sender.on_ack(&ack, at(10)),
+        AckOutcome::Acked { .. }
+    ));
     assert_eq!(sender.on_ack(&ack, at(20)), AckOutcome::Unknown);
     let mut stray = ack.clone();
     stray.acknowledged_message_sequence_number = 99;
@@ -448,7 +451,10 @@ fn duplicates_are_re_acked_and_not_delivered() {
 #[test]
 fn beyond_the_reorder_buffer_is_dropped_without_an_ack() {
     let mut rx = receiver(3);
-    assert_eq!(rx.on_message(output(2)).unwrap().disposition, Disposition::Buffered);
+    assert_eq!(
+        rx.on_message(output(2)).unwrap().disposition,
+        Disposition::Buffered
+    );
     for seq in [3, i64::MAX] {
         let got = rx.on_message(output(seq)).unwrap();
         assert_eq!(got.disposition, Disposition::DroppedFull);
