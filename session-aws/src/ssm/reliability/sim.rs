@@ -53,6 +53,17 @@ struct Scenario {
     window: usize,
     client_messages: usize,
     agent_messages: usize,
+    /// A time when MGS loses the far side for a while: from `start`, for
+    /// `length`, everything on the wire is lost; both senders get
+    /// `pause_publication` at its start, and at its end
+    /// `start_publication` plus a reconnect ([`Sender::resend_all`]).
+    outage: Option<Outage>,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Outage {
+    start: Duration,
+    length: Duration,
 }
 
 #[derive(Debug)]
@@ -121,10 +132,15 @@ struct Wire<'a> {
     rng: Rng,
     in_flight: InFlight,
     serial: u64,
+    down: bool,
 }
 
 impl Wire<'_> {
     fn transmit(&mut self, to_agent: bool, bytes: Vec<u8>, now: OffsetDateTime) {
+        assert!(
+            !self.down,
+            "nothing may be written while publication is paused"
+        );
         if self.rng.percent(self.network.loss_percent) {
             return;
         }
@@ -193,8 +209,14 @@ fn run(scenario: &Scenario, limit: Duration) -> Result<Outcome, String> {
         rng: Rng(scenario.seed),
         in_flight: BTreeMap::new(),
         serial: 0,
+        down: false,
     };
     let mut now = T0;
+    // The outage's start and end, removed once they have happened.
+    let mut outage_events: Vec<OffsetDateTime> = scenario
+        .outage
+        .map(|o| vec![T0 + o.start + o.length, T0 + o.start])
+        .unwrap_or_default();
     loop {
         send_pending(&mut client, &mut wire, now);
         send_pending(&mut agent, &mut wire, now);
@@ -210,6 +232,7 @@ fn run(scenario: &Scenario, limit: Duration) -> Result<Outcome, String> {
             wire.in_flight.keys().next().map(|(at, _)| *at),
             client.sender.next_deadline(),
             agent.sender.next_deadline(),
+            outage_events.last().copied(),
         ]
         .into_iter()
         .flatten()
@@ -227,11 +250,30 @@ fn run(scenario: &Scenario, limit: Duration) -> Result<Outcome, String> {
                 agent.sender.in_flight(),
             ));
         }
+        if outage_events.last().is_some_and(|at| *at <= now) {
+            outage_events.pop();
+            if wire.down {
+                wire.down = false;
+                for (endpoint, to_agent) in [(&mut client, true), (&mut agent, false)] {
+                    endpoint.sender.resume(now);
+                    for bytes in endpoint.sender.resend_all(now) {
+                        wire.transmit(to_agent, bytes, now);
+                    }
+                }
+            } else {
+                wire.down = true;
+                client.sender.pause(now);
+                agent.sender.pause(now);
+            }
+        }
         while let Some(entry) = wire.in_flight.first_entry() {
             if entry.key().0 > now {
                 break;
             }
             let (to_agent, bytes) = entry.remove();
+            if wire.down {
+                continue;
+            }
             let endpoint = if to_agent { &mut agent } else { &mut client };
             arrive(endpoint, &mut wire, &bytes, now);
         }
@@ -275,7 +317,10 @@ fn assert_exactly_once_in_order(outcome: &Outcome, scenario: &Scenario) {
 /// direction. Without loss a run takes a few round trips per window.
 fn budget(scenario: &Scenario) -> Duration {
     let n = scenario.client_messages.max(scenario.agent_messages) as u64;
-    Duration::from_secs(30 + 3 * n)
+    let outage = scenario
+        .outage
+        .map_or(Duration::ZERO, |o| o.start + o.length);
+    Duration::from_secs(30 + 3 * n) + outage
 }
 
 fn lossy() -> impl Strategy<Value = Scenario> {
@@ -288,26 +333,35 @@ fn lossy() -> impl Strategy<Value = Scenario> {
         1usize..=32,
         0usize..=60,
         0usize..=60,
+        proptest::option::of((0u64..=5_000, 0u64..=20_000)),
     )
-        .prop_map(|(seed, loss, dup, min, spread, window, c, a)| Scenario {
-            seed,
-            network: Network {
-                loss_percent: loss,
-                duplicate_percent: dup,
-                min_delay_ms: min,
-                max_delay_ms: min + spread,
+        .prop_map(
+            |(seed, loss, dup, min, spread, window, c, a, outage)| Scenario {
+                seed,
+                network: Network {
+                    loss_percent: loss,
+                    duplicate_percent: dup,
+                    min_delay_ms: min,
+                    max_delay_ms: min + spread,
+                },
+                window,
+                client_messages: c,
+                agent_messages: a,
+                outage: outage.map(|(start, length)| Outage {
+                    start: Duration::from_millis(start),
+                    length: Duration::from_millis(length),
+                }),
             },
-            window,
-            client_messages: c,
-            agent_messages: a,
-        })
+        )
 }
 
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(256))]
 
-    /// Loss, duplication, reordering and delay, of data and acks alike:
-    /// every payload arrives exactly once, in order, within the budget.
+    /// Loss, duplication, reordering and delay, of data and acks alike,
+    /// sometimes with an outage (pause, then resume and resend everything):
+    /// every payload arrives exactly once, in order, within the budget, and
+    /// nothing is written while paused.
     #[test]
     fn lossy_network_delivers_everything_exactly_once_in_order(scenario in lossy()) {
         let outcome = run(&scenario, budget(&scenario)).map_err(TestCaseError::fail)?;
@@ -337,6 +391,7 @@ proptest! {
             window,
             client_messages: c,
             agent_messages: a,
+            outage: None,
         };
         let outcome = run(&scenario, budget(&scenario)).map_err(TestCaseError::fail)?;
         assert_exactly_once_in_order(&outcome, &scenario);
@@ -357,6 +412,7 @@ fn steady(window: usize, messages: usize) -> Scenario {
         window,
         client_messages: messages,
         agent_messages: 0,
+        outage: None,
     }
 }
 
@@ -371,7 +427,7 @@ fn a_window_is_not_limited_by_one_round_trip_per_message() {
 }
 
 #[test]
-fn heavy_loss_still_converges_through_re_acks() {
+fn heavy_loss_and_an_outage_still_converge_through_re_acks() {
     let scenario = Scenario {
         seed: 42,
         network: Network {
@@ -383,6 +439,10 @@ fn heavy_loss_still_converges_through_re_acks() {
         window: 8,
         client_messages: 50,
         agent_messages: 50,
+        outage: Some(Outage {
+            start: Duration::from_secs(2),
+            length: Duration::from_secs(30),
+        }),
     };
     let outcome = run(&scenario, Duration::from_secs(300)).unwrap();
     assert_exactly_once_in_order(&outcome, &scenario);
