@@ -290,7 +290,9 @@ impl Sender {
     }
 
     /// When the caller should next call [`poll_retransmit`](Self::poll_retransmit):
-    /// the earliest retransmission deadline or the give-up deadline.
+    /// the earliest retransmission deadline or the give-up deadline
+    /// (computed in time linear in the number of unacknowledged messages,
+    /// which the window bounds).
     /// `None` when nothing is unacknowledged, while paused, or after giving
     /// up.
     pub fn next_deadline(&self) -> Option<OffsetDateTime> {
@@ -381,9 +383,10 @@ impl Sender {
     /// unacknowledged message, oldest first, to write on the new socket at
     /// once rather than waiting for their timers. They count as
     /// retransmissions (no RTT sample), and their timers restart from `now`
-    /// without further backoff. Nothing after giving up.
+    /// without further backoff. Nothing after giving up, and nothing while
+    /// paused (the timers resend them after [`resume`](Self::resume)).
     pub fn resend_all(&mut self, now: OffsetDateTime) -> Vec<Vec<u8>> {
-        if self.gave_up.is_some() {
+        if self.gave_up.is_some() || self.paused_since.is_some() {
             return Vec::new();
         }
         let out: Vec<Vec<u8>> = self

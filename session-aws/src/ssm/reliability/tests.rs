@@ -7,7 +7,7 @@ use time::macros::datetime;
 use uuid::Uuid;
 
 use super::*;
-use crate::ssm::message::{ClientMessage, MessageFlags, MessageType, PayloadType};
+use crate::ssm::message::{ClientMessage, EncodeError, MessageFlags, MessageType, PayloadType};
 use crate::ssm::payload::Acknowledgement;
 
 const T0: OffsetDateTime = datetime!(2026-01-01 0:00 UTC);
@@ -104,6 +104,29 @@ fn sequence_numbers_count_from_zero_and_the_bytes_are_a_stream_message() {
     }
     assert_eq!(sender.next_sequence_number(), 3);
     assert_eq!(sender.counters().sent, 3);
+}
+
+#[test]
+fn an_unencodable_message_consumes_no_sequence_number() {
+    let mut sender = client(8);
+    assert_eq!(
+        sender.send(PayloadType::Output, vec![1], Uuid::nil(), at(0)),
+        Err(SendError::Encode(EncodeError::NilMessageId))
+    );
+    assert_eq!(sender.next_sequence_number(), 0);
+    assert_eq!(sender.in_flight(), 0);
+    let bytes = send(&mut sender, 0, at(0));
+    assert_eq!(ClientMessage::decode(&bytes).unwrap().sequence_number, 0);
+}
+
+#[test]
+fn resend_all_writes_nothing_while_paused() {
+    let mut sender = client(8);
+    send(&mut sender, 0, at(0));
+    sender.pause(at(10));
+    assert!(sender.resend_all(at(20)).is_empty());
+    sender.resume(at(30));
+    assert_eq!(sender.resend_all(at(30)).len(), 1);
 }
 
 #[test]
