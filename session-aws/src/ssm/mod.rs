@@ -1,7 +1,8 @@
 //! AWS Systems Manager Session Manager (feature `ssm`).
 //!
-//! **Status:** the settings, the control plane and the codecs; the data
-//! channel and the `awsSsm` provider are still to come.
+//! **Status:** the settings, the control plane, the codecs, the sans-IO
+//! reliability layer and the handshake decisions; the data channel's I/O
+//! and the `awsSsm` provider are still to come.
 //! - [`config`]: [`SsmConfig`], the settings of an `awsSsm` session, and
 //!   [`SsmState`], what its start made available;
 //! - [`control`]: StartSession, ResumeSession, TerminateSession and
@@ -14,6 +15,12 @@
 //!   the reference plugin on what it accepts;
 //! - [`payload`]: acknowledgements, handshake, size, flag and
 //!   `channel_closed` payloads, as serde types;
+//! - [`reliability`]: the sans-IO reliability layer of the data channel
+//!   ([`reliability::Sender`]: sequence numbers, window, per-message
+//!   retransmission timers; [`reliability::Receiver`]: acks, in-order
+//!   delivery, reorder buffer, re-acked duplicates);
+//! - [`handshake`]: the HandshakeResponse and the version-driven decisions
+//!   (port mode, smux keepalive, TerminateSession flag);
 //! - [`smux`]: smux v1 frames for multiplexed port forwarding, with an
 //!   incremental decoder and the client's stream id allocator.
 //!
@@ -23,8 +30,10 @@
 
 pub mod config;
 pub mod control;
+pub mod handshake;
 pub mod message;
 pub mod payload;
+pub mod reliability;
 pub mod smux;
 pub mod transport;
 
