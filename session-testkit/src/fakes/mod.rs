@@ -12,13 +12,18 @@
 //! - [`ssm::SsmControlFake`]: the AWS Systems Manager Session Manager
 //!   control plane (`StartSession`, `ResumeSession`, `TerminateSession`,
 //!   `DescribeSessions`), AWS JSON 1.1.
+//! - [`ssm_agent::SsmAgentFake`]: the Session Manager data channel (MGS and
+//!   agent, WebSocket + ClientMessage + smux v1), plugged into
+//!   [`ssm::SsmControlFake`].
 //! - [`echo::EchoService`]: a hostile service whose 400 answers echo the
 //!   request body (a Redfish login gets its password back), for leak tests.
 
 pub mod echo;
 pub mod ssm;
+pub mod ssm_agent;
 pub mod sso;
 
 pub use echo::EchoService;
 pub use ssm::SsmControlFake;
+pub use ssm_agent::SsmAgentFake;
 pub use sso::SsoFake;

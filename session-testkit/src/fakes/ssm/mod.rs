@@ -385,6 +385,19 @@ impl SsmControlFake {
         self.addr
     }
 
+    /// A second handle on the same fake that does not own its server
+    /// (dropping it leaves the server running): for the data-channel fake,
+    /// whose tasks outlive a borrow of this one.
+    pub(crate) fn view(&self) -> Self {
+        Self {
+            endpoint: self.endpoint.clone(),
+            addr: self.addr,
+            state: self.state.clone(),
+            events: self.events.clone(),
+            task: None,
+        }
+    }
+
     fn lock(&self) -> MutexGuard<'_, FakeState> {
         lock(&self.state)
     }

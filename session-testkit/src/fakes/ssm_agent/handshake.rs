@@ -1,0 +1,209 @@
+//! The agent's side of the handshake (`ssm.md` §2.7): the HandshakeRequest
+//! for a session's document, the checks on the HandshakeResponse, the
+//! mux-or-basic decision, and the HandshakeComplete.
+
+use std::cmp::Ordering;
+
+use serde::Serialize;
+use serde_json::{Map, Value};
+
+use crate::fakes::ssm::SessionRecord;
+
+/// The lowest ClientVersion the agent runs smux (mux) port forwarding for.
+pub const MUX_CLIENT_VERSION: &str = "1.1.70";
+
+/// What the agent runs for a session, from its document and parameters.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SessionKind {
+    /// A shell-like session: `Standard_Stream`, `InteractiveCommands` or
+    /// `NonInteractiveCommands` (the session type reported).
+    Shell(String),
+    /// `Port`, with its properties (`portNumber`, `localPortNumber`,
+    /// `type`, `host`, as the document gives them).
+    Port(Map<String, Value>),
+}
+
+impl SessionKind {
+    /// The kind of `session`: from `DocumentName` and `Parameters` (`ssm.md`
+    /// §1.1); unknown documents run as a shell.
+    pub fn of(session: &SessionRecord) -> Self {
+        let doc = session.document_name.as_deref().unwrap_or("");
+        let doc = doc.rsplit('/').next().unwrap_or(doc);
+        let param = |name: &str| {
+            session
+                .parameters
+                .get(name)
+                .and_then(|v| v.first())
+                .cloned()
+        };
+        let mut props = Map::new();
+        let mut port = |with_type: bool, with_host: bool| {
+            if let Some(h) = param("host").filter(|_| with_host) {
+                props.insert("host".into(), Value::String(h));
+            }
+            props.insert(
+                "localPortNumber".into(),
+                Value::String(param("localPortNumber").unwrap_or_else(|| "0".into())),
+            );
+            props.insert(
+                "portNumber".into(),
+                Value::String(param("portNumber").unwrap_or_else(|| "22".into())),
+            );
+            if with_type {
+                props.insert("type".into(), Value::String("LocalPortForwarding".into()));
+            }
+            SessionKind::Port(props.clone())
+        };
+        match doc {
+            "AWS-StartPortForwardingSession" => port(true, false),
+            "AWS-StartPortForwardingSessionToRemoteHost" => port(true, true),
+            "AWS-StartSSHSession" => port(false, false),
+            "AWS-StartInteractiveCommand" => SessionKind::Shell("InteractiveCommands".into()),
+            "AWS-StartNonInteractiveCommand" => SessionKind::Shell("NonInteractiveCommands".into()),
+            _ => SessionKind::Shell("Standard_Stream".into()),
+        }
+    }
+
+    /// The `SessionType` reported in the HandshakeRequest.
+    pub fn session_type(&self) -> &str {
+        match self {
+            SessionKind::Shell(t) => t,
+            SessionKind::Port(_) => "Port",
+        }
+    }
+
+    /// Whether a port session has `type: LocalPortForwarding`.
+    pub fn is_local_port_forwarding(&self) -> bool {
+        matches!(self, SessionKind::Port(p)
+            if p.get("type").and_then(Value::as_str) == Some("LocalPortForwarding"))
+    }
+}
+
+#[derive(Serialize)]
+struct Request<'a> {
+    #[serde(rename = "AgentVersion")]
+    agent_version: &'a str,
+    #[serde(rename = "RequestedClientActions")]
+    actions: Vec<Action<'a>>,
+}
+
+#[derive(Serialize)]
+struct Action<'a> {
+    #[serde(rename = "ActionType")]
+    action_type: &'a str,
+    #[serde(rename = "ActionParameters")]
+    parameters: ActionParameters<'a>,
+}
+
+#[derive(Serialize)]
+struct ActionParameters<'a> {
+    #[serde(rename = "SessionType")]
+    session_type: &'a str,
+    #[serde(rename = "Properties", skip_serializing_if = "Option::is_none")]
+    properties: Option<&'a Map<String, Value>>,
+}
+
+/// The HandshakeRequest payload (PayloadType 5): one `SessionType` action.
+pub fn request_payload(agent_version: &str, kind: &SessionKind) -> Vec<u8> {
+    let properties = match kind {
+        SessionKind::Port(p) => Some(p),
+        SessionKind::Shell(_) => None,
+    };
+    let request = Request {
+        agent_version,
+        actions: vec![Action {
+            action_type: "SessionType",
+            parameters: ActionParameters {
+                session_type: kind.session_type(),
+                properties,
+            },
+        }],
+    };
+    serde_json::to_vec(&request).unwrap_or_default()
+}
+
+/// The HandshakeComplete payload (PayloadType 7).
+pub fn complete_payload(elapsed_ns: u128) -> Vec<u8> {
+    serde_json::to_vec(&serde_json::json!({
+        "HandshakeTimeToComplete": u64::try_from(elapsed_ns).unwrap_or(u64::MAX),
+        "CustomerMessage": "",
+    }))
+    .unwrap_or_default()
+}
+
+/// A HandshakeResponse the agent accepted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Accepted {
+    /// Its `ClientVersion`.
+    pub client_version: String,
+    /// Whether the version is dotted-numeric (`1.2.694.0`).
+    pub numeric_version: bool,
+}
+
+/// Checks a HandshakeResponse against `actions` requested actions: one
+/// processed action per requested one, all with `ActionStatus` 1.
+pub fn check_response(payload: &[u8], actions: usize) -> Result<Accepted, String> {
+    let v: Value = serde_json::from_slice(payload)
+        .map_err(|e| format!("HandshakeResponse is not JSON: {e}"))?;
+    let client_version = v
+        .get("ClientVersion")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_owned();
+    let processed = v
+        .get("ProcessedClientActions")
+        .and_then(Value::as_array)
+        .ok_or("HandshakeResponse has no ProcessedClientActions")?;
+    if processed.len() != actions {
+        return Err(format!(
+            "HandshakeResponse answers {} actions, {actions} were requested",
+            processed.len()
+        ));
+    }
+    for action in processed {
+        let status = action.get("ActionStatus").and_then(Value::as_i64);
+        if status != Some(1) {
+            return Err(format!(
+                "action {} not successful (ActionStatus {status:?}, Error {})",
+                action.get("ActionType").unwrap_or(&Value::Null),
+                action.get("Error").unwrap_or(&Value::Null)
+            ));
+        }
+    }
+    let numeric_version = !client_version.is_empty()
+        && client_version
+            .split('.')
+            .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()));
+    Ok(Accepted {
+        client_version,
+        numeric_version,
+    })
+}
+
+/// Compares versions as the agent does: component by component (missing
+/// components count as `0`), numerically where both are numbers, else as
+/// text.
+pub fn compare_versions(a: &str, b: &str) -> Ordering {
+    let (pa, pb): (Vec<&str>, Vec<&str>) = (a.split('.').collect(), b.split('.').collect());
+    for i in 0..pa.len().max(pb.len()) {
+        let (x, y) = (
+            pa.get(i).copied().unwrap_or("0"),
+            pb.get(i).copied().unwrap_or("0"),
+        );
+        let ord = match (x.parse::<u64>(), y.parse::<u64>()) {
+            (Ok(x), Ok(y)) => x.cmp(&y),
+            _ => x.cmp(y),
+        };
+        if ord != Ordering::Equal {
+            return ord;
+        }
+    }
+    Ordering::Equal
+}
+
+/// The agent's port-mode rule: mux iff `type == LocalPortForwarding` and
+/// ClientVersion ≥ 1.1.70.
+pub fn uses_mux(kind: &SessionKind, client_version: &str) -> bool {
+    kind.is_local_port_forwarding()
+        && compare_versions(client_version, MUX_CLIENT_VERSION) != Ordering::Less
+}

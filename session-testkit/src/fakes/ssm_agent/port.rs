@@ -1,0 +1,231 @@
+//! Port sessions: basic mode (one TCP connection bridged to the Output
+//! payloads) and mux mode (the Output payloads are an smux v1 byte stream
+//! served by the `async_smux` crate; each stream gets its own TCP
+//! connection).
+
+use std::sync::Arc;
+
+use async_smux::MuxBuilder;
+use serde_json::{Map, Value};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::net::tcp::OwnedWriteHalf;
+use tokio::sync::mpsc;
+use tokio::task::{JoinHandle, JoinSet};
+
+use super::Shared;
+use super::codec::{flag, flag_payload, payload};
+use super::session::Input;
+
+/// Bytes per Output message read from TCP or smux.
+const CHUNK: usize = 1024;
+/// The in-memory pipe between the data channel and the smux server.
+const PIPE: usize = 1 << 20;
+
+#[derive(Clone)]
+struct Ctx {
+    shared: Arc<Shared>,
+    id: String,
+    tx: mpsc::UnboundedSender<Input>,
+    /// `host:port` to dial when the scenario names no target.
+    default_target: String,
+}
+
+impl Ctx {
+    fn target(&self) -> String {
+        self.shared
+            .scenario()
+            .target
+            .map_or_else(|| self.default_target.clone(), |a| a.to_string())
+    }
+
+    /// Dials the target, or fails as the scenario says (sending Flag
+    /// ConnectToPortError).
+    async fn dial(&self) -> Option<TcpStream> {
+        let result = if self.shared.scenario().fail_dial {
+            None
+        } else {
+            TcpStream::connect(self.target()).await.ok()
+        };
+        match &result {
+            Some(_) => self.shared.stat(&self.id, |s| s.target_connections += 1),
+            None => {
+                self.shared.stat(&self.id, |s| s.dial_failures += 1);
+                let _ = self.tx.send(Input::App {
+                    payload_type: payload::FLAG,
+                    payload: flag_payload(flag::CONNECT_TO_PORT_ERROR),
+                });
+            }
+        }
+        result
+    }
+}
+
+/// Forwards what `reader` yields as Output payloads of ≤ 1,024 bytes.
+fn pump<R: AsyncRead + Unpin + Send + 'static>(
+    mut reader: R,
+    tx: mpsc::UnboundedSender<Input>,
+) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut buf = vec![0u8; CHUNK];
+        while let Ok(n) = reader.read(&mut buf).await {
+            if n == 0 {
+                break;
+            }
+            let out = Input::App {
+                payload_type: payload::OUTPUT,
+                payload: buf[..n].to_vec(),
+            };
+            if tx.send(out).is_err() {
+                break;
+            }
+        }
+    })
+}
+
+/// A port session's handler.
+pub(super) enum Port {
+    Basic(Basic),
+    Mux(Mux),
+}
+
+impl Port {
+    pub(super) fn new(
+        mux: bool,
+        props: &Map<String, Value>,
+        shared: Arc<Shared>,
+        id: String,
+        tx: mpsc::UnboundedSender<Input>,
+    ) -> Self {
+        let prop = |k: &str| props.get(k).and_then(Value::as_str).map(str::to_owned);
+        let host = prop("host").unwrap_or_else(|| "127.0.0.1".into());
+        let port = prop("portNumber").unwrap_or_else(|| "22".into());
+        let ctx = Ctx {
+            shared,
+            id,
+            tx,
+            default_target: format!("{host}:{port}"),
+        };
+        if mux {
+            Port::Mux(Mux::start(ctx))
+        } else {
+            Port::Basic(Basic { ctx, conn: None })
+        }
+    }
+
+    /// Output bytes from the client.
+    pub(super) async fn input(&mut self, bytes: Vec<u8>) {
+        match self {
+            Port::Basic(b) => b.input(bytes).await,
+            Port::Mux(m) => {
+                let _ = m.writer.send(bytes);
+            }
+        }
+    }
+
+    /// Flag DisconnectToPort: basic mode closes its connection.
+    pub(super) fn disconnect(&mut self) {
+        if let Port::Basic(b) = self {
+            b.close();
+        }
+    }
+}
+
+/// Basic mode: one TCP connection at a time.
+pub(super) struct Basic {
+    ctx: Ctx,
+    conn: Option<(OwnedWriteHalf, JoinHandle<()>)>,
+}
+
+impl Basic {
+    async fn input(&mut self, bytes: Vec<u8>) {
+        if self.conn.is_none() {
+            let Some(tcp) = self.ctx.dial().await else {
+                return;
+            };
+            let (read, write) = tcp.into_split();
+            self.conn = Some((write, pump(read, self.ctx.tx.clone())));
+        }
+        if let Some((write, _)) = self.conn.as_mut()
+            && write.write_all(&bytes).await.is_err()
+        {
+            self.close();
+        }
+    }
+
+    fn close(&mut self) {
+        if let Some((_, reader)) = self.conn.take() {
+            reader.abort();
+        }
+    }
+}
+
+impl Drop for Basic {
+    fn drop(&mut self) {
+        self.close();
+    }
+}
+
+/// Mux mode: an `async_smux` server session over an in-memory pipe.
+pub(super) struct Mux {
+    writer: mpsc::UnboundedSender<Vec<u8>>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl Mux {
+    fn start(ctx: Ctx) -> Self {
+        let (ours, theirs) = tokio::io::duplex(PIPE);
+        let (connector, mut acceptor, worker) =
+            MuxBuilder::server().with_connection(theirs).build();
+        let (read, mut write) = tokio::io::split(ours);
+        let (writer, mut bytes) = mpsc::unbounded_channel::<Vec<u8>>();
+        let mut tasks = vec![
+            tokio::spawn(async move {
+                // The connector is never used (the agent opens no streams),
+                // but dropping it would close the session.
+                let _connector = connector;
+                let _ = worker.await;
+            }),
+            tokio::spawn(async move {
+                while let Some(b) = bytes.recv().await {
+                    if write.write_all(&b).await.is_err() {
+                        break;
+                    }
+                }
+            }),
+            pump(read, ctx.tx.clone()),
+        ];
+        tasks.push(tokio::spawn(async move {
+            let mut streams = JoinSet::new();
+            while let Some(stream) = acceptor.accept().await {
+                let id = stream.get_stream_id();
+                ctx.shared.stat(&ctx.id, |s| s.smux_streams.push(id));
+                streams.spawn(serve_stream(stream, ctx.clone()));
+            }
+            while streams.join_next().await.is_some() {}
+        }));
+        Self { writer, tasks }
+    }
+}
+
+impl Drop for Mux {
+    fn drop(&mut self) {
+        for task in &self.tasks {
+            task.abort();
+        }
+    }
+}
+
+/// One smux stream: dial the target and copy both ways; on a failed dial,
+/// Flag ConnectToPortError (sent by [`Ctx::dial`]) and a FIN.
+async fn serve_stream<S: AsyncRead + AsyncWrite + Unpin>(mut stream: S, ctx: Ctx) {
+    match ctx.dial().await {
+        Some(mut tcp) => {
+            let _ = tokio::io::copy_bidirectional(&mut stream, &mut tcp).await;
+            let _ = stream.shutdown().await;
+        }
+        None => {
+            let _ = stream.shutdown().await;
+        }
+    }
+}

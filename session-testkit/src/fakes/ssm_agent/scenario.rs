@@ -1,0 +1,199 @@
+//! The knobs of the fake ([`AgentScenario`], [`Faults`]) and what it
+//! counts ([`SessionStats`]).
+
+use std::collections::BTreeSet;
+use std::net::SocketAddr;
+
+/// How the agent checks incoming frames.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum DigestMode {
+    /// Reject (and do not ack) a frame whose digest or length is wrong, so
+    /// the client's bugs surface (the default).
+    #[default]
+    Strict,
+    /// What the real agent does: no digest check, the payload runs to the
+    /// end of the frame.
+    Lenient,
+}
+
+/// What the agent does with a stream message it already processed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum DuplicateMode {
+    /// Ack it again (the improved rule; the default).
+    #[default]
+    ReAck,
+    /// Drop it silently, as the plugin and the agent do.
+    Reference,
+}
+
+/// What a shell session answers to input bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ShellEcho {
+    /// The bytes as they came.
+    #[default]
+    Verbatim,
+    /// ASCII letters upper-cased, so tests can tell echo from local input.
+    Uppercase,
+}
+
+/// Fault injection. Sequence numbers name messages of one direction; each
+/// entry acts once (it is removed when used) unless said otherwise.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Faults {
+    /// Ignore the first arrival of these client sequence numbers (no ack,
+    /// as if lost): the client must retransmit.
+    pub drop_incoming: BTreeSet<i64>,
+    /// Do not transmit these agent sequence numbers the first time (they
+    /// stay buffered): the fake's retransmission must deliver them.
+    pub drop_outgoing: BTreeSet<i64>,
+    /// Process the first arrival of these client sequence numbers twice (a
+    /// duplicate: the second is re-acked or dropped per [`DuplicateMode`]).
+    pub duplicate_incoming: BTreeSet<i64>,
+    /// Transmit these agent sequence numbers twice.
+    pub duplicate_outgoing: BTreeSet<i64>,
+    /// Hold the agent messages `start .. start + len` and transmit them in
+    /// reverse order once the last is produced (`(start, len)`).
+    pub reorder_outgoing: Option<(i64, usize)>,
+    /// Withhold every ack while set (persistent, not used up).
+    pub withhold_all_acks: bool,
+    /// Withhold the acks of these client sequence numbers (persistent: every
+    /// arrival).
+    pub withhold_acks: BTreeSet<i64>,
+}
+
+/// The behaviour of the fake agent. Change it while running with
+/// [`SsmAgentFake::update_scenario`](super::SsmAgentFake::update_scenario).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AgentScenario {
+    /// `AgentVersion` of the HandshakeRequest (default `3.3.1142.0`).
+    pub agent_version: String,
+    /// Where port sessions connect to. `None`: `127.0.0.1:<portNumber>` (or
+    /// `<host>:<portNumber>` for a remote-host document).
+    pub target: Option<SocketAddr>,
+    /// Digest and length checking.
+    pub digest_mode: DigestMode,
+    /// Duplicate handling.
+    pub duplicate_mode: DuplicateMode,
+    /// Shell echo.
+    pub shell_echo: ShellEcho,
+    /// Sent as an ExitCode payload (type 12, decimal text) before
+    /// `channel_closed` when a shell session ends by Flag TerminateSession.
+    pub exit_code: Option<i32>,
+    /// Port sessions fail to dial the target (mux: Flag ConnectToPortError +
+    /// FIN on the stream; basic: Flag ConnectToPortError).
+    pub fail_dial: bool,
+    /// Fault injection.
+    pub faults: Faults,
+}
+
+impl Default for AgentScenario {
+    fn default() -> Self {
+        Self {
+            agent_version: "3.3.1142.0".into(),
+            target: None,
+            digest_mode: DigestMode::default(),
+            duplicate_mode: DuplicateMode::default(),
+            shell_echo: ShellEcho::default(),
+            exit_code: None,
+            fail_dial: false,
+            faults: Faults::default(),
+        }
+    }
+}
+
+impl AgentScenario {
+    /// The default scenario with port sessions connecting to `target`.
+    pub fn port_to(target: SocketAddr) -> Self {
+        Self {
+            target: Some(target),
+            ..Self::default()
+        }
+    }
+}
+
+/// One OpenDataChannel the fake accepted or refused.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct OpenRecord {
+    /// `ClientId` of the first frame.
+    pub client_id: Option<String>,
+    /// `ClientVersion` of the first frame.
+    pub client_version: Option<String>,
+    /// `RequestId` of the first frame.
+    pub request_id: Option<String>,
+    /// Whether the upgrade request had an `Authorization` header.
+    pub authorization: bool,
+    /// Whether it was accepted.
+    pub accepted: bool,
+    /// Why it was refused.
+    pub refused: Option<String>,
+}
+
+/// What the fake saw and did in one session (all data channels of it).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SessionStats {
+    /// Every OpenDataChannel, oldest first.
+    pub opens: Vec<OpenRecord>,
+    /// Whether a data channel is attached now.
+    pub attached: bool,
+    /// `ClientVersion` of the HandshakeResponse.
+    pub handshake_client_version: Option<String>,
+    /// Whether HandshakeComplete was sent.
+    pub handshake_complete: bool,
+    /// Why the handshake failed (the session was cancelled).
+    pub handshake_error: Option<String>,
+    /// Port sessions: whether the agent runs mux (smux) mode.
+    pub mux: Option<bool>,
+    /// Acks sent (re-acks included).
+    pub acks_sent: u64,
+    /// Acks of duplicates.
+    pub re_acks_sent: u64,
+    /// Acks withheld by [`Faults::withhold_acks`] / `withhold_all_acks`.
+    pub acks_withheld: u64,
+    /// Acks received that removed a buffered message.
+    pub acks_received: u64,
+    /// Acks received for an unknown (already acked) sequence number.
+    pub unknown_acks: u64,
+    /// Stream messages received (every arrival).
+    pub messages_received: u64,
+    /// Arrivals of already processed sequence numbers.
+    pub duplicates_received: u64,
+    /// Arrivals with a sequence number seen before under another MessageId
+    /// (a client that reset its counter).
+    pub sequence_conflicts: u64,
+    /// Frames dropped for a bad digest (strict mode).
+    pub dropped_bad_digest: u64,
+    /// Frames dropped as malformed (length, header, type, date).
+    pub dropped_malformed: u64,
+    /// Stream data acked and thrown away before HandshakeComplete.
+    pub dropped_before_handshake: u64,
+    /// Arrivals dropped by [`Faults::drop_incoming`].
+    pub dropped_injected: u64,
+    /// Non-binary frames after the first (ignored).
+    pub non_binary_frames: u64,
+    /// Stream messages the agent produced (sequence numbers used).
+    pub messages_sent: u64,
+    /// Retransmissions.
+    pub retransmissions: u64,
+    /// Agent messages not acked yet.
+    pub unacked: usize,
+    /// The next client sequence number expected.
+    pub expected_sequence: i64,
+    /// Shell sessions: every input byte, in order.
+    pub shell_input: Vec<u8>,
+    /// Size payloads `(cols, rows)`.
+    pub sizes: Vec<(u32, u32)>,
+    /// Flag values received.
+    pub flags_received: Vec<u32>,
+    /// Port sessions: TCP connections made to the target.
+    pub target_connections: u64,
+    /// Port sessions: dials that failed (or were made to fail).
+    pub dial_failures: u64,
+    /// Mux sessions: smux stream ids accepted.
+    pub smux_streams: Vec<u32>,
+    /// Bytes received as Output payloads.
+    pub bytes_in: u64,
+    /// Bytes sent as Output payloads.
+    pub bytes_out: u64,
+    /// The `Output` text of the `channel_closed` sent, once sent.
+    pub channel_closed: Option<String>,
+}

@@ -1,0 +1,574 @@
+//! One session's agent: a task that owns the session's sequencing state
+//! across sockets (resume keeps it), runs the handshake, acks and
+//! retransmits, injects the scenario's faults, and hands payloads to the
+//! shell or port handler.
+
+use std::sync::Arc;
+
+use futures::SinkExt;
+use futures::stream::SplitSink;
+use serde_json::Value;
+use tokio::net::TcpStream;
+use tokio::sync::mpsc;
+use tokio::time::{Instant, MissedTickBehavior};
+use tokio_tungstenite::WebSocketStream;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+
+use super::codec::{
+    self, ACKNOWLEDGE, CHANNEL_CLOSED, ClientMessage, DecodeError, FLAG_SYN, INPUT_STREAM_DATA,
+    OUTPUT_STREAM_DATA, PAUSE_PUBLICATION, START_PUBLICATION, flag, payload,
+};
+use super::handshake::{self, SessionKind};
+use super::port::Port;
+use super::reliability::{Arrival, RESEND_TICK, Reliability};
+use super::scenario::{DigestMode, DuplicateMode, ShellEcho};
+use super::{Shared, lock};
+use crate::fakes::ssm::SessionStatus;
+
+/// The sending half of a data channel.
+pub(crate) type Sink = SplitSink<WebSocketStream<TcpStream>, Message>;
+
+/// What a session task receives.
+pub(crate) enum Input {
+    /// A socket opened (with the right token) for this session.
+    Attach {
+        /// Tells this socket's frames from an earlier one's.
+        generation: u64,
+        /// Its sending half.
+        sink: Box<Sink>,
+    },
+    /// A binary frame.
+    Frame {
+        /// The socket it came on.
+        generation: u64,
+        /// Its bytes.
+        data: Vec<u8>,
+    },
+    /// A text frame after the first (ignored, counted).
+    NonBinary {
+        /// The socket it came on.
+        generation: u64,
+    },
+    /// The socket closed or failed.
+    Gone {
+        /// The socket.
+        generation: u64,
+    },
+    /// A payload the agent sends (from a handler or a test).
+    App {
+        /// Its PayloadType.
+        payload_type: u32,
+        /// Its bytes.
+        payload: Vec<u8>,
+    },
+    /// A test's (or the control plane's) command.
+    Command(Command),
+}
+
+/// Commands of [`super::SsmAgentFake`].
+pub(crate) enum Command {
+    DropSocket,
+    Pause,
+    Start,
+    ChannelClosed(String),
+    Terminating,
+    Stop,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    NotStarted,
+    Sent(Instant),
+    Complete,
+}
+
+struct Session {
+    id: String,
+    shared: Arc<Shared>,
+    kind: SessionKind,
+    rel: Reliability,
+    socket: Option<(u64, Box<Sink>)>,
+    paused: bool,
+    phase: Phase,
+    held: Vec<Vec<u8>>,
+    port: Option<Port>,
+    tx: mpsc::UnboundedSender<Input>,
+    done: bool,
+}
+
+/// Starts the task of `session_id`; returns its input.
+pub(crate) fn spawn(shared: Arc<Shared>, session_id: String) -> mpsc::UnboundedSender<Input> {
+    let (tx, rx) = mpsc::unbounded_channel();
+    let kind = shared
+        .control
+        .session(&session_id)
+        .map(|r| SessionKind::of(&r))
+        .unwrap_or_else(|| SessionKind::Shell("Standard_Stream".into()));
+    let session = Session {
+        id: session_id,
+        shared,
+        kind,
+        rel: Reliability::new(),
+        socket: None,
+        paused: false,
+        phase: Phase::NotStarted,
+        held: Vec::new(),
+        port: None,
+        tx: tx.clone(),
+        done: false,
+    };
+    tokio::spawn(session.run(rx));
+    tx
+}
+
+impl Session {
+    async fn run(mut self, mut rx: mpsc::UnboundedReceiver<Input>) {
+        let mut tick = tokio::time::interval(RESEND_TICK);
+        tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        while !self.done {
+            tokio::select! {
+                input = rx.recv() => match input {
+                    Some(input) => self.handle(input).await,
+                    None => break,
+                },
+                _ = tick.tick() => self.resend_due().await,
+            }
+        }
+        self.port = None;
+        self.stat(|s| s.attached = false);
+    }
+
+    /// CreatedDate for a new message, from the control fake's clock.
+    fn millis(&self) -> u64 {
+        codec::epoch_millis(self.shared.control.now())
+    }
+
+    fn stat(&self, f: impl FnOnce(&mut super::SessionStats)) {
+        self.shared.stat(&self.id, f);
+    }
+
+    fn sync_counters(&self) {
+        let (unacked, expected) = (self.rel.out.len(), self.rel.expected);
+        self.stat(|s| {
+            s.unacked = unacked;
+            s.expected_sequence = expected;
+        });
+    }
+
+    fn current(&self, generation: u64) -> bool {
+        self.socket.as_ref().is_some_and(|(g, _)| *g == generation)
+    }
+
+    async fn handle(&mut self, input: Input) {
+        match input {
+            Input::Attach { generation, sink } => self.attach(generation, sink).await,
+            Input::Frame { generation, data } if self.current(generation) => {
+                self.on_frame(&data).await;
+            }
+            Input::NonBinary { generation } if self.current(generation) => {
+                self.stat(|s| s.non_binary_frames += 1);
+            }
+            Input::Gone { generation } if self.current(generation) => {
+                self.socket = None;
+                self.stat(|s| s.attached = false);
+                self.shared.control.disconnected(&self.id);
+            }
+            Input::Frame { .. } | Input::NonBinary { .. } | Input::Gone { .. } => {}
+            Input::App {
+                payload_type,
+                payload,
+            } => {
+                if payload_type == payload::OUTPUT {
+                    let n = payload.len() as u64;
+                    self.stat(|s| s.bytes_out += n);
+                }
+                self.send_stream(payload_type, payload).await;
+            }
+            Input::Command(command) => self.command(command).await,
+        }
+    }
+
+    async fn attach(&mut self, generation: u64, sink: Box<Sink>) {
+        if let Some((_, mut old)) = self.socket.take() {
+            let _ = old.close().await;
+        }
+        self.socket = Some((generation, sink));
+        self.paused = false;
+        self.stat(|s| s.attached = true);
+        if self.phase == Phase::NotStarted {
+            self.phase = Phase::Sent(Instant::now());
+            let scenario = self.shared.scenario();
+            let body = handshake::request_payload(&scenario.agent_version, &self.kind);
+            self.send_stream(payload::HANDSHAKE_REQUEST, body).await;
+        } else {
+            self.resend_all().await;
+        }
+    }
+
+    async fn command(&mut self, command: Command) {
+        match command {
+            Command::DropSocket => {
+                if let Some((_, mut sink)) = self.socket.take() {
+                    let frame = CloseFrame {
+                        code: CloseCode::Away,
+                        reason: "fake agent: socket dropped".into(),
+                    };
+                    let _ = sink.send(Message::Close(Some(frame))).await;
+                    let _ = sink.close().await;
+                    self.stat(|s| s.attached = false);
+                    self.shared.control.disconnected(&self.id);
+                }
+            }
+            Command::Pause => {
+                let msg = ClientMessage::new(PAUSE_PUBLICATION, 0, 0, 0, Vec::new(), self.millis());
+                self.send_raw(msg.encode()).await;
+                self.paused = true;
+            }
+            Command::Start => {
+                let msg = ClientMessage::new(START_PUBLICATION, 0, 0, 0, Vec::new(), self.millis());
+                self.send_raw(msg.encode()).await;
+                self.unpause().await;
+            }
+            Command::ChannelClosed(output) => {
+                self.close_channel(&output, Some(SessionStatus::Terminated))
+                    .await;
+            }
+            Command::Terminating => {
+                self.close_channel("Session terminated by TerminateSession", None)
+                    .await;
+            }
+            Command::Stop => self.done = true,
+        }
+    }
+
+    async fn unpause(&mut self) {
+        if self.paused {
+            self.paused = false;
+            self.resend_all().await;
+        }
+    }
+
+    /// Writes one frame; a failed write drops the socket.
+    async fn send_raw(&mut self, bytes: Vec<u8>) {
+        let Some((_, sink)) = self.socket.as_mut() else {
+            return;
+        };
+        if sink.send(Message::binary(bytes)).await.is_err() {
+            self.socket = None;
+            self.stat(|s| s.attached = false);
+            self.shared.control.disconnected(&self.id);
+        }
+    }
+
+    /// Sends (and buffers) an `output_stream_data` message.
+    async fn send_stream(&mut self, payload_type: u32, body: Vec<u8>) {
+        let seq = self.rel.take_seq();
+        let flags = if seq == 0 { FLAG_SYN } else { 0 };
+        let msg = ClientMessage::new(
+            OUTPUT_STREAM_DATA,
+            seq,
+            flags,
+            payload_type,
+            body,
+            self.millis(),
+        );
+        let bytes = msg.encode();
+        self.rel.keep(seq, bytes.clone(), Instant::now());
+        self.stat(|s| s.messages_sent += 1);
+        self.sync_counters();
+        if self.paused || self.socket.is_none() {
+            return;
+        }
+        let (drop, duplicate, window) = {
+            let mut sc = lock(&self.shared.scenario);
+            let f = &mut sc.faults;
+            (
+                f.drop_outgoing.remove(&seq),
+                f.duplicate_outgoing.remove(&seq),
+                f.reorder_outgoing,
+            )
+        };
+        if drop {
+            return;
+        }
+        if let Some((start, len)) = window
+            && (start..start + len as i64).contains(&seq)
+        {
+            self.held.push(bytes);
+            if seq == start + len as i64 - 1 {
+                lock(&self.shared.scenario).faults.reorder_outgoing = None;
+                let held = std::mem::take(&mut self.held);
+                for b in held.into_iter().rev() {
+                    self.send_raw(b).await;
+                }
+            }
+            return;
+        }
+        self.send_raw(bytes.clone()).await;
+        if duplicate {
+            self.send_raw(bytes).await;
+        }
+    }
+
+    async fn resend_due(&mut self) {
+        if self.paused || self.socket.is_none() {
+            return;
+        }
+        if let Some(bytes) = self.rel.due(Instant::now()) {
+            self.stat(|s| s.retransmissions += 1);
+            self.send_raw(bytes).await;
+        }
+    }
+
+    async fn resend_all(&mut self) {
+        let all = self.rel.all_unacked(Instant::now());
+        let n = all.len() as u64;
+        self.stat(|s| s.retransmissions += n);
+        for bytes in all {
+            self.send_raw(bytes).await;
+        }
+    }
+
+    async fn on_frame(&mut self, data: &[u8]) {
+        let strict = self.shared.scenario().digest_mode == DigestMode::Strict;
+        let msg = match ClientMessage::decode(data, strict) {
+            Ok(msg) => msg,
+            Err(DecodeError::Digest) => {
+                self.stat(|s| s.dropped_bad_digest += 1);
+                return;
+            }
+            Err(_) => {
+                self.stat(|s| s.dropped_malformed += 1);
+                return;
+            }
+        };
+        match msg.message_type.as_str() {
+            ACKNOWLEDGE => {
+                let Some(ack) = msg.ack_payload() else {
+                    self.stat(|s| s.dropped_malformed += 1);
+                    return;
+                };
+                let known = self
+                    .rel
+                    .acked(ack.acknowledged_message_sequence_number, Instant::now());
+                self.stat(|s| {
+                    if known {
+                        s.acks_received += 1;
+                    } else {
+                        s.unknown_acks += 1;
+                    }
+                });
+                self.sync_counters();
+                self.unpause().await;
+            }
+            INPUT_STREAM_DATA => {
+                self.unpause().await;
+                self.on_input(msg).await;
+                self.sync_counters();
+            }
+            _ => {}
+        }
+    }
+
+    async fn on_input(&mut self, msg: ClientMessage) {
+        let seq = msg.sequence_number;
+        let (drop, duplicate) = {
+            let mut sc = lock(&self.shared.scenario);
+            (
+                sc.faults.drop_incoming.remove(&seq),
+                sc.faults.duplicate_incoming.remove(&seq),
+            )
+        };
+        self.stat(|s| s.messages_received += 1);
+        if drop {
+            self.stat(|s| s.dropped_injected += 1);
+            return;
+        }
+        if self.rel.conflicts(&msg) {
+            self.stat(|s| s.sequence_conflicts += 1);
+        }
+        for _ in 0..if duplicate { 2 } else { 1 } {
+            match self.rel.arrive(&msg) {
+                Arrival::InOrder => {
+                    self.ack(&msg).await;
+                    let ready = self.rel.drain();
+                    self.deliver(msg.clone()).await;
+                    for m in ready {
+                        self.deliver(m).await;
+                    }
+                }
+                Arrival::Ahead => self.ack(&msg).await,
+                Arrival::Full => {}
+                Arrival::Duplicate => {
+                    self.stat(|s| s.duplicates_received += 1);
+                    if self.shared.scenario().duplicate_mode == DuplicateMode::ReAck {
+                        self.stat(|s| s.re_acks_sent += 1);
+                        self.ack(&msg).await;
+                    }
+                }
+            }
+        }
+    }
+
+    async fn ack(&mut self, msg: &ClientMessage) {
+        let withhold = {
+            let sc = lock(&self.shared.scenario);
+            sc.faults.withhold_all_acks || sc.faults.withhold_acks.contains(&msg.sequence_number)
+        };
+        if withhold {
+            self.stat(|s| s.acks_withheld += 1);
+            return;
+        }
+        self.stat(|s| s.acks_sent += 1);
+        self.send_raw(msg.ack(self.millis()).encode()).await;
+    }
+
+    async fn deliver(&mut self, msg: ClientMessage) {
+        if self.done {
+            return;
+        }
+        if self.phase != Phase::Complete {
+            if msg.payload_type == payload::HANDSHAKE_RESPONSE
+                && let Phase::Sent(since) = self.phase
+            {
+                self.on_handshake_response(&msg.payload, since).await;
+            } else {
+                self.stat(|s| s.dropped_before_handshake += 1);
+            }
+            return;
+        }
+        match msg.payload_type {
+            payload::OUTPUT => {
+                let n = msg.payload.len() as u64;
+                self.stat(|s| s.bytes_in += n);
+                if let Some(port) = self.port.as_mut() {
+                    port.input(msg.payload).await;
+                } else {
+                    self.shell_input(msg.payload).await;
+                }
+            }
+            payload::SIZE => {
+                let v: Value = serde_json::from_slice(&msg.payload).unwrap_or_default();
+                let dim = |k: &str| v.get(k).and_then(Value::as_u64).unwrap_or(0) as u32;
+                let size = (dim("cols"), dim("rows"));
+                self.stat(|s| s.sizes.push(size));
+            }
+            payload::FLAG => {
+                let Some(value) = msg.flag() else { return };
+                self.stat(|s| s.flags_received.push(value));
+                match value {
+                    flag::TERMINATE_SESSION => {
+                        if let (SessionKind::Shell(_), Some(code)) =
+                            (&self.kind, self.shared.scenario().exit_code)
+                        {
+                            self.send_stream(payload::EXIT_CODE, code.to_string().into_bytes())
+                                .await;
+                        }
+                        self.close_channel(
+                            "Session terminated by the client",
+                            Some(SessionStatus::Terminated),
+                        )
+                        .await;
+                    }
+                    flag::DISCONNECT_TO_PORT => {
+                        if let Some(port) = self.port.as_mut() {
+                            port.disconnect();
+                        }
+                    }
+                    _ => {}
+                }
+            }
+            _ => {}
+        }
+    }
+
+    async fn shell_input(&mut self, bytes: Vec<u8>) {
+        self.stat(|s| s.shell_input.extend_from_slice(&bytes));
+        let out = match self.shared.scenario().shell_echo {
+            ShellEcho::Verbatim => bytes,
+            ShellEcho::Uppercase => bytes.to_ascii_uppercase(),
+        };
+        let n = out.len() as u64;
+        self.stat(|s| s.bytes_out += n);
+        self.send_stream(payload::OUTPUT, out).await;
+    }
+
+    async fn on_handshake_response(&mut self, body: &[u8], since: Instant) {
+        match handshake::check_response(body, 1) {
+            Ok(accepted) => {
+                let version = accepted.client_version.clone();
+                self.stat(|s| s.handshake_client_version = Some(version));
+                if let SessionKind::Port(props) = &self.kind {
+                    let mux = handshake::uses_mux(&self.kind, &accepted.client_version);
+                    self.stat(|s| s.mux = Some(mux));
+                    self.port = Some(Port::new(
+                        mux,
+                        props,
+                        self.shared.clone(),
+                        self.id.clone(),
+                        self.tx.clone(),
+                    ));
+                }
+                let elapsed = since.elapsed().as_nanos();
+                self.send_stream(
+                    payload::HANDSHAKE_COMPLETE,
+                    handshake::complete_payload(elapsed),
+                )
+                .await;
+                self.phase = Phase::Complete;
+                self.stat(|s| s.handshake_complete = true);
+            }
+            Err(why) => {
+                self.stat(|s| s.handshake_error = Some(why.clone()));
+                self.close_channel(
+                    &format!("handshake failed: {why}"),
+                    Some(SessionStatus::Failed),
+                )
+                .await;
+            }
+        }
+    }
+
+    /// Sends `channel_closed`, closes the socket and ends the task.
+    async fn close_channel(&mut self, output: &str, status: Option<SessionStatus>) {
+        let created = self
+            .shared
+            .control
+            .now()
+            .format(&time::format_description::well_known::Rfc3339)
+            .unwrap_or_default();
+        let body = serde_json::json!({
+            "MessageId": uuid::Uuid::new_v4().to_string(),
+            "CreatedDate": created,
+            "DestinationId": self.id,
+            "SessionId": self.id,
+            "MessageType": CHANNEL_CLOSED,
+            "SchemaVersion": 1,
+            "Output": output,
+        });
+        let msg = ClientMessage::new(
+            CHANNEL_CLOSED,
+            0,
+            0,
+            0,
+            serde_json::to_vec(&body).unwrap_or_default(),
+            self.millis(),
+        );
+        self.send_raw(msg.encode()).await;
+        if let Some((_, mut sink)) = self.socket.take() {
+            let _ = sink.close().await;
+        }
+        let text = output.to_owned();
+        self.stat(|s| {
+            s.channel_closed = Some(text);
+            s.attached = false;
+        });
+        if let Some(status) = status {
+            self.shared.control.set_status(&self.id, status);
+        }
+        self.port = None;
+        self.done = true;
+    }
+}
