@@ -14,9 +14,7 @@ use session_testkit::fakes::ssm_agent::codec::{
     ACKNOWLEDGE, CHANNEL_CLOSED, ClientMessage, INPUT_STREAM_DATA, OUTPUT_STREAM_DATA,
     PAUSE_PUBLICATION, START_PUBLICATION, flag, flag_payload, payload,
 };
-use session_testkit::fakes::ssm_agent::{
-    AgentScenario, DuplicateMode, ShellEcho, SsmAgentFake,
-};
+use session_testkit::fakes::ssm_agent::{AgentScenario, DuplicateMode, ShellEcho, SsmAgentFake};
 use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
 use tokio_tungstenite::tungstenite::Message;
@@ -148,9 +146,11 @@ impl Client {
             let msg = self.next_any().await?;
             match msg.message_type.as_str() {
                 OUTPUT_STREAM_DATA => return Some(msg),
-                ACKNOWLEDGE => self
-                    .acks
-                    .push(msg.ack_payload().unwrap().acknowledged_message_sequence_number),
+                ACKNOWLEDGE => self.acks.push(
+                    msg.ack_payload()
+                        .unwrap()
+                        .acknowledged_message_sequence_number,
+                ),
                 CHANNEL_CLOSED => {
                     self.closed = Some(serde_json::from_slice(&msg.payload).unwrap());
                 }
@@ -246,7 +246,9 @@ async fn strict_mode_drops_a_bad_digest_without_ack_and_the_retransmission_is_ac
         "the bad frame was acked: {:?}",
         c.acks
     );
-    let st = agent.wait_for(&s.id, |st| st.shell_input == b"hello\r").await;
+    let st = agent
+        .wait_for(&s.id, |st| st.shell_input == b"hello\r")
+        .await;
     assert_eq!(st.dropped_before_handshake, 0);
 }
 
@@ -265,7 +267,9 @@ async fn duplicates_are_re_acked_or_dropped_per_mode() {
         c.send_raw(msg.encode()).await;
         let probe = c.send(payload::OUTPUT, b"b").await;
         c.ack_of(probe.sequence_number).await;
-        let st = agent.wait_for(&s.id, |st| st.duplicates_received == 1).await;
+        let st = agent
+            .wait_for(&s.id, |st| st.duplicates_received == 1)
+            .await;
         let acks_of_dup = c.acks.iter().filter(|&&a| a == msg.sequence_number).count();
         match mode {
             DuplicateMode::ReAck => {
@@ -310,9 +314,14 @@ async fn a_failed_handshake_action_cancels_the_session() {
     while c.next_stream().await.is_some() {}
     let closed = c.closed.expect("channel_closed");
     assert!(closed["Output"].as_str().unwrap().contains("handshake"));
-    let st = agent.wait_for(&s.id, |st| st.handshake_error.is_some()).await;
+    let st = agent
+        .wait_for(&s.id, |st| st.handshake_error.is_some())
+        .await;
     assert!(!st.handshake_complete);
-    assert_eq!(control.session(&s.id).unwrap().status, SessionStatus::Failed);
+    assert_eq!(
+        control.session(&s.id).unwrap().status,
+        SessionStatus::Failed
+    );
 }
 
 #[tokio::test]
@@ -378,7 +387,10 @@ async fn resume_needs_the_new_token_and_the_same_client_id_and_keeps_counters() 
     let refused: Vec<_> = st.opens.iter().filter(|o| !o.accepted).collect();
     assert_eq!(refused.len(), 2, "{:?}", st.opens);
     assert_eq!(st.opens.iter().filter(|o| o.accepted).count(), 2);
-    assert_eq!(control.session(&s.id).unwrap().status, SessionStatus::Connected);
+    assert_eq!(
+        control.session(&s.id).unwrap().status,
+        SessionStatus::Connected
+    );
 
     // A client that restarts its counter is noticed.
     let mut reset = c2.message(payload::OUTPUT, b"x");
@@ -405,13 +417,21 @@ async fn shell_echo_size_exit_code_and_terminate_flag() {
     c.send(payload::FLAG, &flag_payload(flag::TERMINATE_SESSION))
         .await;
     let exit = c.next_stream().await.unwrap();
-    assert_eq!((exit.payload_type, exit.payload.as_slice()), (payload::EXIT_CODE, &b"7"[..]));
+    assert_eq!(
+        (exit.payload_type, exit.payload.as_slice()),
+        (payload::EXIT_CODE, &b"7"[..])
+    );
     while c.next_stream().await.is_some() {}
     assert!(c.closed.is_some());
-    let st = agent.wait_for(&s.id, |st| st.channel_closed.is_some()).await;
+    let st = agent
+        .wait_for(&s.id, |st| st.channel_closed.is_some())
+        .await;
     assert_eq!(st.sizes, vec![(80, 24)]);
     assert_eq!(st.flags_received, vec![flag::TERMINATE_SESSION]);
-    assert_eq!(control.session(&s.id).unwrap().status, SessionStatus::Terminated);
+    assert_eq!(
+        control.session(&s.id).unwrap().status,
+        SessionStatus::Terminated
+    );
 }
 
 #[tokio::test]
@@ -496,7 +516,9 @@ async fn mux_dial_failure_sends_connect_to_port_error_and_fin() {
     // SYN 3 + PSH 3 "ping" (the smux vectors), as Output payload bytes.
     c.send(
         payload::OUTPUT,
-        &[1, 0, 0, 0, 3, 0, 0, 0, 1, 2, 4, 0, 3, 0, 0, 0, b'p', b'i', b'n', b'g'],
+        &[
+            1, 0, 0, 0, 3, 0, 0, 0, 1, 2, 4, 0, 3, 0, 0, 0, b'p', b'i', b'n', b'g',
+        ],
     )
     .await;
     let mut flag_seen = false;

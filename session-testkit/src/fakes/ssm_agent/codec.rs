@@ -226,8 +226,7 @@ impl ClientMessage {
         let message_type: String = String::from_utf8_lossy(&frame[4..36])
             .trim_matches(|c: char| c == '\0' || c.is_whitespace())
             .to_owned();
-        let publication =
-            message_type == START_PUBLICATION || message_type == PAUSE_PUBLICATION;
+        let publication = message_type == START_PUBLICATION || message_type == PAUSE_PUBLICATION;
         if message_type.is_empty() && !publication {
             return Err(DecodeError::EmptyMessageType);
         }

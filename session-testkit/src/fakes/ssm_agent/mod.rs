@@ -122,7 +122,8 @@ impl Shared {
 
     /// Changes the stats of `session_id` (creating them) and wakes waiters.
     pub(crate) fn stat(&self, session_id: &str, f: impl FnOnce(&mut SessionStats)) {
-        self.stats.send_modify(|all| f(all.entry(session_id.to_owned()).or_default()));
+        self.stats
+            .send_modify(|all| f(all.entry(session_id.to_owned()).or_default()));
     }
 
     fn send(&self, session_id: &str, command: Command) -> bool {
@@ -301,12 +302,14 @@ impl SsmAgentFake {
     /// Sends a stream message from the agent (e.g. an Output in a shell
     /// session, or a Flag), through its reliability layer.
     pub fn send_stream(&self, session_id: &str, payload_type: u32, payload: Vec<u8>) -> bool {
-        lock(&self.shared.sessions).get(session_id).is_some_and(|tx| {
-            tx.send(Input::App {
-                payload_type,
-                payload,
+        lock(&self.shared.sessions)
+            .get(session_id)
+            .is_some_and(|tx| {
+                tx.send(Input::App {
+                    payload_type,
+                    payload,
+                })
+                .is_ok()
             })
-            .is_ok()
-        })
     }
 }

@@ -34,6 +34,9 @@ pub enum ShellEcho {
     Verbatim,
     /// ASCII letters upper-cased, so tests can tell echo from local input.
     Uppercase,
+    /// No answer (input is only recorded); a test answers with
+    /// [`SsmAgentFake::send_stream`](super::SsmAgentFake::send_stream).
+    Silent,
 }
 
 /// Fault injection. Sequence numbers name messages of one direction; each
@@ -137,6 +140,9 @@ pub struct SessionStats {
     pub attached: bool,
     /// `ClientVersion` of the HandshakeResponse.
     pub handshake_client_version: Option<String>,
+    /// Whether that version is dotted-numeric (`1.2.694.0`); the agent
+    /// compares other versions as text, component by component.
+    pub client_version_numeric: Option<bool>,
     /// Whether HandshakeComplete was sent.
     pub handshake_complete: bool,
     /// Why the handshake failed (the session was cancelled).

@@ -132,7 +132,10 @@ fn attach(ws: WebSocketStream<TcpStream>, shared: &Arc<Shared>, session_id: &str
     let (sink, mut stream) = ws.split();
     let tx = {
         let mut sessions = lock(&shared.sessions);
-        let live = sessions.get(session_id).filter(|tx| !tx.is_closed()).cloned();
+        let live = sessions
+            .get(session_id)
+            .filter(|tx| !tx.is_closed())
+            .cloned();
         match live {
             Some(tx) => tx,
             None => {

@@ -489,6 +489,7 @@ impl Session {
         let out = match self.shared.scenario().shell_echo {
             ShellEcho::Verbatim => bytes,
             ShellEcho::Uppercase => bytes.to_ascii_uppercase(),
+            ShellEcho::Silent => return,
         };
         let n = out.len() as u64;
         self.stat(|s| s.bytes_out += n);
@@ -499,7 +500,11 @@ impl Session {
         match handshake::check_response(body, 1) {
             Ok(accepted) => {
                 let version = accepted.client_version.clone();
-                self.stat(|s| s.handshake_client_version = Some(version));
+                let numeric = accepted.numeric_version;
+                self.stat(|s| {
+                    s.handshake_client_version = Some(version);
+                    s.client_version_numeric = Some(numeric);
+                });
                 if let SessionKind::Port(props) = &self.kind {
                     let mux = handshake::uses_mux(&self.kind, &accepted.client_version);
                     self.stat(|s| s.mux = Some(mux));

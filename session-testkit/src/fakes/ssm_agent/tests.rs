@@ -123,14 +123,7 @@ fn s2_to_s5_client_messages() {
         &message("input_stream_data", 0, 0, id, payload::OUTPUT, b"hello\r"),
         S2,
     );
-    let s3 = message(
-        "input_stream_data",
-        5,
-        0,
-        id,
-        payload::FLAG,
-        &[0, 0, 0, 2],
-    );
+    let s3 = message("input_stream_data", 5, 0, id, payload::FLAG, &[0, 0, 0, 2]);
     check(&s3, S3);
     assert_eq!(s3.flag(), Some(2));
     check(
@@ -247,9 +240,11 @@ async fn async_smux_server_speaks_the_smux_v1_vectors() {
         .build();
     let worker = tokio::spawn(worker);
     // NOP, SYN 3, PSH 3 "ping".
-    ours.write_all(&hex("0103000000000000 0100000003000000 010204000300000070696e67"))
-        .await
-        .expect("write");
+    ours.write_all(&hex(
+        "0103000000000000 0100000003000000 010204000300000070696e67",
+    ))
+    .await
+    .expect("write");
     let mut s3 = acceptor.accept().await.expect("stream 3");
     assert_eq!(s3.get_stream_id(), 3);
     let mut buf = [0u8; 4];
@@ -282,7 +277,9 @@ async fn async_smux_server_speaks_the_smux_v1_vectors() {
     ours.read_exact(&mut fin).await.expect("FIN frame");
     assert_eq!(fin.to_vec(), hex("0101000003000000"));
     // A version-2 frame is a protocol error that ends the session.
-    ours.write_all(&hex("0202000005000000")).await.expect("write");
+    ours.write_all(&hex("0202000005000000"))
+        .await
+        .expect("write");
     let end = worker.await.expect("worker");
     assert!(end.is_err(), "version 2 accepted: {end:?}");
     drop(s5);
