@@ -56,6 +56,16 @@
 //! [`SsmAgentFake::start_publication`] send those messages and stop / resume
 //! the agent's sending.
 //!
+//! **Not (yet) modelled.** KMS (`KMSEncryption` action, EncChallenge);
+//! the "handler not ready" mode; corrupting the agent's own digests or
+//! lengths, delays, and splitting/coalescing smux frames on purpose (the
+//! agent reads ≤ 1,024 bytes per Output, so frames split naturally);
+//! reordering the client's messages (only the agent's are reordered);
+//! behaviour that depends on `AgentVersion` (it is only reported). The
+//! smux server is `async_smux` 0.4: unlike xtaci/smux it treats cmd 4 (UPD)
+//! as a protocol error and answers a PSH for an unknown stream with a FIN
+//! instead of dropping it silently.
+//!
 //! ```no_run
 //! # async fn demo() {
 //! use session_testkit::fakes::SsmControlFake;
