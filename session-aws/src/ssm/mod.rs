@@ -8,6 +8,9 @@
 //! - [`control`]: StartSession, ResumeSession, TerminateSession and
 //!   DescribeSessions through `aws-sdk-ssm` ([`SsmClientConfig`],
 //!   [`SsmApi`]);
+//! - [`channel`]: [`DataChannel`], the task that runs a data channel
+//!   (handshake, acks, reordering, retransmission, publication control,
+//!   `channel_closed`);
 //! - [`transport`]: the websocket to the `StreamUrl` (rustls; `ws://` to
 //!   loopback only), OpenDataChannel, one binary frame per message;
 //! - [`message`]: the binary `ClientMessage` every WebSocket frame carries
@@ -28,6 +31,7 @@
 //! errors ([`DecodeError`], [`EncodeError`], [`PayloadError`],
 //! [`smux::SmuxError`]) rather than [`session_core::Error`].
 
+pub mod channel;
 pub mod config;
 pub mod control;
 pub mod handshake;
@@ -40,6 +44,7 @@ pub mod transport;
 #[cfg(test)]
 mod golden;
 
+pub use channel::{ChannelEnd, ChannelOptions, DataChannel, Established, Incoming};
 pub use config::{SsmConfig, SsmState};
 pub use control::{
     SessionListFilter, SessionListState, SsmApi, SsmClientConfig, SsmClientConfigBuilder,
