@@ -239,3 +239,62 @@ async fn a_port_session_reports_its_properties() {
     let stats = world.agent.stats(&id).expect("stats");
     assert_eq!(stats.mux, Some(true), "ClientVersion 1.2.694.0 gets smux");
 }
+
+/// A port forward in smux mode: three concurrent local connections, each
+/// echoed intact by the target behind the fake agent (whose smux server is
+/// the async_smux crate, not our code).
+#[tokio::test]
+async fn a_mux_port_forward_carries_concurrent_connections_intact() {
+    use sha2::{Digest, Sha256};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let echo = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let echo_addr = echo.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((mut conn, _)) = echo.accept().await {
+            tokio::spawn(async move {
+                let (mut r, mut w) = conn.split();
+                let _ = tokio::io::copy(&mut r, &mut w).await;
+                let _ = w.shutdown().await;
+            });
+        }
+    });
+    let world = world(AgentScenario::port_to(echo_addr)).await;
+    let (channel, id) = open(&world, &SsmConfig::port_forward(TARGET, echo_addr.port())).await;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let local = listener.local_addr().unwrap();
+    let forward = tokio::spawn(session_aws::ssm::port::run_mux(channel, listener, false));
+
+    let mut clients = Vec::new();
+    for n in 0..3u8 {
+        clients.push(tokio::spawn(async move {
+            let data: Vec<u8> = (0..64 * 1024u32)
+                .map(|i| (i.wrapping_mul(31) as u8) ^ n)
+                .collect();
+            let mut conn = tokio::net::TcpStream::connect(local).await.unwrap();
+            let (mut r, mut w) = conn.split();
+            let send = async {
+                w.write_all(&data).await.unwrap();
+                w.shutdown().await.unwrap();
+            };
+            let mut back = Vec::new();
+            let receive = r.read_to_end(&mut back);
+            let ((), read) = tokio::join!(send, receive);
+            read.unwrap();
+            (Sha256::digest(&data), Sha256::digest(&back), back.len())
+        }));
+    }
+    for client in clients {
+        let (sent, got, len) = tokio::time::timeout(LIMIT, client)
+            .await
+            .expect("in time")
+            .expect("no panic");
+        assert_eq!(len, 64 * 1024);
+        assert_eq!(sent, got, "echoed intact");
+    }
+    let stats = world.agent.stats(&id).expect("stats");
+    assert_eq!(stats.mux, Some(true));
+    assert_eq!(stats.smux_streams, vec![3, 5, 7]);
+    assert_eq!(stats.target_connections, 3);
+    forward.abort();
+}

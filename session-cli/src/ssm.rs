@@ -25,7 +25,7 @@ pub(crate) struct AddSsm {
     name: String,
 
     /// The managed node: i-… (EC2), mi-… (hybrid) or
-    /// ecs:<cluster>_<task-id>_<container-runtime-id>.
+    /// ecs:CLUSTER_TASK-ID_CONTAINER-RUNTIME-ID.
     #[arg(long)]
     target: String,
 

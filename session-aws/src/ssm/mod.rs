@@ -11,6 +11,7 @@
 //! - [`channel`]: [`DataChannel`], the task that runs a data channel
 //!   (handshake, acks, reordering, retransmission, publication control,
 //!   `channel_closed`);
+//! - [`port`]: port forwarding in smux mode over a [`DataChannel`];
 //! - [`transport`]: the websocket to the `StreamUrl` (rustls; `ws://` to
 //!   loopback only), OpenDataChannel, one binary frame per message;
 //! - [`message`]: the binary `ClientMessage` every WebSocket frame carries
@@ -37,6 +38,7 @@ pub mod control;
 pub mod handshake;
 pub mod message;
 pub mod payload;
+pub mod port;
 pub mod reliability;
 pub mod smux;
 pub mod transport;
