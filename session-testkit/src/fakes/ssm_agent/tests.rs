@@ -156,9 +156,12 @@ fn s2_to_s5_client_messages() {
 
 #[test]
 fn s6_handshake_request_built_by_the_fake() {
+    // Inserted in the vector's key order: with serde_json's
+    // `preserve_order` (which another crate may switch on in a build with
+    // every feature) a map keeps insertion order instead of sorting.
     let mut props = Map::new();
-    props.insert("portNumber".into(), Value::String("22".into()));
     props.insert("localPortNumber".into(), Value::String("0".into()));
+    props.insert("portNumber".into(), Value::String("22".into()));
     props.insert("type".into(), Value::String("LocalPortForwarding".into()));
     let body = handshake::request_payload("3.3.1142.0", &SessionKind::Port(props));
     check(
