@@ -46,6 +46,25 @@ pub(crate) fn check_endpoint_url(field: &str, url: Option<&str>) -> Result<()> {
     }
 }
 
+/// Refuses a region that is not a region name (lower-case letters, digits
+/// and `-`, e.g. `eu-west-1`).
+pub(crate) fn check_region(region: Option<&str>) -> Result<()> {
+    match region {
+        Some(region)
+            if region.is_empty()
+                || !region
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-') =>
+        {
+            Err(Error::invalid_input(
+                "region",
+                format!("{region:?} is not a region name like eu-west-1"),
+            ))
+        }
+        _ => Ok(()),
+    }
+}
+
 /// Refuses `max_attempts` 0 (1 is a call without retries).
 pub(crate) fn check_max_attempts(max_attempts: Option<u32>) -> Result<()> {
     if max_attempts == Some(0) {
@@ -130,17 +149,7 @@ impl AwsClientConfigBuilder {
     pub fn build(self) -> Result<AwsClientConfig> {
         check_endpoint_url("endpoint URL", self.config.endpoint_url.as_deref())?;
         check_max_attempts(self.config.max_attempts)?;
-        if let Some(region) = &self.config.region
-            && (region.is_empty()
-                || !region
-                    .bytes()
-                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-'))
-        {
-            return Err(Error::invalid_input(
-                "region",
-                format!("{region:?} is not a region name like eu-west-1"),
-            ));
-        }
+        check_region(self.config.region.as_deref())?;
         Ok(self.config)
     }
 }

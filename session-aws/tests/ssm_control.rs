@@ -239,4 +239,8 @@ fn the_ssm_endpoint_variable_wins_over_the_general_one() {
         .build()
         .unwrap_err();
     assert_eq!(bad.category(), "invalid_input");
+    let bad = SsmClientConfigBuilder::from_env_iter(vars(&[("AWS_REGION", "EU West")]))
+        .build()
+        .unwrap_err();
+    assert!(bad.to_string().contains("region"), "{bad}");
 }

@@ -12,7 +12,9 @@ use session_core::{Error, Result, Secret};
 use time::OffsetDateTime;
 
 use super::config::SsmConfig;
-use crate::client::{check_endpoint_url, check_max_attempts, retry_config, timeout_config};
+use crate::client::{
+    check_endpoint_url, check_max_attempts, check_region, retry_config, timeout_config,
+};
 use crate::{AwsCredentials, DEFAULT_REGION, error};
 
 /// The most pages [`SsmApi::describe_sessions`] reads (200 sessions each).
@@ -76,10 +78,12 @@ impl SsmClientConfigBuilder {
         builder
     }
 
-    /// Checks the settings: an `http(s)://` endpoint, at least 1 attempt.
+    /// Checks the settings as the STS client's are checked: an `http(s)://`
+    /// endpoint, at least 1 attempt, a region name.
     pub fn build(self) -> Result<SsmClientConfig> {
         check_endpoint_url("SSM endpoint URL", self.config.endpoint_url.as_deref())?;
         check_max_attempts(self.config.max_attempts)?;
+        check_region(self.config.region.as_deref())?;
         Ok(self.config)
     }
 }
