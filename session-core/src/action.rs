@@ -198,7 +198,9 @@ pub struct ActionContext {
     pub clock: Arc<dyn Clock>,
     /// Where the provider keeps long-lived and issued secrets, keyed by session id.
     pub secrets: Arc<dyn SecretStore>,
-    /// The parent session, already `active`, for chained sessions.
+    /// The parent session, for chained sessions: already `active` for
+    /// start, rotate and resume; as stored (in any status, not started)
+    /// for stop.
     pub parent: Option<Session>,
     /// What the caller asked of a live connection (e.g. the local port);
     /// read by [`SessionAction::start_live`] and [`SessionAction::resume`].

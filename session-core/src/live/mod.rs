@@ -44,6 +44,9 @@ pub enum EndReason {
     /// The connection was lost (network, websocket closed with "resume me");
     /// the remote session can be resumed.
     NetworkLost(String),
+    /// The remote command (a shell, a non-interactive command) exited with
+    /// this status: the session is over, as if the user had stopped it.
+    Exited(i32),
 }
 
 impl EndReason {
@@ -62,8 +65,18 @@ impl fmt::Display for EndReason {
             EndReason::ClosedByService(why) => write!(f, "closed by the service: {why}"),
             EndReason::Expired => f.write_str("the remote session expired"),
             EndReason::NetworkLost(why) => write!(f, "network lost: {why}"),
+            EndReason::Exited(code) => write!(f, "the remote command exited with status {code}"),
         }
     }
+}
+
+/// The size of a terminal, in character cells.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct WindowSize {
+    /// Columns.
+    pub cols: u16,
+    /// Rows.
+    pub rows: u16,
 }
 
 /// The user's side of a live connection.
@@ -79,6 +92,7 @@ struct HandleInner {
     addresses: Vec<SocketAddr>,
     stream: Mutex<Option<LiveStream>>,
     ended: watch::Receiver<Option<EndReason>>,
+    window: watch::Sender<Option<WindowSize>>,
 }
 
 impl fmt::Debug for LiveHandle {
@@ -95,6 +109,7 @@ impl fmt::Debug for LiveHandle {
 #[derive(Debug)]
 pub struct LiveEnd {
     sender: watch::Sender<Option<EndReason>>,
+    window: watch::Receiver<Option<WindowSize>>,
 }
 
 impl LiveEnd {
@@ -114,6 +129,13 @@ impl LiveEnd {
     pub fn is_ended(&self) -> bool {
         self.sender.borrow().is_some()
     }
+
+    /// The terminal size the user last gave with [`LiveHandle::resize`]
+    /// (`None` until then), to watch for changes: a shell provider sends
+    /// it to the remote side at start and on every change.
+    pub fn window_size(&self) -> watch::Receiver<Option<WindowSize>> {
+        self.window.clone()
+    }
 }
 
 impl LiveHandle {
@@ -129,14 +151,22 @@ impl LiveHandle {
 
     fn build(addresses: Vec<SocketAddr>, stream: Option<LiveStream>) -> (Self, LiveEnd) {
         let (sender, ended) = watch::channel(None);
+        let (window, window_seen) = watch::channel(None);
         let handle = Self {
             inner: Arc::new(HandleInner {
                 addresses,
                 stream: Mutex::new(stream),
                 ended,
+                window,
             }),
         };
-        (handle, LiveEnd { sender })
+        (
+            handle,
+            LiveEnd {
+                sender,
+                window: window_seen,
+            },
+        )
     }
 
     /// The local addresses to connect to; empty for a stream.
@@ -152,6 +182,17 @@ impl LiveHandle {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .take()
+    }
+
+    /// Tells the provider the size of the user's terminal, for a stream
+    /// that carries one (a shell); call it at start and on every change
+    /// (SIGWINCH). Ignored by providers without a terminal.
+    pub fn resize(&self, size: WindowSize) {
+        self.inner.window.send_if_modified(|current| {
+            let changed = *current != Some(size);
+            *current = Some(size);
+            changed
+        });
     }
 
     /// Why the connection ended, or `None` while it is up.

@@ -192,8 +192,8 @@ impl Inner {
         }
     }
 
-    /// A connection ended without `stop`: a user who closed it gets the
-    /// session stopped; otherwise it is persisted `disconnected` (or
+    /// A connection ended without `stop`: a user who closed it (or whose
+    /// remote command exited) gets the session stopped; otherwise it is persisted `disconnected` (or
     /// `expired`) with the reason in `last_error`, and a lost network is
     /// resumed under the policy.
     async fn connection_ended(
@@ -202,7 +202,7 @@ impl Inner {
         reason: EndReason,
         revision: Option<u64>,
     ) {
-        if reason == EndReason::ClosedByUser {
+        if matches!(reason, EndReason::ClosedByUser | EndReason::Exited(_)) {
             let manager = SessionManager {
                 inner: Arc::clone(self),
             };

@@ -774,9 +774,16 @@ impl Inner {
         // Forgotten before the provider closes it, so the end it causes is
         // not taken for a drop.
         let released = self.take_held(session.session_id);
-        let outcome = provider
-            .stop(&self.watched_context(redactor), &stopping)
-            .await;
+        let mut ctx = self.watched_context(redactor);
+        // The parent as stored, not started: a provider that needs its
+        // identity to stop (a remote session to terminate) uses the
+        // credentials it still has, and stopping never signs anyone in.
+        if let Some(parent_id) = session.parent_session_id
+            && let Ok(parent) = self.repository.get(parent_id).await
+        {
+            ctx = ctx.with_parent(parent);
+        }
+        let outcome = provider.stop(&ctx, &stopping).await;
         if outcome.is_err()
             && let Some(held) = released
         {
