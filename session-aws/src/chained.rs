@@ -140,27 +140,7 @@ impl IssueCredentials for ChainedRoleIssuer {
                 format!("{label} is a chained role and needs a parent session"),
             )
         })?;
-        if !parent.session_type.is_aws_credentials() {
-            return Err(Error::invalid_input(
-                "parentSessionId",
-                format!(
-                    "{label}: the parent {} is a {} session, not AWS credentials",
-                    parent.label(),
-                    parent.session_type
-                ),
-            ));
-        }
-        let signer = AwsCredentials::load_issued(ctx.secrets.as_ref(), parent.session_id)
-            .await?
-            .ok_or_else(|| {
-                Error::invalid_input(
-                    "parentSessionId",
-                    format!(
-                        "{label}: the parent {} has no issued credentials; start it",
-                        parent.label()
-                    ),
-                )
-            })?;
+        let signer = AwsCredentials::of_parent(ctx.secrets.as_ref(), parent, &label).await?;
         let role_session_name = config
             .role_session_name
             .clone()

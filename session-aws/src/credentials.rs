@@ -2,7 +2,7 @@
 
 use std::fmt;
 
-use session_core::{Error, Result, Secret, SecretKey, SecretStore, SessionId};
+use session_core::{Error, Result, Secret, SecretKey, SecretStore, Session, SessionId};
 use time::OffsetDateTime;
 
 use crate::secret_names::{
@@ -86,6 +86,38 @@ impl AwsCredentials {
                 &Secret::new(self.access_key_id.clone()),
             )
             .await
+    }
+
+    /// The issued credentials of `parent`, the session that `label` (a
+    /// chained role, an SSM session…) signs its calls with.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidInput`] naming `parentSessionId` when `parent` is not
+    /// an AWS credential session or has no issued credentials (not
+    /// started); the secret store's errors.
+    pub async fn of_parent(store: &dyn SecretStore, parent: &Session, label: &str) -> Result<Self> {
+        if !parent.session_type.is_aws_credentials() {
+            return Err(Error::invalid_input(
+                "parentSessionId",
+                format!(
+                    "{label}: the parent {} is a {} session, not AWS credentials",
+                    parent.label(),
+                    parent.session_type
+                ),
+            ));
+        }
+        Self::load_issued(store, parent.session_id)
+            .await?
+            .ok_or_else(|| {
+                Error::invalid_input(
+                    "parentSessionId",
+                    format!(
+                        "{label}: the parent {} has no issued credentials; start it",
+                        parent.label()
+                    ),
+                )
+            })
     }
 
     /// The issued credentials of `session`, if it has any.

@@ -223,6 +223,15 @@ impl DataChannel {
         .await
     }
 
+    /// A handle that can send Flag TerminateSession and watch the end of
+    /// this channel from elsewhere (a `stop` while a task owns the channel).
+    pub fn terminator(&self) -> Terminator {
+        Terminator {
+            outgoing: self.outgoing.clone(),
+            ended: self.ended.clone(),
+        }
+    }
+
     /// The next payload from the agent; `None` once the channel has ended
     /// and everything received was read.
     pub async fn recv(&mut self) -> Option<Incoming> {
@@ -241,6 +250,39 @@ impl DataChannel {
             Ok(end) => end.clone().unwrap_or(ChannelEnd::Local),
             Err(_) => ChannelEnd::Local,
         }
+    }
+}
+
+/// Ends a [`DataChannel`] owned by another task: see
+/// [`DataChannel::terminator`].
+#[derive(Clone, Debug)]
+pub struct Terminator {
+    outgoing: mpsc::Sender<(PayloadType, Vec<u8>)>,
+    ended: watch::Receiver<Option<ChannelEnd>>,
+}
+
+impl Terminator {
+    /// Sends Flag TerminateSession and waits up to `wait` for the channel
+    /// to end (the service answers with `channel_closed`). Returns how it
+    /// ended, or `None` when it did not in time (a peer that is gone).
+    pub async fn terminate(&self, wait: Duration) -> Option<ChannelEnd> {
+        let flag = FlagValue::TerminateSession.to_payload().to_vec();
+        let mut ended = self.ended.clone();
+        let finished = async {
+            // A full queue or an ended channel: waiting for the end says
+            // the rest.
+            let _ = self.outgoing.send((PayloadType::Flag, flag)).await;
+            match ended.wait_for(Option::is_some).await {
+                Ok(end) => end.clone(),
+                Err(_) => Some(ChannelEnd::Local),
+            }
+        };
+        tokio::time::timeout(wait, finished).await.ok().flatten()
+    }
+
+    /// Why the channel ended, once it has.
+    pub fn end(&self) -> Option<ChannelEnd> {
+        self.ended.borrow().clone()
     }
 }
 

@@ -39,14 +39,16 @@ pub mod handshake;
 pub mod message;
 pub mod payload;
 pub mod port;
+pub mod provider;
 pub mod reliability;
 pub mod smux;
+pub mod stream;
 pub mod transport;
 
 #[cfg(test)]
 mod golden;
 
-pub use channel::{ChannelEnd, ChannelOptions, DataChannel, Established, Incoming};
+pub use channel::{ChannelEnd, ChannelOptions, DataChannel, Established, Incoming, Terminator};
 pub use config::{SsmConfig, SsmState};
 pub use control::{
     SessionListFilter, SessionListState, SsmApi, SsmClientConfig, SsmClientConfigBuilder,
@@ -61,3 +63,4 @@ pub use payload::{
     PortProperties, ProcessedClientAction, RequestedClientAction, SessionTypeRequest, Size,
     to_json,
 };
+pub use provider::SsmProvider;

@@ -1,0 +1,433 @@
+//! The `awsSsm` session type: [`SsmProvider`], a live [`SessionAction`]
+//! over StartSession, the data channel and TerminateSession.
+
+use std::collections::HashMap;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use session_core::{
+    ActionContext, Capabilities, EndReason, Error, LiveEnd, LiveHandle, Result, Session,
+    SessionAction, SessionId, SessionStatus, SessionType, bind_listener,
+};
+use tokio::task::{AbortHandle, JoinHandle};
+use uuid::Uuid;
+
+use super::channel::{ChannelEnd, ChannelOptions, DataChannel, Established, Terminator, describe};
+use super::config::{SsmConfig, SsmState};
+use super::control::{SsmApi, SsmClientConfig};
+use super::handshake::{PortMode, port_mode, smux_keepalive_needed, terminate_flag_supported};
+use super::port::run_mux;
+use super::stream::{StreamEnd, run_stream};
+use crate::AwsCredentials;
+
+/// How long `stop` waits for the agent to answer Flag TerminateSession.
+const TERMINATE_WAIT: Duration = Duration::from_secs(5);
+/// How long `stop` waits for the TerminateSession API (on top of the
+/// client's own time-outs and retries, which a dead network would stretch).
+const TERMINATE_API_WAIT: Duration = Duration::from_secs(20);
+/// Bytes buffered between the user's stream and the channel task.
+const STREAM_BUFFER: usize = 64 * 1024;
+
+type Connections = Arc<Mutex<HashMap<SessionId, Connection>>>;
+
+/// An open data channel of this process.
+#[derive(Debug)]
+struct Connection {
+    /// Tells the connection apart from a later one of the same session.
+    serial: u64,
+    /// The task that runs the channel and the user's side.
+    task: AbortHandle,
+    end: Arc<LiveEnd>,
+    terminator: Terminator,
+    established: Established,
+}
+
+/// The `awsSsm` provider: AWS Systems Manager Session Manager sessions,
+/// live (see [`LiveHandle`]).
+///
+/// - **start** (`start_live`): StartSession with the session's
+///   [`SsmConfig`], signed with the parent session's issued credentials
+///   (any AWS credential session of the workspace) or, without a parent,
+///   with the SDK's default provider chain; then the data channel
+///   ([`DataChannel::open`]: websocket, OpenDataChannel, the agent's
+///   handshake). A `Port` session listens on the caller's address
+///   ([`ActionContext::live`]), else on `127.0.0.1` and the
+///   `localPortNumber` parameter, else on a free port, and forwards each
+///   connection (smux when the agent allows it); any other session (a
+///   shell, a command, standard-stream forwarding) hands back a stream,
+///   with the terminal size from [`LiveHandle::resize`]. The session's
+///   `state` gets an [`SsmState`]. A start that fails after StartSession
+///   terminates the remote session it opened.
+/// - **stop**: Flag TerminateSession on the channel (agents that know it),
+///   waiting up to 5 s for `channel_closed`, then the TerminateSession API
+///   (a session the service no longer knows is fine), then the channel is
+///   dropped. It works with the agent gone, and twice.
+/// - **rotate**: [`Error::Unsupported`]; an SSM session has no credentials
+///   to rotate, and resuming its data channel comes with ResumeSession.
+/// - **resume**: [`Error::Unsupported`] for now, so the manager starts a new
+///   remote session for a lost connection (the old one is terminated).
+///
+/// The connection ends with [`EndReason::ClosedByService`] for
+/// `channel_closed` (the service's text), [`EndReason::Exited`] when the
+/// remote command reported its exit status, [`EndReason::NetworkLost`] for
+/// a lost websocket or a message never acknowledged, and
+/// [`EndReason::ClosedByUser`] after `stop`.
+#[derive(Debug)]
+pub struct SsmProvider {
+    client: SsmClientConfig,
+    channel: ChannelOptions,
+    connections: Connections,
+    serial: std::sync::atomic::AtomicU64,
+}
+
+impl SsmProvider {
+    /// A provider with `client`'s endpoint, region and retry settings and
+    /// the default channel options.
+    pub fn new(client: SsmClientConfig) -> Self {
+        Self {
+            client,
+            channel: ChannelOptions::default(),
+            connections: Arc::new(Mutex::new(HashMap::new())),
+            serial: std::sync::atomic::AtomicU64::new(0),
+        }
+    }
+
+    /// A provider configured from the environment
+    /// ([`SsmClientConfig::from_env`]).
+    ///
+    /// # Errors
+    ///
+    /// Those of [`SsmClientConfig::from_env`] (a malformed endpoint or
+    /// region).
+    pub fn from_env() -> Result<Self> {
+        Ok(Self::new(SsmClientConfig::from_env()?))
+    }
+
+    /// Opens data channels with `options` (time-outs, window, version).
+    pub fn with_channel_options(mut self, options: ChannelOptions) -> Self {
+        self.channel = options;
+        self
+    }
+
+    /// Whether this process holds an open data channel of `id`.
+    pub fn is_connected(&self, id: SessionId) -> bool {
+        self.connections().contains_key(&id)
+    }
+
+    fn connections(&self) -> std::sync::MutexGuard<'_, HashMap<SessionId, Connection>> {
+        self.connections.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The control plane for `session`: its parent's credentials, or the
+    /// default chain; its region, else its parent's, else the client's.
+    async fn api(&self, ctx: &ActionContext, session: &Session) -> Result<SsmApi> {
+        let label = session.label();
+        let (credentials, parent_region) = match &ctx.parent {
+            Some(parent) => {
+                let credentials =
+                    AwsCredentials::of_parent(ctx.secrets.as_ref(), parent, &label).await?;
+                (Some(credentials), parent.region.clone())
+            }
+            None => (None, None),
+        };
+        let region = self
+            .client
+            .region_for(session.region.as_deref().or(parent_region.as_deref()));
+        Ok(self.client.api(&region, credentials.as_ref(), &label).await)
+    }
+
+    /// Terminates `ssm_session_id` through the API, bounded in time.
+    async fn terminate_remote(
+        &self,
+        api: &SsmApi,
+        ssm_session_id: &str,
+        label: &str,
+    ) -> Result<()> {
+        match tokio::time::timeout(TERMINATE_API_WAIT, api.terminate_session(ssm_session_id)).await
+        {
+            Ok(result) => result,
+            Err(_) => Err(Error::Timeout {
+                target: format!("TerminateSession of {label}"),
+                after: TERMINATE_API_WAIT,
+            }),
+        }
+    }
+
+    /// Starts the user's side of `channel`: a listener or a stream.
+    async fn attach(
+        &self,
+        ctx: &ActionContext,
+        session: &Session,
+        config: &SsmConfig,
+        channel: DataChannel,
+        established: &Established,
+    ) -> Result<(LiveHandle, Arc<LiveEnd>, JoinHandle<StreamOrPort>)> {
+        let mode = established.port.as_ref().map(|properties| {
+            port_mode(
+                properties,
+                &established.agent_version,
+                &self.channel.client_version,
+            )
+        });
+        match mode {
+            Some(PortMode::Mux) => {
+                let fallback =
+                    SocketAddr::from((Ipv4Addr::LOCALHOST, config.local_port().unwrap_or(0)));
+                let listener = bind_listener(ctx.live.listen_or(fallback))
+                    .await
+                    .map_err(|e| e.in_session(&session.label()))?;
+                let address = listener.local_addr().map_err(|e| {
+                    Error::provider_caused_by(
+                        SessionType::AwsSsm.to_string(),
+                        session.label(),
+                        "cannot read the local listen address",
+                        e,
+                    )
+                })?;
+                let keepalive = smux_keepalive_needed(&established.agent_version);
+                let (handle, end) = LiveHandle::listening([address]);
+                let task = tokio::spawn(async move {
+                    StreamOrPort::Port(run_mux(channel, listener, keepalive).await)
+                });
+                Ok((handle, Arc::new(end), task))
+            }
+            Some(PortMode::Basic) => Err(Error::unsupported(
+                SessionType::AwsSsm.to_string(),
+                format!(
+                    "port forwarding in basic mode (the agent of {} is version {}, older than \
+                     smux support)",
+                    session.label(),
+                    established.agent_version
+                ),
+            )),
+            Some(PortMode::StandardStream) | None => {
+                let (user, ours) = tokio::io::duplex(STREAM_BUFFER);
+                let (handle, end) = LiveHandle::streaming(user);
+                let sizes = end.window_size();
+                let task = tokio::spawn(async move {
+                    StreamOrPort::Stream(run_stream(channel, ours, sizes).await)
+                });
+                Ok((handle, Arc::new(end), task))
+            }
+        }
+    }
+
+    /// Watches `task` and records its end on `end`; forgets the connection
+    /// if it is still the one of `serial`.
+    fn watch(&self, id: SessionId, serial: u64, task: JoinHandle<StreamOrPort>, end: Arc<LiveEnd>) {
+        let connections = Arc::clone(&self.connections);
+        tokio::spawn(async move {
+            let reason = match task.await {
+                Ok(StreamOrPort::Stream(StreamEnd {
+                    exit_code: Some(code),
+                    ..
+                })) => EndReason::Exited(code),
+                Ok(
+                    StreamOrPort::Stream(StreamEnd { channel, .. }) | StreamOrPort::Port(channel),
+                ) => end_reason(&channel),
+                Err(error) if error.is_cancelled() => EndReason::ClosedByUser,
+                Err(error) => {
+                    EndReason::NetworkLost(format!("the data channel task failed: {error}"))
+                }
+            };
+            let mut connections = connections.lock().unwrap_or_else(|e| e.into_inner());
+            if connections.get(&id).is_some_and(|c| c.serial == serial) {
+                connections.remove(&id);
+            }
+            drop(connections);
+            end.end(reason);
+        });
+    }
+}
+
+/// What a connection task returns.
+enum StreamOrPort {
+    Stream(StreamEnd),
+    Port(ChannelEnd),
+}
+
+/// The core's reason for a channel's end.
+fn end_reason(end: &ChannelEnd) -> EndReason {
+    match end {
+        ChannelEnd::Closed(_) => EndReason::ClosedByService(describe(end)),
+        ChannelEnd::Lost(_) | ChannelEnd::GaveUp(_) => EndReason::NetworkLost(describe(end)),
+        ChannelEnd::Local => EndReason::ClosedByUser,
+    }
+}
+
+/// The session's settings, checked.
+fn settings(session: &Session) -> Result<SsmConfig> {
+    let config: SsmConfig = session.config.get().map_err(|e| {
+        Error::invalid_input(
+            "config",
+            format!("{} has no valid awsSsm settings: {e}", session.label()),
+        )
+    })?;
+    config.validate()?;
+    Ok(config)
+}
+
+#[async_trait::async_trait]
+impl SessionAction for SsmProvider {
+    fn session_type(&self) -> SessionType {
+        SessionType::AwsSsm
+    }
+
+    fn capabilities(&self) -> Capabilities {
+        Capabilities::none().with_live_connection(true)
+    }
+
+    /// Starts the session; its live handle is dropped, which leaves the
+    /// data channel open until `stop` (the manager calls `start_live`).
+    async fn start(&self, ctx: &ActionContext, session: &Session) -> Result<Session> {
+        Ok(self.start_live(ctx, session).await?.0)
+    }
+
+    async fn stop(&self, ctx: &ActionContext, session: &Session) -> Result<Session> {
+        let label = session.label();
+        let connection = self.connections().remove(&session.session_id);
+        // Whether the service confirmed the end (`channel_closed`).
+        let mut closed = false;
+        if let Some(connection) = connection {
+            if terminate_flag_supported(&connection.established.agent_version) {
+                let ended = connection.terminator.terminate(TERMINATE_WAIT).await;
+                tracing::debug!(session = %label, ?ended, "TerminateSession flag sent");
+                closed = matches!(ended, Some(ChannelEnd::Closed(_)));
+            }
+            connection.task.abort();
+            connection.end.end(EndReason::ClosedByUser);
+        }
+        let state: SsmState = session.state.get().unwrap_or_default();
+        if !state.ssm_session_id.is_empty() {
+            let terminated = match self.api(ctx, session).await {
+                Ok(api) => {
+                    self.terminate_remote(&api, &state.ssm_session_id, &label)
+                        .await
+                }
+                Err(error) => Err(error),
+            };
+            match terminated {
+                Ok(()) => {}
+                // The service already closed it: the API was only a
+                // second word.
+                Err(error) if closed => {
+                    tracing::debug!(session = %label, "TerminateSession after channel_closed failed: {error}");
+                }
+                Err(error) => return Err(error),
+            }
+        }
+        let mut stopped = session.clone();
+        stopped.transition(SessionStatus::Inactive, ctx.clock.now())?;
+        Ok(stopped)
+    }
+
+    async fn rotate(&self, _ctx: &ActionContext, session: &Session) -> Result<Session> {
+        Err(Error::unsupported(
+            SessionType::AwsSsm.to_string(),
+            format!(
+                "rotate of {}: an SSM session has no credentials to rotate, and resuming its \
+                 data channel (ResumeSession) is not built yet; stop and start it for a new one",
+                session.label()
+            ),
+        ))
+    }
+
+    async fn start_live(
+        &self,
+        ctx: &ActionContext,
+        session: &Session,
+    ) -> Result<(Session, LiveHandle)> {
+        let label = session.label();
+        let config = settings(session)?;
+        let api = self.api(ctx, session).await?;
+        // A connection this process still holds, or a remote session an
+        // earlier process left (its connection is gone): end it, so that a
+        // new start does not leave it running until the idle time-out.
+        let held = self.connections().remove(&session.session_id);
+        if let Some(old) = held {
+            old.task.abort();
+            old.end.end(EndReason::ClosedByService(
+                "replaced by a new session".into(),
+            ));
+        }
+        let previous: SsmState = session.state.get().unwrap_or_default();
+        if !previous.ssm_session_id.is_empty()
+            && let Err(error) = self
+                .terminate_remote(&api, &previous.ssm_session_id, &label)
+                .await
+        {
+            tracing::warn!(session = %label, category = error.category(), "could not terminate the previous SSM session: {error}");
+        }
+
+        let ticket = api.start_session(&config).await?;
+        let client_id = Uuid::new_v4();
+        let opened = DataChannel::open(
+            &ticket,
+            client_id,
+            self.channel.clone(),
+            Arc::clone(&ctx.clock),
+            &label,
+        )
+        .await;
+        let attached = match opened {
+            Ok((channel, established)) => {
+                let terminator = channel.terminator();
+                self.attach(ctx, session, &config, channel, &established)
+                    .await
+                    .map(|attached| (attached, terminator, established))
+            }
+            Err(error) => Err(error),
+        };
+        let ((handle, end, task), terminator, established) = match attached {
+            Ok(attached) => attached,
+            Err(error) => {
+                if let Err(terminate) = self
+                    .terminate_remote(&api, &ticket.session_id, &label)
+                    .await
+                {
+                    tracing::warn!(session = %label, category = terminate.category(), "could not terminate the SSM session of a failed start: {terminate}");
+                }
+                return Err(error);
+            }
+        };
+
+        let serial = self
+            .serial
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let abort = task.abort_handle();
+        self.watch(session.session_id, serial, task, Arc::clone(&end));
+        let state = SsmState {
+            ssm_session_id: ticket.session_id.clone(),
+            client_id: Some(client_id.to_string()),
+            agent_version: Some(established.agent_version.clone()),
+            listen_address: handle.addresses().first().map(ToString::to_string),
+        };
+        self.connections().insert(
+            session.session_id,
+            Connection {
+                serial,
+                task: abort,
+                end,
+                terminator,
+                established,
+            },
+        );
+        let mut active = session.clone();
+        active.state.set(&state)?;
+        active.transition(SessionStatus::Active, ctx.clock.now())?;
+        Ok((active, handle))
+    }
+}
+
+impl Drop for SsmProvider {
+    fn drop(&mut self) {
+        let connections = std::mem::take(&mut *self.connections());
+        for (_, connection) in connections {
+            connection.task.abort();
+            connection.end.end(EndReason::ClosedByService(
+                "the provider was dropped".into(),
+            ));
+        }
+    }
+}
