@@ -45,6 +45,13 @@ impl DefaultProviders for SessionManagerBuilder {
                 aws::from_env,
             );
         }
+        #[cfg(feature = "aws-ssm")]
+        {
+            builder = builder.lazy_providers([SessionType::AwsSsm], || {
+                let provider = session_aws::ssm::SsmProvider::from_env()?;
+                Ok(vec![std::sync::Arc::new(provider) as _])
+            });
+        }
         #[cfg(feature = "azure")]
         {
             builder = builder.lazy_providers([SessionType::Azure], || {
@@ -73,9 +80,7 @@ pub fn missing_provider_hint(session_type: &SessionType) -> Option<String> {
         |name: &str, on: bool| (!on).then(|| format!("enable the `{name}` feature of session-sdk"));
     match session_type {
         t if t.is_aws_credentials() => feature("aws", cfg!(feature = "aws")),
-        SessionType::AwsSsm => {
-            Some("awsSsm sessions are not implemented yet in session-aws".to_owned())
-        }
+        SessionType::AwsSsm => feature("aws-ssm", cfg!(feature = "aws-ssm")),
         SessionType::Azure => feature("azure", cfg!(feature = "azure")),
         SessionType::Redfish => feature("redfish-client", cfg!(feature = "redfish-client")),
         SessionType::Boundary => {
@@ -134,11 +139,11 @@ mod tests {
         }
         let redfish = missing_provider_hint(&SessionType::Redfish);
         assert_eq!(redfish.is_some(), !cfg!(feature = "redfish-client"));
-        assert!(
-            missing_provider_hint(&SessionType::AwsSsm)
-                .unwrap()
-                .contains("not implemented")
-        );
+        let ssm = missing_provider_hint(&SessionType::AwsSsm);
+        assert_eq!(ssm.is_some(), !cfg!(feature = "aws-ssm"), "{ssm:?}");
+        if let Some(hint) = ssm {
+            assert!(hint.contains("`aws-ssm` feature"), "{hint}");
+        }
         assert_eq!(missing_provider_hint(&SessionType::Other("x".into())), None);
     }
 
@@ -157,7 +162,15 @@ mod tests {
                 .session_type(),
             SessionType::Redfish
         );
-        let err = manager.provider(&SessionType::AwsSsm).unwrap_err();
+        #[cfg(feature = "aws-ssm")]
+        assert_eq!(
+            manager
+                .provider(&SessionType::AwsSsm)
+                .unwrap()
+                .session_type(),
+            SessionType::AwsSsm
+        );
+        let err = manager.provider(&SessionType::Boundary).unwrap_err();
         assert_eq!(err.category(), "unsupported");
         assert!(err.to_string().contains("not implemented yet"), "{err}");
         let err = manager

@@ -132,13 +132,21 @@ pub(crate) async fn run(
             };
         }
     };
-    if handle.take_stream().is_some() {
-        manager.stop(&key).await?;
-        return Err(Error::unsupported(
-            session.session_type.to_string(),
-            "an interactive stream in sessionctl connect (the session was stopped)",
-        )
-        .into());
+    if let Some(stream) = handle.take_stream() {
+        if !args.command.is_empty() {
+            manager.stop(&key).await?;
+            return Err(Error::invalid_input(
+                "command",
+                format!(
+                    "{} is an interactive session (a shell), with no local address for a \
+                     command; the session was stopped",
+                    session.label()
+                ),
+            )
+            .into());
+        }
+        // Standard output carries the remote side's output: no JSON events.
+        return crate::interactive::run(&manager, &session, &handle, stream, &mut signals).await;
     }
     let addresses = handle.addresses().to_vec();
     let Some(&first) = addresses.first() else {

@@ -50,6 +50,7 @@ mod azure;
 mod connect;
 #[cfg(any(feature = "aws", feature = "azure"))]
 mod device_prompt;
+mod interactive;
 mod json;
 mod output;
 #[cfg(feature = "redfish")]
@@ -837,6 +838,8 @@ fn manager(
         .missing_provider_hint(missing_provider_hint);
     #[cfg(feature = "aws")]
     let builder = aws::register(builder, global, &workspace_path);
+    #[cfg(feature = "aws-ssm")]
+    let builder = ssm::register(builder);
     #[cfg(feature = "azure")]
     let builder = azure::register(builder);
     #[cfg(feature = "redfish")]
@@ -865,6 +868,7 @@ fn missing_provider_hint(session_type: &SessionType) -> Option<String> {
     };
     match session_type {
         t if t.is_aws_credentials() && !cfg!(feature = "aws") => without("aws"),
+        SessionType::AwsSsm if !cfg!(feature = "aws-ssm") => without("aws-ssm"),
         SessionType::Azure if !cfg!(feature = "azure") => without("azure"),
         SessionType::Redfish if !cfg!(feature = "redfish") => without("redfish"),
         // Types no build has yet.

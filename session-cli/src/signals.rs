@@ -32,12 +32,29 @@ impl Signals {
 
     /// Waits for the next signal.
     pub(crate) async fn recv(&mut self) {
+        self.recv_signal().await;
+    }
+
+    /// Waits for the next signal and says which.
+    pub(crate) async fn recv_signal(&mut self) -> Signal {
         #[cfg(unix)]
         tokio::select! {
-            _ = self.interrupt.recv() => {}
-            _ = self.terminate.recv() => {}
+            _ = self.interrupt.recv() => Signal::Interrupt,
+            _ = self.terminate.recv() => Signal::Terminate,
         }
         #[cfg(not(unix))]
-        let _ = tokio::signal::ctrl_c().await;
+        {
+            let _ = tokio::signal::ctrl_c().await;
+            Signal::Interrupt
+        }
     }
+}
+
+/// Which signal [`Signals::recv_signal`] received.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Signal {
+    /// SIGINT (Ctrl-C).
+    Interrupt,
+    /// SIGTERM.
+    Terminate,
 }

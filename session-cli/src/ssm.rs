@@ -1,15 +1,17 @@
 //! AWS Systems Manager sessions: `add aws-ssm` and `ssm sessions`
 //! (DescribeSessions).
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use clap::{Args, Subcommand, ValueEnum};
 use session_sdk::aws::AwsCredentials;
 use session_sdk::aws::ssm::{
-    SessionListFilter, SessionListState, SsmClientConfig, SsmConfig, SsmSessionSummary,
+    SessionListFilter, SessionListState, SsmClientConfig, SsmConfig, SsmProvider, SsmSessionSummary,
 };
 use session_sdk::{
-    Error, FsWorkspace, Session, SessionType, WorkspaceRepository, WorkspaceRepositoryExt,
+    Error, FsWorkspace, Session, SessionAction, SessionManagerBuilder, SessionType,
+    WorkspaceRepository, WorkspaceRepositoryExt,
 };
 use time::format_description::well_known::Rfc3339;
 
@@ -17,6 +19,16 @@ use crate::{Failure, Global, use_session};
 
 /// How long the credentials of `--as` must still be valid.
 const MIN_TTL: Duration = Duration::from_secs(60);
+
+/// Registers the `awsSsm` provider, built on first use from the
+/// environment (`AWS_ENDPOINT_URL_SSM`, `AWS_REGION`…).
+pub(crate) fn register(builder: SessionManagerBuilder) -> SessionManagerBuilder {
+    builder.lazy_providers([SessionType::AwsSsm], || {
+        Ok(vec![
+            Arc::new(SsmProvider::from_env()?) as Arc<dyn SessionAction>
+        ])
+    })
+}
 
 /// `add aws-ssm`.
 #[derive(Debug, Args)]

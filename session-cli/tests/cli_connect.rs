@@ -7,18 +7,13 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::process::{Child, ExitStatus, Stdio};
-use std::sync::mpsc::{Receiver, RecvTimeoutError, channel};
-use std::sync::{Arc, Mutex};
+use std::net::{SocketAddr, TcpListener};
 use std::time::{Duration, Instant};
 
-use common::{Fixture, PASSPHRASE, json, session};
+use common::connect::{Connect, TIMEOUT, echo_through, is_closed};
+use common::{Fixture, json, session};
 use serde_json::Value;
 use session_core::{SessionStatus, SessionType};
-
-const TIMEOUT: Duration = Duration::from_secs(20);
 
 fn tunnel_type() -> SessionType {
     SessionType::Other("loopbackTunnel".into())
@@ -38,139 +33,6 @@ fn status_of(fx: &Fixture, name: &str) -> SessionStatus {
         .find(|s| s.session_name == name)
         .expect("stored")
         .status()
-}
-
-/// A running `sessionctl connect`, its output read line by line.
-struct Connect {
-    child: Child,
-    stdout: Receiver<String>,
-    stderr: Arc<Mutex<String>>,
-}
-
-impl Connect {
-    fn spawn(fx: &Fixture, args: &[&str]) -> Self {
-        let mut command = fx.command(&[&["connect"], args].concat());
-        command
-            .env("SESSIONCTL_PASSPHRASE", PASSPHRASE)
-            .current_dir(fx.dir.path())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        let mut child = command.spawn().expect("spawn sessionctl connect");
-        let (lines, stdout) = channel();
-        let out = child.stdout.take().expect("stdout");
-        std::thread::spawn(move || {
-            for line in BufReader::new(out).lines().map_while(Result::ok) {
-                if lines.send(line).is_err() {
-                    return;
-                }
-            }
-        });
-        let stderr = Arc::new(Mutex::new(String::new()));
-        let err = child.stderr.take().expect("stderr");
-        let sink = Arc::clone(&stderr);
-        std::thread::spawn(move || {
-            let mut reader = BufReader::new(err);
-            let mut line = String::new();
-            while reader.read_line(&mut line).is_ok_and(|n| n > 0) {
-                sink.lock().unwrap().push_str(&line);
-                line.clear();
-            }
-        });
-        Connect {
-            child,
-            stdout,
-            stderr,
-        }
-    }
-
-    /// The next line on stdout.
-    #[track_caller]
-    fn line(&mut self) -> String {
-        match self.stdout.recv_timeout(TIMEOUT) {
-            Ok(line) => line,
-            Err(RecvTimeoutError::Timeout) => {
-                panic!("no line within {TIMEOUT:?}: {}", self.stderr())
-            }
-            Err(RecvTimeoutError::Disconnected) => {
-                let status = self.child.wait();
-                panic!("stdout closed ({status:?}): {}", self.stderr())
-            }
-        }
-    }
-
-    /// The address of `listening on ADDRESS`.
-    #[track_caller]
-    fn address(&mut self) -> SocketAddr {
-        let line = self.line();
-        line.strip_prefix("listening on ")
-            .unwrap_or_else(|| panic!("not an address line: {line:?}"))
-            .parse()
-            .expect("an address")
-    }
-
-    fn stderr(&self) -> String {
-        self.stderr.lock().unwrap().clone()
-    }
-
-    /// Waits until stderr contains `text`.
-    #[track_caller]
-    fn stderr_until(&self, text: &str) -> String {
-        let start = Instant::now();
-        loop {
-            let now = self.stderr();
-            if now.contains(text) {
-                return now;
-            }
-            assert!(start.elapsed() < TIMEOUT, "no {text:?} on stderr: {now}");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-
-    fn signal(&self, signal: rustix::process::Signal) {
-        let pid = rustix::process::Pid::from_raw(self.child.id() as i32).expect("pid");
-        rustix::process::kill_process(pid, signal).expect("kill");
-    }
-
-    /// Waits for the exit, with a time limit.
-    #[track_caller]
-    fn wait(&mut self) -> ExitStatus {
-        let start = Instant::now();
-        loop {
-            if let Some(status) = self.child.try_wait().expect("try_wait") {
-                // Let the reader threads drain.
-                std::thread::sleep(Duration::from_millis(50));
-                return status;
-            }
-            if start.elapsed() > TIMEOUT {
-                let _ = self.child.kill();
-                panic!("sessionctl connect did not exit: {}", self.stderr());
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-}
-
-impl Drop for Connect {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// Sends `bytes` through `address` and expects them echoed.
-#[track_caller]
-fn echo_through(address: SocketAddr, bytes: &[u8]) {
-    let mut stream = TcpStream::connect_timeout(&address, TIMEOUT).expect("connect to the tunnel");
-    stream.set_read_timeout(Some(TIMEOUT)).expect("timeout");
-    stream.write_all(bytes).expect("write");
-    let mut back = vec![0; bytes.len()];
-    stream.read_exact(&mut back).expect("echoed");
-    assert_eq!(back, bytes);
-}
-
-#[track_caller]
-fn is_closed(address: SocketAddr) -> bool {
-    TcpStream::connect_timeout(&address, Duration::from_secs(2)).is_err()
 }
 
 #[test]

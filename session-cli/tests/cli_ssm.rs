@@ -11,6 +11,8 @@ use session_aws::AwsCredentials;
 use session_aws::ssm::{SsmApi, SsmClientConfig, SsmConfig};
 use session_core::{Secret, SessionType};
 use session_testkit::fakes::SsmControlFake;
+#[cfg(unix)]
+use session_testkit::fakes::ssm_agent::{AgentScenario, ShellEcho, SsmAgentFake};
 use session_testkit::peers::moto::{ALLOW_ALL_POLICY, MotoServer};
 use session_testkit::readers::botocore::Botocore;
 
@@ -231,4 +233,231 @@ fn env(command: &mut Command, moto: &MotoServer, fake: &SsmControlFake, aws_dir:
         .env_remove("AWS_REGION")
         .env_remove("AWS_DEFAULT_REGION")
         .env_remove("SESSIONCTL_AWS_SINK");
+}
+
+/// The control plane and the agent fakes of a `connect` test, and the
+/// environment that points sessionctl at them with the default chain.
+#[cfg(unix)]
+struct Ssm {
+    rt: tokio::runtime::Runtime,
+    control: SsmControlFake,
+    agent: SsmAgentFake,
+}
+
+#[cfg(unix)]
+impl Ssm {
+    fn start(scenario: AgentScenario) -> Self {
+        let rt = runtime();
+        let control = rt.block_on(SsmControlFake::start());
+        control.add_target(TARGET);
+        let agent = rt.block_on(SsmAgentFake::start(&control, scenario));
+        Ssm { rt, control, agent }
+    }
+
+    fn env(&self, fx: &Fixture) -> Vec<(&'static str, String)> {
+        let none = fx.dir.path().join("none").display().to_string();
+        vec![
+            ("AWS_ENDPOINT_URL_SSM", self.control.endpoint()),
+            ("AWS_ACCESS_KEY_ID", "AKIACONNECTTEST00000".into()),
+            ("AWS_SECRET_ACCESS_KEY", "connect-test-secret".into()),
+            ("AWS_REGION", "eu-west-1".into()),
+            ("AWS_CONFIG_FILE", none.clone()),
+            ("AWS_SHARED_CREDENTIALS_FILE", none),
+        ]
+    }
+
+    /// The service's sessions, newest last.
+    fn sessions(&self) -> Vec<session_testkit::fakes::ssm::SessionRecord> {
+        self.control.sessions()
+    }
+
+    /// Waits until the fake agent has attached a data channel for the one
+    /// session started; returns its id.
+    #[track_caller]
+    fn attached(&self) -> String {
+        let start = std::time::Instant::now();
+        loop {
+            if let Some((id, _)) = self.agent.all_stats().into_iter().find(|(_, s)| s.attached) {
+                return id;
+            }
+            assert!(
+                start.elapsed() < common::connect::TIMEOUT,
+                "no data channel attached"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    }
+}
+
+/// Adds `name`, a port forward to port 5432 of the target.
+#[cfg(unix)]
+fn add_port_forward(fx: &Fixture, name: &str) {
+    fx.run(&[
+        "add",
+        "aws-ssm",
+        name,
+        "--target",
+        TARGET,
+        "--document",
+        "AWS-StartPortForwardingSession",
+        "--parameter",
+        "portNumber=5432",
+    ])
+    .ok();
+}
+
+/// An echo server on loopback, on a thread of its own.
+#[cfg(unix)]
+fn echo_server() -> std::net::SocketAddr {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let address = listener.local_addr().expect("address");
+    std::thread::spawn(move || {
+        for stream in listener.incoming().map_while(Result::ok) {
+            std::thread::spawn(move || {
+                let mut reader = stream.try_clone().expect("clone");
+                let mut writer = stream;
+                let _ = std::io::copy(&mut reader, &mut writer);
+            });
+        }
+    });
+    address
+}
+
+#[cfg(unix)]
+fn status_of(fx: &Fixture, name: &str) -> session_core::SessionStatus {
+    fx.stored()
+        .into_iter()
+        .find(|s| s.session_name == name)
+        .expect("stored")
+        .status()
+}
+
+/// `connect` of a port-forwarding session: StartSession with the default
+/// chain, the data channel in smux mode, three connections at once echoed
+/// through the printed address, then Ctrl-C: Flag TerminateSession on the
+/// channel, the TerminateSession API, and the session `inactive`.
+#[cfg(unix)]
+#[test]
+fn connect_forwards_a_port_through_the_agent_and_ctrl_c_terminates_it() {
+    use common::connect::{Connect, echo_through, is_closed};
+    let ssm = Ssm::start(AgentScenario::port_to(echo_server()));
+    let fx = Fixture::new();
+    add_port_forward(&fx, "db");
+    let mut connect = Connect::spawn_with(&fx, &["db"], &ssm.env(&fx), false);
+    let address = connect.address();
+    let id = ssm.attached();
+    let threads: Vec<_> = (0..3u8)
+        .map(|n| std::thread::spawn(move || echo_through(address, &vec![n; 64 * 1024])))
+        .collect();
+    for thread in threads {
+        thread.join().expect("echoed");
+    }
+    assert_eq!(status_of(&fx, "db"), session_core::SessionStatus::Active);
+    let stats = ssm.agent.stats(&id).expect("stats");
+    assert_eq!(stats.smux_streams.len(), 3, "{stats:?}");
+    let record = ssm.sessions().pop().expect("a session");
+    assert_eq!(record.access_key_id, "AKIACONNECTTEST00000");
+    assert_eq!(record.region, "eu-west-1");
+    assert_eq!(record.parameters["portNumber"], ["5432"]);
+
+    connect.signal(rustix::process::Signal::INT);
+    let status = connect.wait();
+    assert!(status.success(), "{status:?}: {}", connect.stderr());
+    assert!(
+        connect.stderr().contains("stopped db"),
+        "{}",
+        connect.stderr()
+    );
+    assert_eq!(status_of(&fx, "db"), session_core::SessionStatus::Inactive);
+    let stats = ssm.agent.stats(&id).expect("stats");
+    assert!(
+        stats.flags_received.contains(&2),
+        "TerminateSession flag: {stats:?}"
+    );
+    let terminate = ssm.control.calls_of("TerminateSession");
+    assert!(
+        terminate
+            .iter()
+            .any(|c| c.input["SessionId"] == id.as_str()),
+        "{terminate:?}"
+    );
+    assert!(is_closed(address), "the listener is closed");
+    drop(ssm.rt);
+}
+
+/// `connect NAME -- CMD` of a port forward: the command reaches the
+/// target through `$SESSIONCTL_CONNECT_PORT`, and its exit status is
+/// sessionctl's; the session is stopped after it.
+#[cfg(unix)]
+#[test]
+fn connect_runs_a_command_through_the_port_forward() {
+    use common::connect::Connect;
+    let ssm = Ssm::start(AgentScenario::port_to(echo_server()));
+    let fx = Fixture::new();
+    add_port_forward(&fx, "db");
+    let script = "exec 3<>/dev/tcp/127.0.0.1/$SESSIONCTL_CONNECT_PORT; \
+                  printf ping-through-ssm >&3; head -c 16 <&3; echo; exit 7";
+    let mut connect = Connect::spawn_with(
+        &fx,
+        &["db", "--", "bash", "-c", script],
+        &ssm.env(&fx),
+        false,
+    );
+    assert_eq!(connect.line(), "ping-through-ssm");
+    let status = connect.wait();
+    assert_eq!(status.code(), Some(7), "{}", connect.stderr());
+    assert_eq!(status_of(&fx, "db"), session_core::SessionStatus::Inactive);
+    assert_eq!(
+        ssm.sessions().pop().expect("one").status,
+        session_testkit::fakes::ssm::SessionStatus::Terminated
+    );
+    drop(ssm.rt);
+}
+
+/// `connect` of a shell: standard input reaches the remote shell and its
+/// output comes back (the fake upper-cases it), SIGINT is forwarded as the
+/// Ctrl-C byte instead of ending sessionctl, and the remote exit code
+/// (an ExitCode payload, then `channel_closed`) is sessionctl's status.
+#[cfg(unix)]
+#[test]
+fn connect_runs_a_shell_forwards_ctrl_c_and_exits_with_the_remote_status() {
+    use common::connect::Connect;
+    let ssm = Ssm::start(AgentScenario {
+        shell_echo: ShellEcho::Uppercase,
+        ..AgentScenario::default()
+    });
+    let fx = Fixture::new();
+    fx.run(&["add", "aws-ssm", "box", "--target", TARGET]).ok();
+    let mut connect = Connect::spawn_with(&fx, &["box"], &ssm.env(&fx), true);
+    let id = ssm.attached();
+    connect.write_stdin(b"hello shell\n");
+    assert_eq!(connect.line(), "HELLO SHELL");
+    connect.signal(rustix::process::Signal::INT);
+    let start = std::time::Instant::now();
+    while !ssm
+        .agent
+        .stats(&id)
+        .expect("stats")
+        .shell_input
+        .ends_with(b"\x03")
+    {
+        assert!(
+            start.elapsed() < common::connect::TIMEOUT,
+            "no Ctrl-C byte: {}",
+            connect.stderr()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    connect.write_stdin(b"after\n");
+    assert_eq!(connect.line(), "\u{3}AFTER");
+    assert_eq!(status_of(&fx, "box"), session_core::SessionStatus::Active);
+    let stats = ssm.agent.stats(&id).expect("stats");
+    assert_eq!(stats.shell_input, b"hello shell\n\x03after\n");
+
+    assert!(ssm.agent.send_stream(&id, 12, b"3".to_vec()));
+    assert!(ssm.agent.close_channel(&id, ""));
+    let status = connect.wait();
+    assert_eq!(status.code(), Some(3), "{}", connect.stderr());
+    assert_eq!(status_of(&fx, "box"), session_core::SessionStatus::Inactive);
+    drop(ssm.rt);
 }

@@ -11,6 +11,8 @@
 
 #[cfg(feature = "redfish")]
 pub(crate) mod bmc;
+#[cfg(unix)]
+pub(crate) mod connect;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};

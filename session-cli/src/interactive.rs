@@ -1,0 +1,240 @@
+//! `sessionctl connect` of a session whose live handle is a stream (an SSM
+//! shell): the terminal in raw mode while it runs, its size sent at start
+//! and on every change, standard input and output copied to and from the
+//! stream, Ctrl-C forwarded to the remote side, and the remote command's
+//! exit status as sessionctl's own.
+
+use std::io::{Read, Write};
+
+use session_sdk::{EndReason, Error, LiveHandle, LiveStream, Session, SessionManager};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::sync::mpsc;
+
+use crate::Failure;
+use crate::signals::{Signal, Signals};
+
+/// The byte a terminal sends for Ctrl-C (ETX); the remote terminal turns
+/// it into SIGINT.
+const CTRL_C: u8 = 0x03;
+
+/// Holds an interactive session until it ends; returns its exit status.
+pub(crate) async fn run(
+    manager: &SessionManager,
+    session: &Session,
+    handle: &LiveHandle,
+    stream: LiveStream,
+    signals: &mut Signals,
+) -> Result<(), Failure> {
+    let key = session.session_id.to_string();
+    let terminal = Terminal::enter();
+    let mut resized = window_changes();
+    if let Some(size) = terminal.as_ref().and_then(Terminal::size) {
+        handle.resize(size);
+    }
+    let (mut from_remote, mut to_remote) = tokio::io::split(stream);
+    let mut input = stdin_reader();
+    let mut buffer = vec![0u8; 16 * 1024];
+    let mut stdout = tokio::io::stdout();
+    let mut remote_open = true;
+    let ending = loop {
+        tokio::select! {
+            signal = signals.recv_signal() => match signal {
+                // Without a terminal in raw mode, Ctrl-C reaches us as a
+                // signal: hand it on as the byte a terminal would send.
+                Signal::Interrupt => {
+                    if to_remote.write_all(&[CTRL_C]).await.is_err() {
+                        break None;
+                    }
+                }
+                Signal::Terminate => break Some(Ending::Signal),
+            },
+            Some(()) = next(&mut resized) => {
+                if let Some(size) = terminal.as_ref().and_then(Terminal::size) {
+                    handle.resize(size);
+                }
+            }
+            chunk = input.recv() => match chunk {
+                Some(bytes) => {
+                    if to_remote.write_all(&bytes).await.is_err() {
+                        break None;
+                    }
+                }
+                // End of input: the remote side decides when to end (a
+                // shell reading a script exits at its end).
+                None => input = closed_reader(),
+            },
+            read = from_remote.read(&mut buffer), if remote_open => match read {
+                Ok(0) | Err(_) => remote_open = false,
+                Ok(n) => {
+                    if stdout.write_all(&buffer[..n]).await.is_err() || stdout.flush().await.is_err() {
+                        break Some(Ending::Signal);
+                    }
+                }
+            },
+            reason = handle.ended() => break Some(Ending::Ended(reason)),
+        }
+    };
+    // Whatever the remote side still sent.
+    while remote_open {
+        match tokio::time::timeout(
+            std::time::Duration::from_millis(200),
+            from_remote.read(&mut buffer),
+        )
+        .await
+        {
+            Ok(Ok(n)) if n > 0 => {
+                let _ = stdout.write_all(&buffer[..n]).await;
+            }
+            _ => remote_open = false,
+        }
+    }
+    let _ = stdout.flush().await;
+    drop(terminal);
+    let ending = match ending {
+        Some(ending) => ending,
+        None => Ending::Ended(handle.ended().await),
+    };
+    // Idempotent: the manager already stopped a session whose command
+    // exited.
+    let stopped = manager.stop(&key).await;
+    match ending {
+        Ending::Signal => {
+            stopped?;
+            Ok(())
+        }
+        Ending::Ended(EndReason::Exited(0) | EndReason::ClosedByUser) => {
+            stopped?;
+            Ok(())
+        }
+        Ending::Ended(EndReason::Exited(code)) => {
+            stopped?;
+            Err(Failure::Exit(u8::try_from(code).unwrap_or(1)))
+        }
+        Ending::Ended(EndReason::ClosedByService(why)) => {
+            stopped?;
+            eprintln!("sessionctl: {}: {why}", session.session_name);
+            Ok(())
+        }
+        Ending::Ended(other) => Err(Error::provider(
+            session.session_type.to_string(),
+            session.label(),
+            format!("the connection ended: {other} (an interactive session is not resumed yet)"),
+        )
+        .into()),
+    }
+}
+
+/// Why the hold ended.
+enum Ending {
+    /// SIGTERM (or standard output closed): stop.
+    Signal,
+    /// The connection ended.
+    Ended(EndReason),
+}
+
+/// Standard input, read on a thread of its own (a blocked read must not
+/// keep the runtime from shutting down), in chunks as they come.
+fn stdin_reader() -> mpsc::Receiver<Vec<u8>> {
+    let (tx, rx) = mpsc::channel(16);
+    std::thread::spawn(move || {
+        let mut stdin = std::io::stdin().lock();
+        let mut buffer = vec![0u8; 1024];
+        loop {
+            match stdin.read(&mut buffer) {
+                Ok(0) | Err(_) => return,
+                Ok(n) => {
+                    if tx.blocking_send(buffer[..n].to_vec()).is_err() {
+                        return;
+                    }
+                }
+            }
+        }
+    });
+    rx
+}
+
+/// A reader that never yields (after the end of standard input).
+fn closed_reader() -> mpsc::Receiver<Vec<u8>> {
+    let (tx, rx) = mpsc::channel(1);
+    std::mem::forget(tx);
+    rx
+}
+
+#[cfg(unix)]
+type WindowChanges = Option<tokio::signal::unix::Signal>;
+#[cfg(not(unix))]
+type WindowChanges = Option<()>;
+
+/// SIGWINCH, where there is one.
+fn window_changes() -> WindowChanges {
+    #[cfg(unix)]
+    {
+        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::window_change()).ok()
+    }
+    #[cfg(not(unix))]
+    None
+}
+
+async fn next(changes: &mut WindowChanges) -> Option<()> {
+    #[cfg(unix)]
+    if let Some(signal) = changes {
+        return signal.recv().await;
+    }
+    let _ = changes;
+    std::future::pending().await
+}
+
+/// Standard input's terminal in raw mode, restored when dropped (on every
+/// return path, and on unwinding).
+struct Terminal {
+    #[cfg(unix)]
+    saved: rustix::termios::Termios,
+}
+
+impl Terminal {
+    /// Raw mode, when standard input is a terminal; `None` otherwise (a
+    /// pipe, a file) or when the terminal refuses.
+    fn enter() -> Option<Self> {
+        #[cfg(unix)]
+        {
+            use rustix::termios::{OptionalActions, isatty, tcgetattr, tcsetattr};
+            let stdin = std::io::stdin();
+            if !isatty(&stdin) {
+                return None;
+            }
+            let saved = tcgetattr(&stdin).ok()?;
+            let mut raw = saved.clone();
+            raw.make_raw();
+            tcsetattr(&stdin, OptionalActions::Now, &raw).ok()?;
+            Some(Self { saved })
+        }
+        #[cfg(not(unix))]
+        None
+    }
+
+    /// The terminal's size, if it tells.
+    fn size(&self) -> Option<session_sdk::WindowSize> {
+        #[cfg(unix)]
+        {
+            let size = rustix::termios::tcgetwinsize(std::io::stdin()).ok()?;
+            (size.ws_col > 0 && size.ws_row > 0).then_some(session_sdk::WindowSize {
+                cols: size.ws_col,
+                rows: size.ws_row,
+            })
+        }
+        #[cfg(not(unix))]
+        None
+    }
+}
+
+impl Drop for Terminal {
+    fn drop(&mut self) {
+        #[cfg(unix)]
+        {
+            use rustix::termios::{OptionalActions, tcsetattr};
+            let _ = tcsetattr(std::io::stdin(), OptionalActions::Now, &self.saved);
+        }
+        // A raw terminal left the cursor wherever the remote put it.
+        let _ = std::io::stderr().flush();
+    }
+}
