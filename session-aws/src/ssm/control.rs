@@ -27,6 +27,7 @@ pub struct SsmClientConfig {
     region: Option<String>,
     max_attempts: Option<u32>,
     timeout: Option<Duration>,
+    default_credentials: Option<AwsCredentials>,
 }
 
 /// Builds an [`SsmClientConfig`]; [`build`](Self::build) checks it.
@@ -57,6 +58,14 @@ impl SsmClientConfigBuilder {
     /// Time-out of one whole call, retries included (default 30 s).
     pub fn timeout(mut self, timeout: Duration) -> Self {
         self.config.timeout = Some(timeout);
+        self
+    }
+
+    /// Signs the calls of sessions without a parent with `credentials`
+    /// instead of the SDK's default provider chain (an embedding program
+    /// with its own identity; tests).
+    pub fn default_credentials(mut self, credentials: AwsCredentials) -> Self {
+        self.config.default_credentials = Some(credentials);
         self
     }
 
@@ -113,9 +122,11 @@ impl SsmClientConfig {
             .to_owned()
     }
 
-    /// The control plane in `region`, signed with `credentials`, or with the
-    /// SDK's default provider chain (environment, profile, SSO, IMDS…) when
-    /// `None`. `label` names the session in errors.
+    /// The control plane in `region`, signed with `credentials`, or when
+    /// `None` with the [default
+    /// credentials](SsmClientConfigBuilder::default_credentials) if set,
+    /// else the SDK's default provider chain (environment, profile, SSO,
+    /// IMDS…). `label` names the session in errors.
     pub async fn api(
         &self,
         region: &str,
@@ -130,7 +141,7 @@ impl SsmClientConfig {
         if let Some(url) = &self.endpoint_url {
             builder = builder.endpoint_url(url);
         }
-        builder = match credentials {
+        builder = match credentials.or(self.default_credentials.as_ref()) {
             Some(credentials) => builder.credentials_provider(credentials.to_sdk("session-aws")),
             None => {
                 let chain =

@@ -23,7 +23,7 @@ use crate::AwsCredentials;
 
 /// How long `stop` waits for the agent to answer Flag TerminateSession.
 const TERMINATE_WAIT: Duration = Duration::from_secs(5);
-/// How long `stop` waits for the TerminateSession API (on top of the
+/// How long `stop` waits for the TerminateSession API (a bound on the
 /// client's own time-outs and retries, which a dead network would stretch).
 const TERMINATE_API_WAIT: Duration = Duration::from_secs(20);
 /// Bytes buffered between the user's stream and the channel task.
@@ -61,8 +61,10 @@ struct Connection {
 ///   terminates the remote session it opened.
 /// - **stop**: Flag TerminateSession on the channel (agents that know it),
 ///   waiting up to 5 s for `channel_closed`, then the TerminateSession API
-///   (a session the service no longer knows is fine), then the channel is
-///   dropped. It works with the agent gone, and twice.
+///   (a session the service no longer knows is fine; bounded by 20 s), then
+///   the channel is dropped. It works with the agent gone or frozen, and
+///   twice; it fails only when neither the agent nor the API confirmed the
+///   end (see [`with_stop_timeouts`](Self::with_stop_timeouts)).
 /// - **rotate**: [`Error::Unsupported`]; an SSM session has no credentials
 ///   to rotate, and resuming its data channel comes with ResumeSession.
 /// - **resume**: [`Error::Unsupported`] for now, so the manager starts a new
@@ -79,6 +81,8 @@ pub struct SsmProvider {
     channel: ChannelOptions,
     connections: Connections,
     serial: std::sync::atomic::AtomicU64,
+    terminate_wait: Duration,
+    terminate_api_wait: Duration,
 }
 
 impl SsmProvider {
@@ -90,7 +94,18 @@ impl SsmProvider {
             channel: ChannelOptions::default(),
             connections: Arc::new(Mutex::new(HashMap::new())),
             serial: std::sync::atomic::AtomicU64::new(0),
+            terminate_wait: TERMINATE_WAIT,
+            terminate_api_wait: TERMINATE_API_WAIT,
         }
+    }
+
+    /// How long `stop` waits for the agent's `channel_closed` after Flag
+    /// TerminateSession (default 5 s) and for the TerminateSession API
+    /// (default 20 s).
+    pub fn with_stop_timeouts(mut self, flag: Duration, api: Duration) -> Self {
+        self.terminate_wait = flag;
+        self.terminate_api_wait = api;
+        self
     }
 
     /// A provider configured from the environment
@@ -144,12 +159,16 @@ impl SsmProvider {
         ssm_session_id: &str,
         label: &str,
     ) -> Result<()> {
-        match tokio::time::timeout(TERMINATE_API_WAIT, api.terminate_session(ssm_session_id)).await
+        match tokio::time::timeout(
+            self.terminate_api_wait,
+            api.terminate_session(ssm_session_id),
+        )
+        .await
         {
             Ok(result) => result,
             Err(_) => Err(Error::Timeout {
                 target: format!("TerminateSession of {label}"),
-                after: TERMINATE_API_WAIT,
+                after: self.terminate_api_wait,
             }),
         }
     }
@@ -290,13 +309,15 @@ impl SessionAction for SsmProvider {
         // Whether the service confirmed the end (`channel_closed`).
         let mut closed = false;
         if let Some(connection) = connection {
+            // First, so the `channel_closed` the flag brings is not taken
+            // for the service's own end.
+            connection.end.end(EndReason::ClosedByUser);
             if terminate_flag_supported(&connection.established.agent_version) {
-                let ended = connection.terminator.terminate(TERMINATE_WAIT).await;
+                let ended = connection.terminator.terminate(self.terminate_wait).await;
                 tracing::debug!(session = %label, ?ended, "TerminateSession flag sent");
                 closed = matches!(ended, Some(ChannelEnd::Closed(_)));
             }
             connection.task.abort();
-            connection.end.end(EndReason::ClosedByUser);
         }
         let state: SsmState = session.state.get().unwrap_or_default();
         if !state.ssm_session_id.is_empty() {

@@ -1,0 +1,319 @@
+//! The `awsSsm` provider through the conformance suites (the action suite
+//! with its live section, and the manager's live suite), directly and
+//! boxed, for a shell and for a port forward, against the fake SSM control
+//! plane and the fake agent of session-testkit (written from ssm.md apart
+//! from our client, and checked by botocore and pyssm-client).
+//!
+//! What "available" means for the probe: the service's session is
+//! `Connected` and the agent has a data channel attached for it.
+#![cfg(feature = "ssm")]
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::FutureExt;
+use session_aws::AwsCredentials;
+use session_aws::ssm::{SsmClientConfig, SsmConfig, SsmProvider, SsmState};
+use session_core::{
+    ActionContext, InMemorySecretStore, ManualClock, Secret, Session, SessionAction, SessionType,
+};
+use session_testkit::fakes::SsmControlFake;
+use session_testkit::fakes::ssm::SessionStatus as ServiceStatus;
+use session_testkit::fakes::ssm_agent::{AgentScenario, SsmAgentFake};
+use session_testkit::suites::{ActionFixture, LiveFixture, action_conformance, live_conformance};
+
+const TARGET: &str = "i-0123456789abcdef0";
+const UNKNOWN_TARGET: &str = "i-0fffffffffffffff0";
+
+struct World {
+    control: Arc<SsmControlFake>,
+    agent: Arc<SsmAgentFake>,
+    provider: Arc<SsmProvider>,
+    _echo: tokio::task::JoinHandle<()>,
+}
+
+async fn echo_server() -> (SocketAddr, tokio::task::JoinHandle<()>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let address = listener.local_addr().expect("address");
+    let task = tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let (mut read, mut write) = stream.split();
+                let _ = tokio::io::copy(&mut read, &mut write).await;
+            });
+        }
+    });
+    (address, task)
+}
+
+async fn world() -> World {
+    let (echo, echo_task) = echo_server().await;
+    let control = SsmControlFake::start().await;
+    control.add_target(TARGET);
+    let agent = SsmAgentFake::start(&control, AgentScenario::port_to(echo)).await;
+    let client = SsmClientConfig::builder()
+        .endpoint_url(control.endpoint())
+        .region("eu-west-1")
+        .default_credentials(AwsCredentials {
+            access_key_id: "AKIACONFORMANCE00000".into(),
+            secret_access_key: Secret::new("conformance"),
+            session_token: None,
+            expiration: None,
+        })
+        .build()
+        .expect("config");
+    World {
+        control: Arc::new(control),
+        agent: Arc::new(agent),
+        provider: Arc::new(SsmProvider::new(client)),
+        _echo: echo_task,
+    }
+}
+
+fn clock() -> Arc<ManualClock> {
+    Arc::new(ManualClock::new(
+        time::macros::datetime!(2030-01-01 0:00 UTC),
+    ))
+}
+
+fn session(name: &str, config: &SsmConfig) -> Session {
+    let mut session = Session::new(name, SessionType::AwsSsm).expect("session");
+    session.config.set(config).expect("config");
+    session
+}
+
+fn action_fixture(world: &World, config: &SsmConfig) -> ActionFixture {
+    let clock = clock();
+    let control = Arc::clone(&world.control);
+    let agent = Arc::clone(&world.agent);
+    let mut failing = config.clone();
+    failing.target = UNKNOWN_TARGET.into();
+    ActionFixture {
+        session: session("ssm", config),
+        failing_session: Some(session("unreachable", &failing)),
+        ctx: ActionContext::new(clock.clone(), Arc::new(InMemorySecretStore::new())),
+        clock,
+        probe: Arc::new(move |_ctx: ActionContext, session: Session| {
+            let state: SsmState = session.state.get().unwrap_or_default();
+            let connected = control.sessions().iter().any(|s| {
+                s.session_id == state.ssm_session_id && s.status == ServiceStatus::Connected
+            });
+            let attached = agent
+                .stats(&state.ssm_session_id)
+                .is_some_and(|stats| stats.attached);
+            async move { (connected && attached).then_some(state.ssm_session_id) }.boxed()
+        }),
+        pause_before_rotate: Duration::ZERO,
+    }
+}
+
+/// Drops the websocket of every data channel the agent holds, as a network
+/// failure would.
+fn live_fixture(world: &World, config: &SsmConfig) -> LiveFixture {
+    let agent = Arc::clone(&world.agent);
+    LiveFixture {
+        session: session("ssm-live", config),
+        clock: clock(),
+        drop_connection: Arc::new(move |_id| {
+            let mut dropped = false;
+            for (id, stats) in agent.all_stats() {
+                if stats.attached {
+                    dropped |= agent.drop_socket(&id);
+                }
+            }
+            dropped
+        }),
+    }
+}
+
+fn shell() -> SsmConfig {
+    SsmConfig::shell(TARGET)
+}
+
+fn port() -> SsmConfig {
+    SsmConfig::port_forward(TARGET, 5432)
+}
+
+#[tokio::test]
+async fn a_shell_session_direct() {
+    let world = world().await;
+    action_conformance(&*world.provider, &action_fixture(&world, &shell())).await;
+    // Every remote session the suite opened was terminated.
+    for record in world.control.sessions() {
+        assert_eq!(record.status, ServiceStatus::Terminated, "{record:?}");
+    }
+}
+
+#[tokio::test]
+async fn a_port_forward_boxed() {
+    let world = world().await;
+    let boxed: Box<dyn SessionAction> = Box::new(Arc::clone(&world.provider));
+    action_conformance(&boxed, &action_fixture(&world, &port())).await;
+}
+
+#[tokio::test]
+async fn a_shell_session_through_the_manager() {
+    let world = world().await;
+    live_conformance(world.provider.clone(), &live_fixture(&world, &shell())).await;
+}
+
+#[tokio::test]
+async fn a_port_forward_through_the_manager_boxed() {
+    let world = world().await;
+    let boxed: Box<dyn SessionAction> = Box::new(Arc::clone(&world.provider));
+    live_conformance(Arc::new(boxed), &live_fixture(&world, &port())).await;
+    // The drop's session was terminated when the manager started a new
+    // one (no ResumeSession yet), and the new one by stop: none is left
+    // running until the idle time-out.
+    let records = world.control.sessions();
+    assert!(records.len() >= 2, "{records:?}");
+    for record in records {
+        assert_eq!(record.status, ServiceStatus::Terminated, "{record:?}");
+    }
+}
+
+fn pending(session: &Session, clock: &ManualClock) -> Session {
+    use session_core::Clock;
+    let mut pending = session.clone();
+    pending
+        .transition(session_core::SessionStatus::Pending, clock.now())
+        .expect("pending");
+    pending
+}
+
+fn stopping(session: &Session, clock: &ManualClock) -> Session {
+    use session_core::Clock;
+    let mut stopping = session.clone();
+    stopping
+        .transition(session_core::SessionStatus::Stopping, clock.now())
+        .expect("stopping");
+    stopping
+}
+
+fn service_status(world: &World, session: &Session) -> ServiceStatus {
+    let state: SsmState = session.state.get().expect("state");
+    world
+        .control
+        .sessions()
+        .into_iter()
+        .find(|s| s.session_id == state.ssm_session_id)
+        .expect("the service knows it")
+        .status
+}
+
+/// The agent's side went away (the socket dropped, nothing resumed): the
+/// handle says the network was lost, and stop still terminates the remote
+/// session through the API.
+#[tokio::test]
+async fn stop_works_when_the_agent_is_gone() {
+    let world = world().await;
+    let fixture = action_fixture(&world, &port());
+    let (started, handle) = world
+        .provider
+        .start_live(&fixture.ctx, &pending(&fixture.session, &fixture.clock))
+        .await
+        .expect("start");
+    for (id, _) in world.agent.all_stats() {
+        world.agent.drop_socket(&id);
+    }
+    let reason = tokio::time::timeout(Duration::from_secs(10), handle.ended())
+        .await
+        .expect("the drop is seen");
+    assert!(reason.is_resumable(), "{reason:?}");
+    let stopped = tokio::time::timeout(
+        Duration::from_secs(10),
+        world
+            .provider
+            .stop(&fixture.ctx, &stopping(&started, &fixture.clock)),
+    )
+    .await
+    .expect("stop in time")
+    .expect("stop");
+    assert_eq!(stopped.status(), session_core::SessionStatus::Inactive);
+    assert_eq!(service_status(&world, &started), ServiceStatus::Terminated);
+}
+
+/// A frozen agent (it takes in nothing, so the TerminateSession flag is
+/// never answered): stop gives up on the flag after its wait, terminates
+/// through the API, and returns.
+#[tokio::test]
+async fn stop_works_when_the_agent_is_frozen() {
+    let mut world = world().await;
+    let provider = SsmProvider::new(
+        SsmClientConfig::builder()
+            .endpoint_url(world.control.endpoint())
+            .default_credentials(AwsCredentials {
+                access_key_id: "AKIACONFORMANCE00000".into(),
+                secret_access_key: Secret::new("conformance"),
+                session_token: None,
+                expiration: None,
+            })
+            .build()
+            .expect("config"),
+    )
+    .with_stop_timeouts(Duration::from_millis(300), Duration::from_secs(10));
+    world.provider = Arc::new(provider);
+    let fixture = action_fixture(&world, &shell());
+    let (started, handle) = world
+        .provider
+        .start_live(&fixture.ctx, &pending(&fixture.session, &fixture.clock))
+        .await
+        .expect("start");
+    world
+        .agent
+        .update_scenario(|s| s.faults.drop_incoming = (0..100_000).collect());
+    let began = std::time::Instant::now();
+    let stopped = world
+        .provider
+        .stop(&fixture.ctx, &stopping(&started, &fixture.clock))
+        .await
+        .expect("stop");
+    assert!(
+        began.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        began.elapsed()
+    );
+    assert_eq!(stopped.status(), session_core::SessionStatus::Inactive);
+    assert_eq!(
+        handle.end_reason(),
+        Some(session_core::EndReason::ClosedByUser)
+    );
+    assert_eq!(service_status(&world, &started), ServiceStatus::Terminated);
+    let state: SsmState = started.state.get().expect("state");
+    let flags = world.agent.stats(&state.ssm_session_id).expect("stats");
+    assert!(
+        !flags.flags_received.contains(&2),
+        "the frozen agent never took the flag in: {flags:?}"
+    );
+}
+
+/// The agent confirmed the end (`channel_closed` after the flag): a
+/// TerminateSession API call that fails afterwards does not fail the stop.
+#[tokio::test]
+async fn stop_confirmed_by_the_agent_survives_a_failing_terminate_api() {
+    let world = world().await;
+    let fixture = action_fixture(&world, &shell());
+    let (started, _handle) = world
+        .provider
+        .start_live(&fixture.ctx, &pending(&fixture.session, &fixture.clock))
+        .await
+        .expect("start");
+    world
+        .control
+        .fail_next_call_with("TerminateSession", 400, "AccessDeniedException");
+    let stopped = world
+        .provider
+        .stop(&fixture.ctx, &stopping(&started, &fixture.clock))
+        .await
+        .expect("stop");
+    assert_eq!(stopped.status(), session_core::SessionStatus::Inactive);
+    let calls = world.control.calls_of("TerminateSession");
+    assert_eq!(
+        calls.first().and_then(|c| c.error.as_deref()),
+        Some("AccessDeniedException"),
+        "{calls:?}"
+    );
+}
