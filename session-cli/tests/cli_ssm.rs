@@ -461,3 +461,93 @@ fn connect_runs_a_shell_forwards_ctrl_c_and_exits_with_the_remote_status() {
     assert_eq!(status_of(&fx, "box"), session_core::SessionStatus::Inactive);
     drop(ssm.rt);
 }
+
+/// `add aws-ssm db --parent dev`: `connect db` starts the IAM-user session
+/// `dev` against moto first, and StartSession and TerminateSession are
+/// signed with the credentials it issued, in its region.
+#[cfg(unix)]
+#[test]
+fn connect_signs_with_the_parent_sessions_issued_credentials() {
+    use common::connect::{Connect, echo_through};
+    let Some(moto) = MotoServer::start() else {
+        return;
+    };
+    let Some(botocore) = Botocore::new() else {
+        return;
+    };
+    let key = moto
+        .seed_then_authenticate(|moto| moto.create_iam_user(&botocore, "dev", ALLOW_ALL_POLICY));
+    let ssm = Ssm::start(AgentScenario::port_to(echo_server()));
+    let fx = Fixture::new();
+    let mut add = fx.command(&[
+        "add",
+        "aws-iam-user",
+        "dev",
+        "--access-key-id",
+        &key.access_key_id,
+        "--region",
+        "ap-south-1",
+    ]);
+    add.env("SESSIONCTL_PASSPHRASE", PASSPHRASE);
+    Fixture::run_with_stdin(add, key.secret_access_key.expose().as_bytes()).ok();
+    fx.run(&[
+        "add",
+        "aws-ssm",
+        "db",
+        "--target",
+        TARGET,
+        "--document",
+        "AWS-StartPortForwardingSession",
+        "--parameter",
+        "portNumber=5432",
+        "--parent",
+        "dev",
+    ])
+    .ok();
+    let aws_dir = fx.dir.path().join("aws");
+    let env = vec![
+        (
+            "AWS_SHARED_CREDENTIALS_FILE",
+            aws_dir.join("credentials").display().to_string(),
+        ),
+        (
+            "AWS_CONFIG_FILE",
+            aws_dir.join("config").display().to_string(),
+        ),
+        ("AWS_ENDPOINT_URL_STS", moto.endpoint_url().to_string()),
+        ("AWS_ENDPOINT_URL_SSM", ssm.control.endpoint()),
+    ];
+    let mut connect = Connect::spawn_with(&fx, &["db"], &env, false);
+    let address = connect.address();
+    echo_through(address, b"through the parent's identity");
+
+    let dev = fx
+        .stored()
+        .into_iter()
+        .find(|s| s.session_name == "dev")
+        .expect("dev");
+    assert_eq!(dev.status(), session_core::SessionStatus::Active);
+    let issued = ssm
+        .rt
+        .block_on(AwsCredentials::load_issued(&fx.store(), dev.session_id))
+        .expect("store")
+        .expect("issued credentials");
+    assert_ne!(
+        issued.access_key_id, key.access_key_id,
+        "issued, not the long-term key"
+    );
+    let record = ssm.sessions().pop().expect("a session");
+    assert_eq!(record.access_key_id, issued.access_key_id);
+    assert_eq!(record.region, "ap-south-1");
+
+    connect.signal(rustix::process::Signal::INT);
+    assert!(connect.wait().success(), "{}", connect.stderr());
+    let terminate = ssm.control.calls_of("TerminateSession");
+    assert!(
+        terminate
+            .iter()
+            .any(|c| c.access_key_id.as_deref() == Some(issued.access_key_id.as_str())),
+        "{terminate:?}"
+    );
+    drop(ssm.rt);
+}
