@@ -551,3 +551,74 @@ fn connect_signs_with_the_parent_sessions_issued_credentials() {
     );
     drop(ssm.rt);
 }
+
+/// `connect` of a shell on a terminal (a pseudo-terminal run by
+/// `tests/pty_driver.py`): raw mode while it runs, the size sent at start
+/// and again after SIGWINCH, and the terminal's attributes restored when
+/// it exits with the remote status.
+#[cfg(unix)]
+#[test]
+fn connect_of_a_shell_on_a_terminal_sends_its_size_and_restores_it() {
+    use std::io::{BufRead, BufReader, Write};
+    use std::process::Stdio;
+    let ssm = Ssm::start(AgentScenario::default());
+    let fx = Fixture::new();
+    fx.run(&["add", "aws-ssm", "box", "--target", TARGET]).ok();
+    let mut sessionctl = fx.command(&["connect", "box"]);
+    for (name, value) in ssm.env(&fx) {
+        sessionctl.env(name, value);
+    }
+    sessionctl.env("SESSIONCTL_PASSPHRASE", PASSPHRASE);
+    let driver = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/pty_driver.py");
+    let mut python = Command::new("python3");
+    python
+        .arg(driver)
+        .arg(sessionctl.get_program())
+        .args(sessionctl.get_args())
+        .env_clear()
+        .envs(
+            sessionctl
+                .get_envs()
+                .filter_map(|(k, v)| v.map(|v| (k.to_owned(), v.to_owned()))),
+        )
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped());
+    let mut driver = python.spawn().expect("python3 runs the pty driver");
+    let mut requests = driver.stdin.take().expect("stdin");
+    let mut answers = BufReader::new(driver.stdout.take().expect("stdout")).lines();
+    let mut ask = |request: &str| {
+        if !request.is_empty() {
+            writeln!(requests, "{request}").expect("request");
+        }
+        answers.next().expect("an answer").expect("a line")
+    };
+    assert!(ask("").starts_with("spawned"));
+    let id = ssm.attached();
+    let sizes = |want: (u32, u32)| {
+        let start = std::time::Instant::now();
+        loop {
+            let sizes = ssm.agent.stats(&id).expect("stats").sizes;
+            if sizes.contains(&want) {
+                return sizes;
+            }
+            assert!(
+                start.elapsed() < common::connect::TIMEOUT,
+                "no size {want:?}: {sizes:?}"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    };
+    assert_eq!(sizes((100, 30)), [(100, 30)], "the size at start, once");
+    assert_eq!(ask("attrs"), "raw");
+    assert_eq!(ask("resize 120 40"), "resized");
+    assert_eq!(sizes((120, 40)), [(100, 30), (120, 40)]);
+
+    assert!(ssm.agent.send_stream(&id, 12, b"5".to_vec()));
+    assert!(ssm.agent.close_channel(&id, ""));
+    assert_eq!(ask("wait"), "exit 5");
+    assert_eq!(ask(""), "restored");
+    let _ = driver.wait();
+    assert_eq!(status_of(&fx, "box"), session_core::SessionStatus::Inactive);
+    drop(ssm.rt);
+}
