@@ -1,7 +1,8 @@
 //! AWS sessions for `session-sdk`.
 //!
 //! **Status:** the four AWS credential session types are done; `awsSsm`
-//! sessions come next.
+//! sessions (feature `ssm`) work for shells and smux port forwarding, with
+//! basic port mode, resume and KMS still to come.
 //!
 //! | session type | provider | call |
 //! |---|---|---|
@@ -9,6 +10,7 @@
 //! | `awsIamRoleChained` | [`ChainedRoleProvider`] | `sts:AssumeRole` signed with the parent session's credentials |
 //! | `awsIamRoleFederated` | [`FederatedRoleProvider`] | `sts:AssumeRoleWithSAML` with an assertion from a [`federated::SamlAssertionSource`] |
 //! | `awsSsoRole` | [`SsoRoleProvider`] | SSO-OIDC device authorization (cache shared with the AWS CLI), `sso:GetRoleCredentials` |
+//! | `awsSsm` | `ssm::SsmProvider` (feature `ssm`) | `ssm:StartSession` signed with the parent session's credentials or the default chain, then the data channel (a live session) |
 //!
 //! Around them:
 //! - [`AwsClientConfig`]: region, **endpoint override** (moto, VPC
@@ -23,8 +25,8 @@
 //! - the four providers are [`CredentialSessionProvider`]s: each type only
 //!   says how it gets credentials ([`IssueCredentials`]); storing,
 //!   publishing and withdrawing them is shared;
-//! - with the feature `ssm`, `ssm`: the SSM data channel's message and smux
-//!   frame codecs (the `awsSsm` session itself is to come);
+//! - with the feature `ssm`, `ssm`: the `awsSsm` provider, the control
+//!   plane, the data channel and its codecs;
 //! - [`AwsCredentials`], the names of what is kept in the secret store
 //!   ([`secret_names`]), input validation ([`validate`]).
 //!

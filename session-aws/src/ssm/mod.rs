@@ -1,8 +1,12 @@
 //! AWS Systems Manager Session Manager (feature `ssm`).
 //!
-//! **Status:** the settings, the control plane, the codecs, the sans-IO
-//! reliability layer and the handshake decisions; the data channel's I/O
-//! and the `awsSsm` provider are still to come.
+//! **Status:** [`SsmProvider`], the `awsSsm` session type, runs shells and
+//! port forwards (smux mode) over the data channel; port forwarding to
+//! agents too old for smux, resume (ResumeSession) and KMS encryption are
+//! still to come.
+//! - [`provider`]: [`SsmProvider`], the live [`session_core::SessionAction`];
+//! - [`stream`]: a shell's (or command's) bytes and terminal size over a
+//!   [`DataChannel`];
 //! - [`config`]: [`SsmConfig`], the settings of an `awsSsm` session, and
 //!   [`SsmState`], what its start made available;
 //! - [`control`]: StartSession, ResumeSession, TerminateSession and
