@@ -317,3 +317,63 @@ async fn stop_confirmed_by_the_agent_survives_a_failing_terminate_api() {
         "{calls:?}"
     );
 }
+
+/// Where a port forward listens: the caller's port first
+/// ([`ActionContext::live`]), else the session's `localPortNumber`; a port
+/// in use fails at once and terminates the remote session it opened.
+#[tokio::test]
+async fn a_port_forward_listens_where_asked_and_a_taken_port_fails_at_once() {
+    let world = world().await;
+    let free_port = || {
+        std::net::TcpListener::bind("127.0.0.1:0")
+            .expect("bind")
+            .local_addr()
+            .expect("address")
+            .port()
+    };
+    let mut config = port();
+    let configured = free_port();
+    config
+        .parameters
+        .insert("localPortNumber".into(), vec![configured.to_string()]);
+    let fixture = action_fixture(&world, &config);
+    let (started, handle) = world
+        .provider
+        .start_live(&fixture.ctx, &pending(&fixture.session, &fixture.clock))
+        .await
+        .expect("start");
+    assert_eq!(handle.addresses()[0].port(), configured);
+    let state: SsmState = started.state.get().expect("state");
+    assert_eq!(
+        state.listen_address,
+        Some(format!("127.0.0.1:{configured}"))
+    );
+
+    // The caller's port wins over the setting; the session above still
+    // holds the configured one.
+    let asked = free_port();
+    let other = session("other", &config);
+    let ctx = fixture
+        .ctx
+        .clone()
+        .with_live(session_core::LiveOptions::default().with_listen_port(asked));
+    let (_, handle) = world
+        .provider
+        .start_live(&ctx, &pending(&other, &fixture.clock))
+        .await
+        .expect("start on the asked port");
+    assert_eq!(handle.addresses()[0].port(), asked);
+
+    // The configured port is taken (by the first session): a third
+    // session with the same setting fails with "address in use", and the
+    // remote session it opened is terminated.
+    let third = session("third", &config);
+    let error = world
+        .provider
+        .start_live(&fixture.ctx, &pending(&third, &fixture.clock))
+        .await
+        .expect_err("the port is taken");
+    assert!(error.to_string().contains("address in use"), "{error}");
+    let newest = world.control.sessions().pop().expect("a session");
+    assert_eq!(newest.status, ServiceStatus::Terminated, "{newest:?}");
+}
