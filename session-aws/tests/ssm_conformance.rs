@@ -377,3 +377,36 @@ async fn a_port_forward_listens_where_asked_and_a_taken_port_fails_at_once() {
     let newest = world.control.sessions().pop().expect("a session");
     assert_eq!(newest.status, ServiceStatus::Terminated, "{newest:?}");
 }
+
+/// Stop sends Flag TerminateSession only to agents newer than 2.3.722.0;
+/// an older one is ended through the API alone. Either way the remote
+/// session ends terminated.
+#[tokio::test]
+async fn the_terminate_flag_follows_the_agent_version() {
+    for (version, flag) in [("2.3.722.0", false), ("2.3.722.1", true)] {
+        let world = world().await;
+        world
+            .agent
+            .update_scenario(|s| s.agent_version = version.to_owned());
+        let fixture = action_fixture(&world, &shell());
+        let (started, _handle) = world
+            .provider
+            .start_live(&fixture.ctx, &pending(&fixture.session, &fixture.clock))
+            .await
+            .expect("start");
+        let state: SsmState = started.state.get().expect("state");
+        assert_eq!(state.agent_version.as_deref(), Some(version));
+        world
+            .provider
+            .stop(&fixture.ctx, &stopping(&started, &fixture.clock))
+            .await
+            .expect("stop");
+        let stats = world.agent.stats(&state.ssm_session_id).expect("stats");
+        assert_eq!(
+            stats.flags_received.contains(&2),
+            flag,
+            "agent {version}: {stats:?}"
+        );
+        assert_eq!(service_status(&world, &started), ServiceStatus::Terminated);
+    }
+}
