@@ -209,6 +209,33 @@ fn clean_ack_feeds_an_rtt_sample() {
     assert_eq!(sender.next_deadline(), None);
 }
 
+/// On a fast link the estimate falls to SRTT + 10 ms; a first
+/// transmission still waits the 200 ms floor before it is resent (unless
+/// the floor is configured away), so a queue at the agent is not taken for
+/// a loss.
+#[test]
+fn the_rto_of_a_first_transmission_has_a_floor() {
+    for floor in [None, Some(Duration::ZERO)] {
+        let mut config = SenderConfig::default();
+        if let Some(floor) = floor {
+            config.min_rto = floor;
+        }
+        let mut sender = Sender::new(Side::Client, config);
+        let mut now = 0;
+        for n in 0..40 {
+            let bytes = send(&mut sender, n, at(now));
+            now += 1;
+            sender.on_ack(&ack_of(&bytes), at(now));
+        }
+        let estimate = sender.rtt().rto();
+        assert!(estimate < ms(25), "{:?}", sender.rtt());
+        send(&mut sender, 40, at(now));
+        let wait = sender.next_deadline().expect("a deadline") - at(now);
+        let expected = if floor.is_some() { estimate } else { ms(200) };
+        assert_eq!(wait, expected, "floor {floor:?}");
+    }
+}
+
 #[test]
 fn karn_no_sample_from_a_retransmitted_message() {
     let mut sender = client(8);
