@@ -4,14 +4,19 @@
 //!
 //! Nothing here sleeps for a fixed time: the task wakes for a frame, for a
 //! payload to send (only while the window has room, so the queue is the
-//! back-pressure), or at the sender's next retransmission deadline on the
-//! injected clock.
+//! back-pressure), at the sender's next retransmission deadline on the
+//! injected clock, or for room in the incoming queue. It never waits for
+//! the user to read: payloads beyond the queue are held (up to a bound,
+//! past which the agent's stream data is left unacknowledged for it to
+//! send again), so acks and retransmission go on while the user is busy.
 
+use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Duration;
 
 use session_core::{Clock, Error, Result};
 use time::OffsetDateTime;
+use tokio::sync::mpsc::error::TrySendError;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 use uuid::Uuid;
@@ -28,8 +33,13 @@ use super::transport::{DataChannelSocket, OpenRequest};
 
 /// Payloads the user may queue before `send` waits.
 const OUTGOING_QUEUE: usize = 64;
-/// Payloads received before the task waits for the user to read.
+/// Payloads received that the user has not read yet (the queue).
 const INCOMING_QUEUE: usize = 1024;
+/// Payloads held by the task once the queue is full. Beyond that, stream
+/// data from the agent is dropped unacknowledged (the agent sends it
+/// again), so a user who stops reading bounds the memory and slows the
+/// agent down without stopping the task: acks and retransmission go on.
+const PENDING_LIMIT: usize = 1024;
 
 /// How a [`DataChannel`] is opened and run.
 #[derive(Clone, Debug)]
@@ -73,6 +83,9 @@ pub struct Established {
     pub port: Option<PortProperties>,
     /// The agent's message for the user (empty unless KMS is on).
     pub customer_message: String,
+    /// The ClientVersion we reported in the HandshakeResponse (the agent
+    /// picks the port mode from it).
+    pub client_version: String,
 }
 
 /// A payload from the agent, after the handshake, in order.
@@ -158,6 +171,7 @@ impl DataChannel {
             client_version: options.client_version,
             label: label.to_owned(),
             incoming: in_tx,
+            pending: VecDeque::new(),
             ready: Some(ready_tx),
             request: None,
             established: false,
@@ -264,6 +278,11 @@ struct Driver {
     client_version: String,
     label: String,
     incoming: mpsc::Sender<Incoming>,
+    /// Delivered payloads waiting for room in `incoming`. The task never
+    /// waits for the user to read: waiting there would stop the acks
+    /// (and a user who is itself waiting for our window to open, such as
+    /// a port forward sending while it receives, would never read again).
+    pending: VecDeque<Incoming>,
     ready: Option<oneshot::Sender<Established>>,
     request: Option<HandshakeRequest>,
     established: bool,
@@ -296,6 +315,15 @@ impl Driver {
                     None => Err(ChannelEnd::Local),
                 },
                 () = wake => self.retransmit().await,
+                permit = self.incoming.clone().reserve_owned(), if !self.pending.is_empty() => match permit {
+                    Ok(permit) => {
+                        if let Some(item) = self.pending.pop_front() {
+                            permit.send(item);
+                        }
+                        Ok(())
+                    }
+                    Err(_) => Err(ChannelEnd::Local),
+                },
             };
             if let Err(reason) = step {
                 break reason;
@@ -304,6 +332,12 @@ impl Driver {
         tracing::debug!(reason = %describe(&reason), "data channel ended");
         end.send_replace(Some(reason));
         self.socket.close().await;
+        // What was received before the end is still the user's.
+        for item in std::mem::take(&mut self.pending) {
+            if self.incoming.send(item).await.is_err() {
+                break;
+            }
+        }
     }
 
     fn now(&self) -> OffsetDateTime {
@@ -360,6 +394,12 @@ impl Driver {
                 Ok(())
             }
             MessageType::OutputStreamData => {
+                if self.pending.len() >= PENDING_LIMIT {
+                    // Not acked: the agent sends it again once the user
+                    // has read.
+                    tracing::trace!("the user is not reading; dropped a stream message");
+                    return Ok(());
+                }
                 let Ok(received) = self.receiver.on_message(message) else {
                     return Ok(());
                 };
@@ -434,10 +474,16 @@ impl Driver {
             },
             _ => return Ok(()),
         };
-        self.incoming
-            .send(handed)
-            .await
-            .map_err(|_| ChannelEnd::Local)
+        if self.pending.is_empty() {
+            match self.incoming.try_send(handed) {
+                Ok(()) => {}
+                Err(TrySendError::Full(handed)) => self.pending.push_back(handed),
+                Err(TrySendError::Closed(_)) => return Err(ChannelEnd::Local),
+            }
+        } else {
+            self.pending.push_back(handed);
+        }
+        Ok(())
     }
 
     fn establish(&mut self, customer_message: String) {
@@ -464,6 +510,7 @@ impl Driver {
                 session_type,
                 port,
                 customer_message,
+                client_version: self.client_version.clone(),
             });
         }
     }

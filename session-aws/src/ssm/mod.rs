@@ -11,7 +11,12 @@
 //! - [`channel`]: [`DataChannel`], the task that runs a data channel
 //!   (handshake, acks, reordering, retransmission, publication control,
 //!   `channel_closed`);
-//! - [`port`]: port forwarding in smux mode over a [`DataChannel`];
+//! - [`port`]: port forwarding over a [`DataChannel`] from a local
+//!   listener: [`port::run`] picks the mode from the handshake as the
+//!   agent does; smux mode (any number of connections, NOP keepalive for
+//!   agents up to 3.1.1511.0, a failed dial closes only its connection) or
+//!   basic mode for agents of 3.0.196.0 and older (one connection at a
+//!   time, the others queued or refused with a warning);
 //! - [`transport`]: the websocket to the `StreamUrl` (rustls; `ws://` to
 //!   loopback only), OpenDataChannel, one binary frame per message;
 //! - [`message`]: the binary `ClientMessage` every WebSocket frame carries
