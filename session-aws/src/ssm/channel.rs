@@ -5,10 +5,11 @@
 //! Nothing here sleeps for a fixed time: the task wakes for a frame, for a
 //! payload to send (only while the window has room, so the queue is the
 //! back-pressure), at the sender's next retransmission deadline on the
-//! injected clock, or for room in the incoming queue. It never waits for
-//! the user to read: payloads beyond the queue are held (up to a bound,
-//! past which the agent's stream data is left unacknowledged for it to
-//! send again), so acks and retransmission go on while the user is busy.
+//! injected clock, or for room in the incoming queue. It does not wait for
+//! the user to read: payloads beyond the queue are held, up to a bound
+//! past which it stops reading the websocket, so sending and
+//! retransmission go on while the user is busy (a port forward that waits
+//! for the window while it has unread data no longer stalls for good).
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -35,11 +36,12 @@ use super::transport::{DataChannelSocket, OpenRequest};
 const OUTGOING_QUEUE: usize = 64;
 /// Payloads received that the user has not read yet (the queue).
 const INCOMING_QUEUE: usize = 1024;
-/// Payloads held by the task once the queue is full. Beyond that, stream
-/// data from the agent is dropped unacknowledged (the agent sends it
-/// again), so a user who stops reading bounds the memory and slows the
-/// agent down without stopping the task: acks and retransmission go on.
-const PENDING_LIMIT: usize = 1024;
+/// Payloads held by the task once the queue is full. Beyond that the task
+/// stops reading the websocket (TCP slows the agent down) but still
+/// sends and retransmits. It never drops stream data to make room: the
+/// agent keeps at most 10,000 unacknowledged messages for retransmission
+/// and sends the others unbuffered, so one of those dropped would be lost.
+const PENDING_LIMIT: usize = 4 * 1024;
 
 /// How a [`DataChannel`] is opened and run.
 #[derive(Clone, Debug)]
@@ -209,18 +211,17 @@ impl DataChannel {
     ///
     /// [`Error::Unavailable`] when the channel has ended.
     pub async fn send(&self, payload_type: PayloadType, payload: Vec<u8>) -> Result<()> {
-        self.outgoing
-            .send((payload_type, payload))
-            .await
-            .map_err(|_| Error::Unavailable {
-                target: "data channel".into(),
-                message: format!(
-                    "the data channel has ended: {}",
-                    self.end()
-                        .map_or_else(|| "no reason".into(), |e| describe(&e))
-                ),
-                source: None,
-            })
+        queue(&self.outgoing, &self.ended, payload_type, payload).await
+    }
+
+    /// A handle that queues payloads from another task while this one
+    /// reads, so that sending (which waits for the window) never holds up
+    /// reading.
+    pub fn sender(&self) -> ChannelSender {
+        ChannelSender {
+            outgoing: self.outgoing.clone(),
+            ended: self.ended.clone(),
+        }
     }
 
     /// Sends Flag TerminateSession: the agent ends the session and the
@@ -258,6 +259,47 @@ impl DataChannel {
     }
 }
 
+/// The sending side of a [`DataChannel`] ([`DataChannel::sender`]): it
+/// queues payloads as [`DataChannel::send`] does, from any task.
+#[derive(Clone, Debug)]
+pub struct ChannelSender {
+    outgoing: mpsc::Sender<(PayloadType, Vec<u8>)>,
+    ended: watch::Receiver<Option<ChannelEnd>>,
+}
+
+impl ChannelSender {
+    /// As [`DataChannel::send`].
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Unavailable`] when the channel has ended.
+    pub async fn send(&self, payload_type: PayloadType, payload: Vec<u8>) -> Result<()> {
+        queue(&self.outgoing, &self.ended, payload_type, payload).await
+    }
+}
+
+async fn queue(
+    outgoing: &mpsc::Sender<(PayloadType, Vec<u8>)>,
+    ended: &watch::Receiver<Option<ChannelEnd>>,
+    payload_type: PayloadType,
+    payload: Vec<u8>,
+) -> Result<()> {
+    outgoing
+        .send((payload_type, payload))
+        .await
+        .map_err(|_| Error::Unavailable {
+            target: "data channel".into(),
+            message: format!(
+                "the data channel has ended: {}",
+                ended
+                    .borrow()
+                    .clone()
+                    .map_or_else(|| "no reason".into(), |e| describe(&e))
+            ),
+            source: None,
+        })
+}
+
 /// A short text for `end`.
 pub fn describe(end: &ChannelEnd) -> String {
     match end {
@@ -278,10 +320,11 @@ struct Driver {
     client_version: String,
     label: String,
     incoming: mpsc::Sender<Incoming>,
-    /// Delivered payloads waiting for room in `incoming`. The task never
-    /// waits for the user to read: waiting there would stop the acks
-    /// (and a user who is itself waiting for our window to open, such as
-    /// a port forward sending while it receives, would never read again).
+    /// Delivered payloads waiting for room in `incoming`. The task does
+    /// not wait for the user to read: waiting there stopped everything,
+    /// the acks included, and a user that was itself waiting for our
+    /// window to open (a port forward sending while it receives) never
+    /// read again.
     pending: VecDeque<Incoming>,
     ready: Option<oneshot::Sender<Established>>,
     request: Option<HandshakeRequest>,
@@ -305,7 +348,7 @@ impl Driver {
             };
             let ready_to_send = self.established && self.sender.can_send();
             let step = tokio::select! {
-                frame = self.socket.recv(&self.label) => match frame {
+                frame = self.socket.recv(&self.label), if self.pending.len() < PENDING_LIMIT => match frame {
                     None => Err(ChannelEnd::Lost("the websocket closed".into())),
                     Some(Err(error)) => Err(ChannelEnd::Lost(error.to_string())),
                     Some(Ok(bytes)) => self.on_frame(&bytes).await,
@@ -394,12 +437,6 @@ impl Driver {
                 Ok(())
             }
             MessageType::OutputStreamData => {
-                if self.pending.len() >= PENDING_LIMIT {
-                    // Not acked: the agent sends it again once the user
-                    // has read.
-                    tracing::trace!("the user is not reading; dropped a stream message");
-                    return Ok(());
-                }
                 let Ok(received) = self.receiver.on_message(message) else {
                     return Ok(());
                 };

@@ -119,7 +119,7 @@ pub(super) async fn serve(
                         }
                         active = waiting.pop_front().map(&mut start);
                     }
-                    Up::Data { .. } | Up::Fin { .. } => {}
+                    _ => {}
                 }
             }
             incoming = channel.recv() => match incoming {

@@ -173,12 +173,18 @@ fn remote_name(host: Option<&str>, port: Option<&str>) -> String {
     }
 }
 
-/// What a connection task tells its runner.
+/// What goes up to the agent: from a connection task, or (mux mode) from
+/// the runner's reading side.
 enum Up {
     /// Bytes read from the local connection (at most [`READ_CHUNK`]).
     Data { id: u32, bytes: Vec<u8> },
     /// The local side reached EOF (or failed).
     Fin { id: u32 },
+    /// Mux mode: a new stream, before any of its data.
+    Syn { id: u32 },
+    /// Mux mode: the local connection was closed for a failed dial; our
+    /// FIN follows unless the local side already sent one.
+    Closed { id: u32 },
 }
 
 /// What a runner tells a connection task.

@@ -8,7 +8,7 @@ use session_core::{Error, Result};
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 
-use super::super::channel::{ChannelEnd, DataChannel, Incoming};
+use super::super::channel::{ChannelEnd, ChannelSender, DataChannel, Incoming};
 use super::super::message::PayloadType;
 use super::super::payload::FlagValue;
 use super::super::smux::{Cmd, Frame, FrameDecoder, StreamIds};
@@ -44,48 +44,89 @@ struct Stream {
 
 /// The mux runner: `keepalive` is the NOP interval, if any; `remote` names
 /// the far end in logs.
+///
+/// Two halves run side by side, so that neither waits for the other: the
+/// reading half accepts connections and hands the agent's frames to them;
+/// the sending half queues the connections' bytes (waiting for the
+/// channel's window) and the keepalive. A single loop that waited for the
+/// window while the agent's data piled up unread stalled a transfer going
+/// both ways.
 pub(super) async fn serve(
     mut channel: DataChannel,
     listener: TcpListener,
     keepalive: Option<Duration>,
     remote: &str,
 ) -> ChannelEnd {
-    let (up_tx, mut up_rx) = mpsc::channel::<Up>(256);
-    let mut ids = StreamIds::new();
-    let mut decoder = FrameDecoder::new();
-    let mut streams: HashMap<u32, Stream> = HashMap::new();
+    let (up_tx, up_rx) = mpsc::channel::<Up>(256);
+    let sending = upstream(channel.sender(), up_rx, keepalive);
+    let reading = downstream(&mut channel, &listener, up_tx, remote);
+    let gave_up = tokio::select! {
+        () = sending => None,
+        gave_up = reading => gave_up,
+    };
+    match gave_up {
+        Some(end) => end,
+        None => channel.ended().await,
+    }
+}
+
+/// The sending half: frames for the agent, in the order queued, and a NOP
+/// every `keepalive`. Ends when the channel does.
+async fn upstream(sender: ChannelSender, mut up: mpsc::Receiver<Up>, keepalive: Option<Duration>) {
     // Streams whose local side has not sent its FIN yet.
     let mut local_open: HashSet<u32> = HashSet::new();
-    // ConnectToPortError flags not yet matched with their stream's FIN.
-    let mut dial_errors = 0usize;
-    let mut accept_failing = false;
     let mut tick = tokio::time::interval(keepalive.unwrap_or(KEEPALIVE_INTERVAL));
     tick.tick().await;
     loop {
+        let frame = tokio::select! {
+            next = up.recv() => match next {
+                Some(Up::Syn { id }) => {
+                    local_open.insert(id);
+                    Frame::syn(id)
+                }
+                Some(Up::Data { id, bytes }) if local_open.contains(&id) => Frame::psh(id, bytes),
+                Some(Up::Fin { id } | Up::Closed { id }) if local_open.remove(&id) => Frame::fin(id),
+                Some(_) => continue,
+                None => return,
+            },
+            _ = tick.tick(), if keepalive.is_some() => Frame::nop(),
+        };
+        if send_frame(&sender, &frame).await.is_err() {
+            return;
+        }
+    }
+}
+
+/// The reading half: accepts local connections (each announced to the
+/// sending half before its first byte) and hands the agent's frames to
+/// them. Returns the end when the smux stream is broken, `None` when the
+/// channel ended.
+async fn downstream(
+    channel: &mut DataChannel,
+    listener: &TcpListener,
+    up: mpsc::Sender<Up>,
+    remote: &str,
+) -> Option<ChannelEnd> {
+    let mut ids = StreamIds::new();
+    let mut decoder = FrameDecoder::new();
+    let mut streams: HashMap<u32, Stream> = HashMap::new();
+    // ConnectToPortError flags not yet matched with their stream's FIN.
+    let mut dial_errors = 0usize;
+    let mut accept_failing = false;
+    loop {
         tokio::select! {
-            accepted = accept(&listener, &mut accept_failing) => {
+            accepted = accept(listener, &mut accept_failing) => {
                 let Some(stream) = accepted else { continue };
                 let Ok(id) = ids.allocate() else {
                     tracing::warn!("smux stream ids exhausted; refusing a connection");
                     continue;
                 };
-                if send_frame(&channel, &Frame::syn(id)).await.is_err() {
-                    break;
+                if up.send(Up::Syn { id }).await.is_err() {
+                    return None;
                 }
                 let (write_tx, write_rx) = mpsc::unbounded_channel();
                 streams.insert(id, Stream { writer: write_tx, got_data: false });
-                local_open.insert(id);
-                tokio::spawn(connection(stream, id, up_tx.clone(), write_rx));
-            }
-            Some(up) = up_rx.recv() => {
-                let frame = match up {
-                    Up::Data { id, bytes } if local_open.contains(&id) => Frame::psh(id, bytes),
-                    Up::Fin { id } if local_open.remove(&id) => Frame::fin(id),
-                    Up::Data { .. } | Up::Fin { .. } => continue,
-                };
-                if send_frame(&channel, &frame).await.is_err() {
-                    break;
-                }
+                tokio::spawn(connection(stream, id, up.clone(), write_rx));
             }
             incoming = channel.recv() => match incoming {
                 Some(Incoming::Output(bytes)) => {
@@ -93,18 +134,16 @@ pub(super) async fn serve(
                     loop {
                         match decoder.next_frame() {
                             Ok(Some(frame)) => {
-                                let close = deliver(frame, &mut streams, &mut dial_errors);
-                                if let Some(id) = close
-                                    && local_open.remove(&id)
-                                    && send_frame(&channel, &Frame::fin(id)).await.is_err()
+                                if let Some(id) = deliver(frame, &mut streams, &mut dial_errors)
+                                    && up.send(Up::Closed { id }).await.is_err()
                                 {
-                                    return channel.ended().await;
+                                    return None;
                                 }
                             }
                             Ok(None) => break,
                             Err(error) => {
                                 tracing::warn!(%error, "smux protocol error; ending the port forward");
-                                return ChannelEnd::GaveUp(format!("smux: {error}"));
+                                return Some(ChannelEnd::GaveUp(format!("smux: {error}")));
                             }
                         }
                     }
@@ -120,16 +159,10 @@ pub(super) async fn serve(
                     tracing::debug!(?flag, "flag from the agent");
                 }
                 Some(_) => {}
-                None => break,
+                None => return None,
             },
-            _ = tick.tick(), if keepalive.is_some() => {
-                if send_frame(&channel, &Frame::nop()).await.is_err() {
-                    break;
-                }
-            }
         }
     }
-    channel.ended().await
 }
 
 /// Hands a frame from the agent to its local connection. Returns the id
@@ -164,7 +197,7 @@ fn deliver(
     }
 }
 
-async fn send_frame(channel: &DataChannel, frame: &Frame) -> Result<()> {
+async fn send_frame(channel: &ChannelSender, frame: &Frame) -> Result<()> {
     let bytes = frame
         .encode()
         .map_err(|e| Error::invalid_input("smux frame", e.to_string()))?;

@@ -316,8 +316,12 @@ impl Session {
             return;
         }
         let random = self.roll();
+        // Past its buffer capacity the agent keeps no copy: dropping such a
+        // message would lose it for good, which no network does to a
+        // message the agent can resend.
+        let kept = self.rel.out.contains_key(&seq);
         match random {
-            Some(RandomFault::Drop) => return,
+            Some(RandomFault::Drop) if kept => return,
             Some(RandomFault::Reorder) if self.held_out.is_none() => {
                 self.held_out = Some(bytes);
                 return;
