@@ -1,8 +1,8 @@
 //! AWS sessions for `session-sdk`.
 //!
 //! **Status:** the four AWS credential session types are done; `awsSsm`
-//! sessions (feature `ssm`) work for shells and smux port forwarding, with
-//! basic port mode, resume and KMS still to come.
+//! sessions (feature `ssm`) work for shells and port forwarding (smux and
+//! basic modes), with resume and KMS still to come.
 //!
 //! | session type | provider | call |
 //! |---|---|---|

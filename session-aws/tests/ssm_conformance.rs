@@ -410,3 +410,38 @@ async fn the_terminate_flag_follows_the_agent_version() {
         assert_eq!(service_status(&world, &started), ServiceStatus::Terminated);
     }
 }
+
+/// An agent too old for smux (3.0.196.0): the provider forwards in basic
+/// mode, through the conformance suite and with bytes echoed through the
+/// local port; the fake agent saw no smux stream.
+#[tokio::test]
+async fn an_old_agent_gets_a_basic_mode_port_forward() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let world = world().await;
+    world
+        .agent
+        .update_scenario(|s| s.agent_version = "3.0.196.0".to_owned());
+    action_conformance(&*world.provider, &action_fixture(&world, &port())).await;
+
+    let fixture = action_fixture(&world, &port());
+    let (started, handle) = world
+        .provider
+        .start_live(&fixture.ctx, &pending(&fixture.session, &fixture.clock))
+        .await
+        .expect("start");
+    let mut stream = tokio::net::TcpStream::connect(handle.addresses()[0])
+        .await
+        .expect("connect");
+    let data: Vec<u8> = (0..20_000u32).map(|i| (i % 251) as u8).collect();
+    stream.write_all(&data).await.expect("write");
+    let mut back = vec![0u8; data.len()];
+    tokio::time::timeout(Duration::from_secs(10), stream.read_exact(&mut back))
+        .await
+        .expect("echoed in time")
+        .expect("read");
+    assert_eq!(back, data);
+    let state: SsmState = started.state.get().expect("state");
+    let stats = world.agent.stats(&state.ssm_session_id).expect("stats");
+    assert_eq!(stats.mux, Some(false), "{stats:?}");
+    assert!(stats.smux_streams.is_empty(), "{stats:?}");
+}

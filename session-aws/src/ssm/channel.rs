@@ -4,14 +4,20 @@
 //!
 //! Nothing here sleeps for a fixed time: the task wakes for a frame, for a
 //! payload to send (only while the window has room, so the queue is the
-//! back-pressure), or at the sender's next retransmission deadline on the
-//! injected clock.
+//! back-pressure), at the sender's next retransmission deadline on the
+//! injected clock, or for room in the incoming queue. It does not wait for
+//! the user to read: payloads beyond the queue are held, up to a bound
+//! past which it stops reading the websocket, so sending and
+//! retransmission go on while the user is busy (a port forward that waits
+//! for the window while it has unread data no longer stalls for good).
 
+use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Duration;
 
 use session_core::{Clock, Error, Result};
 use time::OffsetDateTime;
+use tokio::sync::mpsc::error::TrySendError;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 use uuid::Uuid;
@@ -28,8 +34,14 @@ use super::transport::{DataChannelSocket, OpenRequest};
 
 /// Payloads the user may queue before `send` waits.
 const OUTGOING_QUEUE: usize = 64;
-/// Payloads received before the task waits for the user to read.
+/// Payloads received that the user has not read yet (the queue).
 const INCOMING_QUEUE: usize = 1024;
+/// Payloads held by the task once the queue is full. Beyond that the task
+/// stops reading the websocket (TCP slows the agent down) but still
+/// sends and retransmits. It never drops stream data to make room: the
+/// agent keeps at most 10,000 unacknowledged messages for retransmission
+/// and sends the others unbuffered, so one of those dropped would be lost.
+const PENDING_LIMIT: usize = 4 * 1024;
 
 /// How a [`DataChannel`] is opened and run.
 #[derive(Clone, Debug)]
@@ -73,6 +85,9 @@ pub struct Established {
     pub port: Option<PortProperties>,
     /// The agent's message for the user (empty unless KMS is on).
     pub customer_message: String,
+    /// The ClientVersion we reported in the HandshakeResponse (the agent
+    /// picks the port mode from it).
+    pub client_version: String,
 }
 
 /// A payload from the agent, after the handshake, in order.
@@ -158,6 +173,7 @@ impl DataChannel {
             client_version: options.client_version,
             label: label.to_owned(),
             incoming: in_tx,
+            pending: VecDeque::new(),
             ready: Some(ready_tx),
             request: None,
             established: false,
@@ -195,18 +211,17 @@ impl DataChannel {
     ///
     /// [`Error::Unavailable`] when the channel has ended.
     pub async fn send(&self, payload_type: PayloadType, payload: Vec<u8>) -> Result<()> {
-        self.outgoing
-            .send((payload_type, payload))
-            .await
-            .map_err(|_| Error::Unavailable {
-                target: "data channel".into(),
-                message: format!(
-                    "the data channel has ended: {}",
-                    self.end()
-                        .map_or_else(|| "no reason".into(), |e| describe(&e))
-                ),
-                source: None,
-            })
+        queue(&self.outgoing, &self.ended, payload_type, payload).await
+    }
+
+    /// A handle that queues payloads from another task while this one
+    /// reads, so that sending (which waits for the window) never holds up
+    /// reading.
+    pub fn sender(&self) -> ChannelSender {
+        ChannelSender {
+            outgoing: self.outgoing.clone(),
+            ended: self.ended.clone(),
+        }
     }
 
     /// Sends Flag TerminateSession: the agent ends the session and the
@@ -221,15 +236,6 @@ impl DataChannel {
             FlagValue::TerminateSession.to_payload().to_vec(),
         )
         .await
-    }
-
-    /// A handle that can send Flag TerminateSession and watch the end of
-    /// this channel from elsewhere (a `stop` while a task owns the channel).
-    pub fn terminator(&self) -> Terminator {
-        Terminator {
-            outgoing: self.outgoing.clone(),
-            ended: self.ended.clone(),
-        }
     }
 
     /// The next payload from the agent; `None` once the channel has ended
@@ -253,15 +259,25 @@ impl DataChannel {
     }
 }
 
-/// Ends a [`DataChannel`] owned by another task: see
-/// [`DataChannel::terminator`].
+/// The sending side of a [`DataChannel`] ([`DataChannel::sender`]): it
+/// queues payloads as [`DataChannel::send`] does, from any task, and can
+/// end the channel (a `stop` while a task owns it).
 #[derive(Clone, Debug)]
-pub struct Terminator {
+pub struct ChannelSender {
     outgoing: mpsc::Sender<(PayloadType, Vec<u8>)>,
     ended: watch::Receiver<Option<ChannelEnd>>,
 }
 
-impl Terminator {
+impl ChannelSender {
+    /// As [`DataChannel::send`].
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Unavailable`] when the channel has ended.
+    pub async fn send(&self, payload_type: PayloadType, payload: Vec<u8>) -> Result<()> {
+        queue(&self.outgoing, &self.ended, payload_type, payload).await
+    }
+
     /// Sends Flag TerminateSession and waits up to `wait` for the channel
     /// to end (the service answers with `channel_closed`). Returns how it
     /// ended, or `None` when it did not in time (a peer that is gone).
@@ -286,6 +302,28 @@ impl Terminator {
     }
 }
 
+async fn queue(
+    outgoing: &mpsc::Sender<(PayloadType, Vec<u8>)>,
+    ended: &watch::Receiver<Option<ChannelEnd>>,
+    payload_type: PayloadType,
+    payload: Vec<u8>,
+) -> Result<()> {
+    outgoing
+        .send((payload_type, payload))
+        .await
+        .map_err(|_| Error::Unavailable {
+            target: "data channel".into(),
+            message: format!(
+                "the data channel has ended: {}",
+                ended
+                    .borrow()
+                    .clone()
+                    .map_or_else(|| "no reason".into(), |e| describe(&e))
+            ),
+            source: None,
+        })
+}
+
 /// A short text for `end`.
 pub fn describe(end: &ChannelEnd) -> String {
     match end {
@@ -306,6 +344,12 @@ struct Driver {
     client_version: String,
     label: String,
     incoming: mpsc::Sender<Incoming>,
+    /// Delivered payloads waiting for room in `incoming`. The task does
+    /// not wait for the user to read: waiting there stopped everything,
+    /// the acks included, and a user that was itself waiting for our
+    /// window to open (a port forward sending while it receives) never
+    /// read again.
+    pending: VecDeque<Incoming>,
     ready: Option<oneshot::Sender<Established>>,
     request: Option<HandshakeRequest>,
     established: bool,
@@ -328,7 +372,7 @@ impl Driver {
             };
             let ready_to_send = self.established && self.sender.can_send();
             let step = tokio::select! {
-                frame = self.socket.recv(&self.label) => match frame {
+                frame = self.socket.recv(&self.label), if self.pending.len() < PENDING_LIMIT => match frame {
                     None => Err(ChannelEnd::Lost("the websocket closed".into())),
                     Some(Err(error)) => Err(ChannelEnd::Lost(error.to_string())),
                     Some(Ok(bytes)) => self.on_frame(&bytes).await,
@@ -338,6 +382,15 @@ impl Driver {
                     None => Err(ChannelEnd::Local),
                 },
                 () = wake => self.retransmit().await,
+                permit = self.incoming.clone().reserve_owned(), if !self.pending.is_empty() => match permit {
+                    Ok(permit) => {
+                        if let Some(item) = self.pending.pop_front() {
+                            permit.send(item);
+                        }
+                        Ok(())
+                    }
+                    Err(_) => Err(ChannelEnd::Local),
+                },
             };
             if let Err(reason) = step {
                 break reason;
@@ -346,6 +399,12 @@ impl Driver {
         tracing::debug!(reason = %describe(&reason), "data channel ended");
         end.send_replace(Some(reason));
         self.socket.close().await;
+        // What was received before the end is still the user's.
+        for item in std::mem::take(&mut self.pending) {
+            if self.incoming.send(item).await.is_err() {
+                break;
+            }
+        }
     }
 
     fn now(&self) -> OffsetDateTime {
@@ -476,10 +535,16 @@ impl Driver {
             },
             _ => return Ok(()),
         };
-        self.incoming
-            .send(handed)
-            .await
-            .map_err(|_| ChannelEnd::Local)
+        if self.pending.is_empty() {
+            match self.incoming.try_send(handed) {
+                Ok(()) => {}
+                Err(TrySendError::Full(handed)) => self.pending.push_back(handed),
+                Err(TrySendError::Closed(_)) => return Err(ChannelEnd::Local),
+            }
+        } else {
+            self.pending.push_back(handed);
+        }
+        Ok(())
     }
 
     fn establish(&mut self, customer_message: String) {
@@ -506,6 +571,7 @@ impl Driver {
                 session_type,
                 port,
                 customer_message,
+                client_version: self.client_version.clone(),
             });
         }
     }

@@ -1,8 +1,8 @@
 //! AWS Systems Manager Session Manager (feature `ssm`).
 //!
 //! **Status:** [`SsmProvider`], the `awsSsm` session type, runs shells and
-//! port forwards (smux mode) over the data channel; port forwarding to
-//! agents too old for smux, resume (ResumeSession) and KMS encryption are
+//! port forwards (smux mode, and basic mode for agents too old for smux)
+//! over the data channel; resume (ResumeSession) and KMS encryption are
 //! still to come.
 //! - [`provider`]: [`SsmProvider`], the live [`session_core::SessionAction`];
 //! - [`stream`]: a shell's (or command's) bytes and terminal size over a
@@ -15,7 +15,12 @@
 //! - [`channel`]: [`DataChannel`], the task that runs a data channel
 //!   (handshake, acks, reordering, retransmission, publication control,
 //!   `channel_closed`);
-//! - [`port`]: port forwarding in smux mode over a [`DataChannel`];
+//! - [`port`]: port forwarding over a [`DataChannel`] from a local
+//!   listener: [`port::run`] picks the mode from the handshake as the
+//!   agent does; smux mode (any number of connections, NOP keepalive for
+//!   agents up to 3.1.1511.0, a failed dial closes only its connection) or
+//!   basic mode for agents of 3.0.196.0 and older (one connection at a
+//!   time, the others queued or refused with a warning);
 //! - [`transport`]: the websocket to the `StreamUrl` (rustls; `ws://` to
 //!   loopback only), OpenDataChannel, one binary frame per message;
 //! - [`message`]: the binary `ClientMessage` every WebSocket frame carries
@@ -52,7 +57,7 @@ pub mod transport;
 #[cfg(test)]
 mod golden;
 
-pub use channel::{ChannelEnd, ChannelOptions, DataChannel, Established, Incoming, Terminator};
+pub use channel::{ChannelEnd, ChannelOptions, ChannelSender, DataChannel, Established, Incoming};
 pub use config::{SsmConfig, SsmState};
 pub use control::{
     SessionListFilter, SessionListState, SsmApi, SsmClientConfig, SsmClientConfigBuilder,

@@ -13,11 +13,13 @@ use session_core::{
 use tokio::task::{AbortHandle, JoinHandle};
 use uuid::Uuid;
 
-use super::channel::{ChannelEnd, ChannelOptions, DataChannel, Established, Terminator, describe};
+use super::channel::{
+    ChannelEnd, ChannelOptions, ChannelSender, DataChannel, Established, describe,
+};
 use super::config::{SsmConfig, SsmState};
 use super::control::{SsmApi, SsmClientConfig};
-use super::handshake::{PortMode, port_mode, smux_keepalive_needed, terminate_flag_supported};
-use super::port::run_mux;
+use super::handshake::{PortMode, port_mode, terminate_flag_supported};
+use super::port;
 use super::stream::{StreamEnd, run_stream};
 use crate::AwsCredentials;
 
@@ -39,7 +41,8 @@ struct Connection {
     /// The task that runs the channel and the user's side.
     task: AbortHandle,
     end: Arc<LiveEnd>,
-    terminator: Terminator,
+    /// Sends the TerminateSession flag at `stop`.
+    terminator: ChannelSender,
     established: Established,
 }
 
@@ -54,7 +57,8 @@ struct Connection {
 ///   handshake). A `Port` session listens on the caller's address
 ///   ([`ActionContext::live`]), else on `127.0.0.1` and the
 ///   `localPortNumber` parameter, else on a free port, and forwards each
-///   connection (smux when the agent allows it); any other session (a
+///   connection (smux when the agent allows it, else one connection at a time
+///   in basic mode); any other session (a
 ///   shell, a command, standard-stream forwarding) hands back a stream,
 ///   with the terminal size from [`LiveHandle::resize`]. The session's
 ///   `state` gets an [`SsmState`]. A start that fails after StartSession
@@ -190,7 +194,7 @@ impl SsmProvider {
             )
         });
         match mode {
-            Some(PortMode::Mux) => {
+            Some(PortMode::Mux | PortMode::Basic) => {
                 let fallback =
                     SocketAddr::from((Ipv4Addr::LOCALHOST, config.local_port().unwrap_or(0)));
                 let listener = bind_listener(ctx.live.listen_or(fallback))
@@ -204,22 +208,18 @@ impl SsmProvider {
                         e,
                     )
                 })?;
-                let keepalive = smux_keepalive_needed(&established.agent_version);
                 let (handle, end) = LiveHandle::listening([address]);
+                let established = established.clone();
                 let task = tokio::spawn(async move {
-                    StreamOrPort::Port(run_mux(channel, listener, keepalive).await)
+                    // The mode was read from `established` above: `run`
+                    // cannot refuse it.
+                    let end = port::run(channel, &established, listener)
+                        .await
+                        .unwrap_or_else(|e| ChannelEnd::GaveUp(e.to_string()));
+                    StreamOrPort::Port(end)
                 });
                 Ok((handle, Arc::new(end), task))
             }
-            Some(PortMode::Basic) => Err(Error::unsupported(
-                SessionType::AwsSsm.to_string(),
-                format!(
-                    "port forwarding in basic mode (the agent of {} is version {}, older than \
-                     smux support)",
-                    session.label(),
-                    established.agent_version
-                ),
-            )),
             Some(PortMode::StandardStream) | None => {
                 let (user, ours) = tokio::io::duplex(STREAM_BUFFER);
                 let (handle, end) = LiveHandle::streaming(user);
@@ -393,7 +393,7 @@ impl SessionAction for SsmProvider {
         .await;
         let attached = match opened {
             Ok((channel, established)) => {
-                let terminator = channel.terminator();
+                let terminator = channel.sender();
                 self.attach(ctx, session, &config, channel, &established)
                     .await
                     .map(|attached| (attached, terminator, established))

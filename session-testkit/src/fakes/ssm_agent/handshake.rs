@@ -12,6 +12,11 @@ use crate::fakes::ssm::SessionRecord;
 /// The lowest ClientVersion the agent runs smux (mux) port forwarding for.
 pub const MUX_CLIENT_VERSION: &str = "1.1.70";
 
+/// The newest agent without smux: agents up to this version (inclusive)
+/// run basic port forwarding whatever the client reports (the plugin's
+/// rule, `ssm.md` §2.7: mux needs an agent newer than this).
+pub const LAST_AGENT_WITHOUT_MUX: &str = "3.0.196.0";
+
 /// What the agent runs for a session, from its document and parameters.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SessionKind {
@@ -206,4 +211,10 @@ pub fn compare_versions(a: &str, b: &str) -> Ordering {
 pub fn uses_mux(kind: &SessionKind, client_version: &str) -> bool {
     kind.is_local_port_forwarding()
         && compare_versions(client_version, MUX_CLIENT_VERSION) != Ordering::Less
+}
+
+/// Whether an agent of `agent_version` has smux at all (newer than
+/// [`LAST_AGENT_WITHOUT_MUX`]); an older one runs basic mode.
+pub fn agent_has_mux(agent_version: &str) -> bool {
+    compare_versions(agent_version, LAST_AGENT_WITHOUT_MUX) == Ordering::Greater
 }

@@ -22,8 +22,9 @@
 //! document ([`handshake::SessionKind`]), checks the HandshakeResponse (one
 //! successful entry per action, else the session is cancelled:
 //! `channel_closed`, status `Failed`), picks mux or basic port mode as the
-//! agent does (`type == LocalPortForwarding` and ClientVersion ≥ 1.1.70),
-//! and sends HandshakeComplete. Stream data before that is acked, dropped
+//! agent does (`type == LocalPortForwarding` and ClientVersion ≥ 1.1.70;
+//! an `AgentVersion` of 3.0.196.0 or older has no smux and always runs
+//! basic mode), and sends HandshakeComplete. Stream data before that is acked, dropped
 //! and counted.
 //!
 //! **Reliability.** In-order and ahead-of-order client messages are acked
@@ -41,11 +42,14 @@
 //! ([`ShellEcho`]), Size payloads recorded, Flag TerminateSession ends the
 //! session (optional ExitCode payload, then `channel_closed`). Port basic:
 //! Output bytes go to one TCP connection to the target; Flag
-//! DisconnectToPort closes it and the next data redials. Port mux: the
+//! DisconnectToPort closes it and the next data redials (a failed dial
+//! sends Flag ConnectToPortError and drops the data). Port mux: the
 //! Output bytes are one smux v1 byte stream served by the `async_smux`
 //! crate (not by code of ours, nor by the client's); each accepted stream
 //! dials the target and copies both ways; a failed dial sends Flag
-//! ConnectToPortError and a FIN on the stream.
+//! ConnectToPortError and a FIN on the stream. The client's NOP frames are
+//! counted by a small header scanner of the fake's own
+//! ([`SessionStats::smux_nops`]), since the smux server swallows them.
 //!
 //! **Control.** `TerminateSession` on the control plane sends
 //! `channel_closed` and closes the socket; so do
@@ -60,8 +64,9 @@
 //! the "handler not ready" mode; corrupting the agent's own digests or
 //! lengths, delays, and splitting/coalescing smux frames on purpose (the
 //! agent reads ≤ 1,024 bytes per Output, so frames split naturally);
-//! reordering the client's messages (only the agent's are reordered);
-//! behaviour that depends on `AgentVersion` (it is only reported). The
+//! reordering chosen client messages (only [`RandomFaults`] reorders
+//! them); behaviour that depends on `AgentVersion` other than the port
+//! mode (e.g. the agent's own smux keepalive and idle time-out). The
 //! smux server is `async_smux` 0.4: unlike xtaci/smux it treats cmd 4 (UPD)
 //! as a protocol error and answers a PSH for an unknown stream with a FIN
 //! instead of dropping it silently.
@@ -105,7 +110,8 @@ mod session;
 mod tests;
 
 pub use scenario::{
-    AgentScenario, DigestMode, DuplicateMode, Faults, OpenRecord, SessionStats, ShellEcho,
+    AgentScenario, DigestMode, DuplicateMode, Faults, OpenRecord, RandomFaults, SessionStats,
+    ShellEcho,
 };
 
 use session::{Command, Input};

@@ -179,6 +179,7 @@ impl Mux {
             MuxBuilder::server().with_connection(theirs).build();
         let (read, mut write) = tokio::io::split(ours);
         let (writer, mut bytes) = mpsc::unbounded_channel::<Vec<u8>>();
+        let (shared, id) = (ctx.shared.clone(), ctx.id.clone());
         let mut tasks = vec![
             tokio::spawn(async move {
                 // The connector is never used (the agent opens no streams),
@@ -187,7 +188,12 @@ impl Mux {
                 let _ = worker.await;
             }),
             tokio::spawn(async move {
+                let mut scanner = NopScanner::default();
                 while let Some(b) = bytes.recv().await {
+                    let nops = scanner.nops(&b);
+                    if nops > 0 {
+                        shared.stat(&id, |s| s.smux_nops += nops);
+                    }
                     if write.write_all(&b).await.is_err() {
                         break;
                     }
@@ -213,6 +219,40 @@ impl Drop for Mux {
         for task in &self.tasks {
             task.abort();
         }
+    }
+}
+
+/// Counts NOP frames (cmd 3) in the client's smux byte stream, frame by
+/// frame from the 8-byte headers (`ssm.md` §3), across payload bounds: the
+/// smux server consumes NOPs without a trace.
+#[derive(Default)]
+struct NopScanner {
+    header: Vec<u8>,
+    skip: usize,
+}
+
+impl NopScanner {
+    fn nops(&mut self, mut bytes: &[u8]) -> u64 {
+        let mut found = 0;
+        while !bytes.is_empty() {
+            if self.skip > 0 {
+                let k = self.skip.min(bytes.len());
+                self.skip -= k;
+                bytes = &bytes[k..];
+                continue;
+            }
+            let k = (8 - self.header.len()).min(bytes.len());
+            self.header.extend_from_slice(&bytes[..k]);
+            bytes = &bytes[k..];
+            if self.header.len() == 8 {
+                if self.header[1] == 3 {
+                    found += 1;
+                }
+                self.skip = usize::from(u16::from_le_bytes([self.header[2], self.header[3]]));
+                self.header.clear();
+            }
+        }
+        found
     }
 }
 

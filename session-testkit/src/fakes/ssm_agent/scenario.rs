@@ -62,6 +62,80 @@ pub struct Faults {
     /// Withhold the acks of these client sequence numbers (persistent: every
     /// arrival).
     pub withhold_acks: BTreeSet<i64>,
+    /// Seeded random faults in both directions (persistent), on top of the
+    /// sets above.
+    pub random: Option<RandomFaults>,
+}
+
+/// Random faults drawn from a seeded generator (SplitMix64), so that a run
+/// can be repeated: each stream message, in each direction, once the
+/// handshake is complete, is dropped, duplicated or reordered with the
+/// given odds (in thousandths, checked in that order on one draw).
+///
+/// - client → agent: a dropped message is not acked (the client must
+///   retransmit it); a duplicated one is processed twice; a reordered one
+///   is held back and processed after the next arrival.
+/// - agent → client: a dropped message is not transmitted (it stays
+///   buffered, the fake's retransmission delivers it); a duplicated one is
+///   transmitted twice; a reordered one is held back and transmitted after
+///   the next one (or retransmitted when its RTO runs out).
+///
+/// Every fault is counted in [`SessionStats::random_faults`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RandomFaults {
+    /// The generator's seed.
+    pub seed: u64,
+    /// Odds of a drop, per 1,000 messages.
+    pub drop_per_mille: u16,
+    /// Odds of a duplicate, per 1,000 messages.
+    pub duplicate_per_mille: u16,
+    /// Odds of a reorder, per 1,000 messages.
+    pub reorder_per_mille: u16,
+}
+
+/// What [`RandomFaults`] does to one message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum RandomFault {
+    Drop,
+    Duplicate,
+    Reorder,
+}
+
+/// The generator behind [`RandomFaults`] (SplitMix64).
+#[derive(Debug, Clone)]
+pub(crate) struct FaultDice {
+    state: u64,
+}
+
+impl FaultDice {
+    pub(crate) fn new(seed: u64) -> Self {
+        Self { state: seed }
+    }
+
+    fn next(&mut self) -> u64 {
+        self.state = self.state.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.state;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    /// One draw against `odds`.
+    pub(crate) fn roll(&mut self, odds: &RandomFaults) -> Option<RandomFault> {
+        let r = self.next() % 1000;
+        let drop = u64::from(odds.drop_per_mille);
+        let duplicate = drop + u64::from(odds.duplicate_per_mille);
+        let reorder = duplicate + u64::from(odds.reorder_per_mille);
+        if r < drop {
+            Some(RandomFault::Drop)
+        } else if r < duplicate {
+            Some(RandomFault::Duplicate)
+        } else if r < reorder {
+            Some(RandomFault::Reorder)
+        } else {
+            None
+        }
+    }
 }
 
 /// The behaviour of the fake agent. Change it while running with
@@ -196,8 +270,15 @@ pub struct SessionStats {
     pub dial_failures: u64,
     /// Mux sessions: smux stream ids accepted.
     pub smux_streams: Vec<u32>,
+    /// Mux sessions: smux NOP (keepalive) frames from the client, counted
+    /// by the fake's own frame scanner ahead of the smux server.
+    pub smux_nops: u64,
+    /// Faults injected by [`Faults::random`], both directions.
+    pub random_faults: u64,
     /// Bytes received as Output payloads.
     pub bytes_in: u64,
+    /// The largest Output payload received, in bytes.
+    pub largest_output_in: usize,
     /// Bytes sent as Output payloads.
     pub bytes_out: u64,
     /// The `Output` text of the `channel_closed` sent, once sent.

@@ -23,7 +23,7 @@ use super::codec::{
 use super::handshake::{self, SessionKind};
 use super::port::Port;
 use super::reliability::{Arrival, RESEND_TICK, Reliability};
-use super::scenario::{DigestMode, DuplicateMode, ShellEcho};
+use super::scenario::{DigestMode, DuplicateMode, FaultDice, RandomFault, ShellEcho};
 use super::{Shared, lock};
 use crate::fakes::ssm::SessionStatus;
 
@@ -96,6 +96,12 @@ struct Session {
     port: Option<Port>,
     tx: mpsc::UnboundedSender<Input>,
     done: bool,
+    /// The generator of [`super::RandomFaults`], seeded at its first use.
+    dice: Option<FaultDice>,
+    /// An agent message held back by a random reorder.
+    held_out: Option<Vec<u8>>,
+    /// A client message held back by a random reorder.
+    held_in: Option<ClientMessage>,
 }
 
 /// Starts the task of `session_id`; returns its input.
@@ -118,6 +124,9 @@ pub(crate) fn spawn(shared: Arc<Shared>, session_id: String) -> mpsc::UnboundedS
         port: None,
         tx: tx.clone(),
         done: false,
+        dice: None,
+        held_out: None,
+        held_in: None,
     };
     tokio::spawn(session.run(rx));
     tx
@@ -306,10 +315,39 @@ impl Session {
             }
             return;
         }
+        let random = self.roll();
+        // Past its buffer capacity the agent keeps no copy: dropping such a
+        // message would lose it for good, which no network does to a
+        // message the agent can resend.
+        let kept = self.rel.out.contains_key(&seq);
+        match random {
+            Some(RandomFault::Drop) if kept => return,
+            Some(RandomFault::Reorder) if self.held_out.is_none() => {
+                self.held_out = Some(bytes);
+                return;
+            }
+            _ => {}
+        }
         self.send_raw(bytes.clone()).await;
-        if duplicate {
+        if duplicate || random == Some(RandomFault::Duplicate) {
             self.send_raw(bytes).await;
         }
+        if let Some(held) = self.held_out.take() {
+            self.send_raw(held).await;
+        }
+    }
+
+    /// A draw of [`super::RandomFaults`] for one stream message, once the
+    /// handshake is complete (counted when it injects a fault).
+    fn roll(&mut self) -> Option<RandomFault> {
+        if self.phase != Phase::Complete {
+            return None;
+        }
+        let odds = lock(&self.shared.scenario).faults.random?;
+        let dice = self.dice.get_or_insert_with(|| FaultDice::new(odds.seed));
+        let fault = dice.roll(&odds)?;
+        self.stat(|s| s.random_faults += 1);
+        Some(fault)
     }
 
     async fn resend_due(&mut self) {
@@ -389,6 +427,24 @@ impl Session {
         if self.rel.conflicts(&msg) {
             self.stat(|s| s.sequence_conflicts += 1);
         }
+        let random = self.roll();
+        match random {
+            Some(RandomFault::Drop) => return,
+            Some(RandomFault::Reorder) if self.held_in.is_none() => {
+                self.held_in = Some(msg);
+                return;
+            }
+            _ => {}
+        }
+        let duplicate = duplicate || random == Some(RandomFault::Duplicate);
+        self.process_input(msg, duplicate).await;
+        if let Some(held) = self.held_in.take() {
+            self.process_input(held, false).await;
+        }
+    }
+
+    /// Acks and delivers an arrival (twice for a duplicate).
+    async fn process_input(&mut self, msg: ClientMessage, duplicate: bool) {
         for _ in 0..if duplicate { 2 } else { 1 } {
             match self.rel.arrive(&msg) {
                 Arrival::InOrder => {
@@ -441,8 +497,11 @@ impl Session {
         }
         match msg.payload_type {
             payload::OUTPUT => {
-                let n = msg.payload.len() as u64;
-                self.stat(|s| s.bytes_in += n);
+                let len = msg.payload.len();
+                self.stat(|s| {
+                    s.bytes_in += len as u64;
+                    s.largest_output_in = s.largest_output_in.max(len);
+                });
                 if let Some(port) = self.port.as_mut() {
                     port.input(msg.payload).await;
                 } else {
@@ -506,7 +565,9 @@ impl Session {
                     s.client_version_numeric = Some(numeric);
                 });
                 if let SessionKind::Port(props) = &self.kind {
-                    let mux = handshake::uses_mux(&self.kind, &accepted.client_version);
+                    let agent_version = self.shared.scenario().agent_version;
+                    let mux = handshake::agent_has_mux(&agent_version)
+                        && handshake::uses_mux(&self.kind, &accepted.client_version);
                     self.stat(|s| s.mux = Some(mux));
                     self.port = Some(Port::new(
                         mux,

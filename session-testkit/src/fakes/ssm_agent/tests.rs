@@ -216,6 +216,10 @@ fn version_rules() {
     let mut props = Map::new();
     props.insert("type".into(), Value::String("LocalPortForwarding".into()));
     let lpf = SessionKind::Port(props);
+    assert!(!handshake::agent_has_mux("3.0.196.0"));
+    assert!(!handshake::agent_has_mux("3.0.195.9"));
+    assert!(handshake::agent_has_mux("3.0.197.0"));
+    assert!(handshake::agent_has_mux("3.3.1142.0"));
     assert!(handshake::uses_mux(&lpf, "1.1.70"));
     assert!(handshake::uses_mux(&lpf, "1.2.694.0"));
     assert!(!handshake::uses_mux(&lpf, "1.1.69"));
