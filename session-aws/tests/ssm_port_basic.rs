@@ -151,7 +151,9 @@ async fn a_connection_beyond_the_queue_is_closed_at_once() {
     let (listener, local) = local_listener().await;
     let options = PortOptions::default().with_basic_queue(1);
     let forward =
-        tokio::spawn(async move { port::run_with(channel, &established, listener, &options).await });
+        tokio::spawn(
+            async move { port::run_with(channel, &established, listener, &options).await },
+        );
 
     let first_data = pattern(3_000, 1);
     let mut first = TcpStream::connect(local).await.unwrap();
@@ -164,7 +166,8 @@ async fn a_connection_beyond_the_queue_is_closed_at_once() {
     );
     // The second one waited; it is served once the first closes.
     let second_data = pattern(3_000, 2);
-    let served = tokio::spawn(async move { round_trip(&mut second, &second_data).await == second_data });
+    let served =
+        tokio::spawn(async move { round_trip(&mut second, &second_data).await == second_data });
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(
         world.agent.stats(&id).expect("stats").target_connections,
@@ -173,10 +176,16 @@ async fn a_connection_beyond_the_queue_is_closed_at_once() {
     );
     drop(first);
     assert!(
-        tokio::time::timeout(LIMIT, served).await.expect("in time").expect("no panic"),
+        tokio::time::timeout(LIMIT, served)
+            .await
+            .expect("in time")
+            .expect("no panic"),
         "the waiting connection echoed intact"
     );
-    let stats = world.agent.wait_for(&id, |s| s.target_connections == 2).await;
+    let stats = world
+        .agent
+        .wait_for(&id, |s| s.target_connections == 2)
+        .await;
     assert_eq!(disconnects(&stats.flags_received), 1);
     forward.abort();
 }

@@ -51,9 +51,7 @@ pub mod transport;
 #[cfg(test)]
 mod golden;
 
-pub use channel::{
-    ChannelEnd, ChannelOptions, ChannelSender, DataChannel, Established, Incoming,
-};
+pub use channel::{ChannelEnd, ChannelOptions, ChannelSender, DataChannel, Established, Incoming};
 pub use config::{SsmConfig, SsmState};
 pub use control::{
     SessionListFilter, SessionListState, SsmApi, SsmClientConfig, SsmClientConfigBuilder,
