@@ -55,13 +55,22 @@ async fn ticket(world: &World, config: &SsmConfig) -> StreamTicket {
 /// Opens the data channel of a port session to `port`: the channel, the
 /// session id and what the handshake established.
 pub(crate) async fn open_port(world: &World, port: u16) -> (DataChannel, String, Established) {
+    open_port_with(world, port, ChannelOptions::default()).await
+}
+
+/// As [`open_port`], with `options`.
+pub(crate) async fn open_port_with(
+    world: &World,
+    port: u16,
+    options: ChannelOptions,
+) -> (DataChannel, String, Established) {
     let ticket = ticket(world, &SsmConfig::port_forward(TARGET, port)).await;
     let (channel, established) = tokio::time::timeout(
         LIMIT,
         DataChannel::open(
             &ticket,
             Uuid::new_v4(),
-            ChannelOptions::default(),
+            options,
             Arc::new(SystemClock),
             "session 'port'",
         ),

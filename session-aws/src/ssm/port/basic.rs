@@ -105,7 +105,8 @@ pub(super) async fn serve(
                 let current = active.as_ref().map(|a| a.id);
                 match up {
                     Up::Data { id, bytes } if current == Some(id) => {
-                        if channel.send(PayloadType::Output, bytes).await.is_err() {
+                        let sent = channel.send(PayloadType::Output, bytes).await;
+                        if sent.is_err() {
                             break;
                         }
                     }

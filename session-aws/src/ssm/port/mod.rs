@@ -2,9 +2,8 @@
 //! listener whose connections reach the port the agent dials.
 //!
 //! - [`run`] / [`run_with`]: pick the mode from what the handshake
-//!   [`Established`] (the same rules as the agent's, see
-//!   [`port_mode`](super::handshake::port_mode) and
-//!   [`smux_keepalive_needed`](super::handshake::smux_keepalive_needed))
+//!   [`Established`] (the same rules as the agent's, see [`port_mode`]
+//!   and [`smux_keepalive_needed`])
 //!   and run it;
 //! - [`run_mux`]: smux mode, one smux stream per accepted connection (ids
 //!   3, 5, 7…), any number at once;

@@ -78,7 +78,9 @@ pub struct Faults {
 /// - agent → client: a dropped message is not transmitted (it stays
 ///   buffered, the fake's retransmission delivers it); a duplicated one is
 ///   transmitted twice; a reordered one is held back and transmitted after
-///   the next one (or retransmitted when its RTO runs out).
+///   the next one (or at the next 100 ms tick). Messages past the agent's
+///   buffer (10,000 unacked), which it could never resend, are neither
+///   dropped nor held back.
 ///
 /// Every fault is counted in [`SessionStats::random_faults`].
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]

@@ -316,13 +316,13 @@ impl Session {
             return;
         }
         let random = self.roll();
-        // Past its buffer capacity the agent keeps no copy: dropping such a
-        // message would lose it for good, which no network does to a
-        // message the agent can resend.
+        // Past its buffer capacity the agent keeps no copy: dropping or
+        // holding back such a message could lose it for good, which is
+        // not a fault of the network's.
         let kept = self.rel.out.contains_key(&seq);
         match random {
             Some(RandomFault::Drop) if kept => return,
-            Some(RandomFault::Reorder) if self.held_out.is_none() => {
+            Some(RandomFault::Reorder) if kept && self.held_out.is_none() => {
                 self.held_out = Some(bytes);
                 return;
             }
@@ -353,6 +353,11 @@ impl Session {
     async fn resend_due(&mut self) {
         if self.paused || self.socket.is_none() {
             return;
+        }
+        // A message held back for a random reorder goes out by the next
+        // tick even when nothing follows it.
+        if let Some(held) = self.held_out.take() {
+            self.send_raw(held).await;
         }
         if let Some(bytes) = self.rel.due(Instant::now()) {
             self.stat(|s| s.retransmissions += 1);
