@@ -396,6 +396,35 @@ async fn a_connection_the_user_closed_stops_the_session() {
     assert_eq!(world.provider.stops.load(Ordering::SeqCst), 1);
 }
 
+/// The remote command exited (a shell's `exit`): the session is over, as
+/// after a user's close: stopped, with no `Disconnected` event and no
+/// resume.
+#[tokio::test]
+async fn a_remote_command_that_exited_stops_the_session() {
+    let world = World::new();
+    let manager = world.manager(policy());
+    let mut events = manager.subscribe();
+    let (id, handle) = world.connected(&manager).await;
+    world.provider.drop_connection(id, EndReason::Exited(3));
+    let event = next(&mut events, |k| {
+        matches!(
+            k,
+            SessionEventKind::Stopped | SessionEventKind::Disconnected { .. }
+        )
+    })
+    .await;
+    assert!(
+        matches!(event.kind, SessionEventKind::Stopped),
+        "{:?}",
+        event.kind
+    );
+    assert_eq!(handle.end_reason(), Some(EndReason::Exited(3)));
+    assert_eq!(world.stored(id).await.status(), SessionStatus::Inactive);
+    assert_eq!(world.provider.stops.load(Ordering::SeqCst), 1);
+    assert_eq!(world.provider.resumes.load(Ordering::SeqCst), 0);
+    assert!(!EndReason::Exited(0).is_resumable());
+}
+
 /// Another process (a second manager) holds no handle: it reports the
 /// session `disconnected`, and its `start` re-attaches. The first process's
 /// connection, closed by that, is not recorded as a drop: the record is now

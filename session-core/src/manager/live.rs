@@ -193,9 +193,9 @@ impl Inner {
     }
 
     /// A connection ended without `stop`: a user who closed it (or whose
-    /// remote command exited) gets the session stopped; otherwise it is persisted `disconnected` (or
-    /// `expired`) with the reason in `last_error`, and a lost network is
-    /// resumed under the policy.
+    /// remote command exited) gets the session stopped; otherwise it is
+    /// persisted `disconnected` (or `expired`) with the reason in
+    /// `last_error`, and a lost network is resumed under the policy.
     async fn connection_ended(
         self: &Arc<Self>,
         id: SessionId,
