@@ -26,9 +26,27 @@ struct OpenDataChannel<'a> {
     client_version: &'a str,
 }
 
+type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
+
 /// An open data-channel websocket.
+///
+/// Frames are written by a task of their own, so that sending never waits
+/// for the peer to read: a task that both reads and writes the socket can
+/// deadlock with a peer doing the same, each blocked writing to the other
+/// while neither reads. What is queued is bounded by the sender's window
+/// and by the acks of what was read.
 pub struct DataChannelSocket {
-    ws: WebSocketStream<MaybeTlsStream<TcpStream>>,
+    read: futures::stream::SplitStream<Socket>,
+    write: tokio::sync::mpsc::UnboundedSender<Message>,
+    writer: tokio::task::JoinHandle<()>,
+    /// Why the writer stopped, once it has.
+    write_error: Arc<std::sync::Mutex<Option<String>>>,
+}
+
+impl Drop for DataChannelSocket {
+    fn drop(&mut self) {
+        self.writer.abort();
+    }
 }
 
 impl std::fmt::Debug for DataChannelSocket {
@@ -95,19 +113,53 @@ impl DataChannelSocket {
         ws.send(Message::text(text))
             .await
             .map_err(|e| lost(request.label, &e))?;
-        Ok(Self { ws })
+        let (mut sink, read) = ws.split();
+        let (write, mut queued) = tokio::sync::mpsc::unbounded_channel::<Message>();
+        let write_error = Arc::new(std::sync::Mutex::new(None));
+        let failed = Arc::clone(&write_error);
+        let writer = tokio::spawn(async move {
+            while let Some(message) = queued.recv().await {
+                let closing = matches!(message, Message::Close(_));
+                if let Err(error) = sink.send(message).await {
+                    *failed.lock().unwrap_or_else(|e| e.into_inner()) = Some(error.to_string());
+                    return;
+                }
+                if closing {
+                    return;
+                }
+            }
+        });
+        Ok(Self {
+            read,
+            write,
+            writer,
+            write_error,
+        })
     }
 
-    /// Sends one encoded `ClientMessage` as a binary frame.
+    /// Queues `message` for the writer task.
+    fn queue(&self, message: Message, label: &str) -> Result<()> {
+        if let Some(error) = self
+            .write_error
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+        {
+            return Err(lost(label, &error));
+        }
+        self.write
+            .send(message)
+            .map_err(|_| lost(label, &"the websocket's writer has stopped"))
+    }
+
+    /// Sends one encoded `ClientMessage` as a binary frame (queued for the
+    /// writer task: it returns at once).
     ///
     /// # Errors
     ///
     /// [`Error::Unavailable`] when the socket is gone.
     pub async fn send(&mut self, message: Vec<u8>, label: &str) -> Result<()> {
-        self.ws
-            .send(Message::binary(message))
-            .await
-            .map_err(|e| lost(label, &e))
+        self.queue(Message::binary(message), label)
     }
 
     /// The next binary frame; `None` when the socket closed. Text frames
@@ -118,7 +170,7 @@ impl DataChannelSocket {
     /// [`Error::Unavailable`] when reading fails.
     pub async fn recv(&mut self, label: &str) -> Option<Result<Vec<u8>>> {
         loop {
-            match self.ws.next().await? {
+            match self.read.next().await? {
                 Ok(Message::Binary(bytes)) => return Some(Ok(bytes.to_vec())),
                 Ok(Message::Close(_)) => return None,
                 Ok(_) => continue,
@@ -133,15 +185,16 @@ impl DataChannelSocket {
     ///
     /// [`Error::Unavailable`] when the socket is gone.
     pub async fn ping(&mut self, label: &str) -> Result<()> {
-        self.ws
-            .send(Message::Ping(b"keepalive".to_vec().into()))
-            .await
-            .map_err(|e| lost(label, &e))
+        self.queue(Message::Ping(b"keepalive".to_vec().into()), label)
     }
 
     /// Closes the socket (best effort).
     pub async fn close(mut self) {
-        let _ = self.ws.close(None).await;
+        if self.write.send(Message::Close(None)).is_ok() {
+            // What was queued goes out first; a peer that never reads
+            // cannot hold the close up for long.
+            let _ = tokio::time::timeout(Duration::from_secs(2), &mut self.writer).await;
+        }
     }
 }
 
