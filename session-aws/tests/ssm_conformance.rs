@@ -49,12 +49,10 @@ async fn echo_server() -> (SocketAddr, tokio::task::JoinHandle<()>) {
     (address, task)
 }
 
-async fn world() -> World {
-    let (echo, echo_task) = echo_server().await;
-    let control = SsmControlFake::start().await;
-    control.add_target(TARGET);
-    let agent = SsmAgentFake::start(&control, AgentScenario::port_to(echo)).await;
-    let client = SsmClientConfig::builder()
+/// The SSM client of these tests: the fake's endpoint, credentials of its
+/// own for sessions without a parent.
+fn client(control: &SsmControlFake) -> SsmClientConfig {
+    SsmClientConfig::builder()
         .endpoint_url(control.endpoint())
         .region("eu-west-1")
         .default_credentials(AwsCredentials {
@@ -64,7 +62,15 @@ async fn world() -> World {
             expiration: None,
         })
         .build()
-        .expect("config");
+        .expect("config")
+}
+
+async fn world() -> World {
+    let (echo, echo_task) = echo_server().await;
+    let control = SsmControlFake::start().await;
+    control.add_target(TARGET);
+    let agent = SsmAgentFake::start(&control, AgentScenario::port_to(echo)).await;
+    let client = client(&control);
     World {
         control: Arc::new(control),
         agent: Arc::new(agent),
@@ -175,22 +181,23 @@ async fn a_port_forward_through_the_manager_boxed() {
     }
 }
 
-fn pending(session: &Session, clock: &ManualClock) -> Session {
+/// `session` moved to `to` (pending for a start, stopping for a stop), as
+/// the manager would before calling the provider.
+fn moved(session: &Session, to: session_core::SessionStatus, clock: &ManualClock) -> Session {
     use session_core::Clock;
-    let mut pending = session.clone();
-    pending
-        .transition(session_core::SessionStatus::Pending, clock.now())
-        .expect("pending");
-    pending
+    let mut moved = session.clone();
+    moved
+        .transition(to, clock.now())
+        .expect("a valid transition");
+    moved
+}
+
+fn pending(session: &Session, clock: &ManualClock) -> Session {
+    moved(session, session_core::SessionStatus::Pending, clock)
 }
 
 fn stopping(session: &Session, clock: &ManualClock) -> Session {
-    use session_core::Clock;
-    let mut stopping = session.clone();
-    stopping
-        .transition(session_core::SessionStatus::Stopping, clock.now())
-        .expect("stopping");
-    stopping
+    moved(session, session_core::SessionStatus::Stopping, clock)
 }
 
 fn service_status(world: &World, session: &Session) -> ServiceStatus {
@@ -242,19 +249,8 @@ async fn stop_works_when_the_agent_is_gone() {
 #[tokio::test]
 async fn stop_works_when_the_agent_is_frozen() {
     let mut world = world().await;
-    let provider = SsmProvider::new(
-        SsmClientConfig::builder()
-            .endpoint_url(world.control.endpoint())
-            .default_credentials(AwsCredentials {
-                access_key_id: "AKIACONFORMANCE00000".into(),
-                secret_access_key: Secret::new("conformance"),
-                session_token: None,
-                expiration: None,
-            })
-            .build()
-            .expect("config"),
-    )
-    .with_stop_timeouts(Duration::from_millis(300), Duration::from_secs(10));
+    let provider = SsmProvider::new(client(&world.control))
+        .with_stop_timeouts(Duration::from_millis(300), Duration::from_secs(10));
     world.provider = Arc::new(provider);
     let fixture = action_fixture(&world, &shell());
     let (started, handle) = world
