@@ -27,6 +27,8 @@ struct Ctx {
     shared: Arc<Shared>,
     id: String,
     tx: mpsc::UnboundedSender<Input>,
+    /// Output payloads read from the target, to the session task.
+    data: mpsc::Sender<Vec<u8>>,
     /// `host:port` to dial when the scenario names no target.
     default_target: String,
 }
@@ -62,9 +64,15 @@ impl Ctx {
 }
 
 /// Forwards what `reader` yields as Output payloads of ≤ 1,024 bytes.
+///
+/// Through a short bounded queue: the session task takes a payload only
+/// when it can send it, so the target is read only as fast as the
+/// websocket takes the data, as the agent's port reader waits on its
+/// blocking websocket writes. An unbounded queue let the fake read a
+/// whole 100 MiB target at once and hold the client's acks behind it.
 fn pump<R: AsyncRead + Unpin + Send + 'static>(
     mut reader: R,
-    tx: mpsc::UnboundedSender<Input>,
+    data: mpsc::Sender<Vec<u8>>,
 ) -> JoinHandle<()> {
     tokio::spawn(async move {
         let mut buf = vec![0u8; CHUNK];
@@ -72,11 +80,7 @@ fn pump<R: AsyncRead + Unpin + Send + 'static>(
             if n == 0 {
                 break;
             }
-            let out = Input::App {
-                payload_type: payload::OUTPUT,
-                payload: buf[..n].to_vec(),
-            };
-            if tx.send(out).is_err() {
+            if data.send(buf[..n].to_vec()).await.is_err() {
                 break;
             }
         }
@@ -96,6 +100,7 @@ impl Port {
         shared: Arc<Shared>,
         id: String,
         tx: mpsc::UnboundedSender<Input>,
+        data: mpsc::Sender<Vec<u8>>,
     ) -> Self {
         let prop = |k: &str| props.get(k).and_then(Value::as_str).map(str::to_owned);
         let host = prop("host").unwrap_or_else(|| "127.0.0.1".into());
@@ -104,6 +109,7 @@ impl Port {
             shared,
             id,
             tx,
+            data,
             default_target: format!("{host}:{port}"),
         };
         if mux {
@@ -144,7 +150,7 @@ impl Basic {
                 return;
             };
             let (read, write) = tcp.into_split();
-            self.conn = Some((write, pump(read, self.ctx.tx.clone())));
+            self.conn = Some((write, pump(read, self.ctx.data.clone())));
         }
         if let Some((write, _)) = self.conn.as_mut()
             && write.write_all(&bytes).await.is_err()
@@ -199,7 +205,7 @@ impl Mux {
                     }
                 }
             }),
-            pump(read, ctx.tx.clone()),
+            pump(read, ctx.data.clone()),
         ];
         tasks.push(tokio::spawn(async move {
             let mut streams = JoinSet::new();

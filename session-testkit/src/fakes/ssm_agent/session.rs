@@ -95,6 +95,10 @@ struct Session {
     held: Vec<Vec<u8>>,
     port: Option<Port>,
     tx: mpsc::UnboundedSender<Input>,
+    /// Output payloads from the port handler's target reads (see
+    /// [`DATA_QUEUE`]).
+    data_tx: mpsc::Sender<Vec<u8>>,
+    data_rx: mpsc::Receiver<Vec<u8>>,
     done: bool,
     /// The generator of [`super::RandomFaults`], seeded at its first use.
     dice: Option<FaultDice>,
@@ -104,9 +108,15 @@ struct Session {
     held_in: Option<ClientMessage>,
 }
 
+/// Target reads a port handler may queue before it waits for the session
+/// to send them: small, so the fake sends the target's bytes no faster
+/// than its websocket takes them (see `port::pump`).
+const DATA_QUEUE: usize = 8;
+
 /// Starts the task of `session_id`; returns its input.
 pub(crate) fn spawn(shared: Arc<Shared>, session_id: String) -> mpsc::UnboundedSender<Input> {
     let (tx, rx) = mpsc::unbounded_channel();
+    let (data_tx, data_rx) = mpsc::channel(DATA_QUEUE);
     let kind = shared
         .control
         .session(&session_id)
@@ -123,6 +133,8 @@ pub(crate) fn spawn(shared: Arc<Shared>, session_id: String) -> mpsc::UnboundedS
         held: Vec::new(),
         port: None,
         tx: tx.clone(),
+        data_tx,
+        data_rx,
         done: false,
         dice: None,
         held_out: None,
@@ -137,12 +149,20 @@ impl Session {
         let mut tick = tokio::time::interval(RESEND_TICK);
         tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
         while !self.done {
+            // The port's data is taken only while it can go out at once,
+            // as the agent's port reader blocks on the websocket while
+            // it is gone or paused. (Not `biased`: a client sending at
+            // full speed would starve the resend tick and the data.)
+            let sending = self.socket.is_some() && !self.paused;
             tokio::select! {
                 input = rx.recv() => match input {
                     Some(input) => self.handle(input).await,
                     None => break,
                 },
                 _ = tick.tick() => self.resend_due().await,
+                Some(bytes) = self.data_rx.recv(), if sending => {
+                    self.on_port_data(bytes).await;
+                }
             }
         }
         self.port = None;
@@ -197,6 +217,13 @@ impl Session {
             }
             Input::Command(command) => self.command(command).await,
         }
+    }
+
+    /// Bytes the port handler read from its target, as one Output.
+    async fn on_port_data(&mut self, bytes: Vec<u8>) {
+        let n = bytes.len() as u64;
+        self.stat(|s| s.bytes_out += n);
+        self.send_stream(payload::OUTPUT, bytes).await;
     }
 
     async fn attach(&mut self, generation: u64, sink: Box<Sink>) {
@@ -580,6 +607,7 @@ impl Session {
                         self.shared.clone(),
                         self.id.clone(),
                         self.tx.clone(),
+                        self.data_tx.clone(),
                     ));
                 }
                 let elapsed = since.elapsed().as_nanos();
