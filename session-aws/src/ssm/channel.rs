@@ -472,7 +472,10 @@ impl Driver {
                         .to_message(Uuid::new_v4(), created)
                         .encode()
                         .map_err(|e| ChannelEnd::GaveUp(e.to_string()))?;
-                    self.write(bytes).await?;
+                    self.socket
+                        .send_ack(bytes, &self.label)
+                        .await
+                        .map_err(|e| ChannelEnd::Lost(e.to_string()))?;
                 }
                 for delivered in received.deliver {
                     self.deliver(delivered).await?;

@@ -38,6 +38,8 @@ type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
 pub struct DataChannelSocket {
     read: futures::stream::SplitStream<Socket>,
     write: tokio::sync::mpsc::UnboundedSender<Message>,
+    /// Acks: written before any queued stream data (see [`write_frames`]).
+    urgent: tokio::sync::mpsc::UnboundedSender<Message>,
     writer: tokio::task::JoinHandle<()>,
     /// Why the writer stopped, once it has.
     write_error: Arc<std::sync::Mutex<Option<String>>>,
@@ -113,32 +115,28 @@ impl DataChannelSocket {
         ws.send(Message::text(text))
             .await
             .map_err(|e| lost(request.label, &e))?;
-        let (mut sink, read) = ws.split();
-        let (write, mut queued) = tokio::sync::mpsc::unbounded_channel::<Message>();
+        let (sink, read) = ws.split();
+        let (write, queued) = tokio::sync::mpsc::unbounded_channel::<Message>();
+        let (urgent, acks) = tokio::sync::mpsc::unbounded_channel::<Message>();
         let write_error = Arc::new(std::sync::Mutex::new(None));
         let failed = Arc::clone(&write_error);
         let writer = tokio::spawn(async move {
-            while let Some(message) = queued.recv().await {
-                let closing = matches!(message, Message::Close(_));
-                if let Err(error) = sink.send(message).await {
-                    *failed.lock().unwrap_or_else(|e| e.into_inner()) = Some(error.to_string());
-                    return;
-                }
-                if closing {
-                    return;
-                }
+            if let Err(error) = write_frames(sink, acks, queued).await {
+                *failed.lock().unwrap_or_else(|e| e.into_inner()) = Some(error.to_string());
             }
         });
         Ok(Self {
             read,
             write,
+            urgent,
             writer,
             write_error,
         })
     }
 
-    /// Queues `message` for the writer task.
-    fn queue(&self, message: Message, label: &str) -> Result<()> {
+    /// Queues `message` for the writer task, after what is queued
+    /// already, or ahead of all stream data when `urgent`.
+    fn queue_on(&self, urgent: bool, message: Message, label: &str) -> Result<()> {
         if let Some(error) = self
             .write_error
             .lock()
@@ -147,9 +145,14 @@ impl DataChannelSocket {
         {
             return Err(lost(label, &error));
         }
-        self.write
+        let queue = if urgent { &self.urgent } else { &self.write };
+        queue
             .send(message)
             .map_err(|_| lost(label, &"the websocket's writer has stopped"))
+    }
+
+    fn queue(&self, message: Message, label: &str) -> Result<()> {
+        self.queue_on(false, message, label)
     }
 
     /// Sends one encoded `ClientMessage` as a binary frame (queued for the
@@ -160,6 +163,21 @@ impl DataChannelSocket {
     /// [`Error::Unavailable`] when the socket is gone.
     pub async fn send(&mut self, message: Vec<u8>, label: &str) -> Result<()> {
         self.queue(Message::binary(message), label)
+    }
+
+    /// Sends an encoded acknowledgement ahead of every stream message still
+    /// queued.
+    ///
+    /// The agent keeps a copy of at most 10,000 unacknowledged messages
+    /// (and measures its RTO on our acks): an ack waiting behind our own
+    /// upload made it stop keeping copies during a two-way transfer, so
+    /// a message lost then could never be resent.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Unavailable`] when the socket is gone.
+    pub async fn send_ack(&mut self, message: Vec<u8>, label: &str) -> Result<()> {
+        self.queue_on(true, Message::binary(message), label)
     }
 
     /// The next binary frame; `None` when the socket closed. Text frames
@@ -195,6 +213,52 @@ impl DataChannelSocket {
             // cannot hold the close up for long.
             let _ = tokio::time::timeout(Duration::from_secs(2), &mut self.writer).await;
         }
+    }
+}
+
+/// Frames written per flush at most, so that a long queue still reaches
+/// the socket in steady steps.
+const WRITE_BATCH: usize = 64;
+
+/// The writer task: acks first, then stream data in order; frames that are
+/// already queued go out together, with one flush.
+async fn write_frames(
+    mut sink: futures::stream::SplitSink<Socket, Message>,
+    mut acks: tokio::sync::mpsc::UnboundedReceiver<Message>,
+    mut queued: tokio::sync::mpsc::UnboundedReceiver<Message>,
+) -> std::result::Result<(), tokio_tungstenite::tungstenite::Error> {
+    loop {
+        let next = tokio::select! {
+            biased;
+            Some(ack) = acks.recv() => Some(ack),
+            message = queued.recv() => message,
+        };
+        let Some(mut message) = next else {
+            return Ok(());
+        };
+        let mut batch = 0;
+        loop {
+            let closing = matches!(message, Message::Close(_));
+            sink.feed(message).await?;
+            batch += 1;
+            if closing {
+                return sink.flush().await;
+            }
+            let more = match acks.try_recv() {
+                Ok(ack) => Some(ack),
+                Err(_) => queued.try_recv().ok(),
+            };
+            match more {
+                Some(m) if batch < WRITE_BATCH => message = m,
+                Some(m) => {
+                    sink.flush().await?;
+                    batch = 0;
+                    message = m;
+                }
+                None => break,
+            }
+        }
+        sink.flush().await?;
     }
 }
 
@@ -274,6 +338,58 @@ mod tests {
             let error = check_url(bad).unwrap_err();
             assert_eq!(error.category(), "invalid_input", "{bad}");
         }
+    }
+
+    /// Acks overtake stream data still queued for the writer: the peer
+    /// reads nothing until 64 MiB of data and then one ack are queued; the
+    /// ack comes after what the kernel's buffers had taken (a few MiB),
+    /// long before the end. Written in queue order, it came last.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn acks_overtake_queued_stream_data() {
+        const FRAMES: usize = 1024;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("ws://{}/v1/data-channel/s", listener.local_addr().unwrap());
+        let (go, wait) = tokio::sync::oneshot::channel::<()>();
+        let peer = tokio::spawn(async move {
+            let (tcp, _) = listener.accept().await.unwrap();
+            let mut ws = tokio_tungstenite::accept_async(tcp).await.unwrap();
+            assert!(matches!(ws.next().await, Some(Ok(Message::Text(_)))));
+            wait.await.unwrap();
+            let mut order = Vec::new();
+            while order.len() <= FRAMES {
+                match ws.next().await {
+                    Some(Ok(Message::Binary(b))) => order.push(b[0]),
+                    Some(Ok(_)) => {}
+                    other => panic!("the socket ended early: {other:?}"),
+                }
+            }
+            order
+        });
+        let token = Secret::new("token");
+        let mut socket = DataChannelSocket::open(&OpenRequest {
+            stream_url: &url,
+            token: &token,
+            client_id: Uuid::new_v4(),
+            client_version: "1.2.694.0",
+            timeout: Duration::from_secs(10),
+            label: "test",
+        })
+        .await
+        .unwrap();
+        for _ in 0..FRAMES {
+            socket.send(vec![0; 64 * 1024], "test").await.unwrap();
+        }
+        socket.send_ack(vec![1], "test").await.unwrap();
+        go.send(()).unwrap();
+        let order = tokio::time::timeout(Duration::from_secs(60), peer)
+            .await
+            .expect("the peer read everything")
+            .unwrap();
+        let at = order.iter().position(|b| *b == 1).expect("the ack arrived");
+        assert!(
+            at < FRAMES / 2,
+            "the ack came after {at} of {FRAMES} queued data frames"
+        );
     }
 
     #[test]
