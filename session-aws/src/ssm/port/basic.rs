@@ -19,7 +19,7 @@ use tokio::sync::mpsc;
 use super::super::channel::{ChannelEnd, DataChannel, Incoming};
 use super::super::message::PayloadType;
 use super::super::payload::FlagValue;
-use super::{BASIC_QUEUE, Down, Up, accept, connection};
+use super::{BASIC_QUEUE, Down, DownBudget, Up, accept, connection};
 
 /// How [`serve`] runs.
 pub(super) struct Config {
@@ -62,6 +62,7 @@ pub(super) async fn serve(
     let mut waiting: VecDeque<TcpStream> = VecDeque::new();
     let mut next_id = 0u32;
     let mut accept_failing = false;
+    let budget = DownBudget::new();
     let why = if config.agent_version.is_empty() {
         "the agent runs basic port mode".to_owned()
     } else {
@@ -126,7 +127,7 @@ pub(super) async fn serve(
             incoming = channel.recv() => match incoming {
                 Some(Incoming::Output(bytes)) => match &active {
                     Some(current) => {
-                        let _ = current.writer.send(Down::Data(bytes));
+                        let _ = current.writer.send(budget.data(bytes).await);
                     }
                     None => tracing::debug!(
                         len = bytes.len(),

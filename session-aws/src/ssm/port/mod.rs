@@ -15,12 +15,13 @@
 mod basic;
 mod mux;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use session_core::{Error, Result};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::mpsc;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 
 pub use basic::run_basic;
 pub use mux::run_mux;
@@ -39,6 +40,14 @@ pub const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(10);
 
 /// Connections that may wait in basic mode while one is carried.
 pub const BASIC_QUEUE: usize = 16;
+
+/// Bytes from the agent that may wait for local connections to take them,
+/// across all of a forward's connections (xtaci's session-wide receive
+/// buffer is the same 4 MiB). Past it the runner stops reading the
+/// channel, which stops reading the websocket, and the agent's writes
+/// wait: a local client that reads slowly slows the remote side down
+/// instead of filling our memory.
+const DOWN_BUFFER: usize = 4 << 20;
 
 /// Pause after a failed `accept` (e.g. EMFILE) before the next one.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
@@ -188,8 +197,9 @@ enum Up {
 
 /// What a runner tells a connection task.
 enum Down {
-    /// Bytes for the local connection.
-    Data(Vec<u8>),
+    /// Bytes for the local connection, with their share of
+    /// [`DOWN_BUFFER`] (released once written, or dropped).
+    Data(Vec<u8>, OwnedSemaphorePermit),
     /// The far end is done sending: shut down our writing half; the local
     /// side may still send.
     Fin,
@@ -227,7 +237,7 @@ async fn connection(
     let writer = async {
         loop {
             match down.recv().await {
-                Some(Down::Data(bytes)) => {
+                Some(Down::Data(bytes, _budget)) => {
                     if write.write_all(&bytes).await.is_err() {
                         // Keep draining so that Close is still seen.
                         continue;
@@ -260,6 +270,28 @@ async fn connection(
             }
             else => return,
         }
+    }
+}
+
+/// The bytes from the agent waiting for local connections, bounded by
+/// [`DOWN_BUFFER`].
+#[derive(Clone)]
+struct DownBudget(Arc<Semaphore>);
+
+impl DownBudget {
+    fn new() -> Self {
+        Self(Arc::new(Semaphore::new(DOWN_BUFFER)))
+    }
+
+    /// Waits until `bytes` more may wait, then wraps them for a connection.
+    async fn data(&self, bytes: Vec<u8>) -> Down {
+        // A payload or frame is at most 64 KiB, far below the budget.
+        let n = u32::try_from(bytes.len().min(DOWN_BUFFER)).unwrap_or(u32::MAX);
+        let permit = Arc::clone(&self.0)
+            .acquire_many_owned(n)
+            .await
+            .expect("the semaphore is never closed");
+        Down::Data(bytes, permit)
     }
 }
 

@@ -12,7 +12,7 @@ use super::super::channel::{ChannelEnd, ChannelSender, DataChannel, Incoming};
 use super::super::message::PayloadType;
 use super::super::payload::FlagValue;
 use super::super::smux::{Cmd, Frame, FrameDecoder, StreamIds};
-use super::{Down, KEEPALIVE_INTERVAL, Up, accept, connection};
+use super::{Down, DownBudget, KEEPALIVE_INTERVAL, Up, accept, connection};
 
 /// Runs a mux port forward until the channel ends: accepts on `listener`,
 /// opens an smux stream per connection, and copies bytes both ways.
@@ -113,6 +113,7 @@ async fn downstream(
     // ConnectToPortError flags not yet matched with their stream's FIN.
     let mut dial_errors = 0usize;
     let mut accept_failing = false;
+    let budget = DownBudget::new();
     loop {
         tokio::select! {
             accepted = accept(listener, &mut accept_failing) => {
@@ -134,7 +135,8 @@ async fn downstream(
                     loop {
                         match decoder.next_frame() {
                             Ok(Some(frame)) => {
-                                if let Some(id) = deliver(frame, &mut streams, &mut dial_errors)
+                                let closed = deliver(frame, &mut streams, &mut dial_errors, &budget).await;
+                                if let Some(id) = closed
                                     && up.send(Up::Closed { id }).await.is_err()
                                 {
                                     return None;
@@ -168,17 +170,18 @@ async fn downstream(
 /// Hands a frame from the agent to its local connection. Returns the id
 /// of a stream whose local connection was closed for a failed dial (a FIN
 /// on a stream without data while a ConnectToPortError is unmatched), so
-/// that our FIN can be sent.
-fn deliver(
+/// that our FIN can be sent. Data waits for room in `budget` first.
+async fn deliver(
     frame: Frame,
     streams: &mut HashMap<u32, Stream>,
     dial_errors: &mut usize,
+    budget: &DownBudget,
 ) -> Option<u32> {
     match frame.cmd {
         Cmd::Psh => {
             if let Some(stream) = streams.get_mut(&frame.stream_id) {
                 stream.got_data = true;
-                let _ = stream.writer.send(Down::Data(frame.data));
+                let _ = stream.writer.send(budget.data(frame.data).await);
             }
             None
         }
