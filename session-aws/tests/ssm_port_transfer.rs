@@ -189,6 +189,47 @@ async fn a_local_client_that_does_not_read_holds_the_remote_writer_back() {
     forward.abort();
 }
 
+/// When the channel ends mid-transfer, the local connection is reset: its
+/// client reads an error, not an end of stream that would pass a cut-off
+/// transfer for a complete one.
+#[tokio::test]
+async fn a_channel_that_ends_mid_transfer_resets_the_local_connection() {
+    let target = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let target_addr = target.local_addr().unwrap();
+    let far = tokio::spawn(async move {
+        let (mut conn, _) = target.accept().await.unwrap();
+        let block = vec![1u8; 16 * 1024];
+        while conn.write_all(&block).await.is_ok() {}
+    });
+    let world = world(AgentScenario::port_to(target_addr)).await;
+    let (channel, id, established) = open_port(&world, target_addr.port()).await;
+    let (listener, local) = local_listener().await;
+    let forward = tokio::spawn(async move { port::run(channel, &established, listener).await });
+
+    let mut conn = TcpStream::connect(local).await.unwrap();
+    let mut buffer = vec![0u8; 64 * 1024];
+    let mut got = 0usize;
+    while got < 1 << 20 {
+        got += conn.read(&mut buffer).await.unwrap();
+    }
+    assert!(world.agent.close_channel(&id, "terminated mid-transfer"));
+    let ended = tokio::time::timeout(LIMIT, async {
+        loop {
+            match conn.read(&mut buffer).await {
+                Ok(0) => return Ok(()),
+                Ok(_) => continue,
+                Err(error) => return Err(error),
+            }
+        }
+    })
+    .await
+    .expect("the local connection ended");
+    let error = ended.expect_err("an error, not an end of stream");
+    assert_eq!(error.kind(), std::io::ErrorKind::ConnectionReset, "{error}");
+    assert!(forward.await.unwrap().is_ok(), "the forward ended");
+    far.abort();
+}
+
 /// Bytes per chunk of the transfer streams.
 const CHUNK: usize = 1 << 20;
 

@@ -208,7 +208,8 @@ enum Down {
 }
 
 /// Copies one local connection to and from its runner until both ways
-/// are done, or until [`Down::Close`] (which drops the socket).
+/// are done, or until [`Down::Close`] (which drops the socket) or the end
+/// of the runner (which resets it).
 async fn connection(
     stream: TcpStream,
     id: u32,
@@ -234,7 +235,7 @@ async fn connection(
         }
     };
     // Returns true for Close.
-    let writer = async {
+    let writer = async move {
         loop {
             match down.recv().await {
                 Some(Down::Data(bytes, _budget)) => {
@@ -243,7 +244,17 @@ async fn connection(
                         continue;
                     }
                 }
-                Some(Down::Fin) | None => {
+                None => {
+                    // The runner ended (the channel is gone) without the
+                    // far end's FIN: reset the connection, so that its
+                    // client sees an error rather than an end of stream
+                    // that would pass a cut-off transfer for a whole one.
+                    // (Dropping the write half would send a FIN first.)
+                    let _ = write.as_ref().set_zero_linger();
+                    write.forget();
+                    return true;
+                }
+                Some(Down::Fin) => {
                     let _ = write.shutdown().await;
                     // Only Close can follow.
                     while let Some(next) = down.recv().await {
