@@ -16,7 +16,9 @@
 //!
 //! * `SESSION_PEERS_DIR`: the cache folder (default `.cache/peers`);
 //! * `SESSION_PEERS_PYTHON`: the interpreter of the peers' Python venv;
-//! * `SESSION_PEERS_NODE_MODULES`: the `node_modules` folder of the npm peers.
+//! * `SESSION_PEERS_NODE_MODULES`: the `node_modules` folder of the npm peers;
+//! * `SESSION_PEERS_SMUX_XTACI`: the xtaci/smux harness, an smux v1 server
+//!   for the fake SSM agent (see [`smux_xtaci`]).
 //!
 //! A test that needs a peer asks for it through [`require_peer`]. When the
 //! peer is missing, the test fails in CI (`CI=true` or `CI=1`) and is skipped
@@ -49,6 +51,10 @@ pub const PYTHON_ENV: &str = "SESSION_PEERS_PYTHON";
 
 /// Environment variable holding the `node_modules` folder of the npm peers.
 pub const NODE_MODULES_ENV: &str = "SESSION_PEERS_NODE_MODULES";
+
+/// Environment variable holding the smux-xtaci harness (built by
+/// `./scripts/test` from `session-testkit/peers/smux-xtaci/main.go`).
+pub const SMUX_XTACI_ENV: &str = "SESSION_PEERS_SMUX_XTACI";
 
 /// How to get a missing peer, quoted in the skip and failure messages.
 pub const INSTALL_HINT: &str = "run ./scripts/test, which installs the test peers listed in \
@@ -161,6 +167,45 @@ pub fn python_with_module(module: &str) -> Result<PathBuf, String> {
 pub fn node_package(package: &str) -> Result<PathBuf, String> {
     let node_modules = node_modules_from(std::env::var_os(NODE_MODULES_ENV))?;
     package_in(&node_modules, package)
+}
+
+/// A probe for [`require_peer`]: the smux-xtaci harness, an smux v1 server
+/// on xtaci/smux (the smux library of the real SSM agent) that the fake
+/// agent runs with
+/// [`SmuxServer::Xtaci`](crate::fakes::ssm_agent::SmuxServer::Xtaci).
+///
+/// Found at `$SESSION_PEERS_SMUX_XTACI`, else at
+/// `$SESSION_PEERS_DIR/bin/smux-xtaci`.
+///
+/// # Errors
+///
+/// Why the harness is not available (unset, missing, not executable).
+pub fn smux_xtaci() -> Result<PathBuf, String> {
+    let path = match path_from(SMUX_XTACI_ENV, std::env::var_os(SMUX_XTACI_ENV)) {
+        Ok(path) => path,
+        Err(_) => path_from("SESSION_PEERS_DIR", std::env::var_os("SESSION_PEERS_DIR"))
+            .map(|dir| dir.join("bin").join("smux-xtaci"))
+            .map_err(|_| format!("neither ${SMUX_XTACI_ENV} nor $SESSION_PEERS_DIR is set"))?,
+    };
+    if is_executable(&path) {
+        Ok(path)
+    } else {
+        Err(format!(
+            "{} is not an executable file (Go or xtaci/smux missing, or the build failed)",
+            path.display()
+        ))
+    }
+}
+
+#[cfg(unix)]
+fn is_executable(path: &Path) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(path).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+}
+
+#[cfg(not(unix))]
+fn is_executable(path: &Path) -> bool {
+    path.is_file()
 }
 
 /// The console script `file_name` that `package` installed into the

@@ -111,7 +111,7 @@ mod tests;
 
 pub use scenario::{
     AgentScenario, DigestMode, DuplicateMode, Faults, OpenRecord, RandomFaults, SessionStats,
-    ShellEcho,
+    ShellEcho, SmuxServer, XtaciKeepalive,
 };
 
 use session::{Command, Input};
