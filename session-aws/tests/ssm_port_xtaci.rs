@@ -95,7 +95,14 @@ async fn three_concurrent_connections_echo_intact_on_streams_3_5_7() {
     let intact = futures::future::join_all(echoes).await;
     assert_eq!(intact, [true, true, true], "each echo intact");
 
-    let stats = f.world.agent.stats(&f.id).expect("stats");
+    // The harness reports on stderr, read apart from the data: wait for it.
+    let stats = f
+        .world
+        .agent
+        .wait_for(&f.id, |s| {
+            s.smux_streams.len() == 3 && s.target_connections == 3
+        })
+        .await;
     assert_eq!(stats.mux, Some(true));
     let mut streams = stats.smux_streams.clone();
     streams.sort_unstable();
@@ -185,7 +192,11 @@ async fn sixteen_mib_each_way_arrive_identical() {
         (down_hash, LEN),
         "target → client byte-identical"
     );
-    let stats = f.world.agent.stats(&f.id).expect("stats");
+    let stats = f
+        .world
+        .agent
+        .wait_for(&f.id, |s| s.target_connections == 1)
+        .await;
     assert_eq!(stats.smux_streams, [3]);
     assert_eq!(stats.smux_closed, None);
     f.task.abort();
@@ -329,9 +340,78 @@ async fn a_failed_dial_closes_that_connection_and_the_forward_goes_on() {
         round_trip(&mut conn, &data).await == data,
         "the forward still carries new connections"
     );
-    let stats = f.world.agent.stats(&f.id).expect("stats");
+    let stats = f
+        .world
+        .agent
+        .wait_for(&f.id, |s| s.target_connections == 1)
+        .await;
     assert_eq!(stats.smux_streams, [3, 5]);
-    assert_eq!(stats.target_connections, 1);
     assert_eq!(stats.smux_closed, None);
+    f.task.abort();
+}
+
+/// Writes to `conn` for up to a second; true when a write fails (our
+/// client closed the connection both ways, not only its sending side).
+async fn writes_fail(conn: &mut TcpStream) -> bool {
+    for _ in 0..50 {
+        if conn.write_all(&[0u8; 1024]).await.is_err() {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    false
+}
+
+/// A FIN that arrives before its stream's Flag ConnectToPortError (the
+/// two take separate paths through the agent, and ssm.md fixes no order)
+/// leaves our client a dial error it never matches: the next stream that
+/// ends without data, here a target that accepts and closes at once, is
+/// taken for a failed dial and reset instead of half-closed.
+///
+/// Ignored: it fails today (a client issue, left to its owners). Seen in
+/// about 1 failed dial in 30 through the xtaci fake; the test dials until
+/// one comes back in that order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "known client issue: a FIN ahead of its ConnectToPortError leaves a stale dial error"]
+async fn a_fin_ahead_of_its_dial_error_does_not_reset_a_later_empty_stream() {
+    let Some(program) = harness() else { return };
+    let closed = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let target = closed.local_addr().unwrap();
+    drop(closed);
+    let f = forward(
+        xtaci_to(target, program, XtaciKeepalive::Defaults),
+        PortOptions::default(),
+    )
+    .await;
+    let mut reordered = false;
+    for _ in 0..200 {
+        let mut conn = TcpStream::connect(f.local).await.unwrap();
+        assert!(closed_within(&mut conn, Duration::from_secs(5)).await);
+        if !writes_fail(&mut conn).await {
+            reordered = true; // only half-closed: the FIN came first
+            break;
+        }
+    }
+    if !reordered {
+        eprintln!("no FIN came ahead of its Flag in 200 dials; nothing shown");
+        f.task.abort();
+        return;
+    }
+    let Ok(listener) = TcpListener::bind(target).await else {
+        eprintln!("port {target} was taken meanwhile; nothing shown");
+        f.task.abort();
+        return;
+    };
+    tokio::spawn(async move {
+        while let Ok((conn, _)) = listener.accept().await {
+            drop(conn); // accepted, then closed without data
+        }
+    });
+    let mut empty = TcpStream::connect(f.local).await.unwrap();
+    assert!(closed_within(&mut empty, Duration::from_secs(5)).await);
+    assert!(
+        !writes_fail(&mut empty).await,
+        "an empty stream is half-closed (EOF), not reset as a failed dial"
+    );
     f.task.abort();
 }

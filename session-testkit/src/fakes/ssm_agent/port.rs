@@ -6,7 +6,10 @@
 //! over an in-memory pipe, or xtaci/smux (the real agent's library) in the
 //! Go harness `session-testkit/peers/smux-xtaci`, a child process fed on
 //! stdin and read from stdout, which reports streams, dials and the end of
-//! its session as lines on stderr. Either way the client's bytes pass a
+//! its session as lines on stderr. Stderr and stdout are read by separate
+//! tasks, so a failed dial's Flag ConnectToPortError and its FIN reach the
+//! client in either order (ssm.md fixes none; in the agent too they take
+//! separate paths). Either way the client's bytes pass a
 //! [`NopScanner`] first, and the server's bytes go back as Output payloads
 //! of ≤ 1,024 bytes.
 
