@@ -181,9 +181,17 @@ pub fn node_package(package: &str) -> Result<PathBuf, String> {
 ///
 /// Why the harness is not available (unset, missing, not executable).
 pub fn smux_xtaci() -> Result<PathBuf, String> {
-    let path = match path_from(SMUX_XTACI_ENV, std::env::var_os(SMUX_XTACI_ENV)) {
+    smux_xtaci_from(
+        std::env::var_os(SMUX_XTACI_ENV),
+        std::env::var_os("SESSION_PEERS_DIR"),
+    )
+}
+
+/// [`smux_xtaci`] from the values of its two variables.
+fn smux_xtaci_from(value: Option<OsString>, dir: Option<OsString>) -> Result<PathBuf, String> {
+    let path = match path_from(SMUX_XTACI_ENV, value) {
         Ok(path) => path,
-        Err(_) => path_from("SESSION_PEERS_DIR", std::env::var_os("SESSION_PEERS_DIR"))
+        Err(_) => path_from("SESSION_PEERS_DIR", dir)
             .map(|dir| dir.join("bin").join("smux-xtaci"))
             .map_err(|_| format!("neither ${SMUX_XTACI_ENV} nor $SESSION_PEERS_DIR is set"))?,
     };
@@ -284,6 +292,34 @@ impl fmt::Debug for Redacted {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn smux_xtaci_is_looked_up_in_its_variable_then_in_the_peers_dir() {
+        let err = smux_xtaci_from(None, None).unwrap_err();
+        assert!(
+            err.contains(SMUX_XTACI_ENV) && err.contains("SESSION_PEERS_DIR"),
+            "{err}"
+        );
+
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::create_dir(dir.path().join("bin")).expect("mkdir");
+        let bin = dir.path().join("bin").join("smux-xtaci");
+        std::fs::write(&bin, "#!/bin/sh\n").expect("write");
+        let from_dir = || smux_xtaci_from(None, Some(dir.path().into()));
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let err = from_dir().unwrap_err();
+            assert!(err.contains("not an executable file"), "{err}");
+            std::fs::set_permissions(&bin, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+        }
+        assert_eq!(from_dir(), Ok(bin.clone()));
+        // The variable wins over the folder.
+        let elsewhere = dir.path().join("missing");
+        let err =
+            smux_xtaci_from(Some(elsewhere.clone().into()), Some(dir.path().into())).unwrap_err();
+        assert!(err.contains(&elsewhere.display().to_string()), "{err}");
+    }
 
     fn missing() -> Result<PathBuf, String> {
         Err("not installed".to_owned())
