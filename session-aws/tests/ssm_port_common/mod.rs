@@ -1,7 +1,8 @@
 //! Fixtures of the port-forwarding tests (`ssm_port_basic.rs`,
-//! `ssm_port_transfer.rs`): the fake control plane and the fake agent of
-//! session-testkit (written from ssm.md apart from our client; its smux
-//! server is the async_smux crate), an echo target, and local clients.
+//! `ssm_port_transfer.rs`, `ssm_port_xtaci.rs`): the fake control plane and
+//! the fake agent of session-testkit (written from ssm.md apart from our
+//! client; its smux server is the async_smux crate, or xtaci/smux), an
+//! echo target, and local clients.
 #![allow(dead_code)]
 
 use std::net::SocketAddr;

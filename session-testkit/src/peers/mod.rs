@@ -16,7 +16,9 @@
 //!
 //! * `SESSION_PEERS_DIR`: the cache folder (default `.cache/peers`);
 //! * `SESSION_PEERS_PYTHON`: the interpreter of the peers' Python venv;
-//! * `SESSION_PEERS_NODE_MODULES`: the `node_modules` folder of the npm peers.
+//! * `SESSION_PEERS_NODE_MODULES`: the `node_modules` folder of the npm peers;
+//! * `SESSION_PEERS_SMUX_XTACI`: the xtaci/smux harness, an smux v1 server
+//!   for the fake SSM agent (see [`smux_xtaci`]).
 //!
 //! A test that needs a peer asks for it through [`require_peer`]. When the
 //! peer is missing, the test fails in CI (`CI=true` or `CI=1`) and is skipped
@@ -49,6 +51,10 @@ pub const PYTHON_ENV: &str = "SESSION_PEERS_PYTHON";
 
 /// Environment variable holding the `node_modules` folder of the npm peers.
 pub const NODE_MODULES_ENV: &str = "SESSION_PEERS_NODE_MODULES";
+
+/// Environment variable holding the smux-xtaci harness (built by
+/// `./scripts/test` from `session-testkit/peers/smux-xtaci/main.go`).
+pub const SMUX_XTACI_ENV: &str = "SESSION_PEERS_SMUX_XTACI";
 
 /// How to get a missing peer, quoted in the skip and failure messages.
 pub const INSTALL_HINT: &str = "run ./scripts/test, which installs the test peers listed in \
@@ -163,6 +169,53 @@ pub fn node_package(package: &str) -> Result<PathBuf, String> {
     package_in(&node_modules, package)
 }
 
+/// A probe for [`require_peer`]: the smux-xtaci harness, an smux v1 server
+/// on xtaci/smux (the smux library of the real SSM agent) that the fake
+/// agent runs with
+/// [`SmuxServer::Xtaci`](crate::fakes::ssm_agent::SmuxServer::Xtaci).
+///
+/// Found at `$SESSION_PEERS_SMUX_XTACI`, else at
+/// `$SESSION_PEERS_DIR/bin/smux-xtaci`.
+///
+/// # Errors
+///
+/// Why the harness is not available (unset, missing, not executable).
+pub fn smux_xtaci() -> Result<PathBuf, String> {
+    smux_xtaci_from(
+        std::env::var_os(SMUX_XTACI_ENV),
+        std::env::var_os("SESSION_PEERS_DIR"),
+    )
+}
+
+/// [`smux_xtaci`] from the values of its two variables.
+fn smux_xtaci_from(value: Option<OsString>, dir: Option<OsString>) -> Result<PathBuf, String> {
+    let path = match path_from(SMUX_XTACI_ENV, value) {
+        Ok(path) => path,
+        Err(_) => path_from("SESSION_PEERS_DIR", dir)
+            .map(|dir| dir.join("bin").join("smux-xtaci"))
+            .map_err(|_| format!("neither ${SMUX_XTACI_ENV} nor $SESSION_PEERS_DIR is set"))?,
+    };
+    if is_executable(&path) {
+        Ok(path)
+    } else {
+        Err(format!(
+            "{} is not an executable file (Go or xtaci/smux missing, or the build failed)",
+            path.display()
+        ))
+    }
+}
+
+#[cfg(unix)]
+fn is_executable(path: &Path) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(path).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+}
+
+#[cfg(not(unix))]
+fn is_executable(path: &Path) -> bool {
+    path.is_file()
+}
+
 /// The console script `file_name` that `package` installed into the
 /// peers' venv, in the same folder as the venv's `python`.
 fn venv_script(python: &Path, file_name: &str, package: &str) -> Result<PathBuf, String> {
@@ -239,6 +292,34 @@ impl fmt::Debug for Redacted {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn smux_xtaci_is_looked_up_in_its_variable_then_in_the_peers_dir() {
+        let err = smux_xtaci_from(None, None).unwrap_err();
+        assert!(
+            err.contains(SMUX_XTACI_ENV) && err.contains("SESSION_PEERS_DIR"),
+            "{err}"
+        );
+
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::create_dir(dir.path().join("bin")).expect("mkdir");
+        let bin = dir.path().join("bin").join("smux-xtaci");
+        std::fs::write(&bin, "#!/bin/sh\n").expect("write");
+        let from_dir = || smux_xtaci_from(None, Some(dir.path().into()));
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let err = from_dir().unwrap_err();
+            assert!(err.contains("not an executable file"), "{err}");
+            std::fs::set_permissions(&bin, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+        }
+        assert_eq!(from_dir(), Ok(bin.clone()));
+        // The variable wins over the folder.
+        let elsewhere = dir.path().join("missing");
+        let err =
+            smux_xtaci_from(Some(elsewhere.clone().into()), Some(dir.path().into())).unwrap_err();
+        assert!(err.contains(&elsewhere.display().to_string()), "{err}");
+    }
 
     fn missing() -> Result<PathBuf, String> {
         Err("not installed".to_owned())

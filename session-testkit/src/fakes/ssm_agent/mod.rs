@@ -44,12 +44,20 @@
 //! Output bytes go to one TCP connection to the target; Flag
 //! DisconnectToPort closes it and the next data redials (a failed dial
 //! sends Flag ConnectToPortError and drops the data). Port mux: the
-//! Output bytes are one smux v1 byte stream served by the `async_smux`
-//! crate (not by code of ours, nor by the client's); each accepted stream
+//! Output bytes are one smux v1 byte stream served by the smux server
+//! [`AgentScenario::smux_server`] names, never by code of ours nor by the
+//! client's: the `async_smux` crate (default), or xtaci/smux, the real
+//! agent's library, through the Go harness
+//! `session-testkit/peers/smux-xtaci` run as a child process
+//! ([`SmuxServer::Xtaci`], found with
+//! [`peers::smux_xtaci`](crate::peers::smux_xtaci); its keepalive is set
+//! by the scenario, not derived from `AgentVersion`). Each accepted stream
 //! dials the target and copies both ways; a failed dial sends Flag
 //! ConnectToPortError and a FIN on the stream. The client's NOP frames are
 //! counted by a small header scanner of the fake's own
-//! ([`SessionStats::smux_nops`]), since the smux server swallows them.
+//! ([`SessionStats::smux_nops`]), since the smux server swallows them; an
+//! xtaci session that ends (e.g. its keepalive time-out) is recorded in
+//! [`SessionStats::smux_closed`] and stops forwarding.
 //!
 //! **Control.** `TerminateSession` on the control plane sends
 //! `channel_closed` and closes the socket; so do
@@ -66,10 +74,12 @@
 //! agent reads ≤ 1,024 bytes per Output, so frames split naturally);
 //! reordering chosen client messages (only [`RandomFaults`] reorders
 //! them); behaviour that depends on `AgentVersion` other than the port
-//! mode (e.g. the agent's own smux keepalive and idle time-out). The
-//! smux server is `async_smux` 0.4: unlike xtaci/smux it treats cmd 4 (UPD)
-//! as a protocol error and answers a PSH for an unknown stream with a FIN
-//! instead of dropping it silently.
+//! mode (the agent's own smux keepalive is a scenario knob of the xtaci
+//! server instead). The default smux server is `async_smux` 0.4: unlike
+//! xtaci/smux it treats cmd 4 (UPD) as a protocol error and answers a PSH
+//! for an unknown stream with a FIN instead of dropping it silently. The
+//! xtaci server ignores [`AgentScenario::fail_dial`] and later changes of
+//! [`AgentScenario::target`] (the child process is given the target once).
 //!
 //! ```no_run
 //! # async fn demo() {
@@ -111,7 +121,7 @@ mod tests;
 
 pub use scenario::{
     AgentScenario, DigestMode, DuplicateMode, Faults, OpenRecord, RandomFaults, SessionStats,
-    ShellEcho,
+    ShellEcho, SmuxServer, XtaciKeepalive,
 };
 
 use session::{Command, Input};

@@ -1,20 +1,34 @@
 //! Port sessions: basic mode (one TCP connection bridged to the Output
-//! payloads) and mux mode (the Output payloads are an smux v1 byte stream
-//! served by the `async_smux` crate; each stream gets its own TCP
-//! connection).
+//! payloads) and mux mode (the Output payloads are an smux v1 byte stream;
+//! each stream gets its own TCP connection).
+//!
+//! Mux mode has two smux servers ([`SmuxServer`]): the `async_smux` crate
+//! over an in-memory pipe, or xtaci/smux (the real agent's library) in the
+//! Go harness `session-testkit/peers/smux-xtaci`, a child process fed on
+//! stdin and read from stdout, which reports streams, dials and the end of
+//! its session as lines on stderr. Stderr and stdout are read by separate
+//! tasks, so a failed dial's Flag ConnectToPortError and its FIN reach the
+//! client in either order (ssm.md fixes none; in the agent too they take
+//! separate paths). Either way the client's bytes pass a
+//! [`NopScanner`] first, and the server's bytes go back as Output payloads
+//! of ≤ 1,024 bytes.
 
+use std::path::Path;
+use std::process::Stdio;
 use std::sync::Arc;
 
 use async_smux::MuxBuilder;
 use serde_json::{Map, Value};
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 use tokio::net::tcp::OwnedWriteHalf;
+use tokio::process::Command;
 use tokio::sync::mpsc;
 use tokio::task::{JoinHandle, JoinSet};
 
 use super::Shared;
 use super::codec::{flag, flag_payload, payload};
+use super::scenario::{SmuxServer, XtaciKeepalive};
 use super::session::Input;
 
 /// Bytes per Output message read from TCP or smux.
@@ -51,15 +65,37 @@ impl Ctx {
         };
         match &result {
             Some(_) => self.shared.stat(&self.id, |s| s.target_connections += 1),
-            None => {
-                self.shared.stat(&self.id, |s| s.dial_failures += 1);
-                let _ = self.tx.send(Input::App {
-                    payload_type: payload::FLAG,
-                    payload: flag_payload(flag::CONNECT_TO_PORT_ERROR),
-                });
-            }
+            None => self.dial_failed(),
         }
         result
+    }
+
+    /// Counts a failed dial and tells the client (Flag ConnectToPortError).
+    fn dial_failed(&self) {
+        self.shared.stat(&self.id, |s| s.dial_failures += 1);
+        let _ = self.tx.send(Input::App {
+            payload_type: payload::FLAG,
+            payload: flag_payload(flag::CONNECT_TO_PORT_ERROR),
+        });
+    }
+
+    /// Records one stderr line of the xtaci harness (see its main.go).
+    fn xtaci_event(&self, line: &str) {
+        match line.split_once(' ') {
+            Some(("stream", id)) => {
+                if let Ok(id) = id.parse() {
+                    self.shared.stat(&self.id, |s| s.smux_streams.push(id));
+                }
+            }
+            Some(("connected", _)) => self.shared.stat(&self.id, |s| s.target_connections += 1),
+            Some(("dial-failed", _)) => self.dial_failed(),
+            Some(("session-closed:", why)) => {
+                let why = why.to_owned();
+                self.shared.stat(&self.id, |s| s.smux_closed = Some(why));
+            }
+            // E.g. a Go panic: visible in the test's log, not a stat.
+            _ => tracing::warn!(session = %self.id, "smux-xtaci: {line}"),
+        }
     }
 }
 
@@ -172,7 +208,7 @@ impl Drop for Basic {
     }
 }
 
-/// Mux mode: an `async_smux` server session over an in-memory pipe.
+/// Mux mode: an smux server fed through `writer`.
 pub(super) struct Mux {
     writer: mpsc::UnboundedSender<Vec<u8>>,
     tasks: Vec<JoinHandle<()>>,
@@ -180,12 +216,19 @@ pub(super) struct Mux {
 
 impl Mux {
     fn start(ctx: Ctx) -> Self {
+        match ctx.shared.scenario().smux_server {
+            SmuxServer::AsyncSmux => Self::async_smux(ctx),
+            SmuxServer::Xtaci { program, keepalive } => Self::xtaci(ctx, &program, keepalive),
+        }
+    }
+
+    /// An `async_smux` server session over an in-memory pipe.
+    fn async_smux(ctx: Ctx) -> Self {
         let (ours, theirs) = tokio::io::duplex(PIPE);
         let (connector, mut acceptor, worker) =
             MuxBuilder::server().with_connection(theirs).build();
-        let (read, mut write) = tokio::io::split(ours);
-        let (writer, mut bytes) = mpsc::unbounded_channel::<Vec<u8>>();
-        let (shared, id) = (ctx.shared.clone(), ctx.id.clone());
+        let (read, write) = tokio::io::split(ours);
+        let (writer, bytes) = mpsc::unbounded_channel::<Vec<u8>>();
         let mut tasks = vec![
             tokio::spawn(async move {
                 // The connector is never used (the agent opens no streams),
@@ -193,18 +236,7 @@ impl Mux {
                 let _connector = connector;
                 let _ = worker.await;
             }),
-            tokio::spawn(async move {
-                let mut scanner = NopScanner::default();
-                while let Some(b) = bytes.recv().await {
-                    let nops = scanner.nops(&b);
-                    if nops > 0 {
-                        shared.stat(&id, |s| s.smux_nops += nops);
-                    }
-                    if write.write_all(&b).await.is_err() {
-                        break;
-                    }
-                }
-            }),
+            feed(write, bytes, &ctx),
             pump(read, ctx.data.clone()),
         ];
         tasks.push(tokio::spawn(async move {
@@ -218,6 +250,86 @@ impl Mux {
         }));
         Self { writer, tasks }
     }
+
+    /// The xtaci harness as a child process, killed when the Mux is
+    /// dropped (its tasks are aborted, the task owning it drops it).
+    fn xtaci(ctx: Ctx, program: &Path, keepalive: XtaciKeepalive) -> Self {
+        let (writer, bytes) = mpsc::unbounded_channel::<Vec<u8>>();
+        let mut command = Command::new(program);
+        command
+            .arg("-target")
+            .arg(ctx.target())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true);
+        match keepalive {
+            XtaciKeepalive::Defaults => {}
+            XtaciKeepalive::Disabled => {
+                command.arg("-no-keepalive");
+            }
+            XtaciKeepalive::Custom { interval, timeout } => {
+                // Go's time.ParseDuration reads "<n>ns" exactly.
+                command
+                    .arg("-keepalive-interval")
+                    .arg(format!("{}ns", interval.as_nanos()))
+                    .arg("-keepalive-timeout")
+                    .arg(format!("{}ns", timeout.as_nanos()));
+            }
+        }
+        let mut child = match command.spawn() {
+            Ok(child) => child,
+            Err(e) => {
+                let why = format!("cannot run {}: {e}", program.display());
+                ctx.shared.stat(&ctx.id, |s| s.smux_closed = Some(why));
+                // The receiver is gone: the client's bytes are dropped.
+                return Self {
+                    writer,
+                    tasks: Vec::new(),
+                };
+            }
+        };
+        let (Some(stdin), Some(stdout), Some(stderr)) =
+            (child.stdin.take(), child.stdout.take(), child.stderr.take())
+        else {
+            unreachable!("all three pipes were requested");
+        };
+        let tasks = vec![
+            feed(stdin, bytes, &ctx),
+            pump(stdout, ctx.data.clone()),
+            tokio::spawn(async move {
+                let mut lines = BufReader::new(stderr).lines();
+                while let Ok(Some(line)) = lines.next_line().await {
+                    ctx.xtaci_event(&line);
+                }
+                // Reaps it; after `session-closed` it has exited (code 3).
+                let _ = child.wait().await;
+            }),
+        ];
+        Self { writer, tasks }
+    }
+}
+
+/// Writes the client's smux bytes into the server, counting its NOPs on
+/// the way (the server swallows them).
+fn feed<W: AsyncWrite + Unpin + Send + 'static>(
+    mut write: W,
+    mut bytes: mpsc::UnboundedReceiver<Vec<u8>>,
+    ctx: &Ctx,
+) -> JoinHandle<()> {
+    let (shared, id) = (ctx.shared.clone(), ctx.id.clone());
+    tokio::spawn(async move {
+        let mut scanner = NopScanner::default();
+        while let Some(b) = bytes.recv().await {
+            let nops = scanner.nops(&b);
+            if nops > 0 {
+                shared.stat(&id, |s| s.smux_nops += nops);
+            }
+            if write.write_all(&b).await.is_err() {
+                break;
+            }
+        }
+    })
 }
 
 impl Drop for Mux {

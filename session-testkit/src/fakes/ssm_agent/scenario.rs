@@ -3,6 +3,8 @@
 
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
 
 /// How the agent checks incoming frames.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -37,6 +39,53 @@ pub enum ShellEcho {
     /// No answer (input is only recorded); a test answers with
     /// [`SsmAgentFake::send_stream`](super::SsmAgentFake::send_stream).
     Silent,
+}
+
+/// Which smux v1 server serves port sessions in mux mode.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum SmuxServer {
+    /// The `async_smux` crate, in process (the default).
+    #[default]
+    AsyncSmux,
+    /// xtaci/smux, the library of the real agent and plugin, through the
+    /// Go harness `session-testkit/peers/smux-xtaci` (found with
+    /// [`peers::smux_xtaci`](crate::peers::smux_xtaci)), run as a child
+    /// process per session.
+    ///
+    /// It dials the session's target (as resolved when the session starts:
+    /// a later change of [`AgentScenario::target`] does not reach it), and
+    /// ignores [`AgentScenario::fail_dial`]: point it at a closed port to
+    /// make dials fail.
+    Xtaci {
+        /// The harness executable.
+        program: PathBuf,
+        /// xtaci's own keepalive (its NOPs and its idle time-out).
+        keepalive: XtaciKeepalive,
+    },
+}
+
+/// The keepalive of the xtaci smux server.
+///
+/// Chosen explicitly by each test rather than derived from
+/// [`AgentScenario::agent_version`]: the reference says the agent stops
+/// relying on smux keepalive after 3.1.1511.0 but not exactly which
+/// settings it then uses, so the fake does not guess.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum XtaciKeepalive {
+    /// xtaci's `DefaultConfig`: a NOP every 10 s, and the session closes
+    /// after 30 s without input.
+    #[default]
+    Defaults,
+    /// `KeepAliveDisabled`: no NOPs, no idle time-out.
+    Disabled,
+    /// A NOP every `interval`; the session closes when nothing arrived
+    /// during one `timeout` period (`timeout` ≥ `interval`).
+    Custom {
+        /// Between two NOPs.
+        interval: Duration,
+        /// Idle time that closes the session.
+        timeout: Duration,
+    },
 }
 
 /// Fault injection. Sequence numbers name messages of one direction; each
@@ -163,6 +212,8 @@ pub struct AgentScenario {
     pub fail_dial: bool,
     /// Fault injection.
     pub faults: Faults,
+    /// The smux server of mux-mode port sessions.
+    pub smux_server: SmuxServer,
 }
 
 impl Default for AgentScenario {
@@ -176,6 +227,7 @@ impl Default for AgentScenario {
             exit_code: None,
             fail_dial: false,
             faults: Faults::default(),
+            smux_server: SmuxServer::default(),
         }
     }
 }
@@ -270,11 +322,17 @@ pub struct SessionStats {
     pub target_connections: u64,
     /// Port sessions: dials that failed (or were made to fail).
     pub dial_failures: u64,
-    /// Mux sessions: smux stream ids accepted.
+    /// Mux sessions: smux stream ids accepted (reported by the server,
+    /// whichever it is).
     pub smux_streams: Vec<u32>,
     /// Mux sessions: smux NOP (keepalive) frames from the client, counted
     /// by the fake's own frame scanner ahead of the smux server.
     pub smux_nops: u64,
+    /// Mux sessions served by [`SmuxServer::Xtaci`]: why the smux session
+    /// ended (`session-closed: <error>` from the harness, e.g. after its
+    /// keepalive time-out), or why the harness could not run. Forwarding
+    /// stops then.
+    pub smux_closed: Option<String>,
     /// Faults injected by [`Faults::random`], both directions.
     pub random_faults: u64,
     /// Bytes received as Output payloads.

@@ -1,6 +1,6 @@
 //! The fake's codec against the golden vectors of `ssm.md` §6, its
-//! handshake rules, and the smux server (`async_smux`) against the smux v1
-//! vectors.
+//! handshake rules, and the smux servers (`async_smux`, the smux-xtaci
+//! harness) against the smux v1 vectors.
 
 use std::cmp::Ordering;
 
@@ -290,4 +290,85 @@ async fn async_smux_server_speaks_the_smux_v1_vectors() {
     let end = worker.await.expect("worker");
     assert!(end.is_err(), "version 2 accepted: {end:?}");
     drop(s5);
+}
+
+/// The smux-xtaci harness behind [`SmuxServer::Xtaci`](super::SmuxServer),
+/// driven with raw v1 frames (no client of ours): SYN 3 + PSH "ping" is
+/// dialled and echoed on stream 3, our FIN 3 reaches the target as EOF and
+/// its EOF comes back as FIN 3; a stream whose dial fails gets a FIN at
+/// once. Its stderr reports what the fake records.
+#[tokio::test]
+async fn xtaci_harness_bridges_a_stream_and_reports_it() {
+    use std::process::Stdio;
+    use tokio::io::{AsyncBufReadExt, BufReader};
+
+    let Some(program) = crate::peers::require_peer("smux-xtaci", crate::peers::smux_xtaci) else {
+        return;
+    };
+    let echo = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let target = echo.local_addr().expect("addr");
+    tokio::spawn(async move {
+        let (mut conn, _) = echo.accept().await.expect("accept");
+        let (mut r, mut w) = conn.split();
+        let _ = tokio::io::copy(&mut r, &mut w).await;
+        let _ = w.shutdown().await;
+        // The next dial finds the port closed.
+    });
+    let mut child = tokio::process::Command::new(program)
+        .args(["-no-keepalive", "-target", &target.to_string()])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("spawn the harness");
+    let mut stdin = child.stdin.take().expect("stdin");
+    let mut stdout = child.stdout.take().expect("stdout");
+    let mut stderr = BufReader::new(child.stderr.take().expect("stderr")).lines();
+    async fn frame(from: &mut tokio::process::ChildStdout, len: usize) -> Vec<u8> {
+        let mut buf = vec![0u8; len];
+        from.read_exact(&mut buf).await.expect("a frame");
+        buf
+    }
+
+    // SYN 3, PSH 3 "ping".
+    stdin
+        .write_all(&hex("0100000003000000 010204000300000070696e67"))
+        .await
+        .expect("write");
+    assert_eq!(
+        frame(&mut stdout, 12).await,
+        hex("0102040003000000 70696e67")
+    );
+    // FIN 3: the echo target sees EOF, closes, and its EOF is our FIN 3.
+    stdin
+        .write_all(&hex("0101000003000000"))
+        .await
+        .expect("FIN");
+    assert_eq!(frame(&mut stdout, 8).await, hex("0101000003000000"));
+    // SYN 5: nothing listens any more, so a FIN 5 without data.
+    stdin
+        .write_all(&hex("0100000005000000"))
+        .await
+        .expect("SYN");
+    assert_eq!(frame(&mut stdout, 8).await, hex("0101000005000000"));
+
+    let mut lines = Vec::new();
+    drop(stdin); // stdin's EOF ends the session: exit code 3.
+    while let Some(line) = stderr.next_line().await.expect("stderr") {
+        lines.push(line);
+    }
+    assert_eq!(
+        lines,
+        [
+            "stream 3",
+            "connected 3",
+            "stream 5",
+            "dial-failed 5",
+            "session-closed: EOF"
+        ]
+    );
+    assert_eq!(child.wait().await.expect("exit").code(), Some(3));
 }
