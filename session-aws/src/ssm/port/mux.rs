@@ -1,12 +1,13 @@
 //! Smux mode: one smux stream per accepted connection (ids 3, 5, 7…), the
 //! smux byte stream carried in Output payloads (`ssm.md` §2.9, §3).
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::time::Duration;
 
 use session_core::{Error, Result};
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
+use tokio::time::Instant;
 
 use super::super::channel::{ChannelEnd, ChannelSender, DataChannel, Incoming};
 use super::super::message::PayloadType;
@@ -32,6 +33,61 @@ pub async fn run_mux(channel: DataChannel, listener: TcpListener, keepalive: boo
         "the remote port",
     )
     .await
+}
+
+/// How long a stream that ended without data may still turn out to be a
+/// failed dial, when its Flag ConnectToPortError comes after its FIN.
+const LATE_DIAL_ERROR: Duration = Duration::from_secs(2);
+
+/// Matches Flag ConnectToPortError with the stream it is about. The flag
+/// names no stream, and it and the stream's FIN take separate paths
+/// through the agent (ssm.md fixes no order; through xtaci about 1 FIN in
+/// 30 came first): a flag waits for the next FIN of a stream without
+/// data, and a FIN without data and without a waiting flag is
+/// half-closed as a normal end and remembered for [`LATE_DIAL_ERROR`],
+/// in case its flag follows. Counting flags alone left one unmatched when
+/// the FIN came first, and the next stream that ended without data (a
+/// target that accepts and closes at once) was then taken for a failed
+/// dial and reset.
+#[derive(Default)]
+struct DialErrors {
+    /// Flags not yet matched with a FIN.
+    flags: usize,
+    /// Streams half-closed without data, newest last.
+    empty_ends: VecDeque<(u32, mpsc::UnboundedSender<Down>, Instant)>,
+}
+
+impl DialErrors {
+    /// A Flag ConnectToPortError: closes the stream it is about if that
+    /// one already ended, returning its id so that our FIN follows.
+    fn flag(&mut self, now: Instant) -> Option<u32> {
+        self.empty_ends
+            .retain(|(_, _, at)| now.duration_since(*at) < LATE_DIAL_ERROR);
+        match self.empty_ends.pop_front() {
+            Some((id, writer, _)) => {
+                let _ = writer.send(Down::Close);
+                Some(id)
+            }
+            None => {
+                self.flags += 1;
+                None
+            }
+        }
+    }
+
+    /// A FIN on a stream that carried no data: true when it is a failed
+    /// dial whose flag came first.
+    fn empty_end(&mut self, id: u32, writer: &mpsc::UnboundedSender<Down>, now: Instant) -> bool {
+        if self.flags > 0 {
+            self.flags -= 1;
+            return true;
+        }
+        if self.empty_ends.len() >= 64 {
+            self.empty_ends.pop_front();
+        }
+        self.empty_ends.push_back((id, writer.clone(), now));
+        false
+    }
 }
 
 /// One smux stream's state on our side.
@@ -110,8 +166,7 @@ async fn downstream(
     let mut ids = StreamIds::new();
     let mut decoder = FrameDecoder::new();
     let mut streams: HashMap<u32, Stream> = HashMap::new();
-    // ConnectToPortError flags not yet matched with their stream's FIN.
-    let mut dial_errors = 0usize;
+    let mut dial_errors = DialErrors::default();
     let mut accept_failing = false;
     let budget = DownBudget::new();
     loop {
@@ -155,7 +210,11 @@ async fn downstream(
                         remote = %remote,
                         "the agent could not connect to {remote}; closing that local connection"
                     );
-                    dial_errors += 1;
+                    if let Some(id) = dial_errors.flag(Instant::now())
+                        && up.send(Up::Closed { id }).await.is_err()
+                    {
+                        return None;
+                    }
                 }
                 Some(Incoming::Flag(flag)) => {
                     tracing::debug!(?flag, "flag from the agent");
@@ -174,7 +233,7 @@ async fn downstream(
 async fn deliver(
     frame: Frame,
     streams: &mut HashMap<u32, Stream>,
-    dial_errors: &mut usize,
+    dial_errors: &mut DialErrors,
     budget: &DownBudget,
 ) -> Option<u32> {
     match frame.cmd {
@@ -187,8 +246,9 @@ async fn deliver(
         }
         Cmd::Fin => {
             let stream = streams.remove(&frame.stream_id)?;
-            if !stream.got_data && *dial_errors > 0 {
-                *dial_errors -= 1;
+            let failed_dial = !stream.got_data
+                && dial_errors.empty_end(frame.stream_id, &stream.writer, Instant::now());
+            if failed_dial {
                 let _ = stream.writer.send(Down::Close);
                 Some(frame.stream_id)
             } else {
