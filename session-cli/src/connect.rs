@@ -135,11 +135,16 @@ pub(crate) async fn run(
     if let Some(stream) = handle.take_stream() {
         if !args.command.is_empty() {
             manager.stop(&key).await?;
+            let what = if handle.carries_terminal() {
+                "an interactive session (a shell)"
+            } else {
+                "a stream on standard input and output (e.g. for ssh's ProxyCommand)"
+            };
             return Err(Error::invalid_input(
                 "command",
                 format!(
-                    "{} is an interactive session (a shell), with no local address for a \
-                     command; the session was stopped",
+                    "{} is {what}, with no local address for a command; the session was \
+                     stopped",
                     session.label()
                 ),
             )

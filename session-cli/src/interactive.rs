@@ -1,8 +1,13 @@
-//! `sessionctl connect` of a session whose live handle is a stream (an SSM
-//! shell): the terminal in raw mode while it runs, its size sent at start
-//! and on every change, standard input and output copied to and from the
-//! stream, Ctrl-C forwarded to the remote side, and the remote command's
-//! exit status as sessionctl's own.
+//! `sessionctl connect` of a session whose live handle is a stream.
+//!
+//! - To a remote terminal (an SSM shell): the terminal in raw mode while
+//!   it runs, its size sent at start and on every change, standard input
+//!   and output copied to and from the stream, Ctrl-C forwarded to the
+//!   remote side, and the remote command's exit status as sessionctl's own.
+//! - A plain byte stream (SSM's `AWS-StartSSHSession`, as ssh's
+//!   `ProxyCommand`): standard input and output copied as they are; Ctrl-C,
+//!   SIGTERM, SIGHUP (ssh's way of ending its proxy) or the end of standard
+//!   input stop the session, and nothing is ever added to the bytes.
 
 use std::io::{Read, Write};
 
@@ -26,7 +31,8 @@ pub(crate) async fn run(
     signals: &mut Signals,
 ) -> Result<(), Failure> {
     let key = session.session_id.to_string();
-    let terminal = Terminal::enter();
+    let to_terminal = handle.carries_terminal();
+    let terminal = if to_terminal { Terminal::enter() } else { None };
     let mut resized = window_changes();
     if let Some(size) = terminal.as_ref().and_then(Terminal::size) {
         handle.resize(size);
@@ -40,13 +46,14 @@ pub(crate) async fn run(
         tokio::select! {
             signal = signals.recv_signal() => match signal {
                 // Without a terminal in raw mode, Ctrl-C reaches us as a
-                // signal: hand it on as the byte a terminal would send.
-                Signal::Interrupt => {
+                // signal: hand it on as the byte a terminal would send
+                // (never into a byte stream, which it would corrupt).
+                Signal::Interrupt if to_terminal => {
                     if to_remote.write_all(&[CTRL_C]).await.is_err() {
                         break None;
                     }
                 }
-                Signal::Terminate => break Some(Ending::Signal),
+                Signal::Interrupt | Signal::Terminate => break Some(Ending::Stop),
             },
             Some(()) = next(&mut resized) => {
                 if let Some(size) = terminal.as_ref().and_then(Terminal::size) {
@@ -59,15 +66,17 @@ pub(crate) async fn run(
                         break None;
                     }
                 }
-                // End of input: the remote side decides when to end (a
-                // shell reading a script exits at its end).
-                None => input = closed_reader(),
+                // End of input: a shell decides when to end (reading a
+                // script, it exits at its end); a byte stream's client
+                // (ssh) is done.
+                None if to_terminal => input = closed_reader(),
+                None => break Some(Ending::Stop),
             },
             read = from_remote.read(&mut buffer), if remote_open => match read {
                 Ok(0) | Err(_) => remote_open = false,
                 Ok(n) => {
                     if stdout.write_all(&buffer[..n]).await.is_err() || stdout.flush().await.is_err() {
-                        break Some(Ending::Signal);
+                        break Some(Ending::Stop);
                     }
                 }
             },
@@ -98,7 +107,7 @@ pub(crate) async fn run(
     // exited.
     let stopped = manager.stop(&key).await;
     match ending {
-        Ending::Signal => {
+        Ending::Stop => {
             stopped?;
             Ok(())
         }
@@ -126,8 +135,9 @@ pub(crate) async fn run(
 
 /// Why the hold ended.
 enum Ending {
-    /// SIGTERM (or standard output closed): stop.
-    Signal,
+    /// SIGTERM or SIGHUP, standard output closed, or (a byte stream)
+    /// Ctrl-C or the end of standard input: stop.
+    Stop,
     /// The connection ended.
     Ended(EndReason),
 }

@@ -4,12 +4,16 @@
 
 use crate::Failure;
 
-/// SIGINT and SIGTERM (Ctrl-C only, off Unix), received as one stream.
+/// SIGINT, SIGTERM and SIGHUP (Ctrl-C only, off Unix), received as one
+/// stream. SIGHUP counts as SIGTERM: it is how a closed terminal, or ssh
+/// ending its `ProxyCommand`, asks a process to end.
 pub(crate) struct Signals {
     #[cfg(unix)]
     interrupt: tokio::signal::unix::Signal,
     #[cfg(unix)]
     terminate: tokio::signal::unix::Signal,
+    #[cfg(unix)]
+    hangup: tokio::signal::unix::Signal,
 }
 
 impl Signals {
@@ -24,6 +28,7 @@ impl Signals {
             Ok(Self {
                 interrupt: catch(SignalKind::interrupt())?,
                 terminate: catch(SignalKind::terminate())?,
+                hangup: catch(SignalKind::hangup())?,
             })
         }
         #[cfg(not(unix))]
@@ -41,6 +46,7 @@ impl Signals {
         tokio::select! {
             _ = self.interrupt.recv() => Signal::Interrupt,
             _ = self.terminate.recv() => Signal::Terminate,
+            _ = self.hangup.recv() => Signal::Terminate,
         }
         #[cfg(not(unix))]
         {
@@ -55,6 +61,6 @@ impl Signals {
 pub(crate) enum Signal {
     /// SIGINT (Ctrl-C).
     Interrupt,
-    /// SIGTERM.
+    /// SIGTERM or SIGHUP.
     Terminate,
 }

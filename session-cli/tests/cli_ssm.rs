@@ -462,6 +462,83 @@ fn connect_runs_a_shell_forwards_ctrl_c_and_exits_with_the_remote_status() {
     drop(ssm.rt);
 }
 
+/// Starts `connect` of an `AWS-StartSSHSession` session (standard-stream
+/// forwarding, as ssh's `ProxyCommand` runs it) to an echo server, checks
+/// that its bytes come back on standard output, and returns it with the
+/// agent's session id.
+#[cfg(unix)]
+fn connect_ssh_stream(fx: &Fixture, ssm: &Ssm) -> (common::connect::Connect, String) {
+    let echo = echo_server();
+    fx.run(&[
+        "add",
+        "aws-ssm",
+        "ssh",
+        "--target",
+        TARGET,
+        "--document",
+        "AWS-StartSSHSession",
+        "--parameter",
+        &format!("portNumber={}", echo.port()),
+    ])
+    .ok();
+    let mut connect = common::connect::Connect::spawn_with(fx, &["ssh"], &ssm.env(fx), true);
+    let id = ssm.attached();
+    connect.write_stdin(b"SSH-2.0-OpenSSH_9.2\r\n");
+    assert_eq!(connect.line(), "SSH-2.0-OpenSSH_9.2");
+    let stats = ssm.agent.stats(&id).expect("stats");
+    assert_eq!(stats.mux, Some(false), "the agent forwards one raw stream");
+    assert_eq!(stats.target_connections, 1);
+    assert!(
+        stats.sizes.is_empty(),
+        "no terminal size: {:?}",
+        stats.sizes
+    );
+    (connect, id)
+}
+
+/// Ctrl-C stops a byte stream (it is not handed on as a byte, which would
+/// corrupt an SSH connection): exit 0, the session inactive, the agent
+/// got exactly the bytes of standard input. Before, the Ctrl-C byte was
+/// sent and sessionctl went on.
+#[cfg(unix)]
+#[test]
+fn connect_of_an_ssh_stream_forwards_standard_streams_and_ctrl_c_stops_it() {
+    let ssm = Ssm::start(AgentScenario::default());
+    let fx = Fixture::new();
+    let (mut connect, id) = connect_ssh_stream(&fx, &ssm);
+    connect.signal(rustix::process::Signal::INT);
+    let status = connect.wait();
+    assert_eq!(status.code(), Some(0), "{}", connect.stderr());
+    let stats = ssm.agent.stats(&id).expect("stats");
+    assert_eq!(stats.bytes_in, 21, "only standard input's bytes: {stats:?}");
+    assert_eq!(status_of(&fx, "ssh"), session_core::SessionStatus::Inactive);
+    drop(ssm.rt);
+}
+
+/// ssh ends its `ProxyCommand` by closing its standard input, and with
+/// SIGHUP: either stops the session (exit 0, inactive).
+#[cfg(unix)]
+#[test]
+fn connect_of_an_ssh_stream_stops_at_the_end_of_input_or_on_sighup() {
+    let ssm = Ssm::start(AgentScenario::default());
+    let fx = Fixture::new();
+    let (mut connect, _) = connect_ssh_stream(&fx, &ssm);
+    connect.close_stdin();
+    let status = connect.wait();
+    assert_eq!(status.code(), Some(0), "{}", connect.stderr());
+    assert_eq!(status_of(&fx, "ssh"), session_core::SessionStatus::Inactive);
+
+    // The same session again, ended by SIGHUP this time.
+    let mut connect = common::connect::Connect::spawn_with(&fx, &["ssh"], &ssm.env(&fx), true);
+    connect.write_stdin(b"again\n");
+    assert_eq!(connect.line(), "again");
+    connect.signal(rustix::process::Signal::HUP);
+    let status = connect.wait();
+    assert_eq!(status.code(), Some(0), "{}", connect.stderr());
+    assert_eq!(status_of(&fx, "ssh"), session_core::SessionStatus::Inactive);
+    drop(ssm.rt);
+}
+
 /// `add aws-ssm db --parent dev`: `connect db` starts the IAM-user session
 /// `dev` against moto first, and StartSession and TerminateSession are
 /// signed with the credentials it issued, in its region.

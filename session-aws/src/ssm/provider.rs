@@ -222,7 +222,14 @@ impl SsmProvider {
             }
             Some(PortMode::StandardStream) | None => {
                 let (user, ours) = tokio::io::duplex(STREAM_BUFFER);
-                let (handle, end) = LiveHandle::streaming(user);
+                // A Port session without `type` (AWS-StartSSHSession)
+                // carries a remote port's bytes; anything else is a shell
+                // or a command on a terminal.
+                let (handle, end) = if mode.is_some() {
+                    LiveHandle::byte_stream(user)
+                } else {
+                    LiveHandle::streaming(user)
+                };
                 let sizes = end.window_size();
                 let task = tokio::spawn(async move {
                     StreamOrPort::Stream(run_stream(channel, ours, sizes).await)

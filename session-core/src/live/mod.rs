@@ -90,6 +90,9 @@ pub struct LiveHandle {
 
 struct HandleInner {
     addresses: Vec<SocketAddr>,
+    /// Whether the stream is a remote terminal (see
+    /// [`LiveHandle::carries_terminal`]).
+    terminal: bool,
     stream: Mutex<Option<LiveStream>>,
     ended: watch::Receiver<Option<EndReason>>,
     window: watch::Sender<Option<WindowSize>>,
@@ -141,20 +144,35 @@ impl LiveEnd {
 impl LiveHandle {
     /// A handle for a port forward or proxy listening on `addresses`.
     pub fn listening(addresses: impl IntoIterator<Item = SocketAddr>) -> (Self, LiveEnd) {
-        Self::build(addresses.into_iter().collect(), None)
+        Self::build(addresses.into_iter().collect(), None, false)
     }
 
-    /// A handle for an interactive stream, e.g. a shell.
+    /// A handle for an interactive stream to a remote terminal, e.g. a
+    /// shell: a user's terminal goes into raw mode, its size is sent with
+    /// [`resize`](Self::resize), and Ctrl-C is handed on as a byte.
     pub fn streaming(stream: impl LiveIo + 'static) -> (Self, LiveEnd) {
-        Self::build(Vec::new(), Some(Box::pin(stream)))
+        Self::build(Vec::new(), Some(Box::pin(stream)), true)
     }
 
-    fn build(addresses: Vec<SocketAddr>, stream: Option<LiveStream>) -> (Self, LiveEnd) {
+    /// A handle for a plain byte stream with no terminal at the far end,
+    /// e.g. a forwarded TCP port carried on standard input and output (SSM's
+    /// `AWS-StartSSHSession`, used as ssh's `ProxyCommand`): no raw mode,
+    /// no size, and no byte may be added to the stream (Ctrl-C ends it).
+    pub fn byte_stream(stream: impl LiveIo + 'static) -> (Self, LiveEnd) {
+        Self::build(Vec::new(), Some(Box::pin(stream)), false)
+    }
+
+    fn build(
+        addresses: Vec<SocketAddr>,
+        stream: Option<LiveStream>,
+        terminal: bool,
+    ) -> (Self, LiveEnd) {
         let (sender, ended) = watch::channel(None);
         let (window, window_seen) = watch::channel(None);
         let handle = Self {
             inner: Arc::new(HandleInner {
                 addresses,
+                terminal,
                 stream: Mutex::new(stream),
                 ended,
                 window,
@@ -172,6 +190,13 @@ impl LiveHandle {
     /// The local addresses to connect to; empty for a stream.
     pub fn addresses(&self) -> &[SocketAddr] {
         &self.inner.addresses
+    }
+
+    /// Whether the stream reaches a remote terminal (made with
+    /// [`streaming`](Self::streaming)) rather than carrying plain bytes
+    /// ([`byte_stream`](Self::byte_stream)); false for a listener.
+    pub fn carries_terminal(&self) -> bool {
+        self.inner.terminal
     }
 
     /// The duplex stream, the first time it is asked for; `None` after
