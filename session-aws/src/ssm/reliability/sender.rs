@@ -62,6 +62,13 @@ impl Default for SenderConfig {
     }
 }
 
+/// The congestion window a sender starts with, in messages (slow start
+/// doubles it every round trip up to [`SenderConfig::window`]).
+pub(crate) const INITIAL_CWND: usize = 64;
+
+/// The congestion window after a retransmission time-out, in messages.
+pub(crate) const MIN_CWND: usize = 16;
+
 /// The sender stopped: one message stayed unacknowledged past
 /// [`SenderConfig::give_up_after`].
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -134,6 +141,10 @@ pub struct SenderCounters {
     pub rtt_samples: u64,
     /// Acknowledgements that gave no sample under Karn's rule.
     pub karn_skipped: u64,
+    /// Retransmission time-outs that shrank the congestion window.
+    pub congestion_events: u64,
+    /// Due retransmissions put off because the congestion window was full.
+    pub retransmissions_deferred: u64,
 }
 
 /// A view of one unacknowledged message, from [`Sender::unacked`].
@@ -184,6 +195,15 @@ pub struct Sender {
     paused_since: Option<OffsetDateTime>,
     gave_up: Option<GaveUp>,
     counters: SenderCounters,
+    /// The congestion window: how many messages may be unacknowledged
+    /// now, within `config.window`.
+    cwnd: f64,
+    /// Below it the window grows by one per ack (slow start), above it by
+    /// one per window of acks.
+    ssthresh: f64,
+    /// Time-outs of messages numbered below it belong to the congestion
+    /// event that set it, and do not shrink the window again.
+    recovery_until: i64,
 }
 
 impl Sender {
@@ -200,11 +220,24 @@ impl Sender {
             paused_since: None,
             gave_up: None,
             counters: SenderCounters::default(),
+            cwnd: INITIAL_CWND as f64,
+            ssthresh: f64::INFINITY,
+            recovery_until: 0,
         }
     }
 
+    /// How many messages may be unacknowledged now: the configured window,
+    /// or less while the congestion window is smaller.
     fn window(&self) -> usize {
-        self.config.window.max(1)
+        // A float of at most a few thousand: the cast is exact.
+        let cwnd = self.cwnd as usize;
+        self.config.window.min(cwnd).max(1)
+    }
+
+    /// The congestion window, in messages (at most [`SenderConfig::window`]
+    /// in effect).
+    pub fn congestion_window(&self) -> usize {
+        self.window()
     }
 
     /// Whether [`send`](Self::send) would accept a message now: the window
@@ -295,6 +328,7 @@ impl Sender {
         };
         self.deadlines.remove(&(message.deadline, sequence_number));
         self.counters.acks_received += 1;
+        self.grow_window();
         let rtt_sample = if message.rtt_eligible {
             let sample = elapsed(message.last_sent, now);
             self.rtt.sample(sample);
@@ -364,11 +398,24 @@ impl Sender {
             .map(|(_, s)| *s)
             .collect();
         due.sort_unstable();
-        for seq in due {
+        if let Some(&oldest) = due.first() {
+            self.shrink_window(oldest);
+        }
+        let budget = self.window();
+        for (n, seq) in due.into_iter().enumerate() {
             let Some(message) = self.in_flight.get_mut(&seq) else {
                 continue;
             };
             self.deadlines.remove(&(message.deadline, seq));
+            if n >= budget {
+                // Put off, not resent: after a time-out the far side is
+                // most likely slow rather than losing messages, and a
+                // whole window resent at once only lengthens its queue.
+                message.deadline = after(now, message.backoff);
+                self.deadlines.insert((message.deadline, seq));
+                self.counters.retransmissions_deferred += 1;
+                continue;
+            }
             message.transmissions = message.transmissions.saturating_add(1);
             message.rtt_eligible = false;
             message.backoff = message.backoff.saturating_mul(2).min(max_rto);
@@ -437,6 +484,36 @@ impl Sender {
         self.rebuild_deadlines();
         self.counters.retransmissions += out.len() as u64;
         out
+    }
+
+    /// An ack: the congestion window grows by one message per ack while
+    /// below the threshold (slow start), else by one per window of acks.
+    fn grow_window(&mut self) {
+        let limit = self.config.window.max(1) as f64;
+        if self.cwnd < self.ssthresh {
+            self.cwnd += 1.0;
+        } else {
+            self.cwnd += 1.0 / self.cwnd;
+        }
+        self.cwnd = self.cwnd.min(limit);
+    }
+
+    /// A retransmission time-out of message `oldest`: unless it belongs to
+    /// the congestion event already being recovered from, the threshold
+    /// becomes half of what was in flight and the window [`MIN_CWND`], as
+    /// TCP does (RFC 5681). Without it, a peer slower than the window
+    /// (the fake agent in a debug build, or a slow path through the
+    /// service) got every message of a full window two or three times.
+    fn shrink_window(&mut self, oldest: i64) {
+        if oldest < self.recovery_until {
+            return;
+        }
+        let in_flight = self.in_flight.len() as f64;
+        let floor = MIN_CWND as f64;
+        self.ssthresh = (in_flight / 2.0).max(floor);
+        self.cwnd = floor;
+        self.recovery_until = self.next_sequence;
+        self.counters.congestion_events += 1;
     }
 
     /// The RTO of a first transmission: the estimate, within the floor

@@ -44,6 +44,10 @@ struct Network {
     duplicate_percent: u32,
     min_delay_ms: u64,
     max_delay_ms: u64,
+    /// A bottleneck towards the agent: each message occupies it for this
+    /// long, one after another, so that what is sent faster queues (as
+    /// at a slow agent or a slow path through the service). 0: none.
+    to_agent_service_us: u64,
 }
 
 #[derive(Debug, Clone)]
@@ -133,6 +137,8 @@ struct Wire<'a> {
     in_flight: InFlight,
     serial: u64,
     down: bool,
+    /// When the bottleneck towards the agent is free again.
+    to_agent_free_at: OffsetDateTime,
 }
 
 impl Wire<'_> {
@@ -153,11 +159,15 @@ impl Wire<'_> {
             let delay = self
                 .rng
                 .between(self.network.min_delay_ms, self.network.max_delay_ms);
+            let mut arrival = now + Duration::from_millis(delay);
+            if to_agent && self.network.to_agent_service_us > 0 {
+                let service = Duration::from_micros(self.network.to_agent_service_us);
+                arrival = arrival.max(self.to_agent_free_at) + service;
+                self.to_agent_free_at = arrival;
+            }
             self.serial += 1;
-            self.in_flight.insert(
-                (now + Duration::from_millis(delay), self.serial),
-                (to_agent, bytes.clone()),
-            );
+            self.in_flight
+                .insert((arrival, self.serial), (to_agent, bytes.clone()));
         }
     }
 }
@@ -210,6 +220,7 @@ fn run(scenario: &Scenario, limit: Duration) -> Result<Outcome, String> {
         in_flight: BTreeMap::new(),
         serial: 0,
         down: false,
+        to_agent_free_at: T0,
     };
     let mut now = T0;
     // The outage's start and end, removed once they have happened.
@@ -343,6 +354,7 @@ fn lossy() -> impl Strategy<Value = Scenario> {
                     duplicate_percent: dup,
                     min_delay_ms: min,
                     max_delay_ms: min + spread,
+                    to_agent_service_us: 0,
                 },
                 window,
                 client_messages: c,
@@ -387,6 +399,7 @@ proptest! {
                 duplicate_percent: dup,
                 min_delay_ms: delay,
                 max_delay_ms: delay,
+                to_agent_service_us: 0,
             },
             window,
             client_messages: c,
@@ -400,6 +413,34 @@ proptest! {
     }
 }
 
+/// A full window towards an agent slower than it (a 1 ms bottleneck per
+/// message, 10 ms each way): the queue would hold a 4,096-message window
+/// for 4 s, past every RTO. The congestion window keeps the queue short:
+/// everything arrives, and few messages are sent twice. With the fixed
+/// window alone the run collapsed: resends kept the queue full, and the
+/// sender gave up on message 13,667 after 302 transmissions in 300 s.
+#[test]
+fn a_slow_agent_is_not_flooded_with_retransmissions() {
+    let mut scenario = steady(4096, 20_000);
+    scenario.network.min_delay_ms = 10;
+    scenario.network.max_delay_ms = 10;
+    scenario.network.to_agent_service_us = 1_000;
+    let outcome = run(&scenario, Duration::from_secs(600)).unwrap();
+    assert_exactly_once_in_order(&outcome, &scenario);
+    let counters = outcome.client.sender.counters();
+    assert!(
+        counters.retransmissions < 1_000,
+        "{} retransmissions for 20,000 messages ({counters:?})",
+        counters.retransmissions
+    );
+    // The bottleneck's own pace is 20 s.
+    assert!(
+        outcome.finished_after < Duration::from_secs(30),
+        "{:?}",
+        outcome.finished_after
+    );
+}
+
 fn steady(window: usize, messages: usize) -> Scenario {
     Scenario {
         seed: 7,
@@ -408,6 +449,7 @@ fn steady(window: usize, messages: usize) -> Scenario {
             duplicate_percent: 0,
             min_delay_ms: 50,
             max_delay_ms: 50,
+            to_agent_service_us: 0,
         },
         window,
         client_messages: messages,
@@ -435,6 +477,7 @@ fn heavy_loss_and_an_outage_still_converge_through_re_acks() {
             duplicate_percent: 10,
             min_delay_ms: 5,
             max_delay_ms: 400,
+            to_agent_service_us: 0,
         },
         window: 8,
         client_messages: 50,

@@ -290,6 +290,46 @@ fn window_lets_n_messages_fly_before_the_first_ack() {
     assert_eq!(unacked, [0, 1, 3, 4]);
 }
 
+// --- Congestion window -------------------------------------------------
+
+#[test]
+fn slow_start_lets_64_fly_then_one_more_per_ack() {
+    let mut sender = client(4096);
+    let sent: Vec<_> = (0..64).map(|n| send(&mut sender, n, at(0))).collect();
+    assert!(!sender.can_send(), "64 messages before the first ack");
+    assert_eq!(sender.congestion_window(), 64);
+    sender.on_ack(&ack_of(&sent[0]), at(50));
+    // One slot freed by the ack, one more by the window's growth.
+    send(&mut sender, 64, at(50));
+    send(&mut sender, 65, at(50));
+    assert!(!sender.can_send());
+    assert_eq!(sender.congestion_window(), 65);
+}
+
+#[test]
+fn a_time_out_shrinks_the_window_and_puts_off_most_of_the_resends() {
+    let mut sender = client(4096);
+    let sent: Vec<_> = (0..64).map(|n| send(&mut sender, n, at(0))).collect();
+    let resent = sender.poll_retransmit(at(200)).unwrap();
+    assert_eq!(resent, sent[..16].to_vec(), "the 16 oldest, not all 64");
+    assert_eq!(sender.congestion_window(), 16);
+    assert_eq!(sender.counters().congestion_events, 1);
+    assert_eq!(sender.counters().retransmissions_deferred, 48);
+    // The others come due one RTO later: the same event, no new shrink,
+    // and again at most a window of them.
+    assert_eq!(sender.next_deadline(), Some(at(400)));
+    let later = sender.poll_retransmit(at(400)).unwrap();
+    assert_eq!(later, sent[16..32].to_vec());
+    assert_eq!(sender.counters().congestion_events, 1);
+    // Acks regrow the window: one per ack up to half of the 64 in flight
+    // (16 acks), then one per window of acks (48 more: 1.5).
+    for bytes in &sent {
+        sender.on_ack(&ack_of(bytes), at(450));
+    }
+    assert_eq!(sender.congestion_window(), 33);
+    assert_eq!(sender.in_flight(), 0);
+}
+
 #[test]
 fn zero_window_is_treated_as_one() {
     let mut sender = client(0);
