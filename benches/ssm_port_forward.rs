@@ -4,19 +4,22 @@
 //! when the sink has all of them; nothing comes back through the tunnel):
 //!
 //! - `raw_tcp`: straight to the sink (the limit);
-//! - `ours`: through our client (`DataChannel` + `port::run_mux`, smux over
-//!   the data channel, 1 KiB per frame) and `SsmAgentFake`, which dials the
-//!   sink per smux stream;
+//! - `ours`: through our client (`DataChannel` + `port::run_with`, smux over
+//!   the data channel, 1 KiB per frame and message, the default) and
+//!   `SsmAgentFake`, which dials the sink per smux stream;
+//! - `ours_32k_messages`: the same with `PortOptions::message_size` 32 KiB
+//!   (pyssm's size);
 //! - `pyssm`: through pyssm-client (`pyssm port-forward`, a separate Python
 //!   process, 32 KiB per frame) and the same fakes;
 //! - `ours_channel_1k_frames` / `ours_channel_32k_frames`: attribution
 //!   only, our `DataChannel` driven directly with smux frames of 1 KiB (as
 //!   `run_mux`) or 32 KiB (as pyssm), without the local listener;
-//! - `raw_tcp`, `ours`, `pyssm` and `ours_channel_32k_frames` again
+//! - `raw_tcp`, `ours`, `ours_32k_messages`, `pyssm` and
+//!   `ours_channel_32k_frames` again
 //!   (suffix `_20ms_rtt`) with about 20 ms of round-trip time added by
 //!   `session_testkit::fakes::latency_proxy` (10 ms each way) between the
 //!   client and the fake's websocket, to show that our client is bound by
-//!   its window (256 unacked messages: 256 KiB per RTT at 1 KiB per
+//!   its window (4,096 unacked messages: 4 MiB per RTT at 1 KiB per
 //!   message), not by one message per RTT. For `raw_tcp_20ms_rtt` the proxy
 //!   sits between the client and the sink; it terminates TCP on both sides,
 //!   so that figure is the one-way delay plus the proxy's bandwidth, not TCP
@@ -43,9 +46,11 @@ use std::time::{Duration, Instant};
 use criterion::measurement::WallTime;
 use criterion::{BenchmarkGroup, Criterion, SamplingMode, Throughput, criterion_main};
 use session_sdk::aws::AwsCredentials;
+use session_sdk::aws::ssm::port::PortOptions;
 use session_sdk::aws::ssm::smux::{Frame, StreamIds};
 use session_sdk::aws::ssm::{
-    ChannelEnd, ChannelOptions, DataChannel, PayloadType, SsmClientConfig, SsmConfig, port,
+    ChannelEnd, ChannelOptions, DataChannel, Established, PayloadType, SsmClientConfig, SsmConfig,
+    port,
 };
 use session_sdk::{Secret, SystemClock};
 use session_testkit::fakes::SsmControlFake;
@@ -168,26 +173,30 @@ impl World {
     }
 }
 
-/// Our client's tunnel: StartSession, a data channel, `run_mux` on a local
-/// listener.
+/// Our client's tunnel: StartSession, a data channel, `port::run_with` on
+/// a local listener, reading `message_size` bytes per message.
 struct Ours {
     local: SocketAddr,
-    forward: JoinHandle<ChannelEnd>,
+    forward: JoinHandle<session_sdk::Result<ChannelEnd>>,
 }
 
 impl Ours {
-    async fn start(world: &World, sink: SocketAddr) -> Self {
-        let channel = open_channel(world, sink).await;
+    async fn start(world: &World, sink: SocketAddr, message_size: usize) -> Self {
+        let (channel, established) = open_channel(world, sink).await;
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("listener");
         let local = listener.local_addr().expect("listener address");
-        let forward = tokio::spawn(port::run_mux(channel, listener, false));
+        let options = PortOptions::default().with_message_size(message_size);
+        let forward =
+            tokio::spawn(
+                async move { port::run_with(channel, &established, listener, &options).await },
+            );
         Self { local, forward }
     }
 }
 
 /// StartSession against the control fake for a port session to the sink's
 /// port, and our data channel to the ticket's stream URL.
-async fn open_channel(world: &World, sink: SocketAddr) -> DataChannel {
+async fn open_channel(world: &World, sink: SocketAddr) -> (DataChannel, Established) {
     let credentials = AwsCredentials {
         access_key_id: "AKIABENCHPORTFWD0000".into(),
         secret_access_key: Secret::new("bench/secret/example/key/0000000000000000"),
@@ -203,7 +212,7 @@ async fn open_channel(world: &World, sink: SocketAddr) -> DataChannel {
         .start_session(&SsmConfig::port_forward(TARGET, sink.port()))
         .await
         .expect("StartSession");
-    let (channel, _) = DataChannel::open(
+    DataChannel::open(
         &ticket,
         uuid::Uuid::new_v4(),
         ChannelOptions::default(),
@@ -211,8 +220,7 @@ async fn open_channel(world: &World, sink: SocketAddr) -> DataChannel {
         "bench",
     )
     .await
-    .expect("data channel");
-    channel
+    .expect("data channel")
 }
 
 /// Attribution only, not a way to use the SDK: our data channel driven
@@ -227,7 +235,7 @@ struct Direct {
 impl Direct {
     async fn start(world: &World, sink: SocketAddr) -> Self {
         Self {
-            channel: open_channel(world, sink).await,
+            channel: open_channel(world, sink).await.0,
             ids: StreamIds::new(),
         }
     }
@@ -472,14 +480,20 @@ fn bench(c: &mut Criterion) {
         );
         drop(proxy);
 
-        // (b) our client through the fakes.
-        let world = rt.block_on(World::start(sink_addr, delayed));
-        let ours = rt.block_on(Ours::start(&world, sink_addr));
-        let name = format!("ours{suffix}");
-        bench_push(&mut group, &name, &rt, &mut sink, ours.local, &data);
-        world.report(&name);
-        drop(ours);
-        drop(world);
+        // (b) our client through the fakes: 1 KiB per message (the
+        // default, as the AWS plugin) and 32 KiB (as pyssm).
+        for (message_size, label) in [
+            (port::MESSAGE_SIZE, ""),
+            (port::MAX_MESSAGE_SIZE, "_32k_messages"),
+        ] {
+            let world = rt.block_on(World::start(sink_addr, delayed));
+            let ours = rt.block_on(Ours::start(&world, sink_addr, message_size));
+            let name = format!("ours{label}{suffix}");
+            bench_push(&mut group, &name, &rt, &mut sink, ours.local, &data);
+            world.report(&name);
+            drop(ours);
+            drop(world);
+        }
 
         // (c) pyssm-client through the same fakes.
         if let Some(program) = &pyssm {

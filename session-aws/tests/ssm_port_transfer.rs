@@ -230,6 +230,39 @@ async fn a_channel_that_ends_mid_transfer_resets_the_local_connection() {
     far.abort();
 }
 
+/// `PortOptions::message_size`: 32 KiB reads go out as 32 KiB messages (the
+/// fake records the largest Output it got: one smux frame with its 8-byte
+/// header), and 4 MiB echo intact; sizes outside 1 to 32 KiB are refused
+/// with an error naming the setting.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn larger_messages_carry_a_connection_intact_and_bad_sizes_are_refused() {
+    let echo = echo_target().await;
+    let world = world(AgentScenario::port_to(echo)).await;
+    for bad in [0, port::MAX_MESSAGE_SIZE + 1] {
+        let (channel, _, established) = open_port(&world, echo.port()).await;
+        let (listener, _) = local_listener().await;
+        let options = PortOptions::default().with_message_size(bad);
+        let error = port::run_with(channel, &established, listener, &options)
+            .await
+            .expect_err("refused");
+        assert_eq!(error.category(), "invalid_input", "{error}");
+        assert!(error.to_string().contains("message size"), "{error}");
+    }
+    let (channel, id, established) = open_port(&world, echo.port()).await;
+    let (listener, local) = local_listener().await;
+    let options = PortOptions::default().with_message_size(port::MAX_MESSAGE_SIZE);
+    let forward =
+        tokio::spawn(
+            async move { port::run_with(channel, &established, listener, &options).await },
+        );
+    let data = pattern(4 << 20, 9);
+    let mut conn = TcpStream::connect(local).await.unwrap();
+    assert!(round_trip(&mut conn, &data).await == data, "echoed intact");
+    let stats = world.agent.stats(&id).expect("stats");
+    assert_eq!(stats.largest_output_in, port::MAX_MESSAGE_SIZE + 8);
+    forward.abort();
+}
+
 /// Bytes per chunk of the transfer streams.
 const CHUNK: usize = 1 << 20;
 

@@ -19,7 +19,7 @@ use tokio::sync::mpsc;
 use super::super::channel::{ChannelEnd, DataChannel, Incoming};
 use super::super::message::PayloadType;
 use super::super::payload::FlagValue;
-use super::{BASIC_QUEUE, Down, DownBudget, Up, accept, connection};
+use super::{BASIC_QUEUE, Down, DownBudget, MESSAGE_SIZE, Up, accept, connection};
 
 /// How [`serve`] runs.
 pub(super) struct Config {
@@ -29,6 +29,8 @@ pub(super) struct Config {
     pub(super) remote: String,
     /// The agent's version, for logs (empty when unknown).
     pub(super) agent_version: String,
+    /// Bytes per Output payload read from the connection.
+    pub(super) message_size: usize,
 }
 
 /// Runs a basic port forward until the channel ends: one local connection
@@ -41,6 +43,7 @@ pub async fn run_basic(channel: DataChannel, listener: TcpListener) -> ChannelEn
         queue: BASIC_QUEUE,
         remote: "the remote port".into(),
         agent_version: String::new(),
+        message_size: MESSAGE_SIZE,
     };
     serve(channel, listener, &config).await
 }
@@ -74,7 +77,13 @@ pub(super) async fn serve(
     let mut start = |stream: TcpStream| {
         next_id = next_id.wrapping_add(1);
         let (writer, down) = mpsc::unbounded_channel();
-        tokio::spawn(connection(stream, next_id, up_tx.clone(), down));
+        tokio::spawn(connection(
+            stream,
+            next_id,
+            config.message_size,
+            up_tx.clone(),
+            down,
+        ));
         Active {
             id: next_id,
             writer,

@@ -13,7 +13,7 @@ use super::super::channel::{ChannelEnd, ChannelSender, DataChannel, Incoming};
 use super::super::message::PayloadType;
 use super::super::payload::FlagValue;
 use super::super::smux::{Cmd, Frame, FrameDecoder, StreamIds};
-use super::{Down, DownBudget, KEEPALIVE_INTERVAL, Up, accept, connection};
+use super::{Down, DownBudget, KEEPALIVE_INTERVAL, MESSAGE_SIZE, Up, accept, connection};
 
 /// Runs a mux port forward until the channel ends: accepts on `listener`,
 /// opens an smux stream per connection, and copies bytes both ways.
@@ -31,6 +31,7 @@ pub async fn run_mux(channel: DataChannel, listener: TcpListener, keepalive: boo
         listener,
         keepalive.then_some(KEEPALIVE_INTERVAL),
         "the remote port",
+        MESSAGE_SIZE,
     )
     .await
 }
@@ -112,10 +113,11 @@ pub(super) async fn serve(
     listener: TcpListener,
     keepalive: Option<Duration>,
     remote: &str,
+    message_size: usize,
 ) -> ChannelEnd {
     let (up_tx, up_rx) = mpsc::channel::<Up>(256);
     let sending = upstream(channel.sender(), up_rx, keepalive);
-    let reading = downstream(&mut channel, &listener, up_tx, remote);
+    let reading = downstream(&mut channel, &listener, up_tx, remote, message_size);
     let gave_up = tokio::select! {
         () = sending => None,
         gave_up = reading => gave_up,
@@ -162,6 +164,7 @@ async fn downstream(
     listener: &TcpListener,
     up: mpsc::Sender<Up>,
     remote: &str,
+    message_size: usize,
 ) -> Option<ChannelEnd> {
     let mut ids = StreamIds::new();
     let mut decoder = FrameDecoder::new();
@@ -182,7 +185,7 @@ async fn downstream(
                 }
                 let (write_tx, write_rx) = mpsc::unbounded_channel();
                 streams.insert(id, Stream { writer: write_tx, got_data: false });
-                tokio::spawn(connection(stream, id, up.clone(), write_rx));
+                tokio::spawn(connection(stream, id, message_size, up.clone(), write_rx));
             }
             incoming = channel.recv() => match incoming {
                 Some(Incoming::Output(bytes)) => {
