@@ -189,3 +189,24 @@ async fn a_connection_beyond_the_queue_is_closed_at_once() {
     assert_eq!(disconnects(&stats.flags_received), 1);
     forward.abort();
 }
+
+/// 16 MiB echoed through basic mode while it is being sent: both
+/// directions at full speed, intact. It hung (20 s limit) while one loop
+/// both waited for the window and read the channel: the agent's acks went
+/// unread, so the window never opened.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sixteen_mib_echo_both_ways_at_once_in_basic_mode() {
+    let echo = echo_target().await;
+    let world = world(AgentScenario {
+        agent_version: "3.0.196.0".into(),
+        ..AgentScenario::port_to(echo)
+    })
+    .await;
+    let (channel, _, established) = open_port(&world, echo.port()).await;
+    let (listener, local) = local_listener().await;
+    let forward = tokio::spawn(async move { port::run(channel, &established, listener).await });
+    let data = pattern(16 << 20, 11);
+    let mut conn = TcpStream::connect(local).await.unwrap();
+    assert!(round_trip(&mut conn, &data).await == data, "echoed intact");
+    forward.abort();
+}

@@ -12,11 +12,13 @@
 //! started (nothing in the payloads tells them apart).
 
 use std::collections::VecDeque;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
 
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
 
-use super::super::channel::{ChannelEnd, DataChannel, Incoming};
+use super::super::channel::{ChannelEnd, ChannelSender, DataChannel, Incoming};
 use super::super::message::PayloadType;
 use super::super::payload::FlagValue;
 use super::{BASIC_QUEUE, Down, DownBudget, MESSAGE_SIZE, Up, accept, connection};
@@ -55,12 +57,74 @@ struct Active {
 }
 
 /// The basic runner.
+///
+/// Two halves run side by side, as in mux mode: the sending half writes
+/// the carried connection's bytes and, after them, its DisconnectToPort
+/// (waiting for the channel's window), and the other half accepts,
+/// queues and switches connections and hands the agent's bytes on. A
+/// single loop that waited for the window stopped reading the channel,
+/// so the agent's acks were never read and the window never opened: an
+/// echo of 16 MiB hung for good.
 pub(super) async fn serve(
     mut channel: DataChannel,
     listener: TcpListener,
     config: &Config,
 ) -> ChannelEnd {
-    let (up_tx, mut up_rx) = mpsc::channel::<Up>(64);
+    let (up_tx, up_rx) = mpsc::channel::<Up>(64);
+    // Ids of connections whose DisconnectToPort went out.
+    let (done_tx, done_rx) = mpsc::unbounded_channel::<u32>();
+    let current = Arc::new(AtomicU32::new(0));
+    let sending = upstream(channel.sender(), up_rx, Arc::clone(&current), done_tx);
+    let switching = downstream(&mut channel, &listener, config, up_tx, current, done_rx);
+    tokio::select! {
+        () = sending => {}
+        () = switching => {}
+    }
+    channel.ended().await
+}
+
+/// The sending half: the carried connection's bytes, then its
+/// DisconnectToPort, reported on `done`. Bytes and ends of connections that
+/// are no longer carried (dropped after a ConnectToPortError) are dropped:
+/// the agent has no connection for them. Ends when the channel does.
+async fn upstream(
+    sender: ChannelSender,
+    mut up: mpsc::Receiver<Up>,
+    current: Arc<AtomicU32>,
+    done: mpsc::UnboundedSender<u32>,
+) {
+    while let Some(next) = up.recv().await {
+        let carried = current.load(Ordering::Acquire);
+        let sent = match next {
+            Up::Data { id, bytes } if id == carried => {
+                sender.send(PayloadType::Output, bytes).await
+            }
+            Up::Fin { id } if id == carried => {
+                let flag = FlagValue::DisconnectToPort.to_payload().to_vec();
+                let sent = sender.send(PayloadType::Flag, flag).await;
+                let _ = done.send(id);
+                sent
+            }
+            _ => Ok(()),
+        };
+        if sent.is_err() {
+            return;
+        }
+    }
+}
+
+/// The switching half: accepts connections (one carried, the others
+/// waiting or refused), starts the next one when the carried one is done
+/// or failed, and hands the agent's bytes to the carried one. Ends when
+/// the channel does.
+async fn downstream(
+    channel: &mut DataChannel,
+    listener: &TcpListener,
+    config: &Config,
+    up: mpsc::Sender<Up>,
+    current: Arc<AtomicU32>,
+    mut done: mpsc::UnboundedReceiver<u32>,
+) {
     let mut active: Option<Active> = None;
     let mut waiting: VecDeque<TcpStream> = VecDeque::new();
     let mut next_id = 0u32;
@@ -75,13 +139,15 @@ pub(super) async fn serve(
         )
     };
     let mut start = |stream: TcpStream| {
-        next_id = next_id.wrapping_add(1);
+        // Ids start at 1: 0 in `current` means none is carried.
+        next_id = next_id.wrapping_add(1).max(1);
+        current.store(next_id, Ordering::Release);
         let (writer, down) = mpsc::unbounded_channel();
         tokio::spawn(connection(
             stream,
             next_id,
             config.message_size,
-            up_tx.clone(),
+            up.clone(),
             down,
         ));
         Active {
@@ -91,7 +157,7 @@ pub(super) async fn serve(
     };
     loop {
         tokio::select! {
-            accepted = accept(&listener, &mut accept_failing) => {
+            accepted = accept(listener, &mut accept_failing) => {
                 let Some(stream) = accepted else { continue };
                 if active.is_none() {
                     active = Some(start(stream));
@@ -111,32 +177,18 @@ pub(super) async fn serve(
                     );
                 }
             }
-            Some(up) = up_rx.recv() => {
-                let current = active.as_ref().map(|a| a.id);
-                match up {
-                    Up::Data { id, bytes } if current == Some(id) => {
-                        let sent = channel.send(PayloadType::Output, bytes).await;
-                        if sent.is_err() {
-                            break;
-                        }
+            Some(id) = done.recv() => {
+                if active.as_ref().is_some_and(|a| a.id == id) {
+                    if let Some(finished) = active.take() {
+                        let _ = finished.writer.send(Down::Close);
                     }
-                    Up::Fin { id } if current == Some(id) => {
-                        if let Some(done) = active.take() {
-                            let _ = done.writer.send(Down::Close);
-                        }
-                        let flag = FlagValue::DisconnectToPort.to_payload().to_vec();
-                        if channel.send(PayloadType::Flag, flag).await.is_err() {
-                            break;
-                        }
-                        active = waiting.pop_front().map(&mut start);
-                    }
-                    _ => {}
+                    active = waiting.pop_front().map(&mut start);
                 }
             }
             incoming = channel.recv() => match incoming {
                 Some(Incoming::Output(bytes)) => match &active {
-                    Some(current) => {
-                        let _ = current.writer.send(budget.data(bytes).await);
+                    Some(carried) => {
+                        let _ = carried.writer.send(budget.data(bytes).await);
                     }
                     None => tracing::debug!(
                         len = bytes.len(),
@@ -150,6 +202,7 @@ pub(super) async fn serve(
                         config.remote
                     );
                     // The agent has no connection: no DisconnectToPort.
+                    current.store(0, Ordering::Release);
                     if let Some(failed) = active.take() {
                         let _ = failed.writer.send(Down::Close);
                     }
@@ -159,9 +212,8 @@ pub(super) async fn serve(
                     tracing::debug!(?flag, "flag from the agent");
                 }
                 Some(_) => {}
-                None => break,
+                None => return,
             },
         }
     }
-    channel.ended().await
 }
