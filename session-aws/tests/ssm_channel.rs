@@ -298,3 +298,48 @@ async fn a_mux_port_forward_carries_concurrent_connections_intact() {
     assert_eq!(stats.target_connections, 3);
     forward.abort();
 }
+
+/// A stream session (`run_stream`, as a shell or `AWS-StartSSHSession`
+/// gets) uploading 16 MiB while the agent sends 8 MiB of its own: both
+/// arrive intact. It hung while one loop both waited for the window and
+/// read the channel: the agent's output filled the channel's queue, its
+/// acks then went unread, and the window never opened.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stream_session_sends_and_receives_at_once() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    const UP: usize = 16 << 20;
+    const DOWN: usize = 8 << 20;
+    let world = world(AgentScenario {
+        shell_echo: ShellEcho::Silent,
+        ..AgentScenario::default()
+    })
+    .await;
+    let (channel, id) = open(&world, &SsmConfig::shell(TARGET)).await;
+    let (user, ours) = tokio::io::duplex(64 * 1024);
+    let (_sizes_tx, sizes) = tokio::sync::watch::channel(None);
+    let runner = tokio::spawn(session_aws::ssm::stream::run_stream(channel, ours, sizes));
+    let up: Vec<u8> = (0..UP).map(|i| (i % 251) as u8).collect();
+    let down: Vec<u8> = (0..DOWN).map(|i| (i % 241) as u8).collect();
+    for chunk in down.chunks(1024) {
+        assert!(world.agent.send_stream(&id, 1, chunk.to_vec()));
+    }
+    let (mut r, mut w) = tokio::io::split(user);
+    let send = async {
+        w.write_all(&up).await.unwrap();
+    };
+    let mut got = vec![0u8; DOWN];
+    let receive = r.read_exact(&mut got);
+    let ((), read) = tokio::time::timeout(Duration::from_secs(60), async {
+        tokio::join!(send, receive)
+    })
+    .await
+    .expect("both ways in time");
+    read.unwrap();
+    assert!(got == down, "the agent's output arrived intact");
+    let stats = world
+        .agent
+        .wait_for(&id, |s| s.shell_input.len() == UP)
+        .await;
+    assert!(stats.shell_input == up, "our input arrived intact");
+    runner.abort();
+}

@@ -6,10 +6,10 @@
 
 use serde::Serialize;
 use session_core::WindowSize;
-use tokio::io::{AsyncReadExt, AsyncWriteExt, DuplexStream};
+use tokio::io::{AsyncReadExt, AsyncWriteExt, DuplexStream, ReadHalf};
 use tokio::sync::watch;
 
-use super::channel::{ChannelEnd, DataChannel, Incoming};
+use super::channel::{ChannelEnd, ChannelSender, DataChannel, Incoming};
 use super::message::PayloadType;
 
 /// Input bytes per Output payload: 1,024, as the plugin reads stdin.
@@ -37,36 +37,24 @@ struct SizePayload {
 /// The user's end of `io` closing (the handle dropped) is not the end of
 /// the session: the session ends by `stop`, the remote side, or the
 /// network. An ExitCode payload is kept and returned with the end.
+///
+/// Sending and receiving run side by side: one loop that waited for the
+/// window stopped reading the channel, so the agent's acks went unread
+/// once its output filled the channel's queue, and a stream echoed both
+/// ways at once hung.
 pub async fn run_stream(
     mut channel: DataChannel,
     io: DuplexStream,
-    mut sizes: watch::Receiver<Option<WindowSize>>,
+    sizes: watch::Receiver<Option<WindowSize>>,
 ) -> StreamEnd {
-    let (mut input, mut output) = tokio::io::split(io);
+    let (input, mut output) = tokio::io::split(io);
+    let sending = send_input(channel.sender(), input, sizes);
+    tokio::pin!(sending);
+    let mut sending_done = false;
     let mut exit_code = None;
-    let mut buffer = vec![0u8; INPUT_CHUNK];
-    let mut reading = true;
-    let mut sizing = true;
-    let mut pending_size = *sizes.borrow_and_update();
     loop {
-        if let Some(size) = pending_size.take()
-            && send_size(&channel, size).await.is_err()
-        {
-            break;
-        }
         tokio::select! {
-            read = input.read(&mut buffer), if reading => match read {
-                Ok(0) | Err(_) => reading = false,
-                Ok(n) => {
-                    if channel.send(PayloadType::Output, buffer[..n].to_vec()).await.is_err() {
-                        break;
-                    }
-                }
-            },
-            changed = sizes.changed(), if sizing => match changed {
-                Ok(()) => pending_size = *sizes.borrow_and_update(),
-                Err(_) => sizing = false,
-            },
+            () = &mut sending, if !sending_done => sending_done = true,
             incoming = channel.recv() => match incoming {
                 Some(Incoming::Output(bytes) | Incoming::Error(bytes) | Incoming::StdErr(bytes)) => {
                     // A user who went away does not end the session.
@@ -87,7 +75,46 @@ pub async fn run_stream(
     }
 }
 
-async fn send_size(channel: &DataChannel, size: WindowSize) -> session_core::Result<()> {
+/// The sending half of [`run_stream`]: the terminal size at start and on
+/// every change, and the user's input in payloads of [`INPUT_CHUNK`]
+/// bytes, until the channel refuses one. The end of the input ends only
+/// the reading of it.
+async fn send_input(
+    channel: ChannelSender,
+    mut input: ReadHalf<DuplexStream>,
+    mut sizes: watch::Receiver<Option<WindowSize>>,
+) {
+    let mut buffer = vec![0u8; INPUT_CHUNK];
+    let mut reading = true;
+    let mut sizing = true;
+    let mut pending_size = *sizes.borrow_and_update();
+    loop {
+        if let Some(size) = pending_size.take()
+            && send_size(&channel, size).await.is_err()
+        {
+            return;
+        }
+        if !reading && !sizing {
+            return;
+        }
+        tokio::select! {
+            read = input.read(&mut buffer), if reading => match read {
+                Ok(0) | Err(_) => reading = false,
+                Ok(n) => {
+                    if channel.send(PayloadType::Output, buffer[..n].to_vec()).await.is_err() {
+                        return;
+                    }
+                }
+            },
+            changed = sizes.changed(), if sizing => match changed {
+                Ok(()) => pending_size = *sizes.borrow_and_update(),
+                Err(_) => sizing = false,
+            },
+        }
+    }
+}
+
+async fn send_size(channel: &ChannelSender, size: WindowSize) -> session_core::Result<()> {
     let payload = serde_json::to_vec(&SizePayload {
         cols: u32::from(size.cols),
         rows: u32::from(size.rows),
