@@ -414,3 +414,54 @@ async fn a_fin_ahead_of_its_dial_error_does_not_reset_a_later_empty_stream() {
     );
     f.task.abort();
 }
+
+/// An echo forward through agent 3.1.1511.0 (our NOPs and our keepalive
+/// time-out on) to xtaci with `keepalive`, our time-out 1 s; echoes once.
+async fn keepalive_forward(program: PathBuf, keepalive: XtaciKeepalive) -> Forward {
+    let echo = echo_target().await;
+    let f = forward(
+        AgentScenario {
+            agent_version: "3.1.1511.0".into(),
+            ..xtaci_to(echo, program, keepalive)
+        },
+        PortOptions::default()
+            .with_keepalive_interval(Duration::from_millis(50))
+            .with_keepalive_timeout(Duration::from_secs(1)),
+    )
+    .await;
+    let mut conn = TcpStream::connect(f.local).await.unwrap();
+    let data = pattern(4_000, 13);
+    assert!(round_trip(&mut conn, &data).await == data, "echoed");
+    f
+}
+
+/// The agent's smux goes silent (xtaci with its keepalive off sends no
+/// NOPs, as a dead agent-side session would): our forward ends as lost
+/// once our keepalive time-out passes, instead of going quiet for good.
+#[tokio::test]
+async fn a_silent_agent_ends_the_forward_after_the_keepalive_timeout() {
+    let Some(program) = harness() else { return };
+    let f = keepalive_forward(program, XtaciKeepalive::Disabled).await;
+    let end = tokio::time::timeout(Duration::from_secs(10), f.task)
+        .await
+        .expect("the forward ended")
+        .expect("no panic");
+    match end {
+        Ok(ChannelEnd::Lost(why)) => assert!(why.contains("keepalive"), "{why}"),
+        other => panic!("ended as lost, not {other:?}"),
+    }
+}
+
+/// The same with xtaci's NOPs every 100 ms: the forward outlives three of
+/// our time-outs of idling, and still echoes.
+#[tokio::test]
+async fn the_agents_nops_keep_the_forward_up() {
+    let Some(program) = harness() else { return };
+    let f = keepalive_forward(program, SHORT_XTACI).await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert!(!f.task.is_finished(), "the forward is up");
+    let mut conn = TcpStream::connect(f.local).await.unwrap();
+    let data = pattern(4_000, 14);
+    assert!(round_trip(&mut conn, &data).await == data, "still echoes");
+    f.task.abort();
+}

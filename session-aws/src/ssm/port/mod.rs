@@ -42,6 +42,11 @@ pub const MAX_MESSAGE_SIZE: usize = 32 * 1024;
 /// default).
 pub const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(10);
 
+/// How long an agent that expects a keepalive may send nothing before the
+/// forward is given up (xtaci's default `KeepAliveTimeout`: three of its
+/// 10 s NOPs missed).
+pub const KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(30);
+
 /// Connections that may wait in basic mode while one is carried.
 pub const BASIC_QUEUE: usize = 16;
 
@@ -63,6 +68,11 @@ pub struct PortOptions {
     /// The smux NOP interval, when the agent needs a keepalive
     /// ([`KEEPALIVE_INTERVAL`]).
     pub keepalive_interval: Duration,
+    /// With the same agents: how long the agent may send nothing (its
+    /// smux sends a NOP every 10 s) before the forward ends as lost
+    /// ([`KEEPALIVE_TIMEOUT`]), as xtaci's own session does. Without it a
+    /// forward whose agent-side smux session had died went quiet for good.
+    pub keepalive_timeout: Duration,
     /// Basic mode: connections that may wait while one is carried
     /// ([`BASIC_QUEUE`]); any more are refused.
     pub basic_queue: usize,
@@ -82,6 +92,7 @@ impl Default for PortOptions {
     fn default() -> Self {
         Self {
             keepalive_interval: KEEPALIVE_INTERVAL,
+            keepalive_timeout: KEEPALIVE_TIMEOUT,
             basic_queue: BASIC_QUEUE,
             message_size: MESSAGE_SIZE,
         }
@@ -93,6 +104,13 @@ impl PortOptions {
     #[must_use]
     pub fn with_keepalive_interval(mut self, interval: Duration) -> Self {
         self.keepalive_interval = interval;
+        self
+    }
+
+    /// Sets [`keepalive_timeout`](Self::keepalive_timeout).
+    #[must_use]
+    pub fn with_keepalive_timeout(mut self, timeout: Duration) -> Self {
+        self.keepalive_timeout = timeout;
         self
     }
 
@@ -183,8 +201,11 @@ pub async fn run_with(
     );
     match mode {
         PortMode::Mux => {
-            let keepalive = smux_keepalive_needed(&established.agent_version)
-                .then_some(options.keepalive_interval);
+            let keepalive =
+                smux_keepalive_needed(&established.agent_version).then_some(mux::Keepalive {
+                    interval: options.keepalive_interval,
+                    timeout: options.keepalive_timeout,
+                });
             Ok(mux::serve(channel, listener, keepalive, &remote, options.message_size).await)
         }
         PortMode::Basic => {

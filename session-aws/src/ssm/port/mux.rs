@@ -13,7 +13,9 @@ use super::super::channel::{ChannelEnd, ChannelSender, DataChannel, Incoming};
 use super::super::message::PayloadType;
 use super::super::payload::FlagValue;
 use super::super::smux::{Cmd, Frame, FrameDecoder, StreamIds};
-use super::{Down, DownBudget, KEEPALIVE_INTERVAL, MESSAGE_SIZE, Up, accept, connection};
+use super::{
+    Down, DownBudget, KEEPALIVE_INTERVAL, KEEPALIVE_TIMEOUT, MESSAGE_SIZE, Up, accept, connection,
+};
 
 /// Runs a mux port forward until the channel ends: accepts on `listener`,
 /// opens an smux stream per connection, and copies bytes both ways.
@@ -29,7 +31,10 @@ pub async fn run_mux(channel: DataChannel, listener: TcpListener, keepalive: boo
     serve(
         channel,
         listener,
-        keepalive.then_some(KEEPALIVE_INTERVAL),
+        keepalive.then_some(Keepalive {
+            interval: KEEPALIVE_INTERVAL,
+            timeout: KEEPALIVE_TIMEOUT,
+        }),
         "the remote port",
         MESSAGE_SIZE,
     )
@@ -91,6 +96,15 @@ impl DialErrors {
     }
 }
 
+/// The smux keepalive of agents up to 3.1.1511.0: our NOP every
+/// `interval`, and the forward given up when nothing came from the agent
+/// for `timeout`.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct Keepalive {
+    pub(super) interval: Duration,
+    pub(super) timeout: Duration,
+}
+
 /// One smux stream's state on our side.
 struct Stream {
     /// To the connection task.
@@ -111,13 +125,21 @@ struct Stream {
 pub(super) async fn serve(
     mut channel: DataChannel,
     listener: TcpListener,
-    keepalive: Option<Duration>,
+    keepalive: Option<Keepalive>,
     remote: &str,
     message_size: usize,
 ) -> ChannelEnd {
     let (up_tx, up_rx) = mpsc::channel::<Up>(256);
-    let sending = upstream(channel.sender(), up_rx, keepalive);
-    let reading = downstream(&mut channel, &listener, up_tx, remote, message_size);
+    let sending = upstream(channel.sender(), up_rx, keepalive.map(|k| k.interval));
+    let idle_limit = keepalive.map(|k| k.timeout);
+    let reading = downstream(
+        &mut channel,
+        &listener,
+        up_tx,
+        remote,
+        message_size,
+        idle_limit,
+    );
     let gave_up = tokio::select! {
         () = sending => None,
         gave_up = reading => gave_up,
@@ -165,6 +187,7 @@ async fn downstream(
     up: mpsc::Sender<Up>,
     remote: &str,
     message_size: usize,
+    idle_limit: Option<Duration>,
 ) -> Option<ChannelEnd> {
     let mut ids = StreamIds::new();
     let mut decoder = FrameDecoder::new();
@@ -172,8 +195,24 @@ async fn downstream(
     let mut dial_errors = DialErrors::default();
     let mut accept_failing = false;
     let budget = DownBudget::new();
+    let mut heard = Instant::now();
     loop {
+        // (Without a limit the branch is off; the day only keeps the sum
+        // in range.)
+        let idle_deadline = heard + idle_limit.unwrap_or(Duration::from_secs(86_400));
         tokio::select! {
+            () = tokio::time::sleep_until(idle_deadline), if idle_limit.is_some() => {
+                let limit = idle_limit.unwrap_or_default();
+                tracing::warn!(
+                    "nothing from the agent's smux for {} s (its keepalive stopped); \
+                     ending the port forward",
+                    limit.as_secs_f64()
+                );
+                return Some(ChannelEnd::Lost(format!(
+                    "the agent's smux sent nothing for {:.1} s (keepalive missed)",
+                    limit.as_secs_f64()
+                )));
+            }
             accepted = accept(listener, &mut accept_failing) => {
                 let Some(stream) = accepted else { continue };
                 let Ok(id) = ids.allocate() else {
@@ -207,6 +246,9 @@ async fn downstream(
                             }
                         }
                     }
+                    // Time spent waiting for a slow local reader is not
+                    // the agent's silence.
+                    heard = Instant::now();
                 }
                 Some(Incoming::Flag(FlagValue::ConnectToPortError)) => {
                     tracing::warn!(
