@@ -6,25 +6,18 @@ mod common;
 
 use std::process::Command;
 
+#[cfg(unix)]
+use common::ssm::{Ssm, echo_server, status_of};
+use common::ssm::{TARGET, runtime};
 use common::*;
 use session_aws::AwsCredentials;
 use session_aws::ssm::{SsmApi, SsmClientConfig, SsmConfig};
 use session_core::{Secret, SessionType};
 use session_testkit::fakes::SsmControlFake;
 #[cfg(unix)]
-use session_testkit::fakes::ssm_agent::{AgentScenario, ShellEcho, SsmAgentFake};
+use session_testkit::fakes::ssm_agent::{AgentScenario, ShellEcho};
 use session_testkit::peers::moto::{ALLOW_ALL_POLICY, MotoServer};
 use session_testkit::readers::botocore::Botocore;
-
-const TARGET: &str = "i-0123456789abcdef0";
-
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-        .expect("runtime")
-}
 
 async fn api(fake: &SsmControlFake) -> SsmApi {
     let credentials = AwsCredentials {
@@ -235,60 +228,6 @@ fn env(command: &mut Command, moto: &MotoServer, fake: &SsmControlFake, aws_dir:
         .env_remove("SESSIONCTL_AWS_SINK");
 }
 
-/// The control plane and the agent fakes of a `connect` test, and the
-/// environment that points sessionctl at them with the default chain.
-#[cfg(unix)]
-struct Ssm {
-    rt: tokio::runtime::Runtime,
-    control: SsmControlFake,
-    agent: SsmAgentFake,
-}
-
-#[cfg(unix)]
-impl Ssm {
-    fn start(scenario: AgentScenario) -> Self {
-        let rt = runtime();
-        let control = rt.block_on(SsmControlFake::start());
-        control.add_target(TARGET);
-        let agent = rt.block_on(SsmAgentFake::start(&control, scenario));
-        Ssm { rt, control, agent }
-    }
-
-    fn env(&self, fx: &Fixture) -> Vec<(&'static str, String)> {
-        let none = fx.dir.path().join("none").display().to_string();
-        vec![
-            ("AWS_ENDPOINT_URL_SSM", self.control.endpoint()),
-            ("AWS_ACCESS_KEY_ID", "AKIACONNECTTEST00000".into()),
-            ("AWS_SECRET_ACCESS_KEY", "connect-test-secret".into()),
-            ("AWS_REGION", "eu-west-1".into()),
-            ("AWS_CONFIG_FILE", none.clone()),
-            ("AWS_SHARED_CREDENTIALS_FILE", none),
-        ]
-    }
-
-    /// The service's sessions, newest last.
-    fn sessions(&self) -> Vec<session_testkit::fakes::ssm::SessionRecord> {
-        self.control.sessions()
-    }
-
-    /// Waits until the fake agent has attached a data channel for the one
-    /// session started; returns its id.
-    #[track_caller]
-    fn attached(&self) -> String {
-        let start = std::time::Instant::now();
-        loop {
-            if let Some((id, _)) = self.agent.all_stats().into_iter().find(|(_, s)| s.attached) {
-                return id;
-            }
-            assert!(
-                start.elapsed() < common::connect::TIMEOUT,
-                "no data channel attached"
-            );
-            std::thread::sleep(std::time::Duration::from_millis(20));
-        }
-    }
-}
-
 /// Adds `name`, a port forward to port 5432 of the target.
 #[cfg(unix)]
 fn add_port_forward(fx: &Fixture, name: &str) {
@@ -304,32 +243,6 @@ fn add_port_forward(fx: &Fixture, name: &str) {
         "portNumber=5432",
     ])
     .ok();
-}
-
-/// An echo server on loopback, on a thread of its own.
-#[cfg(unix)]
-fn echo_server() -> std::net::SocketAddr {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    let address = listener.local_addr().expect("address");
-    std::thread::spawn(move || {
-        for stream in listener.incoming().map_while(Result::ok) {
-            std::thread::spawn(move || {
-                let mut reader = stream.try_clone().expect("clone");
-                let mut writer = stream;
-                let _ = std::io::copy(&mut reader, &mut writer);
-            });
-        }
-    });
-    address
-}
-
-#[cfg(unix)]
-fn status_of(fx: &Fixture, name: &str) -> session_core::SessionStatus {
-    fx.stored()
-        .into_iter()
-        .find(|s| s.session_name == name)
-        .expect("stored")
-        .status()
 }
 
 /// `connect` of a port-forwarding session: StartSession with the default

@@ -13,6 +13,8 @@
 pub(crate) mod bmc;
 #[cfg(unix)]
 pub(crate) mod connect;
+#[cfg(feature = "aws-ssm")]
+pub(crate) mod ssm;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
