@@ -11,8 +11,11 @@
 
 use std::io::{Read, Write};
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
 use session_sdk::{EndReason, Error, LiveHandle, LiveStream, Session, SessionManager};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncReadExt, AsyncWriteExt, ReadHalf, WriteHalf};
 use tokio::sync::mpsc;
 
 use crate::Failure;
@@ -37,11 +40,20 @@ pub(crate) async fn run(
     if let Some(size) = terminal.as_ref().and_then(Terminal::size) {
         handle.resize(size);
     }
-    let (mut from_remote, mut to_remote) = tokio::io::split(stream);
-    let mut input = stdin_reader();
-    let mut buffer = vec![0u8; 16 * 1024];
-    let mut stdout = tokio::io::stdout();
-    let mut remote_open = true;
+    let (from_remote, to_remote) = tokio::io::split(stream);
+    // Input and output are copied by two futures of their own, polled
+    // beside the signals: while one waits (the remote side slow to take
+    // input, standard output slow to take output) the other goes on, and
+    // a signal is always seen. One loop that awaited a write to the remote
+    // side stopped copying its output: with both directions busy (ssh
+    // copying a file both ways) each side waited for the other for good,
+    // and SIGHUP went unseen.
+    let (ctrl_c, ctrl_c_rx) = mpsc::unbounded_channel::<()>();
+    let sending = send_input(to_remote, stdin_reader(), ctrl_c_rx, to_terminal);
+    let draining = Arc::new(AtomicBool::new(false));
+    let receiving = copy_output(from_remote, Arc::clone(&draining));
+    tokio::pin!(sending, receiving);
+    let mut received = None;
     let ending = loop {
         tokio::select! {
             signal = signals.recv_signal() => match signal {
@@ -49,9 +61,7 @@ pub(crate) async fn run(
                 // signal: hand it on as the byte a terminal would send
                 // (never into a byte stream, which it would corrupt).
                 Signal::Interrupt if to_terminal => {
-                    if to_remote.write_all(&[CTRL_C]).await.is_err() {
-                        break None;
-                    }
+                    let _ = ctrl_c.send(());
                 }
                 Signal::Interrupt | Signal::Terminate => break Some(Ending::Stop),
             },
@@ -60,44 +70,23 @@ pub(crate) async fn run(
                     handle.resize(size);
                 }
             }
-            chunk = input.recv() => match chunk {
-                Some(bytes) => {
-                    if to_remote.write_all(&bytes).await.is_err() {
-                        break None;
-                    }
-                }
-                // End of input: a shell decides when to end (reading a
-                // script, it exits at its end); a byte stream's client
-                // (ssh) is done.
-                None if to_terminal => input = closed_reader(),
-                None => break Some(Ending::Stop),
+            sent = &mut sending => match sent {
+                // A byte stream's client (ssh) is done.
+                InputEnd::Finished => break Some(Ending::Stop),
+                InputEnd::RemoteGone => break None,
             },
-            read = from_remote.read(&mut buffer), if remote_open => match read {
-                Ok(0) | Err(_) => remote_open = false,
-                Ok(n) => {
-                    if stdout.write_all(&buffer[..n]).await.is_err() || stdout.flush().await.is_err() {
-                        break Some(Ending::Stop);
-                    }
-                }
+            output = &mut receiving, if received.is_none() => match output {
+                OutputEnd::StdoutClosed => break Some(Ending::Stop),
+                end => received = Some(end),
             },
             reason = handle.ended() => break Some(Ending::Ended(reason)),
         }
     };
-    // Whatever the remote side still sent.
-    while remote_open {
-        match tokio::time::timeout(
-            std::time::Duration::from_millis(200),
-            from_remote.read(&mut buffer),
-        )
-        .await
-        {
-            Ok(Ok(n)) if n > 0 => {
-                let _ = stdout.write_all(&buffer[..n]).await;
-            }
-            _ => remote_open = false,
-        }
+    // Whatever the remote side still sent: read on until it is quiet.
+    if received.is_none() {
+        draining.store(true, Ordering::Release);
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(5), &mut receiving).await;
     }
-    let _ = stdout.flush().await;
     drop(terminal);
     let ending = match ending {
         Some(ending) => ending,
@@ -133,6 +122,92 @@ pub(crate) async fn run(
     }
 }
 
+/// How copying standard input to the remote side ended.
+enum InputEnd {
+    /// A byte stream's input ended (a terminal's end of input is not an
+    /// end: a shell decides when to end).
+    Finished,
+    /// The remote side took no more.
+    RemoteGone,
+}
+
+/// Copies standard input, and a Ctrl-C byte for each `ctrl_c`, to the
+/// remote side.
+async fn send_input(
+    mut to_remote: WriteHalf<LiveStream>,
+    mut input: mpsc::Receiver<Vec<u8>>,
+    mut ctrl_c: mpsc::UnboundedReceiver<()>,
+    to_terminal: bool,
+) -> InputEnd {
+    let mut input_open = true;
+    loop {
+        let bytes = tokio::select! {
+            chunk = input.recv(), if input_open => match chunk {
+                Some(bytes) => bytes,
+                None if to_terminal => {
+                    input_open = false;
+                    continue;
+                }
+                None => return InputEnd::Finished,
+            },
+            Some(()) = ctrl_c.recv() => vec![CTRL_C],
+            else => std::future::pending().await,
+        };
+        if to_remote.write_all(&bytes).await.is_err() {
+            return InputEnd::RemoteGone;
+        }
+    }
+}
+
+/// How copying the remote side's output ended.
+enum OutputEnd {
+    /// The remote side's stream ended.
+    RemoteEnded,
+    /// Standard output is gone: stop.
+    StdoutClosed,
+    /// Draining, nothing came for a moment.
+    Quiet,
+}
+
+/// Copies the remote side's output to standard output. Once `draining` is
+/// set (the session is ending), returns after 200 ms without output.
+async fn copy_output(
+    mut from_remote: ReadHalf<LiveStream>,
+    draining: Arc<AtomicBool>,
+) -> OutputEnd {
+    let mut buffer = vec![0u8; 16 * 1024];
+    let mut stdout = tokio::io::stdout();
+    loop {
+        let read = if draining.load(Ordering::Acquire) {
+            match tokio::time::timeout(
+                std::time::Duration::from_millis(200),
+                from_remote.read(&mut buffer),
+            )
+            .await
+            {
+                Ok(read) => read,
+                Err(_) => {
+                    let _ = stdout.flush().await;
+                    return OutputEnd::Quiet;
+                }
+            }
+        } else {
+            from_remote.read(&mut buffer).await
+        };
+        match read {
+            Ok(0) | Err(_) => {
+                let _ = stdout.flush().await;
+                return OutputEnd::RemoteEnded;
+            }
+            Ok(n) => {
+                if stdout.write_all(&buffer[..n]).await.is_err() || stdout.flush().await.is_err() {
+                    return OutputEnd::StdoutClosed;
+                }
+            }
+        }
+    }
+}
+
 /// Why the hold ended.
 enum Ending {
     /// SIGTERM or SIGHUP, standard output closed, or (a byte stream)
@@ -160,13 +235,6 @@ fn stdin_reader() -> mpsc::Receiver<Vec<u8>> {
             }
         }
     });
-    rx
-}
-
-/// A reader that never yields (after the end of standard input).
-fn closed_reader() -> mpsc::Receiver<Vec<u8>> {
-    let (tx, rx) = mpsc::channel(1);
-    std::mem::forget(tx);
     rx
 }
 

@@ -452,6 +452,84 @@ fn connect_of_an_ssh_stream_stops_at_the_end_of_input_or_on_sighup() {
     drop(ssm.rt);
 }
 
+/// 16 MiB written to `connect`'s standard input of a byte stream while its
+/// echo is read from standard output: all of it comes back, in order. The
+/// copy hung at times (found with ssh copying 4 MiB both ways on a loaded
+/// machine) while one loop awaited a write to the remote side and so
+/// stopped copying its output; SIGHUP went unseen meanwhile.
+#[cfg(unix)]
+#[test]
+fn connect_of_an_ssh_stream_carries_16_mib_both_ways_at_once() {
+    use std::io::{Read, Write};
+    use std::process::Stdio;
+    const TOTAL: usize = 16 << 20;
+    let ssm = Ssm::start(AgentScenario::default());
+    let fx = Fixture::new();
+    let echo = echo_server();
+    fx.run(&[
+        "add",
+        "aws-ssm",
+        "ssh",
+        "--target",
+        TARGET,
+        "--document",
+        "AWS-StartSSHSession",
+        "--parameter",
+        &format!("portNumber={}", echo.port()),
+    ])
+    .ok();
+    let mut command = fx.command(&["connect", "ssh"]);
+    command.env("SESSIONCTL_PASSPHRASE", PASSPHRASE);
+    for (name, value) in ssm.env(&fx) {
+        command.env(name, value);
+    }
+    command
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = command.spawn().expect("spawn sessionctl connect");
+    let mut stdin = child.stdin.take().expect("stdin");
+    let mut stdout = child.stdout.take().expect("stdout");
+    let data: Vec<u8> = (0..TOTAL).map(|i| (i % 253) as u8).collect();
+    let sent = data.clone();
+    let writer = std::thread::spawn(move || {
+        for chunk in sent.chunks(64 * 1024) {
+            stdin.write_all(chunk).expect("write to sessionctl");
+        }
+        // Kept open: the end of input would stop the session.
+        stdin
+    });
+    let (done_tx, done_rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut back = vec![0u8; TOTAL];
+        let read = stdout.read_exact(&mut back);
+        let _ = done_tx.send((read.is_ok(), back));
+    });
+    let Ok((complete, back)) = done_rx.recv_timeout(std::time::Duration::from_secs(90)) else {
+        let stats = ssm.agent.all_stats();
+        let _ = child.kill();
+        panic!("the echo stalled; agent: {stats:?}");
+    };
+    assert!(complete, "standard output ended early");
+    assert!(back == data, "echoed intact and in order");
+    let stdin = writer.join().expect("writer");
+    drop(stdin);
+    let start = std::time::Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("try_wait") {
+            break status;
+        }
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(20),
+            "exited"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    assert_eq!(status.code(), Some(0));
+    assert_eq!(status_of(&fx, "ssh"), session_core::SessionStatus::Inactive);
+    drop(ssm.rt);
+}
+
 /// `add aws-ssm db --parent dev`: `connect db` starts the IAM-user session
 /// `dev` against moto first, and StartSession and TerminateSession are
 /// signed with the credentials it issued, in its region.
