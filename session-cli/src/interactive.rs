@@ -12,11 +12,10 @@
 use std::io::{Read, Write};
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 
 use session_sdk::{EndReason, Error, LiveHandle, LiveStream, Session, SessionManager};
 use tokio::io::{AsyncReadExt, AsyncWriteExt, ReadHalf, WriteHalf};
-use tokio::sync::mpsc;
+use tokio::sync::{Notify, mpsc};
 
 use crate::Failure;
 use crate::signals::{Signal, Signals};
@@ -41,18 +40,22 @@ pub(crate) async fn run(
         handle.resize(size);
     }
     let (from_remote, to_remote) = tokio::io::split(stream);
-    // Input and output are copied by two futures of their own, polled
-    // beside the signals: while one waits (the remote side slow to take
+    // Input and output are copied by two tasks of their own, beside the
+    // signals: while one waits (the remote side slow to take
     // input, standard output slow to take output) the other goes on, and
     // a signal is always seen. One loop that awaited a write to the remote
     // side stopped copying its output: with both directions busy (ssh
     // copying a file both ways) each side waited for the other for good,
     // and SIGHUP went unseen.
     let (ctrl_c, ctrl_c_rx) = mpsc::unbounded_channel::<()>();
-    let sending = send_input(to_remote, stdin_reader(), ctrl_c_rx, to_terminal);
-    let draining = Arc::new(AtomicBool::new(false));
-    let receiving = copy_output(from_remote, Arc::clone(&draining));
-    tokio::pin!(sending, receiving);
+    let mut sending = tokio::spawn(send_input(
+        to_remote,
+        stdin_reader(),
+        ctrl_c_rx,
+        to_terminal,
+    ));
+    let draining = Arc::new(Notify::new());
+    let mut receiving = tokio::spawn(copy_output(from_remote, Arc::clone(&draining)));
     let mut received = None;
     let ending = loop {
         tokio::select! {
@@ -72,21 +75,23 @@ pub(crate) async fn run(
             }
             sent = &mut sending => match sent {
                 // A byte stream's client (ssh) is done.
-                InputEnd::Finished => break Some(Ending::Stop),
-                InputEnd::RemoteGone => break None,
+                Ok(InputEnd::Finished) => break Some(Ending::Stop),
+                Ok(InputEnd::RemoteGone) | Err(_) => break None,
             },
             output = &mut receiving, if received.is_none() => match output {
-                OutputEnd::StdoutClosed => break Some(Ending::Stop),
-                end => received = Some(end),
+                Ok(OutputEnd::StdoutClosed) | Err(_) => break Some(Ending::Stop),
+                Ok(end) => received = Some(end),
             },
             reason = handle.ended() => break Some(Ending::Ended(reason)),
         }
     };
     // Whatever the remote side still sent: read on until it is quiet.
     if received.is_none() {
-        draining.store(true, Ordering::Release);
+        draining.notify_one();
         let _ = tokio::time::timeout(std::time::Duration::from_secs(5), &mut receiving).await;
     }
+    sending.abort();
+    receiving.abort();
     drop(terminal);
     let ending = match ending {
         Some(ending) => ending,
@@ -169,16 +174,14 @@ enum OutputEnd {
     Quiet,
 }
 
-/// Copies the remote side's output to standard output. Once `draining` is
-/// set (the session is ending), returns after 200 ms without output.
-async fn copy_output(
-    mut from_remote: ReadHalf<LiveStream>,
-    draining: Arc<AtomicBool>,
-) -> OutputEnd {
+/// Copies the remote side's output to standard output. Once told through
+/// `drain` (the session is ending), returns after 200 ms without output.
+async fn copy_output(mut from_remote: ReadHalf<LiveStream>, drain: Arc<Notify>) -> OutputEnd {
     let mut buffer = vec![0u8; 16 * 1024];
     let mut stdout = tokio::io::stdout();
+    let mut draining = false;
     loop {
-        let read = if draining.load(Ordering::Acquire) {
+        let read = if draining {
             match tokio::time::timeout(
                 std::time::Duration::from_millis(200),
                 from_remote.read(&mut buffer),
@@ -192,7 +195,15 @@ async fn copy_output(
                 }
             }
         } else {
-            from_remote.read(&mut buffer).await
+            // A read waiting for output that will not come must not hold
+            // the end up (it did, for the whole 5 s bound).
+            tokio::select! {
+                read = from_remote.read(&mut buffer) => read,
+                () = drain.notified() => {
+                    draining = true;
+                    continue;
+                }
+            }
         };
         match read {
             Ok(0) | Err(_) => {

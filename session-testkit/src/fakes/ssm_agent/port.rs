@@ -176,7 +176,8 @@ impl Port {
 /// Basic mode: one TCP connection at a time.
 pub(super) struct Basic {
     ctx: Ctx,
-    conn: Option<(OwnedWriteHalf, JoinHandle<()>)>,
+    /// The writer task's queue and the reader's task of the connection.
+    conn: Option<(mpsc::UnboundedSender<Vec<u8>>, JoinHandle<()>)>,
 }
 
 impl Basic {
@@ -186,20 +187,40 @@ impl Basic {
                 return;
             };
             let (read, write) = tcp.into_split();
-            self.conn = Some((write, pump(read, self.ctx.data.clone())));
+            self.conn = Some((write_task(write), pump(read, self.ctx.data.clone())));
         }
-        if let Some((write, _)) = self.conn.as_mut()
-            && write.write_all(&bytes).await.is_err()
+        if let Some((writer, _)) = self.conn.as_ref()
+            && writer.send(bytes).is_err()
         {
             self.close();
         }
     }
 
+    /// Flag DisconnectToPort: what was queued is written, then the
+    /// connection is closed.
     fn close(&mut self) {
         if let Some((_, reader)) = self.conn.take() {
             reader.abort();
         }
     }
+}
+
+/// Writes the client's bytes to the target in a task of its own, as the
+/// agent writes from its websocket reader while another goroutine reads
+/// the target. The session task awaiting the write itself deadlocked with
+/// an echo target: the session waited for the target to read, the target
+/// waited to write its echo, and the echo waited for the session to send.
+fn write_task(mut write: OwnedWriteHalf) -> mpsc::UnboundedSender<Vec<u8>> {
+    let (tx, mut rx) = mpsc::unbounded_channel::<Vec<u8>>();
+    tokio::spawn(async move {
+        while let Some(bytes) = rx.recv().await {
+            if write.write_all(&bytes).await.is_err() {
+                return;
+            }
+        }
+        let _ = write.shutdown().await;
+    });
+    tx
 }
 
 impl Drop for Basic {
