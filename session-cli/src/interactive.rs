@@ -116,7 +116,14 @@ pub(crate) async fn run(
         Ending::Ended(EndReason::ClosedByService(why)) => {
             stopped?;
             eprintln!("sessionctl: {}: {why}", session.session_name);
-            Ok(())
+            // A shell the service ended is done; a byte stream (ssh's
+            // proxy) it ended, e.g. for a remote port nobody listens on,
+            // failed.
+            if to_terminal {
+                Ok(())
+            } else {
+                Err(Failure::Exit(1))
+            }
         }
         Ending::Ended(other) => Err(Error::provider(
             session.session_type.to_string(),

@@ -530,6 +530,46 @@ fn connect_of_an_ssh_stream_carries_16_mib_both_ways_at_once() {
     drop(ssm.rt);
 }
 
+/// An `AWS-StartSSHSession` stream to a port nobody listens on: the agent
+/// says it could not connect, and sessionctl says so and exits 1 at once
+/// (before, it logged the flag at debug level and ssh waited for a
+/// greeting until its own time-out); the session is stopped.
+#[cfg(unix)]
+#[test]
+fn connect_of_an_ssh_stream_to_a_closed_port_fails_naming_it() {
+    let ssm = Ssm::start(AgentScenario::default());
+    let fx = Fixture::new();
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = closed.local_addr().expect("address").port();
+    drop(closed);
+    fx.run(&[
+        "add",
+        "aws-ssm",
+        "ssh",
+        "--target",
+        TARGET,
+        "--document",
+        "AWS-StartSSHSession",
+        "--parameter",
+        &format!("portNumber={port}"),
+    ])
+    .ok();
+    let mut connect = common::connect::Connect::spawn_with(&fx, &["ssh"], &ssm.env(&fx), true);
+    ssm.attached();
+    connect.write_stdin(b"SSH-2.0-OpenSSH_9.2\r\n");
+    let status = connect.wait();
+    assert_eq!(status.code(), Some(1), "{}", connect.stderr());
+    assert!(
+        connect
+            .stderr()
+            .contains("the agent could not connect to the remote port"),
+        "{}",
+        connect.stderr()
+    );
+    assert_eq!(status_of(&fx, "ssh"), session_core::SessionStatus::Inactive);
+    drop(ssm.rt);
+}
+
 /// `add aws-ssm db --parent dev`: `connect db` starts the IAM-user session
 /// `dev` against moto first, and StartSession and TerminateSession are
 /// signed with the credentials it issued, in its region.

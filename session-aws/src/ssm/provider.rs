@@ -246,6 +246,12 @@ impl SsmProvider {
         tokio::spawn(async move {
             let reason = match task.await {
                 Ok(StreamOrPort::Stream(StreamEnd {
+                    port_unreachable: true,
+                    ..
+                })) => EndReason::ClosedByService(
+                    "the agent could not connect to the remote port (ConnectToPortError)".into(),
+                ),
+                Ok(StreamOrPort::Stream(StreamEnd {
                     exit_code: Some(code),
                     ..
                 })) => EndReason::Exited(code),

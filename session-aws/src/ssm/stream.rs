@@ -11,6 +11,7 @@ use tokio::sync::watch;
 
 use super::channel::{ChannelEnd, ChannelSender, DataChannel, Incoming};
 use super::message::PayloadType;
+use super::payload::FlagValue;
 
 /// Input bytes per Output payload: 1,024, as the plugin reads stdin.
 const INPUT_CHUNK: usize = 1024;
@@ -22,6 +23,10 @@ pub struct StreamEnd {
     pub channel: ChannelEnd,
     /// The remote command's exit status (an ExitCode payload), if one came.
     pub exit_code: Option<i32>,
+    /// The agent could not connect to the remote port (Flag
+    /// ConnectToPortError, standard-stream forwarding): the stream ended
+    /// there, as nothing could ever pass.
+    pub port_unreachable: bool,
 }
 
 #[derive(Serialize)]
@@ -52,6 +57,7 @@ pub async fn run_stream(
     tokio::pin!(sending);
     let mut sending_done = false;
     let mut exit_code = None;
+    let mut port_unreachable = false;
     loop {
         tokio::select! {
             () = &mut sending, if !sending_done => sending_done = true,
@@ -63,15 +69,29 @@ pub async fn run_stream(
                 Some(Incoming::ExitCode(bytes)) => {
                     exit_code = parse_exit_code(&bytes);
                 }
+                Some(Incoming::Flag(FlagValue::ConnectToPortError)) => {
+                    tracing::warn!("the agent could not connect to the remote port");
+                    port_unreachable = true;
+                    break;
+                }
                 Some(Incoming::Flag(flag)) => tracing::debug!(?flag, "flag from the agent"),
                 None => break,
             },
         }
     }
     let _ = output.shutdown().await;
+    if port_unreachable {
+        // The channel is still up: `stop` ends it and the remote session.
+        return StreamEnd {
+            channel: ChannelEnd::Local,
+            exit_code,
+            port_unreachable,
+        };
+    }
     StreamEnd {
         channel: channel.ended().await,
         exit_code,
+        port_unreachable,
     }
 }
 
