@@ -1,8 +1,10 @@
 //! Sessions whose data is one byte stream: a shell (`Standard_Stream`,
 //! `InteractiveCommands`), a non-interactive command, and standard-stream
 //! forwarding (`AWS-StartSSHSession`). The user's side is a duplex stream
-//! of [`LiveHandle::streaming`](session_core::LiveHandle::streaming); this
-//! task copies it to and from Output payloads (ssm.md §2.9).
+//! of [`LiveHandle::streaming`](session_core::LiveHandle::streaming) (a
+//! terminal) or [`LiveHandle::byte_stream`](session_core::LiveHandle::byte_stream)
+//! (a forwarded port's bytes); this task copies it to and from Output
+//! payloads (ssm.md §2.9).
 
 use serde::Serialize;
 use session_core::WindowSize;

@@ -81,8 +81,8 @@ pub struct PortOptions {
     ///
     /// Each message costs a digest, a sequence number and an ack, so
     /// larger messages move more per second: through the fake agent on
-    /// loopback, 32 KiB messages were 5× faster than 1 KiB ones (see
-    /// `benches/README.md`). The AWS plugin sends 1 KiB; pyssm-client
+    /// loopback, 32 KiB messages were 4× faster than 1 KiB ones (see
+    /// `benches/README.md`, run 5). The AWS plugin sends 1 KiB; pyssm-client
     /// sends 32 KiB. What the real service accepts per message is not
     /// documented, so the default stays at the plugin's size.
     pub message_size: usize,

@@ -29,6 +29,10 @@ pub struct SenderConfig {
     /// messages held a port forward to 8.2 MiB/s, the window's own bound;
     /// 4,096 gave 76 MiB/s, as fast as with no delay. It also bounds the
     /// burst resent after a reconnect. Values below 1 are treated as 1.
+    ///
+    /// It is the most in flight: the congestion window (from
+    /// [`Sender::congestion_window`], 64 at first, halved on a
+    /// retransmission time-out) may allow fewer.
     pub window: usize,
     /// The RTO before the first RTT sample. Default 200 ms.
     pub initial_rto: Duration,
