@@ -88,6 +88,10 @@ impl DialErrors {
             self.flags -= 1;
             return true;
         }
+        // Kept (with its connection open for writes) for at most
+        // LATE_DIAL_ERROR, pruned here and at each flag, 64 at most.
+        self.empty_ends
+            .retain(|(_, _, at)| now.duration_since(*at) < LATE_DIAL_ERROR);
         if self.empty_ends.len() >= 64 {
             self.empty_ends.pop_front();
         }
