@@ -302,12 +302,9 @@ fn echo_on(listener: TcpListener) {
     });
 }
 
-/// xtaci cannot dial (nothing listens on the target port): the fake sends
-/// Flag ConnectToPortError, xtaci a FIN, and our client closes that local
-/// connection. Once something listens there, a new connection is carried.
-#[tokio::test]
-async fn a_failed_dial_closes_that_connection_and_the_forward_goes_on() {
-    let Some(program) = harness() else { return };
+/// A forward through xtaci to a port nobody listens on; returns it and
+/// that port's address.
+async fn forward_to_a_closed_port(program: PathBuf) -> (Forward, SocketAddr) {
     let closed = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let target = closed.local_addr().unwrap();
     drop(closed);
@@ -316,6 +313,16 @@ async fn a_failed_dial_closes_that_connection_and_the_forward_goes_on() {
         PortOptions::default(),
     )
     .await;
+    (f, target)
+}
+
+/// xtaci cannot dial (nothing listens on the target port): the fake sends
+/// Flag ConnectToPortError, xtaci a FIN, and our client closes that local
+/// connection. Once something listens there, a new connection is carried.
+#[tokio::test]
+async fn a_failed_dial_closes_that_connection_and_the_forward_goes_on() {
+    let Some(program) = harness() else { return };
+    let (f, target) = forward_to_a_closed_port(program).await;
 
     let mut refused = TcpStream::connect(f.local).await.unwrap();
     refused.write_all(b"hello?").await.unwrap();
@@ -380,14 +387,7 @@ async fn writes_fail(conn: &mut TcpStream) -> bool {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_fin_ahead_of_its_dial_error_does_not_reset_a_later_empty_stream() {
     let Some(program) = harness() else { return };
-    let closed = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let target = closed.local_addr().unwrap();
-    drop(closed);
-    let f = forward(
-        xtaci_to(target, program, XtaciKeepalive::Defaults),
-        PortOptions::default(),
-    )
-    .await;
+    let (f, target) = forward_to_a_closed_port(program).await;
     for dial in 0..60 {
         let mut conn = TcpStream::connect(f.local).await.unwrap();
         assert!(closed_within(&mut conn, Duration::from_secs(5)).await);

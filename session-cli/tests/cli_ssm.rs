@@ -7,7 +7,7 @@ mod common;
 use std::process::Command;
 
 #[cfg(unix)]
-use common::ssm::{Ssm, echo_server, status_of};
+use common::ssm::{Ssm, add_ssh_stream, echo_server, status_of};
 use common::ssm::{TARGET, runtime};
 use common::*;
 use session_aws::AwsCredentials;
@@ -382,18 +382,7 @@ fn connect_runs_a_shell_forwards_ctrl_c_and_exits_with_the_remote_status() {
 #[cfg(unix)]
 fn connect_ssh_stream(fx: &Fixture, ssm: &Ssm) -> (common::connect::Connect, String) {
     let echo = echo_server();
-    fx.run(&[
-        "add",
-        "aws-ssm",
-        "ssh",
-        "--target",
-        TARGET,
-        "--document",
-        "AWS-StartSSHSession",
-        "--parameter",
-        &format!("portNumber={}", echo.port()),
-    ])
-    .ok();
+    add_ssh_stream(fx, "ssh", echo.port());
     let mut connect = common::connect::Connect::spawn_with(fx, &["ssh"], &ssm.env(fx), true);
     let id = ssm.attached();
     connect.write_stdin(b"SSH-2.0-OpenSSH_9.2\r\n");
@@ -466,18 +455,7 @@ fn connect_of_an_ssh_stream_carries_16_mib_both_ways_at_once() {
     let ssm = Ssm::start(AgentScenario::default());
     let fx = Fixture::new();
     let echo = echo_server();
-    fx.run(&[
-        "add",
-        "aws-ssm",
-        "ssh",
-        "--target",
-        TARGET,
-        "--document",
-        "AWS-StartSSHSession",
-        "--parameter",
-        &format!("portNumber={}", echo.port()),
-    ])
-    .ok();
+    add_ssh_stream(&fx, "ssh", echo.port());
     let mut command = fx.command(&["connect", "ssh"]);
     command.env("SESSIONCTL_PASSPHRASE", PASSPHRASE);
     for (name, value) in ssm.env(&fx) {
@@ -542,18 +520,7 @@ fn connect_of_an_ssh_stream_to_a_closed_port_fails_naming_it() {
     let closed = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
     let port = closed.local_addr().expect("address").port();
     drop(closed);
-    fx.run(&[
-        "add",
-        "aws-ssm",
-        "ssh",
-        "--target",
-        TARGET,
-        "--document",
-        "AWS-StartSSHSession",
-        "--parameter",
-        &format!("portNumber={port}"),
-    ])
-    .ok();
+    add_ssh_stream(&fx, "ssh", port);
     let mut connect = common::connect::Connect::spawn_with(&fx, &["ssh"], &ssm.env(&fx), true);
     ssm.attached();
     connect.write_stdin(b"SSH-2.0-OpenSSH_9.2\r\n");

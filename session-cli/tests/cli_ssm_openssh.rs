@@ -18,7 +18,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::ssm::{Ssm, TARGET, status_of};
+use common::ssm::{Ssm, TARGET, add_ssh_stream, status_of};
 use common::*;
 use session_core::SessionStatus;
 use session_testkit::fakes::ssm::SessionStatus as SsmStatus;
@@ -319,18 +319,7 @@ impl World {
         let ssm = Ssm::start(AgentScenario::default());
         let sshd = Sshd::start(&openssh);
         let fx = Fixture::new();
-        fx.run(&[
-            "add",
-            "aws-ssm",
-            "ssh",
-            "--target",
-            TARGET,
-            "--document",
-            "AWS-StartSSHSession",
-            "--parameter",
-            &format!("portNumber={}", sshd.port),
-        ])
-        .ok();
+        add_ssh_stream(&fx, "ssh", sshd.port);
         Some(World {
             openssh,
             ssm,

@@ -14,6 +14,23 @@ use super::Fixture;
 /// The one instance the fake control plane knows in these tests.
 pub(crate) const TARGET: &str = "i-0123456789abcdef0";
 
+/// Adds `name`, an `AWS-StartSSHSession` session (standard-stream
+/// forwarding, as ssh's `ProxyCommand` uses) to `port` on the target.
+pub(crate) fn add_ssh_stream(fx: &Fixture, name: &str, port: u16) {
+    fx.run(&[
+        "add",
+        "aws-ssm",
+        name,
+        "--target",
+        TARGET,
+        "--document",
+        "AWS-StartSSHSession",
+        "--parameter",
+        &format!("portNumber={port}"),
+    ])
+    .ok();
+}
+
 /// A small multi-threaded runtime for the fakes, so they keep serving while
 /// the test thread blocks on a child process.
 pub(crate) fn runtime() -> tokio::runtime::Runtime {
