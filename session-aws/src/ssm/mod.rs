@@ -45,6 +45,8 @@ pub mod channel;
 pub mod config;
 pub mod control;
 pub mod handshake;
+#[cfg(feature = "ssm-kms")]
+pub mod kms;
 pub mod message;
 pub mod payload;
 pub mod port;

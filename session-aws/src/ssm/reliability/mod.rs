@@ -35,7 +35,7 @@ mod sim;
 mod tests;
 
 pub use receiver::{
-    Disposition, NotSequenced, Received, Receiver, ReceiverConfig, ReceiverCounters,
+    Disposition, HISTORY, NotSequenced, Received, Receiver, ReceiverConfig, ReceiverCounters,
 };
 pub use rtt::RttEstimator;
 pub use sender::{AckOutcome, GaveUp, SendError, Sender, SenderConfig, SenderCounters, Unacked};

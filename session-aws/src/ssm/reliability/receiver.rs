@@ -40,7 +40,20 @@ pub enum Disposition {
     /// acknowledgement, so that the peer retransmits it later. The
     /// reference implementations ack before dropping, which loses the data.
     DroppedFull,
+    /// A sequence number already received, carried by a *different*
+    /// message (another MessageId), or one too old to be a resend: the
+    /// peer restarted its counter (an agent that restarted). Neither
+    /// acknowledged nor delivered; the session cannot go on without losing
+    /// or mixing up data, so the caller ends it.
+    Conflict,
 }
+
+/// How many recent sequence numbers keep their MessageId, so that a resend
+/// (same MessageId) is told from a peer that restarted its counter (a new
+/// MessageId under an old number). A real resend is never older: the peer
+/// resends an unacknowledged message within its RTO (at most 1 s), and every
+/// arrival is acknowledged.
+pub const HISTORY: usize = 16_384;
 
 /// The outcome of [`Receiver::on_message`].
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -75,6 +88,8 @@ pub struct ReceiverCounters {
     pub buffered: u64,
     /// Messages dropped because they were beyond the reorder buffer.
     pub dropped_full: u64,
+    /// Messages refused as [`Disposition::Conflict`].
+    pub conflicts: u64,
 }
 
 /// The receiving half of one side of the data channel.
@@ -87,6 +102,9 @@ pub struct Receiver {
     config: ReceiverConfig,
     expected: i64,
     reorder: BTreeMap<i64, ClientMessage>,
+    /// `(sequence number, MessageId)` of recent arrivals, at
+    /// `seq % HISTORY`; allocated with the first message.
+    history: Vec<(i64, u128)>,
     counters: ReceiverCounters,
 }
 
@@ -98,6 +116,7 @@ impl Receiver {
             config,
             expected: 0,
             reorder: BTreeMap::new(),
+            history: Vec::new(),
             counters: ReceiverCounters::default(),
         }
     }
@@ -109,15 +128,27 @@ impl Receiver {
     /// - `expected < seq < expected + capacity`: ack and buffer it;
     /// - `seq < expected`, or already buffered: ack again (so that a lost
     ///   ack does not make the peer resend until it gives up), deliver
-    ///   nothing;
+    ///   nothing; but when it is another message under that number (a new
+    ///   MessageId), or older than [`HISTORY`] numbers, the peer restarted
+    ///   its counter: [`Disposition::Conflict`], no ack;
     /// - further ahead: drop without an ack.
     pub fn on_message(&mut self, message: ClientMessage) -> Result<Received, NotSequenced> {
         if !is_sequenced(&message.message_type) || message.message_type != self.side.receives() {
             return Err(NotSequenced(message));
         }
         let seq = message.sequence_number;
+        let id = message.message_id.as_u128();
         let ack = Acknowledgement::of(&message);
+        if (seq < self.expected || self.reorder.contains_key(&seq)) && !self.is_resend(seq, id) {
+            self.counters.conflicts += 1;
+            return Ok(Received {
+                disposition: Disposition::Conflict,
+                ack: None,
+                deliver: Vec::new(),
+            });
+        }
         let (disposition, deliver) = if seq == self.expected {
+            self.remember(seq, id);
             let mut deliver = vec![message];
             self.advance();
             while let Some(next) = self.reorder.remove(&self.expected) {
@@ -129,6 +160,7 @@ impl Receiver {
             self.counters.re_acks += 1;
             (Disposition::Duplicate, Vec::new())
         } else if self.within_reach(seq) && self.reorder.len() < self.config.reorder_capacity {
+            self.remember(seq, id);
             self.reorder.insert(seq, message);
             self.counters.buffered += 1;
             (Disposition::Buffered, Vec::new())
@@ -147,6 +179,25 @@ impl Receiver {
             ack: Some(ack),
             deliver,
         })
+    }
+
+    /// Whether `id` is the MessageId that arrived under `seq` before.
+    fn is_resend(&self, seq: i64, id: u128) -> bool {
+        let Ok(slot) = usize::try_from(seq.rem_euclid(HISTORY as i64)) else {
+            return false;
+        };
+        self.history.get(slot) == Some(&(seq, id))
+    }
+
+    fn remember(&mut self, seq: i64, id: u128) {
+        if self.history.is_empty() {
+            self.history = vec![(-1, 0); HISTORY];
+        }
+        if let Ok(slot) = usize::try_from(seq.rem_euclid(HISTORY as i64))
+            && let Some(entry) = self.history.get_mut(slot)
+        {
+            *entry = (seq, id);
+        }
     }
 
     fn advance(&mut self) {
