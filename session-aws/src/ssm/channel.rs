@@ -12,24 +12,29 @@
 //! for the window while it has unread data no longer stalls for good).
 
 use std::collections::VecDeque;
+use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
+use async_trait::async_trait;
+use base64::Engine as _;
 use session_core::{Clock, Error, Result};
 use time::OffsetDateTime;
 use tokio::sync::mpsc::error::TrySendError;
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::{broadcast, mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 use uuid::Uuid;
 
 use super::control::StreamTicket;
 use super::handshake::{CLIENT_VERSION, handshake_response_as};
+#[cfg(feature = "ssm-kms")]
+use super::kms::{DataKeyRequest, DataKeySource, PayloadCipher};
 use super::message::{ClientMessage, MessageType, PayloadType};
 use super::payload::{
-    Acknowledgement, ChannelClosed, FlagValue, HandshakeComplete, HandshakeRequest, PortProperties,
-    to_json,
+    Acknowledgement, ActionStatus, ActionType, ChannelClosed, EncryptionChallenge, FlagValue,
+    HandshakeComplete, HandshakeRequest, HandshakeResponse, PortProperties, to_json,
 };
-use super::reliability::{Receiver, ReceiverConfig, Sender, SenderConfig, Side};
+use super::reliability::{Disposition, Receiver, ReceiverConfig, Sender, SenderConfig, Side};
 use super::transport::{DataChannelSocket, OpenRequest};
 
 /// Payloads the user may queue before `send` waits.
@@ -57,6 +62,18 @@ pub struct ChannelOptions {
     pub open_timeout: Duration,
     /// Time-out for the agent's handshake (15 s, as the agent's own).
     pub handshake_timeout: Duration,
+    /// Whether the session may be KMS-encrypted when the agent asks for it
+    /// (default true). When false, such a handshake fails with
+    /// [`Error::InvalidInput`] naming the setting.
+    pub allow_kms: bool,
+    /// Where the data key of a KMS-encrypted session comes from (feature
+    /// `ssm-kms`); without it, the agent's request is answered
+    /// Unsupported and the open fails with [`Error::Unsupported`].
+    #[cfg(feature = "ssm-kms")]
+    pub kms: Option<ChannelKms>,
+    /// How a lost websocket is resumed; `None`: it ends the channel with
+    /// [`ChannelEnd::Lost`].
+    pub resume: Option<ChannelResume>,
 }
 
 impl Default for ChannelOptions {
@@ -67,8 +84,137 @@ impl Default for ChannelOptions {
             receiver: ReceiverConfig::default(),
             open_timeout: Duration::from_secs(30),
             handshake_timeout: Duration::from_secs(15),
+            allow_kms: true,
+            #[cfg(feature = "ssm-kms")]
+            kms: None,
+            resume: None,
         }
     }
+}
+
+/// KMS for one channel: the data-key source and the session's target (the
+/// encryption context's `aws:ssm:TargetId`; its `aws:ssm:SessionId` is
+/// the ticket's session id).
+#[cfg(feature = "ssm-kms")]
+#[derive(Clone, Debug)]
+pub struct ChannelKms {
+    /// GenerateDataKey.
+    pub source: Arc<dyn DataKeySource>,
+    /// The managed node, as given to StartSession.
+    pub target_id: String,
+}
+
+/// New tickets for a lost channel: ResumeSession of its session.
+#[async_trait]
+pub trait ResumeTickets: Send + Sync + fmt::Debug {
+    /// A fresh ticket (new token, maybe a new StreamUrl); `Ok(None)` when
+    /// the service answered without a token (the session timed out).
+    ///
+    /// # Errors
+    ///
+    /// The service's; [`Error::NotFound`] when it no longer knows the
+    /// session.
+    async fn resume(&self) -> Result<Option<StreamTicket>>;
+}
+
+/// How a lost websocket is resumed (`ssm.md` §2.11): ResumeSession, a new
+/// socket with the same ClientId, the counters and unacknowledged messages
+/// kept, every unacknowledged message resent at once.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct ChannelResume {
+    /// ResumeSession.
+    pub tickets: Arc<dyn ResumeTickets>,
+    /// How long after the loss to keep trying (default 10 minutes). A
+    /// budget of time rather than of tries: the service closes sockets
+    /// about hourly, and a laptop may be offline for minutes.
+    pub deadline: Duration,
+    /// The wait after the first failed try, doubled after each (default
+    /// 100 ms, plus up to 100 % random jitter, as the plugin's).
+    pub first_backoff: Duration,
+    /// The longest wait between tries (default 5 s).
+    pub max_backoff: Duration,
+    /// A socket that stays silent this long while messages wait for
+    /// their acks (and publication is not paused) is taken for half-open
+    /// and resumed (default 20 s).
+    pub silence: Duration,
+}
+
+impl ChannelResume {
+    /// Resumes through `tickets` with the default budget.
+    pub fn new(tickets: Arc<dyn ResumeTickets>) -> Self {
+        Self {
+            tickets,
+            deadline: Duration::from_secs(600),
+            first_backoff: Duration::from_millis(100),
+            max_backoff: Duration::from_secs(5),
+            silence: Duration::from_secs(20),
+        }
+    }
+
+    /// Sets [`deadline`](Self::deadline).
+    pub fn with_deadline(mut self, deadline: Duration) -> Self {
+        self.deadline = deadline;
+        self
+    }
+
+    /// Sets [`first_backoff`](Self::first_backoff) and
+    /// [`max_backoff`](Self::max_backoff).
+    pub fn with_backoff(mut self, first: Duration, max: Duration) -> Self {
+        self.first_backoff = first;
+        self.max_backoff = max;
+        self
+    }
+
+    /// Sets [`silence`](Self::silence).
+    pub fn with_silence(mut self, silence: Duration) -> Self {
+        self.silence = silence;
+        self
+    }
+
+    /// The wait after `failures` failed tries: `first_backoff` doubled per
+    /// failure, capped at `max_backoff`, times a random factor in [1, 2)
+    /// so that many clients cut off together do not come back together.
+    pub fn backoff(&self, failures: u32) -> Duration {
+        let base = self
+            .first_backoff
+            .saturating_mul(1u32 << failures.saturating_sub(1).min(20))
+            .min(self.max_backoff);
+        // A v4 UUID's random bits: no random-number crate for one factor.
+        let jitter = f64::from(u16::try_from(Uuid::new_v4().as_u128() & 0xffff).unwrap_or(0))
+            / 65_536.0;
+        base.mul_f64(1.0 + jitter).min(self.max_backoff.max(self.first_backoff))
+    }
+}
+
+/// What a [`DataChannel`] reports while it resumes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ChannelEvent {
+    /// The websocket was lost; resuming begins.
+    Reconnecting {
+        /// Why it was lost.
+        reason: String,
+    },
+    /// One try failed; the next follows after `retry_in`.
+    AttemptFailed {
+        /// Tries so far.
+        attempt: u32,
+        /// Why it failed.
+        error: String,
+        /// The wait before the next.
+        retry_in: Duration,
+    },
+    /// The channel is back on a new socket: same session, counters and
+    /// unacknowledged messages kept.
+    Resumed {
+        /// Tries it took.
+        attempts: u32,
+        /// From the loss to the new socket.
+        after: Duration,
+        /// Unacknowledged messages resent on the new socket.
+        resent: usize,
+    },
 }
 
 /// What the agent's handshake established.
@@ -85,6 +231,8 @@ pub struct Established {
     pub port: Option<PortProperties>,
     /// The agent's message for the user (empty unless KMS is on).
     pub customer_message: String,
+    /// Whether Output payloads are KMS-encrypted (AES-256-GCM).
+    pub encrypted: bool,
     /// The ClientVersion we reported in the HandshakeResponse (the agent
     /// picks the port mode from it).
     pub client_version: String,
@@ -116,6 +264,16 @@ pub enum ChannelEnd {
     Lost(String),
     /// A message stayed unacknowledged past the give-up deadline.
     GaveUp(String),
+    /// The service no longer has the session: ResumeSession answered no
+    /// token (timed out) or `DoesNotExistException` (terminated).
+    Gone(String),
+    /// The stream cannot go on without losing or mixing up data: the
+    /// agent restarted its sequence numbers, or an encrypted payload did
+    /// not open.
+    Broken(String),
+    /// This side refused the agent's handshake (e.g. KMS forbidden or
+    /// failed); the agent was told why.
+    Refused(String),
     /// Closed by this side.
     Local,
 }
@@ -126,6 +284,7 @@ pub struct DataChannel {
     outgoing: mpsc::Sender<(PayloadType, Vec<u8>)>,
     incoming: mpsc::Receiver<Incoming>,
     ended: watch::Receiver<Option<ChannelEnd>>,
+    events: broadcast::Sender<ChannelEvent>,
     task: JoinHandle<()>,
 }
 
@@ -142,8 +301,13 @@ impl DataChannel {
     /// # Errors
     ///
     /// Those of [`DataChannelSocket::open`]; [`Error::Timeout`] when the
-    /// handshake does not complete in time; [`Error::Unavailable`] when the
-    /// channel ends during it (with the service's reason).
+    /// handshake does not complete in time (naming the step it waited
+    /// for); [`Error::Unavailable`] when the channel ends during it (with
+    /// the service's reason); for a KMS-encrypted session, the KMS error
+    /// (access denied, key disabled…), [`Error::InvalidInput`] when
+    /// [`ChannelOptions::allow_kms`] is false, [`Error::Unsupported`]
+    /// without the `ssm-kms` feature, and [`Error::PermissionDenied`] when
+    /// the agent could not decrypt the data key.
     pub async fn open(
         ticket: &StreamTicket,
         client_id: Uuid,
@@ -164,29 +328,42 @@ impl DataChannel {
         let (in_tx, in_rx) = mpsc::channel(INCOMING_QUEUE);
         let (end_tx, end_rx) = watch::channel(None);
         let (ready_tx, ready_rx) = oneshot::channel();
+        let (events, _) = broadcast::channel(64);
+        let (phase_tx, phase_rx) = watch::channel("the agent's HandshakeRequest");
         let handshake_timeout = options.handshake_timeout;
+        let now = clock.now();
         let driver = Driver {
             socket,
             clock,
             sender: Sender::new(Side::Client, options.sender.clone()),
             receiver: Receiver::new(Side::Client, options.receiver.clone()),
-            client_version: options.client_version,
+            client_version: options.client_version.clone(),
             label: label.to_owned(),
             incoming: in_tx,
             pending: VecDeque::new(),
             ready: Some(ready_tx),
+            phase: phase_tx,
             request: None,
             established: false,
+            session_id: ticket.session_id.clone(),
+            client_id,
+            last_heard: now,
+            events: events.clone(),
+            cipher: None,
+            kms_requested: false,
+            options,
         };
         let task = tokio::spawn(driver.run(out_rx, end_tx));
         let channel = Self {
             outgoing: out_tx,
             incoming: in_rx,
             ended: end_rx,
+            events,
             task,
         };
         match tokio::time::timeout(handshake_timeout, ready_rx).await {
-            Ok(Ok(established)) => Ok((channel, established)),
+            Ok(Ok(Ok(established))) => Ok((channel, established)),
+            Ok(Ok(Err(error))) => Err(error),
             Ok(Err(_)) => Err(Error::Unavailable {
                 target: label.to_owned(),
                 message: format!(
@@ -198,10 +375,16 @@ impl DataChannel {
                 source: None,
             }),
             Err(_) => Err(Error::Timeout {
-                target: label.to_owned(),
+                target: format!("{label}: the handshake, waiting for {}", *phase_rx.borrow()),
                 after: handshake_timeout,
             }),
         }
+    }
+
+    /// What the channel reports while it resumes (subscribe before the
+    /// loss to see all of it).
+    pub fn events(&self) -> broadcast::Receiver<ChannelEvent> {
+        self.events.subscribe()
     }
 
     /// Queues `payload` of `payload_type` (Output, Size, Flag…); waits while
@@ -331,6 +514,7 @@ pub fn describe(end: &ChannelEnd) -> String {
         ChannelEnd::Closed(output) => format!("channel_closed: {output}"),
         ChannelEnd::Lost(why) => format!("connection lost: {why}"),
         ChannelEnd::GaveUp(why) => format!("gave up: {why}"),
+        ChannelEnd::Gone(why) | ChannelEnd::Broken(why) | ChannelEnd::Refused(why) => why.clone(),
         ChannelEnd::Local => "closed".into(),
     }
 }
@@ -350,9 +534,36 @@ struct Driver {
     /// window to open (a port forward sending while it receives) never
     /// read again.
     pending: VecDeque<Incoming>,
-    ready: Option<oneshot::Sender<Established>>,
+    ready: Option<oneshot::Sender<Result<Established>>>,
+    /// What the handshake waits for, named in its time-out.
+    phase: watch::Sender<&'static str>,
     request: Option<HandshakeRequest>,
     established: bool,
+    /// The service's session id (the KMS encryption context).
+    #[cfg_attr(not(feature = "ssm-kms"), allow(dead_code))]
+    session_id: String,
+    /// The same on every socket of this channel.
+    client_id: Uuid,
+    /// When the last frame arrived (or something was first left waiting
+    /// for an ack): the half-open check counts from it.
+    last_heard: OffsetDateTime,
+    events: broadcast::Sender<ChannelEvent>,
+    /// The payload keys once a KMS handshake succeeded.
+    #[cfg(feature = "ssm-kms")]
+    cipher: Option<PayloadCipher>,
+    #[cfg(not(feature = "ssm-kms"))]
+    cipher: Option<std::convert::Infallible>,
+    /// The agent asked for KMS encryption.
+    kms_requested: bool,
+    options: ChannelOptions,
+}
+
+/// One failed try to resume.
+enum Attempt {
+    /// Worth another try.
+    Retry(String),
+    /// Ends the channel.
+    Fatal(ChannelEnd),
 }
 
 impl Driver {
@@ -362,7 +573,10 @@ impl Driver {
         end: watch::Sender<Option<ChannelEnd>>,
     ) {
         let reason = loop {
-            let deadline = self.sender.next_deadline();
+            let deadline = match (self.sender.next_deadline(), self.silence_deadline()) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
             let clock = Arc::clone(&self.clock);
             let wake = async move {
                 match deadline {
@@ -381,7 +595,7 @@ impl Driver {
                     Some((payload_type, payload)) => self.send(payload_type, payload).await,
                     None => Err(ChannelEnd::Local),
                 },
-                () = wake => self.retransmit().await,
+                () = wake => self.on_timer().await,
                 permit = self.incoming.clone().reserve_owned(), if !self.pending.is_empty() => match permit {
                     Ok(permit) => {
                         if let Some(item) = self.pending.pop_front() {
@@ -392,8 +606,14 @@ impl Driver {
                     Err(_) => Err(ChannelEnd::Local),
                 },
             };
-            if let Err(reason) = step {
-                break reason;
+            match step {
+                Ok(()) => {}
+                Err(ChannelEnd::Lost(why)) if self.established && self.options.resume.is_some() => {
+                    if let Err(reason) = self.reconnect(why).await {
+                        break reason;
+                    }
+                }
+                Err(reason) => break reason,
             }
         };
         tracing::debug!(reason = %describe(&reason), "data channel ended");
@@ -424,11 +644,187 @@ impl Driver {
         payload: Vec<u8>,
     ) -> Result<(), ChannelEnd> {
         let now = self.now();
+        if self.sender.in_flight() == 0 {
+            // Nothing was waiting for an ack: silence before now says
+            // nothing about the socket.
+            self.last_heard = now;
+        }
+        let payload = self.seal(payload_type, payload);
         let bytes = self
             .sender
             .send(payload_type, payload, Uuid::new_v4(), now)
             .map_err(|e| ChannelEnd::GaveUp(e.to_string()))?;
         self.write(bytes).await
+    }
+
+    /// Output payloads are sealed once, here, so that a retransmission
+    /// sends the identical bytes.
+    #[cfg(feature = "ssm-kms")]
+    fn seal(&self, payload_type: PayloadType, payload: Vec<u8>) -> Vec<u8> {
+        match &self.cipher {
+            Some(cipher) if payload_type == PayloadType::Output => cipher.seal(&payload),
+            _ => payload,
+        }
+    }
+
+    #[cfg(not(feature = "ssm-kms"))]
+    #[allow(clippy::unused_self)]
+    fn seal(&self, _payload_type: PayloadType, payload: Vec<u8>) -> Vec<u8> {
+        payload
+    }
+
+    /// Opens an agent payload of a type the agent encrypts.
+    #[cfg(feature = "ssm-kms")]
+    fn open_payload(&self, payload_type: PayloadType, payload: Vec<u8>) -> Result<Vec<u8>, ChannelEnd> {
+        match &self.cipher {
+            Some(cipher)
+                if matches!(
+                    payload_type,
+                    PayloadType::Output | PayloadType::StdErr | PayloadType::ExitCode
+                ) =>
+            {
+                cipher.open(&payload).map_err(|e| {
+                    ChannelEnd::Broken(format!(
+                        "a payload from the agent did not decrypt with the session's KMS data key: {e}"
+                    ))
+                })
+            }
+            _ => Ok(payload),
+        }
+    }
+
+    #[cfg(not(feature = "ssm-kms"))]
+    #[allow(clippy::unused_self, clippy::unnecessary_wraps)]
+    fn open_payload(&self, _payload_type: PayloadType, payload: Vec<u8>) -> Result<Vec<u8>, ChannelEnd> {
+        Ok(payload)
+    }
+
+    /// When silence means a half-open socket: only while resuming is on,
+    /// messages wait for acks and publication is not paused.
+    fn silence_deadline(&self) -> Option<OffsetDateTime> {
+        let resume = self.options.resume.as_ref()?;
+        (self.established && self.sender.in_flight() > 0 && !self.sender.is_paused())
+            .then(|| self.last_heard + resume.silence)
+    }
+
+    async fn on_timer(&mut self) -> Result<(), ChannelEnd> {
+        let now = self.now();
+        if let Some(deadline) = self.silence_deadline()
+            && deadline <= now
+        {
+            let silent = (now - self.last_heard).unsigned_abs();
+            return Err(ChannelEnd::Lost(format!(
+                "nothing heard from the service for {:.1} s while {} messages wait for acks \
+                 (a half-open connection)",
+                silent.as_secs_f64(),
+                self.sender.in_flight()
+            )));
+        }
+        self.retransmit().await
+    }
+
+    /// Resumes after a loss (`ssm.md` §2.11) until the deadline.
+    async fn reconnect(&mut self, why: String) -> Result<(), ChannelEnd> {
+        let Some(resume) = self.options.resume.clone() else {
+            return Err(ChannelEnd::Lost(why));
+        };
+        let lost_at = self.now();
+        // Retransmission and the give-up clock wait while there is no
+        // socket; they continue, shifted, on the new one.
+        self.sender.pause(lost_at);
+        tracing::info!(session = %self.label, reason = %why, "data channel lost; resuming");
+        let _ = self.events.send(ChannelEvent::Reconnecting {
+            reason: why.clone(),
+        });
+        let mut attempt = 0u32;
+        loop {
+            attempt += 1;
+            let last = match self.try_resume(&resume).await {
+                Ok(resent) => {
+                    let after = (self.now() - lost_at).unsigned_abs();
+                    tracing::info!(session = %self.label, attempts = attempt, after_ms = after.as_millis(), resent, "data channel resumed");
+                    let _ = self.events.send(ChannelEvent::Resumed {
+                        attempts: attempt,
+                        after,
+                        resent,
+                    });
+                    return Ok(());
+                }
+                Err(Attempt::Fatal(end)) => {
+                    tracing::warn!(session = %self.label, attempts = attempt, "resuming ended the session: {}", describe(&end));
+                    return Err(end);
+                }
+                Err(Attempt::Retry(error)) => error,
+            };
+            let spent = (self.now() - lost_at).unsigned_abs();
+            let retry_in = resume.backoff(attempt);
+            if spent + retry_in >= resume.deadline {
+                tracing::warn!(session = %self.label, attempts = attempt, "gave up resuming: {last}");
+                return Err(ChannelEnd::Lost(format!(
+                    "could not resume within {} s ({attempt} tries; lost: {why}; last try: {last})",
+                    resume.deadline.as_secs()
+                )));
+            }
+            tracing::info!(session = %self.label, attempt, retry_in_ms = retry_in.as_millis(), "resume try failed: {last}");
+            let _ = self.events.send(ChannelEvent::AttemptFailed {
+                attempt,
+                error: last,
+                retry_in,
+            });
+            let wake = self.now() + retry_in;
+            self.clock.sleep_until(wake).await;
+        }
+    }
+
+    /// One try: ResumeSession, a new socket with the same ClientId, every
+    /// unacknowledged message resent. Returns how many were.
+    async fn try_resume(&mut self, resume: &ChannelResume) -> Result<usize, Attempt> {
+        let ticket = match resume.tickets.resume().await {
+            Ok(Some(ticket)) => ticket,
+            Ok(None) => {
+                return Err(Attempt::Fatal(ChannelEnd::Gone(
+                    "the service timed the session out while it was disconnected \
+                     (ResumeSession gave no token)"
+                        .into(),
+                )));
+            }
+            Err(Error::NotFound { what }) => {
+                return Err(Attempt::Fatal(ChannelEnd::Gone(format!(
+                    "the service no longer knows the session (it was terminated): {what}"
+                ))));
+            }
+            Err(error) if error.is_retryable() => {
+                return Err(Attempt::Retry(format!("ResumeSession: {error}")));
+            }
+            Err(error) => {
+                return Err(Attempt::Fatal(ChannelEnd::Lost(format!(
+                    "ResumeSession: {error}"
+                ))));
+            }
+        };
+        let socket = DataChannelSocket::open(&OpenRequest {
+            stream_url: &ticket.stream_url,
+            token: &ticket.token,
+            client_id: self.client_id,
+            client_version: &self.options.client_version,
+            timeout: self.options.open_timeout,
+            label: &self.label,
+        })
+        .await
+        .map_err(|e| Attempt::Retry(format!("reopening the data channel: {e}")))?;
+        let old = std::mem::replace(&mut self.socket, socket);
+        tokio::spawn(old.close());
+        let now = self.now();
+        self.last_heard = now;
+        self.sender.resume(now);
+        let resend = self.sender.resend_all(now);
+        let resent = resend.len();
+        for bytes in resend {
+            self.write(bytes)
+                .await
+                .map_err(|e| Attempt::Retry(format!("resending on the new socket: {}", describe(&e))))?;
+        }
+        Ok(resent)
     }
 
     async fn retransmit(&mut self) -> Result<(), ChannelEnd> {
@@ -453,6 +849,7 @@ impl Driver {
             }
         };
         let now = self.now();
+        self.last_heard = now;
         match &message.message_type {
             MessageType::Acknowledge => {
                 if let Ok(ack) = Acknowledgement::from_message(&message) {
@@ -464,6 +861,14 @@ impl Driver {
                 let Ok(received) = self.receiver.on_message(message) else {
                     return Ok(());
                 };
+                if received.disposition == Disposition::Conflict {
+                    return Err(ChannelEnd::Broken(format!(
+                        "the agent sent an old sequence number as a new message: it restarted \
+                         its sequence (expected {}), so the session cannot go on without losing \
+                         data",
+                        self.receiver.expected()
+                    )));
+                }
                 if let Some(ack) = received.ack {
                     let created = u64::try_from(now.unix_timestamp_nanos() / 1_000_000)
                         .unwrap_or(1)
@@ -485,6 +890,20 @@ impl Driver {
             MessageType::ChannelClosed => {
                 let closed: ChannelClosed =
                     serde_json::from_slice(&message.payload).unwrap_or_default();
+                if self.kms_requested
+                    && !self.established
+                    && let Some(ready) = self.ready.take()
+                {
+                    let _ = ready.send(Err(Error::PermissionDenied {
+                        target: self.label.clone(),
+                        message: format!(
+                            "the agent ended the KMS-encrypted session during its handshake \
+                             (it could not decrypt the data key: its role may lack kms:Decrypt \
+                             on the key, or the key is disabled): {}",
+                            if closed.output.is_empty() { "no reason given" } else { &closed.output }
+                        ),
+                    }));
+                }
                 Err(ChannelEnd::Closed(closed.output))
             }
             MessageType::PausePublication => {
@@ -508,10 +927,27 @@ impl Driver {
                 else {
                     return Err(ChannelEnd::GaveUp("an unreadable HandshakeRequest".into()));
                 };
-                let response = handshake_response_as(&request, &self.client_version);
+                let mut response = handshake_response_as(&request, &self.client_version);
+                let refused = self.answer_kms(&request, &mut response).await;
                 self.request = Some(request);
                 let payload = to_json(&response).map_err(|e| ChannelEnd::GaveUp(e.to_string()))?;
-                return self.send(PayloadType::HandshakeResponse, payload).await;
+                self.send(PayloadType::HandshakeResponse, payload).await?;
+                if let Some(error) = refused {
+                    let text = error.to_string();
+                    if let Some(ready) = self.ready.take() {
+                        let _ = ready.send(Err(error));
+                    }
+                    return Err(ChannelEnd::Refused(text));
+                }
+                let _ = self.phase.send(if self.kms_requested {
+                    "the agent's encryption challenge"
+                } else {
+                    "HandshakeComplete"
+                });
+                return Ok(());
+            }
+            PayloadType::EncChallengeRequest => {
+                return self.answer_challenge(&message.payload).await;
             }
             PayloadType::HandshakeComplete => {
                 let complete = message
@@ -528,10 +964,16 @@ impl Driver {
                 self.establish(String::new());
                 Incoming::Output(message.payload)
             }
-            PayloadType::Output => Incoming::Output(message.payload),
+            PayloadType::Output => {
+                Incoming::Output(self.open_payload(PayloadType::Output, message.payload)?)
+            }
             PayloadType::Error => Incoming::Error(message.payload),
-            PayloadType::StdErr => Incoming::StdErr(message.payload),
-            PayloadType::ExitCode => Incoming::ExitCode(message.payload),
+            PayloadType::StdErr => {
+                Incoming::StdErr(self.open_payload(PayloadType::StdErr, message.payload)?)
+            }
+            PayloadType::ExitCode => {
+                Incoming::ExitCode(self.open_payload(PayloadType::ExitCode, message.payload)?)
+            }
             PayloadType::Flag => match FlagValue::from_payload(&message.payload) {
                 Ok(flag) => Incoming::Flag(flag),
                 Err(_) => return Ok(()),
@@ -548,6 +990,122 @@ impl Driver {
             self.pending.push_back(handed);
         }
         Ok(())
+    }
+
+    /// Answers the agent's `KMSEncryption` action in `response` (the
+    /// entry [`handshake_response_as`] left Unsupported): Success with the
+    /// data key's ciphertext, or Failed with the reason, which is then
+    /// also returned so that the open fails with it.
+    async fn answer_kms(
+        &mut self,
+        request: &HandshakeRequest,
+        response: &mut HandshakeResponse,
+    ) -> Option<Error> {
+        let (index, action) = request
+            .requested_client_actions
+            .iter()
+            .enumerate()
+            .find(|(_, a)| a.action_type == ActionType::KmsEncryption)?;
+        self.kms_requested = true;
+        let key_id = action
+            .kms_encryption()
+            .map(|k| k.kms_key_id)
+            .unwrap_or_default();
+        let outcome = if self.options.allow_kms {
+            let _ = self.phase.send("KMS GenerateDataKey");
+            self.generate_data_key(&key_id).await
+        } else {
+            Err(Error::InvalidInput {
+                field: "allowKmsEncryption".into(),
+                reason: format!(
+                    "{}: the agent asks for KMS encryption with key {key_id} (the account's \
+                     Session Manager preferences), and this session's settings forbid it",
+                    self.label
+                ),
+            })
+        };
+        let entry = response.processed_client_actions.get_mut(index)?;
+        match outcome {
+            Ok(blob) => {
+                entry.action_status = ActionStatus::Success;
+                entry.action_result = Some(serde_json::json!({
+                    "KMSCipherTextKey": base64::engine::general_purpose::STANDARD.encode(blob),
+                    "KMSCipherTextHash": null,
+                }));
+                entry.error = String::new();
+                None
+            }
+            Err(error) => {
+                if !matches!(error, Error::Unsupported { .. }) {
+                    entry.action_status = ActionStatus::Failed;
+                }
+                entry.error = error.to_string();
+                Some(error)
+            }
+        }
+    }
+
+    /// A data key for `key_id`; keeps its cipher, returns its ciphertext.
+    #[cfg(feature = "ssm-kms")]
+    async fn generate_data_key(&mut self, key_id: &str) -> Result<Vec<u8>> {
+        let Some(kms) = self.options.kms.clone() else {
+            return Err(not_built_in(&self.label));
+        };
+        let request = DataKeyRequest::for_session(key_id, &self.session_id, &kms.target_id);
+        let key = kms.source.generate_data_key(&request).await?;
+        self.cipher = Some(key.cipher()?);
+        Ok(key.ciphertext_blob().to_vec())
+    }
+
+    #[cfg(not(feature = "ssm-kms"))]
+    async fn generate_data_key(&mut self, _key_id: &str) -> Result<Vec<u8>> {
+        Err(not_built_in(&self.label))
+    }
+
+    /// EncChallengeRequest: open the agent's challenge with our decryption
+    /// key, seal it with our encryption key, send it back.
+    async fn answer_challenge(&mut self, payload: &[u8]) -> Result<(), ChannelEnd> {
+        let answer = self.challenge_answer(payload);
+        match answer {
+            Ok(answer) => {
+                let _ = self.phase.send("HandshakeComplete");
+                let payload = to_json(&EncryptionChallenge { challenge: answer })
+                    .map_err(|e| ChannelEnd::GaveUp(e.to_string()))?;
+                self.send(PayloadType::EncChallengeResponse, payload).await
+            }
+            Err(reason) => {
+                if let Some(ready) = self.ready.take() {
+                    let _ = ready.send(Err(Error::PermissionDenied {
+                        target: self.label.clone(),
+                        message: reason.clone(),
+                    }));
+                }
+                Err(ChannelEnd::Refused(reason))
+            }
+        }
+    }
+
+    #[cfg(feature = "ssm-kms")]
+    fn challenge_answer(&self, payload: &[u8]) -> std::result::Result<String, String> {
+        let engine = base64::engine::general_purpose::STANDARD;
+        let cipher = self.cipher.as_ref().ok_or_else(|| {
+            "the agent sent an encryption challenge, but no KMS data key was agreed".to_owned()
+        })?;
+        let challenge: EncryptionChallenge = serde_json::from_slice(payload)
+            .map_err(|e| format!("an unreadable encryption challenge: {e}"))?;
+        let sealed = engine
+            .decode(challenge.challenge.as_bytes())
+            .map_err(|e| format!("an encryption challenge that is not base64: {e}"))?;
+        let answer = cipher.answer_challenge(&sealed).map_err(|e| {
+            format!("the agent's encryption challenge did not open with the session's data key: {e}")
+        })?;
+        Ok(engine.encode(answer))
+    }
+
+    #[cfg(not(feature = "ssm-kms"))]
+    #[allow(clippy::unused_self)]
+    fn challenge_answer(&self, _payload: &[u8]) -> std::result::Result<String, String> {
+        Err("the agent sent an encryption challenge, but KMS is not built in".to_owned())
     }
 
     fn establish(&mut self, customer_message: String) {
@@ -569,13 +1127,26 @@ impl Driver {
         };
         let port = if session_type == "Port" { port } else { None };
         if let Some(ready) = self.ready.take() {
-            let _ = ready.send(Established {
+            let _ = ready.send(Ok(Established {
                 agent_version,
                 session_type,
                 port,
                 customer_message,
+                encrypted: self.cipher.is_some(),
                 client_version: self.client_version.clone(),
-            });
+            }));
         }
     }
+}
+
+/// The error of a KMS-encrypted session without KMS support.
+fn not_built_in(label: &str) -> Error {
+    Error::unsupported(
+        "awsSsm",
+        format!(
+            "{label}: KMS encryption (the account's Session Manager preferences ask for it): \
+             {}",
+            super::handshake::KMS_NOT_BUILT_IN
+        ),
+    )
 }

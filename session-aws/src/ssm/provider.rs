@@ -282,7 +282,12 @@ enum StreamOrPort {
 /// The core's reason for a channel's end.
 fn end_reason(end: &ChannelEnd) -> EndReason {
     match end {
-        ChannelEnd::Closed(_) => EndReason::ClosedByService(describe(end)),
+        ChannelEnd::Closed(_) | ChannelEnd::Broken(_) | ChannelEnd::Refused(_) => {
+            EndReason::ClosedByService(describe(end))
+        }
+        // A session the service timed out or terminated while it was
+        // disconnected: nothing left to resume.
+        ChannelEnd::Gone(_) => EndReason::ClosedByService(describe(end)),
         ChannelEnd::Lost(_) | ChannelEnd::GaveUp(_) => EndReason::NetworkLost(describe(end)),
         ChannelEnd::Local => EndReason::ClosedByUser,
     }

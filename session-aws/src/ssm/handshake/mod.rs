@@ -52,8 +52,8 @@ pub const SESSION_TYPES: [&str; 4] = [
 ];
 
 /// The `Error` text of a `KMSEncryption` action answered Unsupported.
-pub const KMS_NOT_BUILT_IN: &str = "KMS encryption is not built into this client yet: \
-     turn off KMS encryption in the Session Manager preferences, or use a client that supports it";
+pub const KMS_NOT_BUILT_IN: &str = "KMS encryption is not built into this client (session-aws \
+     feature ssm-kms): build it in, or turn off KMS encryption in the Session Manager preferences";
 
 /// How the Output payloads of a `Port` session are carried.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
