@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use clap::Args;
 use serde_json::{Value, json};
 use session_sdk::{
-    Clock, EndReason, Error, FsWorkspace, LiveOptions, Operation, RotationPolicy,
+    Clock, EndReason, Error, LiveEvent, FsWorkspace, LiveOptions, Operation, RotationPolicy,
     RotationScheduler, Session, SessionEventKind, SessionId, SessionManager, SessionStatus,
     SystemClock, WorkspaceRepositoryExt,
 };
@@ -273,6 +273,9 @@ async fn hold(
                         let addresses = manager.live(id).map(|h| h.addresses().to_vec()).unwrap_or_default();
                         let _ = out.resumed(after, &addresses);
                     }
+                    SessionEventKind::Connection(event) => {
+                        let _ = out.connection(&event);
+                    }
                     SessionEventKind::Failed { operation: Operation::Resume, error } => {
                         let _ = out.resume_failed(&error);
                     }
@@ -440,6 +443,33 @@ impl Printer {
             "{}: connection lost ({reason}); reconnecting…",
             self.name
         ));
+        Ok(())
+    }
+
+    /// The provider resumes the connection in place (an SSM data
+    /// channel): each try and its outcome.
+    fn connection(&self, event: &LiveEvent) -> Result<(), Failure> {
+        if self.json {
+            return match event {
+                LiveEvent::Reconnecting { reason } => {
+                    self.event("reconnecting", json!({ "reason": reason }))
+                }
+                LiveEvent::ReconnectFailed {
+                    attempt,
+                    error,
+                    retry_in,
+                } => self.event(
+                    "reconnectFailed",
+                    json!({ "attempt": attempt, "error": error, "retryInSeconds": retry_in.as_secs_f64() }),
+                ),
+                LiveEvent::Reconnected { attempts, after } => self.event(
+                    "reconnected",
+                    json!({ "attempts": attempts, "afterSeconds": after.as_secs_f64() }),
+                ),
+                _ => Ok(()),
+            };
+        }
+        eprint_lines(&format!("{}: {event}", self.name));
         Ok(())
     }
 

@@ -156,6 +156,13 @@ pub struct Capabilities {
     /// and leaves the session `inactive` (through `stopping`), instead of
     /// `active` until it expires.
     pub rotate_unauthenticated_ends_session: bool,
+    /// `rotate` of a live session resumes its connection in place (a new
+    /// transport for the same remote session, e.g. SSM's ResumeSession)
+    /// rather than replacing credentials. It fails with
+    /// [`Error::NotFound`](crate::Error::NotFound) when the service no longer
+    /// knows the remote session: restarting it as a new one is the
+    /// caller's choice (`start`), never done by `rotate`.
+    pub rotate_resumes: bool,
 }
 
 impl Capabilities {
@@ -179,6 +186,12 @@ impl Capabilities {
     /// Sets [`Capabilities::requires_parent`].
     pub fn with_requires_parent(mut self, requires: bool) -> Self {
         self.requires_parent = requires;
+        self
+    }
+
+    /// Sets [`Capabilities::rotate_resumes`].
+    pub fn with_rotate_resumes(mut self, resumes: bool) -> Self {
+        self.rotate_resumes = resumes;
         self
     }
 

@@ -99,7 +99,8 @@ pub use clock::{Clock, ManualClock, SystemClock};
 pub use error::{BoxError, Error, ErrorChain, Result};
 pub use id::SessionId;
 pub use live::{
-    EndReason, LiveEnd, LiveHandle, LiveIo, LiveOptions, LiveStream, ResumePolicy, WindowSize,
+    EndReason, LiveEnd, LiveEvent, LiveHandle, LiveIo, LiveOptions, LiveStream, ResumePolicy,
+    WindowSize,
     bind_listener,
 };
 pub use manager::{

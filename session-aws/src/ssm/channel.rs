@@ -125,6 +125,21 @@ pub trait ResumeTickets: Send + Sync + fmt::Debug {
 pub struct ChannelResume {
     /// ResumeSession.
     pub tickets: Arc<dyn ResumeTickets>,
+    /// Deadline, backoff and the half-open check.
+    pub budget: ResumeBudget,
+}
+
+impl ChannelResume {
+    /// Resumes through `tickets` within `budget`.
+    pub fn new(tickets: Arc<dyn ResumeTickets>, budget: ResumeBudget) -> Self {
+        Self { tickets, budget }
+    }
+}
+
+/// How long and how often a lost data channel is resumed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ResumeBudget {
     /// How long after the loss to keep trying (default 10 minutes). A
     /// budget of time rather than of tries: the service closes sockets
     /// about hourly, and a laptop may be offline for minutes.
@@ -140,18 +155,18 @@ pub struct ChannelResume {
     pub silence: Duration,
 }
 
-impl ChannelResume {
-    /// Resumes through `tickets` with the default budget.
-    pub fn new(tickets: Arc<dyn ResumeTickets>) -> Self {
+impl Default for ResumeBudget {
+    fn default() -> Self {
         Self {
-            tickets,
             deadline: Duration::from_secs(600),
             first_backoff: Duration::from_millis(100),
             max_backoff: Duration::from_secs(5),
             silence: Duration::from_secs(20),
         }
     }
+}
 
+impl ResumeBudget {
     /// Sets [`deadline`](Self::deadline).
     pub fn with_deadline(mut self, deadline: Duration) -> Self {
         self.deadline = deadline;
@@ -174,7 +189,8 @@ impl ChannelResume {
 
     /// The wait after `failures` failed tries: `first_backoff` doubled per
     /// failure, capped at `max_backoff`, times a random factor in [1, 2)
-    /// so that many clients cut off together do not come back together.
+    /// (still capped), so that many clients cut off together do not come
+    /// back together.
     pub fn backoff(&self, failures: u32) -> Duration {
         let base = self
             .first_backoff
@@ -183,7 +199,8 @@ impl ChannelResume {
         // A v4 UUID's random bits: no random-number crate for one factor.
         let jitter = f64::from(u16::try_from(Uuid::new_v4().as_u128() & 0xffff).unwrap_or(0))
             / 65_536.0;
-        base.mul_f64(1.0 + jitter).min(self.max_backoff.max(self.first_backoff))
+        base.mul_f64(1.0 + jitter)
+            .min(self.max_backoff.max(self.first_backoff))
     }
 }
 
@@ -285,6 +302,8 @@ pub struct DataChannel {
     incoming: mpsc::Receiver<Incoming>,
     ended: watch::Receiver<Option<ChannelEnd>>,
     events: broadcast::Sender<ChannelEvent>,
+    reconnect: Arc<tokio::sync::Notify>,
+    resumable: bool,
     task: JoinHandle<()>,
 }
 
@@ -330,6 +349,8 @@ impl DataChannel {
         let (ready_tx, ready_rx) = oneshot::channel();
         let (events, _) = broadcast::channel(64);
         let (phase_tx, phase_rx) = watch::channel("the agent's HandshakeRequest");
+        let reconnect = Arc::new(tokio::sync::Notify::new());
+        let resumable = options.resume.is_some();
         let handshake_timeout = options.handshake_timeout;
         let now = clock.now();
         let driver = Driver {
@@ -349,6 +370,7 @@ impl DataChannel {
             client_id,
             last_heard: now,
             events: events.clone(),
+            reconnect: Arc::clone(&reconnect),
             cipher: None,
             kms_requested: false,
             options,
@@ -359,6 +381,8 @@ impl DataChannel {
             incoming: in_rx,
             ended: end_rx,
             events,
+            reconnect,
+            resumable,
             task,
         };
         match tokio::time::timeout(handshake_timeout, ready_rx).await {
@@ -404,6 +428,9 @@ impl DataChannel {
         ChannelSender {
             outgoing: self.outgoing.clone(),
             ended: self.ended.clone(),
+            events: self.events.clone(),
+            reconnect: Arc::clone(&self.reconnect),
+            resumable: self.resumable,
         }
     }
 
@@ -449,6 +476,9 @@ impl DataChannel {
 pub struct ChannelSender {
     outgoing: mpsc::Sender<(PayloadType, Vec<u8>)>,
     ended: watch::Receiver<Option<ChannelEnd>>,
+    events: broadcast::Sender<ChannelEvent>,
+    reconnect: Arc<tokio::sync::Notify>,
+    resumable: bool,
 }
 
 impl ChannelSender {
@@ -482,6 +512,32 @@ impl ChannelSender {
     /// Why the channel ended, once it has.
     pub fn end(&self) -> Option<ChannelEnd> {
         self.ended.borrow().clone()
+    }
+
+    /// Asks the channel to move to a new socket now, as after a loss
+    /// (ResumeSession, same counters, unacknowledged messages resent);
+    /// watch [`events`](Self::events) for the outcome. False when resuming
+    /// is off ([`ChannelOptions::resume`]) or the channel has ended.
+    pub fn reconnect(&self) -> bool {
+        if !self.resumable || self.end().is_some() {
+            return false;
+        }
+        self.reconnect.notify_one();
+        true
+    }
+
+    /// As [`DataChannel::ended`].
+    pub async fn ended(&self) -> ChannelEnd {
+        let mut ended = self.ended.clone();
+        match ended.wait_for(Option::is_some).await {
+            Ok(end) => end.clone().unwrap_or(ChannelEnd::Local),
+            Err(_) => ChannelEnd::Local,
+        }
+    }
+
+    /// As [`DataChannel::events`].
+    pub fn events(&self) -> broadcast::Receiver<ChannelEvent> {
+        self.events.subscribe()
     }
 }
 
@@ -548,6 +604,8 @@ struct Driver {
     /// for an ack): the half-open check counts from it.
     last_heard: OffsetDateTime,
     events: broadcast::Sender<ChannelEvent>,
+    /// Asks for a new socket now ([`ChannelSender::reconnect`]).
+    reconnect: Arc<tokio::sync::Notify>,
     /// The payload keys once a KMS handshake succeeded.
     #[cfg(feature = "ssm-kms")]
     cipher: Option<PayloadCipher>,
@@ -585,6 +643,7 @@ impl Driver {
                 }
             };
             let ready_to_send = self.established && self.sender.can_send();
+            let reconnect = Arc::clone(&self.reconnect);
             let step = tokio::select! {
                 frame = self.socket.recv(&self.label), if self.pending.len() < PENDING_LIMIT => match frame {
                     None => Err(ChannelEnd::Lost("the websocket closed".into())),
@@ -596,6 +655,9 @@ impl Driver {
                     None => Err(ChannelEnd::Local),
                 },
                 () = wake => self.on_timer().await,
+                () = reconnect.notified(), if self.established => {
+                    Err(ChannelEnd::Lost("a new socket was asked for (rotate)".into()))
+                }
                 permit = self.incoming.clone().reserve_owned(), if !self.pending.is_empty() => match permit {
                     Ok(permit) => {
                         if let Some(item) = self.pending.pop_front() {
@@ -704,7 +766,7 @@ impl Driver {
     fn silence_deadline(&self) -> Option<OffsetDateTime> {
         let resume = self.options.resume.as_ref()?;
         (self.established && self.sender.in_flight() > 0 && !self.sender.is_paused())
-            .then(|| self.last_heard + resume.silence)
+            .then(|| self.last_heard + resume.budget.silence)
     }
 
     async fn on_timer(&mut self) -> Result<(), ChannelEnd> {
@@ -757,12 +819,12 @@ impl Driver {
                 Err(Attempt::Retry(error)) => error,
             };
             let spent = (self.now() - lost_at).unsigned_abs();
-            let retry_in = resume.backoff(attempt);
-            if spent + retry_in >= resume.deadline {
+            let retry_in = resume.budget.backoff(attempt);
+            if spent + retry_in >= resume.budget.deadline {
                 tracing::warn!(session = %self.label, attempts = attempt, "gave up resuming: {last}");
                 return Err(ChannelEnd::Lost(format!(
                     "could not resume within {} s ({attempt} tries; lost: {why}; last try: {last})",
-                    resume.deadline.as_secs()
+                    resume.budget.deadline.as_secs()
                 )));
             }
             tracing::info!(session = %self.label, attempt, retry_in_ms = retry_in.as_millis(), "resume try failed: {last}");
@@ -1016,10 +1078,10 @@ impl Driver {
             self.generate_data_key(&key_id).await
         } else {
             Err(Error::InvalidInput {
-                field: "allowKmsEncryption".into(),
+                field: "forbidKms".into(),
                 reason: format!(
                     "{}: the agent asks for KMS encryption with key {key_id} (the account's \
-                     Session Manager preferences), and this session's settings forbid it",
+                     Session Manager preferences), and this session's settings forbid it (forbidKms)",
                     self.label
                 ),
             })

@@ -36,6 +36,16 @@ pub struct SsmConfig {
     /// characters).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
+    /// Refuse KMS encryption: when the account's Session Manager
+    /// preferences ask for it, the start fails naming this setting instead
+    /// of calling KMS (e.g. where the caller must not use KMS keys).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub forbid_kms: bool,
+    /// How long a lost data channel is resumed before the session counts
+    /// as disconnected, in seconds (default: the provider's, 10 minutes);
+    /// 0 turns resuming off.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resume_deadline_seconds: Option<u64>,
 }
 
 impl SsmConfig {

@@ -8,9 +8,12 @@ use std::time::Duration;
 
 use aws_sdk_ssm::config::{BehaviorVersion, Region};
 use aws_sdk_ssm::types::{SessionFilter, SessionFilterKey, SessionState};
+use async_trait::async_trait;
+use aws_credential_types::provider::SharedCredentialsProvider;
 use session_core::{Error, Result, Secret};
 use time::OffsetDateTime;
 
+use super::channel::ResumeTickets;
 use super::config::SsmConfig;
 use crate::client::{
     check_endpoint_url, check_max_attempts, check_region, retry_config, timeout_config,
@@ -24,6 +27,7 @@ const MAX_PAGES: usize = 100;
 #[derive(Clone, Debug, Default)]
 pub struct SsmClientConfig {
     endpoint_url: Option<String>,
+    kms_endpoint_url: Option<String>,
     region: Option<String>,
     max_attempts: Option<u32>,
     timeout: Option<Duration>,
@@ -40,6 +44,13 @@ impl SsmClientConfigBuilder {
     /// Sends every SSM call to this URL instead of the AWS endpoint.
     pub fn endpoint_url(mut self, url: impl Into<String>) -> Self {
         self.config.endpoint_url = Some(url.into());
+        self
+    }
+
+    /// Sends the KMS calls of encrypted sessions (GenerateDataKey) to this
+    /// URL instead of the AWS endpoint.
+    pub fn kms_endpoint_url(mut self, url: impl Into<String>) -> Self {
+        self.config.kms_endpoint_url = Some(url.into());
         self
     }
 
@@ -70,7 +81,8 @@ impl SsmClientConfigBuilder {
     }
 
     /// From the standard SDK variables `AWS_ENDPOINT_URL_SSM`, then
-    /// `AWS_ENDPOINT_URL`, and `AWS_REGION`, then `AWS_DEFAULT_REGION`
+    /// `AWS_ENDPOINT_URL` (KMS: `AWS_ENDPOINT_URL_KMS`, then
+    /// `AWS_ENDPOINT_URL`), and `AWS_REGION`, then `AWS_DEFAULT_REGION`
     /// (empty values count as unset); tests pass a map.
     pub fn from_env_iter(vars: impl IntoIterator<Item = (String, String)>) -> Self {
         let vars: HashMap<String, String> =
@@ -78,6 +90,10 @@ impl SsmClientConfigBuilder {
         let mut builder = Self::default();
         builder.config.endpoint_url = vars
             .get("AWS_ENDPOINT_URL_SSM")
+            .or_else(|| vars.get("AWS_ENDPOINT_URL"))
+            .cloned();
+        builder.config.kms_endpoint_url = vars
+            .get("AWS_ENDPOINT_URL_KMS")
             .or_else(|| vars.get("AWS_ENDPOINT_URL"))
             .cloned();
         builder.config.region = vars
@@ -91,6 +107,7 @@ impl SsmClientConfigBuilder {
     /// endpoint, at least 1 attempt, a region name.
     pub fn build(self) -> Result<SsmClientConfig> {
         check_endpoint_url("SSM endpoint URL", self.config.endpoint_url.as_deref())?;
+        check_endpoint_url("KMS endpoint URL", self.config.kms_endpoint_url.as_deref())?;
         check_max_attempts(self.config.max_attempts)?;
         check_region(self.config.region.as_deref())?;
         Ok(self.config)
@@ -133,29 +150,48 @@ impl SsmClientConfig {
         credentials: Option<&AwsCredentials>,
         label: &str,
     ) -> SsmApi {
+        // One provider for both clients: KMS is called with the session's
+        // own identity (a role's session asks KMS as that role).
+        let provider = match credentials.or(self.default_credentials.as_ref()) {
+            Some(credentials) => SharedCredentialsProvider::new(credentials.to_sdk("session-aws")),
+            None => SharedCredentialsProvider::new(
+                aws_config::default_provider::credentials::DefaultCredentialsChain::builder()
+                    .region(Region::new(region.to_owned()))
+                    .build()
+                    .await,
+            ),
+        };
         let mut builder = aws_sdk_ssm::Config::builder()
             .behavior_version(BehaviorVersion::latest())
             .region(Region::new(region.to_owned()))
             .timeout_config(timeout_config(self.timeout))
-            .retry_config(retry_config(self.max_attempts));
+            .retry_config(retry_config(self.max_attempts))
+            .credentials_provider(provider.clone());
         if let Some(url) = &self.endpoint_url {
             builder = builder.endpoint_url(url);
         }
-        builder = match credentials.or(self.default_credentials.as_ref()) {
-            Some(credentials) => builder.credentials_provider(credentials.to_sdk("session-aws")),
-            None => {
-                let chain =
-                    aws_config::default_provider::credentials::DefaultCredentialsChain::builder()
-                        .region(Region::new(region.to_owned()))
-                        .build()
-                        .await;
-                builder.credentials_provider(chain)
-            }
-        };
         SsmApi {
             client: aws_sdk_ssm::Client::from_conf(builder.build()),
+            #[cfg(feature = "ssm-kms")]
+            kms: self.kms_client(region, provider),
             label: label.to_owned(),
         }
+    }
+
+    /// The KMS client of [`api`](Self::api): same region, credentials,
+    /// retries and time-outs; the KMS endpoint override.
+    #[cfg(feature = "ssm-kms")]
+    fn kms_client(&self, region: &str, provider: SharedCredentialsProvider) -> aws_sdk_kms::Client {
+        let mut builder = aws_sdk_kms::Config::builder()
+            .behavior_version(aws_sdk_kms::config::BehaviorVersion::latest())
+            .region(aws_sdk_kms::config::Region::new(region.to_owned()))
+            .timeout_config(timeout_config(self.timeout))
+            .retry_config(retry_config(self.max_attempts))
+            .credentials_provider(provider);
+        if let Some(url) = &self.kms_endpoint_url {
+            builder = builder.endpoint_url(url);
+        }
+        aws_sdk_kms::Client::from_conf(builder.build())
     }
 }
 
@@ -163,6 +199,8 @@ impl SsmClientConfig {
 #[derive(Clone, Debug)]
 pub struct SsmApi {
     client: aws_sdk_ssm::Client,
+    #[cfg(feature = "ssm-kms")]
+    kms: aws_sdk_kms::Client,
     label: String,
 }
 
@@ -296,6 +334,22 @@ impl SsmApi {
         )
     }
 
+    /// Data keys for encrypted sessions, from KMS with this API's
+    /// identity, region and settings.
+    #[cfg(feature = "ssm-kms")]
+    pub fn data_keys(&self) -> super::kms::KmsDataKeys {
+        super::kms::KmsDataKeys::new(self.kms.clone(), &self.label)
+    }
+
+    /// ResumeSession of `session_id` as a [`ResumeTickets`] for a
+    /// [`DataChannel`](super::DataChannel).
+    pub fn resume_tickets(&self, session_id: &str) -> SessionResume {
+        SessionResume {
+            api: self.clone(),
+            session_id: session_id.to_owned(),
+        }
+    }
+
     /// TerminateSession. Terminating a session that is already gone
     /// succeeds.
     ///
@@ -424,5 +478,19 @@ fn summary(session: &aws_sdk_ssm::types::Session) -> SsmSessionSummary {
         reason: session.reason().map(str::to_owned),
         start_date: date(session.start_date()),
         end_date: date(session.end_date()),
+    }
+}
+
+/// ResumeSession of one session ([`SsmApi::resume_tickets`]).
+#[derive(Clone, Debug)]
+pub struct SessionResume {
+    api: SsmApi,
+    session_id: String,
+}
+
+#[async_trait]
+impl ResumeTickets for SessionResume {
+    async fn resume(&self) -> Result<Option<StreamTicket>> {
+        self.api.resume_session(&self.session_id).await
     }
 }

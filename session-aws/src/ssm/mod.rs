@@ -59,11 +59,16 @@ pub mod transport;
 #[cfg(test)]
 mod golden;
 
-pub use channel::{ChannelEnd, ChannelOptions, ChannelSender, DataChannel, Established, Incoming};
+pub use channel::{
+    ChannelEnd, ChannelEvent, ChannelOptions, ChannelResume, ChannelSender, DataChannel,
+    Established, Incoming, ResumeBudget, ResumeTickets,
+};
+#[cfg(feature = "ssm-kms")]
+pub use channel::ChannelKms;
 pub use config::{SsmConfig, SsmState};
 pub use control::{
-    SessionListFilter, SessionListState, SsmApi, SsmClientConfig, SsmClientConfigBuilder,
-    SsmSessionSummary, StreamTicket,
+    SessionListFilter, SessionListState, SessionResume, SsmApi, SsmClientConfig,
+    SsmClientConfigBuilder, SsmSessionSummary, StreamTicket,
 };
 pub use message::{
     ClientMessage, DecodeError, EncodeError, MessageFlags, MessageType, PayloadType,

@@ -7,14 +7,17 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use session_core::{
-    ActionContext, Capabilities, EndReason, Error, LiveEnd, LiveHandle, Result, Session,
+    ActionContext, Capabilities, EndReason, Error, LiveEnd, LiveEvent, LiveHandle, Result, Session,
     SessionAction, SessionId, SessionStatus, SessionType, bind_listener,
 };
 use tokio::task::{AbortHandle, JoinHandle};
 use uuid::Uuid;
 
+#[cfg(feature = "ssm-kms")]
+use super::channel::ChannelKms;
 use super::channel::{
-    ChannelEnd, ChannelOptions, ChannelSender, DataChannel, Established, describe,
+    ChannelEnd, ChannelEvent, ChannelOptions, ChannelResume, ChannelSender, DataChannel,
+    Established, ResumeBudget, describe,
 };
 use super::config::{SsmConfig, SsmState};
 use super::control::{SsmApi, SsmClientConfig};
@@ -83,6 +86,7 @@ struct Connection {
 pub struct SsmProvider {
     client: SsmClientConfig,
     channel: ChannelOptions,
+    resume: Option<ResumeBudget>,
     connections: Connections,
     serial: std::sync::atomic::AtomicU64,
     terminate_wait: Duration,
@@ -96,6 +100,7 @@ impl SsmProvider {
         Self {
             client,
             channel: ChannelOptions::default(),
+            resume: Some(ResumeBudget::default()),
             connections: Arc::new(Mutex::new(HashMap::new())),
             serial: std::sync::atomic::AtomicU64::new(0),
             terminate_wait: TERMINATE_WAIT,
@@ -127,6 +132,46 @@ impl SsmProvider {
     pub fn with_channel_options(mut self, options: ChannelOptions) -> Self {
         self.channel = options;
         self
+    }
+
+    /// How lost data channels are resumed in place (default
+    /// [`ResumeBudget::default`]: 10 minutes); `None` turns it off, so a
+    /// lost websocket ends the connection ([`EndReason::NetworkLost`]).
+    /// A session's `resumeDeadlineSeconds` overrides the deadline.
+    pub fn with_resume(mut self, budget: Option<ResumeBudget>) -> Self {
+        self.resume = budget;
+        self
+    }
+
+    /// The channel options of one session: its KMS and resume settings.
+    fn channel_options(&self, api: &SsmApi, config: &SsmConfig, ssm_session_id: &str) -> ChannelOptions {
+        let mut options = self.channel.clone();
+        if config.forbid_kms {
+            options.allow_kms = false;
+        }
+        #[cfg(feature = "ssm-kms")]
+        if options.kms.is_none() {
+            options.kms = Some(ChannelKms {
+                source: Arc::new(api.data_keys()),
+                target_id: config.target.clone(),
+            });
+        }
+        let budget = match (config.resume_deadline_seconds, &self.resume) {
+            (Some(0), _) => None,
+            (Some(seconds), budget) => Some(
+                budget
+                    .clone()
+                    .unwrap_or_default()
+                    .with_deadline(Duration::from_secs(seconds)),
+            ),
+            (None, budget) => budget.clone(),
+        };
+        if options.resume.is_none() {
+            options.resume = budget.map(|budget| {
+                ChannelResume::new(Arc::new(api.resume_tickets(ssm_session_id)), budget)
+            });
+        }
+        options
     }
 
     /// Whether this process holds an open data channel of `id`.
@@ -273,6 +318,44 @@ impl SsmProvider {
     }
 }
 
+/// Hands the channel's resume reports to the connection's holder (the
+/// manager publishes them; `sessionctl connect` prints them).
+fn forward_events(
+    mut events: tokio::sync::broadcast::Receiver<ChannelEvent>,
+    end: Arc<LiveEnd>,
+    label: &str,
+) {
+    let label = label.to_owned();
+    tokio::spawn(async move {
+        loop {
+            let event = match events.recv().await {
+                Ok(event) => event,
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(missed)) => {
+                    tracing::debug!(session = %label, missed, "resume reports missed");
+                    continue;
+                }
+                Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+            };
+            let event = match event {
+                ChannelEvent::Reconnecting { reason } => LiveEvent::Reconnecting { reason },
+                ChannelEvent::AttemptFailed {
+                    attempt,
+                    error,
+                    retry_in,
+                } => LiveEvent::ReconnectFailed {
+                    attempt,
+                    error,
+                    retry_in,
+                },
+                ChannelEvent::Resumed {
+                    attempts, after, ..
+                } => LiveEvent::Reconnected { attempts, after },
+            };
+            end.report(event);
+        }
+    });
+}
+
 /// What a connection task returns.
 enum StreamOrPort {
     Stream(StreamEnd),
@@ -312,7 +395,9 @@ impl SessionAction for SsmProvider {
     }
 
     fn capabilities(&self) -> Capabilities {
-        Capabilities::none().with_live_connection(true)
+        Capabilities::none()
+            .with_live_connection(true)
+            .with_rotate_resumes(true)
     }
 
     /// Starts the session; its live handle is dropped, which leaves the
@@ -361,15 +446,59 @@ impl SessionAction for SsmProvider {
         Ok(stopped)
     }
 
-    async fn rotate(&self, _ctx: &ActionContext, session: &Session) -> Result<Session> {
-        Err(Error::unsupported(
-            SessionType::AwsSsm.to_string(),
-            format!(
-                "rotate of {}: an SSM session has no credentials to rotate, and resuming its \
-                 data channel (ResumeSession) is not built yet; stop and start it for a new one",
-                session.label()
-            ),
-        ))
+    async fn rotate(&self, ctx: &ActionContext, session: &Session) -> Result<Session> {
+        let label = session.label();
+        let held = self
+            .connections()
+            .get(&session.session_id)
+            .map(|c| c.terminator.clone());
+        let Some(sender) = held else {
+            return Err(Error::Unavailable {
+                target: label.clone(),
+                message: format!(
+                    "not connected in this process: rotate resumes the data channel where it is \
+                     held; `sessionctl connect {}` connects it here",
+                    session.session_name
+                ),
+                source: None,
+            });
+        };
+        let mut events = sender.events();
+        if !sender.reconnect() {
+            return Err(Error::unsupported(
+                SessionType::AwsSsm.to_string(),
+                format!("rotate of {label}: resuming is off for it (resumeDeadlineSeconds 0)"),
+            ));
+        }
+        loop {
+            let event = tokio::select! {
+                event = events.recv() => event,
+                _ = sender.ended() => Err(tokio::sync::broadcast::error::RecvError::Closed),
+            };
+            match event {
+                Ok(ChannelEvent::Resumed { .. }) => break,
+                Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
+                Err(tokio::sync::broadcast::error::RecvError::Closed) => {
+                    let end = sender.end().unwrap_or(ChannelEnd::Local);
+                    return Err(match end {
+                        ChannelEnd::Gone(why) => Error::NotFound {
+                            what: format!(
+                                "{label}: {why}; `sessionctl start {}` starts a new one",
+                                session.session_name
+                            ),
+                        },
+                        other => Error::Unavailable {
+                            target: label,
+                            message: format!("resuming ended the data channel: {}", describe(&other)),
+                            source: None,
+                        },
+                    });
+                }
+            }
+        }
+        let mut rotated = session.clone();
+        rotated.transition(SessionStatus::Active, ctx.clock.now())?;
+        Ok(rotated)
     }
 
     async fn start_live(
@@ -404,7 +533,7 @@ impl SessionAction for SsmProvider {
         let opened = DataChannel::open(
             &ticket,
             client_id,
-            self.channel.clone(),
+            self.channel_options(&api, &config, &ticket.session_id),
             Arc::clone(&ctx.clock),
             &label,
         )
@@ -412,9 +541,13 @@ impl SessionAction for SsmProvider {
         let attached = match opened {
             Ok((channel, established)) => {
                 let terminator = channel.sender();
+                let events = channel.events();
                 self.attach(ctx, session, &config, channel, &established)
                     .await
-                    .map(|attached| (attached, terminator, established))
+                    .map(|attached| {
+                        forward_events(events, Arc::clone(&attached.1), &label);
+                        (attached, terminator, established)
+                    })
             }
             Err(error) => Err(error),
         };

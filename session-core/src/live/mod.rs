@@ -79,6 +79,60 @@ pub struct WindowSize {
     pub rows: u16,
 }
 
+/// What a provider reports about a live connection that is still up: its
+/// transport dropped and it is being resumed in place (same remote
+/// session, nothing lost), e.g. an SSM data channel after a network blink.
+/// Published by the manager as
+/// [`SessionEventKind::Connection`](crate::SessionEventKind::Connection).
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum LiveEvent {
+    /// The transport was lost; resuming begins.
+    Reconnecting {
+        /// Why it was lost.
+        reason: String,
+    },
+    /// One try to resume failed; another follows after `retry_in`.
+    ReconnectFailed {
+        /// Tries so far.
+        attempt: u32,
+        /// Why it failed.
+        error: String,
+        /// The wait before the next try.
+        retry_in: std::time::Duration,
+    },
+    /// The connection is back, on the same remote session.
+    Reconnected {
+        /// Tries it took.
+        attempts: u32,
+        /// From the loss until it was back.
+        after: std::time::Duration,
+    },
+}
+
+impl fmt::Display for LiveEvent {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Reconnecting { reason } => write!(f, "reconnecting… ({reason})"),
+            Self::ReconnectFailed {
+                attempt,
+                error,
+                retry_in,
+            } => write!(
+                f,
+                "reconnect try {attempt} failed: {error}; next in {:.1} s",
+                retry_in.as_secs_f64()
+            ),
+            Self::Reconnected { attempts, after } => write!(
+                f,
+                "resumed after {:.1} s ({attempts} {})",
+                after.as_secs_f64(),
+                if *attempts == 1 { "try" } else { "tries" }
+            ),
+        }
+    }
+}
+
 /// The user's side of a live connection.
 ///
 /// Cloning is cheap and clones share the connection: every clone sees the
@@ -96,6 +150,7 @@ struct HandleInner {
     stream: Mutex<Option<LiveStream>>,
     ended: watch::Receiver<Option<EndReason>>,
     window: watch::Sender<Option<WindowSize>>,
+    events: tokio::sync::broadcast::Sender<LiveEvent>,
 }
 
 impl fmt::Debug for LiveHandle {
@@ -113,6 +168,7 @@ impl fmt::Debug for LiveHandle {
 pub struct LiveEnd {
     sender: watch::Sender<Option<EndReason>>,
     window: watch::Receiver<Option<WindowSize>>,
+    events: tokio::sync::broadcast::Sender<LiveEvent>,
 }
 
 impl LiveEnd {
@@ -126,6 +182,12 @@ impl LiveEnd {
             *current = Some(reason);
             true
         });
+    }
+
+    /// Reports `event` to every subscriber of [`LiveHandle::events`] (none
+    /// is fine).
+    pub fn report(&self, event: LiveEvent) {
+        let _ = self.events.send(event);
     }
 
     /// Whether [`end`](Self::end) was called.
@@ -169,6 +231,7 @@ impl LiveHandle {
     ) -> (Self, LiveEnd) {
         let (sender, ended) = watch::channel(None);
         let (window, window_seen) = watch::channel(None);
+        let (events, _) = tokio::sync::broadcast::channel(64);
         let handle = Self {
             inner: Arc::new(HandleInner {
                 addresses,
@@ -176,6 +239,7 @@ impl LiveHandle {
                 stream: Mutex::new(stream),
                 ended,
                 window,
+                events: events.clone(),
             }),
         };
         (
@@ -183,6 +247,7 @@ impl LiveHandle {
             LiveEnd {
                 sender,
                 window: window_seen,
+                events,
             },
         )
     }
@@ -218,6 +283,12 @@ impl LiveHandle {
             *current = Some(size);
             changed
         });
+    }
+
+    /// What the provider reports while the connection is up (see
+    /// [`LiveEvent`]); subscribe early to see all of it.
+    pub fn events(&self) -> tokio::sync::broadcast::Receiver<LiveEvent> {
+        self.inner.events.subscribe()
     }
 
     /// Why the connection ended, or `None` while it is up.

@@ -2,7 +2,7 @@
 
 use time::OffsetDateTime;
 
-use crate::{EndReason, Error, Operation, SessionId, SessionStatus};
+use crate::{EndReason, Error, LiveEvent, Operation, SessionId, SessionStatus};
 
 /// Something that happened to a session, published by the
 /// [`SessionManager`](crate::SessionManager) after it was persisted.
@@ -40,6 +40,10 @@ pub enum SessionEventKind {
     },
     /// A `disconnected` live session is `active` again.
     Resumed,
+    /// A live session's connection, still held and `active`, reports on
+    /// resuming its transport in place (reconnecting, a failed try,
+    /// reconnected): every try and its outcome.
+    Connection(LiveEvent),
     /// The manager stopped resuming a dropped live session: the
     /// [`ResumePolicy`](crate::ResumePolicy) deadline passed. It stays
     /// `disconnected`; `start` tries again.

@@ -123,6 +123,29 @@ impl Inner {
         // Weak: a connection the provider never ends must not keep the
         // manager alive.
         let weak = Arc::downgrade(self);
+        let mut events = handle.events();
+        let reporter = Arc::downgrade(self);
+        let watched = handle.clone();
+        tokio::spawn(async move {
+            let ended = watched.ended();
+            tokio::pin!(ended);
+            loop {
+                let event = tokio::select! {
+                    _ = &mut ended => return,
+                    event = events.recv() => event,
+                };
+                let event = match event {
+                    Ok(event) => event,
+                    Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
+                    Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+                };
+                let Some(inner) = reporter.upgrade() else { return };
+                tracing::info!(session_id = %id, "{event}");
+                if let Ok(session) = inner.repository.get(id).await {
+                    inner.publish(&session, SessionEventKind::Connection(event));
+                }
+            }
+        });
         tokio::spawn(async move {
             let reason = handle.ended().await;
             let Some(inner) = weak.upgrade() else { return };

@@ -820,7 +820,8 @@ impl Inner {
         cancel: &Cancel,
     ) -> Result<Session> {
         let provider = self.provider_for(&session)?;
-        if !provider.capabilities().rotate {
+        let capabilities = provider.capabilities();
+        if !capabilities.rotate && !capabilities.rotate_resumes {
             return Err(Error::unsupported(
                 provider.session_type().to_string(),
                 format!("rotate ({}); stop and start it instead", session.label()),

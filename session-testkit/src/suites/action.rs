@@ -144,6 +144,22 @@ async fn base_conformance(provider: &dyn SessionAction, fixture: &ActionFixture)
             );
         }
         rotated
+    } else if provider.capabilities().rotate_resumes {
+        // A live session's rotate resumes its connection in place: the
+        // same remote session, still usable.
+        let rotated = provider
+            .rotate(ctx, &rotating)
+            .await
+            .unwrap_or_else(|e| panic!("rotate (resume in place) failed: {e}"));
+        assert_eq!(
+            rotated.status(),
+            SessionStatus::Active,
+            "rotate returns the session active"
+        );
+        probe(ctx.clone(), rotated.clone())
+            .await
+            .expect("the connection works after rotate resumed it");
+        rotated
     } else {
         match provider.rotate(ctx, &rotating).await {
             Err(Error::Unsupported { .. }) => {}
