@@ -111,6 +111,7 @@ use super::ssm::{SessionEvent, SsmControlFake};
 
 pub mod codec;
 pub mod handshake;
+pub mod kms;
 mod port;
 mod reliability;
 mod scenario;
@@ -119,6 +120,7 @@ mod session;
 #[cfg(test)]
 mod tests;
 
+pub use kms::{KmsDecrypt, KmsScenario, MotoKms, StaticKms};
 pub use scenario::{
     AgentScenario, DigestMode, DuplicateMode, Faults, OpenRecord, RandomFaults, SessionStats,
     ShellEcho, SmuxServer, XtaciKeepalive,
@@ -303,6 +305,36 @@ impl SsmAgentFake {
     /// of the next `ResumeSession`. False when it has no live session task.
     pub fn drop_socket(&self, session_id: &str) -> bool {
         self.shared.send(session_id, Command::DropSocket)
+    }
+
+    /// Sends a websocket close frame with `code` and `reason` (e.g. 1000,
+    /// as the service does about hourly), then closes the socket: the same
+    /// session effect as [`drop_socket`](Self::drop_socket) (`Disconnected`,
+    /// resumable with the next ResumeSession token). Counted in
+    /// [`SessionStats::closes_sent`]. False when it has no live session
+    /// task.
+    pub fn close_socket(&self, session_id: &str, code: u16, reason: &str) -> bool {
+        self.shared
+            .send(session_id, Command::CloseSocket(code, reason.to_owned()))
+    }
+
+    /// A half-open connection: the agent stops reading from and writing to
+    /// the current socket (no close, no acks, no data, no retransmission on
+    /// it) until the client redials with a new ResumeSession token; then
+    /// the silent socket is dropped and the session goes on on the new one
+    /// (resending its unacked messages as on any redial). False when it
+    /// has no live session task.
+    pub fn go_silent(&self, session_id: &str) -> bool {
+        self.shared.send(session_id, Command::GoSilent)
+    }
+
+    /// An agent that restarted: from the next redial on, its outgoing
+    /// sequence counter starts again at 0 and its unacked messages are
+    /// discarded ([`SessionStats::sequence_restarted`] once applied). The
+    /// client should end the session with a clear reason rather than
+    /// deliver data. False when it has no live session task.
+    pub fn restart_sequence(&self, session_id: &str) -> bool {
+        self.shared.send(session_id, Command::RestartSequence)
     }
 
     /// Sends `pause_publication` and stops the agent's sending and
