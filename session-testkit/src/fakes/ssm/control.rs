@@ -3,6 +3,7 @@
 //! the call log.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use session_core::Clock;
 use time::OffsetDateTime;
@@ -10,7 +11,7 @@ use tokio::sync::broadcast;
 
 use super::http::ApiError;
 use super::state::Injected;
-use super::{SessionEvent, SessionRecord, SessionStatus, SsmCall, SsmControlFake};
+use super::{ResumeFailure, SessionEvent, SessionRecord, SessionStatus, SsmCall, SsmControlFake};
 
 impl SsmControlFake {
     // ----- configuration -------------------------------------------------
@@ -240,6 +241,32 @@ impl SsmControlFake {
             operation,
             ApiError::new(status, error_type, "Injected failure"),
         );
+    }
+
+    /// The next `n` `ResumeSession` calls answer `failure` without issuing
+    /// a token: 400 `ThrottlingException` ("Rate exceeded") or 500
+    /// `InternalServerError`. They queue up with the other injected
+    /// failures and are recorded in the call log like any call.
+    pub fn fail_resume(&self, n: u32, failure: ResumeFailure) {
+        for _ in 0..n {
+            let error = match failure {
+                ResumeFailure::Throttling => ApiError::throttling(),
+                ResumeFailure::InternalError => ApiError::internal(),
+            };
+            self.inject("ResumeSession", error);
+        }
+    }
+
+    /// `ResumeSession` answers only after `latency` (zero: at once). The
+    /// fake's state is not locked while it waits.
+    pub fn set_resume_latency(&self, latency: Duration) {
+        self.lock().resume_latency = latency;
+    }
+
+    /// From now on `ResumeSession` answers `DoesNotExistException` for
+    /// `session_id` (as if the service had lost it), whatever its status.
+    pub fn forget_session(&self, session_id: &str) {
+        self.lock().forgotten.insert(session_id.to_owned());
     }
 
     fn inject(&self, operation: &str, error: ApiError) {

@@ -84,6 +84,13 @@ async fn handle(State(state): State<Shared>, headers: HeaderMap, body: Bytes) ->
             "Unknown operation",
         )));
     };
+    if operation == "ResumeSession" {
+        // Outside the lock: other calls go on meanwhile.
+        let latency = lock(&state).resume_latency;
+        if !latency.is_zero() {
+            tokio::time::sleep(latency).await;
+        }
+    }
     let input: Option<Value> = serde_json::from_slice(&body).ok();
     let signer = auth::check(header("authorization"));
     let result = {

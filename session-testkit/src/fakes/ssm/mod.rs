@@ -16,7 +16,15 @@
 //! | `DescribeSessions` | `State` (required), `Filters` (`key` / `value`, lowercase), `MaxResults`, `NextToken` | `Sessions`, `NextToken` | `InvalidFilterKey`, `InvalidNextToken` |
 //!
 //! Every operation can also answer `InternalServerError` (500) and, when a
-//! test asks for it, `ThrottlingException` (400). Errors are a JSON body
+//! test asks for it, `ThrottlingException` (400).
+//!
+//! **Resume faults** (`ssm.md` §2.11): [`fail_resume`](SsmControlFake::fail_resume)
+//! makes the next n `ResumeSession` calls answer throttling or a 500 without
+//! issuing a token, [`set_resume_latency`](SsmControlFake::set_resume_latency)
+//! delays its answers, and [`forget_session`](SsmControlFake::forget_session)
+//! makes it answer `DoesNotExistException` for a session. Every call,
+//! failed or not, is in [`call_log`](SsmControlFake::call_log) /
+//! [`calls`](SsmControlFake::calls)`("ResumeSession")`. Errors are a JSON body
 //! `{"__type": "<Code>", "message": "…"}`; the modelled client errors are
 //! 400. Inputs that break the model's constraints that botocore does not
 //! check itself (`MaxResults` over 200, `Reason` over 256 characters, a
@@ -138,6 +146,15 @@ pub const SESSION_DOCUMENTS: [&str; 6] = [
 /// The owner of sessions started with an access key that has no owner of its
 /// own (see [`SsmControlFake::set_owner`]).
 pub const DEFAULT_OWNER: &str = "arn:aws:sts::111122223333:assumed-role/SessionUser/session-user";
+
+/// A failure [`SsmControlFake::fail_resume`] injects into `ResumeSession`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ResumeFailure {
+    /// 400 `{"__type":"ThrottlingException","message":"Rate exceeded"}`.
+    Throttling,
+    /// 500 `{"__type":"InternalServerError","message":"Internal Server Error"}`.
+    InternalError,
+}
 
 /// The status of a session (`SessionStatus` in the model).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

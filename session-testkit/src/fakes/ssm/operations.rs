@@ -104,6 +104,12 @@ impl FakeState {
         let session_id = required_str(body, "SessionId", "sessionId")?;
         check_length(&session_id, "sessionId", 1, 96)?;
         let timed_out = match self.session(&session_id) {
+            _ if self.forgotten.contains(&session_id) => {
+                return Err(ApiError::client(
+                    "DoesNotExistException",
+                    &format!("Session {session_id} does not exist."),
+                ));
+            }
             Some(s) if s.status.is_active() && s.status != SessionStatus::Terminating => {
                 s.timed_out
             }

@@ -3,6 +3,7 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
 
 use session_core::Clock;
 use tokio::sync::broadcast;
@@ -53,6 +54,10 @@ pub(super) struct FakeState {
     pub(super) page_tokens: HashMap<String, PageCursor>,
     pub(super) calls: Vec<SsmCall>,
     pub(super) failures: VecDeque<Injected>,
+    /// How long `ResumeSession` waits before it answers.
+    pub(super) resume_latency: Duration,
+    /// Sessions `ResumeSession` answers `DoesNotExistException` for.
+    pub(super) forgotten: HashSet<String>,
 }
 
 impl FakeState {
@@ -77,6 +82,8 @@ impl FakeState {
             page_tokens: HashMap::new(),
             calls: Vec::new(),
             failures: VecDeque::new(),
+            resume_latency: Duration::ZERO,
+            forgotten: HashSet::new(),
         }
     }
 

@@ -101,37 +101,70 @@ struct Action<'a> {
 }
 
 #[derive(Serialize)]
-struct ActionParameters<'a> {
-    #[serde(rename = "SessionType")]
-    session_type: &'a str,
-    #[serde(rename = "Properties", skip_serializing_if = "Option::is_none")]
-    properties: Option<&'a Map<String, Value>>,
+#[serde(untagged)]
+enum ActionParameters<'a> {
+    SessionType {
+        #[serde(rename = "SessionType")]
+        session_type: &'a str,
+        #[serde(rename = "Properties", skip_serializing_if = "Option::is_none")]
+        properties: Option<&'a Map<String, Value>>,
+    },
+    Kms {
+        #[serde(rename = "KMSKeyId")]
+        key_id: &'a str,
+    },
 }
+
+/// `ActionType` of the KMS action.
+pub const KMS_ACTION: &str = "KMSEncryption";
 
 /// The HandshakeRequest payload (PayloadType 5): one `SessionType` action.
 pub fn request_payload(agent_version: &str, kind: &SessionKind) -> Vec<u8> {
+    request_payload_with_kms(agent_version, kind, None)
+}
+
+/// The HandshakeRequest payload (PayloadType 5): the `SessionType` action,
+/// then a `KMSEncryption` action with `KMSKeyId` when `kms_key_id` is set.
+pub fn request_payload_with_kms(
+    agent_version: &str,
+    kind: &SessionKind,
+    kms_key_id: Option<&str>,
+) -> Vec<u8> {
     let properties = match kind {
         SessionKind::Port(p) => Some(p),
         SessionKind::Shell(_) => None,
     };
+    let mut actions = vec![Action {
+        action_type: "SessionType",
+        parameters: ActionParameters::SessionType {
+            session_type: kind.session_type(),
+            properties,
+        },
+    }];
+    if let Some(key_id) = kms_key_id {
+        actions.push(Action {
+            action_type: KMS_ACTION,
+            parameters: ActionParameters::Kms { key_id },
+        });
+    }
     let request = Request {
         agent_version,
-        actions: vec![Action {
-            action_type: "SessionType",
-            parameters: ActionParameters {
-                session_type: kind.session_type(),
-                properties,
-            },
-        }],
+        actions,
     };
     serde_json::to_vec(&request).unwrap_or_default()
 }
 
-/// The HandshakeComplete payload (PayloadType 7).
+/// The HandshakeComplete payload (PayloadType 7) with an empty
+/// `CustomerMessage`.
 pub fn complete_payload(elapsed_ns: u128) -> Vec<u8> {
+    complete_payload_with_message(elapsed_ns, "")
+}
+
+/// The HandshakeComplete payload (PayloadType 7) with `customer_message`.
+pub fn complete_payload_with_message(elapsed_ns: u128, customer_message: &str) -> Vec<u8> {
     serde_json::to_vec(&serde_json::json!({
         "HandshakeTimeToComplete": u64::try_from(elapsed_ns).unwrap_or(u64::MAX),
-        "CustomerMessage": "",
+        "CustomerMessage": customer_message,
     }))
     .unwrap_or_default()
 }
@@ -143,11 +176,42 @@ pub struct Accepted {
     pub client_version: String,
     /// Whether the version is dotted-numeric (`1.2.694.0`).
     pub numeric_version: bool,
+    /// `ActionResult.KMSCipherTextKey` of a successful `KMSEncryption`
+    /// entry, as sent (base64).
+    pub kms_cipher_text_key: Option<String>,
+}
+
+/// `KMSCipherTextKey` of a `KMSEncryption` entry's `ActionResult`, which
+/// may be a JSON object or a string holding one.
+fn kms_cipher_text_key(action: &Value) -> Result<String, String> {
+    let result = action.get("ActionResult").unwrap_or(&Value::Null);
+    let parsed;
+    let result = match result {
+        Value::String(text) => {
+            parsed = serde_json::from_str::<Value>(text)
+                .map_err(|e| format!("ActionResult is a string but not JSON: {e}"))?;
+            &parsed
+        }
+        other => other,
+    };
+    result
+        .get("KMSCipherTextKey")
+        .and_then(Value::as_str)
+        .filter(|k| !k.is_empty())
+        .map(str::to_owned)
+        .ok_or_else(|| format!("ActionResult has no KMSCipherTextKey: {result}"))
 }
 
 /// Checks a HandshakeResponse against `actions` requested actions: one
 /// processed action per requested one, all with `ActionStatus` 1.
 pub fn check_response(payload: &[u8], actions: usize) -> Result<Accepted, String> {
+    check_response_kms(payload, actions, false)
+}
+
+/// [`check_response`], and with `kms` also a successful `KMSEncryption`
+/// entry with a `KMSCipherTextKey` (its failures are reported as
+/// `KMSEncryption failed: …`).
+pub fn check_response_kms(payload: &[u8], actions: usize, kms: bool) -> Result<Accepted, String> {
     let v: Value = serde_json::from_slice(payload)
         .map_err(|e| format!("HandshakeResponse is not JSON: {e}"))?;
     let client_version = v
@@ -165,15 +229,32 @@ pub fn check_response(payload: &[u8], actions: usize) -> Result<Accepted, String
             processed.len()
         ));
     }
+    let mut kms_key = None;
     for action in processed {
         let status = action.get("ActionStatus").and_then(Value::as_i64);
+        let action_type = action.get("ActionType").and_then(Value::as_str);
+        let is_kms = action_type == Some(KMS_ACTION);
         if status != Some(1) {
-            return Err(format!(
+            let why = format!(
                 "action {} not successful (ActionStatus {status:?}, Error {})",
                 action.get("ActionType").unwrap_or(&Value::Null),
                 action.get("Error").unwrap_or(&Value::Null)
-            ));
+            );
+            return Err(if is_kms {
+                format!("{KMS_ACTION} failed: {why}")
+            } else {
+                why
+            });
         }
+        if is_kms {
+            kms_key =
+                Some(kms_cipher_text_key(action).map_err(|e| format!("{KMS_ACTION} failed: {e}"))?);
+        }
+    }
+    if kms && kms_key.is_none() {
+        return Err(format!(
+            "{KMS_ACTION} failed: the HandshakeResponse has no {KMS_ACTION} entry"
+        ));
     }
     let numeric_version = !client_version.is_empty()
         && client_version
@@ -182,6 +263,7 @@ pub fn check_response(payload: &[u8], actions: usize) -> Result<Accepted, String
     Ok(Accepted {
         client_version,
         numeric_version,
+        kms_cipher_text_key: kms_key,
     })
 }
 

@@ -27,6 +27,33 @@
 //! basic mode), and sends HandshakeComplete. Stream data before that is acked, dropped
 //! and counted.
 //!
+//! **KMS** ([`AgentScenario::kms`], `ssm.md` §2.7 step 3 and §2.8). The
+//! HandshakeRequest carries a second action, `KMSEncryption` with the
+//! scenario's `KMSKeyId`. Its answer must have ActionStatus 1 and an
+//! `ActionResult` (a JSON object, or a string holding one) with
+//! `KMSCipherTextKey`; after [`KmsScenario::delay`] the agent calls
+//! `Decrypt` on the scenario's [`KmsDecrypt`] ([`MotoKms`] for moto's KMS,
+//! [`StaticKms`] without a peer) with the encryption context
+//! `aws:ssm:SessionId` / `aws:ssm:TargetId` (the session's `Target`).
+//! Bytes `0..32` of the 64-byte data key are the agent's encryption key,
+//! `32..64` its decryption key. It then sends EncChallengeRequest
+//! (PayloadType 8, 64 random bytes sealed with its encryption key), expects
+//! the same bytes back sealed with the client's key (PayloadType 9), and
+//! sends HandshakeComplete with `CustomerMessage` "This session is
+//! encrypted using AWS KMS.". Every failure (non-success status, as with
+//! Unsupported and its `Error`; a missing key; the KMS error, e.g.
+//! `InvalidCiphertextException`; a data key that is not 64 bytes; a wrong
+//! challenge answer) cancels the session like any handshake failure, with
+//! the cause in [`SessionStats::handshake_error`] and the `channel_closed`
+//! `Output`. Afterwards the client's Output payloads are opened
+//! (`nonce(12) ‖ AES-256-GCM ‖ tag(16)`, no AAD; one that does not open is
+//! counted in [`SessionStats::kms_decrypt_failures`] and cancels the
+//! session, never passed on), and the agent's Output, StdErr and ExitCode
+//! payloads are sealed with a fresh nonce when the message is made (a
+//! retransmission resends the same bytes). Size, Flag and handshake
+//! payloads stay in clear; the shell echo and the port handlers see
+//! plaintext.
+//!
 //! **Reliability.** In-order and ahead-of-order client messages are acked
 //! (reorder buffer of 10,000); duplicates are re-acked
 //! ([`DuplicateMode::ReAck`], default) or dropped silently
@@ -68,8 +95,21 @@
 //! [`SsmAgentFake::start_publication`] send those messages and stop / resume
 //! the agent's sending.
 //!
-//! **Not (yet) modelled.** KMS (`KMSEncryption` action, EncChallenge);
-//! the "handler not ready" mode; corrupting the agent's own digests or
+//! **Resume faults** (`ssm.md` §2.11). [`SsmAgentFake::close_socket`] sends
+//! a close frame with a chosen code (1000, as the service does about
+//! hourly) and closes, like `drop_socket`; [`AgentScenario::close_every`]
+//! does so periodically from each attach. [`SsmAgentFake::go_silent`]
+//! leaves the socket half-open (nothing read, nothing written) until the
+//! client redials with a new token. [`SsmAgentFake::restart_sequence`]
+//! makes the next redial restart the agent's outgoing counter at 0 and
+//! forget its unacked messages. Random drop / duplicate / reorder both
+//! ways is [`Faults::random`], withheld acks [`Faults::withhold_acks`].
+//! On the control plane, [`SsmControlFake::fail_resume`],
+//! [`SsmControlFake::set_resume_latency`] and
+//! [`SsmControlFake::forget_session`] make ResumeSession throttle, fail,
+//! answer slowly or deny the session.
+//!
+//! **Not (yet) modelled.** The "handler not ready" mode; corrupting the agent's own digests or
 //! lengths, delays, and splitting/coalescing smux frames on purpose (the
 //! agent reads ≤ 1,024 bytes per Output, so frames split naturally);
 //! reordering chosen client messages (only [`RandomFaults`] reorders
@@ -80,6 +120,9 @@
 //! for an unknown stream with a FIN instead of dropping it silently. The
 //! xtaci server ignores [`AgentScenario::fail_dial`] and later changes of
 //! [`AgentScenario::target`] (the child process is given the target once).
+//! KMS: `KMSCipherTextHash` is ignored; moto 5 does not refuse `Decrypt`
+//! with a disabled key (no `DisabledException`), so a disabled key cannot
+//! be tested against it.
 //!
 //! ```no_run
 //! # async fn demo() {
@@ -111,6 +154,7 @@ use super::ssm::{SessionEvent, SsmControlFake};
 
 pub mod codec;
 pub mod handshake;
+pub mod kms;
 mod port;
 mod reliability;
 mod scenario;
@@ -119,6 +163,7 @@ mod session;
 #[cfg(test)]
 mod tests;
 
+pub use kms::{KmsDecrypt, KmsScenario, MotoKms, StaticKms};
 pub use scenario::{
     AgentScenario, DigestMode, DuplicateMode, Faults, OpenRecord, RandomFaults, SessionStats,
     ShellEcho, SmuxServer, XtaciKeepalive,
@@ -303,6 +348,36 @@ impl SsmAgentFake {
     /// of the next `ResumeSession`. False when it has no live session task.
     pub fn drop_socket(&self, session_id: &str) -> bool {
         self.shared.send(session_id, Command::DropSocket)
+    }
+
+    /// Sends a websocket close frame with `code` and `reason` (e.g. 1000,
+    /// as the service does about hourly), then closes the socket: the same
+    /// session effect as [`drop_socket`](Self::drop_socket) (`Disconnected`,
+    /// resumable with the next ResumeSession token). Counted in
+    /// [`SessionStats::closes_sent`]. False when it has no live session
+    /// task.
+    pub fn close_socket(&self, session_id: &str, code: u16, reason: &str) -> bool {
+        self.shared
+            .send(session_id, Command::CloseSocket(code, reason.to_owned()))
+    }
+
+    /// A half-open connection: the agent stops reading from and writing to
+    /// the current socket (no close, no acks, no data, no retransmission on
+    /// it) until the client redials with a new ResumeSession token; then
+    /// the silent socket is dropped and the session goes on on the new one
+    /// (resending its unacked messages as on any redial). False when it
+    /// has no live session task.
+    pub fn go_silent(&self, session_id: &str) -> bool {
+        self.shared.send(session_id, Command::GoSilent)
+    }
+
+    /// An agent that restarted: from the next redial on, its outgoing
+    /// sequence counter starts again at 0 and its unacked messages are
+    /// discarded ([`SessionStats::sequence_restarted`] once applied). The
+    /// client should end the session with a clear reason rather than
+    /// deliver data. False when it has no live session task.
+    pub fn restart_sequence(&self, session_id: &str) -> bool {
+        self.shared.send(session_id, Command::RestartSequence)
     }
 
     /// Sends `pause_publication` and stops the agent's sending and

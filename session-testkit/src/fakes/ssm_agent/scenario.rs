@@ -1,10 +1,12 @@
 //! The knobs of the fake ([`AgentScenario`], [`Faults`]) and what it
 //! counts ([`SessionStats`]).
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
+
+use super::kms::KmsScenario;
 
 /// How the agent checks incoming frames.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -214,6 +216,16 @@ pub struct AgentScenario {
     pub faults: Faults,
     /// The smux server of mux-mode port sessions.
     pub smux_server: SmuxServer,
+    /// KMS encryption (`ssm.md` §2.8): the HandshakeRequest asks for
+    /// `KMSEncryption`, the agent decrypts the client's data key, runs the
+    /// EncChallenge and encrypts / decrypts Output payloads. `None` (the
+    /// default): no encryption. Read when a session's handshake starts.
+    pub kms: Option<KmsScenario>,
+    /// Closes the socket with code 1000 (as the service does about hourly)
+    /// every interval, measured from each attach, while it is attached and
+    /// the handshake is complete (checked on the 100 ms resend tick). Read
+    /// at each attach. `None` (the default): never.
+    pub close_every: Option<Duration>,
 }
 
 impl Default for AgentScenario {
@@ -228,6 +240,8 @@ impl Default for AgentScenario {
             fail_dial: false,
             faults: Faults::default(),
             smux_server: SmuxServer::default(),
+            kms: None,
+            close_every: None,
         }
     }
 }
@@ -343,4 +357,25 @@ pub struct SessionStats {
     pub bytes_out: u64,
     /// The `Output` text of the `channel_closed` sent, once sent.
     pub channel_closed: Option<String>,
+    /// Whether the session is KMS-encrypted (the HandshakeRequest asked
+    /// for `KMSEncryption`).
+    pub kms: bool,
+    /// The encryption context the agent's `Decrypt` call used.
+    pub kms_context: Option<BTreeMap<String, String>>,
+    /// Whether the client answered the EncChallenge correctly.
+    pub challenge_passed: bool,
+    /// Client Output payloads that did not decrypt (the session is
+    /// cancelled at the first).
+    pub kms_decrypt_failures: u64,
+    /// Redials accepted (resumes; the first open is not counted).
+    pub redials_accepted: u64,
+    /// Close frames sent by `close_socket` and [`AgentScenario::close_every`].
+    pub closes_sent: u64,
+    /// Whether `restart_sequence` took effect (on a redial, the agent's
+    /// outgoing counter restarted at 0 and its unacked messages were
+    /// discarded).
+    pub sequence_restarted: bool,
+    /// Whether the socket is silent now (`go_silent`, until the next
+    /// redial).
+    pub silent: bool,
 }

@@ -20,7 +20,8 @@ use super::codec::{
     self, ACKNOWLEDGE, CHANNEL_CLOSED, ClientMessage, DecodeError, FLAG_SYN, INPUT_STREAM_DATA,
     OUTPUT_STREAM_DATA, PAUSE_PUBLICATION, START_PUBLICATION, flag, payload,
 };
-use super::handshake::{self, SessionKind};
+use super::handshake::{self, Accepted, SessionKind};
+use super::kms::{self, KmsScenario, SessionKeys};
 use super::port::Port;
 use super::reliability::{Arrival, RESEND_TICK, Reliability};
 use super::scenario::{DigestMode, DuplicateMode, FaultDice, RandomFault, ShellEcho};
@@ -65,11 +66,16 @@ pub(crate) enum Input {
     },
     /// A test's (or the control plane's) command.
     Command(Command),
+    /// The answer of the KMS `Decrypt` call of the handshake.
+    KmsDecrypted(Result<Vec<u8>, String>),
 }
 
 /// Commands of [`super::SsmAgentFake`].
 pub(crate) enum Command {
     DropSocket,
+    CloseSocket(u16, String),
+    GoSilent,
+    RestartSequence,
     Pause,
     Start,
     ChannelClosed(String),
@@ -80,7 +86,12 @@ pub(crate) enum Command {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Phase {
     NotStarted,
+    /// HandshakeRequest sent (since then).
     Sent(Instant),
+    /// Waiting for the KMS `Decrypt` call.
+    Kms(Instant),
+    /// EncChallengeRequest sent.
+    Challenge(Instant),
     Complete,
 }
 
@@ -106,6 +117,24 @@ struct Session {
     held_out: Option<Vec<u8>>,
     /// A client message held back by a random reorder.
     held_in: Option<ClientMessage>,
+    /// `Target` of the session (for the KMS encryption context).
+    target: String,
+    /// The scenario's KMS, taken when the handshake started.
+    kms: Option<KmsScenario>,
+    /// The accepted HandshakeResponse while KMS and the challenge run.
+    pending: Option<Accepted>,
+    /// The agent's keys, once KMS decrypted the data key.
+    keys: Option<SessionKeys>,
+    /// The challenge's plaintext while it is outstanding.
+    challenge: Option<Vec<u8>>,
+    /// `go_silent`: the current socket is neither read nor written.
+    silent: bool,
+    /// `restart_sequence`: applied at the next redial.
+    restart_pending: bool,
+    /// When [`super::AgentScenario::close_every`] closes the socket next.
+    close_at: Option<Instant>,
+    /// Sockets attached so far.
+    attaches: u64,
 }
 
 /// Target reads a port handler may queue before it waits for the session
@@ -117,11 +146,12 @@ const DATA_QUEUE: usize = 8;
 pub(crate) fn spawn(shared: Arc<Shared>, session_id: String) -> mpsc::UnboundedSender<Input> {
     let (tx, rx) = mpsc::unbounded_channel();
     let (data_tx, data_rx) = mpsc::channel(DATA_QUEUE);
-    let kind = shared
-        .control
-        .session(&session_id)
-        .map(|r| SessionKind::of(&r))
+    let record = shared.control.session(&session_id);
+    let kind = record
+        .as_ref()
+        .map(SessionKind::of)
         .unwrap_or_else(|| SessionKind::Shell("Standard_Stream".into()));
+    let target = record.map(|r| r.target).unwrap_or_default();
     let session = Session {
         id: session_id,
         shared,
@@ -139,6 +169,15 @@ pub(crate) fn spawn(shared: Arc<Shared>, session_id: String) -> mpsc::UnboundedS
         dice: None,
         held_out: None,
         held_in: None,
+        target,
+        kms: None,
+        pending: None,
+        keys: None,
+        challenge: None,
+        silent: false,
+        restart_pending: false,
+        close_at: None,
+        attaches: 0,
     };
     tokio::spawn(session.run(rx));
     tx
@@ -153,7 +192,7 @@ impl Session {
             // as the agent's port reader blocks on the websocket while
             // it is gone or paused. (Not `biased`: a client sending at
             // full speed would starve the resend tick and the data.)
-            let sending = self.socket.is_some() && !self.paused;
+            let sending = self.socket.is_some() && !self.paused && !self.silent;
             tokio::select! {
                 input = rx.recv() => match input {
                     Some(input) => self.handle(input).await,
@@ -193,10 +232,10 @@ impl Session {
     async fn handle(&mut self, input: Input) {
         match input {
             Input::Attach { generation, sink } => self.attach(generation, sink).await,
-            Input::Frame { generation, data } if self.current(generation) => {
+            Input::Frame { generation, data } if self.current(generation) && !self.silent => {
                 self.on_frame(&data).await;
             }
-            Input::NonBinary { generation } if self.current(generation) => {
+            Input::NonBinary { generation } if self.current(generation) && !self.silent => {
                 self.stat(|s| s.non_binary_frames += 1);
             }
             Input::Gone { generation } if self.current(generation) => {
@@ -216,6 +255,7 @@ impl Session {
                 self.send_stream(payload_type, payload).await;
             }
             Input::Command(command) => self.command(command).await,
+            Input::KmsDecrypted(result) => self.on_kms_decrypted(result).await,
         }
     }
 
@@ -228,35 +268,91 @@ impl Session {
 
     async fn attach(&mut self, generation: u64, sink: Box<Sink>) {
         if let Some((_, mut old)) = self.socket.take() {
-            let _ = old.close().await;
+            // A silent socket is dropped without a word.
+            if !self.silent {
+                let _ = old.close().await;
+            }
         }
+        self.silent = false;
         self.socket = Some((generation, sink));
         self.paused = false;
-        self.stat(|s| s.attached = true);
+        self.attaches += 1;
+        let redial = self.attaches > 1;
+        let scenario = self.shared.scenario();
+        self.close_at = scenario.close_every.map(|every| Instant::now() + every);
+        self.stat(|s| {
+            s.attached = true;
+            s.silent = false;
+            if redial {
+                s.redials_accepted += 1;
+            }
+        });
+        if redial && self.restart_pending {
+            // An agent that restarted: its counter starts again at 0 and
+            // what it had not got acked is lost.
+            self.restart_pending = false;
+            self.rel.next_out = 0;
+            self.rel.out.clear();
+            self.held_out = None;
+            self.stat(|s| s.sequence_restarted = true);
+            self.sync_counters();
+        }
         if self.phase == Phase::NotStarted {
             self.phase = Phase::Sent(Instant::now());
-            let scenario = self.shared.scenario();
-            let body = handshake::request_payload(&scenario.agent_version, &self.kind);
+            self.kms = scenario.kms.clone();
+            let key_id = self.kms.as_ref().map(|k| k.key_id.clone());
+            self.stat(|s| s.kms = key_id.is_some());
+            let body = handshake::request_payload_with_kms(
+                &scenario.agent_version,
+                &self.kind,
+                key_id.as_deref(),
+            );
             self.send_stream(payload::HANDSHAKE_REQUEST, body).await;
         } else {
             self.resend_all().await;
         }
     }
 
+    /// Sends a close frame with `code` and closes the socket (status
+    /// `Disconnected`); false without a socket.
+    async fn close_socket(&mut self, code: u16, reason: &str) -> bool {
+        let Some((_, mut sink)) = self.socket.take() else {
+            return false;
+        };
+        let frame = CloseFrame {
+            code: CloseCode::from(code),
+            reason: reason.to_owned().into(),
+        };
+        let _ = sink.send(Message::Close(Some(frame))).await;
+        let _ = sink.close().await;
+        self.silent = false;
+        self.close_at = None;
+        self.stat(|s| {
+            s.attached = false;
+            s.silent = false;
+        });
+        self.shared.control.disconnected(&self.id);
+        true
+    }
+
     async fn command(&mut self, command: Command) {
         match command {
             Command::DropSocket => {
-                if let Some((_, mut sink)) = self.socket.take() {
-                    let frame = CloseFrame {
-                        code: CloseCode::Away,
-                        reason: "fake agent: socket dropped".into(),
-                    };
-                    let _ = sink.send(Message::Close(Some(frame))).await;
-                    let _ = sink.close().await;
-                    self.stat(|s| s.attached = false);
-                    self.shared.control.disconnected(&self.id);
+                self.close_socket(CloseCode::Away.into(), "fake agent: socket dropped")
+                    .await;
+            }
+            Command::CloseSocket(code, reason) => {
+                if self.close_socket(code, &reason).await {
+                    self.stat(|s| s.closes_sent += 1);
                 }
             }
+            Command::GoSilent => {
+                if self.socket.is_some() {
+                    self.silent = true;
+                    self.stat(|s| s.silent = true);
+                }
+            }
+            Command::RestartSequence => self.restart_pending = true,
             Command::Pause => {
                 let msg = ClientMessage::new(PAUSE_PUBLICATION, 0, 0, 0, Vec::new(), self.millis());
                 self.send_raw(msg.encode()).await;
@@ -288,6 +384,9 @@ impl Session {
 
     /// Writes one frame; a failed write drops the socket.
     async fn send_raw(&mut self, bytes: Vec<u8>) {
+        if self.silent {
+            return;
+        }
         let Some((_, sink)) = self.socket.as_mut() else {
             return;
         };
@@ -300,6 +399,19 @@ impl Session {
 
     /// Sends (and buffers) an `output_stream_data` message.
     async fn send_stream(&mut self, payload_type: u32, body: Vec<u8>) {
+        // Encrypted once, when the message is made: a retransmission
+        // resends the same bytes.
+        let body = match &self.keys {
+            Some(keys)
+                if matches!(
+                    payload_type,
+                    payload::OUTPUT | payload::STDERR | payload::EXIT_CODE
+                ) =>
+            {
+                kms::seal(&keys.agent_encryption, &body)
+            }
+            _ => body,
+        };
         let seq = self.rel.take_seq();
         let flags = if seq == 0 { FLAG_SYN } else { 0 };
         let msg = ClientMessage::new(
@@ -378,7 +490,19 @@ impl Session {
     }
 
     async fn resend_due(&mut self) {
-        if self.paused || self.socket.is_none() {
+        if let Some(at) = self.close_at
+            && self.phase == Phase::Complete
+            && self.socket.is_some()
+            && !self.silent
+            && Instant::now() >= at
+            && self
+                .close_socket(1000, "fake agent: periodic close (close_every)")
+                .await
+        {
+            self.stat(|s| s.closes_sent += 1);
+            return;
+        }
+        if self.paused || self.silent || self.socket.is_none() {
             return;
         }
         // A message held back for a random reorder goes out by the next
@@ -518,14 +642,36 @@ impl Session {
             return;
         }
         if self.phase != Phase::Complete {
-            if msg.payload_type == payload::HANDSHAKE_RESPONSE
-                && let Phase::Sent(since) = self.phase
-            {
-                self.on_handshake_response(&msg.payload, since).await;
-            } else {
-                self.stat(|s| s.dropped_before_handshake += 1);
+            match (msg.payload_type, self.phase) {
+                (payload::HANDSHAKE_RESPONSE, Phase::Sent(since)) => {
+                    self.on_handshake_response(&msg.payload, since).await;
+                }
+                (payload::ENC_CHALLENGE_RESPONSE, Phase::Challenge(since)) => {
+                    self.on_challenge_response(&msg.payload, since).await;
+                }
+                _ => self.stat(|s| s.dropped_before_handshake += 1),
             }
             return;
+        }
+        let mut msg = msg;
+        if msg.payload_type == payload::OUTPUT
+            && let Some(keys) = &self.keys
+        {
+            match kms::open(&keys.agent_decryption, &msg.payload) {
+                Ok(plain) => msg.payload = plain,
+                Err(e) => {
+                    let seq = msg.sequence_number;
+                    self.stat(|s| s.kms_decrypt_failures += 1);
+                    self.close_channel(
+                        &format!(
+                            "KMS: the client's Output payload (seq {seq}) does not decrypt: {e}"
+                        ),
+                        Some(SessionStatus::Failed),
+                    )
+                    .await;
+                    return;
+                }
+            }
         }
         match msg.payload_type {
             payload::OUTPUT => {
@@ -588,46 +734,156 @@ impl Session {
     }
 
     async fn on_handshake_response(&mut self, body: &[u8], since: Instant) {
-        match handshake::check_response(body, 1) {
-            Ok(accepted) => {
-                let version = accepted.client_version.clone();
-                let numeric = accepted.numeric_version;
-                self.stat(|s| {
-                    s.handshake_client_version = Some(version);
-                    s.client_version_numeric = Some(numeric);
-                });
-                if let SessionKind::Port(props) = &self.kind {
-                    let agent_version = self.shared.scenario().agent_version;
-                    let mux = handshake::agent_has_mux(&agent_version)
-                        && handshake::uses_mux(&self.kind, &accepted.client_version);
-                    self.stat(|s| s.mux = Some(mux));
-                    self.port = Some(Port::new(
-                        mux,
-                        props,
-                        self.shared.clone(),
-                        self.id.clone(),
-                        self.tx.clone(),
-                        self.data_tx.clone(),
-                    ));
-                }
-                let elapsed = since.elapsed().as_nanos();
-                self.send_stream(
-                    payload::HANDSHAKE_COMPLETE,
-                    handshake::complete_payload(elapsed),
-                )
-                .await;
-                self.phase = Phase::Complete;
-                self.stat(|s| s.handshake_complete = true);
+        let actions = if self.kms.is_some() { 2 } else { 1 };
+        let accepted = match handshake::check_response_kms(body, actions, self.kms.is_some()) {
+            Ok(accepted) => accepted,
+            Err(why) => return self.fail_handshake(why).await,
+        };
+        let version = accepted.client_version.clone();
+        let numeric = accepted.numeric_version;
+        self.stat(|s| {
+            s.handshake_client_version = Some(version);
+            s.client_version_numeric = Some(numeric);
+        });
+        let Some(kms) = self.kms.clone() else {
+            return self.finish_handshake(accepted, since, "").await;
+        };
+        let blob = match kms::unb64(accepted.kms_cipher_text_key.as_deref().unwrap_or("")) {
+            Ok(blob) => blob,
+            Err(e) => {
+                return self
+                    .fail_handshake(format!("KMSEncryption failed: KMSCipherTextKey {e}"))
+                    .await;
             }
-            Err(why) => {
-                self.stat(|s| s.handshake_error = Some(why.clone()));
-                self.close_channel(
-                    &format!("handshake failed: {why}"),
-                    Some(SessionStatus::Failed),
+        };
+        let context = kms::session_context(&self.id, &self.target);
+        let recorded = context.clone();
+        self.stat(|s| s.kms_context = Some(recorded));
+        self.pending = Some(accepted);
+        self.phase = Phase::Kms(since);
+        let tx = self.tx.clone();
+        tokio::spawn(async move {
+            if !kms.delay.is_zero() {
+                tokio::time::sleep(kms.delay).await;
+            }
+            let result = kms.service.decrypt(blob, context).await;
+            let _ = tx.send(Input::KmsDecrypted(result));
+        });
+    }
+
+    /// The KMS answer: the agent's keys, then the EncChallengeRequest.
+    async fn on_kms_decrypted(&mut self, result: Result<Vec<u8>, String>) {
+        let Phase::Kms(since) = self.phase else {
+            return;
+        };
+        let keys = match result {
+            Ok(plain) => match SessionKeys::from_data_key(&plain) {
+                Some(keys) => keys,
+                None => {
+                    return self
+                        .fail_handshake(format!(
+                            "KMSEncryption failed: the data key has {} bytes, {} expected",
+                            plain.len(),
+                            kms::DATA_KEY_LEN
+                        ))
+                        .await;
+                }
+            },
+            Err(e) => {
+                return self
+                    .fail_handshake(format!("KMSEncryption failed: {e}"))
+                    .await;
+            }
+        };
+        let challenge = kms::random_bytes(64);
+        let sealed = kms::seal(&keys.agent_encryption, &challenge);
+        self.keys = Some(keys);
+        self.challenge = Some(challenge);
+        self.phase = Phase::Challenge(since);
+        let body = serde_json::json!({ "Challenge": kms::b64(&sealed) });
+        self.send_stream(
+            payload::ENC_CHALLENGE_REQUEST,
+            serde_json::to_vec(&body).unwrap_or_default(),
+        )
+        .await;
+    }
+
+    /// The EncChallengeResponse: the challenge, sealed with the client's
+    /// encryption key (the agent's decryption key).
+    async fn on_challenge_response(&mut self, body: &[u8], since: Instant) {
+        let (Some(keys), Some(challenge)) = (self.keys.clone(), self.challenge.clone()) else {
+            return;
+        };
+        let answer = serde_json::from_slice::<Value>(body)
+            .map_err(|e| format!("EncChallengeResponse is not JSON: {e}"))
+            .and_then(|v| {
+                v.get("Challenge")
+                    .and_then(Value::as_str)
+                    .map(str::to_owned)
+                    .ok_or_else(|| "EncChallengeResponse has no Challenge".to_owned())
+            })
+            .and_then(|text| kms::unb64(&text))
+            .and_then(|sealed| kms::open(&keys.agent_decryption, &sealed));
+        match answer {
+            Ok(plain) if plain == challenge => {
+                self.challenge = None;
+                self.stat(|s| s.challenge_passed = true);
+                let accepted = self.pending.take().unwrap_or(Accepted {
+                    client_version: String::new(),
+                    numeric_version: false,
+                    kms_cipher_text_key: None,
+                });
+                self.finish_handshake(accepted, since, kms::KMS_CUSTOMER_MESSAGE)
+                    .await;
+            }
+            Ok(_) => {
+                self.fail_handshake(
+                    "EncChallenge failed: the answer decrypts to other bytes than the challenge"
+                        .into(),
                 )
                 .await;
+            }
+            Err(e) => {
+                self.fail_handshake(format!("EncChallenge failed: {e}"))
+                    .await;
             }
         }
+    }
+
+    /// Sets up the port handler and sends HandshakeComplete.
+    async fn finish_handshake(&mut self, accepted: Accepted, since: Instant, message: &str) {
+        if let SessionKind::Port(props) = &self.kind {
+            let agent_version = self.shared.scenario().agent_version;
+            let mux = handshake::agent_has_mux(&agent_version)
+                && handshake::uses_mux(&self.kind, &accepted.client_version);
+            self.stat(|s| s.mux = Some(mux));
+            self.port = Some(Port::new(
+                mux,
+                props,
+                self.shared.clone(),
+                self.id.clone(),
+                self.tx.clone(),
+                self.data_tx.clone(),
+            ));
+        }
+        let elapsed = since.elapsed().as_nanos();
+        self.send_stream(
+            payload::HANDSHAKE_COMPLETE,
+            handshake::complete_payload_with_message(elapsed, message),
+        )
+        .await;
+        self.phase = Phase::Complete;
+        self.stat(|s| s.handshake_complete = true);
+    }
+
+    /// Cancels the session for a failed handshake.
+    async fn fail_handshake(&mut self, why: String) {
+        self.stat(|s| s.handshake_error = Some(why.clone()));
+        self.close_channel(
+            &format!("handshake failed: {why}"),
+            Some(SessionStatus::Failed),
+        )
+        .await;
     }
 
     /// Sends `channel_closed`, closes the socket and ends the task.

@@ -372,3 +372,7 @@ async fn xtaci_harness_bridges_a_stream_and_reports_it() {
     );
     assert_eq!(child.wait().await.expect("exit").code(), Some(3));
 }
+
+mod client;
+mod kms;
+mod resume;
