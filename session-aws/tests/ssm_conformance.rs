@@ -66,6 +66,14 @@ fn client(control: &SsmControlFake) -> SsmClientConfig {
 }
 
 async fn world() -> World {
+    world_with(true).await
+}
+
+/// A world whose provider resumes lost data channels in place, or not:
+/// the manager's live suite drops connections and expects them to end
+/// (`NetworkLost`) so that the manager resumes, which an in-place resume
+/// hides. `tests/ssm_resume.rs` covers the in-place resume.
+async fn world_with(resume_in_place: bool) -> World {
     let (echo, echo_task) = echo_server().await;
     let control = SsmControlFake::start().await;
     control.add_target(TARGET);
@@ -74,7 +82,11 @@ async fn world() -> World {
     World {
         control: Arc::new(control),
         agent: Arc::new(agent),
-        provider: Arc::new(SsmProvider::new(client)),
+        provider: Arc::new(if resume_in_place {
+            SsmProvider::new(client)
+        } else {
+            SsmProvider::new(client).with_resume(None)
+        }),
         _echo: echo_task,
     }
 }
@@ -162,13 +174,13 @@ async fn a_port_forward_boxed() {
 
 #[tokio::test]
 async fn a_shell_session_through_the_manager() {
-    let world = world().await;
+    let world = world_with(false).await;
     live_conformance(world.provider.clone(), &live_fixture(&world, &shell())).await;
 }
 
 #[tokio::test]
 async fn a_port_forward_through_the_manager_boxed() {
-    let world = world().await;
+    let world = world_with(false).await;
     let boxed: Box<dyn SessionAction> = Box::new(Arc::clone(&world.provider));
     live_conformance(Arc::new(boxed), &live_fixture(&world, &port())).await;
     // The drop's session was terminated when the manager started a new
@@ -216,7 +228,7 @@ fn service_status(world: &World, session: &Session) -> ServiceStatus {
 /// session through the API.
 #[tokio::test]
 async fn stop_works_when_the_agent_is_gone() {
-    let world = world().await;
+    let world = world_with(false).await;
     let fixture = action_fixture(&world, &port());
     let (started, handle) = world
         .provider
@@ -241,6 +253,40 @@ async fn stop_works_when_the_agent_is_gone() {
     .expect("stop");
     assert_eq!(stopped.status(), session_core::SessionStatus::Inactive);
     assert_eq!(service_status(&world, &started), ServiceStatus::Terminated);
+}
+
+/// A stop while the channel is resuming (ResumeSession keeps failing):
+/// it does not wait for the resume deadline, and terminates the remote
+/// session through the API.
+#[tokio::test]
+async fn stop_works_while_the_channel_is_resuming() {
+    let world = world().await;
+    let fixture = action_fixture(&world, &port());
+    let (started, handle) = world
+        .provider
+        .start_live(&fixture.ctx, &pending(&fixture.session, &fixture.clock))
+        .await
+        .expect("start");
+    world
+        .control
+        .fail_resume(1_000, session_testkit::fakes::ssm::ResumeFailure::InternalError);
+    for (id, _) in world.agent.all_stats() {
+        world.agent.drop_socket(&id);
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(handle.end_reason().is_none(), "still resuming, not ended");
+    let stopped = tokio::time::timeout(
+        Duration::from_secs(30),
+        world
+            .provider
+            .stop(&fixture.ctx, &stopping(&started, &fixture.clock)),
+    )
+    .await
+    .expect("stop in time")
+    .expect("stop");
+    assert_eq!(stopped.status(), session_core::SessionStatus::Inactive);
+    assert_eq!(service_status(&world, &started), ServiceStatus::Terminated);
+    assert_eq!(handle.end_reason(), Some(session_core::EndReason::ClosedByUser));
 }
 
 /// A frozen agent (it takes in nothing, so the TerminateSession flag is

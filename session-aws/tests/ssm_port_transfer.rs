@@ -15,10 +15,9 @@ use std::time::{Duration, Instant};
 use session_aws::ssm::ChannelOptions;
 use session_aws::ssm::port::{self, PortOptions};
 use session_testkit::fakes::ssm_agent::{AgentScenario, RandomFaults};
-use sha2::{Digest, Sha256};
 use ssm_port_common::{
-    LIMIT, closed_within, echo_target, local_listener, open_port, open_port_with, pattern,
-    round_trip, world,
+    CHUNK, LIMIT, Progress, closed_within, echo_target, local_listener, open_port,
+    open_port_with, pattern, receive_stream, round_trip, send_stream, world,
 };
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -261,97 +260,6 @@ async fn larger_messages_carry_a_connection_intact_and_bad_sizes_are_refused() {
     let stats = world.agent.stats(&id).expect("stats");
     assert_eq!(stats.largest_output_in, port::MAX_MESSAGE_SIZE + 8);
     forward.abort();
-}
-
-/// Bytes per chunk of the transfer streams.
-const CHUNK: usize = 1 << 20;
-
-/// The `index`-th chunk of the stream `seed`: a fixed random block rotated
-/// by a per-chunk offset, so that a lost, repeated or misplaced chunk
-/// changes the bytes.
-fn chunk(block: &[u8], index: usize, seed: usize) -> Vec<u8> {
-    let at = (index * 7_919 + seed * 104_729) % block.len();
-    let mut out = Vec::with_capacity(block.len());
-    out.extend_from_slice(&block[at..]);
-    out.extend_from_slice(&block[..at]);
-    out
-}
-
-fn block(seed: u64) -> Vec<u8> {
-    let mut state = seed;
-    (0..CHUNK)
-        .map(|_| {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            state.to_le_bytes()[3]
-        })
-        .collect()
-}
-
-/// Bytes written and read so far at each end of a transfer, for the
-/// message of a transfer that stalls.
-#[derive(Default)]
-struct Progress {
-    /// Written by the local client.
-    up_sent: AtomicU64,
-    /// Read by the target.
-    up_got: AtomicU64,
-    /// Written by the target.
-    down_sent: AtomicU64,
-    /// Read by the local client.
-    down_got: AtomicU64,
-}
-
-impl std::fmt::Display for Progress {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let kib = |c: &AtomicU64| c.load(Ordering::Relaxed) >> 10;
-        write!(
-            f,
-            "KiB written by the client {}, read by the target {}; \
-             written by the target {}, read by the client {}",
-            kib(&self.up_sent),
-            kib(&self.up_got),
-            kib(&self.down_sent),
-            kib(&self.down_got)
-        )
-    }
-}
-
-/// Writes `chunks` chunks of stream `seed`, then shuts the writing half;
-/// returns the SHA-256 of what was written.
-async fn send_stream<W: AsyncWriteExt + Unpin>(
-    mut w: W,
-    chunks: usize,
-    seed: usize,
-    written: &AtomicU64,
-) -> [u8; 32] {
-    let block = block(seed as u64 + 1);
-    let mut hash = Sha256::new();
-    for i in 0..chunks {
-        let bytes = chunk(&block, i, seed);
-        hash.update(&bytes);
-        w.write_all(&bytes).await.expect("write");
-        written.fetch_add(bytes.len() as u64, Ordering::Relaxed);
-    }
-    w.shutdown().await.expect("shutdown");
-    hash.finalize().into()
-}
-
-/// Reads to EOF; returns the byte count and the SHA-256.
-async fn receive_stream<R: AsyncReadExt + Unpin>(mut r: R, read: &AtomicU64) -> (u64, [u8; 32]) {
-    let mut hash = Sha256::new();
-    let mut total = 0u64;
-    let mut buffer = vec![0u8; 64 * 1024];
-    loop {
-        let n = r.read(&mut buffer).await.expect("read");
-        if n == 0 {
-            return (total, hash.finalize().into());
-        }
-        hash.update(&buffer[..n]);
-        total += n as u64;
-        read.store(total, Ordering::Relaxed);
-    }
 }
 
 /// 100 MiB each way through one forwarded connection while the fake

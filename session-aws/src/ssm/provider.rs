@@ -397,7 +397,7 @@ impl SessionAction for SsmProvider {
     fn capabilities(&self) -> Capabilities {
         Capabilities::none()
             .with_live_connection(true)
-            .with_rotate_resumes(true)
+            .with_rotate_resumes(self.resume.is_some())
     }
 
     /// Starts the session; its live handle is dropped, which leaves the

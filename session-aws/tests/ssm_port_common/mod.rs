@@ -11,11 +11,15 @@ use std::time::Duration;
 
 use session_aws::AwsCredentials;
 use session_aws::ssm::{
-    ChannelOptions, DataChannel, Established, SsmClientConfig, SsmConfig, StreamTicket,
+    ChannelOptions, ChannelResume, DataChannel, Established, ResumeBudget, SsmApi,
+    SsmClientConfig, SsmConfig, StreamTicket,
 };
 use session_core::{Secret, SystemClock};
 use session_testkit::fakes::SsmControlFake;
 use session_testkit::fakes::ssm_agent::{AgentScenario, SsmAgentFake};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use sha2::{Digest, Sha256};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use uuid::Uuid;
@@ -35,7 +39,8 @@ pub(crate) async fn world(scenario: AgentScenario) -> World {
     World { control, agent }
 }
 
-async fn ticket(world: &World, config: &SsmConfig) -> StreamTicket {
+/// The control plane of the fake, signed with made-up credentials.
+pub(crate) async fn api(world: &World) -> SsmApi {
     let credentials = AwsCredentials {
         access_key_id: "AKIAPORTTEST00000000".into(),
         secret_access_key: Secret::new("port-test"),
@@ -48,9 +53,47 @@ async fn ticket(world: &World, config: &SsmConfig) -> StreamTicket {
         .expect("config")
         .api("eu-west-1", Some(&credentials), "session 'port'")
         .await
+}
+
+async fn ticket(world: &World, config: &SsmConfig) -> StreamTicket {
+    api(world)
+        .await
         .start_session(config)
         .await
         .expect("StartSession")
+}
+
+/// As [`open_port_with`], resuming a lost socket through the fake's
+/// ResumeSession within `budget`.
+pub(crate) async fn open_port_resumable(
+    world: &World,
+    port: u16,
+    mut options: ChannelOptions,
+    budget: ResumeBudget,
+) -> (DataChannel, String, Established) {
+    let api = api(world).await;
+    let ticket = api
+        .start_session(&SsmConfig::port_forward(TARGET, port))
+        .await
+        .expect("StartSession");
+    options.resume = Some(ChannelResume::new(
+        Arc::new(api.resume_tickets(&ticket.session_id)),
+        budget,
+    ));
+    let (channel, established) = tokio::time::timeout(
+        LIMIT,
+        DataChannel::open(
+            &ticket,
+            Uuid::new_v4(),
+            options,
+            Arc::new(SystemClock),
+            "session 'port'",
+        ),
+    )
+    .await
+    .expect("opened in time")
+    .expect("opened");
+    (channel, ticket.session_id, established)
 }
 
 /// Opens the data channel of a port session to `port`: the channel, the
@@ -137,4 +180,95 @@ pub(crate) async fn closed_within(conn: &mut TcpStream, within: Duration) -> boo
         tokio::time::timeout(within, conn.read(&mut buffer)).await,
         Ok(Ok(0) | Err(_))
     )
+}
+
+/// Bytes per chunk of the transfer streams.
+pub(crate) const CHUNK: usize = 1 << 20;
+
+/// The `index`-th chunk of the stream `seed`: a fixed random block rotated
+/// by a per-chunk offset, so that a lost, repeated or misplaced chunk
+/// changes the bytes.
+pub(crate) fn chunk(block: &[u8], index: usize, seed: usize) -> Vec<u8> {
+    let at = (index * 7_919 + seed * 104_729) % block.len();
+    let mut out = Vec::with_capacity(block.len());
+    out.extend_from_slice(&block[at..]);
+    out.extend_from_slice(&block[..at]);
+    out
+}
+
+pub(crate) fn block(seed: u64) -> Vec<u8> {
+    let mut state = seed;
+    (0..CHUNK)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state.to_le_bytes()[3]
+        })
+        .collect()
+}
+
+/// Bytes written and read so far at each end of a transfer, for the
+/// message of a transfer that stalls.
+#[derive(Default)]
+pub(crate) struct Progress {
+    /// Written by the local client.
+    pub(crate) up_sent: AtomicU64,
+    /// Read by the target.
+    pub(crate) up_got: AtomicU64,
+    /// Written by the target.
+    pub(crate) down_sent: AtomicU64,
+    /// Read by the local client.
+    pub(crate) down_got: AtomicU64,
+}
+
+impl std::fmt::Display for Progress {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let kib = |c: &AtomicU64| c.load(Ordering::Relaxed) >> 10;
+        write!(
+            f,
+            "KiB written by the client {}, read by the target {}; \
+             written by the target {}, read by the client {}",
+            kib(&self.up_sent),
+            kib(&self.up_got),
+            kib(&self.down_sent),
+            kib(&self.down_got)
+        )
+    }
+}
+
+/// Writes `chunks` chunks of stream `seed`, then shuts the writing half;
+/// returns the SHA-256 of what was written.
+pub(crate) async fn send_stream<W: AsyncWriteExt + Unpin>(
+    mut w: W,
+    chunks: usize,
+    seed: usize,
+    written: &AtomicU64,
+) -> [u8; 32] {
+    let block = block(seed as u64 + 1);
+    let mut hash = Sha256::new();
+    for i in 0..chunks {
+        let bytes = chunk(&block, i, seed);
+        hash.update(&bytes);
+        w.write_all(&bytes).await.expect("write");
+        written.fetch_add(bytes.len() as u64, Ordering::Relaxed);
+    }
+    w.shutdown().await.expect("shutdown");
+    hash.finalize().into()
+}
+
+/// Reads to EOF; returns the byte count and the SHA-256.
+pub(crate) async fn receive_stream<R: AsyncReadExt + Unpin>(mut r: R, read: &AtomicU64) -> (u64, [u8; 32]) {
+    let mut hash = Sha256::new();
+    let mut total = 0u64;
+    let mut buffer = vec![0u8; 64 * 1024];
+    loop {
+        let n = r.read(&mut buffer).await.expect("read");
+        if n == 0 {
+            return (total, hash.finalize().into());
+        }
+        hash.update(&buffer[..n]);
+        total += n as u64;
+        read.store(total, Ordering::Relaxed);
+    }
 }
