@@ -267,9 +267,10 @@ async fn stop_works_while_the_channel_is_resuming() {
         .start_live(&fixture.ctx, &pending(&fixture.session, &fixture.clock))
         .await
         .expect("start");
-    world
-        .control
-        .fail_resume(1_000, session_testkit::fakes::ssm::ResumeFailure::InternalError);
+    world.control.fail_resume(
+        1_000,
+        session_testkit::fakes::ssm::ResumeFailure::InternalError,
+    );
     for (id, _) in world.agent.all_stats() {
         world.agent.drop_socket(&id);
     }
@@ -286,7 +287,10 @@ async fn stop_works_while_the_channel_is_resuming() {
     .expect("stop");
     assert_eq!(stopped.status(), session_core::SessionStatus::Inactive);
     assert_eq!(service_status(&world, &started), ServiceStatus::Terminated);
-    assert_eq!(handle.end_reason(), Some(session_core::EndReason::ClosedByUser));
+    assert_eq!(
+        handle.end_reason(),
+        Some(session_core::EndReason::ClosedByUser)
+    );
 }
 
 /// A frozen agent (it takes in nothing, so the TerminateSession flag is

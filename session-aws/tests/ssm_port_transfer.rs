@@ -16,8 +16,8 @@ use session_aws::ssm::ChannelOptions;
 use session_aws::ssm::port::{self, PortOptions};
 use session_testkit::fakes::ssm_agent::{AgentScenario, RandomFaults};
 use ssm_port_common::{
-    CHUNK, LIMIT, Progress, closed_within, echo_target, local_listener, open_port,
-    open_port_with, pattern, receive_stream, round_trip, send_stream, world,
+    CHUNK, LIMIT, Progress, closed_within, echo_target, local_listener, open_port, open_port_with,
+    pattern, receive_stream, round_trip, send_stream, world,
 };
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};

@@ -20,8 +20,8 @@ use session_aws::ssm::{ChannelEnd, ChannelEvent, ChannelOptions, ResumeBudget};
 use session_testkit::fakes::ssm::ResumeFailure;
 use session_testkit::fakes::ssm_agent::{AgentScenario, RandomFaults, SessionStats};
 use ssm_port_common::{
-    CHUNK, LIMIT, Progress, World, local_listener, open_port_resumable, receive_stream,
-    round_trip, send_stream, world,
+    CHUNK, LIMIT, Progress, World, local_listener, open_port_resumable, receive_stream, round_trip,
+    send_stream, world,
 };
 use tokio::net::{TcpListener, TcpStream};
 
@@ -118,7 +118,7 @@ where
         open_port_resumable(&world, target_addr.port(), options, budget()).await;
     let events = collect_events(channel.events());
     let (listener, local) = local_listener().await;
-    let forward = tokio::spawn(async move { port::run(channel, &established, listener).await });
+    let mut forward = tokio::spawn(async move { port::run(channel, &established, listener).await });
     let injector = tokio::spawn(faults(
         Arc::clone(&world),
         id.clone(),
@@ -133,6 +133,15 @@ where
             send_stream(w, MIB, 1, &progress.up_sent),
             receive_stream(r, &progress.down_got)
         )
+    };
+    let near = async {
+        tokio::select! {
+            done = near => done,
+            ended = &mut forward => panic!(
+                "the forward ended mid-transfer: {ended:?}; {progress}; the agent: {:?}",
+                world.agent.stats(&id)
+            ),
+        }
     };
     let Ok((sent_up, (got_down, hash_down))) =
         tokio::time::timeout(Duration::from_secs(300), near).await
@@ -185,12 +194,16 @@ fn port_to(addr: std::net::SocketAddr) -> AgentScenario {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn socket_drops_mid_transfer_are_resumed_without_a_byte_lost() {
-    let outcome = transfer(port_to, ChannelOptions::default(), |world, id, progress| async move {
-        for mib in [10, 25, 40] {
-            read_past(&progress, mib).await;
-            assert!(world.agent.drop_socket(&id), "dropped at {mib} MiB");
-        }
-    })
+    let outcome = transfer(
+        port_to,
+        ChannelOptions::default(),
+        |world, id, progress| async move {
+            for mib in [10, 25, 40] {
+                read_past(&progress, mib).await;
+                assert!(world.agent.drop_socket(&id), "dropped at {mib} MiB");
+            }
+        },
+    )
     .await;
     outcome.report("socket drops");
     assert_eq!(outcome.resumed(), 3, "{:?}", outcome.events);
@@ -241,15 +254,23 @@ async fn five_percent_faults_both_ways_and_closes_arrive_identical() {
     )
     .await;
     outcome.report("5 % faults + close every 3 s");
-    assert!(outcome.stats().random_faults > 1_000, "{:?}", outcome.stats());
+    assert!(
+        outcome.stats().random_faults > 1_000,
+        "{:?}",
+        outcome.stats()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_half_open_socket_is_noticed_by_its_silence_and_resumed() {
-    let outcome = transfer(port_to, ChannelOptions::default(), |world, id, progress| async move {
-        read_past(&progress, 10).await;
-        assert!(world.agent.go_silent(&id));
-    })
+    let outcome = transfer(
+        port_to,
+        ChannelOptions::default(),
+        |world, id, progress| async move {
+            read_past(&progress, 10).await;
+            assert!(world.agent.go_silent(&id));
+        },
+    )
     .await;
     outcome.report("half-open");
     assert_eq!(outcome.resumed(), 1, "{:?}", outcome.events);
@@ -265,16 +286,20 @@ async fn a_half_open_socket_is_noticed_by_its_silence_and_resumed() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn withheld_acks_hold_the_transfer_up_and_lose_nothing() {
-    let outcome = transfer(port_to, ChannelOptions::default(), |world, _, progress| async move {
-        read_past(&progress, 10).await;
-        world
-            .agent
-            .update_scenario(|s| s.faults.withhold_all_acks = true);
-        tokio::time::sleep(Duration::from_secs(3)).await;
-        world
-            .agent
-            .update_scenario(|s| s.faults.withhold_all_acks = false);
-    })
+    let outcome = transfer(
+        port_to,
+        ChannelOptions::default(),
+        |world, _, progress| async move {
+            read_past(&progress, 10).await;
+            world
+                .agent
+                .update_scenario(|s| s.faults.withhold_all_acks = true);
+            tokio::time::sleep(Duration::from_secs(3)).await;
+            world
+                .agent
+                .update_scenario(|s| s.faults.withhold_all_acks = false);
+        },
+    )
     .await;
     outcome.report("acks withheld for 3 s");
     assert!(outcome.stats().acks_withheld > 0, "{:?}", outcome.stats());
@@ -282,27 +307,39 @@ async fn withheld_acks_hold_the_transfer_up_and_lose_nothing() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn throttling_and_5xx_on_resume_session_are_retried() {
-    let outcome = transfer(port_to, ChannelOptions::default(), |world, id, progress| async move {
-        read_past(&progress, 10).await;
-        world.control.fail_resume(3, ResumeFailure::Throttling);
-        assert!(world.agent.drop_socket(&id));
-        read_past(&progress, 30).await;
-        world.control.fail_resume(2, ResumeFailure::InternalError);
-        assert!(world.agent.drop_socket(&id));
-    })
+    let outcome = transfer(
+        port_to,
+        ChannelOptions::default(),
+        |world, id, progress| async move {
+            read_past(&progress, 10).await;
+            world.control.fail_resume(3, ResumeFailure::Throttling);
+            assert!(world.agent.drop_socket(&id));
+            read_past(&progress, 30).await;
+            world.control.fail_resume(2, ResumeFailure::InternalError);
+            assert!(world.agent.drop_socket(&id));
+        },
+    )
     .await;
     outcome.report("throttled and 5xx ResumeSession");
     assert_eq!(outcome.resumed(), 2, "{:?}", outcome.events);
-    assert_eq!(outcome.failed_tries(), 5, "{:?}", outcome.events);
+    // The SDK retries each call up to 3 times itself: the 3 throttles
+    // fail one of our tries, the two 5xx are absorbed by one call.
+    let calls = outcome.world.control.calls("ResumeSession");
+    assert_eq!(calls, 3 + 1 + 2 + 1, "ResumeSession calls");
+    assert!(outcome.failed_tries() >= 1, "{:?}", outcome.events);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_slow_resume_session_is_waited_for() {
-    let outcome = transfer(port_to, ChannelOptions::default(), |world, id, progress| async move {
-        world.control.set_resume_latency(Duration::from_millis(700));
-        read_past(&progress, 10).await;
-        assert!(world.agent.drop_socket(&id));
-    })
+    let outcome = transfer(
+        port_to,
+        ChannelOptions::default(),
+        |world, id, progress| async move {
+            world.control.set_resume_latency(Duration::from_millis(700));
+            read_past(&progress, 10).await;
+            assert!(world.agent.drop_socket(&id));
+        },
+    )
     .await;
     outcome.report("ResumeSession taking 0.7 s");
     let after = outcome.events.iter().find_map(|e| match e {
@@ -396,7 +433,9 @@ async fn resuming_stops_at_its_deadline() {
     let deadline = Duration::from_secs(2);
     let (end, took) = forward_until_end(
         |world, id| {
-            world.control.fail_resume(10_000, ResumeFailure::InternalError);
+            world
+                .control
+                .fail_resume(10_000, ResumeFailure::InternalError);
             assert!(world.agent.drop_socket(id));
         },
         budget()

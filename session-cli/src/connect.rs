@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use clap::Args;
 use serde_json::{Value, json};
 use session_sdk::{
-    Clock, EndReason, Error, LiveEvent, FsWorkspace, LiveOptions, Operation, RotationPolicy,
+    Clock, EndReason, Error, FsWorkspace, LiveEvent, LiveOptions, Operation, RotationPolicy,
     RotationScheduler, Session, SessionEventKind, SessionId, SessionManager, SessionStatus,
     SystemClock, WorkspaceRepositoryExt,
 };

@@ -100,8 +100,7 @@ pub use error::{BoxError, Error, ErrorChain, Result};
 pub use id::SessionId;
 pub use live::{
     EndReason, LiveEnd, LiveEvent, LiveHandle, LiveIo, LiveOptions, LiveStream, ResumePolicy,
-    WindowSize,
-    bind_listener,
+    WindowSize, bind_listener,
 };
 pub use manager::{
     DEFAULT_MIN_TTL, RotationPolicy, RotationScheduler, SchedulerHandle, SessionEvent,

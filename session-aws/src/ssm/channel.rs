@@ -197,8 +197,8 @@ impl ResumeBudget {
             .saturating_mul(1u32 << failures.saturating_sub(1).min(20))
             .min(self.max_backoff);
         // A v4 UUID's random bits: no random-number crate for one factor.
-        let jitter = f64::from(u16::try_from(Uuid::new_v4().as_u128() & 0xffff).unwrap_or(0))
-            / 65_536.0;
+        let jitter =
+            f64::from(u16::try_from(Uuid::new_v4().as_u128() & 0xffff).unwrap_or(0)) / 65_536.0;
         base.mul_f64(1.0 + jitter)
             .min(self.max_backoff.max(self.first_backoff))
     }
@@ -737,7 +737,11 @@ impl Driver {
 
     /// Opens an agent payload of a type the agent encrypts.
     #[cfg(feature = "ssm-kms")]
-    fn open_payload(&self, payload_type: PayloadType, payload: Vec<u8>) -> Result<Vec<u8>, ChannelEnd> {
+    fn open_payload(
+        &self,
+        payload_type: PayloadType,
+        payload: Vec<u8>,
+    ) -> Result<Vec<u8>, ChannelEnd> {
         match &self.cipher {
             Some(cipher)
                 if matches!(
@@ -757,7 +761,11 @@ impl Driver {
 
     #[cfg(not(feature = "ssm-kms"))]
     #[allow(clippy::unused_self, clippy::unnecessary_wraps)]
-    fn open_payload(&self, _payload_type: PayloadType, payload: Vec<u8>) -> Result<Vec<u8>, ChannelEnd> {
+    fn open_payload(
+        &self,
+        _payload_type: PayloadType,
+        payload: Vec<u8>,
+    ) -> Result<Vec<u8>, ChannelEnd> {
         Ok(payload)
     }
 
@@ -882,9 +890,9 @@ impl Driver {
         let resend = self.sender.resend_all(now);
         let resent = resend.len();
         for bytes in resend {
-            self.write(bytes)
-                .await
-                .map_err(|e| Attempt::Retry(format!("resending on the new socket: {}", describe(&e))))?;
+            self.write(bytes).await.map_err(|e| {
+                Attempt::Retry(format!("resending on the new socket: {}", describe(&e)))
+            })?;
         }
         Ok(resent)
     }
@@ -962,7 +970,11 @@ impl Driver {
                             "the agent ended the KMS-encrypted session during its handshake \
                              (it could not decrypt the data key: its role may lack kms:Decrypt \
                              on the key, or the key is disabled): {}",
-                            if closed.output.is_empty() { "no reason given" } else { &closed.output }
+                            if closed.output.is_empty() {
+                                "no reason given"
+                            } else {
+                                &closed.output
+                            }
                         ),
                     }));
                 }
@@ -1159,7 +1171,9 @@ impl Driver {
             .decode(challenge.challenge.as_bytes())
             .map_err(|e| format!("an encryption challenge that is not base64: {e}"))?;
         let answer = cipher.answer_challenge(&sealed).map_err(|e| {
-            format!("the agent's encryption challenge did not open with the session's data key: {e}")
+            format!(
+                "the agent's encryption challenge did not open with the session's data key: {e}"
+            )
         })?;
         Ok(engine.encode(answer))
     }

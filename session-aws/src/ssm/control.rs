@@ -6,10 +6,10 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use aws_sdk_ssm::config::{BehaviorVersion, Region};
-use aws_sdk_ssm::types::{SessionFilter, SessionFilterKey, SessionState};
 use async_trait::async_trait;
 use aws_credential_types::provider::SharedCredentialsProvider;
+use aws_sdk_ssm::config::{BehaviorVersion, Region};
+use aws_sdk_ssm::types::{SessionFilter, SessionFilterKey, SessionState};
 use session_core::{Error, Result, Secret};
 use time::OffsetDateTime;
 

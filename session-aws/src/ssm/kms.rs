@@ -191,17 +191,15 @@ impl DataKeySource for KmsDataKeys {
 
 /// An error of `GenerateDataKey` on `key_id`, with what to do about the
 /// usual causes.
-fn kms_error<E, R>(
-    label: &str,
-    key_id: &str,
-    err: aws_sdk_kms::error::SdkError<E, R>,
-) -> Error
+fn kms_error<E, R>(label: &str, key_id: &str, err: aws_sdk_kms::error::SdkError<E, R>) -> Error
 where
     E: aws_sdk_kms::error::ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
     R: fmt::Debug,
 {
     let code = match &err {
-        aws_sdk_kms::error::SdkError::ServiceError(failed) => failed.err().code().map(str::to_owned),
+        aws_sdk_kms::error::SdkError::ServiceError(failed) => {
+            failed.err().code().map(str::to_owned)
+        }
         _ => None,
     };
     let call = format!("KMS GenerateDataKey on key {key_id}");

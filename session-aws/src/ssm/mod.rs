@@ -59,12 +59,12 @@ pub mod transport;
 #[cfg(test)]
 mod golden;
 
+#[cfg(feature = "ssm-kms")]
+pub use channel::ChannelKms;
 pub use channel::{
     ChannelEnd, ChannelEvent, ChannelOptions, ChannelResume, ChannelSender, DataChannel,
     Established, Incoming, ResumeBudget, ResumeTickets,
 };
-#[cfg(feature = "ssm-kms")]
-pub use channel::ChannelKms;
 pub use config::{SsmConfig, SsmState};
 pub use control::{
     SessionListFilter, SessionListState, SessionResume, SsmApi, SsmClientConfig,

@@ -144,7 +144,12 @@ impl SsmProvider {
     }
 
     /// The channel options of one session: its KMS and resume settings.
-    fn channel_options(&self, api: &SsmApi, config: &SsmConfig, ssm_session_id: &str) -> ChannelOptions {
+    fn channel_options(
+        &self,
+        api: &SsmApi,
+        config: &SsmConfig,
+        ssm_session_id: &str,
+    ) -> ChannelOptions {
         let mut options = self.channel.clone();
         if config.forbid_kms {
             options.allow_kms = false;
@@ -489,7 +494,10 @@ impl SessionAction for SsmProvider {
                         },
                         other => Error::Unavailable {
                             target: label,
-                            message: format!("resuming ended the data channel: {}", describe(&other)),
+                            message: format!(
+                                "resuming ended the data channel: {}",
+                                describe(&other)
+                            ),
                             source: None,
                         },
                     });

@@ -11,8 +11,8 @@ use std::time::Duration;
 
 use session_aws::AwsCredentials;
 use session_aws::ssm::{
-    ChannelOptions, ChannelResume, DataChannel, Established, ResumeBudget, SsmApi,
-    SsmClientConfig, SsmConfig, StreamTicket,
+    ChannelOptions, ChannelResume, DataChannel, Established, ResumeBudget, SsmApi, SsmClientConfig,
+    SsmConfig, StreamTicket,
 };
 use session_core::{Secret, SystemClock};
 use session_testkit::fakes::SsmControlFake;
@@ -258,7 +258,10 @@ pub(crate) async fn send_stream<W: AsyncWriteExt + Unpin>(
 }
 
 /// Reads to EOF; returns the byte count and the SHA-256.
-pub(crate) async fn receive_stream<R: AsyncReadExt + Unpin>(mut r: R, read: &AtomicU64) -> (u64, [u8; 32]) {
+pub(crate) async fn receive_stream<R: AsyncReadExt + Unpin>(
+    mut r: R,
+    read: &AtomicU64,
+) -> (u64, [u8; 32]) {
     let mut hash = Sha256::new();
     let mut total = 0u64;
     let mut buffer = vec![0u8; 64 * 1024];

@@ -139,7 +139,9 @@ impl Inner {
                     Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
                     Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
                 };
-                let Some(inner) = reporter.upgrade() else { return };
+                let Some(inner) = reporter.upgrade() else {
+                    return;
+                };
                 tracing::info!(session_id = %id, "{event}");
                 if let Ok(session) = inner.repository.get(id).await {
                     inner.publish(&session, SessionEventKind::Connection(event));

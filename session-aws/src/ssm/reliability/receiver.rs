@@ -41,8 +41,8 @@ pub enum Disposition {
     /// reference implementations ack before dropping, which loses the data.
     DroppedFull,
     /// A sequence number already received, carried by a *different*
-    /// message (another MessageId), or one too old to be a resend: the
-    /// peer restarted its counter (an agent that restarted). Neither
+    /// message (another MessageId): the peer restarted its counter (an
+    /// agent that restarted). Neither
     /// acknowledged nor delivered; the session cannot go on without losing
     /// or mixing up data, so the caller ends it.
     Conflict,
@@ -50,9 +50,8 @@ pub enum Disposition {
 
 /// How many recent sequence numbers keep their MessageId, so that a resend
 /// (same MessageId) is told from a peer that restarted its counter (a new
-/// MessageId under an old number). A real resend is never older: the peer
-/// resends an unacknowledged message within its RTO (at most 1 s), and every
-/// arrival is acknowledged.
+/// MessageId under an old number). Older numbers cannot be checked, except
+/// 0, whose MessageId is kept for good: a restarted peer starts there.
 pub const HISTORY: usize = 16_384;
 
 /// The outcome of [`Receiver::on_message`].
@@ -105,6 +104,8 @@ pub struct Receiver {
     /// `(sequence number, MessageId)` of recent arrivals, at
     /// `seq % HISTORY`; allocated with the first message.
     history: Vec<(i64, u128)>,
+    /// The MessageId of sequence number 0.
+    first: Option<u128>,
     counters: ReceiverCounters,
 }
 
@@ -117,6 +118,7 @@ impl Receiver {
             expected: 0,
             reorder: BTreeMap::new(),
             history: Vec::new(),
+            first: None,
             counters: ReceiverCounters::default(),
         }
     }
@@ -129,8 +131,9 @@ impl Receiver {
     /// - `seq < expected`, or already buffered: ack again (so that a lost
     ///   ack does not make the peer resend until it gives up), deliver
     ///   nothing; but when it is another message under that number (a new
-    ///   MessageId), or older than [`HISTORY`] numbers, the peer restarted
-    ///   its counter: [`Disposition::Conflict`], no ack;
+    ///   MessageId, as far as the last [`HISTORY`] numbers and number 0
+    ///   tell), the peer restarted its counter: [`Disposition::Conflict`],
+    ///   no ack;
     /// - further ahead: drop without an ack.
     pub fn on_message(&mut self, message: ClientMessage) -> Result<Received, NotSequenced> {
         if !is_sequenced(&message.message_type) || message.message_type != self.side.receives() {
@@ -152,6 +155,7 @@ impl Receiver {
             let mut deliver = vec![message];
             self.advance();
             while let Some(next) = self.reorder.remove(&self.expected) {
+                self.remember(next.sequence_number, next.message_id.as_u128());
                 deliver.push(next);
                 self.advance();
             }
@@ -160,7 +164,6 @@ impl Receiver {
             self.counters.re_acks += 1;
             (Disposition::Duplicate, Vec::new())
         } else if self.within_reach(seq) && self.reorder.len() < self.config.reorder_capacity {
-            self.remember(seq, id);
             self.reorder.insert(seq, message);
             self.counters.buffered += 1;
             (Disposition::Buffered, Vec::new())
@@ -181,15 +184,38 @@ impl Receiver {
         })
     }
 
-    /// Whether `id` is the MessageId that arrived under `seq` before.
+    /// Whether `id` can be the MessageId that arrived under `seq` before:
+    /// the buffered message's, or a delivered one's. Only delivered
+    /// messages go into the history, which so holds the last [`HISTORY`]
+    /// numbers below `expected` (a reorder buffer reaching further ahead
+    /// would otherwise overwrite them). A number older than that cannot be
+    /// checked and is taken for a resend (a busy peer with a lost ack may
+    /// resend after its 1 s RTO, tens of thousands of messages later);
+    /// sequence number 0's MessageId is kept for good, since a restarted
+    /// peer starts there.
     fn is_resend(&self, seq: i64, id: u128) -> bool {
+        if let Some(buffered) = self.reorder.get(&seq) {
+            return buffered.message_id.as_u128() == id;
+        }
+        if seq < 0 {
+            return false;
+        }
+        if seq == 0 {
+            return self.first == Some(id);
+        }
         let Ok(slot) = usize::try_from(seq.rem_euclid(HISTORY as i64)) else {
             return false;
         };
-        self.history.get(slot) == Some(&(seq, id))
+        match self.history.get(slot) {
+            Some(&(recorded, known)) if recorded == seq => known == id,
+            _ => true,
+        }
     }
 
     fn remember(&mut self, seq: i64, id: u128) {
+        if seq == 0 {
+            self.first = Some(id);
+        }
         if self.history.is_empty() {
             self.history = vec![(-1, 0); HISTORY];
         }

@@ -563,10 +563,35 @@ fn an_old_number_with_a_new_message_id_is_a_conflict() {
     assert_eq!(rx.expected(), 2);
 }
 
-/// Resends stay recognised up to `HISTORY` numbers back; older numbers are
-/// conflicts, since no peer resends that late.
+/// A reorder buffer that reaches further ahead than the history does not
+/// push the delivered numbers out of it: a resend of a recent one is
+/// still a resend.
 #[test]
-fn resends_are_recognised_within_the_history() {
+fn a_long_reorder_buffer_keeps_recent_resends_recognised() {
+    use super::receiver::HISTORY;
+    let mut rx = receiver(100_000);
+    rx.on_message(output(0)).unwrap();
+    let far = i64::try_from(HISTORY).unwrap();
+    // Buffered, far ahead: its history slot is 0's.
+    assert_eq!(
+        rx.on_message(output(far)).unwrap().disposition,
+        Disposition::Buffered
+    );
+    assert_eq!(
+        rx.on_message(output(0)).unwrap().disposition,
+        Disposition::Duplicate
+    );
+    assert_eq!(
+        rx.on_message(output(far)).unwrap().disposition,
+        Disposition::Duplicate
+    );
+}
+
+/// Resends are checked up to `HISTORY` numbers back; older numbers cannot
+/// be and are taken for resends (a busy peer may resend that late), except
+/// number 0, which a restarted peer sends first.
+#[test]
+fn resends_are_checked_within_the_history_and_at_zero() {
     use super::receiver::HISTORY;
     let mut rx = receiver(10);
     let last = i64::try_from(HISTORY).unwrap() + 10;
@@ -574,12 +599,25 @@ fn resends_are_recognised_within_the_history() {
         rx.on_message(output(seq)).unwrap();
     }
     let oldest_kept = last - i64::try_from(HISTORY).unwrap() + 1;
+    let other = |seq| {
+        let mut message = output(seq);
+        message.message_id = Uuid::from_u128(7);
+        message
+    };
     assert_eq!(
-        rx.on_message(output(oldest_kept)).unwrap().disposition,
+        rx.on_message(other(oldest_kept)).unwrap().disposition,
+        Disposition::Conflict
+    );
+    assert_eq!(
+        rx.on_message(other(oldest_kept - 1)).unwrap().disposition,
         Disposition::Duplicate
     );
     assert_eq!(
-        rx.on_message(output(oldest_kept - 1)).unwrap().disposition,
+        rx.on_message(output(0)).unwrap().disposition,
+        Disposition::Duplicate
+    );
+    assert_eq!(
+        rx.on_message(other(0)).unwrap().disposition,
         Disposition::Conflict
     );
 }
