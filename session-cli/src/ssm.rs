@@ -64,6 +64,18 @@ pub(crate) struct AddSsm {
     /// The region [default: the parent's, else AWS_REGION, else us-east-1].
     #[arg(long)]
     region: Option<String>,
+
+    /// Refuse KMS encryption: if the account's Session Manager preferences
+    /// ask for it, connecting fails naming this setting instead of calling
+    /// KMS.
+    #[arg(long)]
+    forbid_kms: bool,
+
+    /// How long a lost connection is resumed (ResumeSession) before the
+    /// session counts as disconnected, in seconds [default: 600]; 0 turns
+    /// resuming off.
+    #[arg(long, value_name = "SECONDS")]
+    resume_deadline: Option<u64>,
 }
 
 fn parse_parameter(text: &str) -> Result<(String, String), String> {
@@ -81,6 +93,8 @@ pub(crate) async fn add(workspace: FsWorkspace, args: AddSsm) -> Result<String, 
         config.parameters.entry(name).or_default().push(value);
     }
     config.reason = args.reason;
+    config.forbid_kms = args.forbid_kms;
+    config.resume_deadline_seconds = args.resume_deadline;
     config.validate()?;
     let mut session = Session::new(&args.name, SessionType::AwsSsm)?;
     let mut region = args.region;

@@ -298,6 +298,47 @@ fn connect_forwards_a_port_through_the_agent_and_ctrl_c_terminates_it() {
     drop(ssm.rt);
 }
 
+/// A laptop-style pause: sessionctl is stopped (SIGSTOP) while the service
+/// closes its websocket with 1000, as it does about hourly. Continued, it
+/// resumes the same remote session (ResumeSession, same ClientId), says
+/// "reconnecting… / resumed after" on stderr, and the forward works again
+/// on the same address.
+#[cfg(unix)]
+#[test]
+fn connect_resumes_after_a_pause_and_a_close_from_the_service_and_says_so() {
+    use common::connect::{Connect, echo_through};
+    use rustix::process::Signal;
+    let ssm = Ssm::start(AgentScenario::port_to(echo_server()));
+    let fx = Fixture::new();
+    add_port_forward(&fx, "db");
+    let mut connect = Connect::spawn_with(&fx, &["db"], &ssm.env(&fx), false);
+    let address = connect.address();
+    let id = ssm.attached();
+    echo_through(address, &[1; 32 * 1024]);
+
+    connect.signal(Signal::STOP);
+    assert!(ssm.agent.close_socket(&id, 1000, "going away"));
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    connect.signal(Signal::CONT);
+    let stderr = connect.stderr_until("resumed after");
+    assert!(stderr.contains("db: reconnecting…"), "{stderr}");
+    echo_through(address, &[2; 32 * 1024]);
+
+    let stats = ssm.agent.stats(&id).expect("stats");
+    assert_eq!(stats.redials_accepted, 1, "{stats:?}");
+    let clients: std::collections::BTreeSet<_> =
+        stats.opens.iter().map(|o| o.client_id.clone()).collect();
+    assert_eq!(clients.len(), 1, "the same ClientId: {stats:?}");
+    assert_eq!(ssm.control.calls("ResumeSession"), 1);
+    assert_eq!(ssm.sessions().len(), 1, "no second session was started");
+    assert_eq!(status_of(&fx, "db"), session_core::SessionStatus::Active);
+
+    connect.signal(Signal::INT);
+    let status = connect.wait();
+    assert!(status.success(), "{status:?}: {}", connect.stderr());
+    drop(ssm.rt);
+}
+
 /// `connect NAME -- CMD` of a port forward: the command reaches the
 /// target through `$SESSIONCTL_CONNECT_PORT`, and its exit status is
 /// sessionctl's; the session is stopped after it.
