@@ -2,8 +2,34 @@
 //!
 //! **Status:** [`SsmProvider`], the `awsSsm` session type, runs shells and
 //! port forwards (smux mode, and basic mode for agents too old for smux)
-//! over the data channel; resume (ResumeSession) and KMS encryption are
-//! still to come.
+//! over the data channel.
+//! - **KMS encryption** (feature `ssm-kms`, [`kms`]): when the account's
+//!   Session Manager preferences ask for it, GenerateDataKey with the
+//!   session's own credentials, region, endpoint override and time-outs,
+//!   the exact encryption context, AES-256-GCM both ways; a failure (access
+//!   denied, key disabled or missing, a context the agent cannot decrypt,
+//!   KMS forbidden by the session's `forbidKms`) is a typed error naming
+//!   the cause, never a handshake time-out. Without the feature the agent's
+//!   request is answered Unsupported and the start fails saying so.
+//! - **Resume in place**: a websocket lost to the network, closed by the
+//!   service (close 1000), half-open (silent while messages wait for
+//!   acks) or found dead after the process was stopped is resumed with
+//!   ResumeSession and the same ClientId, keeping the counters and
+//!   unacknowledged messages, under a deadline ([`ResumeBudget`], 10
+//!   minutes by default, a session's `resumeDeadlineSeconds`) with
+//!   jittered backoff; each try is a [`ChannelEvent`] (and a
+//!   [`session_core::LiveEvent`] for the manager and `sessionctl
+//!   connect`). Open port-forward connections and the remote shell carry
+//!   on. Only `channel_closed`, TerminateSession, a session the service no
+//!   longer knows, or the deadline end it. `rotate` of a held session asks
+//!   for this resume now.
+//! - **Not supported:** resuming a session's data channel from *another
+//!   process* (one whose holder died): its sequence counters and
+//!   unacknowledged messages died with the holder, and the agent drops
+//!   numbers it has passed without a word, so no client can take the
+//!   channel over. Such a session is reported `disconnected`, and
+//!   `start`/`connect` terminates the remote session and starts a new one
+//!   (`Started`, not `Resumed`).
 //! - [`provider`]: [`SsmProvider`], the live [`session_core::SessionAction`];
 //! - [`stream`]: a shell's (or command's) bytes and terminal size over a
 //!   [`DataChannel`];
@@ -34,6 +60,7 @@
 //!   delivery, reorder buffer, re-acked duplicates);
 //! - [`handshake`]: the HandshakeResponse and the version-driven decisions
 //!   (port mode, smux keepalive, TerminateSession flag);
+//! - `kms` (feature `ssm-kms`): data keys and the payload cipher;
 //! - [`smux`]: smux v1 frames for multiplexed port forwarding, with an
 //!   incremental decoder and the client's stream id allocator.
 //!

@@ -72,10 +72,23 @@ struct Connection {
 ///   the channel is dropped. It works with the agent gone or frozen, and
 ///   twice; it fails only when neither the agent nor the API confirmed the
 ///   end (see [`with_stop_timeouts`](Self::with_stop_timeouts)).
-/// - **rotate**: [`Error::Unsupported`]; an SSM session has no credentials
-///   to rotate, and resuming its data channel comes with ResumeSession.
-/// - **resume**: [`Error::Unsupported`] for now, so the manager starts a new
-///   remote session for a lost connection (the old one is terminated).
+/// - **rotate** (`Capabilities::rotate_resumes`): resumes the data channel
+///   this process holds in place now (ResumeSession, a new socket, the same
+///   counters; open connections carry on) and returns when it is back. An
+///   SSM session has no credentials to replace. It fails with
+///   [`Error::NotFound`] when the service no longer knows the session
+///   (starting a new one is the caller's choice) and with
+///   [`Error::Unavailable`] when another process holds the connection.
+/// - **resume in place**: a lost websocket is resumed by the channel itself
+///   within the [`ResumeBudget`] ([`with_resume`](Self::with_resume); a
+///   session's `resumeDeadlineSeconds`); the handle stays up and reports
+///   each try as a [`LiveEvent`]. Only when that fails does the connection
+///   end ([`EndReason::NetworkLost`]).
+/// - **resume** (the manager's, for a `disconnected` session):
+///   [`Error::Unsupported`], so the manager starts a new remote session
+///   (the old one is terminated): a data channel cannot be taken over from
+///   a process that is gone, since its sequence counters and
+///   unacknowledged messages went with it.
 ///
 /// The connection ends with [`EndReason::ClosedByService`] for
 /// `channel_closed` (the service's text), [`EndReason::Exited`] when the
