@@ -48,6 +48,10 @@ const INCOMING_QUEUE: usize = 1024;
 /// and sends the others unbuffered, so one of those dropped would be lost.
 const PENDING_LIMIT: usize = 4 * 1024;
 
+/// How long a channel that refused the agent's handshake waits for the
+/// agent to close it before closing the socket itself.
+const LINGER: Duration = Duration::from_secs(2);
+
 /// How a [`DataChannel`] is opened and run.
 #[derive(Clone, Debug)]
 #[non_exhaustive]
@@ -679,6 +683,11 @@ impl Driver {
             }
         };
         tracing::debug!(reason = %describe(&reason), "data channel ended");
+        if matches!(reason, ChannelEnd::Refused(_)) {
+            // The agent was told why; give it a moment to read that and
+            // cancel (its `channel_closed`) before the socket goes away.
+            self.linger().await;
+        }
         end.send_replace(Some(reason));
         self.socket.close().await;
         // What was received before the end is still the user's.
@@ -691,6 +700,21 @@ impl Driver {
 
     fn now(&self) -> OffsetDateTime {
         self.clock.now()
+    }
+
+    /// Reads until the service closes the channel, at most [`LINGER`].
+    async fn linger(&mut self) {
+        let label = self.label.clone();
+        let closed = async {
+            while let Some(Ok(bytes)) = self.socket.recv(&label).await {
+                if ClientMessage::decode(&bytes)
+                    .is_ok_and(|m| m.message_type == MessageType::ChannelClosed)
+                {
+                    return;
+                }
+            }
+        };
+        let _ = tokio::time::timeout(LINGER, closed).await;
     }
 
     async fn write(&mut self, bytes: Vec<u8>) -> Result<(), ChannelEnd> {
