@@ -255,6 +255,69 @@ async fn stop_works_when_the_agent_is_gone() {
     assert_eq!(service_status(&world, &started), ServiceStatus::Terminated);
 }
 
+/// `rotate` of a held session resumes its data channel in place: a new
+/// socket with the same ClientId for the same remote session, the handle
+/// still up. Once the service has forgotten the session, rotate fails with
+/// NotFound (starting a new one is the caller's choice), and the
+/// connection ends as closed by the service.
+#[tokio::test]
+async fn rotate_resumes_the_data_channel_in_place() {
+    let world = world().await;
+    let fixture = action_fixture(&world, &port());
+    let (started, handle) = world
+        .provider
+        .start_live(&fixture.ctx, &pending(&fixture.session, &fixture.clock))
+        .await
+        .expect("start");
+    let state: SsmState = started.state.get().expect("state");
+    let rotating = moved(
+        &started,
+        session_core::SessionStatus::Rotating,
+        &fixture.clock,
+    );
+    let rotated = tokio::time::timeout(
+        Duration::from_secs(20),
+        world.provider.rotate(&fixture.ctx, &rotating),
+    )
+    .await
+    .expect("rotated in time")
+    .expect("rotate");
+    assert_eq!(rotated.status(), session_core::SessionStatus::Active);
+    // The fake counts the redial once its session task has taken the
+    // new socket, a moment after the open that rotate waited for.
+    let stats = world
+        .agent
+        .wait_for(&state.ssm_session_id, |s| s.redials_accepted > 0)
+        .await;
+    assert_eq!(stats.redials_accepted, 1);
+    assert_eq!(world.control.calls("ResumeSession"), 1);
+    assert!(handle.end_reason().is_none(), "the handle is still up");
+    assert_eq!(world.control.sessions().len(), 1, "no new remote session");
+
+    world.control.forget_session(&state.ssm_session_id);
+    let rotating = moved(
+        &rotated,
+        session_core::SessionStatus::Rotating,
+        &fixture.clock,
+    );
+    let error = tokio::time::timeout(
+        Duration::from_secs(20),
+        world.provider.rotate(&fixture.ctx, &rotating),
+    )
+    .await
+    .expect("answered in time")
+    .expect_err("the service forgot it");
+    assert!(
+        matches!(error, session_core::Error::NotFound { .. }),
+        "{error:?}"
+    );
+    assert!(error.to_string().contains("no longer knows"), "{error}");
+    let reason = tokio::time::timeout(Duration::from_secs(10), handle.ended())
+        .await
+        .expect("ended");
+    assert!(!reason.is_resumable(), "{reason:?}");
+}
+
 /// A stop while the channel is resuming (ResumeSession keeps failing):
 /// it does not wait for the resume deadline, and terminates the remote
 /// session through the API.

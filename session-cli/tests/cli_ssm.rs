@@ -298,6 +298,55 @@ fn connect_forwards_a_port_through_the_agent_and_ctrl_c_terminates_it() {
     drop(ssm.rt);
 }
 
+/// A KMS-encrypted port forward through sessionctl, with moto as KMS for
+/// both sides: sessionctl's GenerateDataKey goes to `AWS_ENDPOINT_URL_KMS`
+/// with the session's identity and the exact encryption context, the fake
+/// agent decrypts the key with moto, and the forward carries bytes both
+/// ways encrypted.
+#[cfg(unix)]
+#[test]
+fn connect_of_a_kms_encrypted_session_uses_the_sessions_kms() {
+    use common::connect::{Connect, echo_through};
+    use session_testkit::fakes::ssm_agent::{KmsScenario, MotoKms};
+    let Some(moto) = MotoServer::start() else {
+        return;
+    };
+    let kms = MotoKms::new(moto.endpoint_url());
+    let rt = runtime();
+    let key = rt.block_on(kms.create_key());
+    let mut scenario = AgentScenario::port_to(echo_server());
+    scenario.kms = Some(KmsScenario::new(key, std::sync::Arc::new(kms)));
+    let ssm = Ssm::start(scenario);
+    let fx = Fixture::new();
+    add_port_forward(&fx, "db");
+    // MotoKms creates its keys in us-east-1: the session's region must be
+    // the key's, as in AWS.
+    let mut env: Vec<_> = ssm
+        .env(&fx)
+        .into_iter()
+        .filter(|(name, _)| *name != "AWS_REGION")
+        .collect();
+    env.push(("AWS_REGION", "us-east-1".into()));
+    env.push(("AWS_ENDPOINT_URL_KMS", moto.endpoint_url()));
+    let mut connect = Connect::spawn_with(&fx, &["db"], &env, false);
+    let address = connect.address();
+    let id = ssm.attached();
+    echo_through(address, &[7; 256 * 1024]);
+    let stats = ssm.agent.stats(&id).expect("stats");
+    assert!(
+        stats.kms && stats.challenge_passed,
+        "{}",
+        stats.handshake_error.unwrap_or_default()
+    );
+    let context = stats.kms_context.expect("a context");
+    assert_eq!(context["aws:ssm:SessionId"], id);
+    assert_eq!(context["aws:ssm:TargetId"], TARGET);
+    connect.signal(rustix::process::Signal::INT);
+    let status = connect.wait();
+    assert!(status.success(), "{status:?}: {}", connect.stderr());
+    drop(ssm.rt);
+}
+
 /// A laptop-style pause: sessionctl is stopped (SIGSTOP) while the service
 /// closes its websocket with 1000, as it does about hourly. Continued, it
 /// resumes the same remote session (ResumeSession, same ClientId), says
