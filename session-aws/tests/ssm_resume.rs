@@ -537,3 +537,24 @@ async fn a_shells_seq_1_100000_survives_faults_and_closes() {
     // About 1,150 messages each way: some 5 % of them hit.
     assert!(stats.random_faults > 20, "{} faults", stats.random_faults);
 }
+
+/// A ResumeSession that answers after the deadline does not hold the
+/// channel past it: the try is cut off at the deadline.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_resume_session_slower_than_the_deadline_is_cut_off() {
+    let deadline = Duration::from_secs(1);
+    let (end, took) = forward_until_end(
+        |world, id| {
+            world.control.set_resume_latency(Duration::from_secs(6));
+            assert!(world.agent.drop_socket(id));
+        },
+        budget().with_deadline(deadline),
+        keep_writing,
+    )
+    .await;
+    let ChannelEnd::Lost(reason) = &end else {
+        panic!("ended with {end:?}")
+    };
+    assert!(reason.contains("could not resume within 1 s"), "{reason}");
+    assert!(took < Duration::from_secs(3), "took {took:?}");
+}

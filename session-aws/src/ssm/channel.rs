@@ -833,7 +833,19 @@ impl Driver {
         let mut attempt = 0u32;
         loop {
             attempt += 1;
-            let last = match self.try_resume(&resume).await {
+            // A try (ResumeSession and the websocket, each with its own
+            // time-out) never runs past the deadline.
+            let spent = (self.now() - lost_at).unsigned_abs();
+            let remaining = resume.budget.deadline.saturating_sub(spent);
+            let tried = tokio::time::timeout(remaining, self.try_resume(&resume))
+                .await
+                .unwrap_or_else(|_| {
+                    Err(Attempt::Retry(format!(
+                        "the try was still running at the deadline ({} s)",
+                        resume.budget.deadline.as_secs()
+                    )))
+                });
+            let last = match tried {
                 Ok(resent) => {
                     let after = (self.now() - lost_at).unsigned_abs();
                     tracing::info!(session = %self.label, attempts = attempt, after_ms = after.as_millis(), resent, "data channel resumed");
