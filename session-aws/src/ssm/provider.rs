@@ -141,7 +141,10 @@ impl SsmProvider {
         Ok(Self::new(SsmClientConfig::from_env()?))
     }
 
-    /// Opens data channels with `options` (time-outs, window, version).
+    /// Opens data channels with `options` (time-outs, window, version; a
+    /// KMS data-key source). Each session's resume (its ResumeSession, the
+    /// budget of [`with_resume`](Self::with_resume)) and KMS target are set
+    /// by the provider.
     pub fn with_channel_options(mut self, options: ChannelOptions) -> Self {
         self.channel = options;
         self
@@ -167,10 +170,16 @@ impl SsmProvider {
         if config.forbid_kms {
             options.allow_kms = false;
         }
+        // A data-key source given with the options is kept (an embedding
+        // program's own KMS client); the target is always this session's.
         #[cfg(feature = "ssm-kms")]
-        if options.kms.is_none() {
+        {
+            let source = match options.kms.take() {
+                Some(kms) => kms.source,
+                None => Arc::new(api.data_keys()) as Arc<dyn super::kms::DataKeySource>,
+            };
             options.kms = Some(ChannelKms {
-                source: Arc::new(api.data_keys()),
+                source,
                 target_id: config.target.clone(),
             });
         }
@@ -184,11 +193,11 @@ impl SsmProvider {
             ),
             (None, budget) => budget.clone(),
         };
-        if options.resume.is_none() {
-            options.resume = budget.map(|budget| {
-                ChannelResume::new(Arc::new(api.resume_tickets(ssm_session_id)), budget)
-            });
-        }
+        // Always this session's ResumeSession (tickets in the options given
+        // to the provider would be another session's).
+        options.resume = budget.map(|budget| {
+            ChannelResume::new(Arc::new(api.resume_tickets(ssm_session_id)), budget)
+        });
         options
     }
 
