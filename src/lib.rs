@@ -10,6 +10,8 @@
 //! |---|---|---|
 //! | (always) | crate root | `session-core`: model, [`SessionAction`], repositories, secret stores, [`SessionManager`] |
 //! | `aws` | `aws` | `session-aws` |
+//! | `aws-ssm` | `aws::ssm` | `session-aws`'s SSM sessions (`awsSsm`) |
+//! | `aws-ssm-kms` | `aws::ssm::kms` | KMS-encrypted SSM sessions (aws-sdk-kms, AES-256-GCM) |
 //! | `azure` | `azure` | `session-azure` |
 //! | `azure-cli` | `azure::azure_cli` | `session-azure`'s Azure CLI sink |
 //! | `redfish-client` | `redfish::client` | `session-redfish`'s client (the `redfish` session type) |
@@ -19,7 +21,7 @@
 //! | `keyring` | [`secret_store::KeyringSecretStore`] | the OS keychain as a secret store |
 //!
 //! No feature is on by default. `session-aws` (the four AWS credential
-//! types; SSM sessions to come), `session-redfish` (server and client) and
+//! types, and SSM sessions), `session-redfish` (server and client) and
 //! `session-azure` (provider, `TokenCredential`, Azure CLI sink) are
 //! implemented; `session-boundary` is a placeholder until its issue lands.
 //! See each crate's docs.

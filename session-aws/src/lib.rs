@@ -2,7 +2,8 @@
 //!
 //! **Status:** the four AWS credential session types are done; `awsSsm`
 //! sessions (feature `ssm`) work for shells and port forwarding (smux and
-//! basic modes), with resume and KMS still to come.
+//! basic modes), resume in place after a loss, and may be KMS-encrypted
+//! (feature `ssm-kms`); see the `ssm` module for what is not supported.
 //!
 //! | session type | provider | call |
 //! |---|---|---|
@@ -26,7 +27,8 @@
 //!   says how it gets credentials ([`IssueCredentials`]); storing,
 //!   publishing and withdrawing them is shared;
 //! - with the feature `ssm`, `ssm`: the `awsSsm` provider, the control
-//!   plane, the data channel and its codecs;
+//!   plane, the data channel (with resume in place) and its codecs; with
+//!   `ssm-kms` also `ssm::kms`;
 //! - [`AwsCredentials`], the names of what is kept in the secret store
 //!   ([`secret_names`]), input validation ([`validate`]).
 //!
