@@ -136,8 +136,10 @@ pub struct KmsDataKeys {
 }
 
 impl KmsDataKeys {
-    /// Data keys from `client`; `label` names the session in errors.
-    pub fn new(client: aws_sdk_kms::Client, label: &str) -> Self {
+    /// Data keys from `client`; `label` names the session in errors. (Made
+    /// by [`SsmApi::data_keys`](super::SsmApi::data_keys), so that callers
+    /// never hold a KMS client apart from the session's credentials.)
+    pub(crate) fn new(client: aws_sdk_kms::Client, label: &str) -> Self {
         Self {
             client,
             label: label.to_owned(),
