@@ -453,7 +453,12 @@ async fn resuming_stops_at_its_deadline() {
         panic!("ended with {end:?}")
     };
     assert!(reason.contains("could not resume within 2 s"), "{reason}");
-    assert!(reason.contains("InternalServerError"), "{reason}");
+    // The last try either failed with the 5xx (after the SDK's own three
+    // attempts) or was cut off at the deadline while retrying it.
+    assert!(
+        reason.contains("InternalServerError") || reason.contains("still running at the deadline"),
+        "{reason}"
+    );
     assert!(took < deadline + Duration::from_secs(2), "took {took:?}");
 }
 

@@ -391,7 +391,14 @@ impl DataChannel {
         };
         match tokio::time::timeout(handshake_timeout, ready_rx).await {
             Ok(Ok(Ok(established))) => Ok((channel, established)),
-            Ok(Ok(Err(error))) => Err(error),
+            Ok(Ok(Err(error))) => {
+                // This side refused the handshake: let the task tell the
+                // agent and wait for its answer before the drop aborts it
+                // (the refusal would otherwise be cut off unsent).
+                let _ =
+                    tokio::time::timeout(LINGER + Duration::from_secs(1), channel.ended()).await;
+                Err(error)
+            }
             Ok(Err(_)) => Err(Error::Unavailable {
                 target: label.to_owned(),
                 message: format!(

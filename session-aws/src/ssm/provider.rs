@@ -195,9 +195,8 @@ impl SsmProvider {
         };
         // Always this session's ResumeSession (tickets in the options given
         // to the provider would be another session's).
-        options.resume = budget.map(|budget| {
-            ChannelResume::new(Arc::new(api.resume_tickets(ssm_session_id)), budget)
-        });
+        options.resume = budget
+            .map(|budget| ChannelResume::new(Arc::new(api.resume_tickets(ssm_session_id)), budget));
         options
     }
 
