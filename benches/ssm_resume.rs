@@ -421,15 +421,18 @@ fn bench_drop_to_data(
     let (min, max) = (drops[0], drops[count - 1]);
     let mut afters = forward.resumed.lock().expect("resumes").clone();
     let after = median(&mut afters);
+    // The same on the last resumed socket, to compare with the first.
+    let rtt_after = rt.block_on(forward.median_rtt());
     eprintln!(
         "ssm_resume: {name}: median {:.1} ms over {count} drops in the measured samples \
-         (min {:.1}, max {:.1} ms); RTT through the forward {:.2} ms (median of {RTT_PINGS}); \
-         goal 2 × {} ms + RTT = {:.1} ms: {}; the channel's own loss-to-new-socket median \
-         {:.1} ms; {} redials accepted by the fake in all",
+         (min {:.1}, max {:.1} ms); RTT through the forward {:.2} ms (median of {RTT_PINGS}; \
+         {:.2} ms after the drops); goal 2 × {} ms + RTT = {:.1} ms: {}; the channel's own \
+         loss-to-new-socket median {:.1} ms; {} redials accepted by the fake in all",
         ms(at),
         ms(min),
         ms(max),
         ms(rtt),
+        ms(rtt_after),
         RESUME_LATENCY.as_millis(),
         ms(goal),
         if at <= goal { "met" } else { "NOT met" },
