@@ -32,7 +32,7 @@
 //! Tokio runtime. A one-line summary of each figure goes to stderr
 //! (`ssm_resume: …`). Figures: `benches/README.md`.
 //!
-//! Run: `cargo bench --bench ssm_resume --features aws-ssm` (about three
+//! Run: `cargo bench --bench ssm_resume --features aws-ssm` (about four
 //! minutes).
 
 use std::net::SocketAddr;
