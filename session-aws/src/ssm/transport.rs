@@ -89,7 +89,11 @@ impl DataChannelSocket {
         let connecting = tokio_tungstenite::connect_async_tls_with_config(
             request.stream_url,
             None,
-            false,
+            // TCP_NODELAY, as Go (the plugin, the agent) sets by default:
+            // with Nagle on, a keystroke's frame waited for the ack of the
+            // previous one, 40–90 ms of delayed ack per echo on loopback
+            // (benches/README.md, ssm_resume run 3).
+            true,
             Some(connector),
         );
         let (mut ws, _) = tokio::time::timeout(request.timeout, connecting)

@@ -36,6 +36,8 @@ pub(super) async fn serve(listener: TcpListener, shared: Arc<Shared>) {
 }
 
 async fn accept(stream: TcpStream, shared: Arc<Shared>) {
+    // As the agent's Go stack: TCP_NODELAY on every socket.
+    let _ = stream.set_nodelay(true);
     let mut session_id = None;
     let mut authorization = false;
     #[allow(clippy::result_large_err)] // the signature tungstenite asks for
