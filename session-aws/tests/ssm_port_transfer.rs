@@ -17,7 +17,7 @@ use session_aws::ssm::port::{self, PortOptions};
 use session_testkit::fakes::ssm_agent::{AgentScenario, RandomFaults};
 use ssm_port_common::{
     CHUNK, LIMIT, Progress, closed_within, echo_target, local_listener, open_port, open_port_with,
-    pattern, receive_stream, round_trip, send_stream, world,
+    pattern, receive_stream, round_trip, send_stream, transfer_target, world,
 };
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -294,19 +294,9 @@ async fn a_100_mib_transfer_each_way_survives_drops_duplicates_and_reorders() {
 /// default, a run stalled for minutes behind 7,695 such messages.
 async fn transfer_100_mib(drop_per_mille: u16) {
     const MIB: usize = 100;
-    let target = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let target_addr = target.local_addr().unwrap();
     // The target: sends stream 2 while hashing what it receives.
     let progress = Arc::new(Progress::default());
-    let at_far = Arc::clone(&progress);
-    let far = tokio::spawn(async move {
-        let (conn, _) = target.accept().await.unwrap();
-        let (r, w) = conn.into_split();
-        tokio::join!(
-            send_stream(w, MIB, 2, &at_far.down_sent),
-            receive_stream(r, &at_far.up_got)
-        )
-    });
+    let (target_addr, far) = transfer_target(MIB, Arc::clone(&progress)).await;
     let mut scenario = AgentScenario::port_to(target_addr);
     scenario.faults.random = Some(RandomFaults {
         seed: 0x5eed_1234,

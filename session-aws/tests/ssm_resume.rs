@@ -25,9 +25,9 @@ use session_testkit::fakes::ssm::ResumeFailure;
 use session_testkit::fakes::ssm_agent::{AgentScenario, RandomFaults, SessionStats};
 use ssm_port_common::{
     CHUNK, LIMIT, Progress, TARGET, World, api, local_listener, open_port_resumable,
-    receive_stream, round_trip, send_stream, world,
+    receive_stream, round_trip, send_stream, transfer_target, world,
 };
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpStream;
 use uuid::Uuid;
 
 /// Bytes each way in the transfers.
@@ -106,18 +106,8 @@ where
     F: FnOnce(Arc<World>, String, Arc<Progress>) -> Fut,
     Fut: std::future::Future<Output = ()> + Send + 'static,
 {
-    let target = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let target_addr = target.local_addr().unwrap();
     let progress = Arc::new(Progress::default());
-    let at_far = Arc::clone(&progress);
-    let far = tokio::spawn(async move {
-        let (conn, _) = target.accept().await.unwrap();
-        let (r, w) = conn.into_split();
-        tokio::join!(
-            send_stream(w, MIB, 2, &at_far.down_sent),
-            receive_stream(r, &at_far.up_got)
-        )
-    });
+    let (target_addr, far) = transfer_target(MIB, Arc::clone(&progress)).await;
     let world = Arc::new(world(scenario(target_addr)).await);
     let (channel, id, established) =
         open_port_resumable(&world, target_addr.port(), options, budget()).await;

@@ -80,6 +80,14 @@ pub(crate) async fn open_port_resumable(
         Arc::new(api.resume_tickets(&ticket.session_id)),
         budget,
     ));
+    open_ticket(ticket, options).await
+}
+
+/// Opens the data channel of `ticket` within [`LIMIT`].
+async fn open_ticket(
+    ticket: StreamTicket,
+    options: ChannelOptions,
+) -> (DataChannel, String, Established) {
     let (channel, established) = tokio::time::timeout(
         LIMIT,
         DataChannel::open(
@@ -109,20 +117,7 @@ pub(crate) async fn open_port_with(
     options: ChannelOptions,
 ) -> (DataChannel, String, Established) {
     let ticket = ticket(world, &SsmConfig::port_forward(TARGET, port)).await;
-    let (channel, established) = tokio::time::timeout(
-        LIMIT,
-        DataChannel::open(
-            &ticket,
-            Uuid::new_v4(),
-            options,
-            Arc::new(SystemClock),
-            "session 'port'",
-        ),
-    )
-    .await
-    .expect("opened in time")
-    .expect("opened");
-    (channel, ticket.session_id, established)
+    open_ticket(ticket, options).await
 }
 
 /// A TCP echo server: each connection gets its bytes back, and its write
@@ -274,4 +269,27 @@ pub(crate) async fn receive_stream<R: AsyncReadExt + Unpin>(
         total += n as u64;
         read.store(total, Ordering::Relaxed);
     }
+}
+
+/// The far end of a transfer: a target on loopback that, for its one
+/// connection, sends stream 2 ([`send_stream`], `mib` chunks) while hashing
+/// what it receives; returns its address and what it sent and got.
+pub(crate) async fn transfer_target(
+    mib: usize,
+    progress: Arc<Progress>,
+) -> (
+    SocketAddr,
+    tokio::task::JoinHandle<([u8; 32], (u64, [u8; 32]))>,
+) {
+    let target = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = target.local_addr().unwrap();
+    let far = tokio::spawn(async move {
+        let (conn, _) = target.accept().await.unwrap();
+        let (r, w) = conn.into_split();
+        tokio::join!(
+            send_stream(w, mib, 2, &progress.down_sent),
+            receive_stream(r, &progress.up_got)
+        )
+    });
+    (addr, far)
 }
