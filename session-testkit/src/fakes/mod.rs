@@ -15,12 +15,15 @@
 //! - [`ssm_agent::SsmAgentFake`]: the Session Manager data channel (MGS and
 //!   agent, WebSocket + ClientMessage + smux v1), plugged into
 //!   [`ssm::SsmControlFake`].
+//! - [`boundary`]: a HashiCorp Boundary controller (REST) and worker
+//!   (TLS 1.3 + WebSocket proxy), sharing one session table.
 //! - [`latency_proxy::LatencyProxy`]: a TCP proxy that adds a fixed delay
 //!   each way without limiting bandwidth (a round-trip time in front of a
 //!   loopback fake).
 //! - [`echo::EchoService`]: a hostile service whose 400 answers echo the
 //!   request body (a Redfish login gets its password back), for leak tests.
 
+pub mod boundary;
 pub mod echo;
 pub mod latency_proxy;
 pub mod ssm;

@@ -1,0 +1,1 @@
+//! The fake Boundary controller (to come).

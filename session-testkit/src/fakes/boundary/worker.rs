@@ -1,0 +1,1 @@
+//! The fake Boundary worker (to come).
