@@ -29,10 +29,12 @@ impl std::fmt::Debug for SessionIdentity {
 
 /// Issues a session certificate: self-signed Ed25519, CA, DNS SAN[0] = the
 /// session id, one SAN per worker address (IP SAN for an IP literal, DNS
-/// otherwise), both EKUs, valid from a minute ago to `not_after`.
+/// otherwise), both EKUs, valid from a minute before `now` (the fake's
+/// clock) to `not_after`.
 pub fn issue(
     session_id: &str,
     worker_addresses: &[String],
+    now: OffsetDateTime,
     not_after: OffsetDateTime,
 ) -> SessionIdentity {
     let key = KeyPair::generate_for(&rcgen::PKCS_ED25519).expect("generate an Ed25519 key");
@@ -62,7 +64,7 @@ pub fn issue(
         ExtendedKeyUsagePurpose::ServerAuth,
         ExtendedKeyUsagePurpose::ClientAuth,
     ];
-    params.not_before = OffsetDateTime::now_utc() - Duration::minutes(1);
+    params.not_before = now - Duration::minutes(1);
     params.not_after = not_after;
     let cert = params.self_signed(&key).expect("self-sign the session certificate");
     let certificate_der = cert.der().to_vec();
@@ -98,7 +100,8 @@ mod tests {
         let id = issue(
             "s_1234567890",
             &["127.0.0.1:9202".to_owned()],
-            OffsetDateTime::now_utc() + Duration::hours(8),
+            time::macros::datetime!(2026-12-06 00:00 UTC),
+            time::macros::datetime!(2026-12-06 08:00 UTC),
         );
         let key = KeyPair::try_from(id.private_key_pkcs8.as_slice()).expect("parse PKCS#8");
         assert_eq!(&id.seed_and_public[32..], key.public_key_raw());
