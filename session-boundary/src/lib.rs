@@ -12,6 +12,7 @@
 //! `boundary connect`, implementing [`session_core::SessionAction`] with a
 //! live connection that `stop` closes, are to come.
 
+pub mod api;
 pub mod handshake;
 pub mod token;
 
