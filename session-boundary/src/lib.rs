@@ -14,6 +14,7 @@
 
 pub mod api;
 pub mod handshake;
+pub mod proxy;
 pub mod token;
 
 pub use token::{AuthorizationData, SessionKey, TokenError};

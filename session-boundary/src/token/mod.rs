@@ -273,6 +273,18 @@ impl AuthorizationData {
     }
 }
 
+impl AuthorizationData {
+    /// When the session expires: the token's `expiration`, or for
+    /// controllers before 0.15.0 the certificate's NotAfter (what older
+    /// clients used).
+    pub fn expires_at(&self) -> Option<OffsetDateTime> {
+        self.expiration.or_else(|| {
+            let (_, cert) = x509_parser::parse_x509_certificate(&self.certificate_der).ok()?;
+            Some(cert.validity().not_after.to_datetime())
+        })
+    }
+}
+
 fn bytes_hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
