@@ -13,8 +13,15 @@
 //! live connection that `stop` closes, are to come.
 
 pub mod api;
+mod config;
 pub mod handshake;
+mod login;
+mod provider;
 pub mod proxy;
+pub mod secret_names;
 pub mod token;
 
+pub use config::{BoundaryConfig, BoundaryState};
+pub use login::PasswordPrompt;
+pub use provider::BoundaryProvider;
 pub use token::{AuthorizationData, SessionKey, TokenError};
