@@ -18,9 +18,9 @@ use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, Server
 use rustls::crypto::WebPkiSupportedAlgorithms;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer, ServerName, UnixTime};
 use rustls::{DigitallySignedStruct, SignatureScheme};
-use session_core::{Clock, SystemClock};
+use session_core::{Clock, ManualClock, SystemClock};
 use session_testkit::fakes::boundary::cert;
-use session_testkit::fakes::boundary::cluster::{SessionCredentials, SessionStatus};
+use session_testkit::fakes::boundary::cluster::{ClosedReason, SessionCredentials, SessionStatus};
 use session_testkit::fakes::boundary::worker::proto::{ClientHandshake, HandshakeResult};
 use session_testkit::fakes::boundary::worker::{
     FakeWorker, MemoryCluster, SubprotocolAnswer, WorkerEvent, WorkerFaults, WorkerOptions,
@@ -31,6 +31,9 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::http::HeaderValue;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+
+type RustWs = tokio_tungstenite::WebSocketStream<tokio_rustls::client::TlsStream<TcpStream>>;
 
 const TOFU: &str = "abcdefghijklmnopqrst";
 const OTHER_TOFU: &str = "ABCDEFGHIJKLMNOPQRST";
@@ -178,10 +181,14 @@ async fn first_connection_by_alpn_echoes_100_kb_each_way() {
     );
     assert!(connections[0].endpoint.is_some());
     // The session id came from ALPN: an IP literal sends no SNI.
-    assert!(matches!(
-        fx.worker.events().first(),
-        Some(WorkerEvent::Accepted { .. })
-    ));
+    assert!(
+        fx.worker.events().contains(&WorkerEvent::TlsAccepted {
+            session_id: fx.session.session_id.clone(),
+            sni: None,
+        }),
+        "{:?}",
+        fx.worker.events()
+    );
 }
 
 #[tokio::test]
@@ -430,14 +437,11 @@ impl ServerCertVerifier for SessionServerVerifier {
     }
 }
 
-#[tokio::test]
-async fn go_stand_in_worker_accepts_a_rust_client_and_echoes() {
-    let Some(binary) = peer() else { return };
-    let echo = echo_server().await;
-    let session = session("s_0987654321", -1, echo);
-    let mut worker = GoWorker::start(&binary).await;
-    worker.add_session(&session).await;
-
+/// Our own minimal client (tokio-rustls + tokio-tungstenite, as
+/// boundary.md §4.7 suggests): TLS 1.3 with the session certificate, ALPN
+/// `["http/1.1", session id]`, no SNI, then the upgrade with the
+/// subprotocol, whose echo it checks.
+async fn rust_client(address: &str, session: &SessionCredentials) -> RustWs {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let verifier = SessionServerVerifier {
         certificate: session.certificate_der.clone(),
@@ -454,24 +458,24 @@ async fn go_stand_in_worker_accepts_a_rust_client_and_echoes() {
         )
         .unwrap();
     config.alpn_protocols = vec![b"http/1.1".to_vec(), session.session_id.as_bytes().to_vec()];
-    let tcp = TcpStream::connect(worker.address()).await.unwrap();
+    let tcp = TcpStream::connect(address).await.unwrap();
     let tls = tokio_rustls::TlsConnector::from(Arc::new(config))
         .connect(
             ServerName::IpAddress(IpAddr::from(Ipv4Addr::LOCALHOST).into()),
             tcp,
         )
         .await
-        .expect("TLS 1.3 with the Go worker");
+        .expect("TLS 1.3 with the worker");
     assert_eq!(tls.get_ref().1.alpn_protocol(), Some(&b"http/1.1"[..]));
 
-    let mut request = format!("ws://{}/v1/proxy", worker.address())
+    let mut request = format!("ws://{address}/v1/proxy")
         .into_client_request()
         .unwrap();
     request.headers_mut().insert(
         "Sec-WebSocket-Protocol",
         HeaderValue::from_static("boundary-tcp-proxy-v1"),
     );
-    let (mut ws, response) = tokio_tungstenite::client_async(request, tls)
+    let (ws, response) = tokio_tungstenite::client_async(request, tls)
         .await
         .expect("upgrade");
     assert_eq!(
@@ -481,6 +485,18 @@ async fn go_stand_in_worker_accepts_a_rust_client_and_echoes() {
             .and_then(|v| v.to_str().ok()),
         Some("boundary-tcp-proxy-v1")
     );
+    ws
+}
+
+#[tokio::test]
+async fn go_stand_in_worker_accepts_a_rust_client_and_echoes() {
+    let Some(binary) = peer() else { return };
+    let echo = echo_server().await;
+    let session = session("s_0987654321", -1, echo);
+    let mut worker = GoWorker::start(&binary).await;
+    worker.add_session(&session).await;
+
+    let mut ws = rust_client(&worker.address(), &session).await;
     let hello = ClientHandshake {
         tofu_token: TOFU.to_owned(),
         command: 0,
@@ -556,4 +572,85 @@ async fn go_stand_in_worker_applies_the_tofu_rules() {
     assert_closed(&canceled, "handshake", 1000, "session canceled");
     let want = format!("canceled {}", session.session_id);
     assert!(worker.wait_for_event(WAIT, |e| e == want).await.is_some());
+}
+
+#[tokio::test]
+async fn fake_worker_ends_a_connection_at_the_session_expiration() {
+    let clock = Arc::new(ManualClock::new(
+        time::macros::datetime!(2030-01-01 0:00 UTC),
+    ));
+    let now = clock.now();
+    let expiration = now + time::Duration::minutes(10);
+    let identity = cert::issue("s_5566778899", &[], now, expiration);
+    let session = SessionCredentials {
+        session_id: "s_5566778899".to_owned(),
+        certificate_der: identity.certificate_der,
+        private_key_pkcs8: identity.private_key_pkcs8,
+        status: SessionStatus::Pending,
+        tofu_token: None,
+        expiration,
+        connection_limit: -1,
+        endpoint: format!("tcp://{}", echo_server().await),
+    };
+    let cluster = Arc::new(MemoryCluster::new(clock.clone()));
+    cluster.add_session(session.clone());
+    let options = WorkerOptions {
+        clock: clock.clone(),
+        ..WorkerOptions::default()
+    };
+    let worker = FakeWorker::start(cluster.clone(), options).await;
+    let mut ws = rust_client(&worker.address(), &session).await;
+    let hello = ClientHandshake {
+        tofu_token: TOFU.to_owned(),
+        command: 0,
+    };
+    ws.send(Message::Binary(hello.encode_to_vec().into()))
+        .await
+        .unwrap();
+    let Some(Ok(Message::Binary(bytes))) = ws.next().await else {
+        panic!("no HandshakeResult");
+    };
+    let result = HandshakeResult::decode(bytes).unwrap();
+    assert_eq!(
+        result.expiration.map(|t| t.seconds),
+        Some(expiration.unix_timestamp())
+    );
+    // The splice is asleep until the expiration; move past it.
+    let asleep = async {
+        while clock.sleepers_ahead() == 0 {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    };
+    tokio::time::timeout(WAIT, asleep).await.unwrap();
+    clock.advance(Duration::from_secs(601));
+    let closed = tokio::time::timeout(WAIT, async {
+        loop {
+            match ws.next().await {
+                Some(Ok(Message::Close(frame))) => return frame,
+                Some(Ok(_)) => {}
+                other => panic!("no close frame: {other:?}"),
+            }
+        }
+    })
+    .await
+    .unwrap()
+    .expect("a close frame with a code");
+    assert_eq!(closed.code, CloseCode::Normal);
+    assert_eq!(closed.reason.as_str(), "done");
+    let ended = worker
+        .wait_for_event(WAIT, |e| matches!(e, WorkerEvent::ConnectionEnded { .. }))
+        .await;
+    assert!(ended.is_some());
+    let record = tokio::time::timeout(WAIT, async {
+        loop {
+            let connections = cluster.connections();
+            if let Some(closed) = connections.first().and_then(|c| c.closed_reason) {
+                return closed;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await
+    .unwrap();
+    assert_eq!(record, ClosedReason::TimedOut);
 }

@@ -57,6 +57,7 @@ pub(super) async fn handle(shared: Arc<Shared>, mut tcp: TcpStream, client: Sock
         }
     };
     let hello = start.client_hello();
+    let sni = hello.server_name().map(str::to_owned);
     let session_id = session_from_hello(hello.server_name(), hello.alpn());
     let session = match &session_id {
         Some(id) => shared.cluster.lookup_session(id).await,
@@ -108,6 +109,11 @@ pub(super) async fn handle(shared: Arc<Shared>, mut tcp: TcpStream, client: Sock
             return;
         }
     };
+
+    shared.record(WorkerEvent::TlsAccepted {
+        session_id: id.clone(),
+        sni,
+    });
 
     // The upgrade: path, subprotocol, and HTTP 500 when the session is no
     // longer known (or the knob says so).

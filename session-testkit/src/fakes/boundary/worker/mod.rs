@@ -91,7 +91,8 @@ pub struct WorkerOptions {
     pub clock: Arc<dyn Clock>,
     /// `Some(32768)`: an older worker (nhooyr 1.8.7 `NetConn`), which
     /// closes with 1009 `read limited at 32769 bytes` on a larger incoming
-    /// message. `None`: any size.
+    /// data message. `None`: any size. (nhooyr stops reading at the limit;
+    /// the fake reads the whole message first, then closes the same way.)
     pub read_limit: Option<usize>,
     /// The fault knobs at start.
     pub faults: WorkerFaults,
@@ -130,6 +131,15 @@ pub enum WorkerEvent {
         session_id: Option<String>,
         /// Why.
         reason: String,
+    },
+    /// The TLS 1.3 handshake completed with the session's client
+    /// certificate.
+    TlsAccepted {
+        /// The session.
+        session_id: String,
+        /// The SNI the client sent (`None` for an IP-literal address: the
+        /// session then came from ALPN).
+        sni: Option<String>,
     },
     /// The WebSocket upgrade failed or was refused.
     UpgradeFailed {
