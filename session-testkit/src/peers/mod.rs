@@ -18,7 +18,9 @@
 //! * `SESSION_PEERS_PYTHON`: the interpreter of the peers' Python venv;
 //! * `SESSION_PEERS_NODE_MODULES`: the `node_modules` folder of the npm peers;
 //! * `SESSION_PEERS_SMUX_XTACI`: the xtaci/smux harness, an smux v1 server
-//!   for the fake SSM agent (see [`smux_xtaci`]).
+//!   for the fake SSM agent (see [`smux_xtaci`]);
+//! * `SESSION_PEERS_BOUNDARY_GO`: boundary-go, a Boundary worker and client
+//!   on the real worker's Go stack (see [`boundary_go`]).
 //!
 //! A test that needs a peer asks for it through [`require_peer`]. When the
 //! peer is missing, the test fails in CI (`CI=true` or `CI=1`) and is skipped
@@ -34,6 +36,7 @@
 //! # let _ = python;
 //! ```
 
+pub mod boundary_go;
 mod http;
 pub mod moto;
 pub mod moto_recorder;

@@ -1,1 +1,0 @@
-//! The fake Boundary worker (to come).
