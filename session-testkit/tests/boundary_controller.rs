@@ -740,3 +740,48 @@ fn the_contract_check_can_fail() {
         .is_empty()
     );
 }
+
+#[tokio::test]
+async fn users_see_and_cancel_only_their_own_sessions() {
+    let controller = FakeController::builder()
+        .auth_method("ampw_1234567890", "admin", "password")
+        .auth_method("ampw_1234567890", "other", "secret")
+        .target(FakeTarget::dev(endpoint()))
+        .start()
+        .await;
+    let mut admin = Api::new(controller.url());
+    admin.login().await;
+    let mut other = Api::new(controller.url());
+    let (status, login) = other
+        .post(
+            "/v1/auth-methods/ampw_1234567890:authenticate",
+            json!({"command": "login",
+                   "attributes": {"login_name": "other", "password": "secret"}}),
+        )
+        .await;
+    assert_eq!(status, 200);
+    other.token = Some(login["attributes"]["token"].as_str().unwrap().to_owned());
+    let id = admin.authorize("ttcp_1234567890").await["session_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    other.authorize("ttcp_1234567890").await;
+    assert_eq!(
+        ids(&admin.list("scope_id=p_1234567890").await),
+        [id.as_str()]
+    );
+    assert_eq!(ids(&other.list("scope_id=p_1234567890").await).len(), 1);
+    let (status, error) = other.get(&format!("/v1/sessions/{id}")).await;
+    assert_eq!(
+        (status, error["kind"].as_str()),
+        (403, Some("PermissionDenied"))
+    );
+    let cancel = other
+        .post(&format!("/v1/sessions/{id}:cancel"), json!({"version": 1}))
+        .await;
+    assert_eq!(cancel.0, 403);
+    assert_eq!(
+        controller.session(&id).unwrap().status,
+        SessionStatus::Pending
+    );
+}

@@ -277,8 +277,8 @@ fn route(shared: &Shared, request: &Request, token_value: Option<&str>) -> Answe
         },
         ["sessions"] if method == Method::GET => sessions::list(shared, &caller, request),
         ["sessions", last] => match (method.clone(), split_verb(last)) {
-            (Method::GET, (id, None)) => sessions::read(shared, id),
-            (Method::POST, (id, Some("cancel"))) => sessions::cancel(shared, id, request),
+            (Method::GET, (id, None)) => sessions::read(shared, &caller, id),
+            (Method::POST, (id, Some("cancel"))) => sessions::cancel(shared, &caller, id, request),
             _ => Err(unimplemented()),
         },
         _ => Err(unimplemented()),

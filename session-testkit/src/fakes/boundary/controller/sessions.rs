@@ -9,6 +9,10 @@
 //! `removed_ids` those updated since that are in scope but no longer listed
 //! (terminated without `include_terminated`, or no longer matching the
 //! filter) — the fake's reading of "drop from any cache".
+//!
+//! Grants: every account has Boundary's default user grants on sessions
+//! (`list`, `read:self`, `cancel:self`), so a list shows the caller's own
+//! sessions, and reading or canceling someone else's is 403.
 
 use serde_json::{Map, Value, json};
 
@@ -31,7 +35,8 @@ pub(crate) fn list(shared: &Shared, caller: &AuthToken, request: &Request) -> An
     };
     let mut inner = shared.lock();
     let listed = |s: &Session| {
-        in_scope(&s.target.scope_id)
+        s.user_id == caller.account.user_id
+            && in_scope(&s.target.scope_id)
             && (include_terminated || s.status() != SessionStatus::Terminated)
             && filter
                 .as_ref()
@@ -95,6 +100,7 @@ pub(crate) fn list(shared: &Shared, caller: &AuthToken, request: &Request) -> An
                     .sessions
                     .values()
                     .filter(|s| s.updated_seq > since && s.updated_seq <= until)
+                    .filter(|s| s.user_id == caller.account.user_id)
                     .filter(|s| in_scope(&s.target.scope_id) && !listed(s))
                     .map(|s| s.id.clone())
                     .collect();
@@ -164,19 +170,23 @@ fn not_found(id: &str) -> ApiError {
     ApiError::new(404, "NotFound", &format!("Session \"{id}\" doesn't exist."))
 }
 
+fn forbidden() -> ApiError {
+    ApiError::new(403, "PermissionDenied", "Forbidden.")
+}
+
 /// `GET /v1/sessions/{id}`.
-pub(crate) fn read(shared: &Shared, id: &str) -> Answer {
+pub(crate) fn read(shared: &Shared, caller: &AuthToken, id: &str) -> Answer {
     check_id(id)?;
     let inner = shared.lock();
-    inner
-        .sessions
-        .get(id)
-        .map(json::session)
-        .ok_or_else(|| not_found(id))
+    let session = inner.sessions.get(id).ok_or_else(|| not_found(id))?;
+    if session.user_id != caller.account.user_id {
+        return Err(forbidden());
+    }
+    Ok(json::session(session))
 }
 
 /// `POST /v1/sessions/{id}:cancel` with `{"version": n}`.
-pub(crate) fn cancel(shared: &Shared, id: &str, request: &Request) -> Answer {
+pub(crate) fn cancel(shared: &Shared, caller: &AuthToken, id: &str, request: &Request) -> Answer {
     check_id(id)?;
     let body = request.object()?;
     let version = match body.get("version") {
@@ -196,6 +206,9 @@ pub(crate) fn cancel(shared: &Shared, id: &str, request: &Request) -> Answer {
     let mut inner = shared.lock();
     let seq = inner.next_seq();
     let session = inner.sessions.get_mut(id).ok_or_else(|| not_found(id))?;
+    if session.user_id != caller.account.user_id {
+        return Err(forbidden());
+    }
     if session.was_canceled_or_terminated() {
         return Ok(json::session(session));
     }
