@@ -14,3 +14,5 @@ pub mod cert;
 pub mod cluster;
 pub mod controller;
 pub mod worker;
+
+pub use controller::{FakeController, FakeControllerBuilder, FakeTarget};

@@ -1,1 +1,0 @@
-//! The fake Boundary controller (to come).
