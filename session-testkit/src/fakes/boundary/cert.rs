@@ -39,7 +39,9 @@ pub fn issue(
 ) -> SessionIdentity {
     let key = KeyPair::generate_for(&rcgen::PKCS_ED25519).expect("generate an Ed25519 key");
     let mut params = CertificateParams::default();
-    params.distinguished_name.push(DnType::CommonName, session_id);
+    params
+        .distinguished_name
+        .push(DnType::CommonName, session_id);
     let mut sans = vec![SanType::DnsName(
         session_id.try_into().expect("a session id is a DNS name"),
     )];
@@ -66,7 +68,9 @@ pub fn issue(
     ];
     params.not_before = now - Duration::minutes(1);
     params.not_after = not_after;
-    let cert = params.self_signed(&key).expect("self-sign the session certificate");
+    let cert = params
+        .self_signed(&key)
+        .expect("self-sign the session certificate");
     let certificate_der = cert.der().to_vec();
     let private_key_pkcs8 = key.serialize_der();
     // PKCS#8 of Ed25519 (v1 or v2): the 32-byte seed sits at bytes 16..48.
