@@ -27,7 +27,7 @@ impl std::fmt::Debug for SessionIdentity {
     }
 }
 
-/// Issues a session certificate: self-signed Ed25519, CA, DNS SAN[0] = the
+/// Issues a session certificate: self-signed Ed25519, CA, DNS `SAN[0]` = the
 /// session id, one SAN per worker address (IP SAN for an IP literal, DNS
 /// otherwise), both EKUs, valid from a minute before `now` (the fake's
 /// clock) to `not_after`.
