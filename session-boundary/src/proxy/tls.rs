@@ -139,9 +139,13 @@ pub(crate) fn server_name(worker_address: &str) -> Result<ServerName<'static>> {
 /// Whether a failed handshake failed because the worker's certificate was
 /// not the session's.
 pub(crate) fn is_wrong_certificate(error: &std::io::Error) -> bool {
-    error
+    let Some(rustls::Error::InvalidCertificate(CertificateError::Other(OtherError(inner)))) = error
         .get_ref()
-        .is_some_and(|inner| inner.to_string().contains(NOT_THE_SESSION_CERTIFICATE))
+        .and_then(|e| e.downcast_ref::<rustls::Error>())
+    else {
+        return false;
+    };
+    inner.downcast_ref::<WrongCertificate>().is_some()
 }
 
 #[cfg(test)]
