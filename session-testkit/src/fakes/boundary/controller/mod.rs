@@ -184,6 +184,7 @@ impl FakeControllerBuilder {
                 list_tokens: Default::default(),
                 requests: Vec::new(),
                 faults: Default::default(),
+                stale_cancels: Default::default(),
             }),
             clock: self.clock,
         });
@@ -352,6 +353,18 @@ impl FakeController {
             s.version += 1;
             s.touch(now, seq);
         }
+    }
+
+    /// The next cancel of `id` finds the session's version changed since
+    /// the client read it (another writer in between), so it is stale.
+    /// Calls add up: twice makes the next two cancels stale.
+    pub fn stale_next_cancel(&self, id: &str) {
+        *self
+            .shared
+            .lock()
+            .stale_cancels
+            .entry(id.to_owned())
+            .or_default() += 1;
     }
 
     /// Forces a status change through the state-machine guard. **Panics**

@@ -205,7 +205,17 @@ pub(crate) fn cancel(shared: &Shared, caller: &AuthToken, id: &str, request: &Re
     let now = shared.now();
     let mut inner = shared.lock();
     let seq = inner.next_seq();
+    let changed_meanwhile = match inner.stale_cancels.get_mut(id) {
+        Some(n) if *n > 0 => {
+            *n -= 1;
+            true
+        }
+        _ => false,
+    };
     let session = inner.sessions.get_mut(id).ok_or_else(|| not_found(id))?;
+    if changed_meanwhile {
+        session.version += 1;
+    }
     if session.user_id != caller.account.user_id {
         return Err(forbidden());
     }

@@ -209,6 +209,9 @@ pub(crate) struct Inner {
     pub(crate) list_tokens: HashMap<String, ListCursor>,
     pub(crate) requests: Vec<RequestRecord>,
     pub(crate) faults: VecDeque<Fault>,
+    /// Sessions whose next cancel finds their version changed since the
+    /// client read it (see `FakeController::stale_next_cancel`).
+    pub(crate) stale_cancels: HashMap<String, u32>,
 }
 
 impl Inner {
