@@ -152,6 +152,13 @@ impl BoundaryProvider {
         self.connections.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// The proxy options, on the context's clock.
+    fn proxy_options(&self, ctx: &ActionContext) -> ProxyOptions {
+        let mut options = self.proxy.clone();
+        options.clock = ctx.clock.clone();
+        options
+    }
+
     fn controller(&self, config: &BoundaryConfig) -> Result<ControllerClient> {
         ControllerClient::builder(&config.controller)
             .timeout(self.request_timeout)
@@ -270,6 +277,18 @@ fn termination(session: &crate::api::Session) -> String {
     }
 }
 
+/// `error` naming the session (the core's `in_session`, and "not found"
+/// too: which target or session was not found matters only with the
+/// session that asked).
+fn named(error: Error, label: &str) -> Error {
+    match error {
+        Error::NotFound { what } if !what.starts_with(label) => Error::NotFound {
+            what: format!("{label}: {what}"),
+        },
+        other => other.in_session(label),
+    }
+}
+
 /// The core's reason for a proxy's end.
 fn end_reason(end: &ProxyEnd) -> EndReason {
     match end {
@@ -339,7 +358,7 @@ impl SessionAction for BoundaryProvider {
                     }
                 }
             }
-            held.proxy.close(ProxyEnd::Closed);
+            held.proxy.close_and_wait(ProxyEnd::Closed).await;
             held.watcher.abort();
         }
         if !to_cancel.is_empty() {
@@ -349,7 +368,7 @@ impl SessionAction for BoundaryProvider {
             for id in &to_cancel {
                 self.cancel_rest(&login, id)
                     .await
-                    .map_err(|e| e.in_session(&label))?;
+                    .map_err(|e| named(e, &label))?;
             }
             for id in &to_cancel {
                 let waited = login
@@ -408,7 +427,7 @@ impl SessionAction for BoundaryProvider {
                 async move { c.authorize_session(&target, host.as_deref()).await }
             })
             .await
-            .map_err(|e| e.in_session(&label))?;
+            .map_err(|e| named(e, &label))?;
         let data = match AuthorizationData::decode(authorization.authorization_token.expose()) {
             Ok(data) => data,
             Err(e) => {
@@ -519,11 +538,7 @@ impl SessionAction for BoundaryProvider {
             .listen
             .or_else(|| config.listen_port.map(|_| config.listen(0)));
         let early = match given {
-            Some(address) => Some(
-                bind_listener(address)
-                    .await
-                    .map_err(|e| e.in_session(&label))?,
-            ),
+            Some(address) => Some(bind_listener(address).await.map_err(|e| named(e, &label))?),
             None => None,
         };
         let client = self.controller(&config)?;
@@ -545,7 +560,7 @@ impl SessionAction for BoundaryProvider {
                 async move { c.authorize_session(&target, host.as_deref()).await }
             })
             .await
-            .map_err(|e| e.in_session(&label))?;
+            .map_err(|e| named(e, &label))?;
         let started = async {
             let data = AuthorizationData::decode(authorization.authorization_token.expose())
                 .map_err(|e| {
@@ -562,7 +577,7 @@ impl SessionAction for BoundaryProvider {
                 Some(listener) => listener,
                 None => bind_listener(config.listen(data.default_client_port))
                     .await
-                    .map_err(|e| e.in_session(&label))?,
+                    .map_err(|e| named(e, &label))?,
             };
             let state = BoundaryState {
                 session_id: authorization.session_id.clone(),
@@ -573,7 +588,7 @@ impl SessionAction for BoundaryProvider {
                 expiration: data.expires_at(),
                 draining: Vec::new(),
             };
-            let proxy = Proxy::start(listener, data, self.proxy.clone())?;
+            let proxy = Proxy::start(listener, data, self.proxy_options(ctx))?;
             Ok::<_, Error>((proxy, state))
         }
         .await;

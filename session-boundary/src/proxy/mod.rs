@@ -155,6 +155,8 @@ struct Inner {
     events: broadcast::Sender<ProxyEvent>,
     /// Set once: why the proxy ended.
     end: watch::Sender<Option<ProxyEnd>>,
+    /// True once the listener is closed.
+    listener_closed: watch::Sender<bool>,
     options: ProxyOptions,
 }
 
@@ -200,6 +202,7 @@ impl Proxy {
             current: Mutex::new(route.clone()),
             events,
             end,
+            listener_closed: watch::channel(false).0,
             options,
         });
         route.watch_expiry(Arc::downgrade(&inner));
@@ -253,6 +256,14 @@ impl Proxy {
     /// first reason given stays.
     pub fn close(&self, reason: ProxyEnd) {
         self.inner.finish(reason);
+    }
+
+    /// [`close`](Self::close), then waits until the listener is closed: a
+    /// connection to the local address is refused from then on.
+    pub async fn close_and_wait(&self, reason: ProxyEnd) {
+        self.close(reason);
+        let mut closed = self.inner.listener_closed.subscribe();
+        let _ = closed.wait_for(|closed| *closed).await;
     }
 
     /// Why it ended, once it has.
@@ -339,6 +350,8 @@ async fn accept_loop(inner: Arc<Inner>, listener: TcpListener) {
         }
         tokio::spawn(carry(inner.clone(), route, stream, peer));
     }
+    drop(listener);
+    inner.listener_closed.send_replace(true);
     tracing::debug!("boundary proxy: listener closed");
 }
 
