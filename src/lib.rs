@@ -21,10 +21,10 @@
 //! | `keyring` | [`secret_store::KeyringSecretStore`] | the OS keychain as a secret store |
 //!
 //! No feature is on by default. `session-aws` (the four AWS credential
-//! types, and SSM sessions), `session-redfish` (server and client) and
-//! `session-azure` (provider, `TokenCredential`, Azure CLI sink) are
-//! implemented; `session-boundary` is a placeholder until its issue lands.
-//! See each crate's docs.
+//! types, and SSM sessions), `session-redfish` (server and client),
+//! `session-azure` (provider, `TokenCredential`, Azure CLI sink) and
+//! `session-boundary` (Boundary sessions with a local `connect` proxy) are
+//! implemented. See each crate's docs.
 //!
 //! [`providers`] registers the providers of this build with a
 //! [`SessionManager`], each built on first use of its session type.

@@ -67,6 +67,14 @@ impl DefaultProviders for SessionManagerBuilder {
                 ])
             });
         }
+        #[cfg(feature = "boundary")]
+        {
+            builder = builder.lazy_providers([SessionType::Boundary], || {
+                Ok(vec![
+                    std::sync::Arc::new(session_boundary::BoundaryProvider::new()) as _,
+                ])
+            });
+        }
         builder
     }
 }
@@ -83,9 +91,7 @@ pub fn missing_provider_hint(session_type: &SessionType) -> Option<String> {
         SessionType::AwsSsm => feature("aws-ssm", cfg!(feature = "aws-ssm")),
         SessionType::Azure => feature("azure", cfg!(feature = "azure")),
         SessionType::Redfish => feature("redfish-client", cfg!(feature = "redfish-client")),
-        SessionType::Boundary => {
-            Some("boundary sessions are not implemented yet in session-boundary".to_owned())
-        }
+        SessionType::Boundary => feature("boundary", cfg!(feature = "boundary")),
         _ => None,
     }
 }
@@ -170,9 +176,20 @@ mod tests {
                 .session_type(),
             SessionType::AwsSsm
         );
-        let err = manager.provider(&SessionType::Boundary).unwrap_err();
-        assert_eq!(err.category(), "unsupported");
-        assert!(err.to_string().contains("not implemented yet"), "{err}");
+        #[cfg(feature = "boundary")]
+        assert_eq!(
+            manager
+                .provider(&SessionType::Boundary)
+                .unwrap()
+                .session_type(),
+            SessionType::Boundary
+        );
+        #[cfg(not(feature = "boundary"))]
+        {
+            let err = manager.provider(&SessionType::Boundary).unwrap_err();
+            assert_eq!(err.category(), "unsupported");
+            assert!(err.to_string().contains("`boundary` feature"), "{err}");
+        }
         let err = manager
             .provider(&SessionType::Other("custom".into()))
             .unwrap_err();

@@ -47,6 +47,8 @@
 mod aws;
 #[cfg(feature = "azure")]
 mod azure;
+#[cfg(feature = "boundary")]
+mod boundary;
 mod connect;
 #[cfg(any(feature = "aws", feature = "azure"))]
 mod device_prompt;
@@ -60,7 +62,12 @@ mod shell;
 mod signals;
 #[cfg(feature = "aws-ssm")]
 mod ssm;
-#[cfg(any(feature = "aws", feature = "azure", feature = "redfish"))]
+#[cfg(any(
+    feature = "aws",
+    feature = "azure",
+    feature = "redfish",
+    feature = "boundary"
+))]
 mod use_session;
 
 use std::io::{IsTerminal, Write};
@@ -302,7 +309,12 @@ enum Command {
     Secret(SecretCommand),
 
     /// Add a session (one subcommand per session type).
-    #[cfg(any(feature = "aws", feature = "azure", feature = "redfish"))]
+    #[cfg(any(
+        feature = "aws",
+        feature = "azure",
+        feature = "redfish",
+        feature = "boundary"
+    ))]
     #[command(subcommand)]
     Add(Box<AddCommand>),
 
@@ -327,10 +339,21 @@ enum Command {
     #[cfg(feature = "aws-ssm")]
     #[command(subcommand)]
     Ssm(ssm::SsmCommand),
+
+    /// HashiCorp Boundary: list sessions and targets, cancel a session,
+    /// log out (with the controller and login of a `boundary` session).
+    #[cfg(feature = "boundary")]
+    #[command(subcommand)]
+    Boundary(boundary::BoundaryCommand),
 }
 
 /// The `add` commands of every provider built in.
-#[cfg(any(feature = "aws", feature = "azure", feature = "redfish"))]
+#[cfg(any(
+    feature = "aws",
+    feature = "azure",
+    feature = "redfish",
+    feature = "boundary"
+))]
 #[derive(Debug, Subcommand)]
 enum AddCommand {
     /// The AWS session types.
@@ -363,6 +386,15 @@ enum AddCommand {
     /// SDK's default credential chain.
     #[cfg(feature = "aws-ssm")]
     AwsSsm(ssm::AddSsm),
+
+    /// Add a HashiCorp Boundary session (a target behind a worker), used
+    /// with `sessionctl connect`: a local proxy as `boundary connect`.
+    ///
+    /// The password is read from standard input (asked without echo on a
+    /// terminal), or from the variable named by --password-env; never from
+    /// a flag.
+    #[cfg(feature = "boundary")]
+    Boundary(boundary::AddBoundary),
 }
 
 /// The `secret` commands.
@@ -651,7 +683,12 @@ async fn dispatch(cli: Cli) -> Result<(), Failure> {
             );
         }
         Command::Secret(command) => secret(&global, workspace, command, &mut out).await?,
-        #[cfg(any(feature = "aws", feature = "azure", feature = "redfish"))]
+        #[cfg(any(
+            feature = "aws",
+            feature = "azure",
+            feature = "redfish",
+            feature = "boundary"
+        ))]
         Command::Add(command) => {
             out = match *command {
                 #[cfg(feature = "aws")]
@@ -662,6 +699,8 @@ async fn dispatch(cli: Cli) -> Result<(), Failure> {
                 AddCommand::Azure(args) => azure::add(&global, workspace, args).await?,
                 #[cfg(feature = "aws-ssm")]
                 AddCommand::AwsSsm(args) => ssm::add(workspace, args).await?,
+                #[cfg(feature = "boundary")]
+                AddCommand::Boundary(args) => boundary::add(&global, workspace, args).await?,
             }
         }
         #[cfg(feature = "aws")]
@@ -672,6 +711,8 @@ async fn dispatch(cli: Cli) -> Result<(), Failure> {
         Command::Azure(command) => out = azure::run(&global, workspace, command).await?,
         #[cfg(feature = "aws-ssm")]
         Command::Ssm(command) => out = ssm::run(&global, workspace, command).await?,
+        #[cfg(feature = "boundary")]
+        Command::Boundary(command) => out = boundary::run(&global, workspace, command).await?,
     }
     print(&out)
 }
@@ -844,6 +885,8 @@ fn manager(
     let builder = azure::register(builder);
     #[cfg(feature = "redfish")]
     let builder = redfish::register(builder);
+    #[cfg(feature = "boundary")]
+    let builder = boundary::register(builder);
     #[cfg(feature = "test-tunnel")]
     let builder = builder.lazy_providers([test_tunnel_type()], || {
         let tunnel = session_testkit::doubles::LoopbackTunnel::bind(test_tunnel_type())
@@ -871,6 +914,7 @@ fn missing_provider_hint(session_type: &SessionType) -> Option<String> {
         SessionType::AwsSsm if !cfg!(feature = "aws-ssm") => without("aws-ssm"),
         SessionType::Azure if !cfg!(feature = "azure") => without("azure"),
         SessionType::Redfish if !cfg!(feature = "redfish") => without("redfish"),
+        SessionType::Boundary if !cfg!(feature = "boundary") => without("boundary"),
         // Types no build has yet.
         other => session_sdk::providers::missing_provider_hint(other),
     }
