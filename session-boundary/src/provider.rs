@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use session_core::{
-    ActionContext, Capabilities, EndReason, Error, LiveEnd, LiveHandle, Result, Session,
+    ActionContext, Capabilities, EndReason, Error, LiveEnd, LiveEvent, LiveHandle, Result, Session,
     SessionAction, SessionId, SessionStatus, SessionType, bind_listener,
 };
 use tokio::task::AbortHandle;
@@ -14,13 +14,15 @@ use tokio::task::AbortHandle;
 use crate::api::{ControllerClient, SessionState};
 use crate::config::{BoundaryConfig, BoundaryState};
 use crate::login::{Login, PasswordPrompt};
-use crate::proxy::{Proxy, ProxyEnd, ProxyOptions, SessionRoute};
+use crate::proxy::{Proxy, ProxyEnd, ProxyEvent, ProxyOptions, SessionRoute};
 use crate::token::AuthorizationData;
 
 /// How often a connected session's status is read from the controller.
 const STATUS_POLL: Duration = Duration::from_secs(5);
 /// How long `stop` waits for the controller to show the session canceling.
 const CANCEL_WAIT: Duration = Duration::from_secs(10);
+/// How long before a session's expiration its holder is warned.
+const EXPIRY_WARNING: time::Duration = time::Duration::minutes(5);
 
 /// A proxy this process runs.
 #[derive(Debug)]
@@ -212,8 +214,12 @@ impl BoundaryProvider {
         let session = session.clone();
         let config = config.clone();
         let request_timeout = self.request_timeout;
+        let notices = forward_notices(proxy.events(), Arc::clone(&end));
         tokio::spawn(async move {
+            let _notices = AbortOnDrop(notices);
             let label = session.label();
+            // The session whose coming expiry was announced.
+            let mut warned: Option<String> = None;
             let client = ControllerClient::builder(&config.controller)
                 .timeout(request_timeout)
                 .build();
@@ -221,6 +227,20 @@ impl BoundaryProvider {
                 tokio::select! {
                     reason = proxy.ended() => break reason,
                     () = tokio::time::sleep(poll) => {}
+                }
+                let route = proxy.current();
+                if let Some(expiration) = route.expiration()
+                    && expiration - ctx.clock.now() <= EXPIRY_WARNING
+                    && warned.as_deref() != Some(route.session_id())
+                {
+                    warned = Some(route.session_id().to_owned());
+                    end.report(LiveEvent::Notice {
+                        message: format!(
+                            "session {} expires at {expiration} (in under {} minutes); rotate to carry new connections past it",
+                            route.session_id(),
+                            EXPIRY_WARNING.whole_minutes()
+                        ),
+                    });
                 }
                 let Ok(client) = &client else { continue };
                 let login = Login {
@@ -264,6 +284,56 @@ impl BoundaryProvider {
         })
         .abort_handle()
     }
+}
+
+/// Aborts a task when dropped (the watcher's notice forwarder ends with it).
+struct AbortOnDrop(AbortHandle);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// Tells the connection's holder what the proxy does while it stays up
+/// (`sessionctl connect` prints these): a rotation, a refused local
+/// connection, a session that takes no more, a worker's close reason given
+/// verbatim (boundary#6398).
+fn forward_notices(
+    mut events: tokio::sync::broadcast::Receiver<ProxyEvent>,
+    end: Arc<LiveEnd>,
+) -> AbortHandle {
+    tokio::spawn(async move {
+        loop {
+            let event = match events.recv().await {
+                Ok(event) => event,
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
+                Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+            };
+            let message = match event {
+                ProxyEvent::Replaced {
+                    old_session_id,
+                    new_session_id,
+                } => format!(
+                    "new connections go to session {new_session_id}; {old_session_id} keeps its open connections until they end"
+                ),
+                ProxyEvent::ConnectionFailed { peer, reason, .. } => {
+                    format!("a connection from {peer} was not carried: {reason}")
+                }
+                ProxyEvent::Exhausted { session_id, reason } => {
+                    format!("session {session_id} takes no new connection: {reason}")
+                }
+                ProxyEvent::ConnectionClosed {
+                    peer,
+                    worker_close: Some((code, reason)),
+                    ..
+                } => format!("the worker closed the connection from {peer}: {code} {reason}"),
+                _ => continue,
+            };
+            end.report(LiveEvent::Notice { message });
+        }
+    })
+    .abort_handle()
 }
 
 /// The controller's words for why a session ended.

@@ -325,6 +325,7 @@ async fn rotate_while_a_transfer_runs_loses_nothing() {
     let s = started(-1).await;
     let address = s.handle.addresses()[0];
     let old_id = state(&s.session).session_id;
+    let mut events = s.handle.events();
     // A transfer that runs across the rotate: 2 MB in 16 KB writes, read
     // back concurrently.
     let mut stream = TcpStream::connect(address).await.unwrap();
@@ -364,6 +365,17 @@ async fn rotate_while_a_transfer_runs_loses_nothing() {
         "same address"
     );
     assert_eq!(state(&rotated).draining, vec![old_id.clone()]);
+    let notice = tokio::time::timeout(WAIT, events.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    let session_core::LiveEvent::Notice { message } = &notice else {
+        panic!("{notice:?}")
+    };
+    assert!(
+        message.contains(&format!("new connections go to session {new_id}")),
+        "{message}"
+    );
     // New connections go to the new session.
     assert!(echo(address, b"new").await == b"new");
     assert_eq!(

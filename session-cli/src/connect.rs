@@ -447,7 +447,8 @@ impl Printer {
     }
 
     /// The provider resumes the connection in place (an SSM data
-    /// channel): each try and its outcome.
+    /// channel): each try and its outcome; or it has something to say
+    /// about a connection that stays up (a notice).
     fn connection(&self, event: &LiveEvent) -> Result<(), Failure> {
         if self.json {
             return match event {
@@ -466,6 +467,9 @@ impl Printer {
                     "reconnected",
                     json!({ "attempts": attempts, "afterSeconds": after.as_secs_f64() }),
                 ),
+                LiveEvent::Notice { message } => {
+                    self.event("notice", json!({ "message": message }))
+                }
                 _ => Ok(()),
             };
         }

@@ -260,6 +260,15 @@ fn a_rotation_during_a_transfer_loses_nothing() {
     );
     // A new connection goes through the same address.
     echo_through(address, b"after the rotation");
+    let stderr = connect.stderr();
+    assert!(
+        stderr.contains("expires at"),
+        "warned of the expiry: {stderr}"
+    );
+    assert!(
+        stderr.contains("new connections go to session"),
+        "told of the rotation: {stderr}"
+    );
     drop(stream);
     connect.signal(rustix::process::Signal::INT);
     let status = connect.wait();

@@ -108,6 +108,14 @@ pub enum LiveEvent {
         /// From the loss until it was back.
         after: std::time::Duration,
     },
+    /// Something the user should know while the connection stays up, in
+    /// the provider's words: e.g. a Boundary proxy now routing new
+    /// connections to a new session, a local connection the service
+    /// refused, or an expiry coming.
+    Notice {
+        /// What happened.
+        message: String,
+    },
 }
 
 impl fmt::Display for LiveEvent {
@@ -123,6 +131,7 @@ impl fmt::Display for LiveEvent {
                 "reconnect try {attempt} failed: {error}; next in {:.1} s",
                 retry_in.as_secs_f64()
             ),
+            Self::Notice { message } => f.write_str(message),
             Self::Reconnected { attempts, after } => write!(
                 f,
                 "resumed after {:.1} s ({attempts} {})",
