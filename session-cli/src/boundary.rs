@@ -66,7 +66,8 @@ pub(crate) struct AddBoundary {
     /// The new session's name.
     name: String,
 
-    /// The controller's address, e.g. https://boundary.example.com:9200.
+    /// The controller's address: its https:// (or http://) URL with the
+    /// port, as given to the Boundary CLI's BOUNDARY_ADDR.
     #[arg(long, value_name = "URL")]
     controller: String,
 
