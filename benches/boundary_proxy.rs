@@ -27,7 +27,9 @@
 //!   `select!`, so while it writes one way it reads neither; with an echo
 //!   target and both directions full, the worker, the echo server and the
 //!   socket buffers between them wait on each other for good (a 16 MiB
-//!   concurrent echo through it never finished in 60 s).
+//!   concurrent echo through it did not finish in 60 s). The fake worker
+//!   also sets no `TCP_NODELAY`, which the set-up and throughput figures
+//!   show (`benches/README.md`).
 //! - connection set-up (group `boundary_proxy_setup`), to the echo server
 //!   of the second fake Boundary: from the local `connect` to the first
 //!   byte echoed back (one byte written, one read):
