@@ -198,6 +198,18 @@ async fn first_connection_carries_100_kb_each_way(kind: Kind) {
     proxy.close(ProxyEnd::Closed);
 }
 
+async fn sixty_four_mib_both_ways_at_once(kind: Kind) {
+    let Some(mut stack) = Stack::start(kind, -1, 3600).await else {
+        return;
+    };
+    let proxy = stack.proxy().await;
+    // Written and read at the same time: more than every socket buffer on
+    // the way holds, so a side that stops reading while it writes stalls.
+    let data = payload(64 << 20, 11);
+    assert!(echo(&proxy, &data).await == data, "{kind:?}: the echo differs");
+    proxy.close(ProxyEnd::Closed);
+}
+
 async fn a_40_kb_write_goes_in_messages_an_old_worker_accepts(kind: Kind) {
     let Some(mut stack) = Stack::start(kind, -1, 3600).await else {
         return;
@@ -491,6 +503,7 @@ macro_rules! both_workers {
 
 both_workers!(
     first_connection_carries_100_kb_each_way,
+    sixty_four_mib_both_ways_at_once,
     a_40_kb_write_goes_in_messages_an_old_worker_accepts,
     connection_limit_one_lets_one_in_and_ends_with_the_reason,
     a_session_taken_by_another_client_is_in_use,

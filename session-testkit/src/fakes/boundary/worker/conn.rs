@@ -3,6 +3,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use futures::{SinkExt, StreamExt};
@@ -327,7 +328,10 @@ async fn handshake<S: AsyncRead + AsyncWrite + Unpin>(
         return close_connection(shared, &connection_id, 0, 0, ClosedReason::SystemError).await;
     };
     let tcp = match TcpStream::connect(host_port).await {
-        Ok(tcp) => tcp,
+        Ok(tcp) => {
+            let _ = tcp.set_nodelay(true);
+            tcp
+        }
         Err(_) => {
             shared.record(end(3000, "unable to setup proxying"));
             close(ws, 3000, "unable to setup proxying").await;
@@ -395,69 +399,121 @@ async fn splice<S: AsyncRead + AsyncWrite + Unpin>(
     tcp: TcpStream,
     expiration: time::OffsetDateTime,
 ) -> Spliced {
-    let (mut tcp_read, mut tcp_write) = tcp.into_split();
+    // Both directions at once, as the real worker's two copy loops: a side
+    // that stopped reading while it waited to write would stall against an
+    // endpoint that does the same (an echo server, for one).
+    let (tcp_read, tcp_write) = tcp.into_split();
+    let (sink, stream) = ws.split();
+    let sink = tokio::sync::Mutex::new(sink);
+    let up = AtomicU64::new(0);
+    let down = AtomicU64::new(0);
     let deadline = shared.clock.sleep_until(expiration);
-    tokio::pin!(deadline);
-    let mut buffer = vec![0u8; CHUNK];
-    let mut up = 0u64;
-    let mut down = 0u64;
-    let done = |up, down, code: u16, reason: &str, closed| Spliced {
-        up,
-        down,
-        code,
-        reason: reason.to_owned(),
-        closed,
+    let (code, reason, closed) = tokio::select! {
+        () = deadline => {
+            send_close(&sink, 1000, "done").await;
+            (1000, "done".to_owned(), ClosedReason::TimedOut)
+        }
+        ended = client_to_endpoint(shared, stream, tcp_write, &sink, &up) => ended,
+        ended = endpoint_to_client(shared, tcp_read, &sink, &down) => ended,
     };
+    // The client's close is answered (or ours is on its way); give the
+    // frames a moment to leave before the connection is dropped.
+    let _ = tokio::time::timeout(Duration::from_secs(1), async {
+        sink.lock().await.flush().await
+    })
+    .await;
+    Spliced {
+        up: up.load(Ordering::Relaxed),
+        down: down.load(Ordering::Relaxed),
+        code,
+        reason,
+        closed,
+    }
+}
+
+type WsSink<'a, S> = futures::stream::SplitSink<&'a mut WebSocketStream<S>, Message>;
+type WsStream<'a, S> = futures::stream::SplitStream<&'a mut WebSocketStream<S>>;
+
+async fn send_close<S: AsyncRead + AsyncWrite + Unpin>(
+    sink: &tokio::sync::Mutex<WsSink<'_, S>>,
+    code: u16,
+    reason: &str,
+) {
+    let frame = CloseFrame {
+        code: CloseCode::from(code),
+        reason: reason.to_owned().into(),
+    };
+    let _ = sink.lock().await.send(Message::Close(Some(frame))).await;
+}
+
+/// Client messages to the endpoint, until the client closes, a message
+/// exceeds the read limit, or either side fails.
+async fn client_to_endpoint<S: AsyncRead + AsyncWrite + Unpin>(
+    shared: &Shared,
+    mut stream: WsStream<'_, S>,
+    mut tcp_write: tokio::net::tcp::OwnedWriteHalf,
+    sink: &tokio::sync::Mutex<WsSink<'_, S>>,
+    up: &AtomicU64,
+) -> (u16, String, ClosedReason) {
     loop {
-        tokio::select! {
-            () = &mut deadline => {
-                close(ws, 1000, "done").await;
-                return done(up, down, 1000, "done", ClosedReason::TimedOut);
+        match stream.next().await {
+            Some(Ok(Message::Binary(data))) => {
+                shared.saw_message(data.len());
+                if let Some(limit) = shared.read_limit.filter(|l| data.len() > *l) {
+                    let reason = format!("read limited at {} bytes", limit + 1);
+                    send_close(sink, 1009, &reason).await;
+                    return (1009, reason, ClosedReason::SystemError);
+                }
+                if tcp_write.write_all(&data).await.is_err() {
+                    send_close(sink, 1000, "done").await;
+                    return (1000, "done".to_owned(), ClosedReason::NetworkError);
+                }
+                up.fetch_add(data.len() as u64, Ordering::Relaxed);
             }
-            incoming = ws.next() => match incoming {
-                Some(Ok(Message::Binary(data))) => {
-                    shared.saw_message(data.len());
-                    if let Some(limit) = shared.read_limit.filter(|l| data.len() > *l) {
-                        let reason = format!("read limited at {} bytes", limit + 1);
-                        close(ws, 1009, &reason).await;
-                        return done(up, down, 1009, &reason, ClosedReason::SystemError);
+            Some(Ok(Message::Close(frame))) => {
+                let reason = frame.map(|f| f.reason.to_string()).unwrap_or_default();
+                let _ = tcp_write.shutdown().await;
+                return (0, reason, ClosedReason::ClosedByEndUser);
+            }
+            Some(Ok(_)) => {}
+            Some(Err(_)) | None => return (0, String::new(), ClosedReason::NetworkError),
+        }
+    }
+}
+
+/// Endpoint bytes to the client, until the endpoint ends or the client's
+/// side fails; applies the split/delay fault knobs.
+async fn endpoint_to_client<S: AsyncRead + AsyncWrite + Unpin>(
+    shared: &Shared,
+    mut tcp_read: tokio::net::tcp::OwnedReadHalf,
+    sink: &tokio::sync::Mutex<WsSink<'_, S>>,
+    down: &AtomicU64,
+) -> (u16, String, ClosedReason) {
+    let mut buffer = vec![0u8; CHUNK];
+    loop {
+        match tcp_read.read(&mut buffer).await {
+            Ok(0) | Err(_) => {
+                send_close(sink, 1000, "done").await;
+                return (1000, "done".to_owned(), ClosedReason::ClosedByEndUser);
+            }
+            Ok(n) => {
+                let faults = shared.faults();
+                let piece = faults.split_writes.unwrap_or(n).max(1);
+                for chunk in buffer[..n].chunks(piece) {
+                    if let Some(delay) = faults.write_delay {
+                        tokio::time::sleep(delay).await;
                     }
-                    if tcp_write.write_all(&data).await.is_err() {
-                        close(ws, 1000, "done").await;
-                        return done(up, down, 1000, "done", ClosedReason::NetworkError);
+                    let sent = sink
+                        .lock()
+                        .await
+                        .send(Message::Binary(chunk.to_vec().into()))
+                        .await;
+                    if sent.is_err() {
+                        return (0, String::new(), ClosedReason::NetworkError);
                     }
-                    up += data.len() as u64;
+                    down.fetch_add(chunk.len() as u64, Ordering::Relaxed);
                 }
-                Some(Ok(Message::Close(frame))) => {
-                    let reason = frame.map(|f| f.reason.to_string()).unwrap_or_default();
-                    let _ = tcp_write.shutdown().await;
-                    let _ = tokio::time::timeout(Duration::from_secs(1), ws.flush()).await;
-                    return done(up, down, 0, &reason, ClosedReason::ClosedByEndUser);
-                }
-                Some(Ok(_)) => {}
-                Some(Err(_)) | None => {
-                    return done(up, down, 0, "", ClosedReason::NetworkError);
-                }
-            },
-            read = tcp_read.read(&mut buffer) => match read {
-                Ok(0) | Err(_) => {
-                    close(ws, 1000, "done").await;
-                    return done(up, down, 1000, "done", ClosedReason::ClosedByEndUser);
-                }
-                Ok(n) => {
-                    let faults = shared.faults();
-                    let piece = faults.split_writes.unwrap_or(n).max(1);
-                    for chunk in buffer[..n].chunks(piece) {
-                        if let Some(delay) = faults.write_delay {
-                            tokio::time::sleep(delay).await;
-                        }
-                        if ws.send(Message::Binary(chunk.to_vec().into())).await.is_err() {
-                            return done(up, down, 0, "", ClosedReason::NetworkError);
-                        }
-                        down += chunk.len() as u64;
-                    }
-                }
-            },
+            }
         }
     }
 }

@@ -255,6 +255,9 @@ impl FakeWorker {
         let accepting = shared.clone();
         let task = tokio::spawn(async move {
             while let Ok((stream, client)) = listener.accept().await {
+                // As Go's net package does for every TCP connection (real
+                // workers): small writes go out at once.
+                let _ = stream.set_nodelay(true);
                 tokio::spawn(conn::handle(accepting.clone(), stream, client));
             }
         });
