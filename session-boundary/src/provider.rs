@@ -522,6 +522,15 @@ impl SessionAction for BoundaryProvider {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .push(Arc::clone(&old));
+        // The sessions still carrying connections (the drain task below
+        // forgets each once canceled), so the list does not grow with
+        // every rotation of a long connection.
+        let draining_ids: Vec<String> = draining
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .map(|route| route.session_id().to_owned())
+            .collect();
         // Cancel the old session once its connections are done, or at its
         // expiration (the worker ends them then).
         {
@@ -565,9 +574,6 @@ impl SessionAction for BoundaryProvider {
                     .retain(|r| !Arc::ptr_eq(r, &old));
             });
         }
-        let previous: BoundaryState = session.state.get().unwrap_or_default();
-        let mut draining_ids = previous.draining.clone();
-        draining_ids.push(old_id);
         let state = BoundaryState {
             session_id: authorization.session_id.clone(),
             target_id: authorization.target_id.clone(),

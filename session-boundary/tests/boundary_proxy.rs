@@ -206,7 +206,10 @@ async fn sixty_four_mib_both_ways_at_once(kind: Kind) {
     // Written and read at the same time: more than every socket buffer on
     // the way holds, so a side that stops reading while it writes stalls.
     let data = payload(64 << 20, 11);
-    assert!(echo(&proxy, &data).await == data, "{kind:?}: the echo differs");
+    assert!(
+        echo(&proxy, &data).await == data,
+        "{kind:?}: the echo differs"
+    );
     proxy.close(ProxyEnd::Closed);
 }
 
