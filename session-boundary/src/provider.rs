@@ -11,7 +11,7 @@ use session_core::{
 };
 use tokio::task::AbortHandle;
 
-use crate::api::{ControllerClient, SessionState};
+use crate::api::{ControllerClient, SessionAuthorization, SessionState};
 use crate::config::{BoundaryConfig, BoundaryState};
 use crate::login::{Login, PasswordPrompt};
 use crate::proxy::{Proxy, ProxyEnd, ProxyEvent, ProxyOptions, SessionRoute};
@@ -180,6 +180,41 @@ impl BoundaryProvider {
             config,
             client,
             prompt: self.prompt.as_ref(),
+        }
+    }
+
+    /// Authorizes a session on the settings' target and decodes its
+    /// token; a token that cannot be used cancels the session it came with.
+    async fn authorize(
+        &self,
+        login: &Login<'_>,
+        config: &BoundaryConfig,
+        label: &str,
+    ) -> Result<(SessionAuthorization, AuthorizationData)> {
+        let target = config.target()?;
+        let authorization = login
+            .run(|c| {
+                let target = target.clone();
+                let host = config.host_id.clone();
+                async move { c.authorize_session(&target, host.as_deref()).await }
+            })
+            .await
+            .map_err(|e| named(e, label))?;
+        match AuthorizationData::decode(authorization.authorization_token.expose()) {
+            Ok(data) => Ok((authorization, data)),
+            Err(e) => {
+                if let Err(cancel) = self.cancel_rest(login, &authorization.session_id).await {
+                    tracing::warn!(session = %label, error = %cancel, "could not cancel a session whose token is unusable");
+                }
+                Err(Error::provider(
+                    SessionType::Boundary.to_string(),
+                    label,
+                    format!(
+                        "the authorization token of {} is unusable: {e}",
+                        authorization.session_id
+                    ),
+                ))
+            }
         }
     }
 
@@ -487,31 +522,9 @@ impl SessionAction for BoundaryProvider {
             });
         };
         let config = settings(session)?;
-        let target = config.target()?;
         let client = self.controller(&config)?;
         let login = self.login(ctx, session, &config, &client);
-        let authorization = login
-            .run(|c| {
-                let target = target.clone();
-                let host = config.host_id.clone();
-                async move { c.authorize_session(&target, host.as_deref()).await }
-            })
-            .await
-            .map_err(|e| named(e, &label))?;
-        let data = match AuthorizationData::decode(authorization.authorization_token.expose()) {
-            Ok(data) => data,
-            Err(e) => {
-                let _ = self.cancel_rest(&login, &authorization.session_id).await;
-                return Err(Error::provider(
-                    SessionType::Boundary.to_string(),
-                    label,
-                    format!(
-                        "the authorization token of {} is unusable: {e}",
-                        authorization.session_id
-                    ),
-                ));
-            }
-        };
+        let (authorization, data) = self.authorize(&login, &config, &label).await?;
         let expiration = data.expires_at();
         let connection_limit = data.connection_limit;
         let worker = data.worker_addresses.first().cloned().unwrap_or_default();
@@ -597,7 +610,6 @@ impl SessionAction for BoundaryProvider {
     ) -> Result<(Session, LiveHandle)> {
         let label = session.label();
         let config = settings(session)?;
-        let target = config.target()?;
         // A connection this process still holds is replaced.
         let old = self.connections().remove(&session.session_id);
         if let Some(old) = old {
@@ -629,26 +641,8 @@ impl SessionAction for BoundaryProvider {
                 tracing::warn!(session = %label, old = %id, error = %e, "could not cancel the previous Boundary session");
             }
         }
-        let authorization = login
-            .run(|c| {
-                let target = target.clone();
-                let host = config.host_id.clone();
-                async move { c.authorize_session(&target, host.as_deref()).await }
-            })
-            .await
-            .map_err(|e| named(e, &label))?;
+        let (authorization, data) = self.authorize(&login, &config, &label).await?;
         let started = async {
-            let data = AuthorizationData::decode(authorization.authorization_token.expose())
-                .map_err(|e| {
-                    Error::provider(
-                        SessionType::Boundary.to_string(),
-                        label.clone(),
-                        format!(
-                            "the authorization token of {} is unusable: {e}",
-                            authorization.session_id
-                        ),
-                    )
-                })?;
             let listener = match early {
                 Some(listener) => listener,
                 None => bind_listener(config.listen(data.default_client_port))

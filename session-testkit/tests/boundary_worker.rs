@@ -19,15 +19,15 @@ use rustls::crypto::WebPkiSupportedAlgorithms;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer, ServerName, UnixTime};
 use rustls::{DigitallySignedStruct, SignatureScheme};
 use session_core::{Clock, ManualClock, SystemClock};
-use session_testkit::fakes::boundary::cert;
 use session_testkit::fakes::boundary::cluster::{ClosedReason, SessionCredentials, SessionStatus};
 use session_testkit::fakes::boundary::worker::proto::{ClientHandshake, HandshakeResult};
 use session_testkit::fakes::boundary::worker::{
     FakeWorker, MemoryCluster, SubprotocolAnswer, WorkerEvent, WorkerFaults, WorkerOptions,
 };
+use session_testkit::fakes::boundary::{cert, echo_server};
 use session_testkit::peers::boundary_go::{self, ClientOutcome, ClientRun, GoWorker};
 use session_testkit::peers::require_peer;
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::http::HeaderValue;
@@ -41,21 +41,6 @@ const WAIT: Duration = Duration::from_secs(10);
 
 fn peer() -> Option<PathBuf> {
     require_peer("boundary-go", boundary_go::boundary_go)
-}
-
-/// A loopback echo server playing the session's target.
-async fn echo_server() -> SocketAddr {
-    let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).await.unwrap();
-    let address = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        while let Ok((mut stream, _)) = listener.accept().await {
-            tokio::spawn(async move {
-                let (mut read, mut write) = stream.split();
-                let _ = tokio::io::copy(&mut read, &mut write).await;
-            });
-        }
-    });
-    address
 }
 
 fn session(id: &str, connection_limit: i32, endpoint: SocketAddr) -> SessionCredentials {
