@@ -21,15 +21,9 @@
 //!     websocket to the fake worker, at most 32 KiB per message), the
 //!     worker dialling the bulk server.
 //!
-//!   One direction at a time, not an echo written and read concurrently:
-//!   the fake worker's splice loop (`session-testkit`
-//!   `fakes/boundary/worker/conn.rs`) awaits each write inside its
-//!   `select!`, so while it writes one way it reads neither; with an echo
-//!   target and both directions full, the worker, the echo server and the
-//!   socket buffers between them wait on each other for good (a 16 MiB
-//!   concurrent echo through it did not finish in 60 s). The fake worker
-//!   also sets no `TCP_NODELAY`, which the set-up and throughput figures
-//!   show (`benches/README.md`).
+//!   One direction at a time, so each figure is one direction's rate;
+//!   both directions at once through an echo are a test
+//!   (`session-boundary/tests/boundary_proxy.rs`).
 //! - connection set-up (group `boundary_proxy_setup`), to the echo server
 //!   of the second fake Boundary: from the local `connect` to the first
 //!   byte echoed back (one byte written, one read):
