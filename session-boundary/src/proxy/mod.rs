@@ -181,7 +181,8 @@ impl std::fmt::Debug for Proxy {
 impl Proxy {
     /// Starts carrying the connections of `listener` through the session
     /// `data` authorizes. Nothing is sent to the worker until the first
-    /// local connection arrives.
+    /// local connection arrives. Call it within a Tokio runtime: the proxy
+    /// runs as tasks of that runtime.
     ///
     /// # Errors
     ///

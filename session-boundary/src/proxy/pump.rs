@@ -2,6 +2,7 @@
 //! (`boundary.md` §4.1 step 5, §4.5).
 
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 
 use futures::{SinkExt, StreamExt};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -15,6 +16,10 @@ use super::link::WorkerSocket;
 /// The largest message sent: workers up to 0.13 (nhooyr websocket 1.8.7)
 /// close on a message over 32,768 bytes.
 pub const MAX_MESSAGE: usize = 32 * 1024;
+
+/// How long the worker has to answer our close (after the local client's
+/// end) before the connection is dropped anyway.
+const CLOSE_WAIT: Duration = Duration::from_secs(5);
 
 /// How a proxied connection ended.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -56,11 +61,12 @@ pub(crate) async fn pump(local: TcpStream, socket: WorkerSocket) -> PumpEnd {
                 reason: "".into(),
             })))
             .await;
-        // Wait for the worker's close: `down` ends this.
-        std::future::pending::<()>().await;
+        // The worker answers with its own close, which ends `down`; one
+        // that never does is given up after a while.
+        tokio::time::sleep(CLOSE_WAIT).await;
     };
+    let received = AtomicU64::new(0);
     let down = async {
-        let mut received = 0u64;
         let mut close = None;
         while let Some(message) = stream.next().await {
             match message {
@@ -68,13 +74,13 @@ pub(crate) async fn pump(local: TcpStream, socket: WorkerSocket) -> PumpEnd {
                     if local_write.write_all(&bytes).await.is_err() {
                         break;
                     }
-                    received += bytes.len() as u64;
+                    received.fetch_add(bytes.len() as u64, Ordering::Relaxed);
                 }
                 Ok(Message::Text(text)) => {
                     if local_write.write_all(text.as_bytes()).await.is_err() {
                         break;
                     }
-                    received += text.len() as u64;
+                    received.fetch_add(text.len() as u64, Ordering::Relaxed);
                 }
                 Ok(Message::Close(frame)) => {
                     if let Some(frame) = frame {
@@ -93,18 +99,18 @@ pub(crate) async fn pump(local: TcpStream, socket: WorkerSocket) -> PumpEnd {
             }
         }
         let _ = local_write.shutdown().await;
-        (received, close)
+        close
     };
     // The connection is over when the worker's side is: after our close
     // (local EOF) it answers with its own, and after its close nothing
     // more can be sent, so whatever `up` is waiting for is moot.
-    let (received, close) = tokio::select! {
-        (received, close) = down => (received, close),
-        () = up => unreachable!("up waits for down once the local side ends"),
+    let worker_close = tokio::select! {
+        close = down => close,
+        () = up => Some((1006, format!("the worker did not answer our close within {CLOSE_WAIT:?}"))),
     };
     PumpEnd {
         bytes_up: sent.load(Ordering::Relaxed),
-        bytes_down: received,
-        worker_close: close,
+        bytes_down: received.load(Ordering::Relaxed),
+        worker_close,
     }
 }
