@@ -302,18 +302,19 @@ fn remove_with_a_wrong_passphrase_deletes_nothing() {
 #[test]
 fn start_without_a_provider_fails_naming_the_session_type() {
     let fx = Fixture::new();
-    // Boundary has no provider yet (AWS, Azure and Redfish have one).
-    let stored = fx.insert(vec![session("dev", SessionType::Boundary)]);
+    // A type no provider of sessionctl handles (every built-in type has
+    // one now).
+    let stored = fx.insert(vec![session("dev", SessionType::Other("vault".into()))]);
     let out = fx.run_unlocked(&["start", "dev"]);
     let line = out.one_line_error();
-    assert!(line.contains("boundary"), "{line}");
+    assert!(line.contains("vault"), "{line}");
     assert!(line.contains("does not support"), "{line}");
     let after = fx.stored();
     assert_eq!(after[0].status(), SessionStatus::Inactive);
     assert_eq!(after[0].revision(), stored[0].revision(), "nothing written");
 
     let rotate = fx.run_unlocked(&["rotate", "dev"]);
-    assert!(rotate.one_line_error().contains("boundary"));
+    assert!(rotate.one_line_error().contains("vault"));
 }
 
 #[test]
