@@ -269,9 +269,14 @@ impl BoundaryProvider {
                     && warned.as_deref() != Some(route.session_id())
                 {
                     warned = Some(route.session_id().to_owned());
+                    let at = expiration
+                        .replace_nanosecond(0)
+                        .ok()
+                        .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok())
+                        .unwrap_or_else(|| expiration.to_string());
                     end.report(LiveEvent::Notice {
                         message: format!(
-                            "session {} expires at {expiration} (in under {} minutes); rotate to carry new connections past it",
+                            "session {} expires at {at} (in under {} minutes); rotate to carry new connections past it",
                             route.session_id(),
                             EXPIRY_WARNING.whole_minutes()
                         ),
@@ -286,21 +291,22 @@ impl BoundaryProvider {
                     prompt: None,
                 };
                 let current = proxy.session_id();
-                let read = login
-                    .run(|c| {
-                        let id = current.clone();
-                        async move { c.read_session(&id).await }
-                    })
-                    .await;
+                let reading = login.run(|c| {
+                    let id = current.clone();
+                    async move { c.read_session(&id).await }
+                });
+                // A slow controller does not delay the end's report.
+                let read = tokio::select! {
+                    read = reading => read,
+                    reason = proxy.ended() => break reason,
+                };
                 match read {
-                    Ok(remote) if remote.status.is_ending() => {
-                        // The proxy may have replaced it meanwhile.
-                        if proxy.session_id() == current {
-                            proxy.close(ProxyEnd::Canceled(termination(&remote)));
-                        }
+                    // The proxy may have moved to a new session meanwhile.
+                    Ok(remote) if remote.status.is_ending() && proxy.session_id() == current => {
+                        proxy.close(termination(&remote));
                     }
                     Ok(_) => {}
-                    Err(Error::NotFound { .. }) => {
+                    Err(Error::NotFound { .. }) if proxy.session_id() == current => {
                         proxy.close(ProxyEnd::Canceled(format!(
                             "the controller no longer knows session {current}"
                         )));
@@ -371,14 +377,20 @@ fn forward_notices(
     .abort_handle()
 }
 
-/// The controller's words for why a session ended.
-fn termination(session: &crate::api::Session) -> String {
+/// Why a session the controller shows ending ended, in its words: expiry
+/// and a used-up connection limit are told apart from a cancel (the
+/// Boundary CLI confuses them, boundary#1817).
+fn termination(session: &crate::api::Session) -> ProxyEnd {
     match (&session.status, session.termination_reason.as_str()) {
-        (SessionState::Terminated, "") => format!("session {} terminated", session.id),
-        (SessionState::Terminated, reason) => {
-            format!("session {} terminated: {reason}", session.id)
+        (SessionState::Terminated, "timed out") => ProxyEnd::Expired,
+        (SessionState::Terminated, "connection limit") => ProxyEnd::ConnectionLimit,
+        (SessionState::Terminated, "") => {
+            ProxyEnd::Canceled(format!("session {} terminated", session.id))
         }
-        (_, _) => format!("session {} canceled on the controller", session.id),
+        (SessionState::Terminated, reason) => {
+            ProxyEnd::Canceled(format!("session {} terminated: {reason}", session.id))
+        }
+        (_, _) => ProxyEnd::Canceled(format!("session {} canceled on the controller", session.id)),
     }
 }
 

@@ -486,3 +486,13 @@ async fn no_password_is_a_clear_error_naming_it() {
         "{error}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_session_the_controller_timed_out_ends_as_expired_not_canceled() {
+    let s = started(-1).await;
+    let id = state(&s.session).session_id;
+    s.fake.controller.expire(&id);
+    s.fake.controller.sweep();
+    let reason = tokio::time::timeout(WAIT, s.handle.ended()).await.unwrap();
+    assert_eq!(reason, EndReason::Expired, "{reason}");
+}
