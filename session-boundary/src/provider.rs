@@ -316,6 +316,9 @@ impl BoundaryProvider {
                     }
                 }
             };
+            // The listener is closed before the end is reported: whoever
+            // waits for the end may rely on the port being free.
+            proxy.close_and_wait(reason.clone()).await;
             let mut held = connections.lock().unwrap_or_else(|e| e.into_inner());
             if held.get(&id).is_some_and(|h| Arc::ptr_eq(&h.end, &end)) {
                 held.remove(&id);
