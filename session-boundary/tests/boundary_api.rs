@@ -348,3 +348,44 @@ async fn a_bad_request_names_its_fields() {
     let bad_address = ControllerClient::new("boundary.example:9200").unwrap_err();
     assert!(matches!(bad_address, Error::InvalidInput { .. }));
 }
+
+#[tokio::test]
+async fn a_name_shared_by_two_projects_is_ambiguous_in_their_org() {
+    use session_testkit::fakes::boundary::controller::ORG_ID;
+    let fake = FakeBoundary::start_with(
+        |b, endpoint| {
+            b.target(FakeTarget::tcp(
+                "ttcp_aaaaaaaaaa",
+                "db",
+                "p_aaaaaaaaaa",
+                "prod",
+                endpoint,
+            ))
+            .target(FakeTarget::tcp(
+                "ttcp_bbbbbbbbbb",
+                "db",
+                "p_bbbbbbbbbb",
+                "test",
+                endpoint,
+            ))
+        },
+        WorkerOptions::default(),
+    )
+    .await;
+    let client = logged_in(&fake).await;
+    let error = client
+        .find_target(&TargetRef::name_in_scope_id("db", ORG_ID))
+        .await
+        .unwrap_err();
+    let text = error.to_string();
+    assert!(matches!(error, Error::InvalidInput { .. }), "{error:?}");
+    assert!(
+        text.contains("ttcp_aaaaaaaaaa") && text.contains("ttcp_bbbbbbbbbb"),
+        "{text}"
+    );
+    let in_test = client
+        .find_target(&TargetRef::name_in_scope_named("db", "test"))
+        .await
+        .unwrap();
+    assert_eq!(in_test.id, "ttcp_bbbbbbbbbb");
+}

@@ -307,6 +307,56 @@ impl ControllerClient {
         .await
     }
 
+    /// The target `target` names: read by id, or found by name among the
+    /// targets of its scope (the API reads targets by id only; a name is
+    /// unique within its project).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::NotFound`] when nothing matches, [`Error::InvalidInput`]
+    /// naming the matches when a name in an org or global scope is not
+    /// unique, or any error of the calls.
+    pub async fn find_target(&self, target: &TargetRef) -> Result<Target> {
+        target.validate()?;
+        let (name, scope) = match target {
+            TargetRef::Id(id) => return self.read_target(id).await,
+            TargetRef::Name { name, scope } => (name, scope),
+        };
+        let candidates = match scope {
+            ScopeRef::Id(id) => self.list_targets(id, !id.starts_with("p_")).await?,
+            ScopeRef::Name(_) => self.list_targets("global", true).await?,
+        };
+        let mut matches: Vec<Target> = candidates
+            .into_iter()
+            .filter(|t| t.name == *name)
+            .filter(|t| match scope {
+                ScopeRef::Id(_) => true,
+                ScopeRef::Name(scope_name) => t.scope.name == *scope_name,
+            })
+            .collect();
+        match matches.len() {
+            0 => Err(Error::not_found(format!(
+                "{}: target {target}",
+                self.address
+            ))),
+            1 => Ok(matches.remove(0)),
+            _ => {
+                let found: Vec<String> = matches
+                    .iter()
+                    .map(|t| format!("{} in {}", t.id, t.scope_id))
+                    .collect();
+                Err(Error::invalid_input(
+                    "target",
+                    format!(
+                        "{} targets are named {name:?} ({}); give the project or the id",
+                        matches.len(),
+                        found.join(", ")
+                    ),
+                ))
+            }
+        }
+    }
+
     /// Authorizes a session on `target` (`:authorize-session`), optionally
     /// on one host of its host sets. The session is then pending until a
     /// worker activates it.
