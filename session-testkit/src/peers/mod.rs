@@ -41,6 +41,7 @@ mod http;
 pub mod moto;
 pub mod moto_recorder;
 pub mod oidc;
+pub mod postgres;
 mod process;
 pub mod sushy;
 
