@@ -4,6 +4,7 @@
 mod fs;
 mod lock;
 mod memory;
+pub mod rules;
 mod set;
 
 pub use fs::{FsWorkspace, FsWorkspaceBuilder, Migration, WORKSPACE_SCHEMA_VERSION, default_path};

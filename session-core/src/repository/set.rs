@@ -4,6 +4,7 @@
 
 use std::collections::HashMap;
 
+use super::rules;
 use crate::{Error, Result, Session, SessionId};
 
 /// Sessions in insertion order, indexed by id.
@@ -46,9 +47,7 @@ impl SessionSet {
     pub(crate) fn insert(&mut self, mut session: Session) -> Result<Session> {
         session.validate()?;
         if let Some(existing) = self.position(session.session_id) {
-            return Err(Error::AlreadyExists {
-                what: self.sessions[existing].label(),
-            });
+            return Err(rules::already_exists(&self.sessions[existing]));
         }
         self.check_parent(&session)?;
         session.set_revision(1);
@@ -57,40 +56,17 @@ impl SessionSet {
         Ok(session)
     }
 
-    pub(crate) fn update(&mut self, mut session: Session) -> Result<Session> {
+    pub(crate) fn update(&mut self, session: Session) -> Result<Session> {
         session.validate()?;
         let i = self
             .position(session.session_id)
             .ok_or_else(|| Error::not_found(session.label()))?;
         let stored = &self.sessions[i];
-        if stored.revision() != session.revision() {
-            return Err(Error::Conflict {
-                what: stored.label(),
-                expected: session.revision(),
-                found: stored.revision(),
-            });
-        }
-        if stored.session_type != session.session_type {
-            return Err(Error::invalid_input(
-                "sessionType",
-                format!(
-                    "{} is {}; the type of a session cannot change",
-                    stored.label(),
-                    stored.session_type
-                ),
-            ));
-        }
-        if !stored.status().can_become(session.status()) {
-            return Err(Error::InvalidTransition {
-                session: stored.label(),
-                from: stored.status(),
-                to: session.status(),
-            });
-        }
+        rules::check_update(stored, &session)?;
         if session.parent_session_id != stored.parent_session_id {
             self.check_parent(&session)?;
         }
-        session.set_revision(stored.revision() + 1);
+        let session = rules::at_revision(session, stored.revision() + 1);
         self.sessions[i] = session.clone();
         Ok(session)
     }
@@ -100,29 +76,11 @@ impl SessionSet {
             .position(id)
             .ok_or_else(|| Error::not_found(format!("session {id}")))?;
         let stored = &self.sessions[i];
-        if let Some(expected) = expected
-            && expected != stored.revision()
-        {
-            return Err(Error::Conflict {
-                what: stored.label(),
-                expected,
-                found: stored.revision(),
-            });
-        }
-        if let Some(child) = self
+        let child = self
             .sessions
             .iter()
-            .find(|s| s.parent_session_id == Some(id))
-        {
-            return Err(Error::invalid_input(
-                "session",
-                format!(
-                    "{} is the parent of {}; remove or re-parent that first",
-                    stored.label(),
-                    child.label()
-                ),
-            ));
-        }
+            .find(|s| s.parent_session_id == Some(id));
+        rules::check_delete(stored, expected, child)?;
         let removed = self.sessions.remove(i);
         self.index.remove(&id);
         for slot in self.index.values_mut() {
@@ -135,33 +93,8 @@ impl SessionSet {
 
     /// The parent must exist and following parents must not loop back.
     fn check_parent(&self, session: &Session) -> Result<()> {
-        let mut next = session.parent_session_id;
-        let mut hops = 0;
-        while let Some(parent) = next {
-            if parent == session.session_id {
-                return Err(Error::invalid_input(
-                    "parentSessionId",
-                    format!("{} would be its own ancestor", session.label()),
-                ));
-            }
-            let Some(i) = self.position(parent) else {
-                return Err(Error::invalid_input(
-                    "parentSessionId",
-                    format!(
-                        "{}: parent session {parent} does not exist",
-                        session.label()
-                    ),
-                ));
-            };
-            next = self.sessions[i].parent_session_id;
-            hops += 1;
-            if hops > self.sessions.len() {
-                return Err(Error::invalid_input(
-                    "parentSessionId",
-                    format!("{}: the parent chain loops", session.label()),
-                ));
-            }
-        }
-        Ok(())
+        rules::check_parent(session, self.sessions.len(), |id| {
+            self.position(id).map(|i| self.sessions[i].parent_session_id)
+        })
     }
 }
