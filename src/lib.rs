@@ -18,6 +18,7 @@
 //! | `redfish-server` | `redfish::server` | `session-redfish`'s embeddable SessionService server |
 //! | `redfish` | `redfish` | both of the above |
 //! | `boundary` | `boundary` | `session-boundary` |
+//! | `postgres` | `postgres` | `session-postgres`: a workspace shared on PostgreSQL |
 //! | `keyring` | [`secret_store::KeyringSecretStore`] | the OS keychain as a secret store |
 //!
 //! No feature is on by default. `session-aws` (the four AWS credential
@@ -72,6 +73,9 @@ pub use session_azure as azure;
 /// Boundary sessions (`session-boundary`).
 #[cfg(feature = "boundary")]
 pub use session_boundary as boundary;
+/// A shared workspace on PostgreSQL (`session-postgres`).
+#[cfg(feature = "postgres")]
+pub use session_postgres as postgres;
 /// Redfish sessions (`session-redfish`).
 #[cfg(any(feature = "redfish-client", feature = "redfish-server"))]
 pub use session_redfish as redfish;

@@ -1,0 +1,469 @@
+//! A shared session workspace on PostgreSQL for `session-sdk`: several
+//! processes on several machines use one set of sessions at once.
+//!
+//! [`PgWorkspace`] implements [`WorkspaceRepository`]:
+//!
+//! - sessions are rows (`id`, insertion `position`, `parent`, `revision`,
+//!   the session as `jsonb`); the revision is the optimistic-concurrency
+//!   check of every update and delete (`… WHERE id = $1 AND revision = $2`),
+//!   so no transaction is held across a round trip;
+//! - the rules are the core's ([`session_core::repository::rules`]), so
+//!   errors read as with the file workspace; the parent link is also a
+//!   foreign key, so a parent cannot vanish under a concurrent insert;
+//! - [`lock_session`](WorkspaceRepository::lock_session) is a PostgreSQL
+//!   advisory lock held on a connection of its own, which the server
+//!   releases when the holder's connection dies (a crashed process never
+//!   blocks the others);
+//! - the schema is versioned (`session_sdk_schema`) and migrated at
+//!   connect, under an advisory lock, by the first process that needs it.
+//!
+//! Secrets never go into the database: keep them in a secret store of
+//! their own (see the crate README).
+//!
+//! Not yet: leases for the rotation of shared sessions across managers,
+//! events across machines (LISTEN/NOTIFY), TLS to the server.
+
+mod schema;
+
+use std::fmt;
+use std::path::PathBuf;
+use std::str::FromStr;
+use std::sync::Arc;
+
+use serde_json::Value;
+use session_core::repository::rules;
+use session_core::{Error, Result, Secret, Session, SessionId, SessionLock, WorkspaceRepository};
+use tokio_postgres::error::SqlState;
+use tokio_postgres::{Client, Config, NoTls};
+use uuid::Uuid;
+
+/// The advisory-lock namespace of session locks (mixed into each key).
+const SESSION_LOCK_SPACE: u64 = 0x5e55_1011_0000_0001;
+/// The advisory-lock namespace of live-connection marks.
+const LIVE_SPACE: u64 = 0x5e55_1011_0000_0002;
+
+/// A [`WorkspaceRepository`] in a PostgreSQL database; see the
+/// [crate docs](crate).
+#[derive(Clone)]
+pub struct PgWorkspace {
+    client: Arc<Client>,
+    config: Config,
+    /// `postgres://user@host:port/db`, never the password.
+    label: String,
+}
+
+impl fmt::Debug for PgWorkspace {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PgWorkspace")
+            .field("database", &self.label)
+            .finish_non_exhaustive()
+    }
+}
+
+impl PgWorkspace {
+    /// Connects to the database at `url` (`postgres://user@host:port/db`;
+    /// key-value strings work too) with `password` (kept out of the URL,
+    /// e.g. from the environment), and brings its schema up to date.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidInput`] naming `database URL` for a malformed URL,
+    /// [`Error::Unavailable`] when the server cannot be reached or refuses
+    /// the login, [`Error::Storage`] when the schema cannot be migrated
+    /// (e.g. it is newer than this build).
+    pub async fn connect(url: &str, password: Option<&Secret>) -> Result<Self> {
+        let mut config = Config::from_str(url).map_err(|e| {
+            Error::invalid_input("database URL", format!("{}: {e}", redacted_url(url)))
+        })?;
+        if let Some(password) = password {
+            config.password(password.expose());
+        }
+        let label = label_of(&config);
+        let mut client = connect(&config, &label).await?;
+        schema::migrate(&mut client, &label).await?;
+        Ok(Self {
+            client: Arc::new(client),
+            config,
+            label,
+        })
+    }
+
+    /// Creates the database `name` on the same server (a test helper: each
+    /// test gets an empty workspace).
+    ///
+    /// # Errors
+    ///
+    /// The server's refusal.
+    #[doc(hidden)]
+    pub async fn create_database_for_tests(&self, name: &str) -> Result<()> {
+        let quoted = format!("\"{}\"", name.replace('"', "\"\""));
+        self.client
+            .batch_execute(&format!("CREATE DATABASE {quoted}"))
+            .await
+            .map_err(|e| self.error("create a database", &e))
+    }
+
+    /// The database, as `postgres://user@host:port/db` (no password).
+    pub fn label(&self) -> &str {
+        &self.label
+    }
+
+    fn error(&self, what: &str, e: &tokio_postgres::Error) -> Error {
+        db_error(&self.label, what, e)
+    }
+
+    async fn stored(&self, id: SessionId) -> Result<Option<Session>> {
+        let row = self
+            .client
+            .query_opt("SELECT doc FROM sessions WHERE id = $1", &[&uuid(id)])
+            .await
+            .map_err(|e| self.error("read a session", &e))?;
+        row.map(|row| self.session_of(row.get(0))).transpose()
+    }
+
+    fn session_of(&self, doc: Value) -> Result<Session> {
+        serde_json::from_value(doc).map_err(|e| {
+            Error::storage(
+                PathBuf::from(&self.label),
+                format!("a stored session is not valid: {e}"),
+                None,
+            )
+        })
+    }
+
+    fn doc_of(&self, session: &Session) -> Result<Value> {
+        serde_json::to_value(session).map_err(|e| {
+            Error::storage(
+                PathBuf::from(&self.label),
+                format!("cannot encode {}: {e}", session.label()),
+                None,
+            )
+        })
+    }
+
+    /// The parent chain of `session` checked against the stored parents.
+    async fn check_parent(&self, session: &Session) -> Result<()> {
+        let Some(first) = session.parent_session_id else {
+            return Ok(());
+        };
+        // The ancestors of the first parent, in one round trip.
+        let rows = self
+            .client
+            .query(
+                "WITH RECURSIVE chain(id, parent, depth) AS (
+                     SELECT id, parent, 1 FROM sessions WHERE id = $1
+                     UNION ALL
+                     SELECT s.id, s.parent, c.depth + 1 FROM sessions s
+                       JOIN chain c ON s.id = c.parent WHERE c.depth < 10000
+                 ) SELECT id, parent FROM chain",
+                &[&uuid(first)],
+            )
+            .await
+            .map_err(|e| self.error("read the parent chain", &e))?;
+        let parents: std::collections::HashMap<SessionId, Option<SessionId>> = rows
+            .iter()
+            .map(|row| {
+                let id: Uuid = row.get(0);
+                let parent: Option<Uuid> = row.get(1);
+                (SessionId::from_uuid(id), parent.map(SessionId::from_uuid))
+            })
+            .collect();
+        rules::check_parent(session, parents.len(), |id| parents.get(&id).copied())
+    }
+
+    /// A connection of its own holding the advisory lock `key` until
+    /// dropped; `wait` false only tries.
+    async fn advisory(&self, key: i64, wait: bool) -> Result<Option<SessionLock>> {
+        let client = connect(&self.config, &self.label).await?;
+        let locked = if wait {
+            client
+                .execute("SELECT pg_advisory_lock($1)", &[&key])
+                .await
+                .map(|_| true)
+        } else {
+            client
+                .query_one("SELECT pg_try_advisory_lock($1)", &[&key])
+                .await
+                .map(|row| row.get::<_, bool>(0))
+        }
+        .map_err(|e| self.error("take an advisory lock", &e))?;
+        // The lock lives as long as this connection: dropping the client
+        // closes it, and the server releases the lock.
+        Ok(locked.then(|| SessionLock::new(client)))
+    }
+}
+
+#[async_trait::async_trait]
+impl WorkspaceRepository for PgWorkspace {
+    async fn list(&self) -> Result<Vec<Session>> {
+        self.client
+            .query("SELECT doc FROM sessions ORDER BY position", &[])
+            .await
+            .map_err(|e| self.error("list sessions", &e))?
+            .into_iter()
+            .map(|row| self.session_of(row.get(0)))
+            .collect()
+    }
+
+    async fn get(&self, id: SessionId) -> Result<Session> {
+        self.stored(id)
+            .await?
+            .ok_or_else(|| Error::not_found(format!("session {id}")))
+    }
+
+    async fn insert(&self, session: Session) -> Result<Session> {
+        session.validate()?;
+        if let Some(existing) = self.stored(session.session_id).await? {
+            return Err(rules::already_exists(&existing));
+        }
+        self.check_parent(&session).await?;
+        let session = rules::at_revision(session, 1);
+        let inserted = self
+            .client
+            .execute(
+                "INSERT INTO sessions (id, parent, revision, doc) VALUES ($1, $2, 1, $3)
+                 ON CONFLICT (id) DO NOTHING",
+                &[
+                    &uuid(session.session_id),
+                    &session.parent_session_id.map(uuid),
+                    &self.doc_of(&session)?,
+                ],
+            )
+            .await;
+        match inserted {
+            Ok(1) => Ok(session),
+            // Inserted by someone else meanwhile.
+            Ok(_) => match self.stored(session.session_id).await? {
+                Some(existing) => Err(rules::already_exists(&existing)),
+                None => Err(Error::Conflict {
+                    what: session.label(),
+                    expected: 0,
+                    found: 1,
+                }),
+            },
+            Err(e) if e.code() == Some(&SqlState::FOREIGN_KEY_VIOLATION) => {
+                // The parent was deleted meanwhile: the rule says why.
+                self.check_parent(&session).await?;
+                Err(self.error("insert a session", &e))
+            }
+            Err(e) => Err(self.error("insert a session", &e)),
+        }
+    }
+
+    async fn update(&self, session: Session) -> Result<Session> {
+        session.validate()?;
+        let stored = self
+            .stored(session.session_id)
+            .await?
+            .ok_or_else(|| Error::not_found(session.label()))?;
+        rules::check_update(&stored, &session)?;
+        if session.parent_session_id != stored.parent_session_id {
+            self.check_parent(&session).await?;
+        }
+        let next = rules::at_revision(session, stored.revision() + 1);
+        let revision = i64::try_from(stored.revision()).unwrap_or(i64::MAX);
+        let updated = self
+            .client
+            .execute(
+                "UPDATE sessions SET parent = $2, revision = revision + 1, doc = $3
+                 WHERE id = $1 AND revision = $4",
+                &[
+                    &uuid(next.session_id),
+                    &next.parent_session_id.map(uuid),
+                    &self.doc_of(&next)?,
+                    &revision,
+                ],
+            )
+            .await
+            .map_err(|e| self.error("update a session", &e))?;
+        if updated == 1 {
+            return Ok(next);
+        }
+        // Someone wrote (or deleted) it between our read and our write.
+        match self.stored(next.session_id).await? {
+            Some(now) => Err(Error::Conflict {
+                what: now.label(),
+                expected: stored.revision(),
+                found: now.revision(),
+            }),
+            None => Err(Error::not_found(next.label())),
+        }
+    }
+
+    async fn delete(&self, id: SessionId, expected_revision: Option<u64>) -> Result<Session> {
+        let stored = self
+            .stored(id)
+            .await?
+            .ok_or_else(|| Error::not_found(format!("session {id}")))?;
+        let child = self
+            .client
+            .query_opt(
+                "SELECT doc FROM sessions WHERE parent = $1 LIMIT 1",
+                &[&uuid(id)],
+            )
+            .await
+            .map_err(|e| self.error("read a child session", &e))?
+            .map(|row| self.session_of(row.get(0)))
+            .transpose()?;
+        rules::check_delete(&stored, expected_revision, child.as_ref())?;
+        let revision = i64::try_from(stored.revision()).unwrap_or(i64::MAX);
+        let deleted = self
+            .client
+            .execute(
+                "DELETE FROM sessions WHERE id = $1 AND revision = $2",
+                &[&uuid(id), &revision],
+            )
+            .await;
+        match deleted {
+            Ok(1) => Ok(stored),
+            Ok(_) => match self.stored(id).await? {
+                Some(now) => Err(Error::Conflict {
+                    what: now.label(),
+                    expected: stored.revision(),
+                    found: now.revision(),
+                }),
+                None => Err(Error::not_found(format!("session {id}"))),
+            },
+            Err(e) if e.code() == Some(&SqlState::FOREIGN_KEY_VIOLATION) => {
+                Err(Error::invalid_input(
+                    "session",
+                    format!(
+                        "{} became the parent of another session meanwhile",
+                        stored.label()
+                    ),
+                ))
+            }
+            Err(e) => Err(self.error("delete a session", &e)),
+        }
+    }
+
+    async fn lock_session(&self, id: SessionId) -> Result<SessionLock> {
+        self.advisory(lock_key(SESSION_LOCK_SPACE, id), true)
+            .await?
+            .ok_or_else(|| {
+                Error::storage(
+                    PathBuf::from(&self.label),
+                    "the session lock was not granted",
+                    None,
+                )
+            })
+    }
+
+    async fn hold_live(&self, id: SessionId) -> Result<Option<SessionLock>> {
+        match self.advisory(lock_key(LIVE_SPACE, id), false).await? {
+            Some(mark) => Ok(Some(mark)),
+            None => Err(Error::invalid_input(
+                "session",
+                format!(
+                    "session {id} is connected in another process; use it there, or stop it first"
+                ),
+            )),
+        }
+    }
+
+    async fn is_held_elsewhere(&self, id: SessionId) -> Result<bool> {
+        let key = lock_key(LIVE_SPACE, id);
+        let row = self
+            .client
+            .query_one(
+                "SELECT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory'
+                   AND granted AND database = (SELECT oid FROM pg_database WHERE datname = current_database())
+                   AND ((classid::bigint << 32) | objid::bigint) = $1)",
+                &[&key],
+            )
+            .await
+            .map_err(|e| self.error("read the live marks", &e))?;
+        Ok(row.get(0))
+    }
+}
+
+/// A connection, its driver task spawned.
+async fn connect(config: &Config, label: &str) -> Result<Client> {
+    let (client, connection) = config
+        .connect(NoTls)
+        .await
+        .map_err(|e| Error::Unavailable {
+            target: label.to_owned(),
+            message: format!(
+                "cannot connect to the workspace database: {}",
+                db_message(&e)
+            ),
+            source: None,
+        })?;
+    tokio::spawn(async move {
+        if let Err(e) = connection.await {
+            tracing::debug!(error = %e, "workspace database connection ended");
+        }
+    });
+    Ok(client)
+}
+
+fn db_error(label: &str, what: &str, e: &tokio_postgres::Error) -> Error {
+    if e.is_closed() || e.as_db_error().is_none() {
+        return Error::Unavailable {
+            target: label.to_owned(),
+            message: format!("{what}: {}", db_message(e)),
+            source: None,
+        };
+    }
+    Error::storage(
+        PathBuf::from(label),
+        format!("{what}: {}", db_message(e)),
+        None,
+    )
+}
+
+/// The server's message (which never contains the password), else the
+/// client's.
+fn db_message(e: &tokio_postgres::Error) -> String {
+    match e.as_db_error() {
+        Some(db) => format!("{} ({})", db.message(), db.code().code()),
+        None => e.to_string(),
+    }
+}
+
+fn uuid(id: SessionId) -> Uuid {
+    *id.as_uuid()
+}
+
+/// A 64-bit advisory-lock key for `id` in `space`.
+fn lock_key(space: u64, id: SessionId) -> i64 {
+    let bytes = id.as_uuid().into_bytes();
+    let (high, low) = bytes.split_at(8);
+    let high = u64::from_be_bytes(high.try_into().expect("8 bytes"));
+    let low = u64::from_be_bytes(low.try_into().expect("8 bytes"));
+    i64::from_ne_bytes((high ^ low.rotate_left(17) ^ space).to_ne_bytes())
+}
+
+/// `postgres://user@host:port/db` of a configuration.
+fn label_of(config: &Config) -> String {
+    let host = config
+        .get_hosts()
+        .first()
+        .map(|h| match h {
+            tokio_postgres::config::Host::Tcp(name) => name.clone(),
+            #[cfg(unix)]
+            tokio_postgres::config::Host::Unix(path) => path.display().to_string(),
+        })
+        .unwrap_or_else(|| "localhost".into());
+    let port = config.get_ports().first().copied().unwrap_or(5432);
+    format!(
+        "postgres://{}@{host}:{port}/{}",
+        config.get_user().unwrap_or(""),
+        config.get_dbname().unwrap_or("")
+    )
+}
+
+/// `url` with any password replaced, for an error message.
+fn redacted_url(url: &str) -> String {
+    match (url.find("://"), url.find('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            let userinfo = &url[scheme + 3..at];
+            match userinfo.split_once(':') {
+                Some((user, _)) => format!("{}{user}:***{}", &url[..scheme + 3], &url[at..]),
+                None => url.to_owned(),
+            }
+        }
+        _ => url.to_owned(),
+    }
+}
