@@ -111,3 +111,45 @@ async fn a_wrong_password_or_url_is_a_clear_error_without_the_password() {
     );
     assert!(!text.contains("secret-in-url"), "{text}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_live_mark_is_seen_by_other_processes_and_gone_with_its_holder() {
+    let Some(server) = server() else { return };
+    let url = database(&server, "live").await;
+    let password = Secret::new(server.password());
+    let a = PgWorkspace::connect(&url, Some(&password)).await.unwrap();
+    let b = PgWorkspace::connect(&url, Some(&password)).await.unwrap();
+    let session = a
+        .insert(Session::new("tunnel", SessionType::Boundary).unwrap())
+        .await
+        .unwrap();
+    let other = a
+        .insert(Session::new("other", SessionType::Boundary).unwrap())
+        .await
+        .unwrap();
+    assert!(!b.is_held_elsewhere(session.session_id).await.unwrap());
+    let mark = a
+        .hold_live(session.session_id)
+        .await
+        .unwrap()
+        .expect("a mark");
+    assert!(b.is_held_elsewhere(session.session_id).await.unwrap());
+    assert!(
+        !b.is_held_elsewhere(other.session_id).await.unwrap(),
+        "only that session"
+    );
+    let refused = b.hold_live(session.session_id).await.unwrap_err();
+    assert!(
+        refused.to_string().contains("connected in another process"),
+        "{refused}"
+    );
+    drop(mark);
+    let released = async {
+        while b.is_held_elsewhere(session.session_id).await.unwrap() {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(10), released)
+        .await
+        .expect("the mark goes with its holder's connection");
+}
