@@ -454,9 +454,23 @@ fn label_of(config: &Config) -> String {
     )
 }
 
-/// `url` with any password replaced, for an error message.
+/// `url` with any password replaced, for an error message (a URL's
+/// `user:password@`, or a key-value string's `password=…`).
 fn redacted_url(url: &str) -> String {
-    match (url.find("://"), url.find('@')) {
+    if !url.contains("://") {
+        return url
+            .split(' ')
+            .map(|part| {
+                if part.to_ascii_lowercase().starts_with("password=") {
+                    "password=***"
+                } else {
+                    part
+                }
+            })
+            .collect::<Vec<_>>()
+            .join(" ");
+    }
+    match (url.find("://"), url.rfind('@')) {
         (Some(scheme), Some(at)) if at > scheme => {
             let userinfo = &url[scheme + 3..at];
             match userinfo.split_once(':') {
@@ -465,5 +479,35 @@ fn redacted_url(url: &str) -> String {
             }
         }
         _ => url.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passwords_are_cut_from_urls_in_messages() {
+        assert_eq!(
+            redacted_url("postgres://me:s3cret@db:5432/ws"),
+            "postgres://me:***@db:5432/ws"
+        );
+        assert_eq!(
+            redacted_url("host=db password=s3cret port=x"),
+            "host=db password=*** port=x"
+        );
+        assert_eq!(redacted_url("postgres://me@db/ws"), "postgres://me@db/ws");
+    }
+
+    #[test]
+    fn lock_keys_differ_by_space_and_session() {
+        let a = SessionId::new();
+        let b = SessionId::new();
+        assert_ne!(lock_key(SESSION_LOCK_SPACE, a), lock_key(LIVE_SPACE, a));
+        assert_ne!(
+            lock_key(SESSION_LOCK_SPACE, a),
+            lock_key(SESSION_LOCK_SPACE, b)
+        );
+        assert_eq!(lock_key(LIVE_SPACE, a), lock_key(LIVE_SPACE, a));
     }
 }
