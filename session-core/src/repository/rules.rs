@@ -60,7 +60,11 @@ pub fn check_update(stored: &Session, session: &Session) -> Result<()> {
 /// # Errors
 ///
 /// [`Error::Conflict`], or [`Error::InvalidInput`] naming the child.
-pub fn check_delete(stored: &Session, expected: Option<u64>, child: Option<&Session>) -> Result<()> {
+pub fn check_delete(
+    stored: &Session,
+    expected: Option<u64>,
+    child: Option<&Session>,
+) -> Result<()> {
     if let Some(expected) = expected
         && expected != stored.revision()
     {

@@ -94,7 +94,8 @@ impl SessionSet {
     /// The parent must exist and following parents must not loop back.
     fn check_parent(&self, session: &Session) -> Result<()> {
         rules::check_parent(session, self.sessions.len(), |id| {
-            self.position(id).map(|i| self.sessions[i].parent_session_id)
+            self.position(id)
+                .map(|i| self.sessions[i].parent_session_id)
         })
     }
 }
