@@ -48,6 +48,9 @@ const LIVE_SPACE: u64 = 0x5e55_1011_0000_0002;
 pub struct PgWorkspace {
     client: Arc<Client>,
     config: Config,
+    /// Connections that held an advisory lock and released it, kept for
+    /// the next lock (a new connection costs a SCRAM login).
+    idle: Arc<std::sync::Mutex<Vec<Client>>>,
     /// `postgres://user@host:port/db`, never the password.
     label: String,
 }
@@ -84,6 +87,7 @@ impl PgWorkspace {
         Ok(Self {
             client: Arc::new(client),
             config,
+            idle: Arc::new(std::sync::Mutex::new(Vec::new())),
             label,
         })
     }
@@ -174,7 +178,16 @@ impl PgWorkspace {
     /// A connection of its own holding the advisory lock `key` until
     /// dropped; `wait` false only tries.
     async fn advisory(&self, key: i64, wait: bool) -> Result<Option<SessionLock>> {
-        let client = connect(&self.config, &self.label).await?;
+        let reused = self
+            .idle
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .pop()
+            .filter(|c| !c.is_closed());
+        let client = match reused {
+            Some(client) => client,
+            None => connect(&self.config, &self.label).await?,
+        };
         let locked = if wait {
             client
                 .execute("SELECT pg_advisory_lock($1)", &[&key])
@@ -187,9 +200,53 @@ impl PgWorkspace {
                 .map(|row| row.get::<_, bool>(0))
         }
         .map_err(|e| self.error("take an advisory lock", &e))?;
-        // The lock lives as long as this connection: dropping the client
-        // closes it, and the server releases the lock.
-        Ok(locked.then(|| SessionLock::new(client)))
+        if !locked {
+            self.idle
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push(client);
+            return Ok(None);
+        }
+        Ok(Some(SessionLock::new(AdvisoryLock {
+            client: Some(client),
+            key,
+            idle: Arc::clone(&self.idle),
+        })))
+    }
+}
+
+/// An advisory lock held on a connection of its own. Dropped, it unlocks
+/// and returns the connection for the next lock; when it cannot (no
+/// runtime), the connection is closed, which the server takes as the
+/// unlock too. A process that dies loses its connections, and so its
+/// locks.
+struct AdvisoryLock {
+    client: Option<Client>,
+    key: i64,
+    idle: Arc<std::sync::Mutex<Vec<Client>>>,
+}
+
+impl Drop for AdvisoryLock {
+    fn drop(&mut self) {
+        let Some(client) = self.client.take() else {
+            return;
+        };
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        let key = self.key;
+        let idle = Arc::clone(&self.idle);
+        runtime.spawn(async move {
+            let unlocked = client
+                .query_one("SELECT pg_advisory_unlock($1)", &[&key])
+                .await
+                .is_ok_and(|row| row.get::<_, bool>(0));
+            // Kept only when the unlock is certain; otherwise dropping the
+            // connection ends the lock.
+            if unlocked {
+                idle.lock().unwrap_or_else(|e| e.into_inner()).push(client);
+            }
+        });
     }
 }
 

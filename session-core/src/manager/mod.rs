@@ -465,7 +465,18 @@ impl SessionManager {
 
     /// Runs `operation` on the session with this id.
     pub async fn run(&self, operation: Operation, id: SessionId) -> Result<Session> {
-        self.flight(operation, id).await
+        self.flight(operation, id, None).await
+    }
+
+    /// Rotates `seen` unless it was renewed (rotated or started) since it
+    /// was read: the rotation a caller decided on from its own, possibly
+    /// old, view. With several managers sharing a repository, each
+    /// scheduler sees the others' rotations only when it reads the
+    /// repository again; this makes the due time they all saw one rotation,
+    /// not one per manager. Returns the renewed session when it skips.
+    pub async fn rotate_unless_renewed(&self, seen: Session) -> Result<Session> {
+        let id = seen.session_id;
+        self.flight(Operation::Rotate, id, Some(seen)).await
     }
 
     /// Stops a session if it is live, deletes its secrets and removes it.
@@ -515,8 +526,9 @@ impl SessionManager {
         Ok(removed)
     }
 
-    /// Joins the flight of `operation` on `id`, or starts one.
-    fn flight(&self, operation: Operation, id: SessionId) -> OpFuture {
+    /// Joins the flight of `operation` on `id`, or starts one; `seen` is
+    /// the caller's view of the session, if it decided from one.
+    fn flight(&self, operation: Operation, id: SessionId, seen: Option<Session>) -> OpFuture {
         let mut inflight = self
             .inner
             .inflight
@@ -534,7 +546,7 @@ impl SessionManager {
         let cancel = Arc::new(Cancel::default());
         let task_cancel = Arc::clone(&cancel);
         let task = tokio::spawn(async move {
-            let result = Inner::execute(&inner, operation, id, 0, &task_cancel).await;
+            let result = Inner::execute(&inner, operation, id, 0, &task_cancel, seen).await;
             let mut inflight = inner.inflight.lock().unwrap_or_else(|e| e.into_inner());
             if inflight
                 .get(&(id, operation))
@@ -609,11 +621,16 @@ impl Inner {
         id: SessionId,
         depth: usize,
         cancel: &'a Cancel,
+        seen: Option<Session>,
     ) -> BoxFuture<'a, Result<Session>> {
         async move {
-            // Read before waiting, to tell below whether another holder of
-            // the session finished an operation while this one waited.
-            let seen = inner.repository.get(id).await?;
+            // Read before waiting (unless the caller decided from its own
+            // read), to tell below whether another holder of the session
+            // finished an operation meanwhile.
+            let seen = match seen {
+                Some(seen) => seen,
+                None => inner.repository.get(id).await?,
+            };
             let what = || format!("{operation} of {}", seen.label());
             let gate = inner.gate(id);
             // A cancel while waiting leaves everything as it was.
@@ -757,7 +774,7 @@ impl Inner {
         } else {
             // Not through `flight`: the parent's own gate serializes it, and
             // a parent chain cannot loop (the repository refuses it).
-            Inner::execute(self, Operation::Start, parent_id, depth + 1, cancel).await?
+            Inner::execute(self, Operation::Start, parent_id, depth + 1, cancel, None).await?
         };
         Ok(ctx.with_parent(parent))
     }

@@ -9,7 +9,7 @@ use tokio::sync::{broadcast, watch};
 use tokio::task::JoinHandle;
 
 use super::SessionManager;
-use crate::{Error, Operation, Session, SessionId, SessionStatus};
+use crate::{Error, Session, SessionId, SessionStatus};
 
 /// When the [`RotationScheduler`] rotates.
 ///
@@ -196,9 +196,15 @@ async fn run(
     mut stopped: watch::Receiver<bool>,
 ) {
     let clock = manager.clock().clone();
-    // When this task last rotated a session; when its rotation last failed
-    // and how many times in a row.
-    let mut issued: HashMap<SessionId, OffsetDateTime> = HashMap::new();
+    // When each session's current credentials were issued, as far as this
+    // task knows, and their expiration: the time of its own rotation, or
+    // when it first saw an expiration another writer set (another manager
+    // sharing the repository renewed it; seen at most a rescan late, which
+    // only delays the next rotation a little). Without it, a manager would
+    // plan from an older issue time and rotate what another had just
+    // rotated. Other changes (settings) keep the expiration, and the plan.
+    // And when a rotation last failed and how many times in a row.
+    let mut issued: HashMap<SessionId, (OffsetDateTime, Option<OffsetDateTime>)> = HashMap::new();
     let mut failed: HashMap<SessionId, (OffsetDateTime, u32)> = HashMap::new();
     let rescan = time::Duration::try_from(policy.rescan).unwrap_or(time::Duration::MINUTE);
     let retry_after =
@@ -231,8 +237,30 @@ async fn run(
             // Only sessions with a rotation time ask for their provider, so
             // a provider built on first use is not built (or, when its
             // settings are wrong, retried) for every idle session per scan.
-            let Some(mut due) = policy.due_at(session, issued.get(&session.session_id).copied())
-            else {
+            let issued_at = match issued.get(&session.session_id).copied() {
+                Some((at, expiration)) if expiration == session.expiration => Some(at),
+                Some(_) => {
+                    issued.insert(session.session_id, (now, session.expiration));
+                    Some(now)
+                }
+                None => {
+                    // First sight: its own start time, as before.
+                    if let Some(started) = session.start_date_time {
+                        issued.insert(session.session_id, (started, session.expiration));
+                    }
+                    None
+                }
+            };
+            // A session left `rotating` is either being rotated by another
+            // holder (the rotate below then waits for its lock and finds it
+            // renewed) or was abandoned by one that died (its lock went
+            // with it, and the rotate below finishes the job).
+            let planned = if session.status() == SessionStatus::Rotating {
+                Some(now)
+            } else {
+                policy.due_at(session, issued_at)
+            };
+            let Some(mut due) = planned else {
                 continue;
             };
             let rotatable = match manager.provider(&session.session_type) {
@@ -261,14 +289,16 @@ async fn run(
                 continue;
             }
             let id = session.session_id;
+            // From this scan's view: another manager sharing the
+            // repository may have rotated it since (it is then skipped).
             let outcome = tokio::select! {
-                outcome = manager.run(Operation::Rotate, id) => outcome,
+                outcome = manager.rotate_unless_renewed(session.clone()) => outcome,
                 _ = stopped.changed() => return,
             };
             match outcome {
                 Ok(rotated) => {
                     let at = clock.now();
-                    issued.insert(id, at);
+                    issued.insert(id, (at, rotated.expiration));
                     let before = failed.remove(&id).map_or(0, |f| f.1);
                     // A provider that hands back credentials already due
                     // would otherwise be rotated again at once, forever.
