@@ -107,6 +107,21 @@ impl PgWorkspace {
             .map_err(|e| self.error("create a database", &e))
     }
 
+    /// Records schema `version` as the database's (a test helper: a
+    /// database written by a newer build).
+    ///
+    /// # Errors
+    ///
+    /// The server's refusal.
+    #[doc(hidden)]
+    pub async fn set_schema_version_for_tests(&self, version: i32) -> Result<()> {
+        self.client
+            .execute("UPDATE session_sdk_schema SET version = $1", &[&version])
+            .await
+            .map(|_| ())
+            .map_err(|e| self.error("set the schema version", &e))
+    }
+
     /// The database, as `postgres://user@host:port/db` (no password).
     pub fn label(&self) -> &str {
         &self.label

@@ -153,3 +153,51 @@ async fn a_live_mark_is_seen_by_other_processes_and_gone_with_its_holder() {
         .await
         .expect("the mark goes with its holder's connection");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_schema_is_migrated_once_by_concurrent_first_connects_and_a_newer_one_is_refused() {
+    let Some(server) = server() else { return };
+    let url = database(&server, "schema").await;
+    let password = Secret::new(server.password());
+    // Four processes' first connects at once: one migrates, none fails.
+    let connects = (0..4).map(|_| {
+        let url = url.clone();
+        let password = password.clone();
+        async move { PgWorkspace::connect(&url, Some(&password)).await }
+    });
+    let workspaces = futures_join_all(connects).await;
+    for ws in &workspaces {
+        assert!(ws.is_ok(), "{ws:?}");
+    }
+    let ws = workspaces.into_iter().next().unwrap().unwrap();
+    ws.insert(Session::new("kept", SessionType::Redfish).unwrap())
+        .await
+        .unwrap();
+    // A later connect finds the schema current and the data kept.
+    let again = PgWorkspace::connect(&url, Some(&password)).await.unwrap();
+    assert_eq!(again.list().await.unwrap().len(), 1);
+    // A schema written by a newer build is refused, naming the versions.
+    again.set_schema_version_for_tests(99).await.unwrap();
+    let error = PgWorkspace::connect(&url, Some(&password))
+        .await
+        .unwrap_err();
+    let text = error.to_string();
+    assert!(matches!(error, Error::Storage { .. }), "{error:?}");
+    assert!(text.contains("99") && text.contains("newer"), "{text}");
+}
+
+/// Awaits every future (no extra dependency for `join_all`).
+async fn futures_join_all<F: std::future::Future>(
+    futures: impl IntoIterator<Item = F>,
+) -> Vec<F::Output>
+where
+    F::Output: Send + 'static,
+    F: Send + 'static,
+{
+    let handles: Vec<_> = futures.into_iter().map(tokio::spawn).collect();
+    let mut out = Vec::new();
+    for handle in handles {
+        out.push(handle.await.expect("joined"));
+    }
+    out
+}
