@@ -187,12 +187,10 @@ async fn the_schema_is_migrated_once_by_concurrent_first_connects_and_a_newer_on
 }
 
 /// Awaits every future (no extra dependency for `join_all`).
-async fn futures_join_all<F: std::future::Future>(
-    futures: impl IntoIterator<Item = F>,
-) -> Vec<F::Output>
+async fn futures_join_all<F>(futures: impl IntoIterator<Item = F>) -> Vec<F::Output>
 where
+    F: std::future::Future + Send + 'static,
     F::Output: Send + 'static,
-    F: Send + 'static,
 {
     let handles: Vec<_> = futures.into_iter().map(tokio::spawn).collect();
     let mut out = Vec::new();
