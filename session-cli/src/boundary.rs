@@ -291,7 +291,7 @@ pub(crate) async fn run(
                     ]
                 })
                 .collect();
-            Ok(table(
+            Ok(crate::output::columns(
                 &["TARGET", "NAME", "SCOPE", "TYPE"],
                 &rows,
                 "no targets",
@@ -346,33 +346,9 @@ fn sessions_table(sessions: &[RemoteSession]) -> String {
             ]
         })
         .collect();
-    table(
+    crate::output::columns(
         &["SESSION", "TARGET", "STATUS", "EXPIRES", "CONNECTIONS"],
         &rows,
         "no sessions",
     )
-}
-
-fn table(headers: &[&str], rows: &[Vec<String>], empty: &str) -> String {
-    if rows.is_empty() {
-        return format!("{empty}\n");
-    }
-    let mut widths: Vec<usize> = headers.iter().map(|h| h.chars().count()).collect();
-    for row in rows {
-        for (w, cell) in widths.iter_mut().zip(row) {
-            *w = (*w).max(cell.chars().count());
-        }
-    }
-    let headers: Vec<String> = headers.iter().map(|h| (*h).to_owned()).collect();
-    let mut out = String::new();
-    for row in std::iter::once(&headers).chain(rows) {
-        let line: Vec<String> = row
-            .iter()
-            .zip(&widths)
-            .map(|(cell, w)| format!("{cell:<w$}"))
-            .collect();
-        out.push_str(line.join("  ").trim_end());
-        out.push('\n');
-    }
-    out
 }

@@ -195,6 +195,34 @@ fn printable(text: &str) -> String {
         .collect()
 }
 
+/// Rows under `headers`, each column padded with spaces to its widest cell
+/// (trailing spaces trimmed); `empty` on a line of its own when there are
+/// no rows. For the listings of services (`ssm sessions`, `boundary …`).
+#[cfg(any(feature = "aws-ssm", feature = "boundary"))]
+pub(crate) fn columns(headers: &[&str], rows: &[Vec<String>], empty: &str) -> String {
+    if rows.is_empty() {
+        return format!("{empty}\n");
+    }
+    let mut widths: Vec<usize> = headers.iter().map(|h| h.chars().count()).collect();
+    for row in rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let headers: Vec<String> = headers.iter().map(|h| (*h).to_owned()).collect();
+    let mut out = String::new();
+    for row in std::iter::once(&headers).chain(rows) {
+        let line: Vec<String> = row
+            .iter()
+            .zip(&widths)
+            .map(|(cell, w)| format!("{cell:<w$}"))
+            .collect();
+        out.push_str(line.join("  ").trim_end());
+        out.push('\n');
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

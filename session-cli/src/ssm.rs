@@ -231,13 +231,10 @@ pub(crate) async fn run(
 
 /// The sessions as a table: SESSION, TARGET, STATUS, STARTED, DOCUMENT.
 fn table(sessions: &[SsmSessionSummary]) -> String {
-    if sessions.is_empty() {
-        return "no sessions\n".to_owned();
-    }
-    let rows: Vec<[String; 5]> = sessions
+    let rows: Vec<Vec<String>> = sessions
         .iter()
         .map(|s| {
-            [
+            vec![
                 s.session_id.clone(),
                 s.target.clone().unwrap_or_else(|| "-".into()),
                 s.status.clone().unwrap_or_else(|| "-".into()),
@@ -248,22 +245,9 @@ fn table(sessions: &[SsmSessionSummary]) -> String {
             ]
         })
         .collect();
-    let headers = ["SESSION", "TARGET", "STATUS", "STARTED", "DOCUMENT"].map(str::to_owned);
-    let mut widths = headers.clone().map(|h| h.chars().count());
-    for row in &rows {
-        for (w, cell) in widths.iter_mut().zip(row) {
-            *w = (*w).max(cell.chars().count());
-        }
-    }
-    let mut out = String::new();
-    for row in std::iter::once(&headers).chain(&rows) {
-        let line: Vec<String> = row
-            .iter()
-            .zip(widths)
-            .map(|(cell, w)| format!("{cell:<w$}"))
-            .collect();
-        out.push_str(line.join("  ").trim_end());
-        out.push('\n');
-    }
-    out
+    crate::output::columns(
+        &["SESSION", "TARGET", "STATUS", "STARTED", "DOCUMENT"],
+        &rows,
+        "no sessions",
+    )
 }

@@ -21,11 +21,20 @@ const READY_TIMEOUT: Duration = Duration::from_secs(30);
 pub const USER: &str = "session_sdk";
 
 /// A running PostgreSQL server; see the [module docs](self).
-#[derive(Debug)]
 pub struct PostgresServer {
     process: PeerProcess,
     port: u16,
     password: String,
+}
+
+impl std::fmt::Debug for PostgresServer {
+    // Hand-written: never the password.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PostgresServer")
+            .field("port", &self.port)
+            .field("pid", &self.process.pid())
+            .finish_non_exhaustive()
+    }
 }
 
 /// The directory of PostgreSQL's programs: `$SESSION_PEERS_PG_BIN`, else
