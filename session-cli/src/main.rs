@@ -628,16 +628,33 @@ impl Write for ScrubbedStderr {
     }
 }
 
-/// Runs one command.
+/// Runs one command, then folds the workspace's journal into the file, so
+/// that a person (or a script) reading the file after a command finds
+/// every change in it; a long-running command's changes go to the journal
+/// meanwhile.
 async fn dispatch(cli: Cli) -> Result<(), Failure> {
     let Cli { global, command } = cli;
     let workspace = open_workspace(&global)?;
     tracing::debug!(path = %workspace.path().display(), "workspace");
+    let result = Box::pin(command_output(&global, command, workspace.clone())).await;
+    if let Err(e) = workspace.compact().await {
+        // The changes are safe in the journal; the next command folds them.
+        tracing::warn!(error = %e, "could not fold the workspace journal into the file");
+    }
+    print(&result?)
+}
+
+/// Runs one command and returns what it prints.
+async fn command_output(
+    global: &Global,
+    command: Command,
+    workspace: FsWorkspace,
+) -> Result<String, Failure> {
     let mut out = String::new();
     match command {
         Command::List(JsonFlag { json }) => {
             let path = workspace.path().to_path_buf();
-            let sessions = viewer(&global, workspace)?.list().await?;
+            let sessions = viewer(global, workspace)?.list().await?;
             out = if json {
                 json::sessions(&sessions)?
             } else {
@@ -645,7 +662,7 @@ async fn dispatch(cli: Cli) -> Result<(), Failure> {
             };
         }
         Command::Show(ShowArgs { session, json }) => {
-            let viewer = viewer(&global, workspace)?;
+            let viewer = viewer(global, workspace)?;
             let session = viewer.find(&session).await?;
             out = if json {
                 json::session(&session)?
@@ -659,22 +676,22 @@ async fn dispatch(cli: Cli) -> Result<(), Failure> {
             };
         }
         Command::Start(Target { session }) => {
-            operate(&global, workspace, Operation::Start, &session, &mut out).await?;
+            operate(global, workspace, Operation::Start, &session, &mut out).await?;
         }
         Command::Stop(Target { session }) => {
-            operate(&global, workspace, Operation::Stop, &session, &mut out).await?;
+            operate(global, workspace, Operation::Stop, &session, &mut out).await?;
         }
         Command::Rotate(Target { session }) => {
-            operate(&global, workspace, Operation::Rotate, &session, &mut out).await?;
+            operate(global, workspace, Operation::Rotate, &session, &mut out).await?;
         }
-        Command::Connect(args) => connect::run(&global, workspace, args).await?,
+        Command::Connect(args) => connect::run(global, workspace, args).await?,
         Command::Remove(Target { session }) => {
             let session = workspace.find(&session).await?;
-            let store = secrets::open(&global, workspace.path()).await?;
+            let store = secrets::open(global, workspace.path()).await?;
             // Reading the store first proves it opens (right passphrase)
             // before anything is deleted.
             let count = store.names(session.session_id).await?.len();
-            let manager = manager(&global, workspace, store)?;
+            let manager = manager(global, workspace, store)?;
             let removed = manager.remove(&session.session_id.to_string()).await?;
             out = format!(
                 "removed {} and its {count} secret{}\n",
@@ -682,7 +699,7 @@ async fn dispatch(cli: Cli) -> Result<(), Failure> {
                 if count == 1 { "" } else { "s" }
             );
         }
-        Command::Secret(command) => secret(&global, workspace, command, &mut out).await?,
+        Command::Secret(command) => secret(global, workspace, command, &mut out).await?,
         #[cfg(any(
             feature = "aws",
             feature = "azure",
@@ -692,29 +709,29 @@ async fn dispatch(cli: Cli) -> Result<(), Failure> {
         Command::Add(command) => {
             out = match *command {
                 #[cfg(feature = "aws")]
-                AddCommand::Aws(command) => aws::add(&global, workspace, command).await?,
+                AddCommand::Aws(command) => aws::add(global, workspace, command).await?,
                 #[cfg(feature = "redfish")]
-                AddCommand::Redfish(args) => redfish::add(&global, workspace, args).await?,
+                AddCommand::Redfish(args) => redfish::add(global, workspace, args).await?,
                 #[cfg(feature = "azure")]
-                AddCommand::Azure(args) => azure::add(&global, workspace, args).await?,
+                AddCommand::Azure(args) => azure::add(global, workspace, args).await?,
                 #[cfg(feature = "aws-ssm")]
                 AddCommand::AwsSsm(args) => ssm::add(workspace, args).await?,
                 #[cfg(feature = "boundary")]
-                AddCommand::Boundary(args) => boundary::add(&global, workspace, args).await?,
+                AddCommand::Boundary(args) => boundary::add(global, workspace, args).await?,
             }
         }
         #[cfg(feature = "aws")]
-        Command::Aws(command) => out = aws::run(&global, workspace, *command).await?,
+        Command::Aws(command) => out = aws::run(global, workspace, *command).await?,
         #[cfg(feature = "redfish")]
-        Command::Redfish(command) => out = redfish::run(&global, workspace, command).await?,
+        Command::Redfish(command) => out = redfish::run(global, workspace, command).await?,
         #[cfg(feature = "azure")]
-        Command::Azure(command) => out = azure::run(&global, workspace, command).await?,
+        Command::Azure(command) => out = azure::run(global, workspace, command).await?,
         #[cfg(feature = "aws-ssm")]
-        Command::Ssm(command) => out = ssm::run(&global, workspace, command).await?,
+        Command::Ssm(command) => out = ssm::run(global, workspace, command).await?,
         #[cfg(feature = "boundary")]
-        Command::Boundary(command) => out = boundary::run(&global, workspace, command).await?,
+        Command::Boundary(command) => out = boundary::run(global, workspace, command).await?,
     }
-    print(&out)
+    Ok(out)
 }
 
 /// `start`, `stop` and `rotate`.

@@ -783,3 +783,27 @@ fn a_read_only_workspace_is_a_clear_error_and_left_as_it_was() {
         .mode();
     assert_eq!(mode & 0o777, 0o400);
 }
+
+/// Each command leaves every change in the workspace file itself (the
+/// library's journal is folded in before `sessionctl` exits), so a person
+/// or a script reading the file sees the second `add` as well as the first.
+#[test]
+fn after_each_command_the_file_alone_holds_every_session() {
+    let fx = Fixture::new();
+    add_redfish(&fx, "first").ok();
+    add_redfish(&fx, "second").ok();
+    let journal = fx.dir.path().join(format!(
+        "{}.journal",
+        fx.workspace().file_name().expect("name").to_string_lossy()
+    ));
+    assert!(!journal.exists(), "no journal is left pending");
+    let file: Value =
+        serde_json::from_slice(&std::fs::read(fx.workspace()).expect("read")).expect("JSON");
+    let names: Vec<_> = file["sessions"]
+        .as_array()
+        .expect("sessions")
+        .iter()
+        .map(|s| s["sessionName"].as_str().expect("name"))
+        .collect();
+    assert_eq!(names, ["first", "second"]);
+}

@@ -41,16 +41,33 @@ fn child_entry() {
                 }
             }
             "churn" => {
-                // Insert forever, each time with a large config so a write
-                // takes long enough to be killed in the middle.
+                // Insert, saying which writes returned. Every third
+                // session is large, so a write takes long enough to be
+                // killed in the middle; a small compaction floor makes
+                // compactions frequent, so kills land in appends, in
+                // compactions and between the two.
+                let ws = FsWorkspace::builder()
+                    .path(&path)
+                    .compact_at(Some(8 * 1024))
+                    .build()
+                    .expect("open");
                 let pad = "x".repeat(64 * 1024);
-                for i in 0.. {
+                // Bounded, so that a child whose parent test was killed
+                // (and so never kills it) cannot fill the disk.
+                for i in 0..3_000 {
                     let mut s =
                         Session::new(format!("{tag}-{i}"), SessionType::Redfish).expect("s");
-                    s.config
-                        .as_map_mut()
-                        .insert("pad".into(), pad.clone().into());
+                    if i % 3 == 0 {
+                        s.config
+                            .as_map_mut()
+                            .insert("pad".into(), pad.clone().into());
+                    }
                     ws.insert(s).await.expect("insert");
+                    use std::io::Write;
+                    let mut out = std::io::stdout().lock();
+                    writeln!(out, "{i}")
+                        .and_then(|()| out.flush())
+                        .expect("ack");
                 }
             }
             other => panic!("unknown role {other}"),
@@ -58,8 +75,9 @@ fn child_entry() {
     });
 }
 
-fn spawn_child(role: &str, path: &Path, tag: &str) -> std::process::Child {
-    Command::new(std::env::current_exe().expect("exe"))
+fn child_command(role: &str, path: &Path, tag: &str) -> Command {
+    let mut command = Command::new(std::env::current_exe().expect("exe"));
+    command
         .args([
             "--ignored",
             "--exact",
@@ -69,7 +87,12 @@ fn spawn_child(role: &str, path: &Path, tag: &str) -> std::process::Child {
         ])
         .env(ROLE, role)
         .env(PATH, path)
-        .env(TAG, tag)
+        .env(TAG, tag);
+    command
+}
+
+fn spawn_child(role: &str, path: &Path, tag: &str) -> std::process::Child {
+    child_command(role, path, tag)
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
@@ -97,6 +120,11 @@ fn eight_processes_add_fifty_each() {
             String::from_utf8_lossy(&out.stderr)
         );
     }
+    let ws = FsWorkspace::open(&path).expect("open");
+    let rt = runtime();
+    assert_eq!(rt.block_on(ws.list()).expect("list").len(), 400);
+    // The file alone, once the journal is folded in, as any reader sees it.
+    rt.block_on(ws.compact()).expect("compact");
     let raw = read_raw(&path);
     assert_eq!(raw["version"], WORKSPACE_SCHEMA_VERSION);
     let sessions = raw["sessions"].as_array().expect("array");
@@ -108,64 +136,84 @@ fn eight_processes_add_fifty_each() {
     names.sort_unstable();
     names.dedup();
     assert_eq!(names.len(), 400, "every session is there once");
-    let ws = FsWorkspace::open(&path).expect("open");
-    assert_eq!(runtime().block_on(ws.list()).expect("list").len(), 400);
+    assert_eq!(rt.block_on(ws.list()).expect("list").len(), 400);
+}
+
+/// Kills the child if the test fails before it does.
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
 }
 
 #[test]
-fn sigkill_mid_write_leaves_old_or_new_file() {
+fn sigkill_mid_write_loses_no_acknowledged_write() {
+    use std::io::BufRead;
     let dir = tempfile::tempdir().expect("dir");
     let path = dir.path().join("ws.json");
     let mut last_count = 0usize;
-    let mut observed_growth = 0;
-    let count_now = || {
-        std::fs::read(&path)
-            .ok()
-            .and_then(|bytes| serde_json::from_slice::<serde_json::Value>(&bytes).ok())
-            .and_then(|raw| raw["sessions"].as_array().map(Vec::len))
-            .unwrap_or(0)
-    };
     for round in 0..30u64 {
-        let mut child = spawn_child("churn", &path, &format!("r{round}"));
+        let mut child = KillOnDrop(
+            child_command("churn", &path, &format!("r{round}"))
+                .stdout(Stdio::piped())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("spawn"),
+        );
+        let (acks_tx, acks) = std::sync::mpsc::channel::<u64>();
+        let stdout = child.0.stdout.take().expect("stdout");
+        let reader = std::thread::spawn(move || {
+            for line in std::io::BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                // The test harness prints lines of its own.
+                if let Ok(i) = line.trim().parse() {
+                    let _ = acks_tx.send(i);
+                }
+            }
+        });
         // Wait until this child has written (an event, not a guess at how
         // long a start takes under load), then kill it at varying points of
-        // its next write cycle.
-        let deadline = std::time::Instant::now() + Duration::from_secs(60);
-        while count_now() <= last_count {
-            assert!(
-                std::time::Instant::now() < deadline,
-                "round {round}: the child wrote nothing in 60 s"
-            );
-            std::thread::sleep(Duration::from_millis(1));
-        }
+        // its next write cycles.
+        let first = acks
+            .recv_timeout(Duration::from_secs(60))
+            .unwrap_or_else(|_| panic!("round {round}: the child wrote nothing in 60 s"));
         std::thread::sleep(Duration::from_millis((round * 7) % 20));
-        child.kill().expect("SIGKILL");
-        child.wait().expect("reap");
-        if !path.exists() {
-            continue;
-        }
-        let raw = read_raw(&path);
-        let count = raw["sessions"].as_array().expect("sessions").len();
-        assert!(
-            count >= last_count,
-            "round {round}: sessions went from {last_count} to {count}"
-        );
-        if count > last_count {
-            observed_growth += 1;
-        }
-        last_count = count;
-        // A later process still reads it and can write to it.
+        drop(child);
+        reader.join().expect("reader");
+        let acked = acks.try_iter().fold(first, u64::max);
+
+        // The file itself is whole JSON at every moment.
+        read_raw(&path);
         let ws = FsWorkspace::open(&path).expect("open");
-        assert_eq!(
-            runtime()
-                .block_on(ws.list())
-                .expect("list after kill")
-                .len(),
-            count
+        let rt = runtime();
+        let names: std::collections::HashSet<String> = rt
+            .block_on(ws.list())
+            .expect("a new reader reads the workspace after the kill")
+            .into_iter()
+            .map(|s| s.session_name)
+            .collect();
+        for i in 0..=acked {
+            assert!(
+                names.contains(&format!("r{round}-{i}")),
+                "round {round}: write {i} returned before the kill, and is lost"
+            );
+        }
+        assert!(
+            names.len() > last_count,
+            "round {round}: sessions went from {last_count} to {}",
+            names.len()
         );
+        last_count = names.len();
+        // A later process can write to it.
+        rt.block_on(
+            ws.insert(Session::new(format!("after-{round}"), SessionType::Azure).expect("s")),
+        )
+        .expect("a write after the kill");
+        last_count += 1;
     }
-    assert_eq!(observed_growth, 30, "every round's write survived its kill");
-    assert!(last_count > 0);
     let temporaries: Vec<_> = std::fs::read_dir(dir.path())
         .expect("ls")
         .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
@@ -175,6 +223,51 @@ fn sigkill_mid_write_leaves_old_or_new_file() {
         temporaries.len() <= 2,
         "killed writers' temporary files do not pile up: {temporaries:?}"
     );
+}
+
+/// Readers take no lock: while another process appends and compacts, a
+/// reader (a new handle each time, and one long-lived handle) always reads
+/// a whole workspace, never one that goes back in time.
+#[test]
+fn readers_see_a_whole_workspace_while_another_process_writes() {
+    let dir = tempfile::tempdir().expect("dir");
+    let path = dir.path().join("ws.json");
+    let _child = KillOnDrop(
+        child_command("churn", &path, "w")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn"),
+    );
+    let rt = runtime();
+    let kept = FsWorkspace::open(&path).expect("open");
+    let (mut fresh_last, mut kept_last, mut reads) = (0, 0, 0);
+    let until = std::time::Instant::now() + Duration::from_secs(3);
+    while std::time::Instant::now() < until || fresh_last < 10 {
+        let fresh = rt
+            .block_on(FsWorkspace::open(&path).expect("open").list())
+            .expect("a new reader reads the workspace");
+        let seen = rt
+            .block_on(kept.list())
+            .expect("a kept reader reads the workspace");
+        assert!(
+            fresh.len() >= fresh_last && seen.len() >= kept_last,
+            "a read went back in time"
+        );
+        for (i, session) in fresh.iter().enumerate() {
+            assert_eq!(
+                session.session_name,
+                format!("w-{i}"),
+                "in order, none missing"
+            );
+        }
+        (fresh_last, kept_last, reads) = (fresh.len(), seen.len(), reads + 1);
+        assert!(
+            std::time::Instant::now() < until + Duration::from_secs(60),
+            "the child wrote fewer than 10 sessions in a minute"
+        );
+    }
+    assert!(reads > 10, "{reads} reads");
 }
 
 #[test]
@@ -205,7 +298,7 @@ fn corrupt_file_is_reported_with_position_and_left_untouched() {
                 ..
             }) => {
                 assert_eq!(p, path);
-                assert_eq!(line, 4, "the session's line");
+                assert_eq!(line, 5, "the session's line");
                 assert!(column > 1, "a column inside the line");
                 assert!(message.contains("sleeping"), "{message}");
             }
@@ -356,6 +449,9 @@ fn files_are_private_and_the_previous_version_is_kept() {
     rt.block_on(ws.insert(Session::new("two", SessionType::Azure).expect("s")))
         .expect("insert");
     let mode = |p: &Path| std::fs::metadata(p).expect("meta").permissions().mode() & 0o777;
+    assert_eq!(mode(&ws.journal_path()), 0o600, "journal");
+    // The backup is made when the file is written whole again.
+    assert!(rt.block_on(ws.compact()).expect("compact"));
     assert_eq!(mode(&path), 0o600, "workspace file");
     assert_eq!(
         mode(&path.with_file_name("ws.json.lock")),

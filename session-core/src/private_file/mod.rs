@@ -26,7 +26,7 @@ use std::path::{Path, PathBuf};
 
 pub use links::resolve_symlinks;
 pub use lock::{LockError, is_locked, lock_exclusive};
-pub use replace::{ReplaceError, copy_atomically, replace_atomically};
+pub use replace::{ReplaceError, copy_atomically, refuse_read_only, replace_atomically};
 
 /// Creates `dir` and its missing parents, with mode 0700 on Unix.
 pub fn create_private_dir(dir: &Path) -> io::Result<()> {

@@ -155,7 +155,10 @@ fn remove_stale_temps(dir: &Path, name: &OsStr) {
 }
 
 /// Refuses to replace a file its owner cannot write.
-fn refuse_read_only(target: &Path) -> Result<(), ReplaceError> {
+/// Refuses a file its owner cannot write (nothing missing is refused):
+/// a user who made it read-only meant it. Also for writers that change a
+/// file by way of another one (the workspace's journal).
+pub fn refuse_read_only(target: &Path) -> Result<(), ReplaceError> {
     let meta = match fs::metadata(target) {
         Ok(meta) => meta,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),

@@ -81,14 +81,36 @@ impl SessionSet {
             .iter()
             .find(|s| s.parent_session_id == Some(id));
         rules::check_delete(stored, expected, child)?;
-        let removed = self.sessions.remove(i);
-        self.index.remove(&id);
-        for slot in self.index.values_mut() {
-            if *slot > i {
-                *slot -= 1;
+        let removed = stored.clone();
+        self.remove_unchecked(id);
+        Ok(removed)
+    }
+
+    /// Stores `session` as it is, replacing the one with its id in place or
+    /// adding it at the end, without the rules: for changes that passed
+    /// them when they were made (a journal being read back).
+    pub(crate) fn put_unchecked(&mut self, session: Session) {
+        match self.position(session.session_id) {
+            Some(i) => self.sessions[i] = session,
+            None => {
+                self.index.insert(session.session_id, self.sessions.len());
+                self.sessions.push(session);
             }
         }
-        Ok(removed)
+    }
+
+    /// Removes session `id` if it is there, without the rules (see
+    /// [`put_unchecked`](Self::put_unchecked)).
+    pub(crate) fn remove_unchecked(&mut self, id: SessionId) {
+        if let Some(i) = self.position(id) {
+            self.sessions.remove(i);
+            self.index.remove(&id);
+            for slot in self.index.values_mut() {
+                if *slot > i {
+                    *slot -= 1;
+                }
+            }
+        }
     }
 
     /// The parent must exist and following parents must not loop back.

@@ -27,6 +27,7 @@ const DEFAULT_LOCK_TIMEOUT: Duration = Duration::from_secs(30);
 pub struct FsWorkspaceBuilder {
     path: Option<PathBuf>,
     lock_timeout: Option<Duration>,
+    compact_at: Option<Option<u64>>,
     migrations: Vec<(u32, Migration)>,
 }
 
@@ -35,6 +36,7 @@ impl fmt::Debug for FsWorkspaceBuilder {
         f.debug_struct("FsWorkspaceBuilder")
             .field("path", &self.path)
             .field("lock_timeout", &self.lock_timeout)
+            .field("compact_at", &self.compact_at)
             .field(
                 "migrations",
                 &self.migrations.iter().map(|m| m.0).collect::<Vec<_>>(),
@@ -61,6 +63,16 @@ impl FsWorkspaceBuilder {
     /// before failing with [`Error::Storage`].
     pub fn lock_timeout(mut self, timeout: Duration) -> Self {
         self.lock_timeout = Some(timeout);
+        self
+    }
+
+    /// When writers fold the journal into the file: once it is larger than
+    /// `bytes` or than a quarter of the file, whichever is more (default
+    /// 64 KiB). `None` turns the journal off: every change rewrites the
+    /// whole file, which then always holds every session, at a cost that
+    /// grows with their number. See [`FsWorkspace`]'s "Journal".
+    pub fn compact_at(mut self, bytes: Option<u64>) -> Self {
+        self.compact_at = Some(bytes);
         self
     }
 
@@ -99,6 +111,9 @@ impl FsWorkspaceBuilder {
         Ok(FsWorkspace {
             inner: Arc::new(Inner {
                 lock_path: sibling(".lock"),
+                compact_at: self
+                    .compact_at
+                    .unwrap_or(Some(super::persist::DEFAULT_COMPACT_AT)),
                 backup_path: sibling(".bak"),
                 path,
                 lock_timeout: self.lock_timeout.unwrap_or(DEFAULT_LOCK_TIMEOUT),

@@ -10,6 +10,7 @@ use serde::de::{self, MapAccess, Visitor};
 use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
+use super::journal::{FileId, Position, Record};
 use super::store::{Inner, Stamp};
 use crate::repository::SessionSet;
 use crate::{Error, Result, Session, SessionId};
@@ -23,7 +24,13 @@ use crate::{Error, Result, Session, SessionId};
 ///   (`publishedProfile` of the AWS credential types, `signedInAccount` and
 ///   `azureCliPublished` of `azure`, `authMode` and `sessionUri` of
 ///   `redfish`) from `config` to `state`.
-pub const WORKSPACE_SCHEMA_VERSION: u32 = 2;
+/// - 3: the file may have a journal beside it (`<file>.journal`, see
+///   [`FsWorkspace`](crate::FsWorkspace)) holding changes made since it
+///   was written whole, and names its `generation` so a journal knows which
+///   version of the file it continues. A build that reads only schema 2
+///   would ignore the journal, so it is refused instead. The step from 2 to
+///   3 changes nothing in the sessions.
+pub const WORKSPACE_SCHEMA_VERSION: u32 = 3;
 
 /// The keys schema 1 kept in a session's `config` although a start or
 /// rotate wrote them, by session type: schema 2 keeps them in `state`.
@@ -80,6 +87,7 @@ pub(super) fn split_state_from_config(
 }
 
 const KIND: &str = "workspace file";
+const JOURNAL_KIND: &str = "workspace journal";
 /// Below this many sessions per extra thread, parsing stays on one thread.
 const PARALLEL_PARSE_MIN: usize = 2_000;
 
@@ -91,12 +99,39 @@ pub type Migration = fn(&mut Map<String, Value>) -> std::result::Result<(), Stri
 /// only the sessions that changed.
 pub(super) struct Loaded {
     pub(super) stamp: Option<Stamp>,
+    /// The file's `generation`: how many times it has been written whole
+    /// (0 before the first write, and for files older than schema 3).
+    pub(super) generation: u64,
+    /// The journal read on top of the file.
+    pub(super) journal: JournalState,
+    /// The file is of an older schema, migrated in memory: the next write
+    /// rewrites it whole, so that no older build reads it without a
+    /// journal it cannot see.
+    pub(super) migrated: bool,
+    /// The file's size, which sets when the journal is compacted.
+    pub(super) file_len: u64,
     pub(super) set: SessionSet,
     /// JSON text by session id; a missing entry is encoded at the next write.
     pub(super) raw: HashMap<SessionId, CachedJson>,
     extra: Map<String, Value>,
     /// The text the file had when loaded; `CachedJson::InFile` points into it.
     file: String,
+}
+
+/// The journal beside the file, as far as it has been read.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(super) enum JournalState {
+    /// There is none.
+    None,
+    /// Read up to this position and applied.
+    Live(Position),
+    /// One of an older generation than the file, already folded into it
+    /// (a compaction was cut short before removing it): ignored, and removed
+    /// by the next writer.
+    Stale(FileId),
+    /// One whose header line is not complete: being created right now, or
+    /// left so by a killed writer (then removed by the next writer).
+    Pending(FileId),
 }
 
 /// One session's JSON text: still where it was in the loaded file (no copy),
@@ -110,6 +145,10 @@ impl Loaded {
     pub(super) fn empty() -> Self {
         Loaded {
             stamp: None,
+            generation: 0,
+            journal: JournalState::None,
+            migrated: false,
+            file_len: 0,
             set: SessionSet::default(),
             raw: HashMap::new(),
             extra: Map::new(),
@@ -161,6 +200,8 @@ impl Inner {
             );
         }
         let extra = top.extra;
+        let generation = top.generation.unwrap_or(0);
+        let file_len = text.len() as u64;
         let set = SessionSet::from_sessions(sessions).map_err(|id| {
             // Point at the second session with the id.
             let (line, column) = raws
@@ -175,6 +216,10 @@ impl Inner {
         })?;
         Ok(Loaded {
             stamp: None,
+            generation,
+            journal: JournalState::None,
+            migrated: false,
+            file_len,
             set,
             raw,
             extra,
@@ -234,6 +279,7 @@ impl Inner {
             // A step registered on the builder wins over the built-in one.
             let builtin: Option<Migration> = match version {
                 1 => Some(split_state_from_config),
+                2 => Some(|_| Ok(())),
                 _ => None,
             };
             let step = self
@@ -263,8 +309,11 @@ impl Inner {
         doc.insert("version".into(), Value::from(WORKSPACE_SCHEMA_VERSION));
         let migrated = serde_json::to_string(&doc)
             .map_err(|e| self.corrupt_at(0, 0, format!("after migration: {e}")))?;
-        self.parse(migrated)
-            .map_err(|e| self.locate_in_original(text, e))
+        let mut loaded = self
+            .parse(migrated)
+            .map_err(|e| self.locate_in_original(text, e))?;
+        loaded.migrated = true;
+        Ok(loaded)
     }
 
     /// An error found in the migrated text has its line and column there,
@@ -281,6 +330,46 @@ impl Inner {
         match self.parse_as(original.to_owned(), true) {
             Err(in_file @ Error::Corrupt { .. }) => in_file,
             _ => migrated,
+        }
+    }
+
+    /// Applies journal records (with their line numbers) on top of
+    /// `loaded`. Each session is parsed and validated as the file's are;
+    /// the rules were checked when the change was made.
+    pub(super) fn apply_records(
+        &self,
+        loaded: &mut Loaded,
+        records: Vec<(usize, Record)>,
+    ) -> Result<()> {
+        for (line, record) in records {
+            match record {
+                Record::Put(text) => {
+                    let session: Session = serde_json::from_str(text.get())
+                        .map_err(|e| self.journal_corrupt(line, e))?;
+                    session
+                        .validate()
+                        .map_err(|e| self.journal_corrupt(line, e))?;
+                    let id = session.session_id;
+                    loaded.set.put_unchecked(session);
+                    loaded.raw.insert(id, CachedJson::Encoded(text));
+                }
+                Record::Delete(id) => {
+                    loaded.set.remove_unchecked(id);
+                    loaded.raw.remove(&id);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// An error on `line` of the journal.
+    pub(super) fn journal_corrupt(&self, line: usize, message: impl fmt::Display) -> Error {
+        Error::Corrupt {
+            path: self.journal_path(),
+            kind: JOURNAL_KIND.into(),
+            line,
+            column: 0,
+            message: crate::error::without_position(&message.to_string()),
         }
     }
 
@@ -372,6 +461,7 @@ pub(super) fn render(loaded: &mut Loaded) -> serde_json::Result<String> {
         raw,
         extra,
         file,
+        generation: loaded_generation,
         ..
     } = loaded;
     for session in set.sessions() {
@@ -393,6 +483,8 @@ pub(super) fn render(loaded: &mut Loaded) -> serde_json::Result<String> {
     let mut out = String::with_capacity(size + 64);
     out.push_str("{\n  \"version\": ");
     out.push_str(&WORKSPACE_SCHEMA_VERSION.to_string());
+    out.push_str(",\n  \"generation\": ");
+    out.push_str(&loaded_generation.to_string());
     out.push_str(",\n  \"sessions\": [");
     for (i, text) in texts.iter().enumerate() {
         out.push_str(if i == 0 { "\n    " } else { ",\n    " });
@@ -413,6 +505,7 @@ pub(super) fn render(loaded: &mut Loaded) -> serde_json::Result<String> {
 /// a slice of the input until it is parsed on its own.
 struct TopLevel<'a> {
     version: Option<u64>,
+    generation: Option<u64>,
     sessions: Option<Vec<&'a RawValue>>,
     extra: Map<String, Value>,
 }
@@ -433,6 +526,7 @@ impl<'de: 'a, 'a> Deserialize<'de> for TopLevel<'a> {
             ) -> std::result::Result<Self::Value, M::Error> {
                 let mut top = TopLevel {
                     version: None,
+                    generation: None,
                     sessions: None,
                     extra: Map::new(),
                 };
@@ -442,7 +536,10 @@ impl<'de: 'a, 'a> Deserialize<'de> for TopLevel<'a> {
                         "sessions" if top.sessions.is_none() => {
                             top.sessions = Some(map.next_value()?)
                         }
-                        "version" | "sessions" => {
+                        "generation" if top.generation.is_none() => {
+                            top.generation = Some(map.next_value()?)
+                        }
+                        "version" | "sessions" | "generation" => {
                             return Err(de::Error::custom(format!("duplicate field \"{key}\"")));
                         }
                         _ => {

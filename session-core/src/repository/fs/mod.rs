@@ -4,6 +4,11 @@
 //!   ([`default_path`]) and the migration steps.
 //! - `format`: the file on disk: its schema ([`WORKSPACE_SCHEMA_VERSION`],
 //!   [`Migration`]), parsing with line and column errors, serialization.
+//! - `journal`: the journal file of changes since the file was written
+//!   whole (format, torn tails, generations).
+//! - `refresh`: reading the file and its journal into memory.
+//! - `persist`: appending a change to the journal, or writing the file
+//!   whole and compacting.
 //! - `store`: [`FsWorkspace`]: the cross-process lock, the atomic replace,
 //!   the backup, and the [`WorkspaceRepository`](super::WorkspaceRepository)
 //!   implementation.
@@ -12,6 +17,9 @@
 
 mod builder;
 mod format;
+mod journal;
+mod persist;
+mod refresh;
 mod session_lock;
 mod store;
 

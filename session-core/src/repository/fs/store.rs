@@ -3,13 +3,12 @@
 
 use std::fmt;
 use std::fs::{self, File};
-use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use super::builder::FsWorkspaceBuilder;
-use super::format::{Loaded, Migration, position_of, render};
+use super::format::{Loaded, Migration};
 use crate::private_file::{self, LockError};
 use crate::repository::{SessionLock, SessionSet, WorkspaceRepository};
 use crate::{Error, Result, Session, SessionId};
@@ -21,7 +20,8 @@ use crate::{Error, Result, Session, SessionId};
 ///
 /// ```json
 /// {
-///   "version": 2,
+///   "version": 3,
+///   "generation": 12,
 ///   "sessions": [
 ///     {"sessionId":"…","sessionName":"dev","sessionType":"awsIamUser","status":"inactive","config":{"profile":"dev"},"revision":3},
 ///     {"sessionId":"…","sessionName":"bmc","sessionType":"redfish","status":"active","config":{"endpoint":"https://bmc","username":"admin"},"state":{"authMode":"session","sessionUri":"/redfish/v1/SessionService/Sessions/7"},"revision":5},
@@ -35,17 +35,47 @@ use crate::{Error, Result, Session, SessionId};
 /// available; see [`Session`]. Keys this version does not know, at the top
 /// level or inside a session, are kept and written back.
 ///
+/// # Journal
+///
+/// A change does not rewrite the file: it appends one line, the changed
+/// session (or the id of a removed one), to `<file>.journal`
+/// ([`journal_path`](Self::journal_path)) and `fdatasync`s it, so an update
+/// costs about the same with 100 sessions as with 100,000. Readers apply
+/// the journal on top of the file. Once the journal is larger than 64 KiB
+/// and than a quarter of the file ([`FsWorkspaceBuilder::compact_at`]), the
+/// writer that made it so folds it in: it writes the file whole (as the
+/// next `generation`) and removes the journal. So:
+///
+/// - The file is the same readable JSON as ever, but while a journal is
+///   pending it lacks the latest changes. [`compact`](Self::compact) folds
+///   the journal in now (`sessionctl` does so before it exits);
+///   `compact_at(None)` turns the journal off.
+/// - The journal's first line names the file generation it continues. A
+///   journal of an older generation (a compaction killed after writing the
+///   file) is ignored and replaced; one of a newer generation (the file was
+///   replaced by an older copy) is an error that changes nothing.
+/// - A last line without its newline is a write that never returned (its
+///   writer was killed): it is skipped, and cut off by the next writer. A
+///   damaged line elsewhere is [`Error::Corrupt`] naming the journal and
+///   the line.
+/// - The first write to a file of an older schema rewrites it whole, so
+///   an older build never reads a file whose journal it would not see; and
+///   schema 3 is refused by builds that read only 2.
+///
 /// # Safety of the file
 ///
-/// - **Atomic replace**: each write goes to a temporary file in the same
+/// - **Atomic replace**: each write of the whole file goes to a temporary file in the same
 ///   directory (mode 0600), which is fsynced, then renamed over the workspace
 ///   file, then the directory is fsynced. A reader or a crash sees the old
 ///   file or the new one, never a mix.
 /// - **Cross-process lock**: writers take an exclusive advisory lock on
-///   `<file>.lock`, re-read the file if another process changed it, apply
-///   their change and write. Readers need no lock.
-/// - **Backup**: before each replace, the previous file is kept as
-///   `<file>.bak` (a hard link, so it costs no copy).
+///   `<file>.lock`, re-read the file if another process changed it (and
+///   the journal lines appended since), apply their change and write.
+///   Readers need no lock; a reader that finds the file replaced while it
+///   was reading it three times in a row waits for the lock instead.
+/// - **Backup**: before each replace of the whole file, the previous file
+///   is kept as `<file>.bak` (a hard link, so it costs no copy); with the
+///   journal, that is the file before the last compaction.
 /// - **Never reset**: a file that cannot be read or parsed gives
 ///   [`Error::Corrupt`] or [`Error::Storage`] naming the file (and the line
 ///   and column), and is left untouched; nothing is written until it is fixed
@@ -70,6 +100,9 @@ pub(super) struct Inner {
     pub(super) lock_path: PathBuf,
     pub(super) backup_path: PathBuf,
     pub(super) lock_timeout: Duration,
+    /// The journal's compaction floor in bytes; `None`: no journal, every
+    /// change rewrites the file.
+    pub(super) compact_at: Option<u64>,
     pub(super) migrations: Vec<(u32, Migration)>,
     /// What was last read or written, and the file identity it came from.
     pub(super) state: Mutex<Option<Loaded>>,
@@ -96,7 +129,7 @@ pub(super) struct Stamp {
 }
 
 impl Stamp {
-    fn of(meta: &fs::Metadata) -> Self {
+    pub(super) fn of(meta: &fs::Metadata) -> Self {
         #[cfg(unix)]
         use std::os::unix::fs::MetadataExt;
         Stamp {
@@ -144,6 +177,21 @@ impl FsWorkspace {
             .await
     }
 
+    /// The journal of changes not yet folded into the file: `<file>.journal`
+    /// beside the file (beside the file a symbolic link names, so every path
+    /// to the file finds it).
+    pub fn journal_path(&self) -> PathBuf {
+        self.inner.journal_path()
+    }
+
+    /// Folds the journal into the file now, so that the file alone holds
+    /// every session (for a person or a tool about to read it); returns
+    /// whether there was anything to fold. Writers do this by themselves
+    /// once the journal grows past [`FsWorkspaceBuilder::compact_at`].
+    pub async fn compact(&self) -> Result<bool> {
+        self.blocking(|inner| inner.compact_now()).await
+    }
+
     async fn blocking<T: Send + 'static>(
         &self,
         f: impl FnOnce(&Inner) -> Result<T> + Send + 'static,
@@ -168,6 +216,15 @@ impl FsWorkspace {
 }
 
 impl Inner {
+    /// See [`FsWorkspace::journal_path`].
+    pub(super) fn journal_path(&self) -> PathBuf {
+        let file =
+            crate::private_file::resolve_symlinks(&self.path).unwrap_or_else(|_| self.path.clone());
+        let mut name = file.file_name().unwrap_or_default().to_owned();
+        name.push(".journal");
+        file.with_file_name(name)
+    }
+
     fn lock_state(&self) -> MutexGuard<'_, Option<Loaded>> {
         // A panic mid-operation leaves at worst a stale copy, and the stamp
         // check below reloads it from the file.
@@ -177,41 +234,8 @@ impl Inner {
     /// The in-memory copy, reloaded if the file changed since.
     fn fresh(&self) -> Result<MutexGuard<'_, Option<Loaded>>> {
         let mut state = self.lock_state();
-        self.refresh(&mut state)?;
+        self.refresh(&mut state, false)?;
         Ok(state)
-    }
-
-    fn refresh(&self, state: &mut Option<Loaded>) -> Result<()> {
-        let mut file = match File::open(&self.path) {
-            Ok(file) => file,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                let stale = state.as_ref().is_none_or(|l| l.stamp.is_some());
-                if stale {
-                    *state = Some(Loaded::empty());
-                }
-                return Ok(());
-            }
-            Err(e) => return Err(self.io_error("cannot open the workspace file", e)),
-        };
-        let meta = file
-            .metadata()
-            .map_err(|e| self.io_error("cannot read the workspace file's metadata", e))?;
-        let stamp = Stamp::of(&meta);
-        if state.as_ref().is_some_and(|l| l.stamp == Some(stamp)) {
-            return Ok(());
-        }
-        let mut bytes = Vec::with_capacity(meta.len() as usize);
-        file.read_to_end(&mut bytes)
-            .map_err(|e| self.io_error("cannot read the workspace file", e))?;
-        // Checking UTF-8 once here lets serde_json skip it for every string.
-        let text = String::from_utf8(bytes).map_err(|e| {
-            let (line, column) = position_of(e.as_bytes(), e.utf8_error().valid_up_to());
-            self.corrupt_at(line, column, "not valid UTF-8")
-        })?;
-        let mut loaded = self.parse(text)?;
-        loaded.stamp = Some(stamp);
-        *state = Some(loaded);
-        Ok(())
     }
 
     fn write<T>(
@@ -220,37 +244,33 @@ impl Inner {
     ) -> Result<T> {
         let mut state = self.lock_state();
         let _lock = self.lock_file()?;
-        self.refresh(&mut state)?;
+        self.refresh(&mut state, true)?;
         let loaded = state.as_mut().expect("refresh always leaves a state");
         // SessionSet checks everything before it mutates, so a refused
         // change leaves memory as it was; no copy of the set is needed.
         let (result, changed) = change(&mut loaded.set)?;
-        for id in &changed {
-            loaded.raw.remove(id);
-        }
-        let written = render(loaded)
-            .map_err(|e| self.corrupt_at(0, 0, format!("cannot encode a session: {e}")))
-            .and_then(|text| self.replace(text.as_bytes()))
-            .and_then(|()| {
-                fs::metadata(&self.path)
-                    .map_err(|e| self.io_error("cannot read the new file's metadata", e))
-            });
-        match written {
-            Ok(meta) => {
-                loaded.stamp = Some(Stamp::of(&meta));
-                Ok(result)
-            }
+        match self.persist(loaded, &changed) {
+            Ok(()) => Ok(result),
             Err(e) => {
-                // Memory now holds a change the file does not: forget it so
-                // the next operation reloads the file.
+                // Memory now holds a change the files may not: forget it so
+                // the next operation reloads them.
                 *state = None;
                 Err(e)
             }
         }
     }
 
+    /// Folds the journal into the file; see [`FsWorkspace::compact`].
+    fn compact_now(&self) -> Result<bool> {
+        let mut state = self.lock_state();
+        let _lock = self.lock_file()?;
+        self.refresh(&mut state, true)?;
+        let loaded = state.as_mut().expect("refresh always leaves a state");
+        self.compact(loaded).inspect_err(|_| *state = None)
+    }
+
     /// Takes the cross-process lock, polling up to `lock_timeout`.
-    fn lock_file(&self) -> Result<File> {
+    pub(super) fn lock_file(&self) -> Result<File> {
         private_file::lock_exclusive(&self.lock_path, self.lock_timeout).map_err(|e| match e {
             LockError::Io(e) => self.io_error("cannot lock the workspace", e),
             LockError::TimedOut => Error::storage(
@@ -267,7 +287,7 @@ impl Inner {
 
     /// Temp file, fsync, keep the old file as backup, rename, fsync the dir
     /// (a symlinked workspace file stays a link; its target is replaced).
-    fn replace(&self, bytes: &[u8]) -> Result<()> {
+    pub(super) fn replace(&self, bytes: &[u8]) -> Result<()> {
         private_file::replace_atomically(&self.path, bytes, |target| self.keep_backup(target))
             .map_err(|e| self.io_error(e.step, e.error))
     }
@@ -284,7 +304,7 @@ impl Inner {
         }
     }
 
-    fn io_error(&self, what: &str, e: std::io::Error) -> Error {
+    pub(super) fn io_error(&self, what: &str, e: std::io::Error) -> Error {
         Error::storage(&self.path, what, Some(e))
     }
 }
@@ -330,7 +350,7 @@ impl WorkspaceRepository for FsWorkspace {
     }
 
     async fn delete(&self, id: SessionId, expected_revision: Option<u64>) -> Result<Session> {
-        self.write(move |set| set.delete(id, expected_revision).map(|s| (s, Vec::new())))
+        self.write(move |set| set.delete(id, expected_revision).map(|s| (s, vec![id])))
             .await
     }
 
