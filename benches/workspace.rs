@@ -1,5 +1,6 @@
 //! `FsWorkspace` at 100, 1,000 and 10,000 sessions: cold load, list, and
-//! update-one-and-persist (fsync included). Figures: `benches/README.md`.
+//! update-one-and-persist (fsync included), and update-one-and-persist at
+//! 100,000. Figures: `benches/README.md`.
 
 use std::path::Path;
 use std::time::Duration;
@@ -46,6 +47,14 @@ fn fixture(dir: &Path, n: usize) -> std::path::PathBuf {
     });
     std::fs::write(&path, serde_json::to_vec(&doc).expect("json")).expect("write");
     path
+}
+
+/// Appends `line` to a file and `fdatasync`s it: the I/O floor of any
+/// durable update that writes only the change.
+fn append_fdatasync(file: &mut std::fs::File, line: &[u8]) {
+    use std::io::Write;
+    file.write_all(line).expect("append");
+    file.sync_data().expect("fdatasync");
 }
 
 /// Temp file, write, fsync, rename, fsync the directory: the minimum any
@@ -110,18 +119,42 @@ fn bench(c: &mut Criterion) {
             b.iter_with_large_drop(|| rt.block_on(ws.list()).expect("list"))
         });
 
-        let target = rt.block_on(ws.list()).expect("list")[n / 2].session_id;
-        let mut flip = false;
-        group.bench_with_input(BenchmarkId::new("update_one_persist", n), &ws, |b, ws| {
-            b.iter(|| {
-                let mut s = rt.block_on(ws.get(target)).expect("get");
-                flip = !flip;
-                s.region = Some(if flip { "us-east-1" } else { "eu-west-1" }.into());
-                rt.block_on(ws.update(s)).expect("update");
-            })
+        update_one_persist(&mut group, &rt, &ws, n);
+        // Kept small: it grows by one line per iteration, compacted never.
+        let log_path = floor_dir.join("append.log");
+        let mut log = std::fs::File::create(&log_path).expect("log");
+        let line = serde_json::to_vec(&rt.block_on(ws.list()).expect("list")[0]).expect("json");
+        group.bench_function(BenchmarkId::new("baseline_append_fdatasync", n), |b| {
+            b.iter(|| append_fdatasync(&mut log, &line))
         });
     }
+    // 100,000 sessions: only the update, to show it does not grow with N.
+    let n = 100_000;
+    let path = fixture(dir.path(), n);
+    let ws = FsWorkspace::open(&path).expect("open");
+    rt.block_on(ws.check()).expect("warm");
+    update_one_persist(&mut group, &rt, &ws, n);
     group.finish();
+}
+
+/// `get` + `update` of the middle session, with its persistence: one
+/// journal line, and the compactions due every so many updates.
+fn update_one_persist(
+    group: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>,
+    rt: &tokio::runtime::Runtime,
+    ws: &FsWorkspace,
+    n: usize,
+) {
+    let target = rt.block_on(ws.list()).expect("list")[n / 2].session_id;
+    let mut flip = false;
+    group.bench_with_input(BenchmarkId::new("update_one_persist", n), ws, |b, ws| {
+        b.iter(|| {
+            let mut s = rt.block_on(ws.get(target)).expect("get");
+            flip = !flip;
+            s.region = Some(if flip { "us-east-1" } else { "eu-west-1" }.into());
+            rt.block_on(ws.update(s)).expect("update");
+        })
+    });
 }
 
 // criterion_group! generates an undocumented pub fn.

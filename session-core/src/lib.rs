@@ -86,6 +86,7 @@ mod manager;
 // the SSO cache, the secret store); not part of the supported API.
 #[doc(hidden)]
 pub mod private_file;
+mod provider_config;
 pub mod redact;
 pub mod repository;
 mod secret;

@@ -1,10 +1,12 @@
 //! The session record every provider shares.
 
-use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use time::OffsetDateTime;
 
+use std::sync::Arc;
+
+pub use crate::provider_config::ProviderConfig;
 use crate::{Error, Result, SessionId, SessionStatus, SessionType};
 
 /// The longest session name accepted, in characters.
@@ -299,85 +301,6 @@ pub struct LastError {
     pub at: OffsetDateTime,
 }
 
-/// A provider's own settings for one session: a JSON object.
-///
-/// Core does not know the provider types, so it stores the object as JSON and
-/// lets the provider view it through its own `serde` type:
-///
-/// ```
-/// use serde::{Deserialize, Serialize};
-/// use session_core::ProviderConfig;
-///
-/// #[derive(Serialize, Deserialize)]
-/// #[serde(rename_all = "camelCase")]
-/// struct RoleConfig { role_arn: String, external_id: Option<String> }
-///
-/// let mut config: ProviderConfig =
-///     serde_json::from_str(r#"{"roleArn":"arn:aws:iam::1:role/A","addedInV2":true}"#)?;
-/// let mut role: RoleConfig = config.get()?;
-/// role.role_arn = "arn:aws:iam::1:role/B".into();
-/// config.set(&role)?;
-/// // A key the typed view did not know survives the round trip.
-/// assert_eq!(config.as_map()["addedInV2"], true);
-/// assert_eq!(config.as_map()["roleArn"], "arn:aws:iam::1:role/B");
-/// # Ok::<(), Box<dyn std::error::Error>>(())
-/// ```
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-#[serde(transparent)]
-pub struct ProviderConfig(Map<String, Value>);
-
-impl ProviderConfig {
-    /// Decodes the typed view `T`. Keys `T` does not know are ignored here and
-    /// kept in the object.
-    pub fn get<T: DeserializeOwned>(&self) -> Result<T> {
-        T::deserialize(Value::Object(self.0.clone()))
-            .map_err(|e| Error::invalid_input("session config", e.to_string()))
-    }
-
-    /// Merges the typed view `T` into the object: each key `T` serializes is
-    /// overwritten, a key serialized as `null` is removed, and keys `T` does
-    /// not serialize are kept.
-    pub fn set<T: Serialize>(&mut self, value: &T) -> Result<()> {
-        match serde_json::to_value(value) {
-            Ok(Value::Object(map)) => {
-                for (key, value) in map {
-                    if value.is_null() {
-                        self.0.remove(&key);
-                    } else {
-                        self.0.insert(key, value);
-                    }
-                }
-                Ok(())
-            }
-            Ok(other) => Err(Error::invalid_input(
-                "session config",
-                format!("must serialize to a JSON object, not {other}"),
-            )),
-            Err(e) => Err(Error::invalid_input("session config", e.to_string())),
-        }
-    }
-
-    /// The raw object.
-    pub fn as_map(&self) -> &Map<String, Value> {
-        &self.0
-    }
-
-    /// The raw object, mutable.
-    pub fn as_map_mut(&mut self) -> &mut Map<String, Value> {
-        &mut self.0
-    }
-
-    /// A string value, if the key holds one.
-    pub fn get_str(&self, key: &str) -> Option<&str> {
-        self.0.get(key).and_then(Value::as_str)
-    }
-
-    /// Whether there are no keys.
-    pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
-    }
-}
-
 /// Reads a session field by field. Hand-written rather than derived because
 /// `#[serde(flatten)]` (for the unknown fields) makes serde buffer every
 /// field first, which made loading a 10,000-session workspace 3 to 4 times
@@ -386,7 +309,30 @@ impl<'de> Deserialize<'de> for Session {
     fn deserialize<D: serde::Deserializer<'de>>(
         deserializer: D,
     ) -> std::result::Result<Self, D::Error> {
-        deserializer.deserialize_map(SessionVisitor)
+        deserializer.deserialize_map(SessionVisitor { keep: KeepText::No })
+    }
+}
+
+impl Session {
+    /// Reads a session from JSON text, keeping its `config` and `state` as
+    /// text until they are looked at (see [`ProviderConfig`]'s "Cost"): for
+    /// the repositories, which load many sessions and look at few.
+    pub(crate) fn from_json_keeping_text(text: &str) -> serde_json::Result<Session> {
+        Self::from_json_keeping(text, KeepText::Owned)
+    }
+
+    /// [`from_json_keeping_text`](Self::from_json_keeping_text) for `text`,
+    /// a slice of `file`, whose text the session then shares (no copy).
+    pub(crate) fn from_json_in(file: &Arc<String>, text: &str) -> serde_json::Result<Session> {
+        Self::from_json_keeping(text, KeepText::In(file))
+    }
+
+    fn from_json_keeping(text: &str, keep: KeepText<'_>) -> serde_json::Result<Session> {
+        let mut deserializer = serde_json::Deserializer::from_str(text);
+        let session =
+            serde::Deserializer::deserialize_map(&mut deserializer, SessionVisitor { keep })?;
+        deserializer.end()?;
+        Ok(session)
     }
 }
 
@@ -394,9 +340,44 @@ impl<'de> Deserialize<'de> for Session {
 #[derive(Deserialize)]
 struct Rfc3339Opt(#[serde(with = "time::serde::rfc3339::option")] Option<OffsetDateTime>);
 
-struct SessionVisitor;
+struct SessionVisitor<'a> {
+    keep: KeepText<'a>,
+}
 
-impl<'de> serde::de::Visitor<'de> for SessionVisitor {
+/// Whether `config` and `state` are kept as JSON text: only with
+/// serde_json's own deserializer, which can hand out the text of a value.
+#[derive(Clone, Copy)]
+enum KeepText<'a> {
+    /// Parsed now: any deserializer.
+    No,
+    /// A copy of the text.
+    Owned,
+    /// A range of this file's text, which the input is a slice of.
+    In(&'a Arc<String>),
+}
+
+impl SessionVisitor<'_> {
+    fn provider_config<'de, M: serde::de::MapAccess<'de>>(
+        &self,
+        map: &mut M,
+    ) -> std::result::Result<ProviderConfig, M::Error> {
+        let kept = match self.keep {
+            KeepText::No => return map.next_value(),
+            KeepText::Owned => ProviderConfig::from_json_text(
+                map.next_value::<Box<serde_json::value::RawValue>>()?,
+            ),
+            KeepText::In(file) => {
+                let text = map.next_value::<&'de serde_json::value::RawValue>()?;
+                ProviderConfig::from_text_in(file, text.get())
+            }
+        };
+        kept.ok_or_else(|| {
+            serde::de::Error::invalid_type(serde::de::Unexpected::Other("a non-object"), &"a map")
+        })
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for SessionVisitor<'_> {
     type Value = Session;
 
     fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -462,8 +443,8 @@ impl<'de> serde::de::Visitor<'de> for SessionVisitor {
                     map.next_value::<Option<LastError>>()?,
                     "lastError",
                 )?,
-                "config" => set(&mut config, map.next_value::<ProviderConfig>()?, "config")?,
-                "state" => set(&mut state, map.next_value::<ProviderConfig>()?, "state")?,
+                "config" => set(&mut config, self.provider_config(&mut map)?, "config")?,
+                "state" => set(&mut state, self.provider_config(&mut map)?, "state")?,
                 "revision" => set(&mut revision, map.next_value::<u64>()?, "revision")?,
                 _ => {
                     let value = map.next_value::<Value>()?;

@@ -11,7 +11,7 @@ pub use fs::{FsWorkspace, FsWorkspaceBuilder, Migration, WORKSPACE_SCHEMA_VERSIO
 pub use lock::SessionLock;
 pub(crate) use lock::TaskLocks;
 pub use memory::InMemoryWorkspace;
-pub(crate) use set::SessionSet;
+pub(crate) use set::{IdMap, SessionSet};
 
 use std::fmt;
 use std::future::Future;

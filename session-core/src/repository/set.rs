@@ -2,7 +2,8 @@
 //! `InMemoryWorkspace` and `FsWorkspace` both keep one of these, so the rules
 //! are written once.
 
-use std::collections::HashMap;
+/// Maps keyed by session id, with a fast hash.
+pub(crate) type IdMap<V> = std::collections::HashMap<SessionId, V, foldhash::fast::RandomState>;
 
 use super::rules;
 use crate::{Error, Result, Session, SessionId};
@@ -11,13 +12,13 @@ use crate::{Error, Result, Session, SessionId};
 #[derive(Debug, Default, Clone)]
 pub(crate) struct SessionSet {
     sessions: Vec<Session>,
-    index: HashMap<SessionId, usize>,
+    index: IdMap<usize>,
 }
 
 impl SessionSet {
     /// Builds the set from stored sessions, refusing duplicate ids.
     pub(crate) fn from_sessions(sessions: Vec<Session>) -> std::result::Result<Self, SessionId> {
-        let mut index = HashMap::with_capacity(sessions.len());
+        let mut index = IdMap::with_capacity_and_hasher(sessions.len(), Default::default());
         for (i, session) in sessions.iter().enumerate() {
             if index.insert(session.session_id, i).is_some() {
                 return Err(session.session_id);

@@ -2,8 +2,8 @@
 //! and column in the whole file), migrations and serialization.
 
 use std::borrow::Cow;
-use std::collections::HashMap;
 use std::fmt;
+use std::sync::Arc;
 
 use serde::Deserialize;
 use serde::de::{self, MapAccess, Visitor};
@@ -12,7 +12,7 @@ use serde_json::{Map, Value};
 
 use super::journal::{FileId, Position, Record};
 use super::store::{Inner, Stamp};
-use crate::repository::SessionSet;
+use crate::repository::{IdMap, SessionSet};
 use crate::{Error, Result, Session, SessionId};
 
 /// The schema version this build reads and writes.
@@ -112,10 +112,10 @@ pub(super) struct Loaded {
     pub(super) file_len: u64,
     pub(super) set: SessionSet,
     /// JSON text by session id; a missing entry is encoded at the next write.
-    pub(super) raw: HashMap<SessionId, CachedJson>,
+    pub(super) raw: IdMap<CachedJson>,
     extra: Map<String, Value>,
     /// The text the file had when loaded; `CachedJson::InFile` points into it.
-    file: String,
+    file: Arc<String>,
 }
 
 /// The journal beside the file, as far as it has been read.
@@ -150,9 +150,9 @@ impl Loaded {
             migrated: false,
             file_len: 0,
             set: SessionSet::default(),
-            raw: HashMap::new(),
+            raw: IdMap::default(),
             extra: Map::new(),
-            file: String::new(),
+            file: Arc::default(),
         }
     }
 }
@@ -166,9 +166,12 @@ impl Inner {
     /// schema as if they were current, without migrating (to find where an
     /// error is in the file as the user has it).
     fn parse_as(&self, text: String, as_current: bool) -> Result<Loaded> {
+        // Shared with the sessions, whose settings stay ranges of it.
+        let file = Arc::new(text);
+        let text: &str = &file;
         let bytes = text.as_bytes();
         let top: TopLevel<'_> =
-            serde_json::from_str(&text).map_err(|e| self.corrupt_at(e.line(), e.column(), e))?;
+            serde_json::from_str(text).map_err(|e| self.corrupt_at(e.line(), e.column(), e))?;
         let version = top
             .version
             .ok_or_else(|| self.corrupt_at(1, 1, "the \"version\" field is missing"))?;
@@ -184,14 +187,14 @@ impl Inner {
             ));
         }
         if version < u64::from(WORKSPACE_SCHEMA_VERSION) && !as_current {
-            return self.migrate(&text, version as u32);
+            return self.migrate(text, version as u32);
         }
         let raws = top
             .sessions
             .ok_or_else(|| self.corrupt_at(1, 1, "the \"sessions\" field is missing"))?;
-        let sessions = self.parse_sessions(bytes, &raws)?;
+        let sessions = self.parse_sessions(&file, &raws)?;
         let ids: Vec<SessionId> = sessions.iter().map(|s| s.session_id).collect();
-        let mut raw = HashMap::with_capacity(raws.len());
+        let mut raw = IdMap::with_capacity_and_hasher(raws.len(), Default::default());
         for (session, item) in sessions.iter().zip(&raws) {
             let start = offset_in(bytes, item.get());
             raw.insert(
@@ -223,16 +226,17 @@ impl Inner {
             set,
             raw,
             extra,
-            file: text,
+            file: Arc::clone(&file),
         })
     }
 
     /// Parses and validates each session. Large workspaces are split over
     /// the available cores: sessions parse independently, and parsing is
     /// most of the cost of loading (about 1 µs per session).
-    fn parse_sessions(&self, bytes: &[u8], raws: &[&RawValue]) -> Result<Vec<Session>> {
+    fn parse_sessions(&self, file: &Arc<String>, raws: &[&RawValue]) -> Result<Vec<Session>> {
+        let bytes = file.as_bytes();
         let parse_one = |item: &&RawValue| -> Result<Session> {
-            let session: Session = serde_json::from_str(item.get())
+            let session = Session::from_json_in(file, item.get())
                 .map_err(|e| self.corrupt_in(bytes, item.get(), e))?;
             session
                 .validate()
@@ -246,24 +250,40 @@ impl Inner {
             return raws.iter().map(parse_one).collect();
         }
         let chunk = raws.len().div_ceil(threads);
-        let parts: Vec<Result<Vec<Session>>> = std::thread::scope(|scope| {
+        let mut sessions = Vec::with_capacity(raws.len());
+        let (first, rest) = std::thread::scope(|scope| {
             let workers: Vec<_> = raws
                 .chunks(chunk)
                 .skip(1)
-                .map(|part| scope.spawn(move || part.iter().map(parse_one).collect()))
-                .collect();
-            // This thread takes the first chunk itself.
-            let mut parts = vec![raws[..chunk].iter().map(parse_one).collect()];
-            parts.extend(workers.into_iter().map(|w| {
-                w.join().unwrap_or_else(|_| {
-                    Err(self.corrupt_at(0, 0, "a session parser thread panicked"))
+                .map(|part| {
+                    scope.spawn(move || part.iter().map(parse_one).collect::<Result<Vec<_>>>())
                 })
-            }));
-            parts
+                .collect();
+            // This thread parses the first chunk itself, straight into the
+            // result (the others' sessions are moved there after).
+            let mut first = Ok(());
+            for item in &raws[..chunk] {
+                match parse_one(item) {
+                    Ok(session) => sessions.push(session),
+                    Err(e) => {
+                        first = Err(e);
+                        break;
+                    }
+                }
+            }
+            let rest: Vec<Result<Vec<Session>>> = workers
+                .into_iter()
+                .map(|w| {
+                    w.join().unwrap_or_else(|_| {
+                        Err(self.corrupt_at(0, 0, "a session parser thread panicked"))
+                    })
+                })
+                .collect();
+            (first, rest)
         });
-        let mut sessions = Vec::with_capacity(raws.len());
         // The first error in file order wins, as in a sequential parse.
-        for part in parts {
+        first?;
+        for part in rest {
             sessions.extend(part?);
         }
         Ok(sessions)
@@ -344,7 +364,7 @@ impl Inner {
         for (line, record) in records {
             match record {
                 Record::Put(text) => {
-                    let session: Session = serde_json::from_str(text.get())
+                    let session = Session::from_json_keeping_text(text.get())
                         .map_err(|e| self.journal_corrupt(line, e))?;
                     session
                         .validate()
