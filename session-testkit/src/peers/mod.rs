@@ -20,7 +20,9 @@
 //! * `SESSION_PEERS_SMUX_XTACI`: the xtaci/smux harness, an smux v1 server
 //!   for the fake SSM agent (see [`smux_xtaci`]);
 //! * `SESSION_PEERS_BOUNDARY_GO`: boundary-go, a Boundary worker and client
-//!   on the real worker's Go stack (see [`boundary_go`]).
+//!   on the real worker's Go stack (see [`boundary_go`]);
+//! * `SESSION_PEERS_LEAPP_CORE`: the `node_modules` folder of Leapp's core
+//!   library, npm `@noovolari/leapp-core` (see [`leapp_core`]).
 //!
 //! A test that needs a peer asks for it through [`require_peer`]. When the
 //! peer is missing, the test fails in CI (`CI=true` or `CI=1`) and is skipped
@@ -38,6 +40,7 @@
 
 pub mod boundary_go;
 mod http;
+pub mod leapp_core;
 pub mod moto;
 pub mod moto_recorder;
 pub mod oidc;

@@ -159,7 +159,7 @@ fn find_peer() -> Result<Peer, String> {
     })
 }
 
-fn find_on_path(program: &str, path: Option<std::ffi::OsString>) -> Option<PathBuf> {
+pub(super) fn find_on_path(program: &str, path: Option<std::ffi::OsString>) -> Option<PathBuf> {
     let name = format!("{program}{}", std::env::consts::EXE_SUFFIX);
     std::env::split_paths(&path?)
         .map(|dir| dir.join(&name))
