@@ -1,6 +1,8 @@
 //! `FsWorkspace` at 100, 1,000 and 10,000 sessions: cold load, list, and
 //! update-one-and-persist (fsync included), and update-one-and-persist at
-//! 100,000. Figures: `benches/README.md`.
+//! 100,000; and Leapp's own core (npm `@noovolari/leapp-core`, the
+//! `leapp_core` peer that `./scripts/test` installs) loading and updating
+//! the same numbers of sessions, in the same run. Figures: `benches/README.md`.
 
 use std::path::Path;
 use std::time::Duration;
@@ -73,7 +75,32 @@ fn atomic_write(dir: &Path, bytes: &[u8]) {
         .expect("fsync dir");
 }
 
+/// Leapp's own core on the same machine, in the same run: its cold load
+/// (read, decrypt, check, re-save, as Leapp does on start) and one update
+/// persisted, each a median over `rounds` (a 10,000-session round takes
+/// seconds). Printed beside criterion's lines.
+fn leapp_core_figures() {
+    use session_testkit::peers::leapp_core::LeappCore;
+    let peer = match LeappCore::locate() {
+        Ok(peer) => peer,
+        Err(e) => {
+            println!("leapp_core: not measured: {e}");
+            return;
+        }
+    };
+    for (n, rounds) in [(100, 10), (1_000, 10), (10_000, 5)] {
+        match peer.bench(n, rounds) {
+            Ok(f) => println!(
+                "leapp_core/{n}: cold_load {:.1} ms, update_one_persist {:.1} ms (median of {} rounds, leapp-core {})",
+                f.cold_load_ms, f.update_one_persist_ms, f.rounds, f.version
+            ),
+            Err(e) => println!("leapp_core/{n}: failed: {e}"),
+        }
+    }
+}
+
 fn bench(c: &mut Criterion) {
+    leapp_core_figures();
     let dir = tempfile::tempdir().expect("dir");
     let rt = runtime();
     let mut group = c.benchmark_group("fs_workspace");
