@@ -20,10 +20,11 @@ use session_sdk::aws::{
     validate,
 };
 use session_sdk::{
-    Error, FsWorkspace, Secret, Session, SessionAction, SessionManagerBuilder, SessionType,
-    WorkspaceRepository, WorkspaceRepositoryExt,
+    Error, Secret, Session, SessionAction, SessionManagerBuilder, SessionType, WorkspaceRepository,
+    WorkspaceRepositoryExt,
 };
 
+use crate::workspace::Workspace;
 use crate::{Failure, Global, secrets, shell, use_session};
 
 /// A shell command line that prints an MFA code (like aws-vault's
@@ -357,7 +358,7 @@ fn new_session(
 /// Runs an `add` command; returns what to print.
 pub(crate) async fn add(
     global: &Global,
-    workspace: FsWorkspace,
+    workspace: Workspace,
     command: AddAws,
 ) -> Result<String, Failure> {
     let session = match command {
@@ -371,7 +372,7 @@ pub(crate) async fn add(
 
 async fn add_iam_user(
     global: &Global,
-    workspace: &FsWorkspace,
+    workspace: &Workspace,
     args: AddIamUser,
 ) -> Result<String, Failure> {
     validate::access_key_id(&args.access_key_id)?;
@@ -403,10 +404,7 @@ async fn add_iam_user(
     .await
 }
 
-async fn add_federated(
-    workspace: &FsWorkspace,
-    args: AddFederatedRole,
-) -> Result<Session, Failure> {
+async fn add_federated(workspace: &Workspace, args: AddFederatedRole) -> Result<Session, Failure> {
     let source = match (&args.assertion_file, &args.assertion_command) {
         (Some(path), _) => AssertionSourceConfig::file(
             std::path::absolute(path)
@@ -432,7 +430,7 @@ async fn add_federated(
     Ok(workspace.insert(session).await?)
 }
 
-async fn add_sso(workspace: &FsWorkspace, args: AddSsoRole) -> Result<Session, Failure> {
+async fn add_sso(workspace: &Workspace, args: AddSsoRole) -> Result<Session, Failure> {
     let mut config = SsoRoleConfig::new(
         args.start_url,
         args.sso_region,
@@ -448,7 +446,7 @@ async fn add_sso(workspace: &FsWorkspace, args: AddSsoRole) -> Result<Session, F
     Ok(workspace.insert(session).await?)
 }
 
-async fn add_chained(workspace: &FsWorkspace, args: AddChainedRole) -> Result<Session, Failure> {
+async fn add_chained(workspace: &Workspace, args: AddChainedRole) -> Result<Session, Failure> {
     let parent = workspace.find(&args.parent).await?;
     if !parent.session_type.is_aws_credentials() {
         return Err(Error::invalid_input(
@@ -585,7 +583,7 @@ pub(crate) struct SessionArg {
 /// Runs an `aws` command; returns what to print.
 pub(crate) async fn run(
     global: &Global,
-    workspace: FsWorkspace,
+    workspace: Workspace,
     command: AwsCommand,
 ) -> Result<String, Failure> {
     match command {
@@ -618,7 +616,7 @@ pub(crate) async fn run(
 /// one STS call (the later ones find fresh credentials after the lock).
 async fn credentials(
     global: &Global,
-    workspace: FsWorkspace,
+    workspace: Workspace,
     id_or_name: &str,
     lock_dir: Option<&Path>,
 ) -> Result<(Session, AwsCredentials), Failure> {
@@ -715,7 +713,7 @@ fn credential_process_json(creds: &AwsCredentials) -> Result<String, Failure> {
 }
 
 /// `aws sso-sync`: adds a session per (account, role) not yet in the workspace.
-async fn sso_sync(workspace: FsWorkspace, args: SsoSyncArgs) -> Result<String, Failure> {
+async fn sso_sync(workspace: Workspace, args: SsoSyncArgs) -> Result<String, Failure> {
     let mut key = SsoLoginKey::new(&args.start_url, &args.sso_region);
     if let Some(name) = &args.sso_session {
         key = key.with_session_name(name);

@@ -9,10 +9,11 @@ use session_sdk::azure::{
     REFRESH_TOKEN,
 };
 use session_sdk::{
-    DEFAULT_MIN_TTL, FsWorkspace, Session, SessionAction, SessionManagerBuilder, SessionType,
+    DEFAULT_MIN_TTL, Session, SessionAction, SessionManagerBuilder, SessionType,
     WorkspaceRepository,
 };
 
+use crate::workspace::Workspace;
 use crate::{Failure, Global, secrets, shell, use_session};
 
 /// `azure exec`: it removes the variables through which the Azure SDKs and
@@ -120,7 +121,7 @@ pub(crate) struct AddAzure {
 /// Adds an Azure session (and its secret); returns what to print.
 pub(crate) async fn add(
     global: &Global,
-    workspace: FsWorkspace,
+    workspace: Workspace,
     args: AddAzure,
 ) -> Result<String, Failure> {
     let kind = match args.kind {
@@ -187,7 +188,7 @@ pub(crate) enum AzureCommand {
 /// Runs an `azure` command; returns what to print.
 pub(crate) async fn run(
     global: &Global,
-    workspace: FsWorkspace,
+    workspace: Workspace,
     command: AzureCommand,
 ) -> Result<String, Failure> {
     match command {
@@ -207,7 +208,7 @@ pub(crate) async fn run(
 /// The session's variables and name, started or rotated first as needed.
 async fn variables(
     global: &Global,
-    workspace: FsWorkspace,
+    workspace: Workspace,
     id_or_name: &str,
 ) -> Result<(Vec<(&'static str, String)>, String), Failure> {
     let mut used = use_session::resolve(

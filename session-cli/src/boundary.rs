@@ -8,11 +8,10 @@ use std::sync::{Arc, OnceLock};
 use clap::{Args, Subcommand};
 use session_sdk::boundary::api::{ListQuery, Session as RemoteSession};
 use session_sdk::boundary::{BoundaryConfig, BoundaryProvider, PasswordPrompt, secret_names};
-use session_sdk::{
-    Error, FsWorkspace, Secret, Session, SessionAction, SessionManagerBuilder, SessionType,
-};
+use session_sdk::{Error, Secret, Session, SessionAction, SessionManagerBuilder, SessionType};
 use time::format_description::well_known::Rfc3339;
 
+use crate::workspace::Workspace;
 use crate::{Failure, Global, secrets, use_session};
 
 /// Registers the `boundary` provider.
@@ -114,7 +113,7 @@ pub(crate) struct AddBoundary {
 /// Adds a Boundary session and stores its password; returns what to print.
 pub(crate) async fn add(
     global: &Global,
-    workspace: FsWorkspace,
+    workspace: Workspace,
     args: AddBoundary,
 ) -> Result<String, Failure> {
     let mut config = BoundaryConfig::new(args.controller, args.auth_method, args.login_name);
@@ -219,7 +218,7 @@ pub(crate) struct CancelArgs {
 /// Runs a `boundary` command; returns what to print.
 pub(crate) async fn run(
     global: &Global,
-    workspace: FsWorkspace,
+    workspace: Workspace,
     command: BoundaryCommand,
 ) -> Result<String, Failure> {
     let of = match &command {

@@ -13,14 +13,15 @@ use std::time::{Duration, Instant};
 use clap::Args;
 use serde_json::{Value, json};
 use session_sdk::{
-    Clock, EndReason, Error, FsWorkspace, LiveEvent, LiveOptions, Operation, RotationPolicy,
-    RotationScheduler, Session, SessionEventKind, SessionId, SessionManager, SessionStatus,
-    SystemClock, WorkspaceRepositoryExt,
+    Clock, EndReason, Error, LiveEvent, LiveOptions, Operation, RotationPolicy, RotationScheduler,
+    Session, SessionEventKind, SessionId, SessionManager, SessionStatus, SystemClock,
+    WorkspaceRepositoryExt,
 };
 use time::format_description::well_known::Rfc3339;
 use tokio::process::{Child, Command};
 use tokio::sync::broadcast::error::RecvError;
 
+use crate::workspace::Workspace;
 use crate::{Failure, Global, secrets, signals::Signals};
 
 /// The variables `connect -- CMD` sets in the command's environment.
@@ -76,7 +77,7 @@ enum Ending {
 /// Runs `connect`.
 pub(crate) async fn run(
     global: &Global,
-    workspace: FsWorkspace,
+    workspace: Workspace,
     args: ConnectArgs,
 ) -> Result<(), Failure> {
     // Resolve first, so a wrong name fails before any passphrase prompt.

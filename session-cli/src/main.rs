@@ -69,6 +69,7 @@ mod ssm;
     feature = "boundary"
 ))]
 mod use_session;
+mod workspace;
 
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
@@ -77,11 +78,12 @@ use std::sync::Arc;
 
 use clap::{Args, Parser, Subcommand};
 use session_sdk::{
-    Error, ErrorChain, FsWorkspace, InMemorySecretStore, Operation, SecretKey, SecretStore,
-    SessionManager, SessionType, SystemClock, WorkspaceRepository, WorkspaceRepositoryExt,
+    Error, ErrorChain, InMemorySecretStore, Operation, SecretKey, SecretStore, SessionManager,
+    SessionType, SystemClock, WorkspaceRepository, WorkspaceRepositoryExt,
 };
 
 use crate::secrets::StoreKind;
+use crate::workspace::Workspace;
 
 /// The text after `--help` of `list` and `show`: the JSON field names.
 macro_rules! json_fields_help {
@@ -183,8 +185,11 @@ struct Cli {
 #[derive(Debug, Args)]
 #[command(next_help_heading = "Global options")]
 struct Global {
-    /// The workspace file [default: the OS config dir's sessionctl/workspace.json].
-    #[arg(long, global = true, value_name = "PATH", env = WORKSPACE_ENV)]
+    /// The workspace file [default: the OS config dir's sessionctl/workspace.json],
+    /// or a PostgreSQL database shared by several machines:
+    /// postgres://USER@HOST:PORT/DB, its password in PGPASSWORD (never in
+    /// the URL).
+    #[arg(long, global = true, value_name = "PATH|URL", env = WORKSPACE_ENV)]
     workspace: Option<PathBuf>,
 
     /// Where secrets are kept: an encrypted file or the OS keychain.
@@ -634,8 +639,8 @@ impl Write for ScrubbedStderr {
 /// meanwhile.
 async fn dispatch(cli: Cli) -> Result<(), Failure> {
     let Cli { global, command } = cli;
-    let workspace = open_workspace(&global)?;
-    tracing::debug!(path = %workspace.path().display(), "workspace");
+    let workspace = open_workspace(&global).await?;
+    tracing::debug!(workspace = %workspace.label(), "workspace");
     let result = Box::pin(command_output(&global, command, workspace.clone())).await;
     if let Err(e) = workspace.compact().await {
         // The changes are safe in the journal; the next command folds them.
@@ -648,17 +653,17 @@ async fn dispatch(cli: Cli) -> Result<(), Failure> {
 async fn command_output(
     global: &Global,
     command: Command,
-    workspace: FsWorkspace,
+    workspace: Workspace,
 ) -> Result<String, Failure> {
     let mut out = String::new();
     match command {
         Command::List(JsonFlag { json }) => {
-            let path = workspace.path().to_path_buf();
+            let label = workspace.label().to_owned();
             let sessions = viewer(global, workspace)?.list().await?;
             out = if json {
                 json::sessions(&sessions)?
             } else {
-                output::table(&sessions, &SystemClock, &path)
+                output::table(&sessions, &SystemClock, &label)
             };
         }
         Command::Show(ShowArgs { session, json }) => {
@@ -737,7 +742,7 @@ async fn command_output(
 /// `start`, `stop` and `rotate`.
 async fn operate(
     global: &Global,
-    workspace: FsWorkspace,
+    workspace: Workspace,
     operation: Operation,
     id_or_name: &str,
     out: &mut String,
@@ -793,7 +798,7 @@ async fn operate(
 /// `secret set`, `secret list` and `secret delete`.
 async fn secret(
     global: &Global,
-    workspace: FsWorkspace,
+    workspace: Workspace,
     command: SecretCommand,
     out: &mut String,
 ) -> Result<(), Failure> {
@@ -856,24 +861,20 @@ async fn secret(
     Ok(())
 }
 
-/// The workspace named by `--workspace` / `SESSIONCTL_WORKSPACE`, else the
-/// default one. Nothing is read until the first command touches it.
-fn open_workspace(global: &Global) -> Result<FsWorkspace, Failure> {
-    let builder = match global
-        .workspace
-        .as_ref()
-        .filter(|path| !path.as_os_str().is_empty())
-    {
-        Some(path) => FsWorkspace::builder().path(path),
-        None => FsWorkspace::builder(),
-    };
-    Ok(builder.build()?)
+/// The workspace named by `--workspace` / `SESSIONCTL_WORKSPACE` (a file,
+/// or a `postgres://` URL), else the default file. A file is not read
+/// until the first command touches it; a database is connected to now.
+async fn open_workspace(global: &Global) -> Result<Workspace, Failure> {
+    Workspace::open(global.workspace.as_deref(), &|name| {
+        std::env::var(name).ok()
+    })
+    .await
 }
 
 /// A manager for `list` and `show`: it needs no secret store (it reads
 /// none), only the providers, to tell which sessions are live and report
 /// one held by no process as `disconnected`.
-fn viewer(global: &Global, workspace: FsWorkspace) -> Result<SessionManager, Failure> {
+fn viewer(global: &Global, workspace: Workspace) -> Result<SessionManager, Failure> {
     manager(global, workspace, Arc::new(InMemorySecretStore::new()))
 }
 
@@ -884,7 +885,7 @@ fn viewer(global: &Global, workspace: FsWorkspace) -> Result<SessionManager, Fai
 #[cfg_attr(not(feature = "aws"), allow(unused_variables))]
 fn manager(
     global: &Global,
-    workspace: FsWorkspace,
+    workspace: Workspace,
     store: Arc<dyn SecretStore>,
 ) -> Result<SessionManager, Failure> {
     let workspace_path = workspace.path().to_path_buf();

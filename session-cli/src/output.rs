@@ -5,7 +5,6 @@
 //! [`session_sdk::SystemClock`]), never from the wall clock directly.
 
 use std::fmt::Write as _;
-use std::path::Path;
 
 use session_sdk::{Clock, Session};
 use time::OffsetDateTime;
@@ -16,9 +15,9 @@ const HEADERS: [&str; 5] = ["NAME", "TYPE", "STATUS", "EXPIRES", "ID"];
 
 /// The `list` table, columns padded with spaces to the widest cell. With no
 /// sessions, one line saying so.
-pub(crate) fn table(sessions: &[Session], clock: &dyn Clock, workspace: &Path) -> String {
+pub(crate) fn table(sessions: &[Session], clock: &dyn Clock, workspace: &str) -> String {
     if sessions.is_empty() {
-        return format!("no sessions in {}\n", workspace.display());
+        return format!("no sessions in {workspace}\n");
     }
     let now = clock.now();
     let rows: Vec<[String; 5]> = sessions

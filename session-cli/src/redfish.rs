@@ -7,10 +7,10 @@ use std::sync::{Arc, OnceLock};
 use clap::{Args, Subcommand};
 use session_sdk::redfish::client::{PASSWORD_SECRET, RedfishConfig, RedfishProvider};
 use session_sdk::{
-    ActionContext, Capabilities, Error, FsWorkspace, Session, SessionAction, SessionManagerBuilder,
-    SessionType,
+    ActionContext, Capabilities, Error, Session, SessionAction, SessionManagerBuilder, SessionType,
 };
 
+use crate::workspace::Workspace;
 use crate::{Failure, Global, secrets, use_session};
 
 /// The Redfish provider, behind [`Warned`].
@@ -141,7 +141,7 @@ pub(crate) struct AddRedfish {
 /// Adds a Redfish session and stores its password; returns what to print.
 pub(crate) async fn add(
     global: &Global,
-    workspace: FsWorkspace,
+    workspace: Workspace,
     args: AddRedfish,
 ) -> Result<String, Failure> {
     let mut config = RedfishConfig::new(args.endpoint, args.username)
@@ -213,7 +213,7 @@ pub(crate) struct SessionsArgs {
 /// Runs a `redfish` command; returns what to print.
 pub(crate) async fn run(
     global: &Global,
-    workspace: FsWorkspace,
+    workspace: Workspace,
     command: RedfishCommand,
 ) -> Result<String, Failure> {
     let id_or_name = match &command {

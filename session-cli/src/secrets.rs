@@ -243,7 +243,7 @@ pub(crate) fn from_env_or_stdin(
 /// [`add_with_secrets`]).
 pub(crate) async fn add_with_secret(
     global: &Global,
-    workspace: &session_sdk::FsWorkspace,
+    workspace: &crate::workspace::Workspace,
     session: session_sdk::Session,
     secret_name: &str,
     secret: &Secret,
@@ -262,7 +262,7 @@ pub(crate) async fn add_with_secret(
 /// removed again (in that order, for the same reason).
 pub(crate) async fn add_with_secrets(
     global: &Global,
-    workspace: &session_sdk::FsWorkspace,
+    workspace: &crate::workspace::Workspace,
     session: session_sdk::Session,
     secrets: &[(&str, &Secret)],
 ) -> Result<String, Failure> {

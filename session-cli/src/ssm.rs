@@ -10,11 +10,12 @@ use session_sdk::aws::ssm::{
     SessionListFilter, SessionListState, SsmClientConfig, SsmConfig, SsmProvider, SsmSessionSummary,
 };
 use session_sdk::{
-    Error, FsWorkspace, Session, SessionAction, SessionManagerBuilder, SessionType,
-    WorkspaceRepository, WorkspaceRepositoryExt,
+    Error, Session, SessionAction, SessionManagerBuilder, SessionType, WorkspaceRepository,
+    WorkspaceRepositoryExt,
 };
 use time::format_description::well_known::Rfc3339;
 
+use crate::workspace::Workspace;
 use crate::{Failure, Global, use_session};
 
 /// How long the credentials of `--as` must still be valid.
@@ -86,7 +87,7 @@ fn parse_parameter(text: &str) -> Result<(String, String), String> {
 }
 
 /// Runs `add aws-ssm`; returns what to print.
-pub(crate) async fn add(workspace: FsWorkspace, args: AddSsm) -> Result<String, Failure> {
+pub(crate) async fn add(workspace: Workspace, args: AddSsm) -> Result<String, Failure> {
     let mut config = SsmConfig::shell(args.target);
     config.document_name = args.document;
     for (name, value) in args.parameters {
@@ -175,7 +176,7 @@ enum StateArg {
 /// Runs an `ssm` command; returns what to print.
 pub(crate) async fn run(
     global: &Global,
-    workspace: FsWorkspace,
+    workspace: Workspace,
     command: SsmCommand,
 ) -> Result<String, Failure> {
     let SsmCommand::Sessions(args) = command;

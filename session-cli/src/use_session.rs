@@ -13,10 +13,11 @@
 use std::time::Duration;
 
 use session_sdk::{
-    ActionContext, Error, FsWorkspace, Secret, SecretKey, Session, SessionManager, SessionStatus,
-    SessionType, WorkspaceRepositoryExt,
+    ActionContext, Error, Secret, SecretKey, Session, SessionManager, SessionStatus, SessionType,
+    WorkspaceRepositoryExt,
 };
 
+use crate::workspace::Workspace;
 use crate::{Failure, Global, secrets};
 
 /// A session resolved for a provider command, with the manager (and through
@@ -31,7 +32,7 @@ pub(crate) struct SessionInUse {
 /// secret store is opened (a wrong name never asks for a passphrase).
 pub(crate) async fn resolve(
     global: &Global,
-    workspace: FsWorkspace,
+    workspace: Workspace,
     id_or_name: &str,
     accepts: impl Fn(&SessionType) -> bool,
     what: &str,

@@ -20,8 +20,14 @@
 //! Secrets never go into the database: keep them in a secret store of
 //! their own (see the crate README).
 //!
-//! Not yet: leases for the rotation of shared sessions across managers,
-//! events across machines (LISTEN/NOTIFY), TLS to the server.
+//! Several managers, each with a `RotationScheduler` over the same
+//! workspace, rotate a shared session once per due time: the session lock
+//! is the lease (held by one manager at a time, released by the server
+//! when its holder dies), and the scheduler skips a session renewed
+//! elsewhere since it looked. `sessionctl --workspace postgres://…` uses
+//! this crate.
+//!
+//! Not yet: events across machines (LISTEN/NOTIFY), TLS to the server.
 
 mod schema;
 
