@@ -6,7 +6,9 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use session_sdk::{FsWorkspace, Result, Session, SessionId, SessionLock, WorkspaceRepository};
+use session_sdk::{
+    FsWorkspace, Result, Session, SessionId, SessionLock, SharedEvent, WorkspaceRepository,
+};
 
 use crate::Failure;
 
@@ -155,6 +157,15 @@ impl WorkspaceRepository for Workspace {
     }
     async fn is_held_elsewhere(&self, id: SessionId) -> Result<bool> {
         self.repository.is_held_elsewhere(id).await
+    }
+    fn shares_events(&self) -> bool {
+        self.repository.shares_events()
+    }
+    async fn share_event(&self, event: SharedEvent) -> Result<()> {
+        self.repository.share_event(event).await
+    }
+    async fn shared_events(&self) -> Result<Option<tokio::sync::broadcast::Receiver<SharedEvent>>> {
+        self.repository.shared_events().await
     }
 }
 

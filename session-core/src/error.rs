@@ -200,6 +200,46 @@ pub enum Error {
         /// Why.
         reason: String,
     },
+
+    /// An operation failed in another process sharing the workspace: its
+    /// error as that process shared it (a
+    /// [`SessionEventKind::Failed`](crate::SessionEventKind::Failed) of an
+    /// event from [elsewhere](crate::EventOrigin::Elsewhere)).
+    #[error("{message}")]
+    Elsewhere {
+        /// Its [category](Error::category) there (`provider` when the name
+        /// was not one this build knows).
+        category: &'static str,
+        /// Its message there (which, like every message, holds no secret).
+        message: String,
+        /// Whether it was [retryable](Error::is_retryable) there.
+        retryable: bool,
+    },
+}
+
+/// Every [`Error::category`] name.
+const CATEGORIES: [&str; 16] = [
+    "not_found",
+    "already_exists",
+    "invalid_input",
+    "invalid_transition",
+    "unauthenticated",
+    "permission_denied",
+    "conflict",
+    "unsupported",
+    "throttled",
+    "timeout",
+    "unavailable",
+    "storage",
+    "corrupt",
+    "secret_store",
+    "provider",
+    "cancelled",
+];
+
+/// The [`Error::category`] name equal to `name`, if there is one.
+pub(crate) fn category_named(name: &str) -> Option<&'static str> {
+    CATEGORIES.iter().copied().find(|c| *c == name)
 }
 
 struct RetryAfter(Option<Duration>);
@@ -224,7 +264,7 @@ impl Error {
     pub fn is_retryable(&self) -> bool {
         match self {
             Error::Throttled { .. } | Error::Timeout { .. } | Error::Unavailable { .. } => true,
-            Error::Provider { retryable, .. } => *retryable,
+            Error::Provider { retryable, .. } | Error::Elsewhere { retryable, .. } => *retryable,
             _ => false,
         }
     }
@@ -249,6 +289,7 @@ impl Error {
             Error::SecretStore { .. } => "secret_store",
             Error::Provider { .. } => "provider",
             Error::Cancelled { .. } => "cancelled",
+            Error::Elsewhere { category, .. } => category,
         }
     }
 

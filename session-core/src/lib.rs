@@ -104,8 +104,9 @@ pub use live::{
     WindowSize, bind_listener,
 };
 pub use manager::{
-    DEFAULT_MIN_TTL, RotationPolicy, RotationScheduler, SchedulerHandle, SessionEvent,
-    SessionEventKind, SessionLease, SessionManager, SessionManagerBuilder,
+    DEFAULT_MIN_TTL, EventOrigin, RotationPolicy, RotationScheduler, SchedulerHandle, SessionEvent,
+    SessionEventKind, SessionLease, SessionManager, SessionManagerBuilder, SharedEvent,
+    SharedEventKind,
 };
 pub use repository::{
     FsWorkspace, FsWorkspaceBuilder, InMemoryWorkspace, SessionLock, WORKSPACE_SCHEMA_VERSION,

@@ -27,8 +27,16 @@
 //! elsewhere since it looked. `sessionctl --workspace postgres://…` uses
 //! this crate.
 //!
-//! Not yet: events across machines (LISTEN/NOTIFY), TLS to the server.
+//! - events: what a [`SessionManager`](session_core::SessionManager)
+//!   publishes (started, stopped, rotated, resumed, failed) is `NOTIFY`ed
+//!   on the database, and every manager on it re-publishes the others'
+//!   events to its subscribers, marked `EventOrigin::Elsewhere`
+//!   (`LISTEN` on a connection of its own; at most once: an event sent
+//!   while that connection is down is missed).
+//!
+//! Not yet: TLS to the server.
 
+mod events;
 mod schema;
 
 use std::fmt;
@@ -38,7 +46,9 @@ use std::sync::Arc;
 
 use serde_json::Value;
 use session_core::repository::rules;
-use session_core::{Error, Result, Secret, Session, SessionId, SessionLock, WorkspaceRepository};
+use session_core::{
+    Error, Result, Secret, Session, SessionId, SessionLock, SharedEvent, WorkspaceRepository,
+};
 use tokio_postgres::error::SqlState;
 use tokio_postgres::{Client, Config, NoTls};
 use uuid::Uuid;
@@ -59,6 +69,8 @@ pub struct PgWorkspace {
     idle: Arc<std::sync::Mutex<Vec<Client>>>,
     /// `postgres://user@host:port/db`, never the password.
     label: String,
+    /// The connection that follows shared events, once asked for.
+    following: Arc<tokio::sync::OnceCell<events::Following>>,
 }
 
 impl fmt::Debug for PgWorkspace {
@@ -95,6 +107,7 @@ impl PgWorkspace {
             config,
             idle: Arc::new(std::sync::Mutex::new(Vec::new())),
             label,
+            following: Arc::new(tokio::sync::OnceCell::new()),
         })
     }
 
@@ -452,6 +465,27 @@ impl WorkspaceRepository for PgWorkspace {
             .await
             .map_err(|e| self.error("read the live marks", &e))?;
         Ok(row.get(0))
+    }
+
+    /// `NOTIFY` on the database: every process that follows its events
+    /// (see [`shared_events`](Self::shared_events)) receives it.
+    fn shares_events(&self) -> bool {
+        true
+    }
+
+    async fn share_event(&self, event: SharedEvent) -> Result<()> {
+        events::notify(&self.client, &self.label, &event).await
+    }
+
+    /// `LISTEN` on a connection of its own, opened by the first call (and
+    /// again if it drops) and shared by the clones of this workspace;
+    /// closed when the last clone is dropped.
+    async fn shared_events(&self) -> Result<Option<tokio::sync::broadcast::Receiver<SharedEvent>>> {
+        let following = self
+            .following
+            .get_or_try_init(|| events::listen(self.config.clone(), self.label.clone()))
+            .await?;
+        Ok(Some(following.subscribe()))
     }
 }
 

@@ -19,6 +19,22 @@ pub struct SessionEvent {
     pub at: OffsetDateTime,
     /// What happened.
     pub kind: SessionEventKind,
+    /// Which manager it happened in: this one, or another process's that
+    /// shares the repository (see [`SharedEvent`](crate::SharedEvent)).
+    pub origin: EventOrigin,
+}
+
+/// Where a [`SessionEvent`] happened.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum EventOrigin {
+    /// In this manager.
+    Here,
+    /// In another manager sharing the repository, which shared it.
+    Elsewhere {
+        /// That manager's id ([`SharedEvent::publisher`](crate::SharedEvent::publisher)).
+        publisher: String,
+    },
 }
 
 /// The kinds of [`SessionEvent`].

@@ -6,11 +6,13 @@ mod fresh;
 mod live;
 mod providers;
 mod scheduler;
+mod shared;
 
-pub use events::{SessionEvent, SessionEventKind};
+pub use events::{EventOrigin, SessionEvent, SessionEventKind};
 pub use fresh::{DEFAULT_MIN_TTL, SessionLease};
 use providers::{MissingProviderHint, ProviderFactory};
 pub use scheduler::{RotationPolicy, RotationScheduler, SchedulerHandle};
+pub use shared::{SharedEvent, SharedEventKind};
 
 use std::collections::HashMap;
 use std::fmt;
@@ -117,6 +119,14 @@ struct Inner {
     /// it is resumed.
     live_options: Mutex<HashMap<SessionId, LiveOptions>>,
     resume_policy: ResumePolicy,
+    /// This manager's id in the events it shares.
+    id: String,
+    /// Hands the events to share, in order, to the repository; made with
+    /// its task on the first one.
+    sharer: std::sync::OnceLock<tokio::sync::mpsc::UnboundedSender<SharedEvent>>,
+    /// Whether other processes' shared events are followed (see
+    /// [`SessionManager::follow_shared_events`]).
+    following: tokio::sync::OnceCell<bool>,
 }
 
 /// An operation in flight on one session.
@@ -273,6 +283,13 @@ impl SessionManagerBuilder {
                 live: Mutex::new(HashMap::new()),
                 live_options: Mutex::new(HashMap::new()),
                 resume_policy: self.resume_policy,
+                id: format!(
+                    "{}-{}",
+                    std::process::id(),
+                    &uuid::Uuid::new_v4().simple().to_string()[..12]
+                ),
+                sharer: std::sync::OnceLock::new(),
+                following: tokio::sync::OnceCell::new(),
             }),
         })
     }
@@ -311,9 +328,73 @@ impl SessionManager {
         self.inner.providers.get(session_type)
     }
 
-    /// Receives every event from now on.
+    /// Receives every event from now on: this manager's, and, when the
+    /// repository carries events between processes (`PgWorkspace` does),
+    /// those other processes' managers share, marked
+    /// [`EventOrigin::Elsewhere`]. The first call starts following them in
+    /// the background; [`follow_shared_events`](Self::follow_shared_events)
+    /// returns once they are followed.
     pub fn subscribe(&self) -> broadcast::Receiver<SessionEvent> {
-        self.inner.events.subscribe()
+        let receiver = self.inner.events.subscribe();
+        if self.inner.repository.shares_events()
+            && self.inner.following.get().is_none()
+            && let Ok(runtime) = tokio::runtime::Handle::try_current()
+        {
+            let manager = self.clone();
+            runtime.spawn(async move {
+                if let Err(e) = manager.follow_shared_events().await {
+                    tracing::warn!(error = %e, "cannot follow the events other processes share");
+                }
+            });
+        }
+        receiver
+    }
+
+    /// Re-publishes, from now on, the events the managers of other
+    /// processes share through the repository (started, stopped, rotated,
+    /// resumed, failed; see [`SharedEvent`]), marked
+    /// [`EventOrigin::Elsewhere`]; returns whether the repository carries
+    /// any. Calling it again does nothing more.
+    ///
+    /// # Errors
+    ///
+    /// The repository's, when it cannot start listening (then a later call
+    /// tries again).
+    pub async fn follow_shared_events(&self) -> Result<bool> {
+        let inner = &self.inner;
+        inner
+            .following
+            .get_or_try_init(|| async {
+                let Some(mut shared) = inner.repository.shared_events().await? else {
+                    return Ok(false);
+                };
+                // Weak: the manager may be dropped while this waits (the
+                // task then ends at the next event or when the repository
+                // closes the channel).
+                let weak = Arc::downgrade(&self.inner);
+                tokio::spawn(async move {
+                    loop {
+                        let event = match shared.recv().await {
+                            Ok(event) => event,
+                            Err(broadcast::error::RecvError::Lagged(missed)) => {
+                                tracing::warn!(missed, "missed events shared by other processes");
+                                continue;
+                            }
+                            Err(broadcast::error::RecvError::Closed) => break,
+                        };
+                        let Some(inner) = weak.upgrade() else { break };
+                        if event.publisher == inner.id {
+                            continue;
+                        }
+                        if let Some(event) = event.into_event() {
+                            let _ = inner.events.send(event);
+                        }
+                    }
+                });
+                Ok(true)
+            })
+            .await
+            .copied()
     }
 
     /// All sessions, live ones as this process sees them (see
@@ -1007,14 +1088,44 @@ impl Inner {
     }
 
     fn publish(&self, session: &Session, kind: SessionEventKind) {
-        // No subscriber is not an error.
-        let _ = self.events.send(SessionEvent {
+        let event = SessionEvent {
             session_id: session.session_id,
             session_name: session.session_name.clone(),
             status: session.status(),
             at: self.clock.now(),
             kind,
+            origin: EventOrigin::Here,
+        };
+        self.share(&event);
+        // No subscriber is not an error.
+        let _ = self.events.send(event);
+    }
+
+    /// Hands `event` to the repository for the other processes, when it
+    /// carries events and the event is one that is shared.
+    fn share(&self, event: &SessionEvent) {
+        if !self.repository.shares_events() {
+            return;
+        }
+        let Some(shared) = SharedEvent::from_event(event, &self.id) else {
+            return;
+        };
+        let sender = self.sharer.get_or_init(|| {
+            let (sender, mut queue) = tokio::sync::mpsc::unbounded_channel::<SharedEvent>();
+            let repository = Arc::clone(&self.repository);
+            // Events are published by operations, inside the runtime.
+            if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+                runtime.spawn(async move {
+                    while let Some(event) = queue.recv().await {
+                        if let Err(e) = repository.share_event(event).await {
+                            tracing::warn!(error = %e, "could not share an event with other processes");
+                        }
+                    }
+                });
+            }
+            sender
         });
+        let _ = sender.send(shared);
     }
 }
 

@@ -103,6 +103,15 @@ impl Redactor {
                 column: *column,
                 message: r(message),
             },
+            Error::Elsewhere {
+                category,
+                message,
+                retryable,
+            } => Error::Elsewhere {
+                category,
+                message: r(message),
+                retryable: *retryable,
+            },
             Error::SecretStore { message, source } => Error::SecretStore {
                 message: r(message),
                 source: self.cause(source),

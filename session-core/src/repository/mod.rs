@@ -16,7 +16,9 @@ pub(crate) use set::{IdMap, SessionSet};
 use std::fmt;
 use std::future::Future;
 
-use crate::{Error, Result, Session, SessionId};
+use tokio::sync::broadcast;
+
+use crate::{Error, Result, Session, SessionId, SharedEvent};
 
 /// A store of sessions with optimistic concurrency.
 ///
@@ -118,6 +120,39 @@ pub trait WorkspaceRepository: Send + Sync + fmt::Debug {
         let _ = id;
         Ok(false)
     }
+
+    /// Whether this repository carries events between the processes that
+    /// use it ([`share_event`](Self::share_event),
+    /// [`shared_events`](Self::shared_events)). The default is `false`.
+    fn shares_events(&self) -> bool {
+        false
+    }
+
+    /// Hands `event` to the other processes using this repository, which
+    /// receive it from [`shared_events`](Self::shared_events). Delivery is
+    /// at most once and best effort: a process not listening at the time
+    /// never sees it. The [`SessionManager`](crate::SessionManager) calls
+    /// this for what it publishes, in order. The default does nothing.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Unavailable`] when it could not be handed over.
+    async fn share_event(&self, event: SharedEvent) -> Result<()> {
+        let _ = event;
+        Ok(())
+    }
+
+    /// The events other processes share from now on (see
+    /// [`share_event`](Self::share_event)); `None` when this repository
+    /// carries none (the default). Events this process shared may come
+    /// back too: [`SharedEvent::publisher`] tells them apart.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Unavailable`] when listening cannot start.
+    async fn shared_events(&self) -> Result<Option<broadcast::Receiver<SharedEvent>>> {
+        Ok(None)
+    }
 }
 
 /// The error when a live connection is held by another process (see
@@ -205,6 +240,15 @@ macro_rules! forward_repository {
             }
             async fn is_held_elsewhere(&self, id: SessionId) -> Result<bool> {
                 (**self).is_held_elsewhere(id).await
+            }
+            fn shares_events(&self) -> bool {
+                (**self).shares_events()
+            }
+            async fn share_event(&self, event: SharedEvent) -> Result<()> {
+                (**self).share_event(event).await
+            }
+            async fn shared_events(&self) -> Result<Option<broadcast::Receiver<SharedEvent>>> {
+                (**self).shared_events().await
             }
         }
     )*};
