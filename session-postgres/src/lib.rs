@@ -17,8 +17,7 @@
 //! - the schema is versioned (`session_sdk_schema`) and migrated at
 //!   connect, under an advisory lock, by the first process that needs it.
 //!
-//! Secrets never go into the database: keep them in a secret store of
-//! their own (see the crate README).
+//! Secrets never go into the database: see [Secrets in a fleet](#secrets-in-a-fleet).
 //!
 //! Several managers, each with a `RotationScheduler` over the same
 //! workspace, rotate a shared session once per due time: the session lock
@@ -34,7 +33,40 @@
 //!   (`LISTEN` on a connection of its own; at most once: an event sent
 //!   while that connection is down is missed).
 //!
-//! Not yet: TLS to the server.
+//! Not yet: TLS to the server (reach a remote server through a tunnel or
+//! a local proxy for now); the embedded Redfish server keeping its login
+//! sessions here.
+//!
+//! # When to use which repository
+//!
+//! | | `FsWorkspace` (session-core) | [`PgWorkspace`] |
+//! |---|---|---|
+//! | who | one person or tool, on one machine (processes on it share the file under a lock) | a team or a fleet: managers on several machines |
+//! | needs | nothing | a PostgreSQL server they all reach |
+//! | an update | one journal line + `fdatasync` (≈ 0.1 ms, any size) | one `UPDATE … WHERE revision = $n` round trip |
+//! | session locks | lock files | advisory locks, released by the server when a holder dies |
+//! | events of other processes | no | yes (NOTIFY / LISTEN) |
+//! | a person reads it | a JSON file | `SELECT doc FROM sessions ORDER BY position` |
+//!
+//! # Secrets in a fleet
+//!
+//! Rows hold what the file workspace holds (settings, status, expiry), never
+//! a credential. Each manager keeps secrets in a
+//! [`SecretStore`](session_core::SecretStore) of its own, keyed by session
+//! id, so a fleet chooses how they travel:
+//!
+//! - **one encrypted file on shared storage**
+//!   (`EncryptedFileSecretStore`, the same passphrase on every machine, from
+//!   the environment or a secrets manager): every manager reads what any
+//!   rotation wrote; the file's lock is a file lock, so the storage must
+//!   honour `flock` (NFSv4 does, some network file systems do not);
+//! - **a keychain per machine** (`KeyringSecretStore`): each machine enters
+//!   the long-term secrets once; a session rotated on one machine has its new
+//!   temporary credentials only there, so give such sessions to one
+//!   machine (or use the shared file).
+//!
+//! Not supported yet: secrets in the database (encrypted with a key the
+//! database never sees), and a secret store on a cloud secrets manager.
 
 mod events;
 mod schema;
