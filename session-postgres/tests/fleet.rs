@@ -28,10 +28,15 @@ const NAME: &str = "FLEET_MANAGER";
 const RUN_FOR: &str = "FLEET_RUN_MS";
 
 /// Credentials live this long: the scheduler rotates each session when a
-/// quarter is left, so every 3 s.
-const LIFETIME: Duration = Duration::from_secs(4);
-const SESSIONS: usize = 120;
+/// quarter is left, so every 12 s.
+const LIFETIME: Duration = Duration::from_secs(16);
+/// The sessions' first expirations are spread over one rotation period,
+/// as a fleet's would be, rather than all due at one instant.
+const SPREAD: Duration = Duration::from_secs(12);
+const SESSIONS: usize = 1_000;
 const MANAGERS: usize = 4;
+/// When one manager is killed.
+const KILL_AT: Duration = Duration::from_secs(14);
 
 fn counted() -> SessionType {
     SessionType::Other("fleetCounted".into())
@@ -178,7 +183,7 @@ async fn four_managers_rotate_each_session_once_per_due_time_and_survive_a_kill(
         let mut session = Session::new(format!("shared-{i}"), counted()).unwrap();
         session.transition(SessionStatus::Pending, now).unwrap();
         session.transition(SessionStatus::Active, now).unwrap();
-        session.expiration = Some(now + LIFETIME);
+        session.expiration = Some(now + LIFETIME + SPREAD * i as u32 / SESSIONS as u32);
         ids.push(
             workspace
                 .insert(session)
@@ -188,14 +193,14 @@ async fn four_managers_rotate_each_session_once_per_due_time_and_survive_a_kill(
                 .to_string(),
         );
     }
-    let run_for = Duration::from_secs(13);
+    let run_for = Duration::from_secs(48);
     let started = Instant::now();
     let start_ms = SystemClock.now().unix_timestamp_nanos() / 1_000_000;
     let mut managers: Vec<Child> = (0..MANAGERS)
         .map(|i| spawn_manager(&server, &url, &format!("m{i}"), run_for))
         .collect();
     // One manager dies mid-run, as a crashed machine would.
-    tokio::time::sleep(Duration::from_secs(5)).await;
+    tokio::time::sleep(KILL_AT).await;
     managers[0].kill().expect("SIGKILL");
     let mut record = Vec::new();
     for child in &mut managers {
@@ -208,13 +213,13 @@ async fn four_managers_rotate_each_session_once_per_due_time_and_survive_a_kill(
         by_session.entry(id).or_default().push((*at, manager));
     }
     // Each due time rotated once: two rotations of one session are at
-    // least most of a rotation period apart (3 s; a double rotation of one
+    // least most of a rotation period apart (12 s; a double rotation of one
     // due time by two managers would be milliseconds apart).
     for (id, times) in &mut by_session {
         times.sort();
         for pair in times.windows(2) {
             assert!(
-                pair[1].0 - pair[0].0 >= 2_000,
+                pair[1].0 - pair[0].0 >= 8_000,
                 "{id} rotated twice for one due time: {pair:?}"
             );
         }
@@ -222,13 +227,16 @@ async fn four_managers_rotate_each_session_once_per_due_time_and_survive_a_kill(
     // Every session kept being renewed, after the kill too. The record of
     // the killed manager can miss its last lines, so the total comes from
     // the revisions (a renewal writes two: `rotating`, then `active`), and
-    // the rotations after the kill from the survivors' record: in 13 s with
-    // a renewal every 3 s, at least 3 in all, and 2 after the kill at 5 s.
+    // the rotations after the kill from the survivors' record: in 48 s, the
+    // first renewal 12 to 21 s after the start and then one every 12 s, at
+    // least 3 in all, and 2 after the kill at 14 s.
     for id in &ids {
         let stored = workspace.get(id.parse().unwrap()).await.unwrap();
         let renewals = (stored.revision() - 1) / 2;
         let after_kill = by_session.get(id.as_str()).map_or(0, |t| {
-            t.iter().filter(|(at, _)| at - start_ms > 5_500).count()
+            t.iter()
+                .filter(|(at, _)| at - start_ms > KILL_AT.as_millis() as i128 + 500)
+                .count()
         });
         assert!(
             renewals >= 3 && after_kill >= 2 && stored.status() == SessionStatus::Active,

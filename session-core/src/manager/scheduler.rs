@@ -291,9 +291,17 @@ async fn run(
             let id = session.session_id;
             // From this scan's view: another manager sharing the
             // repository may have rotated it since (it is then skipped).
+            let rotation = manager.rotate_unless_renewed(session.clone());
+            tokio::pin!(rotation);
             let outcome = tokio::select! {
-                outcome = manager.rotate_unless_renewed(session.clone()) => outcome,
-                _ = stopped.changed() => return,
+                outcome = &mut rotation => outcome,
+                _ = stopped.changed() => {
+                    // Shutting down: this rotation completes and is
+                    // persisted (dropped here, it would be left `rotating`
+                    // when the runtime ends, its new credentials lost).
+                    let _ = rotation.await;
+                    return;
+                }
             };
             match outcome {
                 Ok(rotated) => {
