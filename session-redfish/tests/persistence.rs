@@ -58,6 +58,16 @@ async fn records(ws: &FsWorkspace, n: usize) -> Vec<session_core::Session> {
     panic!("the repository never held {n} records");
 }
 
+/// Everything the server stored: the workspace file and its journal (the
+/// changes not yet folded into the file).
+fn stored_text(file: &std::path::Path) -> String {
+    let mut journal = file.as_os_str().to_owned();
+    journal.push(".journal");
+    let mut text = std::fs::read_to_string(file).unwrap();
+    text.push_str(&std::fs::read_to_string(journal).unwrap_or_default());
+    text
+}
+
 #[tokio::test]
 async fn sessions_survive_a_restart_without_their_tokens_on_disk() {
     let dir = tempfile::tempdir().unwrap();
@@ -75,7 +85,7 @@ async fn sessions_survive_a_restart_without_their_tokens_on_disk() {
     let res = delete(&h, &c, &deleted_uri, &kept).await;
     assert!(res.status().is_success());
     let stored = records(&ws, 2).await;
-    let text = std::fs::read_to_string(&file).unwrap();
+    let text = stored_text(&file);
     for token in [&kept, &deleted, &reader] {
         assert!(!text.contains(token.as_str()), "a token was written");
     }
@@ -89,7 +99,7 @@ async fn sessions_survive_a_restart_without_their_tokens_on_disk() {
     let want = clock.now();
     let mut last_used_written = false;
     for _ in 0..500 {
-        let text = std::fs::read_to_string(&file).unwrap();
+        let text = stored_text(&file);
         let time = want
             .format(&time::format_description::well_known::Rfc3339)
             .unwrap();
