@@ -233,7 +233,16 @@ async fn run(
         let live: Vec<SessionId> = sessions.iter().map(|s| s.session_id).collect();
         issued.retain(|id, _| live.contains(id));
         failed.retain(|id, _| live.contains(id));
-        for session in &sessions {
+        // Each scan starts at a random place in the list: managers of
+        // several processes sharing the repository then mostly rotate
+        // different sessions, instead of all queueing for the same session
+        // lock in the same order (which made 4 managers slower than 1).
+        let start = match sessions.len() {
+            0 => 0,
+            len => (uuid::Uuid::new_v4().as_u128() % len as u128) as usize,
+        };
+        let (tail, head) = sessions.split_at(start);
+        for session in head.iter().chain(tail) {
             // Only sessions with a rotation time ask for their provider, so
             // a provider built on first use is not built (or, when its
             // settings are wrong, retried) for every idle session per scan.
