@@ -14,8 +14,10 @@
 //! timer (last use) is written at most every quarter of `SessionTimeout` per
 //! session, so after a crash a session may expire up to that much earlier
 //! than it would have. With [`FsWorkspace`](session_core::FsWorkspace),
-//! every write rewrites the file: this suits BMCs and test beds with tens or
-//! hundreds of sessions, not 100,000.
+//! a write is one line appended to the workspace's journal (about 0.1 ms,
+//! whatever the number of sessions). Two server instances sharing one
+//! repository do not yet share logins: each restores the sessions at start
+//! only.
 
 use std::collections::HashMap;
 use std::sync::Arc;
