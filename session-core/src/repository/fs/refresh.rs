@@ -86,9 +86,7 @@ impl Inner {
                 Journal::Ahead(_) => {}
             }
         }
-        let Some(mut loaded) = self.read_file()? else {
-            return Ok(Attempt::Raced);
-        };
+        let mut loaded = self.read_file()?;
         if let Some((mut file, id)) = self.open_journal()?
             && let Journal::Ahead(generation) =
                 self.take_journal(&mut loaded, &mut file, id, None)?
@@ -116,12 +114,12 @@ impl Inner {
         }
     }
 
-    /// Reads and parses the whole file (no file: an empty workspace);
-    /// `None` if it was replaced while being read.
-    fn read_file(&self) -> Result<Option<Loaded>> {
+    /// Reads and parses the whole file (no file: an empty workspace). The
+    /// open file is one version of it, whatever replaces it meanwhile.
+    fn read_file(&self) -> Result<Loaded> {
         let mut file = match File::open(&self.path) {
             Ok(file) => file,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Some(Loaded::empty())),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Loaded::empty()),
             Err(e) => return Err(self.io_error("cannot open the workspace file", e)),
         };
         let meta = file
@@ -137,7 +135,7 @@ impl Inner {
         })?;
         let mut loaded = self.parse(text)?;
         loaded.stamp = Some(Stamp::of(&meta));
-        Ok(Some(loaded))
+        Ok(loaded)
     }
 
     /// With the file unchanged: reads what was appended to the journal
