@@ -339,14 +339,20 @@ async fn run(
         if next_wake <= clock.now() {
             continue;
         }
-        tokio::select! {
-            _ = clock.sleep_until(next_wake) => {}
-            event = events.recv() => {
-                if let Err(broadcast::error::RecvError::Closed) = event {
-                    return;
-                }
+        // Wakes early for this manager's own events (a start or a stop
+        // changes the plan); other processes' events (a fleet's hundreds of
+        // rotations a minute) would make every manager list every session
+        // each time, so their changes are seen at the next rescan.
+        loop {
+            tokio::select! {
+                _ = clock.sleep_until(next_wake) => break,
+                event = events.recv() => match event {
+                    Err(broadcast::error::RecvError::Closed) => return,
+                    Ok(event) if event.origin != super::EventOrigin::Here => continue,
+                    _ => break,
+                },
+                _ = stopped.changed() => return,
             }
-            _ = stopped.changed() => return,
         }
     }
 }
