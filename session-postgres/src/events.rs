@@ -9,7 +9,7 @@ use session_core::{Error, Result, SharedEvent};
 use tokio::sync::{broadcast, mpsc, oneshot};
 use tokio_postgres::{AsyncMessage, Client, Config, NoTls, Notification};
 
-use crate::{db_error, db_message};
+use crate::{cannot_connect, db_error};
 
 /// The notification channel.
 const CHANNEL: &str = "session_sdk_events";
@@ -63,14 +63,7 @@ async fn open(config: &Config, label: &str) -> Result<Listening> {
     let (client, mut connection) = config
         .connect(NoTls)
         .await
-        .map_err(|e| Error::Unavailable {
-            target: label.to_owned(),
-            message: format!(
-                "cannot connect to the workspace database to follow its events: {}",
-                db_message(&e)
-            ),
-            source: None,
-        })?;
+        .map_err(|e| cannot_connect(label, " to follow its events", &e))?;
     let (notifications, received) = mpsc::unbounded_channel();
     tokio::spawn(async move {
         // Polling the connection's messages also drives the connection.

@@ -521,19 +521,25 @@ impl WorkspaceRepository for PgWorkspace {
     }
 }
 
+/// The error when a connection cannot be made; `why` says what it was
+/// for (after the sentence's verb, e.g. ` to follow its events`).
+fn cannot_connect(label: &str, why: &str, e: &tokio_postgres::Error) -> Error {
+    Error::Unavailable {
+        target: label.to_owned(),
+        message: format!(
+            "cannot connect to the workspace database{why}: {}",
+            db_message(e)
+        ),
+        source: None,
+    }
+}
+
 /// A connection, its driver task spawned.
 async fn connect(config: &Config, label: &str) -> Result<Client> {
     let (client, connection) = config
         .connect(NoTls)
         .await
-        .map_err(|e| Error::Unavailable {
-            target: label.to_owned(),
-            message: format!(
-                "cannot connect to the workspace database: {}",
-                db_message(&e)
-            ),
-            source: None,
-        })?;
+        .map_err(|e| cannot_connect(label, "", &e))?;
     tokio::spawn(async move {
         if let Err(e) = connection.await {
             tracing::debug!(error = %e, "workspace database connection ended");
