@@ -33,9 +33,13 @@
 //!   (`LISTEN` on a connection of its own; at most once: an event sent
 //!   while that connection is down is missed).
 //!
+//! - the embedded Redfish server's login sessions: several server
+//!   instances on one database (`session_redfish::server::
+//!   RedfishServerBuilder::share_sessions`) accept each other's tokens, and
+//!   a DELETE on one ends the session on all of them.
+//!
 //! Not yet: TLS to the server (reach a remote server through a tunnel or
-//! a local proxy for now); the embedded Redfish server keeping its login
-//! sessions here.
+//! a local proxy for now).
 //!
 //! # When to use which repository
 //!

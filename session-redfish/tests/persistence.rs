@@ -157,3 +157,53 @@ async fn without_persistence_a_restart_forgets_sessions() {
     assert_eq!(status(&h, &c, &token).await, StatusCode::UNAUTHORIZED);
     h.shutdown().await;
 }
+
+/// A record written before record ids followed from session ids (a random
+/// `Id` and record id, as every release before shared logins wrote them)
+/// is restored and moved to its derived record id, once.
+#[tokio::test]
+async fn records_from_before_derived_ids_are_restored_and_moved() {
+    use sha2::Digest;
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("server-sessions.json");
+    let clock = Arc::new(ManualClock::new(SystemClock.now()));
+    let token = "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff";
+    let digest: String = sha2::Sha256::digest(token.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    let now = clock
+        .now()
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap();
+    let old_id = session_core::SessionId::new();
+    {
+        let ws = FsWorkspace::open(&file).unwrap();
+        let mut old = session_core::Session::new(
+            "redfish-server-0123456789abcdef",
+            session_core::SessionType::Other(SERVER_SESSION_TYPE.into()),
+        )
+        .unwrap();
+        old.session_id = old_id;
+        old.config
+            .set(&serde_json::json!({
+                "id": "0123456789abcdef",
+                "userName": "admin",
+                "createdTime": now,
+                "lastUsed": now,
+                "tokenSha256": digest,
+            }))
+            .unwrap();
+        ws.insert(old).await.unwrap();
+    }
+
+    let (h, c, ws) = server(&file, &clock, false).await;
+    assert_eq!(status(&h, &c, token).await, StatusCode::OK, "restored");
+    let moved = records(&ws, 1).await;
+    assert_ne!(moved[0].session_id, old_id, "moved to its derived id");
+    assert_eq!(moved[0].config.get_str("id"), Some("0123456789abcdef"));
+    let res = delete(&h, &c, &format!("{SESSIONS}/0123456789abcdef"), token).await;
+    assert_eq!(res.status(), StatusCode::OK);
+    records(&ws, 0).await;
+    h.shutdown().await;
+}

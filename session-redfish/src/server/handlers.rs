@@ -16,7 +16,7 @@ use serde_json::{Map, Value, json};
 use super::accounts;
 use super::lockout::ClientKey;
 use super::messages::{
-    error, insufficient_privilege, message, no_valid_session, payload_too_large,
+    error, insufficient_privilege, message, no_valid_session, payload_too_large, store_unavailable,
 };
 use super::state::{LoginError, Principal, Privilege, SessionEntry, SessionId, State};
 
@@ -88,7 +88,17 @@ async fn authenticate(AxState(state): AxState<Shared>, mut req: Request, next: N
     );
     req.extensions_mut().insert(client);
     if !is_public(req.method(), req.uri().path()) {
-        match principal(&state, req.headers(), client) {
+        let found = match (&state.shared, req.headers().get("x-auth-token")) {
+            (Some(shared), Some(token)) => match token.to_str() {
+                Ok(token) => match shared.authenticate(&state, token).await {
+                    Ok(found) => found,
+                    Err(e) => return store_unavailable(&e),
+                },
+                Err(_) => None,
+            },
+            _ => principal(&state, req.headers(), client),
+        };
+        match found {
             Some(p) => {
                 req.extensions_mut().insert(p);
             }
@@ -479,7 +489,13 @@ async fn login(
             &["Password"],
         );
     };
-    match state.login(&username, password.expose(), context, client) {
+    let result = state.login(&username, password.expose(), context, client);
+    if let (Some(shared), Ok((entry, _))) = (&state.shared, &result)
+        && let Err(e) = shared.record_login(&state, entry).await
+    {
+        return store_unavailable(&e);
+    }
+    match result {
         Ok((entry, token)) => {
             let uri = session_uri(entry.id);
             let mut res = (StatusCode::CREATED, axum::Json(session_body(&entry))).into_response();
@@ -519,8 +535,14 @@ async fn list_sessions(
     axum::Extension(who): axum::Extension<Principal>,
 ) -> Response {
     let owner = (!who.role.has(Privilege::ConfigureUsers)).then_some(&*who.username);
-    let members: Vec<Value> = state
-        .list(owner)
+    let ids = match &state.shared {
+        Some(shared) => match shared.list(&state, owner).await {
+            Ok(ids) => ids,
+            Err(e) => return store_unavailable(&e),
+        },
+        None => state.list(owner),
+    };
+    let members: Vec<Value> = ids
         .into_iter()
         .map(|id| json!({"@odata.id": session_uri(id)}))
         .collect();
@@ -540,13 +562,28 @@ fn session_not_found(id: &str) -> Response {
     error(StatusCode::NOT_FOUND, "ResourceNotFound", &["Session", id])
 }
 
+/// The session `id` names: from memory, or with shared logins from the
+/// repository. `Err` is the response to send instead.
+async fn find_session(state: &State, id: &str) -> Result<SessionEntry, Response> {
+    let found = match (SessionId::parse(id), &state.shared) {
+        (None, _) => None,
+        (Some(parsed), Some(shared)) => shared
+            .get(state, parsed)
+            .await
+            .map_err(|e| store_unavailable(&e))?,
+        (Some(parsed), None) => state.get(parsed),
+    };
+    found.ok_or_else(|| session_not_found(id))
+}
+
 async fn get_session(
     AxState(state): AxState<Shared>,
     axum::Extension(who): axum::Extension<Principal>,
     Path(id): Path<String>,
 ) -> Response {
-    let Some(entry) = SessionId::parse(&id).and_then(|id| state.get(id)) else {
-        return session_not_found(&id);
+    let entry = match find_session(&state, &id).await {
+        Ok(entry) => entry,
+        Err(res) => return res,
     };
     if entry.username != who.username && !who.role.has(Privilege::ConfigureUsers) {
         return insufficient_privilege();
@@ -559,8 +596,9 @@ async fn delete_session(
     axum::Extension(who): axum::Extension<Principal>,
     Path(id): Path<String>,
 ) -> Response {
-    let Some(entry) = SessionId::parse(&id).and_then(|id| state.get(id)) else {
-        return session_not_found(&id);
+    let entry = match find_session(&state, &id).await {
+        Ok(entry) => entry,
+        Err(res) => return res,
     };
     let own = entry.username == who.username;
     let allowed = who.role.has(Privilege::ConfigureManager)
@@ -568,7 +606,16 @@ async fn delete_session(
     if !allowed {
         return insufficient_privilege();
     }
-    state.remove(entry.id);
+    match &state.shared {
+        Some(shared) => match shared.delete(&state, entry.id).await {
+            Ok(true) => {}
+            Ok(false) => return session_not_found(&id),
+            Err(e) => return store_unavailable(&e),
+        },
+        None => {
+            state.remove(entry.id);
+        }
+    }
     let body = json!({"@Message.ExtendedInfo": [message("SessionTerminated", &[])]});
     (StatusCode::OK, axum::Json(body)).into_response()
 }

@@ -37,6 +37,14 @@ pub(crate) fn message(id: &str, args: &[&str]) -> Value {
             "Reduce the number of other sessions before trying to establish the session or \
              increase the limit of simultaneous sessions, if supported.",
         ),
+        "ServiceTemporarilyUnavailable" => (
+            format!(
+                "The service is temporarily unavailable.  Retry in {} seconds.",
+                arg(args, 0)
+            ),
+            "Critical",
+            "Wait for the indicated retry duration and retry the operation.",
+        ),
         "SessionTerminated" => (
             "The session was successfully terminated.".to_owned(),
             "OK",
@@ -189,6 +197,27 @@ fn error_body(status: StatusCode, msg: Value) -> Response {
 /// 401 `NoValidSession` with `WWW-Authenticate`.
 pub(crate) fn no_valid_session() -> Response {
     error(StatusCode::UNAUTHORIZED, "NoValidSession", &[])
+}
+
+/// How long a client is told to wait when the shared session repository
+/// cannot be reached.
+const STORE_RETRY_AFTER_SECS: &str = "5";
+
+/// 503 `ServiceTemporarilyUnavailable` with `Retry-After`: the shared
+/// session repository could not be reached. The repository's error is
+/// logged, never sent (it may name hosts and databases).
+pub(crate) fn store_unavailable(e: &session_core::Error) -> Response {
+    tracing::warn!(error = %e, "the shared Redfish session repository cannot be reached");
+    let mut res = error(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "ServiceTemporarilyUnavailable",
+        &[STORE_RETRY_AFTER_SECS],
+    );
+    res.headers_mut().insert(
+        header::RETRY_AFTER,
+        HeaderValue::from_static(STORE_RETRY_AFTER_SECS),
+    );
+    res
 }
 
 /// 403 `InsufficientPrivilege`.

@@ -68,7 +68,10 @@
 //! Sessions live in memory. With [`RedfishServerBuilder::persist_to`] they
 //! are also kept in a [`WorkspaceRepository`] (tokens only as SHA-256
 //! digests), so clients keep their sessions across a restart; see
-//! [`SERVER_SESSION_TYPE`].
+//! [`SERVER_SESSION_TYPE`]. With [`RedfishServerBuilder::share_sessions`]
+//! several instances on one repository (e.g. behind one address, on one
+//! `PgWorkspace`) share their logins: a token issued by one is accepted by
+//! all, and a DELETE on one ends the session on all.
 //!
 //! Settings can also come from a TOML file: see [`RedfishServerConfig`] and
 //! [`RedfishServerBuilder::from_config_file`].
@@ -85,6 +88,7 @@ mod handlers;
 mod lockout;
 mod messages;
 mod persist;
+mod shared;
 mod state;
 mod tls;
 
@@ -166,6 +170,11 @@ pub struct RedfishServerBuilder {
     tls: TlsSource,
     clock: Arc<dyn Clock>,
     persist: Option<Arc<dyn WorkspaceRepository>>,
+    /// Whether [`share_sessions`](RedfishServerBuilder::share_sessions)
+    /// was asked for.
+    shared: bool,
+    /// How long a session read from the shared repository is trusted.
+    shared_recheck: Option<Duration>,
     lockout: LockoutPolicy,
     limits: ConnectionLimits,
 }
@@ -182,6 +191,8 @@ impl Default for RedfishServerBuilder {
             tls: TlsSource::SelfSigned,
             clock: Arc::new(SystemClock),
             persist: None,
+            shared: false,
+            shared_recheck: None,
             lockout: LockoutPolicy::default(),
             limits: ConnectionLimits::default(),
         }
@@ -292,6 +303,44 @@ impl RedfishServerBuilder {
     /// client sessions. See [`SERVER_SESSION_TYPE`] for the record format.
     pub fn persist_to(mut self, repository: Arc<dyn WorkspaceRepository>) -> Self {
         self.persist = Some(repository);
+        self.shared = false;
+        self
+    }
+
+    /// Shares the login sessions with every other instance given the same
+    /// `repository` (e.g. a `PgWorkspace`, or an `FsWorkspace` file on one
+    /// machine): a token issued by any instance is accepted by all of them,
+    /// and a DELETE on one ends the session on all of them at once. Implies
+    /// [`persist_to`](Self::persist_to).
+    ///
+    /// The repository becomes the truth and memory a cache of it: a login
+    /// is written before its token is returned, a token is looked up in the
+    /// repository on every request (one read by key; see
+    /// [`shared_session_recheck`](Self::shared_session_recheck) to trade
+    /// that for speed), and the Sessions collection is read from it. When
+    /// the repository cannot be reached, requests with a token get 503
+    /// rather than an answer from a possibly stale memory.
+    ///
+    /// Give every instance the same accounts and `SessionTimeout`; the
+    /// timeout each instance applies is its own, as is
+    /// [`max_sessions`](Self::max_sessions), which counts the sessions this
+    /// instance has seen. An application serving
+    /// [`RedfishServer::router`] itself must call
+    /// [`RedfishServer::restore_sessions`], which starts the writer of last
+    /// uses.
+    pub fn share_sessions(mut self, repository: Arc<dyn WorkspaceRepository>) -> Self {
+        self.persist = Some(repository);
+        self.shared = true;
+        self
+    }
+
+    /// With [`share_sessions`](Self::share_sessions): how long a session
+    /// read from the repository is trusted before a request reads it again
+    /// (default zero: every request). Over that time, a session ended
+    /// through another instance still works here; less than the session
+    /// timeout (checked by [`build`](Self::build)).
+    pub fn shared_session_recheck(mut self, recheck: Duration) -> Self {
+        self.shared_recheck = Some(recheck);
         self
     }
 
@@ -390,6 +439,23 @@ impl RedfishServerBuilder {
         if self.max_sessions == Some(0) {
             return Err(Error::invalid_input("max_sessions", "must be at least 1"));
         }
+        if let Some(recheck) = self.shared_recheck {
+            if !self.shared {
+                return Err(Error::invalid_input(
+                    "shared_session_recheck",
+                    "set without share_sessions: there is no repository to recheck",
+                ));
+            }
+            if recheck >= self.timeout {
+                return Err(Error::invalid_input(
+                    "shared_session_recheck",
+                    format!(
+                        "must be shorter than the session timeout ({:?}), got {recheck:?}",
+                        self.timeout
+                    ),
+                ));
+            }
+        }
         let mut accounts = Accounts::default();
         for (name, password, role) in self.accounts {
             if name.is_empty() || name.contains(':') {
@@ -414,7 +480,7 @@ impl RedfishServerBuilder {
             }
         };
         let tls_config = tls.as_ref().map(tls::server_config).transpose()?;
-        let state = Arc::new(State::new(
+        let mut state = State::new(
             accounts,
             self.clock,
             Settings {
@@ -423,7 +489,11 @@ impl RedfishServerBuilder {
             },
             self.max_sessions,
             self.lockout,
-        ));
+        );
+        if let (true, Some(repo)) = (self.shared, &self.persist) {
+            state = state.sharing(repo.clone(), self.shared_recheck.unwrap_or_default());
+        }
+        let state = Arc::new(state);
         Ok(RedfishServer {
             state,
             limits: self.limits,
@@ -490,15 +560,13 @@ impl RedfishServer {
         };
         self.restored
             .get_or_try_init(|| async {
-                let ids = persist::restore(&**repo, &self.state).await?;
-                let count = ids.len();
+                let count = persist::restore(&**repo, &self.state).await?;
                 let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
                 let _ = self.state.persist.set(tx);
                 tokio::spawn(persist::write_loop(
                     repo.clone(),
                     Arc::downgrade(&self.state),
                     rx,
-                    ids,
                 ));
                 tracing::info!(restored = count, "Redfish server sessions restored");
                 Ok(count)

@@ -9,27 +9,35 @@
 //! digest of 256 random bits cannot be turned back into the token, and is
 //! all the server needs to recognise it after a restart.
 //!
+//! Each record's id follows from the session's `Id` ([`record_id`]), and the
+//! `Id` from the token's digest, so a token or an `Id` leads to its record
+//! with one keyed read, in any repository.
+//!
 //! Writes are made by one background task, in order, so requests never wait
 //! for the repository. Logins and deletions are written at once; the idle
 //! timer (last use) is written at most every quarter of `SessionTimeout` per
 //! session, so after a crash a session may expire up to that much earlier
 //! than it would have. With [`FsWorkspace`](session_core::FsWorkspace),
 //! a write is one line appended to the workspace's journal (about 0.1 ms,
-//! whatever the number of sessions). Two server instances sharing one
-//! repository do not yet share logins: each restores the sessions at start
-//! only.
+//! whatever the number of sessions).
+//!
+//! With shared logins (`RedfishServerBuilder::share_sessions`) the
+//! repository is the truth and memory a cache: see `shared`. The writer
+//! then never re-creates a record another instance deleted, merges last
+//! uses instead of overwriting them, and deletes an expired record only if
+//! no other instance has used the session since.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 use session_core::{
     Error, Result, Session, SessionId as RecordId, SessionStatus, SessionType, WorkspaceRepository,
 };
+use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
 use tokio::sync::mpsc;
 
-use super::state::{SessionEntry, SessionId, State, TokenKey, hex};
+use super::state::{SessionEntry, SessionId, State, StoredSession, TokenKey, hex};
 
 /// The session type of the workspace records (`redfishServerSession`).
 pub const SERVER_SESSION_TYPE: &str = "redfishServerSession";
@@ -39,8 +47,11 @@ pub const SERVER_SESSION_TYPE: &str = "redfishServerSession";
 pub(crate) enum Op {
     /// Write the session (new, or its last use moved).
     Upsert(SessionEntry),
-    /// The session ended.
+    /// The session was ended (DELETE): its record goes.
     Remove(SessionId),
+    /// The session's idle time ran out here: its record goes unless
+    /// another instance sharing the repository has used it since.
+    Expire(SessionId),
 }
 
 /// The config of a record (camelCase).
@@ -62,7 +73,20 @@ fn record_name(id: SessionId) -> String {
     format!("redfish-server-{id}")
 }
 
-fn is_record(session: &Session) -> bool {
+/// The id of the record of the session with `Id` `id`: a UUID made from a
+/// domain-separated hash of the `Id` (as random-looking as a v4 one, and
+/// marked v4 so every repository takes it).
+pub(crate) fn record_id(id: SessionId) -> RecordId {
+    let digest = Sha256::new()
+        .chain_update(b"session-redfish server session record\0")
+        .chain_update(id.to_string().as_bytes())
+        .finalize();
+    let mut bytes = [0u8; 16];
+    bytes.copy_from_slice(&digest[..16]);
+    RecordId::from_uuid(uuid::Builder::from_random_bytes(bytes).into_uuid())
+}
+
+pub(crate) fn is_record(session: &Session) -> bool {
     matches!(&session.session_type, SessionType::Other(t) if t == SERVER_SESSION_TYPE)
 }
 
@@ -77,12 +101,30 @@ fn parse_digest(text: &str) -> Option<TokenKey> {
     Some(out)
 }
 
+/// The session a record holds; `None` when it is not one of ours or
+/// cannot be read.
+pub(crate) fn stored(session: &Session) -> Option<StoredSession> {
+    if !is_record(session) {
+        return None;
+    }
+    let r = session.config.get::<Record>().ok()?;
+    Some(StoredSession {
+        id: SessionId::parse(&r.id)?,
+        key: parse_digest(&r.token_sha256)?,
+        username: r.user_name,
+        created: r.created_time,
+        last_used: r.last_used,
+        context: r.context,
+    })
+}
+
 /// The record of `entry`, active until its idle expiry.
-fn to_record(entry: &SessionEntry, state: &State) -> Result<Session> {
+pub(crate) fn to_record(entry: &SessionEntry, state: &State) -> Result<Session> {
     let mut session = Session::new(
         record_name(entry.id),
         SessionType::Other(SERVER_SESSION_TYPE.into()),
     )?;
+    session.session_id = record_id(entry.id);
     fill(&mut session, entry, state)?;
     let now = state.clock.now();
     session.transition(SessionStatus::Pending, now)?;
@@ -104,48 +146,58 @@ fn fill(session: &mut Session, entry: &SessionEntry, state: &State) -> Result<()
 }
 
 /// Loads the records into `state`: live ones become sessions again; expired
-/// ones, unreadable ones and those of accounts no longer configured are
-/// deleted. Returns the record id of each restored session.
-pub(crate) async fn restore(
-    repo: &dyn WorkspaceRepository,
-    state: &State,
-) -> Result<HashMap<SessionId, RecordId>> {
-    let now = state.clock.now();
-    let timeout = state.settings().timeout;
-    let mut ids = HashMap::new();
+/// ones, unreadable ones and (unless shared) those of accounts no longer
+/// configured are deleted. A record written before record ids followed from session ids
+/// is moved to its derived id. Returns how many sessions were restored.
+pub(crate) async fn restore(repo: &dyn WorkspaceRepository, state: &State) -> Result<usize> {
+    let mut count = 0;
     for session in repo.list().await? {
         if !is_record(&session) {
             continue;
         }
-        let restored = session.config.get::<Record>().ok().and_then(|r| {
-            let id = SessionId::parse(&r.id)?;
-            let key = parse_digest(&r.token_sha256)?;
-            (now < r.last_used + timeout).then_some(())?;
-            state
-                .restore(
-                    id,
-                    &r.user_name,
-                    r.created_time,
-                    r.last_used,
-                    r.context,
-                    key,
-                )
-                .then_some(id)
-        });
-        match restored {
-            Some(id) => {
-                ids.insert(id, session.session_id);
+        let found = stored(&session);
+        // Shared: an account this instance lacks may be another instance's
+        // (a configuration in the middle of a rollout); its sessions are
+        // not this instance's to delete.
+        if state.shared.is_some()
+            && found
+                .as_ref()
+                .is_some_and(|s| state.accounts.get(&s.username).is_none())
+        {
+            continue;
+        }
+        match found.filter(|s| state.adopt(s.clone())) {
+            Some(s) if session.session_id == record_id(s.id) => count += 1,
+            Some(s) => {
+                let mut moved = session.clone();
+                moved.session_id = record_id(s.id);
+                match repo.insert(moved).await {
+                    Ok(_) | Err(Error::AlreadyExists { .. }) => {}
+                    Err(e) => return Err(e),
+                }
+                delete_quietly(repo, session.session_id, None).await?;
+                count += 1;
             }
             None => {
                 tracing::info!(record = %session.session_name, "dropping an expired or unusable stored Redfish session");
-                match repo.delete(session.session_id, None).await {
-                    Ok(_) | Err(Error::NotFound { .. }) => {}
-                    Err(e) => return Err(e),
-                }
+                delete_quietly(repo, session.session_id, None).await?;
             }
         }
     }
-    Ok(ids)
+    Ok(count)
+}
+
+/// Deletes a record; one already gone (or, with an expected revision,
+/// changed since) is no error.
+async fn delete_quietly(
+    repo: &dyn WorkspaceRepository,
+    id: RecordId,
+    revision: Option<u64>,
+) -> Result<()> {
+    match repo.delete(id, revision).await {
+        Ok(_) | Err(Error::NotFound { .. } | Error::Conflict { .. }) => Ok(()),
+        Err(e) => Err(e),
+    }
 }
 
 /// Applies the changes in order until the server's state is dropped.
@@ -153,19 +205,13 @@ pub(crate) async fn write_loop(
     repo: Arc<dyn WorkspaceRepository>,
     state: std::sync::Weak<State>,
     mut rx: mpsc::UnboundedReceiver<Op>,
-    mut ids: HashMap<SessionId, RecordId>,
 ) {
     while let Some(op) = rx.recv().await {
         let Some(state) = state.upgrade() else { return };
         let result = match op {
-            Op::Upsert(entry) => upsert(&*repo, &state, &mut ids, &entry).await,
-            Op::Remove(id) => match ids.remove(&id) {
-                Some(record) => match repo.delete(record, None).await {
-                    Ok(_) | Err(Error::NotFound { .. }) => Ok(()),
-                    Err(e) => Err(e),
-                },
-                None => Ok(()),
-            },
+            Op::Upsert(entry) => upsert(&*repo, &state, &entry).await,
+            Op::Remove(id) => delete_quietly(&*repo, record_id(id), None).await,
+            Op::Expire(id) => expire(&*repo, &state, id).await,
         };
         if let Err(e) = result {
             // The session itself lives on in memory; only a restart loses it.
@@ -174,26 +220,62 @@ pub(crate) async fn write_loop(
     }
 }
 
-async fn upsert(
-    repo: &dyn WorkspaceRepository,
-    state: &State,
-    ids: &mut HashMap<SessionId, RecordId>,
-    entry: &SessionEntry,
-) -> Result<()> {
-    if let Some(record) = ids.get(&entry.id) {
-        match repo.get(*record).await {
+/// How many times a shared record changed by another instance between our
+/// read and our write is read again.
+const CONFLICT_RETRIES: usize = 5;
+
+async fn upsert(repo: &dyn WorkspaceRepository, state: &State, entry: &SessionEntry) -> Result<()> {
+    let shared = state.shared_recheck.is_some();
+    let id = record_id(entry.id);
+    let mut conflict = None;
+    for _ in 0..CONFLICT_RETRIES {
+        match repo.get(id).await {
             Ok(mut session) => {
-                fill(&mut session, entry, state)?;
-                repo.update(session).await?;
+                let mut entry = entry.clone();
+                if let Some(s) = stored(&session) {
+                    entry.last_used = entry.last_used.max(s.last_used);
+                }
+                fill(&mut session, &entry, state)?;
+                match repo.update(session).await {
+                    Ok(_) => return Ok(()),
+                    Err(e @ Error::Conflict { .. }) if shared => conflict = Some(e),
+                    Err(e) => return Err(e),
+                }
+            }
+            // Shared: another instance ended the session; re-creating the
+            // record would bring it back to life.
+            Err(Error::NotFound { .. }) if shared => {
+                state.forget(entry.id);
                 return Ok(());
             }
-            Err(Error::NotFound { .. }) => {}
+            Err(Error::NotFound { .. }) => {
+                return match repo.insert(to_record(entry, state)?).await {
+                    Ok(_) | Err(Error::AlreadyExists { .. }) => Ok(()),
+                    Err(e) => Err(e),
+                };
+            }
             Err(e) => return Err(e),
         }
     }
-    let inserted = repo.insert(to_record(entry, state)?).await?;
-    ids.insert(entry.id, inserted.session_id);
-    Ok(())
+    Err(conflict.expect("only a conflict repeats the loop"))
+}
+
+async fn expire(repo: &dyn WorkspaceRepository, state: &State, id: SessionId) -> Result<()> {
+    let record = record_id(id);
+    if state.shared_recheck.is_none() {
+        return delete_quietly(repo, record, None).await;
+    }
+    let session = match repo.get(record).await {
+        Ok(session) => session,
+        Err(Error::NotFound { .. }) => return Ok(()),
+        Err(e) => return Err(e),
+    };
+    let timeout = state.settings().timeout;
+    if stored(&session).is_some_and(|s| state.clock.now() < s.last_used + timeout) {
+        // Used through another instance since: it lives on there.
+        return Ok(());
+    }
+    delete_quietly(repo, record, Some(session.revision())).await
 }
 
 #[cfg(test)]

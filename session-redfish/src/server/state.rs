@@ -16,6 +16,7 @@ use tokio::sync::{Notify, mpsc};
 
 use super::lockout::{ClientKey, Lockout, LockoutPolicy};
 use super::persist::Op;
+use super::shared::SharedLogins;
 
 /// A Redfish privilege (standard privilege registry).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -194,6 +195,9 @@ pub(crate) struct SessionEntry {
     key: TokenKey,
     /// When the last use was last sent for persistence.
     persisted_at: OffsetDateTime,
+    /// When the entry was last read from, or written to, a shared
+    /// repository (see [`State::authenticate_key`]).
+    confirmed_at: OffsetDateTime,
 }
 
 impl SessionEntry {
@@ -201,6 +205,30 @@ impl SessionEntry {
     pub(crate) fn key(&self) -> &[u8] {
         &self.key
     }
+}
+
+/// A session as a repository keeps it (see `persist`), to be taken into
+/// memory by [`State::adopt`].
+#[derive(Debug, Clone)]
+pub(crate) struct StoredSession {
+    pub(crate) id: SessionId,
+    pub(crate) username: String,
+    pub(crate) created: OffsetDateTime,
+    pub(crate) last_used: OffsetDateTime,
+    pub(crate) context: Option<String>,
+    pub(crate) key: TokenKey,
+}
+
+/// What [`State::authenticate_key`] found.
+#[derive(Debug)]
+pub(crate) enum Lookup {
+    /// A live session, now refreshed.
+    Found(Principal, SessionId),
+    /// No live session in memory.
+    Missing,
+    /// In memory, but confirmed against the shared repository too long ago
+    /// to be trusted without reading it again.
+    Stale,
 }
 
 /// Who made a request.
@@ -287,13 +315,18 @@ pub(crate) struct State {
     pub(crate) changed: Notify,
     /// The persistence writer's queue, once it runs.
     pub(crate) persist: OnceLock<mpsc::UnboundedSender<Op>>,
+    /// With logins shared through a repository: how long an entry read
+    /// from it is trusted before it is read again.
+    pub(crate) shared_recheck: Option<Duration>,
+    /// The repository shared with other instances, if any.
+    pub(crate) shared: Option<SharedLogins>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-fn token_key(token: &str) -> TokenKey {
+pub(crate) fn token_key(token: &str) -> TokenKey {
     Sha256::digest(token.as_bytes()).into()
 }
 
@@ -308,10 +341,19 @@ pub(crate) fn hex(bytes: &[u8]) -> String {
     out
 }
 
-fn random_id() -> SessionId {
-    let mut buf = [0u8; 8];
-    getrandom::fill(&mut buf).expect("the OS random source is available");
-    SessionId(u64::from_le_bytes(buf))
+/// The `Id` of the session of the token with digest `key`: 64 bits of a
+/// second, domain-separated hash. Deriving it (rather than drawing it) lets
+/// an instance sharing a repository find the session of a token another
+/// instance issued with one keyed read (`persist::record_id`), while the
+/// `Id`, which administrators see, tells nothing about the token.
+pub(crate) fn id_of(key: &TokenKey) -> SessionId {
+    let digest = Sha256::new()
+        .chain_update(b"session-redfish session id\0")
+        .chain_update(key)
+        .finalize();
+    let mut first = [0u8; 8];
+    first.copy_from_slice(&digest[..8]);
+    SessionId(u64::from_le_bytes(first))
 }
 
 /// A new token (32 random bytes as 64 hex digits: 256 bits, and hex so the
@@ -346,7 +388,21 @@ impl State {
             sessions: Mutex::new(Sessions::default()),
             changed: Notify::new(),
             persist: OnceLock::new(),
+            shared_recheck: None,
+            shared: None,
         }
+    }
+
+    /// Shares logins through `repo`, trusting what was read from it for
+    /// `recheck` (see [`State::authenticate_key`]).
+    pub(crate) fn sharing(
+        mut self,
+        repo: Arc<dyn session_core::WorkspaceRepository>,
+        recheck: Duration,
+    ) -> Self {
+        self.shared_recheck = Some(recheck);
+        self.shared = Some(SharedLogins { repo });
+        self
     }
 
     /// Queues a change for the persistence writer (no-op without one).
@@ -358,40 +414,77 @@ impl State {
         }
     }
 
-    fn persist_removed(&self, removed: Vec<SessionId>) {
-        for id in removed {
-            self.persist(Op::Remove(id));
+    fn persist_expired(&self, expired: Vec<SessionId>) {
+        for id in expired {
+            self.persist(Op::Expire(id));
         }
     }
 
-    /// Puts back a session loaded from persistence; false when its account
-    /// is no longer configured or its id or token is already in use.
-    pub(crate) fn restore(
-        &self,
-        id: SessionId,
-        username: &str,
-        created: OffsetDateTime,
-        last_used: OffsetDateTime,
-        context: Option<String>,
-        key: TokenKey,
-    ) -> bool {
-        let Some(account) = self.accounts.get(username) else {
+    /// Takes a session read from the repository into memory: a new entry,
+    /// or the one already there with the later of the two last uses. False
+    /// (and nothing kept) when its account is no longer configured, when its
+    /// idle time is up, or when its id is held by another token.
+    pub(crate) fn adopt(&self, stored: StoredSession) -> bool {
+        let Some(account) = self.accounts.get(&stored.username) else {
             return false;
         };
+        let now = self.clock.now();
+        let timeout = self.settings().timeout;
         let mut sessions = lock(&self.sessions);
-        if sessions.by_id.contains_key(&id) || sessions.by_token.contains_key(&key) {
-            return false;
+        let id = stored.id;
+        match sessions.by_id.get(&id).map(|e| (e.key, e.last_used)) {
+            Some((key, _)) if key != stored.key => false,
+            Some((_, last_used)) => {
+                let latest = last_used.max(stored.last_used);
+                if now >= latest + timeout {
+                    sessions.remove(id);
+                    self.persist(Op::Expire(id));
+                    return false;
+                }
+                if latest > last_used {
+                    sessions.by_last_use.remove(&(last_used, id));
+                    sessions.by_last_use.insert((latest, id));
+                }
+                let entry = sessions.by_id.get_mut(&id).expect("present above");
+                entry.last_used = latest;
+                entry.persisted_at = entry.persisted_at.max(stored.last_used);
+                entry.confirmed_at = now;
+                true
+            }
+            None => {
+                if now >= stored.last_used + timeout || sessions.by_token.contains_key(&stored.key)
+                {
+                    return false;
+                }
+                sessions.insert(SessionEntry {
+                    id,
+                    username: account.username.clone(),
+                    created: stored.created,
+                    last_used: stored.last_used,
+                    context: stored.context.map(String::into_boxed_str),
+                    key: stored.key,
+                    persisted_at: stored.last_used,
+                    confirmed_at: now,
+                });
+                true
+            }
         }
-        sessions.insert(SessionEntry {
-            id,
-            username: account.username.clone(),
-            created,
-            last_used,
-            context: context.map(String::into_boxed_str),
-            key,
-            persisted_at: last_used,
-        });
-        true
+    }
+
+    /// Drops a session from memory only (it ended elsewhere, or never was).
+    pub(crate) fn forget(&self, id: SessionId) {
+        lock(&self.sessions).remove(id);
+    }
+
+    /// The last use of the session in memory, if it is there.
+    pub(crate) fn last_used(&self, id: SessionId) -> Option<OffsetDateTime> {
+        lock(&self.sessions).by_id.get(&id).map(|e| e.last_used)
+    }
+
+    /// Queues the deletion of an expired session's record (the writer
+    /// checks first that no other instance has used it since).
+    pub(crate) fn expire_record(&self, id: SessionId) {
+        self.persist(Op::Expire(id));
     }
 
     pub(crate) fn settings(&self) -> Settings {
@@ -464,22 +557,25 @@ impl State {
         if !settings.service_enabled {
             return Err(LoginError::Disabled);
         }
-        // The random draws and the digest happen before taking the lock, so
+        // The random draw and the digests happen before taking the lock, so
         // concurrent logins only serialise on the map updates.
-        let (token, key) = new_token();
-        let mut id = random_id();
+        let (mut token, mut key) = new_token();
+        let mut id = id_of(&key);
         let now = self.clock.now();
         let mut sessions = lock(&self.sessions);
         let removed = sessions.reap(now, settings.timeout);
-        self.persist_removed(removed);
+        self.persist_expired(removed);
         if self
             .max_sessions
             .is_some_and(|max| sessions.by_id.len() >= max)
         {
             return Err(LoginError::Limit);
         }
+        // 64-bit ids: a clash is all but impossible, but must not merge two
+        // sessions.
         while sessions.by_id.contains_key(&id) {
-            id = random_id();
+            (token, key) = new_token();
+            id = id_of(&key);
         }
         let entry = SessionEntry {
             id,
@@ -489,9 +585,13 @@ impl State {
             context: context.map(String::into_boxed_str),
             key,
             persisted_at: now,
+            confirmed_at: now,
         };
         sessions.insert(entry.clone());
-        if self.persist.get().is_some() {
+        // With shared logins the caller writes the record itself before
+        // answering, so the other instances know the token once the client
+        // has it.
+        if self.persist.get().is_some() && self.shared_recheck.is_none() {
             self.persist(Op::Upsert(entry.clone()));
         }
         Ok((entry, token))
@@ -500,17 +600,38 @@ impl State {
     /// Looks a token up, refreshing its idle timer; `None` when unknown or
     /// expired (an expired session is removed).
     pub(crate) fn authenticate_token(&self, token: &str) -> Option<(Principal, SessionId)> {
-        let key = token_key(token);
+        match self.authenticate_key(&token_key(token), None) {
+            Lookup::Found(who, id) => Some((who, id)),
+            Lookup::Missing | Lookup::Stale => None,
+        }
+    }
+
+    /// [`authenticate_token`](Self::authenticate_token) by the token's
+    /// digest. With `fresh_within`, an entry last confirmed against the
+    /// shared repository that long ago or longer is [`Lookup::Stale`] and
+    /// left untouched (a zero duration: always).
+    pub(crate) fn authenticate_key(
+        &self,
+        key: &TokenKey,
+        fresh_within: Option<Duration>,
+    ) -> Lookup {
         let now = self.clock.now();
         let timeout = self.settings().timeout;
         let mut guard = lock(&self.sessions);
         let sessions = &mut *guard;
-        let id = *sessions.by_token.get(&key)?;
-        let entry = sessions.by_id.get_mut(&id)?;
+        let Some(&id) = sessions.by_token.get(key) else {
+            return Lookup::Missing;
+        };
+        let Some(entry) = sessions.by_id.get_mut(&id) else {
+            return Lookup::Missing;
+        };
+        if fresh_within.is_some_and(|fresh| now >= entry.confirmed_at + fresh) {
+            return Lookup::Stale;
+        }
         if now >= entry.last_used + timeout {
             sessions.remove(id);
-            self.persist(Op::Remove(id));
-            return None;
+            self.persist(Op::Expire(id));
+            return Lookup::Missing;
         }
         // Never move a session back in time (a clock set backwards), so the
         // last-use index and the entry cannot disagree.
@@ -526,8 +647,16 @@ impl State {
         }
         let username = entry.username.clone();
         drop(guard);
-        let role = self.accounts.get(&username)?.role;
-        Some((Principal { username, role }, id))
+        match self.accounts.get(&username) {
+            Some(account) => Lookup::Found(
+                Principal {
+                    username,
+                    role: account.role,
+                },
+                id,
+            ),
+            None => Lookup::Missing,
+        }
     }
 
     /// The ids of the live sessions of `owner` (of everyone when `None`),
@@ -537,7 +666,7 @@ impl State {
         let timeout = self.settings().timeout;
         let mut sessions = lock(&self.sessions);
         let removed = sessions.reap(now, timeout);
-        self.persist_removed(removed);
+        self.persist_expired(removed);
         let mut all: Vec<(OffsetDateTime, SessionId)> = sessions
             .by_id
             .values()
@@ -554,7 +683,7 @@ impl State {
         let timeout = self.settings().timeout;
         let mut sessions = lock(&self.sessions);
         let removed = sessions.reap(now, timeout);
-        self.persist_removed(removed);
+        self.persist_expired(removed);
         sessions.by_id.get(&id).cloned()
     }
 
@@ -573,7 +702,7 @@ impl State {
         let timeout = self.settings().timeout;
         let mut sessions = lock(&self.sessions);
         let removed = sessions.reap(now, timeout);
-        self.persist_removed(removed);
+        self.persist_expired(removed);
         sessions
             .by_last_use
             .first()
@@ -663,5 +792,35 @@ mod tests {
         let sessions = lock(&s.sessions);
         assert!(sessions.by_id.is_empty() && sessions.by_token.is_empty());
         assert!(sessions.by_last_use.is_empty());
+    }
+
+    /// With shared logins, a last use written for a session whose record
+    /// is gone (deleted through another instance meanwhile) must not
+    /// re-create it; without sharing, the record is (re)written.
+    #[tokio::test]
+    async fn the_shared_writer_never_brings_a_deleted_session_back() {
+        use session_core::{InMemoryWorkspace, WorkspaceRepository};
+        for shared in [true, false] {
+            let clock = Arc::new(ManualClock::new(start()));
+            let repo = Arc::new(InMemoryWorkspace::new());
+            let mut s = state(clock);
+            if shared {
+                s = s.sharing(repo.clone(), Duration::ZERO);
+            }
+            let s = Arc::new(s);
+            let (entry, _token) = s.login("admin", "pw", None, ClientKey::Unknown).unwrap();
+            let (tx, rx) = mpsc::unbounded_channel();
+            tx.send(Op::Upsert(entry.clone())).unwrap();
+            drop(tx);
+            super::super::persist::write_loop(repo.clone(), Arc::downgrade(&s), rx).await;
+            let records = repo.list().await.unwrap().len();
+            if shared {
+                assert_eq!(records, 0, "re-created");
+                assert!(s.get(entry.id).is_none(), "still in memory");
+            } else {
+                assert_eq!(records, 1);
+                assert!(s.get(entry.id).is_some());
+            }
+        }
     }
 }
