@@ -125,6 +125,12 @@ impl Inner {
         let meta = file
             .metadata()
             .map_err(|e| self.io_error("cannot read the workspace file's metadata", e))?;
+        if meta.len() >= super::format::PARALLEL_PARSE_BYTES {
+            // Starts the parser threads (once per process) now, so that they
+            // are up on the other cores by the time the text is read and
+            // split, rather than queued behind this thread.
+            let _ = rayon::current_num_threads();
+        }
         let mut bytes = Vec::with_capacity(meta.len() as usize);
         file.read_to_end(&mut bytes)
             .map_err(|e| self.io_error("cannot read the workspace file", e))?;
