@@ -80,6 +80,7 @@ mod clock;
 pub mod device_code;
 mod error;
 mod id;
+pub mod import;
 mod live;
 mod manager;
 // Crash-safe private files for the crates of this workspace (the AWS sink,

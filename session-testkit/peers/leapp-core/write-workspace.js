@@ -16,7 +16,10 @@
 // Prints one JSON line: the machine id used and what was written:
 // {"leapp_core_version","raw_machine_id","aes_key","workspace","backup",
 //  "workspace_version","sessions":[{"type","sessionId","sessionName"}],
-//  "not_written":[{"type","reason"}], "keychain":[{"service","account","password"}]}
+//  "not_written":[{"type","reason"}], "keychain":[{"service","account","password"}],
+//  "leapp_view":{"sessions","aws_sso_integrations","azure_integrations","profiles",
+//                "idp_urls","default_region","default_location"}}
+// leapp_view is what leapp-core holds after loading the file again.
 // aes_key is the passphrase (sha256 hex of raw_machine_id, as
 // node-machine-id's machineIdSync() returns it). Without --machine-id the
 // raw id is this machine's, from node-machine-id.
@@ -140,9 +143,25 @@ async function main() {
       workspace_version: check.repository.getWorkspace()._workspaceVersion,
       sessions,
       not_written: notWritten,
+      // What leapp-core itself holds after loading the file: the oracle an
+      // importer's reading is compared with, field by field.
+      leapp_view: {
+        sessions: check.repository.getSessions().map(plain),
+        aws_sso_integrations: check.repository.listAwsSsoIntegrations().map(plain),
+        azure_integrations: check.repository.listAzureIntegrations().map(plain),
+        profiles: check.repository.getProfiles().map(plain),
+        idp_urls: check.repository.getIdpUrls().map(plain),
+        default_region: check.repository.getDefaultRegion(),
+        default_location: check.repository.getDefaultLocation(),
+      },
       keychain: [...s.keytar.items.entries()].map(([k, v]) => ({ service: k.split("\u0000")[0], account: v.account, password: v.password })),
     }) + "\n",
   );
+}
+
+// An object's own enumerable fields, as JSON has them.
+function plain(x) {
+  return JSON.parse(JSON.stringify(x));
 }
 
 main().catch((e) => {

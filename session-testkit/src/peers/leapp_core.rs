@@ -132,6 +132,12 @@ pub struct LeappWorkspace {
     pub not_written: Vec<LeappNotWritten>,
     /// The keychain items written alongside (IAM user keys).
     pub keychain: Vec<LeappKeychainItem>,
+    /// What leapp-core holds after loading the file again: `sessions`,
+    /// `aws_sso_integrations`, `azure_integrations`, `profiles`, `idp_urls`
+    /// (arrays of its objects' fields), `default_region`,
+    /// `default_location`.
+    #[serde(default)]
+    pub leapp_view: serde_json::Value,
 }
 
 impl LeappCore {
