@@ -45,6 +45,7 @@ mod credentials;
 mod error;
 pub mod federated;
 mod iam_user;
+mod leapp;
 mod lifecycle;
 pub mod mfa;
 mod providers;
@@ -62,6 +63,7 @@ pub use client::{AwsClientConfig, AwsClientConfigBuilder, DEFAULT_REGION};
 pub use credentials::AwsCredentials;
 pub use federated::{FederatedRoleConfig, FederatedRoleIssuer, FederatedRoleProvider};
 pub use iam_user::{IamUserConfig, IamUserIssuer, IamUserProvider};
+pub use leapp::LeappAwsMapper;
 pub use lifecycle::{
     AwsSessionState, CommonAwsConfig, CredentialSessionProvider, IssueCredentials,
 };

@@ -29,6 +29,7 @@ mod account;
 #[cfg(feature = "azure-cli")]
 pub mod azure_cli;
 mod config;
+mod leapp;
 pub mod oauth;
 mod provider;
 pub mod secret_names;
@@ -42,6 +43,7 @@ pub use config::{
     ARM_DEFAULT_SCOPE, AZURE_CLI_ARM_SCOPE, AZURE_CLI_CLIENT_ID, AzureCliPublished, AzureConfig,
     AzureState, CredentialKind, PUBLIC_CLOUD_AUTHORITY,
 };
+pub use leapp::LeappAzureMapper;
 pub use oauth::Token;
 pub use provider::{AzureProvider, AzureProviderBuilder};
 pub use secret_names::{ACCESS_TOKEN, CLIENT_SECRET, REFRESH_TOKEN};

@@ -52,6 +52,7 @@ mod boundary;
 mod connect;
 #[cfg(any(feature = "aws", feature = "azure"))]
 mod device_prompt;
+mod import;
 mod interactive;
 mod json;
 mod output;
@@ -322,6 +323,9 @@ enum Command {
     ))]
     #[command(subcommand)]
     Add(Box<AddCommand>),
+    /// Import sessions from another tool (Leapp).
+    #[command(subcommand)]
+    Import(import::ImportCommand),
 
     /// Use the credentials of an AWS session: export them, run a command
     /// with them, or serve them to an AWS SDK as its credential_process.
@@ -705,6 +709,7 @@ async fn command_output(
             );
         }
         Command::Secret(command) => secret(global, workspace, command, &mut out).await?,
+        Command::Import(command) => out = import::run(workspace, command).await?,
         #[cfg(any(
             feature = "aws",
             feature = "azure",

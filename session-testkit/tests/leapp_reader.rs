@@ -7,12 +7,10 @@
 //! is given; a damaged file falls back to Leapp's backup; nothing of
 //! Leapp's is written.
 
-use std::path::Path;
-
 use serde_json::Value;
 use session_core::Error;
 use session_core::import::leapp::{LeappReader, LeappSession, LeappWorkspace};
-use session_testkit::peers::leapp_core::LeappCore;
+use session_testkit::peers::leapp_core::{LeappCore, snapshot};
 use session_testkit::peers::require_peer;
 
 /// Our reading of one of the session's fields, by Leapp's field name.
@@ -123,22 +121,6 @@ fn compare(ours: &LeappWorkspace, leapp: &Value) {
         ours.default_location.as_deref(),
         leapp["default_location"].as_str()
     );
-}
-
-/// Every file under `dir` with its contents, to show nothing was written.
-fn snapshot(dir: &Path) -> Vec<(String, Vec<u8>)> {
-    let mut files: Vec<_> = std::fs::read_dir(dir)
-        .expect("dir")
-        .map(|e| {
-            let e = e.expect("entry");
-            (
-                e.file_name().to_string_lossy().into_owned(),
-                std::fs::read(e.path()).expect("read"),
-            )
-        })
-        .collect();
-    files.sort();
-    files
 }
 
 #[test]

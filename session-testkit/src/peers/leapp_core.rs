@@ -258,6 +258,27 @@ impl LeappCore {
     }
 }
 
+/// Every file of `dir` (Leapp's `.Leapp` folder) with its bytes, sorted by
+/// name: compare two snapshots to show that an importer wrote nothing.
+///
+/// # Panics
+///
+/// When the folder or a file in it cannot be read.
+pub fn snapshot(dir: &Path) -> Vec<(String, Vec<u8>)> {
+    let mut files: Vec<_> = std::fs::read_dir(dir)
+        .expect("Leapp's folder")
+        .map(|e| {
+            let e = e.expect("an entry of Leapp's folder");
+            (
+                e.file_name().to_string_lossy().into_owned(),
+                std::fs::read(e.path()).expect("a file of Leapp's folder"),
+            )
+        })
+        .collect();
+    files.sort();
+    files
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

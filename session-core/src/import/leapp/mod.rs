@@ -10,6 +10,11 @@
 //! does, and reads workspace versions 5 to 7 (the leapp-core release on
 //! npm writes 5, the desktop app 7).
 //!
+//! [`plan`] then maps its sessions onto ours with each provider's
+//! [`LeappMapper`] (`session_aws`, `session_azure`): every session keeps
+//! Leapp's id, so a second import adds nothing, and a session that cannot
+//! be mapped is reported with the reason.
+//!
 //! ```no_run
 //! use session_core::import::leapp::LeappReader;
 //! let workspace = LeappReader::from_home_dir()?.read()?;
@@ -22,6 +27,7 @@
 mod crypto;
 mod machine_id;
 mod model;
+mod plan;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -30,6 +36,9 @@ pub use crypto::machine_key;
 pub use model::{
     LeappAzureIntegration, LeappIdpUrl, LeappProfile, LeappSession, LeappSsoIntegration,
     LeappWorkspace,
+};
+pub use plan::{
+    IMPORTED_FROM, ImportPlan, LeappMapper, Mapped, Outcome, PlanItem, plan, session_id_for,
 };
 
 use crate::{Error, Result, Secret};
