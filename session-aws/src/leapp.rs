@@ -4,7 +4,9 @@
 use serde::Serialize;
 use serde_json::Value;
 use session_core::SessionType;
-use session_core::import::leapp::{LeappMapper, LeappSession, LeappWorkspace, Mapped};
+use session_core::import::leapp::{
+    KeychainSecret, LeappMapper, LeappSession, LeappWorkspace, Mapped,
+};
 
 use crate::{ChainedRoleConfig, FederatedRoleConfig, IamUserConfig, SsoRoleConfig, validate};
 
@@ -17,9 +19,11 @@ use crate::{ChainedRoleConfig, FederatedRoleConfig, IamUserConfig, SsoRoleConfig
 /// - an SSO role's account and role come from Leapp's
 ///   `arn:aws:iam::<account>/<role>` form, its start URL and region from
 ///   the integration;
-/// - what Leapp kept elsewhere is left to do: an IAM user's access key
-///   (in the OS keychain) and how a federated role gets its SAML assertion
-///   (Leapp signed in at the IdP URL in a window of its own).
+/// - an IAM user's access key is named as secrets to copy from Leapp's
+///   keychain (keytar accounts `<id>-iam-user-aws-session-access-key-id`
+///   and `…-secret-access-key`);
+/// - how a federated role gets its SAML assertion is left to do (Leapp
+///   signed in at the IdP URL in a window of its own).
 #[derive(Debug, Clone, Copy, Default)]
 pub struct LeappAwsMapper;
 
@@ -43,15 +47,24 @@ impl LeappMapper for LeappAwsMapper {
                     ..IamUserConfig::default()
                 };
                 config.validate().map_err(|e| e.to_string())?;
-                let to_do = format!(
-                    "enter the IAM user's access key (Leapp keeps it in the OS keychain): \
-                     `sessionctl secret set '{name}' {id}` and \
-                     `sessionctl secret set '{name}' {secret}`",
-                    name = leapp.session_name,
-                    id = crate::secret_names::LONG_TERM_ACCESS_KEY_ID,
-                    secret = crate::secret_names::LONG_TERM_SECRET_ACCESS_KEY,
-                );
-                (SessionType::AwsIamUser, json(&config)?, Some(to_do))
+                let keys = [
+                    (
+                        "iam-user-aws-session-access-key-id",
+                        crate::secret_names::LONG_TERM_ACCESS_KEY_ID,
+                    ),
+                    (
+                        "iam-user-aws-session-secret-access-key",
+                        crate::secret_names::LONG_TERM_SECRET_ACCESS_KEY,
+                    ),
+                ];
+                let mut mapped = Mapped::new(SessionType::AwsIamUser, json(&config)?);
+                for (leapp_name, ours) in keys {
+                    mapped = mapped.with_secret(KeychainSecret::new(
+                        format!("{}-{leapp_name}", leapp.session_id),
+                        ours,
+                    ));
+                }
+                return profile(ws, leapp, mapped);
             }
             "awsIamRoleChained" => {
                 let mut config = ChainedRoleConfig::new(required(&leapp.role_arn, "roleArn")?);

@@ -709,7 +709,7 @@ async fn command_output(
             );
         }
         Command::Secret(command) => secret(global, workspace, command, &mut out).await?,
-        Command::Import(command) => out = import::run(workspace, command).await?,
+        Command::Import(command) => out = import::run(global, workspace, command).await?,
         #[cfg(any(
             feature = "aws",
             feature = "azure",

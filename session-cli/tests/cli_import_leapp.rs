@@ -49,28 +49,43 @@ fn theirs<'a>(w: &'a LeappWorkspace, leapp_type: &str) -> &'a Value {
 fn leapp_sessions_are_imported_field_by_field_once() {
     let Some((fx, w, dir)) = setup() else { return };
     let before = snapshot(Path::new(&dir));
-    let import = |extra: &[&str]| {
-        let mut args = vec!["import", "leapp", "--from", &dir, "--machine-id", MACHINE];
-        args.extend_from_slice(extra);
-        fx.run(&args)
-    };
+    // Unlocked: copying keys from the keychain opens the secret store.
+    let import = || fx.run_unlocked(&["import", "leapp", "--from", &dir, "--machine-id", MACHINE]);
 
-    let dry = import(&["--dry-run"]);
+    let dry = fx.run(&[
+        "import",
+        "leapp",
+        "--from",
+        &dir,
+        "--machine-id",
+        MACHINE,
+        "--dry-run",
+    ]);
     let out = dry.ok();
     assert_eq!(out.matches("would add").count(), 5, "{out}");
     assert!(
         out.contains("5 would be added, 0 already here, 0 not imported"),
         "{out}"
     );
+    assert!(
+        out.contains("would copy from Leapp's keychain: aws-access-key-id, aws-secret-access-key"),
+        "{out}"
+    );
     assert!(fx.stored().is_empty(), "a dry run added sessions");
 
-    let out = import(&[]).ok().to_owned();
+    let out = import().ok().to_owned();
     assert!(
         out.contains("5 added, 0 already here, 0 not imported"),
         "{out}"
     );
+    // No keychain here (no Secret Service, or a build without `keyring`):
+    // the keys are left to enter, with the commands.
     assert!(
-        out.contains("to do: enter the IAM user's access key"),
+        out.contains("to do: enter aws-access-key-id, aws-secret-access-key ("),
+        "{out}"
+    );
+    assert!(
+        out.contains("`sessionctl secret set 'peer-iam-user' aws-access-key-id`"),
         "{out}"
     );
     assert!(
@@ -162,7 +177,7 @@ fn leapp_sessions_are_imported_field_by_field_once() {
         leapp_azure["subscriptionId"].as_str()
     );
 
-    let again = import(&[]).ok().to_owned();
+    let again = import().ok().to_owned();
     assert!(
         again.contains("0 added, 5 already here, 0 not imported"),
         "{again}"
@@ -190,4 +205,68 @@ fn another_machines_workspace_is_refused_without_its_id() {
         "{}",
         wrong.stderr
     );
+}
+
+/// The IAM user's access key is copied from where Leapp's keytar keeps it
+/// on Linux: Secret Service items with the attributes `service` = `Leapp`
+/// and `account` = `<session id>-iam-user-aws-session-access-key-id` (and
+/// `…-secret-access-key`), stored here with libsecret's `secret-tool` as
+/// keytar stores them. Needs a Secret Service: `./scripts/test` runs it
+/// inside a private D-Bus session with GNOME Keyring.
+#[test]
+#[ignore = "needs a Secret Service; run by ./scripts/test in a private D-Bus session"]
+#[cfg(all(target_os = "linux", feature = "keyring"))]
+fn leapp_keychain_keys_are_copied_from_the_secret_service() {
+    let Some((fx, w, dir)) = setup() else { return };
+    let user = theirs(&w, "awsIamUser")["sessionId"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    let keys = [
+        ("iam-user-aws-session-access-key-id", "AKIAIOSFODNN7EXAMPLE"),
+        (
+            "iam-user-aws-session-secret-access-key",
+            "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
+        ),
+    ];
+    for (suffix, value) in keys {
+        let account = format!("{user}-{suffix}");
+        let mut store = std::process::Command::new("secret-tool")
+            .args(["store", "--label", &format!("Leapp/{account}")])
+            .args(["service", "Leapp", "account", &account])
+            .stdin(std::process::Stdio::piped())
+            .spawn()
+            .expect("secret-tool");
+        use std::io::Write;
+        store
+            .stdin
+            .take()
+            .expect("stdin")
+            .write_all(value.as_bytes())
+            .expect("write");
+        assert!(store.wait().expect("wait").success(), "secret-tool store");
+    }
+    let out = fx
+        .run_unlocked(&["import", "leapp", "--from", &dir, "--machine-id", MACHINE])
+        .ok()
+        .to_owned();
+    assert!(
+        out.contains("copied from Leapp's keychain: aws-access-key-id, aws-secret-access-key"),
+        "{out}"
+    );
+    for (_, value) in keys {
+        assert!(!out.contains(value), "a key was printed: {out}");
+    }
+    let id = session_core::SessionId::from_uuid(user.parse().expect("uuid"));
+    let store = fx.store();
+    for (name, value) in [
+        ("aws-access-key-id", keys[0].1),
+        ("aws-secret-access-key", keys[1].1),
+    ] {
+        let key = session_core::SecretKey::new(id, name).expect("key");
+        let got = block_on(session_core::SecretStore::get(&store, &key))
+            .expect("read")
+            .expect("copied");
+        assert_eq!(got.expose(), value);
+    }
 }

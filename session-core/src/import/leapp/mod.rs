@@ -25,6 +25,8 @@
 //! ```
 
 mod crypto;
+#[cfg(feature = "keyring")]
+mod keychain;
 mod machine_id;
 mod model;
 mod plan;
@@ -33,12 +35,15 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 pub use crypto::machine_key;
+#[cfg(feature = "keyring")]
+pub use keychain::leapp_keychain_secret;
 pub use model::{
     LeappAzureIntegration, LeappIdpUrl, LeappProfile, LeappSession, LeappSsoIntegration,
     LeappWorkspace,
 };
 pub use plan::{
-    IMPORTED_FROM, ImportPlan, LeappMapper, Mapped, Outcome, PlanItem, plan, session_id_for,
+    IMPORTED_FROM, ImportPlan, KeychainSecret, LeappMapper, Mapped, Outcome, PlanItem, plan,
+    session_id_for,
 };
 
 use crate::{Error, Result, Secret};

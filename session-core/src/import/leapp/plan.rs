@@ -41,9 +41,32 @@ pub struct Mapped {
     pub session_type: SessionType,
     /// The session's `config`, as JSON.
     pub config: Value,
-    /// What the user must still do before the session can start (e.g. enter
-    /// a secret Leapp kept in the keychain); no secret in it.
+    /// What the user must still do before the session can start; no
+    /// secret in it.
     pub to_do: Vec<String>,
+    /// The secrets Leapp kept in the OS keychain for this session.
+    pub secrets: Vec<KeychainSecret>,
+}
+
+/// A secret Leapp keeps in the OS keychain for a session, and the name it
+/// has in our secret store.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct KeychainSecret {
+    /// The keytar account Leapp stores it under (service `Leapp`).
+    pub keychain_account: String,
+    /// The secret's name for our session (e.g. `aws-access-key-id`).
+    pub name: String,
+}
+
+impl KeychainSecret {
+    /// The secret `name` of ours, kept by Leapp under `keychain_account`.
+    pub fn new(keychain_account: impl Into<String>, name: impl Into<String>) -> Self {
+        Self {
+            keychain_account: keychain_account.into(),
+            name: name.into(),
+        }
+    }
 }
 
 impl Mapped {
@@ -53,7 +76,14 @@ impl Mapped {
             session_type,
             config,
             to_do: Vec::new(),
+            secrets: Vec::new(),
         }
+    }
+
+    /// Adds a secret to copy from Leapp's keychain.
+    pub fn with_secret(mut self, secret: KeychainSecret) -> Self {
+        self.secrets.push(secret);
+        self
     }
 
     /// Adds something the user must still do.
@@ -87,6 +117,9 @@ pub enum Outcome {
         session: Box<Session>,
         /// What the user must still do.
         to_do: Vec<String>,
+        /// The secrets to copy from Leapp's keychain
+        /// ([`ImportPlan::copy_secrets`]).
+        secrets: Vec<KeychainSecret>,
     },
     /// A session imported from it is already in the workspace.
     AlreadyImported(SessionId),
@@ -124,6 +157,48 @@ impl ImportPlan {
             added.push(repository.insert(session.clone()).await?);
         }
         Ok(added)
+    }
+}
+
+impl ImportPlan {
+    /// Copies the keychain secrets of the sessions added into `store`,
+    /// reading each with `read` (e.g. [`leapp_keychain_secret`](super::leapp_keychain_secret)).
+    /// Returns, per added session with secrets, the names of those not
+    /// found (empty when all were copied).
+    ///
+    /// # Errors
+    ///
+    /// The first error of `read` or of the store; secrets copied before it
+    /// stay.
+    pub async fn copy_secrets(
+        &self,
+        store: &dyn crate::SecretStore,
+        read: impl Fn(&str) -> Result<Option<crate::Secret>>,
+    ) -> Result<Vec<(SessionId, Vec<String>)>> {
+        let mut missing = Vec::new();
+        for item in &self.items {
+            let Outcome::Add {
+                session, secrets, ..
+            } = &item.outcome
+            else {
+                continue;
+            };
+            if secrets.is_empty() {
+                continue;
+            }
+            let mut not_found = Vec::new();
+            for secret in secrets {
+                match read(&secret.keychain_account)? {
+                    Some(value) => {
+                        let key = crate::SecretKey::new(session.session_id, &secret.name)?;
+                        store.put(&key, &value).await?;
+                    }
+                    None => not_found.push(secret.name.clone()),
+                }
+            }
+            missing.push((session.session_id, not_found));
+        }
+        Ok(missing)
     }
 }
 
@@ -259,6 +334,7 @@ fn outcome(
         Ok(session) => Outcome::Add {
             session: Box::new(session),
             to_do: mapped.to_do,
+            secrets: mapped.secrets,
         },
         Err(e) => Outcome::NotMapped(e.to_string()),
     }
