@@ -41,6 +41,7 @@
 
 mod chained;
 mod client;
+pub mod config_import;
 mod credentials;
 mod error;
 pub mod federated;

@@ -27,6 +27,42 @@ pub(crate) enum ImportCommand {
     /// sessions that cannot be mapped are listed with the reason. Leapp's
     /// files and keychain items are only read.
     Leapp(LeappArgs),
+    /// Import the profiles of the AWS shared config and credentials files
+    /// (what aws-vault and granted use).
+    ///
+    /// Profiles with role_arn and source_profile become chained roles under
+    /// their source's session (role_session_name, external_id, mfa_serial,
+    /// duration_seconds kept), sso_session or sso_start_url profiles SSO
+    /// roles, profiles with long-term keys IAM users (mfa_serial kept, the
+    /// keys copied into the secret store). credential_process,
+    /// credential_source, web identity and temporary-key profiles are left
+    /// alone and reported. Each session publishes to its own profile
+    /// NAME-sessionctl, so the user's profiles stay as they are; a second
+    /// import adds nothing. The files (AWS_CONFIG_FILE and
+    /// AWS_SHARED_CREDENTIALS_FILE, else ~/.aws/config and
+    /// ~/.aws/credentials) are only read.
+    #[cfg(feature = "aws")]
+    AwsConfig(AwsConfigArgs),
+}
+
+/// `import aws-config`.
+#[cfg(feature = "aws")]
+#[derive(Debug, Args)]
+pub(crate) struct AwsConfigArgs {
+    /// Import only this profile (and those it assumes roles from); may be
+    /// repeated. Default: every profile.
+    #[arg(long = "profile", value_name = "PROFILE")]
+    profiles: Vec<String>,
+    /// Print what would be imported; change nothing.
+    #[arg(long)]
+    dry_run: bool,
+    /// The config file (default AWS_CONFIG_FILE, else ~/.aws/config).
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// The credentials file (default AWS_SHARED_CREDENTIALS_FILE, else
+    /// ~/.aws/credentials).
+    #[arg(long, value_name = "FILE")]
+    credentials: Option<PathBuf>,
 }
 
 /// `import leapp`.
@@ -63,7 +99,11 @@ pub(crate) async fn run(
     workspace: Workspace,
     command: ImportCommand,
 ) -> Result<String, Failure> {
-    let ImportCommand::Leapp(args) = command;
+    let args = match command {
+        ImportCommand::Leapp(args) => args,
+        #[cfg(feature = "aws")]
+        ImportCommand::AwsConfig(args) => return aws_config(global, workspace, args).await,
+    };
     let mut reader = match args.from {
         Some(dir) => LeappReader::new(dir),
         None => LeappReader::from_home_dir()?,
@@ -224,4 +264,132 @@ fn report(plan: &leapp::ImportPlan, copied: &Copied) -> String {
         }
     );
     out
+}
+
+/// The file `flag` names, else the one the variable names, else `~/.aws/NAME`.
+#[cfg(feature = "aws")]
+fn aws_file(flag: Option<PathBuf>, var: &str, name: &str) -> Result<PathBuf, Failure> {
+    if let Some(path) = flag.or_else(|| std::env::var_os(var).map(PathBuf::from)) {
+        return Ok(path);
+    }
+    let home = directories::BaseDirs::new()
+        .ok_or_else(|| Failure::Usage(format!("no home folder to find ~/.aws/{name} in")))?;
+    Ok(home.home_dir().join(".aws").join(name))
+}
+
+/// A file's text; an absent file reads as empty.
+#[cfg(feature = "aws")]
+fn read_or_empty(path: &std::path::Path) -> Result<Option<String>, Failure> {
+    match std::fs::read_to_string(path) {
+        Ok(text) => Ok(Some(text)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(session_sdk::Error::storage(path, "cannot read it", Some(e)).into()),
+    }
+}
+
+#[cfg(feature = "aws")]
+async fn aws_config(
+    global: &Global,
+    workspace: Workspace,
+    args: AwsConfigArgs,
+) -> Result<String, Failure> {
+    use session_sdk::aws::config_import::{AwsConfigImport, ProfileOutcome};
+    let config_path = aws_file(args.config, "AWS_CONFIG_FILE", "config")?;
+    let credentials_path = aws_file(
+        args.credentials,
+        "AWS_SHARED_CREDENTIALS_FILE",
+        "credentials",
+    )?;
+    let config = read_or_empty(&config_path)?;
+    let credentials = read_or_empty(&credentials_path)?;
+    if config.is_none() && credentials.is_none() {
+        return Err(session_sdk::Error::not_found(format!(
+            "AWS config file {} and credentials file {}",
+            config_path.display(),
+            credentials_path.display()
+        ))
+        .into());
+    }
+    let existing = workspace.list().await?;
+    let plan = AwsConfigImport::plan(
+        config.as_deref().unwrap_or_default(),
+        credentials.as_deref().unwrap_or_default(),
+        &args.profiles,
+        &existing,
+    )
+    .map_err(|e| {
+        Failure::Operation(session_sdk::Error::invalid_input(
+            format!("{} / {}", config_path.display(), credentials_path.display()),
+            e.to_string(),
+        ))
+    })?;
+    if !args.dry_run {
+        let store = if plan.has_secrets() {
+            Some(crate::secrets::open(global, workspace.path()).await?)
+        } else {
+            None
+        };
+        let none = session_sdk::InMemorySecretStore::new();
+        let store: &dyn session_sdk::SecretStore = match &store {
+            Some(store) => &**store,
+            None => &none,
+        };
+        plan.apply(&workspace, store).await?;
+    }
+    let mut out = String::new();
+    let (mut added, mut already, mut skipped) = (0, 0, 0);
+    for item in &plan.items {
+        match &item.outcome {
+            ProfileOutcome::Add {
+                session,
+                secrets,
+                to_do,
+            } => {
+                added += 1;
+                let verb = if args.dry_run { "would add" } else { "added" };
+                let _ = writeln!(
+                    out,
+                    "{verb:<13} {} as {} {}",
+                    item.profile, session.session_type, session.session_id
+                );
+                if !secrets.is_empty() {
+                    let names: Vec<&str> = secrets.iter().map(|(n, _)| n.as_str()).collect();
+                    let verb = if args.dry_run { "would copy" } else { "copied" };
+                    let _ = writeln!(
+                        out,
+                        "{:<13}   {verb} from the credentials file: {}",
+                        "",
+                        names.join(", ")
+                    );
+                }
+                for step in to_do {
+                    let _ = writeln!(out, "{:<13}   to do: {step}", "");
+                }
+            }
+            ProfileOutcome::AlreadyImported(id) => {
+                already += 1;
+                let _ = writeln!(out, "{:<13} {} as {id}", "already here", item.profile);
+            }
+            ProfileOutcome::NotImported(why) => {
+                skipped += 1;
+                let _ = writeln!(out, "{:<13} {}: {why}", "not imported", item.profile);
+            }
+            _ => {}
+        }
+    }
+    let verb = if args.dry_run {
+        "would be added"
+    } else {
+        "added"
+    };
+    let _ = writeln!(
+        out,
+        "{added} {verb}, {already} already here, {skipped} not imported{}",
+        if args.dry_run {
+            " (dry run: nothing changed)"
+        } else {
+            ""
+        }
+    );
+    Ok(out)
 }

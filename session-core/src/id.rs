@@ -36,6 +36,22 @@ impl SessionId {
         Self(uuid)
     }
 
+    /// An identifier derived from `key` within `namespace`: the same pair
+    /// gives the same id on every machine and run, different pairs
+    /// different ids (a SHA-256 of both, shaped as a v4 UUID). For
+    /// importers, so that importing the same thing twice finds it.
+    pub fn derived(namespace: &str, key: &str) -> Self {
+        use sha2::{Digest, Sha256};
+        let digest = Sha256::new()
+            .chain_update(namespace.as_bytes())
+            .chain_update([0u8])
+            .chain_update(key.as_bytes())
+            .finalize();
+        let mut bytes = [0u8; 16];
+        bytes.copy_from_slice(&digest[..16]);
+        Self(uuid::Builder::from_random_bytes(bytes).into_uuid())
+    }
+
     /// The UUID inside.
     pub fn as_uuid(&self) -> &Uuid {
         &self.0

@@ -61,6 +61,6 @@ impl CredentialSink for NoSink {
 }
 
 pub mod credentials_file;
-mod ini;
+pub(crate) mod ini;
 
 pub use credentials_file::SharedCredentialsFile;

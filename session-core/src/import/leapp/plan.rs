@@ -5,7 +5,6 @@
 //! import add nothing.
 
 use serde_json::Value;
-use sha2::{Digest, Sha256};
 
 use super::model::{LeappSession, LeappWorkspace};
 use crate::{Result, Session, SessionId, SessionType, WorkspaceRepository};
@@ -209,13 +208,7 @@ pub fn session_id_for(leapp_id: &str) -> SessionId {
     if let Ok(uuid) = uuid::Uuid::parse_str(leapp_id) {
         return SessionId::from_uuid(uuid);
     }
-    let digest = Sha256::new()
-        .chain_update(b"session-sdk leapp import\0")
-        .chain_update(leapp_id.as_bytes())
-        .finalize();
-    let mut bytes = [0u8; 16];
-    bytes.copy_from_slice(&digest[..16]);
-    SessionId::from_uuid(uuid::Builder::from_random_bytes(bytes).into_uuid())
+    SessionId::derived("leapp", leapp_id)
 }
 
 /// Plans the import of `workspace` into a workspace holding `existing`,
