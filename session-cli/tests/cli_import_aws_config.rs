@@ -233,3 +233,80 @@ fn profiles_import_as_botocore_reads_them_and_only_once() {
         "{out}"
     );
 }
+
+/// botocore's caller identity: with `AWS_PROFILE` set, the profile's own
+/// chain (AssumeRole from its source); without, the variables
+/// `sessionctl aws exec` sets.
+const CALLER: &str = r#"
+import botocore.session
+print(botocore.session.Session().create_client("sts").get_caller_identity()["Arn"])
+"#;
+
+/// The imported chained role, started through moto, is the role botocore
+/// assumes for the same profile: the same assumed-role ARN, role session
+/// name included.
+#[test]
+fn an_imported_chained_role_assumes_what_botocore_assumes_through_moto() {
+    let Some(python) = require_peer("python module botocore", || python_with_module("botocore"))
+    else {
+        return;
+    };
+    let Some(moto) = session_testkit::peers::moto::MotoServer::start() else {
+        return;
+    };
+    let fx = Fixture::new();
+    let dir = fx.dir.path().join("aws");
+    std::fs::create_dir_all(&dir).expect("dir");
+    let (config, credentials) = (dir.join("config"), dir.join("credentials"));
+    std::fs::write(
+        &config,
+        "[profile base]\nregion = eu-west-1\n\n[profile admin]\n\
+         role_arn = arn:aws:iam::123456789012:role/Admin\nsource_profile = base\n\
+         role_session_name = alice\nregion = eu-west-1\n",
+    )
+    .expect("config");
+    std::fs::write(&credentials, CREDENTIALS).expect("credentials");
+    let aws_env = |command: &mut Command| {
+        command
+            .env("AWS_CONFIG_FILE", &config)
+            .env("AWS_SHARED_CREDENTIALS_FILE", &credentials)
+            .env("AWS_ENDPOINT_URL", moto.endpoint_url())
+            .env_remove("AWS_ENDPOINT_URL_STS")
+            .env_remove("AWS_PROFILE")
+            .env_remove("AWS_ACCESS_KEY_ID")
+            .env_remove("AWS_SECRET_ACCESS_KEY")
+            .env_remove("AWS_SESSION_TOKEN");
+    };
+    fx.run_unlocked(&[
+        "import",
+        "aws-config",
+        "--config",
+        config.to_str().expect("utf-8"),
+        "--credentials",
+        credentials.to_str().expect("utf-8"),
+    ])
+    .ok();
+
+    let mut theirs = Command::new(&python);
+    theirs.args(["-c", CALLER]);
+    aws_env(&mut theirs);
+    theirs.env("AWS_PROFILE", "admin");
+    let theirs = Run::from(theirs.output().expect("python"));
+    let theirs = theirs.ok().trim().to_owned();
+    assert!(theirs.ends_with(":assumed-role/Admin/alice"), "{theirs}");
+
+    let mut ours = fx.command(&[
+        "aws",
+        "exec",
+        "admin",
+        "--",
+        python.to_str().expect("utf-8"),
+        "-c",
+        CALLER,
+    ]);
+    aws_env(&mut ours);
+    ours.env("SESSIONCTL_PASSPHRASE", PASSPHRASE)
+        .env("SESSIONCTL_AWS_SINK", "none");
+    let ours = Run::from(ours.output().expect("exec"));
+    assert_eq!(ours.ok().trim(), theirs, "{ours:#?}");
+}
