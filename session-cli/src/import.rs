@@ -182,6 +182,18 @@ async fn copy_secrets(_: &Global, _: &Workspace, _: &leapp::ImportPlan) -> Resul
     Ok(Copied::NoKeychain)
 }
 
+/// The last line of an import's report.
+fn summary(added: usize, already: usize, skipped: usize, dry_run: bool) -> String {
+    if dry_run {
+        format!(
+            "{added} would be added, {already} already here, {skipped} not imported \
+             (dry run: nothing changed)\n"
+        )
+    } else {
+        format!("{added} added, {already} already here, {skipped} not imported\n")
+    }
+}
+
 /// What became of a session's keychain secrets, in one line.
 fn secrets_line(name: &str, id: SessionId, names: Vec<String>, copied: &Copied) -> String {
     let (missing, why) = match copied {
@@ -253,16 +265,7 @@ fn report(plan: &leapp::ImportPlan, copied: &Copied) -> String {
             _ => {}
         }
     }
-    let verb = if dry_run { "would be added" } else { "added" };
-    let _ = writeln!(
-        out,
-        "{added} {verb}, {already} already here, {skipped} not imported{}",
-        if dry_run {
-            " (dry run: nothing changed)"
-        } else {
-            ""
-        }
-    );
+    out.push_str(&summary(added, already, skipped, dry_run));
     out
 }
 
@@ -377,19 +380,6 @@ async fn aws_config(
             _ => {}
         }
     }
-    let verb = if args.dry_run {
-        "would be added"
-    } else {
-        "added"
-    };
-    let _ = writeln!(
-        out,
-        "{added} {verb}, {already} already here, {skipped} not imported{}",
-        if args.dry_run {
-            " (dry run: nothing changed)"
-        } else {
-            ""
-        }
-    );
+    out.push_str(&summary(added, already, skipped, args.dry_run));
     Ok(out)
 }

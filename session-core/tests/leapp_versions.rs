@@ -67,3 +67,11 @@ fn versions_it_does_not_read_are_refused_with_what_to_do() {
         "{err}"
     );
 }
+
+/// Leapp's key is derived from the machine id alone: a reader given one
+/// keeps it out of `Debug`.
+#[test]
+fn a_given_machine_id_stays_out_of_debug() {
+    let reader = LeappReader::new("/nowhere").machine_id(MACHINE);
+    assert!(!format!("{reader:?}").contains(MACHINE), "{reader:?}");
+}

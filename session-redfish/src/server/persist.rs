@@ -225,7 +225,7 @@ pub(crate) async fn write_loop(
 const CONFLICT_RETRIES: usize = 5;
 
 async fn upsert(repo: &dyn WorkspaceRepository, state: &State, entry: &SessionEntry) -> Result<()> {
-    let shared = state.shared_recheck.is_some();
+    let shared = state.shared.is_some();
     let id = record_id(entry.id);
     let mut conflict = None;
     for _ in 0..CONFLICT_RETRIES {
@@ -262,7 +262,7 @@ async fn upsert(repo: &dyn WorkspaceRepository, state: &State, entry: &SessionEn
 
 async fn expire(repo: &dyn WorkspaceRepository, state: &State, id: SessionId) -> Result<()> {
     let record = record_id(id);
-    if state.shared_recheck.is_none() {
+    if state.shared.is_none() {
         return delete_quietly(repo, record, None).await;
     }
     let session = match repo.get(record).await {

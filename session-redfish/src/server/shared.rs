@@ -22,11 +22,12 @@ use session_core::{Error, Result, WorkspaceRepository};
 use super::persist::{self, record_id, stored};
 use super::state::{Lookup, Principal, SessionEntry, SessionId, State, StoredSession, id_of};
 
-/// The repository the instances share (how long a confirmed entry is
-/// trusted is `State::shared_recheck`).
+/// The repository the instances share, and how long an entry read from it
+/// is trusted before it is read again.
 #[derive(Debug, Clone)]
 pub(crate) struct SharedLogins {
     pub(crate) repo: Arc<dyn WorkspaceRepository>,
+    pub(crate) recheck: std::time::Duration,
 }
 
 impl SharedLogins {
@@ -38,7 +39,7 @@ impl SharedLogins {
         token: &str,
     ) -> Result<Option<Principal>> {
         let key = super::state::token_key(token);
-        if let Lookup::Found(who, _) = state.authenticate_key(&key, state.shared_recheck) {
+        if let Lookup::Found(who, _) = state.authenticate_key(&key, Some(self.recheck)) {
             return Ok(Some(who));
         }
         let id = id_of(&key);

@@ -315,9 +315,6 @@ pub(crate) struct State {
     pub(crate) changed: Notify,
     /// The persistence writer's queue, once it runs.
     pub(crate) persist: OnceLock<mpsc::UnboundedSender<Op>>,
-    /// With logins shared through a repository: how long an entry read
-    /// from it is trusted before it is read again.
-    pub(crate) shared_recheck: Option<Duration>,
     /// The repository shared with other instances, if any.
     pub(crate) shared: Option<SharedLogins>,
 }
@@ -388,7 +385,6 @@ impl State {
             sessions: Mutex::new(Sessions::default()),
             changed: Notify::new(),
             persist: OnceLock::new(),
-            shared_recheck: None,
             shared: None,
         }
     }
@@ -400,8 +396,7 @@ impl State {
         repo: Arc<dyn session_core::WorkspaceRepository>,
         recheck: Duration,
     ) -> Self {
-        self.shared_recheck = Some(recheck);
-        self.shared = Some(SharedLogins { repo });
+        self.shared = Some(SharedLogins { repo, recheck });
         self
     }
 
@@ -591,7 +586,7 @@ impl State {
         // With shared logins the caller writes the record itself before
         // answering, so the other instances know the token once the client
         // has it.
-        if self.persist.get().is_some() && self.shared_recheck.is_none() {
+        if self.persist.get().is_some() && self.shared.is_none() {
             self.persist(Op::Upsert(entry.clone()));
         }
         Ok((entry, token))

@@ -6,13 +6,16 @@ use std::process::Command;
 /// The raw machine id, normalised as node-machine-id does (whitespace
 /// removed, lowercase); `None` when it cannot be read.
 pub(crate) fn raw_machine_id() -> Option<String> {
-    let raw = read_raw()?;
-    let id: String = raw
-        .chars()
+    let id = normalize(&read_raw()?);
+    (!id.is_empty()).then_some(id)
+}
+
+/// A raw id as node-machine-id hands it on: whitespace removed, lowercase.
+pub(crate) fn normalize(raw: &str) -> String {
+    raw.chars()
         .filter(|c| !c.is_whitespace())
         .collect::<String>()
-        .to_lowercase();
-    (!id.is_empty()).then_some(id)
+        .to_lowercase()
 }
 
 /// Linux: `cat /var/lib/dbus/machine-id /etc/machine-id || hostname`,

@@ -63,7 +63,9 @@ const KIND: &str = "Leapp workspace";
 #[derive(Debug, Clone)]
 pub struct LeappReader {
     dir: PathBuf,
-    raw_machine_id: Option<String>,
+    /// Another machine's id. Leapp's key is derived from it alone, so it is
+    /// kept as a secret (out of `Debug`).
+    raw_machine_id: Option<Secret>,
 }
 
 impl LeappReader {
@@ -90,7 +92,7 @@ impl LeappReader {
     /// contents of its `/etc/machine-id`, its `IOPlatformUUID` or its
     /// `MachineGuid`): for a workspace copied from that machine.
     pub fn machine_id(mut self, raw: impl Into<String>) -> Self {
-        self.raw_machine_id = Some(raw.into());
+        self.raw_machine_id = Some(Secret::new(raw.into()));
         self
     }
 
@@ -155,14 +157,10 @@ impl LeappReader {
     /// The passphrase: from the given machine id, or this machine's.
     fn key(&self) -> Result<Secret> {
         let raw = match &self.raw_machine_id {
-            Some(raw) if raw.trim().is_empty() => {
+            Some(raw) if raw.expose().trim().is_empty() => {
                 return Err(Error::invalid_input("machine id", "must not be empty"));
             }
-            Some(raw) => raw
-                .chars()
-                .filter(|c| !c.is_whitespace())
-                .collect::<String>()
-                .to_lowercase(),
+            Some(raw) => machine_id::normalize(raw.expose()),
             None => machine_id::raw_machine_id().ok_or_else(|| {
                 Error::invalid_input(
                     "machine id",
