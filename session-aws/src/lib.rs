@@ -39,6 +39,8 @@
 //! See the mapping table in [`session_core`] for what start, stop and rotate
 //! mean for each type.
 
+#[cfg(feature = "iam")]
+pub mod access_keys;
 mod chained;
 mod client;
 pub mod config_import;

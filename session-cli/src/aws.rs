@@ -546,6 +546,35 @@ pub(crate) enum AwsCommand {
     /// then lists accounts and roles at most 5 calls a second, backing off
     /// when throttled. New sessions are named `<account name>/<role>`.
     SsoSync(SsoSyncArgs),
+
+    /// Replace an awsIamUser session's long-term access key with a new one.
+    ///
+    /// Checks IAM's two-key limit first (a user who already has two keys is
+    /// told which one to delete, and nothing changes), creates the new key,
+    /// keeps it in the secret store at once, proves it works with
+    /// GetCallerIdentity (retrying for up to 30 s: IAM is eventually
+    /// consistent), stores it in place of the old one, then deletes the old
+    /// key (or, with --deactivate, makes it inactive). Any failure before
+    /// the new key is stored deletes it again and leaves the old key in
+    /// place; a run that died half-way is finished by the next. An active
+    /// session is rotated afterwards, so its credentials come from the new
+    /// key. IAM calls are signed with the stored key, or, when the session
+    /// has an MFA device, with its MFA-backed session credentials. Honours
+    /// AWS_ENDPOINT_URL_IAM / AWS_ENDPOINT_URL.
+    RotateKey(RotateKeyArgs),
+}
+
+/// `aws rotate-key`.
+#[derive(Debug, Args)]
+pub(crate) struct RotateKeyArgs {
+    /// The awsIamUser session's id, or its name if unique.
+    #[arg(value_name = "ID|NAME")]
+    session: String,
+
+    /// Make the old key inactive instead of deleting it (delete it later:
+    /// IAM allows two keys, so the next rotation needs it gone).
+    #[arg(long)]
+    deactivate: bool,
 }
 
 /// `aws sso-sync`.
@@ -602,6 +631,7 @@ pub(crate) async fn run(
             )
         }
         AwsCommand::SsoSync(args) => sso_sync(workspace, args).await,
+        AwsCommand::RotateKey(args) => rotate_key(global, workspace, args).await,
         AwsCommand::CredentialProcess(SessionArg { session }) => {
             let lock_dir = workspace.path().with_file_name(".sessionctl-locks");
             let (_, creds) =
@@ -768,5 +798,86 @@ async fn sso_sync(workspace: Workspace, args: SsoSyncArgs) -> Result<String, Fai
         "{added} {}, {kept} already present\n",
         if args.dry_run { "to add" } else { "added" }
     ));
+    Ok(out)
+}
+
+/// `aws rotate-key`: see [`AwsCommand::RotateKey`].
+async fn rotate_key(
+    global: &Global,
+    workspace: Workspace,
+    args: RotateKeyArgs,
+) -> Result<String, Failure> {
+    use session_sdk::aws::access_keys::{AccessKeyRotation, OldKey, OldKeyOutcome};
+
+    let used = use_session::resolve(
+        global,
+        workspace,
+        &args.session,
+        |t| *t == SessionType::AwsIamUser,
+        "an awsIamUser session",
+    )
+    .await?;
+    let session = used.session;
+    let config: IamUserConfig = session.config.get()?;
+    // A user whose policy requires MFA can only call IAM with MFA-backed
+    // session credentials (GetSessionToken with the device's code).
+    let signer = match config.mfa_serial {
+        Some(_) => Some(
+            SessionCredentialsProvider::new(used.manager.clone(), session.session_id.to_string())
+                .credentials()
+                .await?,
+        ),
+        None => None,
+    };
+    let rotation = AccessKeyRotation::builder_from_env_iter(std::env::vars())?
+        .old_key(if args.deactivate {
+            OldKey::Deactivate
+        } else {
+            OldKey::Delete
+        })
+        .build()?;
+    let report = rotation
+        .rotate(used.manager.secrets().as_ref(), &session, signer.as_ref())
+        .await?;
+    let mut out = format!(
+        "{} the access key of {}: {} replaced by {}\n",
+        if report.resumed_pending {
+            "finished an interrupted rotation of"
+        } else {
+            "rotated"
+        },
+        session.label(),
+        report.old_access_key_id,
+        report.new_access_key_id
+    );
+    match &report.old_key {
+        OldKeyOutcome::Deleted => {
+            out.push_str(&format!("deleted {}\n", report.old_access_key_id));
+        }
+        OldKeyOutcome::Deactivated => out.push_str(&format!(
+            "made {} inactive; delete it with: aws iam delete-access-key --access-key-id {}\n",
+            report.old_access_key_id, report.old_access_key_id
+        )),
+        OldKeyOutcome::StillActive { reason } => {
+            // The new key is stored and works: not a failure, but the user
+            // must know that the old one still opens the account.
+            eprintln!(
+                "warning: the old key {} is still active ({reason}); delete it with: \
+                 aws iam delete-access-key --access-key-id {}",
+                report.old_access_key_id, report.old_access_key_id
+            );
+        }
+        other => out.push_str(&format!(
+            "old key {}: {other:?}\n",
+            report.old_access_key_id
+        )),
+    }
+    // Credentials issued from the old key may stop working with it: an
+    // active session gets new ones from the new key now.
+    let current = used.manager.find(&session.session_id.to_string()).await?;
+    if current.status() == session_sdk::SessionStatus::Active {
+        used.manager.rotate(&session.session_id.to_string()).await?;
+        out.push_str(&format!("rotated {} onto the new key\n", session.label()));
+    }
     Ok(out)
 }
