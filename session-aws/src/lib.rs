@@ -29,6 +29,14 @@
 //! - with the feature `ssm`, `ssm`: the `awsSsm` provider, the control
 //!   plane, the data channel (with resume in place) and its codecs; with
 //!   `ssm-kms` also `ssm::kms`;
+//! - with the feature `serve`, `serve`: the session's credentials on
+//!   127.0.0.1 as the ECS container credentials endpoint and an
+//!   IMDSv2-compatible one, for programs that outlive the credentials;
+//! - with the feature `console`, `console`: console sign-in URLs through
+//!   the federation endpoint (`GetFederationToken` first for IAM users);
+//! - with the feature `iam`, `access_keys`: rotation of an IAM user's
+//!   long-term access key that never leaves the user without a working
+//!   stored key;
 //! - [`AwsCredentials`], the names of what is kept in the secret store
 //!   ([`secret_names`]), input validation ([`validate`]).
 //!
@@ -44,6 +52,8 @@ pub mod access_keys;
 mod chained;
 mod client;
 pub mod config_import;
+#[cfg(feature = "console")]
+pub mod console;
 mod credentials;
 mod error;
 pub mod federated;
@@ -54,6 +64,8 @@ pub mod mfa;
 mod providers;
 mod sdk_credentials;
 pub mod secret_names;
+#[cfg(feature = "serve")]
+pub mod serve;
 pub mod sink;
 #[cfg(feature = "ssm")]
 pub mod ssm;

@@ -6,6 +6,9 @@
 //! own clients can be pointed at it through their endpoint URL. Tests drive
 //! and inspect the fake's state directly.
 //!
+//! - [`aws_federation::FederationFake`]: the AWS federation endpoint
+//!   (`getSigninToken` and `login`, the console sign-in URL), with a
+//!   pluggable check of the credentials.
 //! - [`sso::SsoFake`]: AWS IAM Identity Center, both the SSO-OIDC API
 //!   (client registration, device authorization, tokens) and the SSO portal
 //!   API (role credentials, accounts, roles, logout).
@@ -23,6 +26,7 @@
 //! - [`echo::EchoService`]: a hostile service whose 400 answers echo the
 //!   request body (a Redfish login gets its password back), for leak tests.
 
+pub mod aws_federation;
 pub mod boundary;
 pub mod echo;
 pub mod latency_proxy;
