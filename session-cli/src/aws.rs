@@ -37,7 +37,7 @@ const CREDENTIAL_PROCESS_MIN_TTL: Duration = Duration::from_secs(15 * 60);
 
 /// `aws exec`: it removes, as aws-vault does, anything that could make the
 /// child use other credentials.
-const EXEC: shell::Exec = shell::Exec {
+pub(crate) const EXEC: shell::Exec = shell::Exec {
     name: "aws exec",
     marker: "SESSIONCTL_AWS_SESSION",
     cleared: &[
@@ -562,6 +562,32 @@ pub(crate) enum AwsCommand {
     /// has an MFA device, with its MFA-backed session credentials. Honours
     /// AWS_ENDPOINT_URL_IAM / AWS_ENDPOINT_URL.
     RotateKey(RotateKeyArgs),
+
+    /// Serve the session's credentials on 127.0.0.1, for programs that run
+    /// longer than the credentials last: their AWS SDK asks the endpoint
+    /// again before expiry and gets fresh ones.
+    ///
+    /// --ecs (the default) is the container credentials endpoint: the
+    /// command gets AWS_CONTAINER_CREDENTIALS_FULL_URI and a random
+    /// AWS_CONTAINER_AUTHORIZATION_TOKEN, and requests without that token
+    /// are refused. --imds is an IMDSv2-compatible endpoint
+    /// (AWS_EC2_METADATA_SERVICE_ENDPOINT) for tools that only read
+    /// instance metadata; it has no secret of its own, so any local process
+    /// may read it while it runs (prefer --ecs). Requests from other hosts,
+    /// or naming another Host (DNS rebinding), are refused. The session is
+    /// started or rotated as needed, so that what is served has at least
+    /// --refresh-before seconds left. Runs COMMAND and stops with it, or
+    /// with --env-file serves until interrupted.
+    Serve(crate::aws_serve::ServeArgs),
+
+    /// Sign in to the AWS Management Console with the session: opens the
+    /// federation sign-in URL in the browser ($BROWSER, else the system's),
+    /// or prints it with --print.
+    ///
+    /// Role sessions (chained, federated, SSO) sign in with their
+    /// credentials; an IAM user's long-term key first gets a federation
+    /// token (sts:GetFederationToken, with the user's own permissions).
+    Console(crate::aws_console::ConsoleArgs),
 }
 
 /// `aws rotate-key`.
@@ -632,6 +658,8 @@ pub(crate) async fn run(
         }
         AwsCommand::SsoSync(args) => sso_sync(workspace, args).await,
         AwsCommand::RotateKey(args) => rotate_key(global, workspace, args).await,
+        AwsCommand::Serve(args) => crate::aws_serve::serve(global, workspace, args).await,
+        AwsCommand::Console(args) => crate::aws_console::console(global, workspace, args).await,
         AwsCommand::CredentialProcess(SessionArg { session }) => {
             let lock_dir = workspace.path().with_file_name(".sessionctl-locks");
             let (_, creds) =

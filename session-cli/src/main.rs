@@ -45,6 +45,10 @@
 
 #[cfg(feature = "aws")]
 mod aws;
+#[cfg(feature = "aws")]
+mod aws_console;
+#[cfg(feature = "aws")]
+mod aws_serve;
 #[cfg(feature = "azure")]
 mod azure;
 #[cfg(feature = "boundary")]

@@ -80,13 +80,19 @@ pub(crate) fn run(
     let status = child
         .status()
         .map_err(|e| Failure::Other(format!("cannot run {:?}: {e}", command[0])))?;
+    exit_with(&command[0], status)
+}
+
+/// What a command's exit means for sessionctl: no output after 0, else
+/// its status as ours (a signal is an error naming `program`).
+pub(crate) fn exit_with(
+    program: &str,
+    status: std::process::ExitStatus,
+) -> Result<String, Failure> {
     match status.code() {
         Some(0) => Ok(String::new()),
         Some(code) => Err(Failure::Exit(u8::try_from(code).unwrap_or(1))),
-        None => Err(Failure::Other(format!(
-            "{:?} was ended by a signal",
-            command[0]
-        ))),
+        None => Err(Failure::Other(format!("{program:?} was ended by a signal"))),
     }
 }
 

@@ -71,8 +71,8 @@ fn rotate_key_replaces_the_stored_key_and_moves_the_session_onto_it() {
     let Some(botocore) = Botocore::new() else {
         return;
     };
-    let key =
-        moto.seed_then_authenticate(|moto| moto.create_iam_user(&botocore, "dev", ALLOW_ALL_POLICY));
+    let key = moto
+        .seed_then_authenticate(|moto| moto.create_iam_user(&botocore, "dev", ALLOW_ALL_POLICY));
     let old_secret = key.secret_access_key.expose().to_owned();
     let fx = Fixture::new();
     let mut add = fx.command(&[

@@ -219,3 +219,30 @@ pub(crate) fn files(dir: &Path) -> Vec<PathBuf> {
     }
     found
 }
+
+/// An IAM user `dev` (a made-up key: moto with authentication off accepts
+/// any) and a chained role `admin` under it, assuming
+/// `arn:aws:iam::123456789012:role/admin` with `role_args` added.
+pub(crate) fn add_user_and_chained_role(fx: &Fixture, role_args: &[&str]) {
+    let mut add = fx.command(&[
+        "add",
+        "aws-iam-user",
+        "dev",
+        "--access-key-id",
+        "AKIAIOSFODNN7EXAMPLE",
+    ]);
+    add.env("SESSIONCTL_PASSPHRASE", PASSPHRASE);
+    Fixture::run_with_stdin(add, b"wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY").ok();
+    let mut role = fx.command(&[
+        "add",
+        "aws-role-chained",
+        "admin",
+        "--parent",
+        "dev",
+        "--role-arn",
+        "arn:aws:iam::123456789012:role/admin",
+    ]);
+    role.args(role_args)
+        .env("SESSIONCTL_PASSPHRASE", PASSPHRASE);
+    Run::from(role.output().expect("run")).ok();
+}

@@ -1,0 +1,219 @@
+//! `sessionctl aws serve` with third-party clients as the children: boto3
+//! through the ECS endpoint (including rotations while it keeps asking),
+//! and the AWS CLI through the IMDSv2 endpoint, each reaching moto with
+//! the chained role's credentials and nothing else.
+
+#![cfg(feature = "aws")]
+
+mod common;
+
+use std::collections::HashSet;
+use std::path::Path;
+use std::process::Command;
+
+use common::*;
+use serde_json::Value;
+use session_testkit::peers::moto::MotoServer;
+use session_testkit::readers::botocore::Botocore;
+
+/// The chained role `admin` under `dev`, its credentials lasting
+/// `seconds`; moto (authentication off) assumes any role.
+fn add_chain(fx: &Fixture, seconds: &str) {
+    add_user_and_chained_role(
+        fx,
+        &[
+            "--role-session-name",
+            "served",
+            "--duration-seconds",
+            seconds,
+            "--region",
+            "eu-west-1",
+        ],
+    );
+}
+
+/// `sessionctl aws serve ARGS`, reaching moto, with the user's AWS files
+/// pointed at nothing and some variables that must not reach the child.
+fn serve(fx: &Fixture, moto: &MotoServer, args: &[&str]) -> Command {
+    let mut command = fx.command(&["--aws-sink", "none", "aws", "serve"]);
+    command
+        .args(args)
+        .env("SESSIONCTL_PASSPHRASE", PASSPHRASE)
+        .env("AWS_ENDPOINT_URL", moto.endpoint_url())
+        .env("AWS_CONFIG_FILE", fx.dir.path().join("no-config"))
+        .env(
+            "AWS_SHARED_CREDENTIALS_FILE",
+            fx.dir.path().join("no-credentials"),
+        )
+        .env("AWS_ACCESS_KEY_ID", "AKIAWRONGWRONGWRONG1")
+        .env("AWS_SECRET_ACCESS_KEY", "wrong")
+        .env("AWS_PROFILE", "someone-else");
+    command
+}
+
+/// The peers' Python, with boto3 (through [`Botocore`]'s lookup, which
+/// fails the test in CI when it is missing).
+fn python() -> Option<String> {
+    Botocore::new().map(|b| b.python().to_string_lossy().into_owned())
+}
+
+/// boto3's default chain in the child: which provider it used and who it is.
+const WHO_AM_I: &str = r#"
+import boto3, json, os
+s = boto3.Session()
+c = s.get_credentials()
+arn = s.client("sts").get_caller_identity()["Arn"]
+print(json.dumps({"method": c.method, "arn": arn, "region": s.region_name,
+                  "uri": os.environ.get("AWS_CONTAINER_CREDENTIALS_FULL_URI", "")}))
+"#;
+
+#[test]
+fn boto3_gets_the_role_through_the_ecs_endpoint() {
+    let (Some(moto), Some(python)) = (MotoServer::start(), python()) else {
+        return;
+    };
+    let fx = Fixture::new();
+    add_chain(&fx, "3600");
+    let out = Run::from(
+        serve(&fx, &moto, &["admin", "--", &python, "-c", WHO_AM_I])
+            .output()
+            .expect("run"),
+    );
+    let seen: Value = serde_json::from_str(out.ok().trim()).expect("json");
+    assert_eq!(seen["method"], "container-role", "{seen}");
+    assert_eq!(
+        seen["arn"], "arn:aws:sts::123456789012:assumed-role/admin/served",
+        "{seen}"
+    );
+    assert_eq!(seen["region"], "eu-west-1");
+    assert!(
+        seen["uri"]
+            .as_str()
+            .unwrap()
+            .starts_with("http://127.0.0.1:"),
+        "{seen}"
+    );
+
+    // The child's status is ours.
+    let out = Run::from(
+        serve(&fx, &moto, &["admin", "--", "sh", "-c", "exit 5"])
+            .output()
+            .expect("run"),
+    );
+    assert_eq!(out.code, Some(5), "{out:#?}");
+
+    // Neither a command nor --env-file: a usage error.
+    let out = Run::from(serve(&fx, &moto, &["admin"]).output().expect("run"));
+    assert!(out.error_with(2).contains("--env-file"), "{out:#?}");
+}
+
+/// Credentials lasting 900 s, served with at least 897 s left: the session
+/// rotates every few seconds while boto3 keeps calling (botocore refreshes
+/// container credentials that have less than 15 minutes left before each
+/// call). Every call succeeds, and boto3 sees several keys.
+#[test]
+fn boto3_keeps_working_across_rotations() {
+    let (Some(moto), Some(python)) = (MotoServer::start(), python()) else {
+        return;
+    };
+    let fx = Fixture::new();
+    add_chain(&fx, "900");
+    let script = r#"
+import boto3, json, time
+s = boto3.Session()
+sts = s.client("sts")
+keys, calls, end = [], 0, time.time() + 8
+while time.time() < end:
+    sts.get_caller_identity()
+    keys.append(s.get_credentials().get_frozen_credentials().access_key)
+    calls += 1
+    time.sleep(0.5)
+print(json.dumps({"calls": calls, "keys": keys}))
+"#;
+    let out = Run::from(
+        serve(
+            &fx,
+            &moto,
+            &[
+                "admin",
+                "--refresh-before",
+                "897",
+                "--",
+                &python,
+                "-c",
+                script,
+            ],
+        )
+        .output()
+        .expect("run"),
+    );
+    let seen: Value = serde_json::from_str(out.ok().trim()).expect("json");
+    let keys: HashSet<&str> = seen["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k.as_str().unwrap())
+        .collect();
+    assert!(seen["calls"].as_u64().unwrap() >= 8, "{seen}");
+    assert!(keys.len() >= 2, "rotated while asked: {seen}");
+    let session = fx
+        .stored()
+        .into_iter()
+        .find(|s| s.session_name == "admin")
+        .expect("admin");
+    let served = session.expiration.expect("active with an expiry");
+    assert!(
+        served
+            > session_core::Clock::now(&session_core::SystemClock) + time::Duration::seconds(800),
+        "the workspace records the latest rotation: {served}"
+    );
+}
+
+#[test]
+fn the_aws_cli_gets_the_role_through_imdsv2() {
+    let (Some(moto), Some(python)) = (MotoServer::start(), python()) else {
+        return;
+    };
+    let aws = Path::new(&python).with_file_name("aws");
+    assert!(
+        aws.exists(),
+        "the AWS CLI (awscli) is installed beside {python}"
+    );
+    let fx = Fixture::new();
+    add_chain(&fx, "3600");
+    let aws = aws.to_string_lossy().into_owned();
+    let out = Run::from(
+        serve(
+            &fx,
+            &moto,
+            &[
+                "admin",
+                "--imds",
+                "--",
+                &aws,
+                "sts",
+                "get-caller-identity",
+                "--output",
+                "json",
+                "--debug",
+            ],
+        )
+        .output()
+        .expect("run"),
+    );
+    let seen: Value = serde_json::from_str(out.ok().trim()).expect("json");
+    assert_eq!(
+        seen["Arn"], "arn:aws:sts::123456789012:assumed-role/admin/served",
+        "{seen}"
+    );
+    // The AWS CLI's debug log says where the credentials came from.
+    assert!(
+        out.stderr.contains("Found credentials from IAM Role"),
+        "from the instance metadata provider: {}",
+        out.stderr
+            .lines()
+            .filter(|l| l.contains("credentials"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+}
