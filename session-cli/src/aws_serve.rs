@@ -55,6 +55,11 @@ pub(crate) struct ServeArgs {
     #[arg(long, value_name = "FILE", conflicts_with = "command")]
     env_file: Option<PathBuf>,
 
+    /// Run the command after `--` (aws-vault's spelling; the `--` alone
+    /// is enough).
+    #[arg(long, requires = "command")]
+    exec: bool,
+
     /// Run this command with the variables set, and stop serving when it
     /// exits (with its status).
     #[arg(last = true, value_name = "COMMAND")]
@@ -82,6 +87,8 @@ pub(crate) async fn serve(
     workspace: Workspace,
     args: ServeArgs,
 ) -> Result<String, Failure> {
+    // clap has checked that --exec comes with a command.
+    debug_assert!(!args.exec || !args.command.is_empty());
     if args.command.is_empty() && args.env_file.is_none() {
         return Err(Failure::Usage(
             "aws serve needs -- COMMAND to run, or --env-file FILE to write the variables to"
@@ -133,10 +140,13 @@ pub(crate) async fn serve(
 }
 
 /// IMDS lists one role name and puts it in a URL path: the session's name
-/// with anything but `[A-Za-z0-9+=,.@_-]` made `-`.
+/// (its first 64 characters, IAM's limit) with anything but
+/// `[A-Za-z0-9+=,.@_-]` made `-`.
 fn role_name(session_name: &str) -> String {
+    // IAM role names are at most 64 characters.
     let name: String = session_name
         .chars()
+        .take(64)
         .map(|c| {
             if c.is_ascii_alphanumeric() || "+=,.@_-".contains(c) {
                 c
@@ -223,5 +233,6 @@ mod tests {
         assert_eq!(role_name("dev/admin role"), "dev-admin-role");
         assert_eq!(role_name("a+b=c,d.e@f_g-h"), "a+b=c,d.e@f_g-h");
         assert_eq!(role_name(""), "sessionctl");
+        assert_eq!(role_name(&"x".repeat(70)).len(), 64);
     }
 }

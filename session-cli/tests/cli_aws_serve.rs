@@ -189,6 +189,7 @@ fn the_aws_cli_gets_the_role_through_imdsv2() {
             &[
                 "admin",
                 "--imds",
+                "--exec",
                 "--",
                 &aws,
                 "sts",
@@ -215,5 +216,84 @@ fn the_aws_cli_gets_the_role_through_imdsv2() {
             .filter(|l| l.contains("credentials"))
             .collect::<Vec<_>>()
             .join("\n")
+    );
+}
+
+/// `--env-file`: the variables land in a 0600 file that a shell sources;
+/// boto3 with them reaches the endpoint; SIGTERM stops the server, exit 0,
+/// and the file is gone.
+#[test]
+fn env_file_mode_serves_until_terminated() {
+    let (Some(moto), Some(python)) = (MotoServer::start(), python()) else {
+        return;
+    };
+    let fx = Fixture::new();
+    add_chain(&fx, "3600");
+    let env_file = fx.dir.path().join("admin.env");
+    let child = serve(
+        &fx,
+        &moto,
+        &["admin", "--env-file", env_file.to_str().unwrap()],
+    )
+    .stdout(std::process::Stdio::piped())
+    .stderr(std::process::Stdio::piped())
+    .spawn()
+    .expect("spawn");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while !env_file.exists() {
+        assert!(std::time::Instant::now() < deadline, "no env file");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(&env_file).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600);
+    // A shell sources the file, then runs boto3 with a clean AWS environment.
+    let out = Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            ". '{}' && exec '{python}' -c \"$0\"",
+            env_file.display()
+        ))
+        .arg(WHO_AM_I)
+        .env_remove("AWS_PROFILE")
+        .env_remove("AWS_ACCESS_KEY_ID")
+        .env_remove("AWS_SECRET_ACCESS_KEY")
+        .env("AWS_ENDPOINT_URL", moto.endpoint_url())
+        .env("AWS_CONFIG_FILE", fx.dir.path().join("no-config"))
+        .env(
+            "AWS_SHARED_CREDENTIALS_FILE",
+            fx.dir.path().join("no-credentials"),
+        )
+        .output()
+        .expect("sh");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let seen: Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(seen["method"], "container-role", "{seen}");
+    assert_eq!(
+        seen["arn"], "arn:aws:sts::123456789012:assumed-role/admin/served",
+        "{seen}"
+    );
+
+    rustix::process::kill_process(
+        rustix::process::Pid::from_raw(child.id() as i32).unwrap(),
+        rustix::process::Signal::TERM,
+    )
+    .expect("SIGTERM");
+    let done = child.wait_with_output().expect("wait");
+    assert_eq!(done.status.code(), Some(0), "{done:?}");
+    assert!(!env_file.exists(), "the env file is removed");
+    let stderr = String::from_utf8_lossy(&done.stderr);
+    assert!(
+        stderr.contains("serving credentials on 127.0.0.1:"),
+        "{stderr}"
+    );
+    let token_line = String::from_utf8_lossy(&done.stdout);
+    assert!(
+        !token_line.contains("AWS_CONTAINER_AUTHORIZATION_TOKEN"),
+        "{token_line}"
     );
 }
