@@ -48,6 +48,17 @@ fn fixture(dir: &Path, n: usize) -> std::path::PathBuf {
         "sessions": sessions
     });
     std::fs::write(&path, serde_json::to_vec(&doc).expect("json")).expect("write");
+    // Then as the workspace itself writes it (one session per line): a
+    // change, folded into the file. This is the file a user has after any
+    // change, and the layout loading is tuned for.
+    runtime().block_on(async {
+        let ws = FsWorkspace::open(&path).expect("open");
+        let first = ws.list().await.expect("list")[0].session_id;
+        let mut session = ws.get(first).await.expect("get");
+        session.region = Some("us-east-1".into());
+        ws.update(session).await.expect("update");
+        assert!(ws.compact().await.expect("compact"), "folded");
+    });
     path
 }
 

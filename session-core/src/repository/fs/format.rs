@@ -11,6 +11,7 @@ use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
 use super::journal::{FileId, Position, Record};
+use super::layout::RenderedLayout;
 use super::store::{Inner, Stamp};
 use crate::repository::{IdMap, SessionSet};
 use crate::{Error, Result, Session, SessionId};
@@ -172,7 +173,22 @@ impl Inner {
         // Shared with the sessions, whose settings stay ranges of it.
         let file = Arc::new(text);
         let text: &str = &file;
-        let bytes = text.as_bytes();
+        if !as_current
+            && let Some(layout) = RenderedLayout::find(text)
+            && layout.version == u64::from(WORKSPACE_SCHEMA_VERSION)
+            && let Ok(sessions) = self.parse_sessions(&file, &layout.sessions)
+        {
+            return self.loaded(
+                &file,
+                layout.generation,
+                &layout.sessions,
+                sessions,
+                Map::new(),
+            );
+        }
+        // Not render's layout, or not whole sessions after all (written by
+        // hand or by an older release, or damaged): the general path reads
+        // the file as JSON, and reports any damage where it is.
         let top: TopLevel<'_> =
             serde_json::from_str(text).map_err(|e| self.corrupt_at(e.line(), e.column(), e))?;
         let version = top
@@ -192,22 +208,42 @@ impl Inner {
         if version < u64::from(WORKSPACE_SCHEMA_VERSION) && !as_current {
             return self.migrate(text, version as u32);
         }
-        let raws = top
+        let raws: Vec<&str> = top
             .sessions
-            .ok_or_else(|| self.corrupt_at(1, 1, "the \"sessions\" field is missing"))?;
+            .ok_or_else(|| self.corrupt_at(1, 1, "the \"sessions\" field is missing"))?
+            .into_iter()
+            .map(RawValue::get)
+            .collect();
         let sessions = self.parse_sessions(&file, &raws)?;
+        self.loaded(
+            &file,
+            top.generation.unwrap_or(0),
+            &raws,
+            sessions,
+            top.extra,
+        )
+    }
+
+    /// What was loaded from `file`: `sessions`, parsed from `raws` (their
+    /// texts, slices of `file`, in the same order), indexed by id.
+    fn loaded(
+        &self,
+        file: &Arc<String>,
+        generation: u64,
+        raws: &[&str],
+        sessions: Vec<Session>,
+        extra: Map<String, Value>,
+    ) -> Result<Loaded> {
+        let bytes = file.as_bytes();
         let ids: Vec<SessionId> = sessions.iter().map(|s| s.session_id).collect();
         let mut raw = IdMap::with_capacity_and_hasher(raws.len(), Default::default());
-        for (session, item) in sessions.iter().zip(&raws) {
-            let start = offset_in(bytes, item.get());
+        for (session, item) in sessions.iter().zip(raws) {
+            let start = offset_in(bytes, item);
             raw.insert(
                 session.session_id,
-                CachedJson::InFile(start..start + item.get().len()),
+                CachedJson::InFile(start..start + item.len()),
             );
         }
-        let extra = top.extra;
-        let generation = top.generation.unwrap_or(0);
-        let file_len = text.len() as u64;
         let set = SessionSet::from_sessions(sessions).map_err(|id| {
             // Point at the second session with the id.
             let (line, column) = raws
@@ -216,7 +252,7 @@ impl Inner {
                 .filter(|(_, seen)| **seen == id)
                 .nth(1)
                 .map_or((0, 0), |(item, _)| {
-                    position_of(bytes, offset_in(bytes, item.get()))
+                    position_of(bytes, offset_in(bytes, item))
                 });
             self.corrupt_at(line, column, format!("session id {id} appears twice"))
         })?;
@@ -225,25 +261,25 @@ impl Inner {
             generation,
             journal: JournalState::None,
             migrated: false,
-            file_len,
+            file_len: file.len() as u64,
             set,
             raw,
             extra,
-            file: Arc::clone(&file),
+            file: Arc::clone(file),
         })
     }
 
     /// Parses and validates each session. Large workspaces are split over
     /// the available cores: sessions parse independently, and parsing is
     /// most of the cost of loading (about 1 µs per session).
-    fn parse_sessions(&self, file: &Arc<String>, raws: &[&RawValue]) -> Result<Vec<Session>> {
+    fn parse_sessions(&self, file: &Arc<String>, raws: &[&str]) -> Result<Vec<Session>> {
         let bytes = file.as_bytes();
-        let parse_one = |item: &&RawValue| -> Result<Session> {
-            let session = Session::from_json_in(file, item.get())
-                .map_err(|e| self.corrupt_in(bytes, item.get(), e))?;
+        let parse_one = |item: &&str| -> Result<Session> {
+            let session =
+                Session::from_json_in(file, item).map_err(|e| self.corrupt_in(bytes, item, e))?;
             session
                 .validate()
-                .map_err(|e| self.corrupt_in(bytes, item.get(), e))?;
+                .map_err(|e| self.corrupt_in(bytes, item, e))?;
             Ok(session)
         };
         let threads = rayon::current_num_threads().min(raws.len() / PARALLEL_PARSE_MIN + 1);

@@ -18,6 +18,7 @@
 mod builder;
 mod format;
 mod journal;
+mod layout;
 mod persist;
 mod refresh;
 mod session_lock;
