@@ -173,8 +173,9 @@ async fn run_child(command: &[String], vars: &[(&'static str, String)]) -> Resul
     for (name, value) in vars {
         child.env(name, value);
     }
-    // Ctrl-C reaches the child through the terminal; this process keeps
-    // serving until the child is gone.
+    // Ctrl-C reaches the child through the terminal; SIGTERM or SIGHUP sent
+    // to this process is passed on to it. Either way this process keeps
+    // serving until the child is gone (it may still ask while it ends).
     let mut signals = Signals::new()?;
     let mut child = child
         .spawn()
@@ -182,7 +183,21 @@ async fn run_child(command: &[String], vars: &[(&'static str, String)]) -> Resul
     let status = loop {
         tokio::select! {
             status = child.wait() => break status,
-            _ = signals.recv() => continue,
+            signal = signals.recv_signal() => {
+                #[cfg(unix)]
+                if signal == crate::signals::Signal::Terminate
+                    && let Some(pid) = child
+                        .id()
+                        .and_then(|pid| i32::try_from(pid).ok())
+                        .and_then(rustix::process::Pid::from_raw)
+                {
+                    // Not reaped yet, so the pid is still the child's; a
+                    // failure means it has just exited.
+                    let _ = rustix::process::kill_process(pid, rustix::process::Signal::TERM);
+                }
+                #[cfg(not(unix))]
+                let _ = signal;
+            }
         }
     }
     .map_err(|e| Failure::Other(format!("waiting for {:?}: {e}", command[0])))?;

@@ -297,3 +297,39 @@ fn env_file_mode_serves_until_terminated() {
         "{token_line}"
     );
 }
+
+/// SIGTERM to `aws serve` is passed on to the command, which ends; the
+/// server stops with it (the command's end by a signal is an error).
+#[test]
+fn sigterm_is_passed_on_to_the_command() {
+    let Some(moto) = MotoServer::start() else {
+        return;
+    };
+    let fx = Fixture::new();
+    add_chain(&fx, "3600");
+    let started = fx.dir.path().join("started");
+    let script = format!("touch '{}'; exec sleep 60", started.display());
+    let mut child = serve(&fx, &moto, &["admin", "--", "sh", "-c", &script])
+        .spawn()
+        .expect("spawn");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while !started.exists() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the command never ran"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let asked = std::time::Instant::now();
+    rustix::process::kill_process(
+        rustix::process::Pid::from_raw(child.id() as i32).unwrap(),
+        rustix::process::Signal::TERM,
+    )
+    .expect("SIGTERM");
+    let status = child.wait().expect("wait");
+    assert!(
+        asked.elapsed() < std::time::Duration::from_secs(20),
+        "ended with the command, not after its 60 s"
+    );
+    assert_eq!(status.code(), Some(1), "the command was ended by a signal");
+}
