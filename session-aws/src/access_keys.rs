@@ -47,6 +47,7 @@ use aws_sdk_iam::types::StatusType;
 use session_core::{Error, Result, Secret, SecretKey, SecretStore, Session, SessionType};
 
 use crate::client::{check_endpoint_url, retry_config, timeout_config};
+use crate::partition::Partition;
 use crate::{AwsClientConfig, AwsCredentials, error};
 
 /// The access key id of a key created by a rotation that has not yet
@@ -597,7 +598,7 @@ impl AccessKeyRotation {
     fn iam(&self, region: &str, creds: &AwsCredentials) -> aws_sdk_iam::Client {
         let mut builder = aws_sdk_iam::Config::builder()
             .behavior_version(BehaviorVersion::latest())
-            .region(Region::new(iam_region(region)))
+            .region(Region::new(Partition::of_region(region).iam_region()))
             .timeout_config(timeout_config(None))
             .retry_config(retry_config(None))
             .credentials_provider(creds.to_sdk("session-aws"));
@@ -605,17 +606,6 @@ impl AccessKeyRotation {
             builder = builder.endpoint_url(url);
         }
         aws_sdk_iam::Client::from_conf(builder.build())
-    }
-}
-
-/// IAM's signing region in the partition of `region`.
-fn iam_region(region: &str) -> &'static str {
-    if region.starts_with("cn-") {
-        "cn-north-1"
-    } else if region.starts_with("us-gov-") {
-        "us-gov-west-1"
-    } else {
-        "us-east-1"
     }
 }
 
@@ -694,9 +684,10 @@ mod tests {
 
     #[test]
     fn iam_is_signed_in_the_partition_of_the_region() {
-        assert_eq!(iam_region("eu-west-1"), "us-east-1");
-        assert_eq!(iam_region("cn-northwest-1"), "cn-north-1");
-        assert_eq!(iam_region("us-gov-east-1"), "us-gov-west-1");
+        let iam = |region| Partition::of_region(region).iam_region();
+        assert_eq!(iam("eu-west-1"), "us-east-1");
+        assert_eq!(iam("cn-northwest-1"), "cn-north-1");
+        assert_eq!(iam("us-gov-east-1"), "us-gov-west-1");
     }
 
     #[test]

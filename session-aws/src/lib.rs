@@ -61,6 +61,8 @@ mod iam_user;
 mod leapp;
 mod lifecycle;
 pub mod mfa;
+#[cfg(any(feature = "console", feature = "iam"))]
+pub mod partition;
 mod providers;
 mod sdk_credentials;
 pub mod secret_names;
