@@ -43,11 +43,14 @@ fn fixture(dir: &Path, n: usize) -> std::path::PathBuf {
         })
         .collect();
     // The current schema, so loading measures parsing, not a migration.
-    let doc = serde_json::json!({
-        "version": session_sdk::WORKSPACE_SCHEMA_VERSION,
-        "sessions": sessions
-    });
-    std::fs::write(&path, serde_json::to_vec(&doc).expect("json")).expect("write");
+    // Each session as the workspace encodes it (not through a
+    // `serde_json::Value`, whose keys would come out sorted).
+    let doc = format!(
+        "{{\"version\":{},\"sessions\":{}}}",
+        session_sdk::WORKSPACE_SCHEMA_VERSION,
+        serde_json::to_string(&sessions).expect("json")
+    );
+    std::fs::write(&path, doc).expect("write");
     // Then as the workspace itself writes it (one session per line): a
     // change, folded into the file. This is the file a user has after any
     // change, and the layout loading is tuned for.

@@ -323,8 +323,9 @@ async fn invalid_config_is_refused_without_a_call() {
 }
 
 /// A session handed to an aws-sdk client as its credentials provider: the
-/// first call starts it, later calls reuse the credentials, and credentials
-/// inside `min_ttl` are rotated first.
+/// first call starts it, later calls reuse the credentials (also when
+/// asked for more than their lifetime, until three quarters of it are
+/// left), and a rotation through the manager is picked up.
 ///
 /// Authentication stays off: the session is an IAM user, whose
 /// `GetSessionToken` credentials moto does not register, so with
@@ -372,13 +373,20 @@ async fn a_session_is_a_credentials_provider_for_sdk_clients() {
     // 900 s credentials, 300 s min_ttl: served as they are.
     let first = provider.credentials().await.expect("credentials");
     assert!(events.try_recv().is_err(), "no second STS call");
-    // A min_ttl beyond their lifetime forces a rotation.
+    // A min_ttl beyond their lifetime: still served as they are while
+    // three quarters of it are left (each call used to rotate).
     let eager = provider.clone().with_min_ttl(Duration::from_secs(1000));
-    let rotated = eager.credentials().await.expect("rotated credentials");
+    // (moto hands out the same key id every time: the events tell.)
+    eager.credentials().await.expect("credentials");
+    assert!(events.try_recv().is_err(), "no rotation");
+    // Rotated through the manager: the provider serves the new ones.
+    manager.rotate("sdk-user").await.expect("rotate");
     assert!(matches!(
         events.try_recv().expect("event").kind,
         SessionEventKind::Rotated
     ));
+    let rotated = eager.credentials().await.expect("rotated credentials");
+    assert!(events.try_recv().is_err(), "served, not rotated again");
     assert!(rotated.expiration >= first.expiration);
 
     let not_aws = manager

@@ -15,6 +15,7 @@
 //! | `startDateTime` | string, optional | when it last became active (RFC 3339, UTC) |
 //! | `region` | string, optional | AWS region or Azure location |
 //! | `expiration` | string, optional | when the credentials or remote session end (RFC 3339, UTC) |
+//! | `issuedAt` | string, optional | when they were issued (RFC 3339, UTC) |
 //! | `parentSessionId` | string, optional | the session it is derived from (role chaining) |
 //! | `lastError` | object, optional | the last failed operation: `operation`, `category`, `message`, `at` (RFC 3339) |
 //! | `config` | object | the provider's settings, as the user chose them (never secrets) |

@@ -15,7 +15,7 @@ use common::*;
 
 /// The JSON field names documented in `list --help`, `show --help` and the
 /// `json` module.
-const ALL_FIELDS: [&str; 12] = [
+const ALL_FIELDS: [&str; 13] = [
     "sessionId",
     "sessionName",
     "sessionType",
@@ -23,6 +23,7 @@ const ALL_FIELDS: [&str; 12] = [
     "startDateTime",
     "region",
     "expiration",
+    "issuedAt",
     "parentSessionId",
     "lastError",
     "config",
@@ -85,6 +86,7 @@ fn parent_and_child(fx: &Fixture) -> (Session, Session) {
         .expect("pending");
     child.transition(SessionStatus::Active, t0).expect("active");
     child.expiration = Some(datetime!(2030-01-01 11:00 UTC));
+    child.issued_at = Some(t0);
     child
         .replace_state(&serde_json::json!({"publishedProfile": "admin-role"}))
         .expect("state");
@@ -110,6 +112,7 @@ fn list_json_uses_exactly_the_documented_field_names() {
     assert_eq!(array[1]["status"], "active");
     assert_eq!(array[1]["parentSessionId"], parent.session_id.to_string());
     assert_eq!(array[1]["expiration"], "2030-01-01T11:00:00Z");
+    assert_eq!(array[1]["issuedAt"], "2030-01-01T10:00:00Z");
     assert_eq!(array[1]["revision"], 1);
     assert_eq!(
         array[1]["state"],

@@ -58,14 +58,36 @@ pub struct ProviderConfig {
 #[derive(Clone)]
 enum Text {
     Owned(Box<RawValue>),
-    Shared(Arc<String>, Range<usize>),
+    Shared(SharedText, Range<usize>),
+}
+
+/// A workspace file's text, as the sessions read from it share it.
+///
+/// A handle of its own for each thread that reads sessions
+/// ([`SharedText::new`] once per thread): the sessions of one thread count
+/// their references on that handle, rather than every thread on the
+/// file's one counter, which made the threads of a parallel load wait for
+/// each other at every session.
+#[derive(Clone)]
+#[allow(clippy::redundant_allocation)] // One counter per handle, as said above.
+pub(crate) struct SharedText(Arc<Arc<String>>);
+
+impl SharedText {
+    /// A new handle on `file`.
+    pub(crate) fn new(file: &Arc<String>) -> Self {
+        SharedText(Arc::new(Arc::clone(file)))
+    }
+
+    fn as_str(&self) -> &str {
+        &self.0
+    }
 }
 
 impl Text {
     fn get(&self) -> &str {
         match self {
             Text::Owned(text) => text.get(),
-            Text::Shared(file, range) => &file[range.clone()],
+            Text::Shared(file, range) => &file.as_str()[range.clone()],
         }
     }
 }
@@ -78,13 +100,20 @@ impl ProviderConfig {
 
     /// Keeps `text`, a JSON object that is a slice of `file`, as a range of
     /// `file`. `None` if it is not an object, or not in `file`.
-    pub(crate) fn from_text_in(file: &Arc<String>, text: &str) -> Option<Self> {
-        let start = (text.as_ptr() as usize).checked_sub(file.as_ptr() as usize)?;
+    pub(crate) fn from_text_in(file: &SharedText, text: &str) -> Option<Self> {
+        let whole = file.as_str();
+        let start = (text.as_ptr() as usize).checked_sub(whole.as_ptr() as usize)?;
         let range = start..start + text.len();
-        if file.get(range.clone()).map(str::as_ptr) != Some(text.as_ptr()) {
+        if whole.get(range.clone()).map(str::as_ptr) != Some(text.as_ptr()) {
             return None;
         }
-        Self::from_text(Text::Shared(Arc::clone(file), range))
+        Self::from_text(Text::Shared(file.clone(), range))
+    }
+
+    /// The JSON text it keeps, if any (for tests comparing two readers).
+    #[cfg(test)]
+    pub(crate) fn kept_text(&self) -> Option<&str> {
+        self.text.as_ref().map(Text::get)
     }
 
     fn from_text(text: Text) -> Option<Self> {

@@ -4,9 +4,10 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use time::OffsetDateTime;
 
-use std::sync::Arc;
+mod compact;
 
 pub use crate::provider_config::ProviderConfig;
+use crate::provider_config::SharedText;
 use crate::{Error, Result, SessionId, SessionStatus, SessionType};
 
 /// The longest session name accepted, in characters.
@@ -36,7 +37,7 @@ pub const MAX_SESSION_NAME_CHARS: usize = 128;
 ///
 /// On disk (and in `sessionctl --json`) the field names are camelCase:
 /// `sessionId`, `sessionName`, `sessionType`, `status`, `startDateTime`,
-/// `region`, `expiration`, `parentSessionId`, `lastError`, `config`,
+/// `region`, `expiration`, `issuedAt`, `parentSessionId`, `lastError`, `config`,
 /// `state` (omitted when empty), `revision`. Times are RFC 3339 in UTC.
 ///
 /// Secrets never live here: they go to a [`SecretStore`](crate::SecretStore)
@@ -69,6 +70,20 @@ pub struct Session {
         skip_serializing_if = "Option::is_none"
     )]
     pub expiration: Option<OffsetDateTime>,
+    /// When the current credentials or remote session were issued: set by
+    /// the [`SessionManager`](crate::SessionManager) when a start, rotate or
+    /// resume brings a new `expiration`, cleared with it. With it, their
+    /// lifetime, which caps how early
+    /// [`ensure_active`](crate::SessionManager::ensure_active) renews them
+    /// (credentials that live 15 minutes cannot be kept 15 minutes from
+    /// their end), and when a [`RotationScheduler`](crate::RotationScheduler)
+    /// started later rotates them.
+    #[serde(
+        default,
+        with = "time::serde::rfc3339::option",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub issued_at: Option<OffsetDateTime>,
     /// The session whose credentials this one is derived from (role chaining).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub parent_session_id: Option<SessionId>,
@@ -109,21 +124,27 @@ impl Session {
     pub fn new(name: impl Into<String>, session_type: SessionType) -> Result<Self> {
         let name = name.into();
         validate_name(&name)?;
-        Ok(Self {
-            session_id: SessionId::new(),
-            session_name: name,
+        Ok(Self::blank(SessionId::new(), name, session_type))
+    }
+
+    /// An `inactive` session with nothing set but these.
+    fn blank(session_id: SessionId, session_name: String, session_type: SessionType) -> Self {
+        Self {
+            session_id,
+            session_name,
             session_type,
             status: SessionStatus::Inactive,
             start_date_time: None,
             region: None,
             expiration: None,
+            issued_at: None,
             parent_session_id: None,
             last_error: None,
             config: ProviderConfig::default(),
             state: ProviderConfig::default(),
             revision: 0,
             extra: Map::new(),
-        })
+        }
     }
 
     /// Sets the region.
@@ -196,6 +217,7 @@ impl Session {
             SessionStatus::Inactive => {
                 self.start_date_time = None;
                 self.expiration = None;
+                self.issued_at = None;
                 self.state = ProviderConfig::default();
             }
             _ => {}
@@ -239,6 +261,17 @@ impl Session {
     /// Sets the revision. Only repositories call this.
     pub(crate) fn set_revision(&mut self, revision: u64) {
         self.revision = revision;
+    }
+
+    /// A session that stands for none: where a parallel load puts a
+    /// session that did not parse, before it reports the error. Costs no
+    /// allocation.
+    pub(crate) fn placeholder() -> Self {
+        Self::blank(
+            SessionId::from_uuid(uuid::Uuid::nil()),
+            String::new(),
+            SessionType::AwsIamUser,
+        )
     }
 
     /// Overwrites the status without the transition check. For repositories
@@ -323,7 +356,12 @@ impl Session {
 
     /// [`from_json_keeping_text`](Self::from_json_keeping_text) for `text`,
     /// a slice of `file`, whose text the session then shares (no copy).
-    pub(crate) fn from_json_in(file: &Arc<String>, text: &str) -> serde_json::Result<Session> {
+    pub(crate) fn from_json_in(file: &SharedText, text: &str) -> serde_json::Result<Session> {
+        // What a workspace writes is read without serde's generic path;
+        // anything else (or damaged) is left to it.
+        if let Some(session) = compact::parse_in(file, text) {
+            return Ok(session);
+        }
         Self::from_json_keeping(text, KeepText::In(file))
     }
 
@@ -353,7 +391,7 @@ enum KeepText<'a> {
     /// A copy of the text.
     Owned,
     /// A range of this file's text, which the input is a slice of.
-    In(&'a Arc<String>),
+    In(&'a SharedText),
 }
 
 impl SessionVisitor<'_> {
@@ -396,6 +434,7 @@ impl<'de> serde::de::Visitor<'de> for SessionVisitor<'_> {
         let mut start_date_time = None;
         let mut region = None;
         let mut expiration = None;
+        let mut issued_at = None;
         let mut parent = None;
         let mut last_error = None;
         let mut config = None;
@@ -433,6 +472,11 @@ impl<'de> serde::de::Visitor<'de> for SessionVisitor<'_> {
                     map.next_value::<Rfc3339Opt>()?.0,
                     "expiration",
                 )?,
+                "issuedAt" => set(
+                    &mut issued_at,
+                    map.next_value::<Rfc3339Opt>()?.0,
+                    "issuedAt",
+                )?,
                 "parentSessionId" => set(
                     &mut parent,
                     map.next_value::<Option<SessionId>>()?,
@@ -462,6 +506,7 @@ impl<'de> serde::de::Visitor<'de> for SessionVisitor<'_> {
             start_date_time: start_date_time.flatten(),
             region: region.flatten(),
             expiration: expiration.flatten(),
+            issued_at: issued_at.flatten(),
             parent_session_id: parent.flatten(),
             last_error: last_error.flatten(),
             config: config.unwrap_or_default(),

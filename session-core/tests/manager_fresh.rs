@@ -9,28 +9,34 @@ use session_core::{
     SessionAction, SessionManager, SessionStatus, SessionType,
 };
 
-/// Issues credentials valid for one hour; counts its calls.
+/// Issues credentials valid for one hour (or `lifetime`); counts its calls.
 #[derive(Debug)]
 struct Hourly {
     session_type: SessionType,
     rotate: bool,
+    lifetime: Duration,
     starts: AtomicUsize,
     rotates: AtomicUsize,
 }
 
 impl Hourly {
     fn new(session_type: SessionType, rotate: bool) -> Arc<Self> {
+        Self::lasting(session_type, rotate, Duration::from_secs(3600))
+    }
+
+    fn lasting(session_type: SessionType, rotate: bool, lifetime: Duration) -> Arc<Self> {
         Arc::new(Self {
             session_type,
             rotate,
+            lifetime,
             starts: AtomicUsize::new(0),
             rotates: AtomicUsize::new(0),
         })
     }
 
-    fn issued(ctx: &ActionContext, session: &Session) -> Result<Session> {
+    fn issued(&self, ctx: &ActionContext, session: &Session) -> Result<Session> {
         let mut active = session.clone();
-        active.expiration = Some(ctx.clock.now() + Duration::from_secs(3600));
+        active.expiration = Some(ctx.clock.now() + self.lifetime);
         active.transition(SessionStatus::Active, ctx.clock.now())?;
         Ok(active)
     }
@@ -46,7 +52,7 @@ impl SessionAction for Hourly {
     }
     async fn start(&self, ctx: &ActionContext, session: &Session) -> Result<Session> {
         self.starts.fetch_add(1, Ordering::SeqCst);
-        Self::issued(ctx, session)
+        self.issued(ctx, session)
     }
     async fn stop(&self, ctx: &ActionContext, session: &Session) -> Result<Session> {
         let mut inactive = session.clone();
@@ -56,7 +62,7 @@ impl SessionAction for Hourly {
     }
     async fn rotate(&self, ctx: &ActionContext, session: &Session) -> Result<Session> {
         self.rotates.fetch_add(1, Ordering::SeqCst);
-        Self::issued(ctx, session)
+        self.issued(ctx, session)
     }
 }
 
@@ -111,6 +117,45 @@ async fn ensure_active_starts_then_serves_then_rotates_inside_the_window() {
         Some(clock.now() + Duration::from_secs(3600))
     );
     assert_eq!(provider.starts.load(Ordering::SeqCst), 1);
+}
+
+/// Credentials that live 15 minutes, asked for with 15 minutes left (as
+/// `credential-process` asks): renewed when a quarter of their lifetime is
+/// gone, not at every call.
+#[tokio::test]
+async fn short_lived_credentials_are_renewed_at_three_quarters_of_their_life_not_every_call() {
+    let clock = clock();
+    let provider = Hourly::lasting(
+        SessionType::AwsIamRoleChained,
+        true,
+        Duration::from_secs(900),
+    );
+    let manager = manager_with(&clock, &provider, "short").await;
+    let min_ttl = Duration::from_secs(900);
+    let rotations = || provider.rotates.load(Ordering::SeqCst);
+
+    let started = manager.ensure_active("short", min_ttl).await.unwrap();
+    assert_eq!(started.issued_at, Some(clock.now()));
+    for _ in 0..5 {
+        clock.advance(Duration::from_secs(40));
+        manager.ensure_active("short", min_ttl).await.unwrap();
+    }
+    // 200 s in, 700 s left: more than three quarters of 900.
+    assert_eq!(rotations(), 0, "rotated while 700 s of 900 were left");
+    clock.advance(Duration::from_secs(30));
+    let renewed = manager.ensure_active("short", min_ttl).await.unwrap();
+    assert_eq!(rotations(), 1, "670 s left: renewed");
+    assert_eq!(renewed.issued_at, Some(clock.now()));
+    assert_eq!(
+        renewed.expiration,
+        Some(clock.now() + Duration::from_secs(900))
+    );
+    clock.advance(Duration::from_secs(1));
+    manager.ensure_active("short", min_ttl).await.unwrap();
+    assert_eq!(rotations(), 1, "the new credentials are served");
+    // Stopped: no credentials, so no issue time either.
+    let stopped = manager.stop("short").await.unwrap();
+    assert_eq!((stopped.expiration, stopped.issued_at), (None, None));
 }
 
 #[tokio::test]

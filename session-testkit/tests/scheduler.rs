@@ -150,6 +150,38 @@ async fn short_lived_credentials_rotate_at_a_quarter_left_and_failures_back_off_
     scheduler.shutdown().await;
 }
 
+/// A scheduler started after the session was last rotated (a restarted
+/// process) knows the credentials' lifetime from the session's `issuedAt`,
+/// not from its start long before: 4-minute credentials issued at 180 s
+/// are due at a quarter left (360 s), not at once.
+#[tokio::test]
+async fn a_scheduler_started_later_reads_the_lifetime_from_issued_at() {
+    let (manager, provider, clock, repo) = setup(Duration::from_secs(240));
+    let session = manager
+        .add(Session::new("restarted", SessionType::Other("test".into())).expect("s"))
+        .await
+        .expect("add");
+    manager.start("restarted").await.expect("start");
+    clock.advance(Duration::from_secs(180));
+    manager.rotate("restarted").await.expect("rotate by hand");
+    let rotated = repo.get(session.session_id).await.expect("get");
+    assert_eq!(rotated.issued_at, Some(clock.now()), "recorded");
+    assert_eq!(rotated.start_date_time, Some(T0), "started long before");
+
+    let scheduler = RotationScheduler::spawn(manager.clone(), policy());
+    until_asleep(&clock).await;
+    clock.advance(Duration::from_secs(179));
+    until_asleep(&clock).await;
+    assert_eq!(
+        provider.calls.get().2,
+        1,
+        "not due with more than a quarter left"
+    );
+    clock.advance(Duration::from_secs(1));
+    wait_for_calls(&provider, 2).await;
+    scheduler.shutdown().await;
+}
+
 async fn wait_for_calls(provider: &TokenProvider, rotations: usize) {
     for _ in 0..1000 {
         if provider.calls.get().2 >= rotations {

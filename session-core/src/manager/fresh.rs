@@ -17,6 +17,21 @@ use super::SessionManager;
 /// themselves.
 pub const DEFAULT_MIN_TTL: Duration = Duration::from_secs(5 * 60);
 
+/// How long before its expiration `session` is renewed for a caller that
+/// asks for `min_ttl`: `min_ttl`, but at most three quarters of the
+/// lifetime of its credentials when it is known.
+pub(crate) fn renewal_window(session: &Session, min_ttl: Duration) -> Duration {
+    let lifetime = session
+        .issued_at
+        .zip(session.expiration)
+        .and_then(|(issued, expiration)| Duration::try_from(expiration - issued).ok())
+        .filter(|lifetime| !lifetime.is_zero());
+    match lifetime {
+        Some(lifetime) => min_ttl.min(lifetime * 3 / 4),
+        None => min_ttl,
+    }
+}
+
 impl SessionManager {
     /// The session `id_or_name`, `active` with at least `min_ttl` left:
     ///
@@ -24,6 +39,12 @@ impl SessionManager {
     /// - active or expired with less left: rotated, or started again when
     ///   its provider cannot rotate;
     /// - any other status: started (parents first).
+    ///
+    /// Credentials whose whole lifetime is not much longer than `min_ttl`
+    /// (a 15-minute role asked for 15 minutes) cannot have that much left
+    /// for long: such a session is renewed when less than three quarters
+    /// of its lifetime is left (known from [`Session::issued_at`]), not at
+    /// every call.
     ///
     /// Each step goes through [`run`](Self::run), so concurrent callers
     /// share one provider call and the workspace records the result.
@@ -36,7 +57,9 @@ impl SessionManager {
         let id = session.session_id;
         let now = self.clock().now();
         let fresh = |s: &Session| {
-            s.status() == SessionStatus::Active && s.expiration.is_none_or(|at| at - min_ttl > now)
+            s.status() == SessionStatus::Active
+                && s.expiration
+                    .is_none_or(|at| at - renewal_window(s, min_ttl) > now)
         };
         if fresh(&session) {
             return Ok(session);

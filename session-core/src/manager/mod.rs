@@ -988,6 +988,14 @@ impl Inner {
                         if returned.status() == SessionStatus::Inactive {
                             current.start_date_time = None;
                         }
+                        // New credentials (or a new remote session) were
+                        // issued by this operation when it brought a new
+                        // expiration; the time is an upper bound.
+                        if returned.expiration.is_none() {
+                            current.issued_at = None;
+                        } else if returned.expiration != current.expiration {
+                            current.issued_at = Some(now);
+                        }
                         current.expiration = returned.expiration;
                         current.config = returned.config.clone();
                         current.state = returned.state.clone();

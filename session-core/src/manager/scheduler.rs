@@ -76,8 +76,12 @@ impl RotationPolicy {
     }
 
     /// When `session` is due for rotation, or `None` if it has no expiration
-    /// or is not `active` / `expired`. `issued_at` is when its current
-    /// credentials were issued, if known.
+    /// or is not `active` / `expired`. `issued_at` is when the caller saw its
+    /// current credentials issued, if it did.
+    ///
+    /// Their lifetime runs from the later of that and the session's own
+    /// [`issued_at`](Session::issued_at) (either is an upper bound on the true
+    /// time; one set by another path may be older), else from its start.
     pub fn due_at(
         &self,
         session: &Session,
@@ -92,7 +96,11 @@ impl RotationPolicy {
         let expiration = session.expiration?;
         let lead = self.window + self.jitter_for(session.session_id, expiration);
         let lead = time::Duration::try_from(lead).unwrap_or(time::Duration::MAX);
-        match issued_at.or(session.start_date_time) {
+        let issued = match (issued_at, session.issued_at) {
+            (Some(seen), Some(stored)) => Some(seen.max(stored)),
+            (seen, stored) => seen.or(stored),
+        };
+        match issued.or(session.start_date_time) {
             Some(issued) if expiration - issued <= lead && expiration > issued => {
                 Some(expiration - (expiration - issued) / 4)
             }
@@ -253,7 +261,8 @@ async fn run(
                     Some(now)
                 }
                 None => {
-                    // First sight: its own start time, as before.
+                    // First sight: its recorded issue time, else its own
+                    // start time (due_at reads both).
                     if let Some(started) = session.start_date_time {
                         issued.insert(session.session_id, (started, session.expiration));
                     }
