@@ -124,3 +124,59 @@ fn the_password_comes_from_the_environment_only_and_never_prints() {
     assert!(line.contains("postgres://"), "{line}");
     assert!(!denied.stderr.contains(wrong), "{denied:#?}");
 }
+
+#[test]
+fn a_workspace_on_a_server_that_takes_tls_only() {
+    let Some(bin) = require_peer("postgresql", postgres::postgres_bin) else {
+        return;
+    };
+    let server = PostgresServer::start_with_tls(&bin);
+    let tls = server.tls().expect("TLS");
+    let fx = Fixture::new();
+    let pw = Some(server.password());
+    let at = |host: &str, query: &str| {
+        format!(
+            "postgres://{}@{host}:{}/postgres?{query}",
+            postgres::USER,
+            server.port()
+        )
+    };
+    let verified = at(
+        "localhost",
+        &format!("sslmode=verify-full&sslrootcert={}", tls.ca_file.display()),
+    );
+    let listed = Run::from(
+        on(&fx, "a", &verified, pw, &["list"])
+            .output()
+            .expect("run"),
+    );
+    assert!(
+        listed.ok().contains("no sessions in postgres://"),
+        "{listed:#?}"
+    );
+
+    // The certificate names localhost: by address, verify-full refuses it,
+    // in one line that says why.
+    let by_address = at(
+        "127.0.0.1",
+        &format!("sslmode=verify-full&sslrootcert={}", tls.ca_file.display()),
+    );
+    let refused = Run::from(
+        on(&fx, "a", &by_address, pw, &["list"])
+            .output()
+            .expect("run"),
+    );
+    let line = refused.one_line_error();
+    assert!(line.contains("not valid for name"), "{line}");
+    assert!(!refused.stderr.contains(server.password()), "{refused:#?}");
+    // And without TLS the server refuses the login.
+    let plain = Run::from(
+        on(&fx, "a", &at("127.0.0.1", "sslmode=disable"), pw, &["list"])
+            .output()
+            .expect("run"),
+    );
+    assert!(
+        plain.one_line_error().contains("no encryption"),
+        "{plain:#?}"
+    );
+}

@@ -7,7 +7,8 @@ use std::time::Duration;
 
 use session_core::{Error, Result, SharedEvent};
 use tokio::sync::{broadcast, mpsc, oneshot};
-use tokio_postgres::{AsyncMessage, Client, Config, NoTls, Notification};
+use tokio_postgres::{AsyncMessage, Client, Config, Notification};
+use tokio_postgres_rustls::MakeRustlsConnect;
 
 use crate::{cannot_connect, db_error};
 
@@ -44,11 +45,15 @@ impl Following {
 }
 
 /// Starts listening. Fails if the first connection cannot be made.
-pub(crate) async fn listen(config: Config, label: String) -> Result<Following> {
+pub(crate) async fn listen(
+    config: Config,
+    tls: MakeRustlsConnect,
+    label: String,
+) -> Result<Following> {
     let (sender, _) = broadcast::channel(CAPACITY);
-    let first = open(&config, &label).await?;
+    let first = open(&config, &tls, &label).await?;
     let (stop, stopped) = oneshot::channel();
-    tokio::spawn(forward(config, label, sender.clone(), first, stopped));
+    tokio::spawn(forward(config, tls, label, sender.clone(), first, stopped));
     Ok(Following {
         sender,
         _stop: stop,
@@ -59,9 +64,9 @@ pub(crate) async fn listen(config: Config, label: String) -> Result<Following> {
 /// and its notifications.
 type Listening = (Client, mpsc::UnboundedReceiver<Notification>);
 
-async fn open(config: &Config, label: &str) -> Result<Listening> {
+async fn open(config: &Config, tls: &MakeRustlsConnect, label: &str) -> Result<Listening> {
     let (client, mut connection) = config
-        .connect(NoTls)
+        .connect(tls.clone())
         .await
         .map_err(|e| cannot_connect(label, " to follow its events", &e))?;
     let (notifications, received) = mpsc::unbounded_channel();
@@ -93,6 +98,7 @@ async fn open(config: &Config, label: &str) -> Result<Listening> {
 /// the connection drops; ends when the workspace is dropped (`stopped`).
 async fn forward(
     config: Config,
+    tls: MakeRustlsConnect,
     label: String,
     sender: broadcast::Sender<SharedEvent>,
     mut listening: Listening,
@@ -121,7 +127,7 @@ async fn forward(
                 _ = &mut stopped => return,
                 () = tokio::time::sleep(pause) => {}
             }
-            match open(&config, &label).await {
+            match open(&config, &tls, &label).await {
                 Ok(listening) => break listening,
                 Err(e) => {
                     tracing::warn!(error = %e, "cannot listen for shared events yet");

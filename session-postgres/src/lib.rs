@@ -38,8 +38,10 @@
 //!   RedfishServerBuilder::share_sessions`) accept each other's tokens, and
 //!   a DELETE on one ends the session on all of them.
 //!
-//! Not yet: TLS to the server (reach a remote server through a tunnel or
-//! a local proxy for now).
+//! - TLS to the server as libpq sets it up, from the URL: `sslmode`
+//!   (`disable`, `allow`, `prefer`, `require`, `verify-ca`, `verify-full`),
+//!   `sslrootcert` (a PEM file, or `system`), `sslcert` and `sslkey` (a
+//!   client certificate); see [TLS](#tls).
 //!
 //! # When to use which repository
 //!
@@ -51,6 +53,31 @@
 //! | session locks | lock files | advisory locks, released by the server when a holder dies |
 //! | events of other processes | no | yes (NOTIFY / LISTEN) |
 //! | a person reads it | a JSON file | `SELECT doc FROM sessions ORDER BY position` |
+//!
+//! # TLS
+//!
+//! A workspace on another machine should be reached with
+//! `sslmode=verify-full` and the server's CA:
+//! `postgres://fleet@db.example:5432/sessions?sslmode=verify-full&sslrootcert=/etc/ssl/db-ca.pem`.
+//! The parameters mean what they mean to libpq (and `psql`):
+//!
+//! | `sslmode` | encrypted | server certificate checked |
+//! |---|---|---|
+//! | `disable` | no | — |
+//! | `allow`, `prefer` (the default) | if the server offers it | no (the chain, if a root certificate is given) |
+//! | `require` | yes | no (the chain, if a root certificate is given) |
+//! | `verify-ca` | yes | the chain up to the root certificate |
+//! | `verify-full` | yes | the chain, and the host name in the URL |
+//!
+//! The root certificate is `sslrootcert` (a PEM file; `system` for the
+//! system's trusted roots, with `verify-full` only), else
+//! `~/.postgresql/root.crt` when it exists. `verify-ca` and `verify-full`
+//! without one are refused before any connection. A client certificate is
+//! `sslcert` + `sslkey` (PEM files). Every connection of a workspace (the
+//! main one, those holding session locks, the one following events) is
+//! made the same way, and SCRAM logins over TLS bind the channel when the
+//! server offers it. Not supported: `sslcrl`, `sslpassword` (an encrypted
+//! client key).
 //!
 //! # Secrets in a fleet
 //!
@@ -74,6 +101,7 @@
 
 mod events;
 mod schema;
+mod tls;
 
 use std::fmt;
 use std::path::PathBuf;
@@ -86,7 +114,8 @@ use session_core::{
     Error, Result, Secret, Session, SessionId, SessionLock, SharedEvent, WorkspaceRepository,
 };
 use tokio_postgres::error::SqlState;
-use tokio_postgres::{Client, Config, NoTls};
+use tokio_postgres::{Client, Config};
+use tokio_postgres_rustls::MakeRustlsConnect;
 use uuid::Uuid;
 
 /// The advisory-lock namespace of session locks (mixed into each key).
@@ -100,6 +129,8 @@ const LIVE_SPACE: u64 = 0x5e55_1011_0000_0002;
 pub struct PgWorkspace {
     client: Arc<Client>,
     config: Config,
+    /// How every connection is made: TLS as the URL asks (see [TLS](#tls)).
+    tls: MakeRustlsConnect,
     /// Connections that held an advisory lock and released it, kept for
     /// the next lock (a new connection costs a SCRAM login).
     idle: Arc<std::sync::Mutex<Vec<Client>>>,
@@ -129,18 +160,24 @@ impl PgWorkspace {
     /// the login, [`Error::Storage`] when the schema cannot be migrated
     /// (e.g. it is newer than this build).
     pub async fn connect(url: &str, password: Option<&Secret>) -> Result<Self> {
-        let mut config = Config::from_str(url).map_err(|e| {
+        let invalid = |e: &dyn fmt::Display| {
             Error::invalid_input("database URL", format!("{}: {e}", redacted_url(url)))
-        })?;
+        };
+        let (tls, rest) = tls::Settings::split(url).map_err(|e| invalid(&e))?;
+        let mut config = Config::from_str(&rest).map_err(|e| invalid(&e))?;
+        config.ssl_mode(tls.ssl_mode());
         if let Some(password) = password {
             config.password(password.expose());
         }
+        let home = std::env::var_os("HOME").map(PathBuf::from);
+        let tls = tls.connector(home.as_deref()).map_err(|e| invalid(&e))?;
         let label = label_of(&config);
-        let mut client = connect(&config, &label).await?;
+        let mut client = connect(&config, &tls, &label).await?;
         schema::migrate(&mut client, &label).await?;
         Ok(Self {
             client: Arc::new(client),
             config,
+            tls,
             idle: Arc::new(std::sync::Mutex::new(Vec::new())),
             label,
             following: Arc::new(tokio::sync::OnceCell::new()),
@@ -256,7 +293,7 @@ impl PgWorkspace {
             .filter(|c| !c.is_closed());
         let client = match reused {
             Some(client) => client,
-            None => connect(&self.config, &self.label).await?,
+            None => connect(&self.config, &self.tls, &self.label).await?,
         };
         let locked = if wait {
             client
@@ -519,7 +556,9 @@ impl WorkspaceRepository for PgWorkspace {
     async fn shared_events(&self) -> Result<Option<tokio::sync::broadcast::Receiver<SharedEvent>>> {
         let following = self
             .following
-            .get_or_try_init(|| events::listen(self.config.clone(), self.label.clone()))
+            .get_or_try_init(|| {
+                events::listen(self.config.clone(), self.tls.clone(), self.label.clone())
+            })
             .await?;
         Ok(Some(following.subscribe()))
     }
@@ -539,9 +578,9 @@ fn cannot_connect(label: &str, why: &str, e: &tokio_postgres::Error) -> Error {
 }
 
 /// A connection, its driver task spawned.
-async fn connect(config: &Config, label: &str) -> Result<Client> {
+async fn connect(config: &Config, tls: &MakeRustlsConnect, label: &str) -> Result<Client> {
     let (client, connection) = config
-        .connect(NoTls)
+        .connect(tls.clone())
         .await
         .map_err(|e| cannot_connect(label, "", &e))?;
     tokio::spawn(async move {
@@ -568,11 +607,26 @@ fn db_error(label: &str, what: &str, e: &tokio_postgres::Error) -> Error {
 }
 
 /// The server's message (which never contains the password), else the
-/// client's.
+/// client's with its causes (a TLS handshake's says what was wrong with the
+/// certificate; neither holds the password).
 fn db_message(e: &tokio_postgres::Error) -> String {
     match e.as_db_error() {
         Some(db) => format!("{} ({})", db.message(), db.code().code()),
-        None => e.to_string(),
+        None => {
+            let mut message = e.to_string();
+            let mut cause = std::error::Error::source(e);
+            while let Some(inner) = cause {
+                message.push_str(&format!(": {inner}"));
+                cause = inner.source();
+            }
+            if message.contains("TLS handshake") {
+                message.push_str(
+                    " (see sslmode and sslrootcert in the URL: verify-full checks the host name \
+                     in the URL against the certificate)",
+                );
+            }
+            message
+        }
     }
 }
 
@@ -611,29 +665,47 @@ fn label_of(config: &Config) -> String {
 /// `url` with any password replaced, for an error message (a URL's
 /// `user:password@`, or a key-value string's `password=…`).
 fn redacted_url(url: &str) -> String {
+    /// The parameters whose value is a secret.
+    fn secret(key: &str) -> bool {
+        let key = key.trim().to_ascii_lowercase();
+        key == "password" || key == "sslpassword"
+    }
     if !url.contains("://") {
         return url
             .split(' ')
-            .map(|part| {
-                if part.to_ascii_lowercase().starts_with("password=") {
-                    "password=***"
-                } else {
-                    part
-                }
+            .map(|part| match part.split_once('=') {
+                Some((key, _)) if secret(key) => format!("{key}=***"),
+                _ => part.to_owned(),
             })
             .collect::<Vec<_>>()
             .join(" ");
     }
-    match (url.find("://"), url.rfind('@')) {
+    let (base, query) = match url.split_once('?') {
+        Some((base, query)) => (base, Some(query)),
+        None => (url, None),
+    };
+    let mut redacted = match (base.find("://"), base.rfind('@')) {
         (Some(scheme), Some(at)) if at > scheme => {
-            let userinfo = &url[scheme + 3..at];
+            let userinfo = &base[scheme + 3..at];
             match userinfo.split_once(':') {
-                Some((user, _)) => format!("{}{user}:***{}", &url[..scheme + 3], &url[at..]),
-                None => url.to_owned(),
+                Some((user, _)) => format!("{}{user}:***{}", &base[..scheme + 3], &base[at..]),
+                None => base.to_owned(),
             }
         }
-        _ => url.to_owned(),
+        _ => base.to_owned(),
+    };
+    if let Some(query) = query {
+        let pairs: Vec<String> = query
+            .split('&')
+            .map(|pair| match pair.split_once('=') {
+                Some((key, _)) if secret(key) => format!("{key}=***"),
+                _ => pair.to_owned(),
+            })
+            .collect();
+        redacted.push('?');
+        redacted.push_str(&pairs.join("&"));
     }
+    redacted
 }
 
 #[cfg(test)]
@@ -651,6 +723,19 @@ mod tests {
             "host=db password=*** port=x"
         );
         assert_eq!(redacted_url("postgres://me@db/ws"), "postgres://me@db/ws");
+        // As query parameters, and a client key's passphrase.
+        assert_eq!(
+            redacted_url("postgres://me@db/ws?sslmode=require&password=s3cret&sslpassword=k3y"),
+            "postgres://me@db/ws?sslmode=require&password=***&sslpassword=***"
+        );
+        assert_eq!(
+            redacted_url("postgres://me:s3cret@db/ws?application_name=a"),
+            "postgres://me:***@db/ws?application_name=a"
+        );
+        assert_eq!(
+            redacted_url("host=db sslpassword=k3y user=me"),
+            "host=db sslpassword=*** user=me"
+        );
     }
 
     #[test]
