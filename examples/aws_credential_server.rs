@@ -44,6 +44,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .ecs()
         .imds()
         .role_name("example-role")
+        // Reported by IMDS for the SDKs that read their region there.
+        .region("eu-west-1")
         .build()?
         .start()
         .await?;
@@ -104,6 +106,15 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         "IMDSv2 role {role}: Code {}, AccessKeyId {}",
         answer["Code"], answer["AccessKeyId"]
     );
+    let region = http
+        .get(format!("{imds}/latest/meta-data/placement/region"))
+        .header("X-aws-ec2-metadata-token", &imds_token)
+        .send()
+        .await?
+        .error_for_status()?
+        .text()
+        .await?;
+    println!("IMDSv2 region: {region}");
     let v1 = http.get(&base).send().await?.status();
     println!("IMDSv1 (no token): {v1}");
 

@@ -1,5 +1,6 @@
-//! `session_aws::serve` against third-party clients: boto3/botocore and the
-//! AWS CLI fetch a session's credentials from the ECS and IMDSv2 endpoints
+//! `session_aws::serve` against third-party clients: boto3/botocore, the
+//! AWS CLI and the Rust SDK (aws-config's default chain, in a child
+//! process) fetch a session's credentials from the ECS and IMDSv2 endpoints
 //! with nothing else in their environment, and sign calls to moto with
 //! them; Python's urllib makes the requests the SDKs only make on failure
 //! paths. The Python side is in `session-testkit/peers/aws_serve/`.
@@ -305,6 +306,140 @@ async fn botocore_uses_the_session_through_imdsv2() {
     server.shutdown().await.expect("shutdown");
 }
 
+/// Set for [`rust_sdk_child`]: the endpoint of every service (moto).
+const RUST_SDK_ENDPOINT: &str = "SERVE_TEST_RUST_SDK_ENDPOINT";
+
+/// Not a test on its own: a Rust program using the AWS SDK for Rust as
+/// anyone would (`aws_config::defaults` and its default credentials
+/// chain), started by [`the_rust_sdk_uses_the_session_through_both_endpoints`]
+/// with the server's variables. It prints which credentials the chain
+/// found and who STS says signed the call.
+#[test]
+#[ignore = "a child process of the_rust_sdk_uses_the_session_through_both_endpoints"]
+fn rust_sdk_child() {
+    use aws_credential_types::provider::ProvideCredentials as _;
+    let Ok(endpoint) = std::env::var(RUST_SDK_ENDPOINT) else {
+        return;
+    };
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    runtime.block_on(async {
+        // The region too comes from the default chain: the environment,
+        // else instance metadata.
+        let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .endpoint_url(endpoint)
+            .load()
+            .await;
+        let credentials = config
+            .credentials_provider()
+            .expect("a credentials chain")
+            .provide_credentials()
+            .await
+            .expect("credentials from the chain");
+        let identity = aws_sdk_sts::Client::new(&config)
+            .get_caller_identity()
+            .send()
+            .await
+            .expect("GetCallerIdentity signed with them");
+        // On a line of its own: libtest's "test rust_sdk_child ... " comes
+        // before it on stdout.
+        println!(
+            "\nrust-sdk: {}",
+            serde_json::json!({
+                "access_key_id": credentials.access_key_id(),
+                "arn": identity.arn(),
+                "region": config.region().map(ToString::to_string),
+                "expiry": credentials.expiry().is_some(),
+            })
+        );
+    });
+}
+
+/// Runs [`rust_sdk_child`] with `env` and nothing else of AWS in its
+/// environment (no keys, no profile, empty shared files under a home of
+/// its own) and returns what it printed.
+fn run_rust_sdk(fx: &Fixture, env: &[(&str, String)]) -> serde_json::Value {
+    let mut child = Command::new(std::env::current_exe().expect("test binary"));
+    child
+        .args(["--exact", "rust_sdk_child", "--ignored", "--nocapture"])
+        .env(RUST_SDK_ENDPOINT, fx.moto.endpoint_url())
+        .env("HOME", fx.dir.path())
+        .env("AWS_CONFIG_FILE", fx.config_file())
+        .env("AWS_SHARED_CREDENTIALS_FILE", fx.credentials_file())
+        .stdin(Stdio::null());
+    for (key, _) in std::env::vars() {
+        if key.starts_with("AWS_") && !key.ends_with("_FILE") {
+            child.env_remove(key);
+        }
+    }
+    for (key, value) in env {
+        child.env(key, value);
+    }
+    let output = tokio::task::block_in_place(|| child.output()).expect("run the child");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let Some(line) = stdout.lines().find_map(|l| l.strip_prefix("rust-sdk: ")) else {
+        panic!(
+            "the child printed no result: {stdout}\n{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    };
+    serde_json::from_str(line).expect("the child's JSON")
+}
+
+/// The Rust SDK in another process, given the ECS variables and
+/// `AWS_REGION`, then the IMDS ones alone: its default chain fetches the
+/// worker session's credentials from the endpoint (and, through IMDS, the
+/// region), and moto (checking signatures) says the call came from the
+/// assumed role.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_rust_sdk_uses_the_session_through_both_endpoints() {
+    let Some(fx) = Fixture::start(None).await else {
+        return;
+    };
+    let source = fx.source(Duration::from_secs(300));
+    for (endpoint, builder, region) in [
+        (
+            "ecs",
+            CredentialServer::builder(source.clone()).ecs(),
+            Some("us-east-1"),
+        ),
+        (
+            "imds",
+            CredentialServer::builder(source.clone())
+                .imds()
+                .role_name("worker-role")
+                .region("eu-central-2"),
+            None,
+        ),
+    ] {
+        let server = serve(builder).await;
+        let before = source.served().len();
+        let mut env = server.environment();
+        if let Some(region) = region {
+            env.push(("AWS_REGION", region.to_owned()));
+        }
+        let found = run_rust_sdk(&fx, &env);
+        assert_eq!(found["arn"], WORKER_ARN, "{endpoint}: {found}");
+        assert_eq!(
+            found["region"],
+            region.unwrap_or("eu-central-2"),
+            "{endpoint}: {found}"
+        );
+        assert_eq!(found["expiry"], true, "{endpoint}: temporary credentials");
+        let served = source.served();
+        assert!(
+            served.len() > before,
+            "{endpoint}: the SDK asked the endpoint"
+        );
+        assert_eq!(
+            found["access_key_id"],
+            served[served.len() - 1].as_str(),
+            "{endpoint}: the SDK used what was served"
+        );
+        server.shutdown().await.expect("shutdown");
+    }
+    assert!(source.errors().is_empty(), "{:?}", source.errors());
+}
+
 /// The AWS CLI (awscli 1.46.3, with the botocore it vendors) in a clean
 /// environment with only the ECS variables: `aws sts get-caller-identity`
 /// answers as the worker role.
@@ -364,13 +499,15 @@ fn aws_cli() -> Result<PathBuf, String> {
 }
 
 /// Rotation while a client keeps asking. The worker's credentials last
-/// 900 s (STS's minimum, which moto honours) and the endpoint's source
-/// rotates when less than 897 s are left, so the session rotates every few
-/// seconds. One boto3 client calls `GetCallerIdentity` for 8 s; botocore
-/// refreshes container credentials itself (less than 15 minutes left), so
-/// it keeps picking up new keys. Every call must succeed, at least two
-/// different keys must have been served and used, and the workspace must
-/// record the rotations.
+/// 900 s (STS's minimum, which moto honours) and the endpoint's source asks
+/// for 897 s left: more than such credentials can keep, so the session is
+/// renewed when three quarters of their lifetime are left, not at every
+/// request (it used to be: one STS call per API call). Then one boto3
+/// client calls `GetCallerIdentity` for 8 s while the session is rotated
+/// every 2 s underneath; botocore refreshes container credentials itself
+/// (less than 15 minutes left), so it keeps picking up new keys. Every call
+/// must succeed, at least two different keys must have been served and
+/// used, and the workspace must record the rotations.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn botocore_keeps_working_while_the_session_rotates() {
     let Some(fx) = Fixture::start(Some(900)).await else {
@@ -385,7 +522,27 @@ async fn botocore_keeps_working_while_the_session_rotates() {
     );
     let mut events = fx.manager.subscribe();
     let source = fx.source(Duration::from_secs(897));
+    // Once less than the 897 s asked for is left, for 5 s (each of these
+    // requests used to rotate).
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    for _ in 0..10 {
+        source.credentials().await.expect("credentials");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    let asked: BTreeSet<String> = source.served().into_iter().collect();
+    assert_eq!(asked.len(), 1, "ten requests over 5 s, one key: {asked:?}");
     let server = serve(CredentialServer::builder(source.clone()).ecs()).await;
+    let rotator = {
+        let manager = fx.manager.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(Duration::from_secs(2)).await;
+                if let Err(e) = manager.rotate("worker").await {
+                    eprintln!("rotate: {e}");
+                }
+            }
+        })
+    };
 
     #[derive(Debug, serde::Deserialize)]
     struct Loop {
@@ -398,6 +555,7 @@ async fn botocore_keeps_working_while_the_session_rotates() {
     let run: Loop = fx
         .python(ROTATION_LOOP_PY, &["8"], &server.environment())
         .json();
+    rotator.abort();
     assert!(
         run.errors.is_empty(),
         "every call succeeds: {:?}",

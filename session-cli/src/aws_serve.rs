@@ -28,7 +28,9 @@ pub(crate) struct ServeArgs {
     ecs: bool,
 
     /// Serve an IMDSv2-compatible endpoint, for tools that only read
-    /// instance metadata (AWS_EC2_METADATA_SERVICE_ENDPOINT).
+    /// instance metadata (AWS_EC2_METADATA_SERVICE_ENDPOINT). It also
+    /// reports the session's region, if it has one, where the Rust and Java
+    /// SDKs look for it (placement/region, instance-identity/document).
     #[arg(long)]
     imds: bool,
 
@@ -44,7 +46,8 @@ pub(crate) struct ServeArgs {
 
     /// Hand out credentials with at least this many seconds left, rotating
     /// the session first when they have less (the AWS SDKs refresh 15
-    /// minutes before expiry).
+    /// minutes before expiry); credentials whose whole lifetime is not much
+    /// longer are renewed at three quarters of it instead.
     #[arg(long, value_name = "SECONDS", default_value_t = 900)]
     refresh_before: u64,
 
@@ -121,6 +124,9 @@ pub(crate) async fn serve(
     }
     if args.imds {
         builder = builder.imds().allow_imds_v1(args.imds_v1);
+        if let Some(region) = &session.region {
+            builder = builder.region(region.clone());
+        }
     }
     let server = builder.build()?.start().await?;
     let mut vars = server.environment();

@@ -110,6 +110,7 @@ macro_rules! json_fields_help {
   region           string  optional: AWS region or Azure location
   expiration       string  optional: when the credentials or remote session
                            end (RFC 3339, UTC)
+  issuedAt         string  optional: when they were issued (RFC 3339, UTC)
   parentSessionId  string  optional: the session it is derived from (role
                            chaining)
   lastError        object  optional: the last failed operation, with
@@ -193,7 +194,7 @@ struct Global {
     /// The workspace file [default: the OS config dir's sessionctl/workspace.json],
     /// or a PostgreSQL database shared by several machines:
     /// postgres://USER@HOST:PORT/DB, its password in PGPASSWORD (never in
-    /// the URL).
+    /// the URL), TLS as with psql (e.g. ?sslmode=verify-full&sslrootcert=CA.pem).
     #[arg(long, global = true, value_name = "PATH|URL", env = WORKSPACE_ENV)]
     workspace: Option<PathBuf>,
 

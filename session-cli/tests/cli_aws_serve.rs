@@ -1,7 +1,8 @@
 //! `sessionctl aws serve` with third-party clients as the children: boto3
 //! through the ECS endpoint (including rotations while it keeps asking),
 //! and the AWS CLI through the IMDSv2 endpoint, each reaching moto with
-//! the chained role's credentials and nothing else.
+//! the chained role's credentials and nothing else; Python's urllib reads
+//! the session's region from the IMDS endpoint.
 
 #![cfg(feature = "aws")]
 
@@ -107,10 +108,12 @@ fn boto3_gets_the_role_through_the_ecs_endpoint() {
     assert!(out.error_with(2).contains("--env-file"), "{out:#?}");
 }
 
-/// Credentials lasting 900 s, served with at least 897 s left: the session
-/// rotates every few seconds while boto3 keeps calling (botocore refreshes
-/// container credentials that have less than 15 minutes left before each
-/// call). Every call succeeds, and boto3 sees several keys.
+/// Credentials lasting 900 s, asked for with 897 s left, while boto3 keeps
+/// calling for 8 s (botocore refreshes container credentials that have less
+/// than 15 minutes left before each call) and the session is rotated every
+/// 2 s by `sessionctl rotate` in another process. Every call succeeds, and
+/// boto3 sees several keys: the server hands out what the other process
+/// rotated.
 #[test]
 fn boto3_keeps_working_across_rotations() {
     let (Some(moto), Some(python)) = (MotoServer::start(), python()) else {
@@ -119,34 +122,40 @@ fn boto3_keeps_working_across_rotations() {
     let fx = Fixture::new();
     add_chain(&fx, "900");
     let script = r#"
-import boto3, json, time
+import boto3, json, os, subprocess, time
 s = boto3.Session()
 sts = s.client("sts")
-keys, calls, end = [], 0, time.time() + 8
+keys, calls, end, next_rotation = [], 0, time.time() + 8, time.time() + 2
 while time.time() < end:
     sts.get_caller_identity()
     keys.append(s.get_credentials().get_frozen_credentials().access_key)
     calls += 1
+    if time.time() > next_rotation:
+        subprocess.run([os.environ["SESSIONCTL_UNDER_TEST"], "--aws-sink", "none",
+                        "rotate", "admin"], check=True, stdout=subprocess.DEVNULL)
+        next_rotation = time.time() + 2
     time.sleep(0.5)
 print(json.dumps({"calls": calls, "keys": keys}))
 "#;
-    let out = Run::from(
-        serve(
-            &fx,
-            &moto,
-            &[
-                "admin",
-                "--refresh-before",
-                "897",
-                "--",
-                &python,
-                "-c",
-                script,
-            ],
-        )
-        .output()
-        .expect("run"),
+    let mut command = serve(
+        &fx,
+        &moto,
+        &[
+            "admin",
+            "--refresh-before",
+            "897",
+            "--",
+            &python,
+            "-c",
+            script,
+        ],
     );
+    // The child's sessionctl finds the same workspace (and, through HOME,
+    // the same secrets file and passphrase).
+    command
+        .env("SESSIONCTL_UNDER_TEST", env!("CARGO_BIN_EXE_sessionctl"))
+        .env("SESSIONCTL_WORKSPACE", fx.workspace());
+    let out = Run::from(command.output().expect("run"));
     let seen: Value = serde_json::from_str(out.ok().trim()).expect("json");
     let keys: HashSet<&str> = seen["keys"]
         .as_array()
@@ -155,7 +164,7 @@ print(json.dumps({"calls": calls, "keys": keys}))
         .map(|k| k.as_str().unwrap())
         .collect();
     assert!(seen["calls"].as_u64().unwrap() >= 8, "{seen}");
-    assert!(keys.len() >= 2, "rotated while asked: {seen}");
+    assert!(keys.len() >= 2, "rotated while used: {seen}");
     let session = fx
         .stored()
         .into_iter()
@@ -216,6 +225,52 @@ fn the_aws_cli_gets_the_role_through_imdsv2() {
             .filter(|l| l.contains("credentials"))
             .collect::<Vec<_>>()
             .join("\n")
+    );
+}
+
+/// Reads the region from the IMDS endpoint as the Rust and Java SDKs do.
+const IMDS_REGION: &str = r#"
+import json, os, urllib.request
+base = os.environ["AWS_EC2_METADATA_SERVICE_ENDPOINT"].rstrip("/")
+put = urllib.request.Request(base + "/latest/api/token", method="PUT",
+                             headers={"X-aws-ec2-metadata-token-ttl-seconds": "60"})
+token = urllib.request.urlopen(put).read().decode()
+def get(path):
+    r = urllib.request.Request(base + path, headers={"X-aws-ec2-metadata-token": token})
+    return urllib.request.urlopen(r).read().decode()
+print(json.dumps({"region": get("/latest/meta-data/placement/region"),
+                  "document": json.loads(get("/latest/dynamic/instance-identity/document"))}))
+"#;
+
+/// `--imds` also reports the session's region in instance metadata.
+#[test]
+fn imds_reports_the_session_region() {
+    let (Some(moto), Some(python)) = (MotoServer::start(), python()) else {
+        return;
+    };
+    let fx = Fixture::new();
+    add_chain(&fx, "3600");
+    let out = Run::from(
+        serve(
+            &fx,
+            &moto,
+            &[
+                "admin",
+                "--imds",
+                "--exec",
+                "--",
+                &python,
+                "-c",
+                IMDS_REGION,
+            ],
+        )
+        .output()
+        .expect("run"),
+    );
+    let seen: Value = serde_json::from_str(out.ok().trim()).expect("json");
+    assert_eq!(
+        seen,
+        serde_json::json!({"region": "eu-west-1", "document": {"region": "eu-west-1"}})
     );
 }
 

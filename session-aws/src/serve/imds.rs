@@ -1,6 +1,7 @@
 //! The IMDSv2 credential paths (AWS reference §3.7), as botocore's
 //! `InstanceMetadataFetcher` and the Rust SDK's IMDS provider use them:
-//! a token `PUT`, the role listing, the role's credentials.
+//! a token `PUT`, the role listing, the role's credentials; and, when
+//! given, the region as the SDKs' IMDS region providers read it.
 
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
@@ -21,6 +22,12 @@ pub(super) const TOKEN_PATH: &str = "/latest/api/token";
 /// The role listing; a role's credentials are under it.
 pub(super) const ROLES_PATH: &str = "/latest/meta-data/iam/security-credentials/";
 
+/// The region as plain text (the Rust and Go v2 SDKs' region providers).
+pub(super) const REGION_PATH: &str = "/latest/meta-data/placement/region";
+
+/// The instance identity document, whose `region` the Java v2 SDK reads.
+pub(super) const IDENTITY_DOCUMENT_PATH: &str = "/latest/dynamic/instance-identity/document";
+
 const TTL_HEADER: HeaderName = HeaderName::from_static("x-aws-ec2-metadata-token-ttl-seconds");
 const TOKEN_HEADER: HeaderName = HeaderName::from_static("x-aws-ec2-metadata-token");
 const FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
@@ -28,14 +35,16 @@ const FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 /// The IMDS side of a server.
 pub(super) struct Imds {
     role_name: String,
+    region: Option<String>,
     allow_v1: bool,
     tokens: Mutex<TokenTable>,
 }
 
 impl Imds {
-    pub(super) fn new(role_name: String, allow_v1: bool) -> Self {
+    pub(super) fn new(role_name: String, region: Option<String>, allow_v1: bool) -> Self {
         Self {
             role_name,
+            region,
             allow_v1,
             tokens: Mutex::new(TokenTable::default()),
         }
@@ -210,6 +219,42 @@ pub(super) async fn role_credentials(
             )
                 .into_response()
         }
+    }
+}
+
+/// `GET /latest/meta-data/placement/region`: the region, if one was given.
+pub(super) async fn region(State(shared): State<Arc<Shared>>, headers: HeaderMap) -> Response {
+    with_region(&shared, &headers, |region| text(StatusCode::OK, region))
+}
+
+/// `GET /latest/dynamic/instance-identity/document`: only the region. The
+/// instance's other fields (its id, account, addresses) describe no
+/// instance here, and a made-up value would mislead whoever reads it.
+pub(super) async fn identity_document(
+    State(shared): State<Arc<Shared>>,
+    headers: HeaderMap,
+) -> Response {
+    with_region(&shared, &headers, |region| {
+        Json(serde_json::json!({ "region": region })).into_response()
+    })
+}
+
+/// `answer` with the region, for a request with a valid token; else the
+/// refusal: 401 for the token, then 404 when no region was given.
+fn with_region(
+    shared: &Shared,
+    headers: &HeaderMap,
+    answer: impl FnOnce(&str) -> Response,
+) -> Response {
+    let Some(imds) = &shared.imds else {
+        return text(StatusCode::NOT_FOUND, "404 - Not Found");
+    };
+    if !imds.authorizes(headers, shared.clock.now()) {
+        return unauthorized();
+    }
+    match imds.region.as_deref() {
+        Some(region) => answer(region),
+        None => text(StatusCode::NOT_FOUND, "404 - Not Found"),
     }
 }
 

@@ -17,6 +17,7 @@
 //! |---|---|---|
 //! | ECS container credentials: `GET` [`ECS_PATH`] with `Authorization: <token>` | [`CredentialServerBuilder::ecs`] | `AWS_CONTAINER_CREDENTIALS_FULL_URI`, `AWS_CONTAINER_AUTHORIZATION_TOKEN` |
 //! | IMDSv2: `PUT /latest/api/token`, then `GET /latest/meta-data/iam/security-credentials/[<role>]` with `X-aws-ec2-metadata-token` | [`CredentialServerBuilder::imds`] | `AWS_EC2_METADATA_SERVICE_ENDPOINT`, `AWS_EC2_METADATA_DISABLED=false` |
+//! | IMDSv2 region: `GET /latest/meta-data/placement/region` and `/latest/dynamic/instance-identity/document` (`{"region": …}` only) | [`CredentialServerBuilder::imds`] and [`region`](CredentialServerBuilder::region) | as above |
 //!
 //! Prefer the ECS endpoint: it is authenticated by a token only the child
 //! knows. The IMDS endpoint is for tools that only know instance metadata;
@@ -82,10 +83,13 @@
 //!
 //! # Limits
 //!
-//! Plain HTTP/1.1 only (the SDKs allow plain HTTP for loopback). Only the
-//! IAM credential paths of instance metadata are served: no region
-//! (`/latest/dynamic/instance-identity/document`), so give the child
-//! `AWS_REGION` yourself. On shutdown the listener closes at once;
+//! Plain HTTP/1.1 only (the SDKs allow plain HTTP for loopback). Of
+//! instance metadata, only the IAM credential paths and, when a
+//! [`region`](CredentialServerBuilder::region) is given, the region are
+//! served. The SDKs for Rust and Java read a region there when none is
+//! configured, the Go SDK (v2) when asked (`WithEC2IMDSRegion`); botocore
+//! (boto3, the AWS CLI) never does, so give such a child `AWS_REGION` too.
+//! On shutdown the listener closes at once;
 //! requests already being answered may finish, for up to
 //! [`SHUTDOWN_GRACE`] when [`CredentialServerHandle::shutdown`] waits for them.
 
@@ -183,6 +187,7 @@ pub struct CredentialServerBuilder {
     imds: bool,
     allow_imds_v1: bool,
     role_name: String,
+    region: Option<String>,
     bind: SocketAddr,
     authorization_token: Option<Secret>,
     clock: Arc<dyn Clock>,
@@ -195,6 +200,7 @@ impl fmt::Debug for CredentialServerBuilder {
             .field("imds", &self.imds)
             .field("allow_imds_v1", &self.allow_imds_v1)
             .field("role_name", &self.role_name)
+            .field("region", &self.region)
             .field("bind", &self.bind)
             .field("authorization_token", &self.authorization_token)
             .finish_non_exhaustive()
@@ -230,6 +236,15 @@ impl CredentialServerBuilder {
         self
     }
 
+    /// The region IMDS reports at `/latest/meta-data/placement/region` and
+    /// as the `region` of `/latest/dynamic/instance-identity/document`
+    /// (default: none; those paths then answer 404, as for anything not
+    /// served). A region name like `eu-west-1`.
+    pub fn region(mut self, region: impl Into<String>) -> Self {
+        self.region = Some(region.into());
+        self
+    }
+
     /// The address to listen on (default [`DEFAULT_BIND`]). It must be a
     /// loopback address; port 0 lets the system pick.
     pub fn bind(mut self, addr: SocketAddr) -> Self {
@@ -260,7 +275,8 @@ impl CredentialServerBuilder {
     ///
     /// [`Error::InvalidInput`] naming the option when neither endpoint is
     /// enabled (`endpoints`), the bind address is not loopback (`bind`), the
-    /// role name is not an IAM role name (`role_name`) or the authorization
+    /// role name is not an IAM role name (`role_name`), the region is not a
+    /// region name (`region`) or the authorization
     /// token is too short or has characters a header cannot carry
     /// (`authorization_token`); [`Error::Provider`] when no random token can
     /// be drawn from the operating system.
@@ -282,6 +298,7 @@ impl CredentialServerBuilder {
             ));
         }
         validate_role_name(&self.role_name)?;
+        crate::client::check_region(self.region.as_deref())?;
         let authorization_token = match self.authorization_token {
             Some(token) => {
                 validate_authorization_token(&token)?;
@@ -295,6 +312,7 @@ impl CredentialServerBuilder {
             imds: self.imds,
             allow_imds_v1: self.allow_imds_v1,
             role_name: self.role_name,
+            region: self.region,
             bind: self.bind,
             authorization_token,
             clock: self.clock,
@@ -310,6 +328,7 @@ pub struct CredentialServer {
     imds: bool,
     allow_imds_v1: bool,
     role_name: String,
+    region: Option<String>,
     bind: SocketAddr,
     authorization_token: Secret,
     clock: Arc<dyn Clock>,
@@ -322,6 +341,7 @@ impl fmt::Debug for CredentialServer {
             .field("imds", &self.imds)
             .field("allow_imds_v1", &self.allow_imds_v1)
             .field("role_name", &self.role_name)
+            .field("region", &self.region)
             .field("bind", &self.bind)
             .field("authorization_token", &self.authorization_token)
             .finish_non_exhaustive()
@@ -339,6 +359,7 @@ impl CredentialServer {
             imds: false,
             allow_imds_v1: false,
             role_name: DEFAULT_ROLE_NAME.to_owned(),
+            region: None,
             bind: DEFAULT_BIND,
             authorization_token: None,
             clock: Arc::new(SystemClock),
@@ -373,7 +394,7 @@ impl CredentialServer {
             ecs_token: self.ecs.then(|| self.authorization_token.clone()),
             imds: self
                 .imds
-                .then(|| imds::Imds::new(self.role_name, self.allow_imds_v1)),
+                .then(|| imds::Imds::new(self.role_name, self.region, self.allow_imds_v1)),
             last_updated: Mutex::new(None),
         });
         let (stop, task) = spawn(listener, router(shared));
@@ -587,7 +608,9 @@ fn router(shared: Arc<Shared>) -> Router {
             .route(
                 &format!("{}{{role}}", imds::ROLES_PATH),
                 get(imds::role_credentials),
-            );
+            )
+            .route(imds::REGION_PATH, get(imds::region))
+            .route(imds::IDENTITY_DOCUMENT_PATH, get(imds::identity_document));
     }
     router
         .fallback(not_found)

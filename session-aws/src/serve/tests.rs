@@ -219,6 +219,16 @@ fn build_refuses_what_cannot_work() {
             .expect("an IAM role name is accepted");
     }
 
+    for region in ["", "EU-WEST-1", "eu west 1", "eu-west-1\n"] {
+        let (f, _) = field(
+            CredentialServer::builder(source())
+                .imds()
+                .region(region)
+                .build(),
+        );
+        assert_eq!(f, "region", "{region:?}");
+    }
+
     let short = "s".repeat(MIN_AUTHORIZATION_TOKEN_LEN - 1);
     let with_newline = format!("{}\r\nX-Injected: 1", "t".repeat(40));
     let with_space = format!("{} {}", "t".repeat(20), "t".repeat(20));
@@ -596,6 +606,40 @@ async fn imds_v2_token_flow() {
     server.shutdown().await.expect("shutdown");
 }
 
+/// The region paths: behind a token as every IMDS path, 404 when no
+/// region was given, and the document holds the region and nothing made up.
+#[tokio::test]
+async fn imds_serves_the_region_only_when_given() {
+    for region in [Some("eu-central-2"), None] {
+        let mut builder = CredentialServer::builder(FakeSource::ok()).imds();
+        if let Some(region) = region {
+            builder = builder.region(region);
+        }
+        let server = start(builder).await;
+        let addr = server.local_addr();
+        let token = imds_token(addr, "60").await;
+        for path in [
+            "/latest/meta-data/placement/region",
+            "/latest/dynamic/instance-identity/document",
+        ] {
+            let refused = send(addr, "GET", path, &token_header("not-a-token")).await;
+            assert_eq!(refused.status, 401, "{path}: {refused:?}");
+            let reply = send(addr, "GET", path, &token_header(&token)).await;
+            match region {
+                None => assert_eq!(reply.status, 404, "{path}: {reply:?}"),
+                Some(region) if path.ends_with("/region") => {
+                    assert_eq!((reply.status, reply.body.as_str()), (200, region));
+                }
+                Some(region) => {
+                    assert_eq!(reply.status, 200, "{reply:?}");
+                    assert_eq!(reply.json(), serde_json::json!({ "region": region }));
+                }
+            }
+        }
+        server.shutdown().await.expect("shutdown");
+    }
+}
+
 #[tokio::test]
 async fn imds_v1_only_when_allowed() {
     let server = start(
@@ -806,7 +850,11 @@ async fn non_loopback_peers_are_refused() {
         clock: Arc::new(SystemClock),
         local_addr: addr,
         ecs_token: Some(token.clone()),
-        imds: Some(imds::Imds::new(DEFAULT_ROLE_NAME.to_owned(), true)),
+        imds: Some(imds::Imds::new(
+            DEFAULT_ROLE_NAME.to_owned(),
+            Some("eu-west-1".to_owned()),
+            true,
+        )),
         last_updated: std::sync::Mutex::new(None),
     });
     // Layered outside the guard: it runs first and rewrites what the
